@@ -1,0 +1,41 @@
+# Datrix developer commands. Every target installs what it needs (idempotent).
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: help install demo test test-unit test-integration lint typecheck check bench clean
+
+help:
+	@echo "make demo       install, then run the demo on the embedded default (./.datrix)"
+	@echo "make test       install everything, then lint, type-check and run the whole suite"
+	@echo "make test-unit  the fast unit tests only (pytest -m 'not integration')"
+	@echo "make bench      benchmarks (figures go to docs/benchmarks.md)"
+
+install:
+	@./scripts/bootstrap
+
+demo: install
+	$(BIN)/datrix demo
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy aggregates streams projections jobs gateway
+
+check: lint typecheck
+
+test: install lint typecheck
+	$(BIN)/pytest -q
+
+test-unit: install
+	$(BIN)/pytest -m "not integration" -q
+
+test-integration: install
+	$(BIN)/pytest -m integration -q
+
+bench: install
+	$(BIN)/python tests/benchmarks/bench_scan.py
+
+clean:
+	rm -rf .datrix .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,178 @@
+"""The dataset aggregate: a named dataset and its immutable versions.
+
+Invariants: a name is required; a dataset is registered once; versions are numbered
+1, 2, 3, ... with no gaps (the aggregate assigns them); a deleted dataset takes no new
+versions and cannot be deleted twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from uuid import UUID
+
+from aggregates.common import Command, Event, Meta, Rejected, next_version
+
+
+# ---- commands -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RegisterDataset(Command):
+    dataset_id: UUID
+    name: str
+    source_type: str = "file"
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class AddDatasetVersion(Command):
+    dataset_id: UUID
+    object_uri: str
+    object_sha256: str
+    source_uri: str
+    source_sha256: str
+    format: str
+    rows: int
+    columns: int
+    size_bytes: int
+    schema_json: str
+
+
+@dataclass(frozen=True)
+class DeleteDataset(Command):
+    dataset_id: UUID
+    reason: str | None = None
+
+
+# ---- events ---------------------------------------------------------------------------
+class DatasetRegistered(Event):
+    tenant: str
+    name: str
+    source_type: str
+    description: str | None
+
+
+class DatasetVersionAdded(Event):
+    version: int
+    object_uri: str
+    object_sha256: str
+    source_uri: str
+    source_sha256: str
+    format: str
+    rows: int
+    columns: int
+    size_bytes: int
+    schema_json: str
+
+
+class DatasetDeleted(Event):
+    reason: str | None
+
+
+# ---- state ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DatasetVersion:
+    version: int
+    object_uri: str
+    object_sha256: str
+    rows: int
+    columns: int
+
+
+@dataclass(frozen=True)
+class Dataset:
+    id: UUID
+    version: int  # aggregate (event stream) version, not dataset version
+    tenant: str
+    name: str
+    deleted: bool = False
+    versions: tuple[DatasetVersion, ...] = ()
+
+    @property
+    def latest(self) -> DatasetVersion | None:
+        return self.versions[-1] if self.versions else None
+
+    def get_version(self, number: int) -> DatasetVersion | None:
+        if 1 <= number <= len(self.versions):
+            return self.versions[number - 1]
+        return None
+
+
+def decide(command: Command, state: Dataset | None, meta: Meta) -> list[Event]:
+    if isinstance(command, RegisterDataset):
+        if state is not None:
+            raise Rejected(f"dataset {command.dataset_id} is already registered")
+        name = command.name.strip()
+        if not name:
+            raise Rejected("a dataset needs a non-empty name")
+        return [
+            DatasetRegistered(
+                originator_id=command.dataset_id,
+                originator_version=1,
+                timestamp=meta.time,
+                tenant=meta.tenant,
+                name=name,
+                source_type=command.source_type,
+                description=command.description,
+            )
+        ]
+    if state is None:
+        raise Rejected(f"dataset {getattr(command, 'dataset_id', '?')} is not registered")
+    if state.tenant != meta.tenant:
+        # Same message as a missing dataset: another tenant's ids must not be probeable.
+        raise Rejected(f"dataset {state.id} is not registered")
+    if isinstance(command, AddDatasetVersion):
+        if state.deleted:
+            raise Rejected(f"dataset {state.id} is deleted; it takes no new versions")
+        if command.rows < 0 or command.columns < 0:
+            raise Rejected("row and column counts cannot be negative")
+        return [
+            DatasetVersionAdded(
+                originator_id=state.id,
+                originator_version=next_version(state.version),
+                timestamp=meta.time,
+                version=len(state.versions) + 1,
+                object_uri=command.object_uri,
+                object_sha256=command.object_sha256,
+                source_uri=command.source_uri,
+                source_sha256=command.source_sha256,
+                format=command.format,
+                rows=command.rows,
+                columns=command.columns,
+                size_bytes=command.size_bytes,
+                schema_json=command.schema_json,
+            )
+        ]
+    if isinstance(command, DeleteDataset):
+        if state.deleted:
+            raise Rejected(f"dataset {state.id} is already deleted")
+        return [
+            DatasetDeleted(
+                originator_id=state.id,
+                originator_version=next_version(state.version),
+                timestamp=meta.time,
+                reason=command.reason,
+            )
+        ]
+    raise Rejected(f"the dataset aggregate does not handle {type(command).__name__}")
+
+
+def evolve(state: Dataset | None, event: Event) -> Dataset:
+    if isinstance(event, DatasetRegistered):
+        if state is not None:
+            raise ValueError("DatasetRegistered on an existing dataset")
+        return Dataset(id=event.originator_id, version=1, tenant=event.tenant, name=event.name)
+    if state is None:
+        raise ValueError(f"{type(event).__name__} before DatasetRegistered")
+    if event.originator_version != state.version + 1:
+        raise ValueError(
+            f"event version {event.originator_version} does not follow {state.version}"
+        )
+    if isinstance(event, DatasetVersionAdded):
+        if event.version != len(state.versions) + 1:
+            raise ValueError(f"dataset version {event.version} is not the next one")
+        added = DatasetVersion(
+            event.version, event.object_uri, event.object_sha256, event.rows, event.columns
+        )
+        return replace(state, version=event.originator_version, versions=(*state.versions, added))
+    if isinstance(event, DatasetDeleted):
+        return replace(state, version=event.originator_version, deleted=True)
+    raise ValueError(f"the dataset aggregate does not apply {type(event).__name__}")

@@ -1,0 +1,272 @@
+"""The scan aggregate: one quality scan of one dataset version, and the job that runs it.
+
+Invariants: a scan needs a registered, not deleted dataset and an existing version; a
+scan is requested once; it completes or fails exactly once, and only for the job it
+requested. Job ids are derived from the scan id (uuid5), so deciding stays deterministic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from typing import Literal
+from uuid import UUID
+
+from aggregates.common import Command, Event, Meta, Rejected, next_version
+from aggregates.dataset import Dataset
+
+ENGINES = ("polars", "spark", "gpu")
+
+
+# ---- value objects carried by scan results -------------------------------------------
+@dataclass(frozen=True)
+class ScoreCard:
+    overall: float
+    completeness: float
+    consistency: float
+    accuracy: float
+    distribution: float
+    label_quality: float
+
+
+@dataclass(frozen=True)
+class IssueSummary:
+    id: str
+    type: str
+    column: str | None
+    dimension: str
+    severity: str
+    description: str
+    affected_count: int
+    affected_pct: float
+    impact_score: float
+    fix_available: bool
+
+
+@dataclass(frozen=True)
+class ColumnSummary:
+    name: str
+    type: str
+    null_count: int
+    null_pct: float
+    distinct_count: int
+    extra_json: str
+
+
+# ---- commands -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RequestScan(Command):
+    scan_id: UUID
+    dataset_id: UUID
+    version: int | None = None  # None: the latest version at decision time
+    engine: str = "polars"
+    label_column: str | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CompleteScan(Command):
+    scan_id: UUID
+    job_id: UUID
+    engine: str
+    rows: int
+    columns: int
+    score: ScoreCard
+    issues: tuple[IssueSummary, ...]
+    column_profiles: tuple[ColumnSummary, ...]
+    report_uri: str
+    report_sha256: str
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class FailScan(Command):
+    scan_id: UUID
+    job_id: UUID
+    error_type: str
+    message: str
+
+
+# ---- events ---------------------------------------------------------------------------
+class ScanRequested(Event):
+    tenant: str
+    dataset_id: UUID
+    version: int
+    object_uri: str
+    object_sha256: str
+    engine: str
+    label_column: str | None
+    seed: int
+
+
+class JobRequested(Event):
+    """A heavy step to run outside the processor; its result comes back as a command."""
+
+    job_id: UUID
+    kind: str
+    engine: str
+    tenant: str
+    dataset_id: UUID
+    version: int
+    object_uri: str
+    object_sha256: str
+    label_column: str | None
+    seed: int
+    attempt: int
+
+
+class ScanCompleted(Event):
+    job_id: UUID
+    engine: str
+    rows: int
+    columns: int
+    score: ScoreCard
+    issues: tuple[IssueSummary, ...]
+    column_profiles: tuple[ColumnSummary, ...]
+    report_uri: str
+    report_sha256: str
+    duration_ms: int
+
+
+class ScanFailed(Event):
+    job_id: UUID
+    error_type: str
+    message: str
+
+
+# ---- state ----------------------------------------------------------------------------
+ScanStatus = Literal["running", "completed", "failed"]
+
+
+@dataclass(frozen=True)
+class Scan:
+    id: UUID
+    version: int
+    tenant: str
+    dataset_id: UUID
+    dataset_version: int
+    status: ScanStatus
+    job_id: UUID | None = None
+
+
+def job_id_for(scan_id: UUID, attempt: int) -> UUID:
+    return uuid.uuid5(scan_id, f"job-{attempt}")
+
+
+def decide(
+    command: Command, state: Scan | None, meta: Meta, dataset: Dataset | None = None
+) -> list[Event]:
+    if isinstance(command, RequestScan):
+        return _request(command, state, meta, dataset)
+    if state is None or state.tenant != meta.tenant:
+        raise Rejected(f"scan {getattr(command, 'scan_id', '?')} was never requested")
+    if isinstance(command, CompleteScan | FailScan):
+        if state.status != "running":
+            raise Rejected(f"scan {state.id} already {state.status}; it ends only once")
+        if command.job_id != state.job_id:
+            raise Rejected(f"job {command.job_id} is not the job of scan {state.id}")
+        if isinstance(command, FailScan):
+            return [
+                ScanFailed(
+                    originator_id=state.id,
+                    originator_version=next_version(state.version),
+                    timestamp=meta.time,
+                    job_id=command.job_id,
+                    error_type=command.error_type,
+                    message=command.message,
+                )
+            ]
+        if not 0 <= command.score.overall <= 100:
+            raise Rejected("an overall score must lie between 0 and 100")
+        return [
+            ScanCompleted(
+                originator_id=state.id,
+                originator_version=next_version(state.version),
+                timestamp=meta.time,
+                job_id=command.job_id,
+                engine=command.engine,
+                rows=command.rows,
+                columns=command.columns,
+                score=command.score,
+                issues=command.issues,
+                column_profiles=command.column_profiles,
+                report_uri=command.report_uri,
+                report_sha256=command.report_sha256,
+                duration_ms=command.duration_ms,
+            )
+        ]
+    raise Rejected(f"the scan aggregate does not handle {type(command).__name__}")
+
+
+def _request(
+    command: RequestScan, state: Scan | None, meta: Meta, dataset: Dataset | None
+) -> list[Event]:
+    if state is not None:
+        raise Rejected(f"scan {command.scan_id} was already requested")
+    if dataset is None or dataset.tenant != meta.tenant:
+        raise Rejected(f"dataset {command.dataset_id} is not registered")
+    if dataset.deleted:
+        raise Rejected(f"dataset {dataset.id} is deleted; it cannot be scanned")
+    if command.engine not in ENGINES:
+        raise Rejected(f"unknown engine {command.engine!r}; use one of {', '.join(ENGINES)}")
+    target = dataset.latest if command.version is None else dataset.get_version(command.version)
+    if target is None:
+        wanted = "any version" if command.version is None else f"version {command.version}"
+        raise Rejected(f"dataset {dataset.id} has no {wanted}")
+    requested = ScanRequested(
+        originator_id=command.scan_id,
+        originator_version=1,
+        timestamp=meta.time,
+        tenant=meta.tenant,
+        dataset_id=dataset.id,
+        version=target.version,
+        object_uri=target.object_uri,
+        object_sha256=target.object_sha256,
+        engine=command.engine,
+        label_column=command.label_column,
+        seed=command.seed,
+    )
+    job = JobRequested(
+        originator_id=command.scan_id,
+        originator_version=2,
+        timestamp=meta.time,
+        job_id=job_id_for(command.scan_id, 1),
+        kind="scan",
+        engine=command.engine,
+        tenant=meta.tenant,
+        dataset_id=dataset.id,
+        version=target.version,
+        object_uri=target.object_uri,
+        object_sha256=target.object_sha256,
+        label_column=command.label_column,
+        seed=command.seed,
+        attempt=1,
+    )
+    return [requested, job]
+
+
+def evolve(state: Scan | None, event: Event) -> Scan:
+    if isinstance(event, ScanRequested):
+        if state is not None:
+            raise ValueError("ScanRequested on an existing scan")
+        return Scan(
+            id=event.originator_id,
+            version=1,
+            tenant=event.tenant,
+            dataset_id=event.dataset_id,
+            dataset_version=event.version,
+            status="running",
+        )
+    if state is None:
+        raise ValueError(f"{type(event).__name__} before ScanRequested")
+    if event.originator_version != state.version + 1:
+        raise ValueError(
+            f"event version {event.originator_version} does not follow {state.version}"
+        )
+    if isinstance(event, JobRequested):
+        return replace(state, version=event.originator_version, job_id=event.job_id)
+    if isinstance(event, ScanCompleted):
+        return replace(state, version=event.originator_version, status="completed")
+    if isinstance(event, ScanFailed):
+        return replace(state, version=event.originator_version, status="failed")
+    raise ValueError(f"the scan aggregate does not apply {type(event).__name__}")

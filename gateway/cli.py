@@ -1,0 +1,305 @@
+"""The ``datrix`` command line. Errors end as one line on stderr, never a traceback
+(set DATRIX_DEBUG=1 to see one): exit 2 for bad input, 1 for failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from gateway import render, services
+from gateway.errors import DatrixError, NotFound, UserInputError
+from jobs.engine import ProgressFn
+from streams.runtime import EmbeddedRuntime
+from streams.settings import load_settings
+
+out = Console()
+err = Console(stderr=True)
+
+
+def runtime() -> EmbeddedRuntime:
+    settings = load_settings()
+    if not settings.embedded:
+        raise DatrixError(
+            "DATRIX_KAFKA_BOOTSTRAP is set, but this build runs only the embedded default; "
+            "unset it to use ./.datrix"
+        )
+    return EmbeddedRuntime(settings)
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[ProgressFn]:
+    """A rich progress bar on stderr; yields the callback jobs report phases to."""
+    if not enabled:
+        yield lambda phase, done, total: None
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def update(phase: str, done: int, total: int) -> None:
+            bar.update(task, description=phase, completed=done, total=total or None)
+
+        yield update
+
+
+def _dump(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="datrix")
+def cli() -> None:
+    """Datrix: data quality as a replayable, auditable event stream."""
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--name", help="Dataset name (default: the file name without extension).")
+@click.option("--label", help="Label column, for label-quality checks.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the file.")
+@click.option("--engine", type=click.Choice(["polars"]), default="polars", show_default=True)
+def scan(
+    path: Path, name: str | None, label: str | None, fmt: str, encoding: str, engine: str
+) -> None:
+    """Register PATH (or add a version when NAME exists), scan it and print the report."""
+    rt = runtime()
+    with progress_bar(enabled=sys.stderr.isatty()) as progress:
+        outcome = services.scan_file(
+            rt, path, name=name, label=label, encoding=encoding, engine=engine, progress=progress
+        )
+    doc = services.report_document(rt, outcome.scan_id)
+    if fmt == "json":
+        _dump(doc)
+    else:
+        render.report(out, doc, outcome.dataset_name)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def datasets(fmt: str) -> None:
+    """List registered datasets."""
+    rows = services.views(runtime()).datasets()
+    if fmt == "json":
+        _dump(rows)
+    else:
+        render.simple_table(
+            out,
+            "Datasets",
+            rows,
+            ["id", "name", "status", "latest_version", "row_count", "column_count", "updated_at"],
+        )
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def scans(dataset: str, fmt: str) -> None:
+    """List the scans of DATASET (name or id)."""
+    rt = runtime()
+    found = services.resolve_dataset(rt, dataset)
+    rows = services.views(rt).scans(found["id"])
+    if fmt == "json":
+        _dump(rows)
+    else:
+        render.simple_table(
+            out,
+            f"Scans of {found['name']}",
+            rows,
+            [
+                "id",
+                "dataset_version",
+                "status",
+                "overall_score",
+                "row_count",
+                "created_at",
+                "error",
+            ],
+        )
+
+
+@cli.command()
+@click.argument("scan_id")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def issues(scan_id: str, fmt: str) -> None:
+    """List the issues of a scan, by impact."""
+    rt = runtime()
+    if services.views(rt).scan(scan_id) is None:
+        raise NotFound(f"no scan {scan_id}")
+    docs = [services.issue_document(i) for i in services.views(rt).issues(scan_id)]
+    if fmt == "json":
+        _dump(docs)
+    else:
+        render.issues(out, docs, title=f"Issues of scan {scan_id}")
+
+
+@cli.command()
+@click.argument("scan_id")
+@click.argument("issue_id")
+def rows(scan_id: str, issue_id: str) -> None:
+    """Print the 0-based row indices an issue affects, one per line."""
+    from jobs.runner import affected_rows
+
+    rt = runtime()
+    found = services.views(rt).scan(scan_id)
+    if found is None:
+        raise NotFound(f"no scan {scan_id}")
+    if not any(i["issue_id"] == issue_id for i in services.views(rt).issues(scan_id)):
+        raise NotFound(f"scan {scan_id} has no issue {issue_id}")
+    indices = affected_rows(found["report_uri"], issue_id, rt.objects)
+    sys.stdout.write("".join(f"{i}\n" for i in indices))
+
+
+@cli.group()
+def audit() -> None:
+    """The tamper-evident audit trail."""
+
+
+@audit.command("log")
+@click.option("--dataset", "dataset", help="Only entries about this dataset (name or id).")
+@click.option("--limit", type=int, help="At most this many entries.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def audit_log(dataset: str | None, limit: int | None, fmt: str) -> None:
+    """Show audit entries, oldest first."""
+    rt = runtime()
+    dataset_id = services.resolve_dataset(rt, dataset)["id"] if dataset else None
+    rows_ = services.views(rt).audit(dataset_id, limit)
+    if fmt == "json":
+        _dump(rows_)
+    else:
+        render.simple_table(
+            out,
+            "Audit log",
+            rows_,
+            ["seq", "occurred_at", "event_type", "subject", "actor", "hash"],
+        )
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain; exit 1 naming the first broken entry."""
+    from projections import audit as chain
+
+    rt = runtime()
+    cols = ", ".join((*chain.COLUMNS, "hash"))
+    checked, broken = chain.verify(
+        rt.read_store.query(f"SELECT {cols} FROM audit_log ORDER BY seq")
+    )
+    if broken is not None:
+        raise DatrixError(
+            f"audit chain broken at entry {broken.seq} (event {broken.event_id}): {broken.reason}"
+        )
+    out.print(f"audit chain intact: {checked} entries verified")
+
+
+@cli.command()
+@click.option(
+    "--verify", is_flag=True, help="Compare with the live read models; exit 1 if different."
+)
+def replay(verify: bool) -> None:
+    """Rebuild the read models from the event log into fresh tables and print a checksum."""
+    from projections.replay import rebuild, table_checksums
+    from projections.store import SQLiteReadStore
+
+    rt = runtime()
+    rt.drain()
+    target_dir = rt.settings.home / "replay"
+    target_dir.mkdir(exist_ok=True)
+    target = target_dir / f"readmodels-{uuid.uuid4().hex[:8]}.db"
+    try:
+        result = rebuild(rt.events, SQLiteReadStore(target))
+        out.print(f"replayed {result.events} events; checksum {result.checksum}")
+        if verify:
+            live = table_checksums(rt.read_store)
+            differ = [t for t in live if live[t] != result.checksums.get(t)]
+            if differ:
+                raise DatrixError(f"read models differ from a full replay in: {', '.join(differ)}")
+            out.print("live read models are identical to the replay")
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmark helpers."""
+
+
+@bench.command("generate")
+@click.option("--rows", type=click.IntRange(min=1), required=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def bench_generate(rows: int, out_dir: Path, seed: int) -> None:
+    """Write a seeded dirty dataset (CSV + Parquet) and its ground truth."""
+    from jobs.bench.generate import generate
+
+    with err.status(f"generating {rows:,} rows"):
+        generate(rows, out_dir, seed)
+    for name in ("dirty.csv", "dirty.parquet", "ground_truth.json"):
+        out.print(str(out_dir / name))
+
+
+@cli.command()
+@click.option("--rows", type=click.IntRange(min=100), default=5000, show_default=True)
+def demo(rows: int) -> None:
+    """Generate a small dirty dataset, scan it and print the report."""
+    from jobs.bench.generate import generate
+
+    rt = runtime()
+    demo_dir = rt.settings.home / "demo"
+    if demo_dir.exists():
+        shutil.rmtree(demo_dir)
+    with err.status("generating a dirty demo dataset"):
+        generate(rows, demo_dir, seed=7)
+    with progress_bar(enabled=sys.stderr.isatty()) as progress:
+        outcome = services.scan_file(rt, demo_dir / "dirty.csv", name="demo", progress=progress)
+    render.report(out, services.report_document(rt, outcome.scan_id), outcome.dataset_name)
+    out.print(
+        f"\nstate kept in {rt.settings.home}; try: datrix audit verify, datrix replay --verify"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="datrix", standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (DatrixError, UserInputError) as exc:
+        if os.environ.get("DATRIX_DEBUG"):
+            raise
+        sys.stderr.write(f"datrix: {exc}\n")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("datrix: interrupted\n")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("DATRIX_DEBUG"):
+            raise
+        first = (str(exc).splitlines() or [""])[0]
+        sys.stderr.write(
+            f"datrix: internal error: {type(exc).__name__}: {first}"
+            " (DATRIX_DEBUG=1 shows the traceback)\n"
+        )
+        sys.exit(1)

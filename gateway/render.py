@@ -1,0 +1,89 @@
+"""Rich rendering of reports and lists for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _score_style(score: float) -> str:
+    return "green" if score >= 85 else "yellow" if score >= 60 else "red"
+
+
+def report(console: Console, doc: dict[str, Any], dataset_name: str, max_issues: int = 25) -> None:
+    score = doc["score"]
+    head = Table.grid(padding=(0, 2))
+    head.add_row(
+        f"[bold]{dataset_name}[/] v{doc['version']}",
+        f"{doc['rows']:,} rows x {doc['columns']} columns",
+        f"scan {doc['scan_id']}",
+    )
+    console.print(Panel(head, title="Datrix quality report", expand=False))
+    scores = Table(title="Scores (0-100)", show_edge=False)
+    for key in (
+        "overall",
+        "completeness",
+        "consistency",
+        "accuracy",
+        "distribution",
+        "label_quality",
+    ):
+        scores.add_column(key.replace("_", " "), justify="right")
+    scores.add_row(
+        *(
+            f"[{_score_style(score[k])}]{score[k]:.1f}[/]"
+            for k in (
+                "overall",
+                "completeness",
+                "consistency",
+                "accuracy",
+                "distribution",
+                "label_quality",
+            )
+        )
+    )
+    console.print(scores)
+    issues(console, doc["issues"][:max_issues], title=f"Issues by impact ({len(doc['issues'])})")
+    if len(doc["issues"]) > max_issues:
+        console.print(f"... {len(doc['issues']) - max_issues} more: datrix issues {doc['scan_id']}")
+
+
+def issues(console: Console, rows: list[dict[str, Any]], title: str = "Issues") -> None:
+    table = Table(title=title, show_edge=False)
+    for col, justify in (
+        ("id", "left"),
+        ("type", "left"),
+        ("column", "left"),
+        ("severity", "left"),
+        ("affected", "right"),
+        ("%", "right"),
+        ("impact", "right"),
+        ("description", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for issue in rows:
+        table.add_row(
+            issue["id"],
+            issue["type"],
+            issue["column"] or "-",
+            f"[{SEVERITY_STYLE.get(issue['severity'], '')}]{issue['severity']}[/]",
+            f"{issue['affected_count']:,}",
+            f"{issue['affected_pct']:.2f}",
+            f"{issue['impact_score']:.1f}",
+            issue["description"],
+        )
+    console.print(table)
+
+
+def simple_table(console: Console, title: str, rows: list[dict[str, Any]], cols: list[str]) -> None:
+    table = Table(title=title, show_edge=False)
+    for col in cols:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in cols))
+    console.print(table)

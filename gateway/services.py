@@ -1,0 +1,158 @@
+"""Use cases behind the CLI (and later the API): thin, over the runtime and the views."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aggregates.dataset import AddDatasetVersion, RegisterDataset
+from aggregates.scan import RequestScan
+from gateway.errors import DatrixError, NotFound, UserInputError
+from jobs.engine import ProgressFn, no_progress
+from jobs.ingest import InputError, ingest
+from projections.queries import Views
+from streams.runtime import EmbeddedRuntime
+
+
+@dataclass(frozen=True)
+class ScanOutcome:
+    dataset_id: str
+    dataset_name: str
+    scan_id: str
+    new_version: bool
+
+
+def views(runtime: EmbeddedRuntime) -> Views:
+    return Views(runtime.read_store, runtime.settings.tenant)
+
+
+def _raise_if_rejected(runtime: EmbeddedRuntime, command_id: uuid.UUID) -> None:
+    status = views(runtime).command_status(str(command_id))
+    if status is None:
+        raise DatrixError(f"command {command_id} was not processed")
+    if status["status"] == "rejected":
+        raise UserInputError(f"refused: {status['reason']}")
+
+
+def scan_file(
+    runtime: EmbeddedRuntime,
+    path: Path,
+    *,
+    name: str | None = None,
+    label: str | None = None,
+    encoding: str = "utf-8",
+    engine: str = "polars",
+    progress: ProgressFn = no_progress,
+) -> ScanOutcome:
+    """Register (or add a version to) the dataset named ``name`` and scan it."""
+    runtime.drain(progress)  # finish anything an earlier, interrupted run left behind
+    tmp_root = runtime.settings.home / "tmp"
+    tmp_root.mkdir(exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(dir=tmp_root))
+    try:
+        progress("ingest", 0, 0)
+        try:
+            ingested = ingest(path, workdir, encoding=encoding)
+        except InputError as exc:
+            raise UserInputError(str(exc)) from None
+        if label is not None and label not in ingested.schema:
+            raise UserInputError(f"--label {label!r} is not a column of {path.name}")
+        tenant = runtime.settings.tenant
+        object_uri, object_sha = runtime.objects.put_file(tenant, ingested.parquet_path, ".parquet")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    dataset_name = (name or path.stem).strip()
+    existing = views(runtime).dataset(dataset_name)
+    pending: list[uuid.UUID] = []
+    if existing is None:
+        dataset_id = uuid.uuid4()
+        pending.append(runtime.submit(RegisterDataset(dataset_id, dataset_name), dataset_id).id)
+        new_version = True
+    else:
+        dataset_id = uuid.UUID(existing["id"])
+        new_version = views(runtime).latest_source_sha(str(dataset_id)) != ingested.source_sha256
+    if new_version:
+        add = AddDatasetVersion(
+            dataset_id=dataset_id,
+            object_uri=object_uri,
+            object_sha256=object_sha,
+            source_uri=path.resolve().as_uri(),
+            source_sha256=ingested.source_sha256,
+            format=ingested.format,
+            rows=ingested.rows,
+            columns=ingested.columns,
+            size_bytes=ingested.size_bytes,
+            schema_json=json.dumps(ingested.schema),
+        )
+        pending.append(runtime.submit(add, dataset_id).id)
+    scan_id = uuid.uuid4()
+    pending.append(
+        runtime.submit(
+            RequestScan(scan_id=scan_id, dataset_id=dataset_id, engine=engine, label_column=label),
+            scan_id,
+        ).id
+    )
+    runtime.drain(progress)
+    for command_id in pending:
+        _raise_if_rejected(runtime, command_id)
+    return ScanOutcome(str(dataset_id), dataset_name, str(scan_id), new_version)
+
+
+def report_document(runtime: EmbeddedRuntime, scan_id: str) -> dict[str, Any]:
+    """The scan report as the JSON document of ``datrix scan --format json``."""
+    v = views(runtime)
+    scan = v.scan(scan_id)
+    if scan is None:
+        raise NotFound(f"no scan {scan_id}")
+    if scan["status"] == "failed":
+        raise DatrixError(f"scan {scan_id} failed: {scan['error']}")
+    if scan["status"] != "completed":
+        raise DatrixError(f"scan {scan_id} is {scan['status']}, not completed yet")
+    return {
+        "dataset_id": scan["dataset_id"],
+        "version": scan["dataset_version"],
+        "scan_id": scan_id,
+        "rows": scan["row_count"],
+        "columns": scan["column_count"],
+        "score": {
+            "overall": scan["overall_score"],
+            "completeness": scan["completeness_score"],
+            "consistency": scan["consistency_score"],
+            "accuracy": scan["accuracy_score"],
+            "distribution": scan["distribution_score"],
+            "label_quality": scan["label_quality_score"],
+        },
+        "column_profiles": [
+            {k: c[k] for k in ("name", "type", "null_count", "null_pct", "distinct_count")}
+            for c in v.columns(scan_id)
+        ],
+        "issues": [issue_document(i) for i in v.issues(scan_id)],
+    }
+
+
+def issue_document(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["issue_id"],
+        "type": row["issue_type"],
+        "column": row["column_name"],
+        "dimension": row["dimension"],
+        "severity": row["severity"],
+        "description": row["description"],
+        "affected_count": row["affected_count"],
+        "affected_pct": row["affected_pct"],
+        "impact_score": row["impact_score"],
+        "fix_available": bool(row["fix_available"]),
+    }
+
+
+def resolve_dataset(runtime: EmbeddedRuntime, name_or_id: str) -> dict[str, Any]:
+    found = views(runtime).dataset(name_or_id)
+    if found is None:
+        raise NotFound(f"no dataset named or with id {name_or_id!r}")
+    return found

@@ -1,0 +1,209 @@
+"""Turn a user's file into an immutable Parquet dataset version, or refuse it clearly.
+
+Supported: CSV, TSV, JSON (array of objects), JSON Lines, Parquet, Excel. Every refusal is
+an ``InputError`` whose message is one line a person can act on; nothing is written to
+any store before the file has been fully validated and converted.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from streams.object_store import sha256_file
+
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".xlsx": "excel",
+    ".xls": "excel",
+}
+INFER_ROWS = 10_000
+
+
+class InputError(ValueError):
+    """A file Datrix cannot take, with a one-line reason."""
+
+
+@dataclass(frozen=True)
+class IngestedFile:
+    parquet_path: Path
+    format: str
+    rows: int
+    columns: int
+    schema: dict[str, str]
+    source_sha256: str
+    size_bytes: int
+
+
+def detect_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt:
+        return fmt
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head == b"PAR1":
+        return "parquet"
+    if head[:2] == b"PK":
+        return "excel"
+    return "csv"
+
+
+def _check_text(path: Path, encoding: str) -> None:
+    """Refuse binary files and bytes that do not decode, naming the first bad offset."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    offset = 0
+    with path.open("rb") as fh:
+        first = True
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            if first and b"\x00" in block[:8192]:
+                raise InputError(f"{path.name}: binary content (NUL bytes); not a text table")
+            first = False
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"{path.name}: byte 0x{block[exc.start]:02x} at offset {offset + exc.start} "
+                    f"is not valid {encoding}; re-save the file as UTF-8 or pass --encoding"
+                ) from None
+            offset += len(block)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise InputError(f"{path.name}: file ends inside a multi-byte character") from None
+
+
+def _transcode(path: Path, encoding: str, workdir: Path) -> Path:
+    out = workdir / (path.stem + ".utf8" + path.suffix)
+    with (
+        path.open("r", encoding=encoding, newline="") as src,
+        out.open("w", encoding="utf-8", newline="") as dst,
+    ):
+        for block in iter(lambda: src.read(1 << 20), ""):
+            dst.write(block)
+    return out
+
+
+def _check_rectangular(path: Path, separator: str) -> None:
+    """Every record must have as many fields as the header (Polars pads short rows)."""
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    with path.open("r", encoding="utf-8", newline="") as fh:
+        header = next(csv.reader(fh, delimiter=separator), [])
+    if not any(name.strip() for name in header):
+        raise InputError(f"{path.name}: the first line (the header) is empty")
+    names = [f"f{i}" for i in range(len(header))]
+    try:
+        reader = pcsv.open_csv(
+            path,
+            read_options=pcsv.ReadOptions(block_size=1 << 24, column_names=names, skip_rows=1),
+            parse_options=pcsv.ParseOptions(delimiter=separator, newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())),
+        )
+        for _ in reader:
+            pass
+    except pa.ArrowInvalid as exc:
+        message = str(exc).replace("CSV parse error: ", "").splitlines()[0]
+        if "Expected" in message and "columns" in message:
+            raise InputError(f"{path.name}: ragged rows: {message[:200]}") from None
+        raise InputError(f"{path.name}: not a readable CSV: {message[:200]}") from None
+
+
+def _read_csv(path: Path, separator: str, out: Path) -> None:
+    try:
+        pl.scan_csv(path, separator=separator, infer_schema_length=INFER_ROWS).sink_parquet(out)
+    except pl.exceptions.ComputeError:
+        # A value late in the file did not fit the type inferred from the first rows:
+        # infer from every row instead (slower, exact).
+        try:
+            pl.scan_csv(path, separator=separator, infer_schema_length=None).sink_parquet(out)
+        except pl.exceptions.PolarsError as exc:
+            raise InputError(
+                f"{path.name}: not a readable CSV: {str(exc).splitlines()[0]}"
+            ) from None
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"{path.name}: not a readable CSV: {str(exc).splitlines()[0]}") from None
+
+
+def _read_other(path: Path, fmt: str, out: Path) -> None:
+    try:
+        if fmt == "parquet":
+            frame = pl.read_parquet(path)
+        elif fmt == "jsonl":
+            frame = pl.read_ndjson(path)
+        elif fmt == "json":
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+                raise InputError(f"{path.name}: JSON must be an array of objects (one per row)")
+            frame = pl.DataFrame(data, infer_schema_length=None)
+        elif fmt == "excel":
+            frame = pl.read_excel(path)
+        else:  # pragma: no cover - guarded by FORMATS
+            raise InputError(f"{path.name}: unsupported format {fmt}")
+    except InputError:
+        raise
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path.name}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path.name}: not valid UTF-8 ({exc.reason})") from None
+    except ModuleNotFoundError as exc:
+        raise InputError(f"{path.name}: reading {fmt} needs the '{exc.name}' package") from None
+    except Exception as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{path.name}: not a readable {fmt} file: {first[:200]}") from None
+    frame.write_parquet(out)
+
+
+def ingest(path: Path, workdir: Path, encoding: str = "utf-8") -> IngestedFile:
+    """Validate ``path`` and convert it to Parquet in ``workdir``."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a file")
+    size = path.stat().st_size
+    if size == 0:
+        raise InputError(f"{path.name}: the file is empty")
+    fmt = detect_format(path)
+    out = workdir / "data.parquet"
+    source = path
+    if fmt in ("csv", "tsv", "json", "jsonl"):
+        if encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+            _check_text(path, encoding)
+            source = _transcode(path, encoding, workdir)
+        else:
+            _check_text(path, "utf-8")
+        if not source.read_text(encoding="utf-8", errors="replace")[:65536].strip():
+            raise InputError(f"{path.name}: the file holds only whitespace")
+    if fmt in ("csv", "tsv"):
+        separator = "\t" if fmt == "tsv" else ","
+        _check_rectangular(source, separator)
+        _read_csv(source, separator, out)
+    else:
+        _read_other(source, fmt, out)
+    lazy = pl.scan_parquet(out)
+    schema = lazy.collect_schema()
+    if len(schema) == 0:
+        raise InputError(f"{path.name}: no columns found; not a table")
+    rows = int(lazy.select(pl.len()).collect().item())
+    return IngestedFile(
+        parquet_path=out,
+        format=fmt,
+        rows=rows,
+        columns=len(schema),
+        schema={name: str(dtype) for name, dtype in schema.items()},
+        source_sha256=sha256_file(path),
+        size_bytes=size,
+    )

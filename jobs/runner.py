@@ -1,0 +1,130 @@
+"""Run a requested job and turn its outcome into the command that reports it back.
+
+A job never raises to its caller: a bad dataset or an engine failure becomes a
+``FailScan`` command with the reason, so the scan aggregate records a failure instead of
+the worker crashing. Result command ids derive from the job id, so re-running a job after a
+crash resubmits the same command and the command log drops the copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import time
+import uuid
+from collections.abc import Callable
+
+import polars as pl
+
+from aggregates.scan import (
+    ColumnSummary,
+    CompleteScan,
+    FailScan,
+    IssueSummary,
+    JobRequested,
+    ScoreCard,
+)
+from jobs.engine import ProgressFn, ScanEngine, no_progress
+from jobs.report import ScanOptions, ScanReport
+from streams.ports import ObjectStore
+
+
+def _polars_engine() -> ScanEngine:
+    from jobs.quality.polars_engine import PolarsScanEngine
+
+    engine: ScanEngine = PolarsScanEngine()
+    return engine
+
+
+ENGINES: dict[str, Callable[[], ScanEngine]] = {"polars": _polars_engine}
+
+
+def result_command_id(job_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(job_id, "result")
+
+
+def store_report(report: ScanReport, tenant: str, objects: ObjectStore) -> tuple[str, str]:
+    """Persist the full report (JSON) and its affected rows (Parquet); return the report's
+    (uri, sha256). Both objects are content-addressed, so reruns write nothing new."""
+    ids = [issue_id for issue_id, rows in report.affected_rows.items() for _ in rows]
+    rows = [row for issue_rows in report.affected_rows.values() for row in issue_rows]
+    frame = pl.DataFrame(
+        {"issue_id": ids, "row": rows}, schema={"issue_id": pl.String, "row": pl.UInt64}
+    )
+    buf = io.BytesIO()
+    frame.write_parquet(buf, statistics=False)
+    rows_uri, rows_sha = objects.put_bytes(tenant, buf.getvalue(), ".rows.parquet")
+    document = dataclasses.asdict(report)
+    document.pop("affected_rows")
+    document["affected_rows_uri"] = rows_uri
+    document["affected_rows_sha256"] = rows_sha
+    body = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return objects.put_bytes(tenant, body, ".report.json")
+
+
+def affected_rows(report_uri: str, issue_id: str, objects: ObjectStore) -> list[int]:
+    document = json.loads(objects.read_bytes(report_uri))
+    frame = pl.read_parquet(objects.local_path(document["affected_rows_uri"]))
+    return [int(r) for r in frame.filter(pl.col("issue_id") == issue_id)["row"].sort()]
+
+
+def run_scan_job(
+    job: JobRequested, objects: ObjectStore, progress: ProgressFn = no_progress
+) -> CompleteScan | FailScan:
+    started = time.monotonic()
+    try:
+        engine_factory = ENGINES.get(job.engine)
+        if engine_factory is None:
+            raise RuntimeError(f"engine {job.engine!r} is not available in this worker")
+        engine = engine_factory()
+        options = ScanOptions(label_column=job.label_column, seed=job.seed)
+        report = engine.scan(objects.local_path(job.object_uri), options, progress)
+        report_uri, report_sha = store_report(report, job.tenant, objects)
+    except Exception as exc:
+        return FailScan(
+            scan_id=job.originator_id,
+            job_id=job.job_id,
+            error_type=type(exc).__name__,
+            message=(str(exc).splitlines() or [""])[0][:500],
+        )
+    s = report.score
+    return CompleteScan(
+        scan_id=job.originator_id,
+        job_id=job.job_id,
+        engine=report.engine,
+        rows=report.rows,
+        columns=report.columns,
+        score=ScoreCard(
+            s.overall, s.completeness, s.consistency, s.accuracy, s.distribution, s.label_quality
+        ),
+        issues=tuple(
+            IssueSummary(
+                i.id,
+                i.type,
+                i.column,
+                i.dimension,
+                i.severity,
+                i.description,
+                i.affected_count,
+                i.affected_pct,
+                i.impact_score,
+                i.fix_available,
+            )
+            for i in report.issues
+        ),
+        column_profiles=tuple(
+            ColumnSummary(
+                c.name,
+                c.type,
+                c.null_count,
+                c.null_pct,
+                c.distinct_count,
+                json.dumps(c.extra, sort_keys=True, default=str),
+            )
+            for c in report.column_profiles
+        ),
+        report_uri=report_uri,
+        report_sha256=report_sha,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )

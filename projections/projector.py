@@ -1,0 +1,277 @@
+"""The read-model projector: folds events into tables and the audit trail.
+
+Each event is applied in one read-model transaction together with the projector's position,
+so a crash anywhere leaves either all of an event's effects or none, and a restart resumes
+after the last applied event. Only facts from the events are written (times included), so
+replaying the same log always produces identical tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from aggregates import dataset, scan
+from aggregates.common import Event
+from aggregates.rejection import CommandRejected
+from projections import audit
+from projections.store import ReadStore, Tx
+from streams.messages import Envelope, decode_event, payload_record
+
+PROJECTOR = "read-models"
+
+
+def _iso(env: Envelope) -> str:
+    return env.time.isoformat()
+
+
+def _summary(event: Event) -> str:
+    record = payload_record(event)
+    if isinstance(event, scan.ScanCompleted):
+        record.pop("column_profiles", None)
+        issues = record.pop("issues", [])
+        record["issue_count"] = len(issues)
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class Projector:
+    def __init__(self, store: ReadStore, name: str = PROJECTOR) -> None:
+        self.store = store
+        self.name = name
+
+    def position(self) -> int:
+        return self.store.position(self.name)
+
+    def apply_batch(self, batch: Sequence[tuple[int, Envelope]]) -> int:
+        """Apply events in order in ONE transaction with the new position; return how many
+        were applied (events at or below the stored position are skipped: redelivery)."""
+        applied = 0
+        with self.store.transaction() as tx:
+            row = tx.fetch_one(
+                "SELECT position FROM projector_position WHERE name = ?", (self.name,)
+            )
+            done = int(row[0]) if row is not None else 0
+            last = done
+            for position, env in batch:
+                if position <= last:
+                    continue
+                self.apply(tx, env)
+                last = position
+                applied += 1
+            if last > done:
+                tx.execute(
+                    "INSERT INTO projector_position (name, position) VALUES (?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                    (self.name, last),
+                )
+        return applied
+
+    def apply(self, tx: Tx, env: Envelope) -> None:
+        event = decode_event(env)
+        dataset_id = self._dispatch(tx, env, event)
+        self._audit(tx, env, event, dataset_id)
+
+    # -- per event type ------------------------------------------------------------------
+    def _dispatch(self, tx: Tx, env: Envelope, event: Event) -> str | None:
+        subject = env.subject
+        at = _iso(env)
+        if isinstance(event, dataset.DatasetRegistered):
+            tx.execute(
+                "INSERT INTO datasets (id, tenant, name, description, source_type, status, "
+                "latest_version, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, 'registered', 0, ?, ?)",
+                (subject, env.tenant, event.name, event.description, event.source_type, at, at),
+            )
+            self._command_ok(tx, env, subject)
+            return subject
+        if isinstance(event, dataset.DatasetVersionAdded):
+            tx.execute(
+                "INSERT INTO dataset_versions (dataset_id, version, tenant, object_uri, "
+                "object_sha256, source_uri, source_sha256, format, row_count, column_count, "
+                "size_bytes, schema_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    subject,
+                    event.version,
+                    env.tenant,
+                    event.object_uri,
+                    event.object_sha256,
+                    event.source_uri,
+                    event.source_sha256,
+                    event.format,
+                    event.rows,
+                    event.columns,
+                    event.size_bytes,
+                    event.schema_json,
+                    at,
+                ),
+            )
+            tx.execute(
+                "UPDATE datasets SET status = 'active', latest_version = ?, row_count = ?, "
+                "column_count = ?, size_bytes = ?, storage_path = ?, updated_at = ? WHERE id = ?",
+                (
+                    event.version,
+                    event.rows,
+                    event.columns,
+                    event.size_bytes,
+                    event.object_uri,
+                    at,
+                    subject,
+                ),
+            )
+            self._command_ok(tx, env, subject)
+            return subject
+        if isinstance(event, dataset.DatasetDeleted):
+            tx.execute(
+                "UPDATE datasets SET status = 'deleted', updated_at = ? WHERE id = ?",
+                (at, subject),
+            )
+            self._command_ok(tx, env, subject)
+            return subject
+        if isinstance(event, scan.ScanRequested):
+            tx.execute(
+                "INSERT INTO quality_scans (id, tenant, dataset_id, dataset_version, status, "
+                "engine, created_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
+                (subject, env.tenant, str(event.dataset_id), event.version, event.engine, at),
+            )
+            self._command_ok(tx, env, subject)
+            return str(event.dataset_id)
+        scan_row = tx.fetch_one("SELECT dataset_id FROM quality_scans WHERE id = ?", (subject,))
+        scan_dataset = str(scan_row[0]) if scan_row else None
+        if isinstance(event, scan.JobRequested):
+            tx.execute(
+                "UPDATE quality_scans SET status = 'running', job_id = ? WHERE id = ?",
+                (str(event.job_id), subject),
+            )
+            return scan_dataset
+        if isinstance(event, scan.ScanCompleted):
+            self._scan_completed(tx, env, event, scan_dataset or "")
+            self._command_ok(tx, env, subject)
+            return scan_dataset
+        if isinstance(event, scan.ScanFailed):
+            tx.execute(
+                "UPDATE quality_scans SET status = 'failed', error = ?, completed_at = ? "
+                "WHERE id = ?",
+                (f"{event.error_type}: {event.message}", at, subject),
+            )
+            self._command_ok(tx, env, subject)
+            return scan_dataset
+        if isinstance(event, CommandRejected):
+            tx.execute(
+                "INSERT INTO command_status (command_id, tenant, status, reason, aggregate_id, "
+                "updated_at) VALUES (?, ?, 'rejected', ?, ?, ?) ON CONFLICT (command_id) DO "
+                "UPDATE SET status = 'rejected', reason = excluded.reason",
+                (subject, env.tenant, event.reason, str(event.aggregate_id), at),
+            )
+            return None
+        return None
+
+    def _scan_completed(self, tx: Tx, env: Envelope, event: scan.ScanCompleted, ds: str) -> None:
+        s = event.score
+        counts: dict[str, int] = {"critical": 0, "warning": 0, "info": 0}
+        for issue in event.issues:
+            counts[issue.severity] = counts.get(issue.severity, 0) + 1
+        tx.execute(
+            "UPDATE quality_scans SET status = 'completed', engine = ?, overall_score = ?, "
+            "completeness_score = ?, consistency_score = ?, accuracy_score = ?, "
+            "distribution_score = ?, label_quality_score = ?, row_count = ?, column_count = ?, "
+            "issue_count = ?, report_uri = ?, report_sha256 = ?, scan_duration_ms = ?, "
+            "completed_at = ? WHERE id = ?",
+            (
+                event.engine,
+                s.overall,
+                s.completeness,
+                s.consistency,
+                s.accuracy,
+                s.distribution,
+                s.label_quality,
+                event.rows,
+                event.columns,
+                json.dumps(counts, sort_keys=True),
+                event.report_uri,
+                event.report_sha256,
+                event.duration_ms,
+                _iso(env),
+                env.subject,
+            ),
+        )
+        for issue in event.issues:
+            tx.execute(
+                "INSERT INTO quality_issues (scan_id, issue_id, tenant, dataset_id, column_name, "
+                "issue_type, dimension, severity, description, affected_count, affected_pct, "
+                "impact_score, fix_available, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,'open')",
+                (
+                    env.subject,
+                    issue.id,
+                    env.tenant,
+                    ds,
+                    issue.column,
+                    issue.type,
+                    issue.dimension,
+                    issue.severity,
+                    issue.description,
+                    issue.affected_count,
+                    issue.affected_pct,
+                    issue.impact_score,
+                    int(issue.fix_available),
+                ),
+            )
+        for position, col in enumerate(event.column_profiles):
+            tx.execute(
+                "INSERT INTO columns (scan_id, position, tenant, dataset_id, name, type, "
+                "null_count, null_pct, distinct_count, extra_json) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    env.subject,
+                    position,
+                    env.tenant,
+                    ds,
+                    col.name,
+                    col.type,
+                    col.null_count,
+                    col.null_pct,
+                    col.distinct_count,
+                    col.extra_json,
+                ),
+            )
+
+    @staticmethod
+    def _command_ok(tx: Tx, env: Envelope, aggregate_id: str) -> None:
+        if env.causation_id is None:
+            return
+        tx.execute(
+            "INSERT INTO command_status (command_id, tenant, status, reason, aggregate_id, "
+            "updated_at) VALUES (?, ?, 'applied', NULL, ?, ?) ON CONFLICT (command_id) "
+            "DO NOTHING",
+            (env.causation_id, env.tenant, aggregate_id, _iso(env)),
+        )
+
+    @staticmethod
+    def _audit(tx: Tx, env: Envelope, event: Event, dataset_id: str | None) -> None:
+        last = tx.fetch_one("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, audit.GENESIS)
+        values: list[Any] = [
+            seq,
+            str(env.id),
+            env.tenant,
+            env.type,
+            env.subject,
+            dataset_id,
+            env.actor,
+            _iso(env),
+            env.causation_id,
+            env.correlation_id,
+            _summary(event),
+            prev,
+        ]
+        tx.execute(
+            f"INSERT INTO audit_log ({', '.join(audit.COLUMNS)}, hash) "
+            f"VALUES ({', '.join('?' for _ in audit.COLUMNS)}, ?)",
+            (*values, audit.entry_hash(values)),
+        )
+
+
+def row_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(columns, row, strict=True))
+
+
+__all__ = ["PROJECTOR", "Projector", "row_dict"]

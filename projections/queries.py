@@ -1,0 +1,163 @@
+"""Read-side queries (the views): tenant-scoped reads of the read models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from projections.store import ReadStore
+
+
+def _dicts(
+    store: ReadStore, sql: str, params: tuple[Any, ...], cols: list[str]
+) -> list[dict[str, Any]]:
+    return [dict(zip(cols, row, strict=True)) for row in store.query(sql, params)]
+
+
+DATASET_COLS = [
+    "id",
+    "name",
+    "status",
+    "latest_version",
+    "row_count",
+    "column_count",
+    "size_bytes",
+    "created_at",
+    "updated_at",
+]
+SCAN_COLS = [
+    "id",
+    "dataset_id",
+    "dataset_version",
+    "status",
+    "engine",
+    "overall_score",
+    "completeness_score",
+    "consistency_score",
+    "accuracy_score",
+    "distribution_score",
+    "label_quality_score",
+    "row_count",
+    "column_count",
+    "issue_count",
+    "report_uri",
+    "error",
+    "scan_duration_ms",
+    "created_at",
+    "completed_at",
+]
+ISSUE_COLS = [
+    "issue_id",
+    "issue_type",
+    "column_name",
+    "dimension",
+    "severity",
+    "description",
+    "affected_count",
+    "affected_pct",
+    "impact_score",
+    "fix_available",
+]
+COLUMN_COLS = ["name", "type", "null_count", "null_pct", "distinct_count", "extra_json"]
+AUDIT_COLS = [
+    "seq",
+    "event_id",
+    "event_type",
+    "subject",
+    "dataset_id",
+    "actor",
+    "occurred_at",
+    "summary",
+    "hash",
+]
+
+
+@dataclass
+class Views:
+    store: ReadStore
+    tenant: str
+
+    def datasets(self) -> list[dict[str, Any]]:
+        return _dicts(
+            self.store,
+            f"SELECT {', '.join(DATASET_COLS)} FROM datasets "
+            "WHERE tenant = ? ORDER BY created_at, id",
+            (self.tenant,),
+            DATASET_COLS,
+        )
+
+    def dataset(self, name_or_id: str) -> dict[str, Any] | None:
+        rows = _dicts(
+            self.store,
+            f"SELECT {', '.join(DATASET_COLS)} FROM datasets WHERE "
+            "tenant = ? AND (id = ? OR name = ?) AND status != 'deleted' "
+            "ORDER BY created_at",
+            (self.tenant, name_or_id, name_or_id),
+            DATASET_COLS,
+        )
+        return rows[0] if rows else None
+
+    def latest_source_sha(self, dataset_id: str) -> str | None:
+        rows = self.store.query(
+            "SELECT source_sha256 FROM dataset_versions WHERE tenant = ? AND dataset_id = ? "
+            "ORDER BY version DESC LIMIT 1",
+            (self.tenant, dataset_id),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def scans(self, dataset_id: str) -> list[dict[str, Any]]:
+        return _dicts(
+            self.store,
+            f"SELECT {', '.join(SCAN_COLS)} FROM quality_scans WHERE "
+            "tenant = ? AND dataset_id = ? ORDER BY created_at, id",
+            (self.tenant, dataset_id),
+            SCAN_COLS,
+        )
+
+    def scan(self, scan_id: str) -> dict[str, Any] | None:
+        rows = _dicts(
+            self.store,
+            f"SELECT {', '.join(SCAN_COLS)} FROM quality_scans WHERE tenant = ? AND id = ?",
+            (self.tenant, scan_id),
+            SCAN_COLS,
+        )
+        return rows[0] if rows else None
+
+    def issues(self, scan_id: str) -> list[dict[str, Any]]:
+        return _dicts(
+            self.store,
+            f"SELECT {', '.join(ISSUE_COLS)} FROM quality_issues WHERE "
+            "tenant = ? AND scan_id = ? ORDER BY impact_score DESC, issue_id",
+            (self.tenant, scan_id),
+            ISSUE_COLS,
+        )
+
+    def columns(self, scan_id: str) -> list[dict[str, Any]]:
+        return _dicts(
+            self.store,
+            f"SELECT {', '.join(COLUMN_COLS)} FROM columns WHERE "
+            "tenant = ? AND scan_id = ? ORDER BY position",
+            (self.tenant, scan_id),
+            COLUMN_COLS,
+        )
+
+    def command_status(self, command_id: str) -> dict[str, Any] | None:
+        rows = _dicts(
+            self.store,
+            "SELECT status, reason FROM command_status WHERE tenant = ? AND command_id = ?",
+            (self.tenant, command_id),
+            ["status", "reason"],
+        )
+        return rows[0] if rows else None
+
+    def audit(
+        self, dataset_id: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        where, params = "tenant = ?", [self.tenant]
+        if dataset_id:
+            where += " AND dataset_id = ?"
+            params.append(dataset_id)
+        sql = f"SELECT {', '.join(AUDIT_COLS)} FROM audit_log WHERE {where} ORDER BY seq"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return _dicts(self.store, sql, tuple(params), AUDIT_COLS)

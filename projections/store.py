@@ -1,0 +1,78 @@
+"""Read-model stores: a transaction port and its SQLite adapter (Postgres adapter later)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+from projections.schema import INDEXES, TABLES
+
+
+class Tx(Protocol):
+    """What a projector may do inside one read-model transaction ('?' placeholders)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None: ...
+
+
+class ReadStore(Protocol):
+    def transaction(self) -> Any: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def position(self, name: str) -> int: ...
+
+
+class _SQLiteTx:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.db.execute(sql, tuple(params))
+
+    def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        row = self.db.execute(sql, tuple(params)).fetchone()
+        return tuple(row) if row is not None else None
+
+
+class SQLiteReadStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        with self._connect() as db:
+            for ddl in TABLES.values():
+                db.execute(ddl)
+            for ddl in INDEXES:
+                db.execute(ddl)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[_SQLiteTx]:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SQLiteTx(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._connect() as db:
+            return [tuple(r) for r in db.execute(sql, tuple(params)).fetchall()]
+
+    def position(self, name: str) -> int:
+        rows = self.query("SELECT position FROM projector_position WHERE name = ?", (name,))
+        return int(rows[0][0]) if rows else 0

@@ -1,0 +1,67 @@
+"""The event store on the ``eventsourcing`` library's process recorder.
+
+Why a *process* recorder: it writes the new events and the tracking record of the command
+that caused them in one transaction, and refuses a tracking position it has already
+stored (IntegrityError), storing none of that command's events. A plain application
+recorder silently drops the tracking record, so redelivery would apply a command twice.
+The same recorder's unique (originator_id, originator_version) gives optimistic
+concurrency, and its notification ids are the global event order the relay and projectors
+read (the outbox).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError, ProcessRecorder, StoredEvent, Tracking
+
+from streams.messages import Envelope, decode_envelope, encode_envelope
+
+__all__ = ["EventStore", "IntegrityError", "sqlite_event_store"]
+
+
+class EventStore:
+    def __init__(self, recorder: ProcessRecorder) -> None:
+        self.recorder = recorder
+
+    def load(self, aggregate_id: UUID) -> list[Envelope]:
+        return [decode_envelope(s.state) for s in self.recorder.select_events(aggregate_id)]
+
+    def record(self, envelopes: Sequence[Envelope], tracking: Tracking) -> None:
+        """Store events and the tracking record atomically; IntegrityError if either the
+        tracking position was already recorded or an aggregate version is taken."""
+        stored = [
+            StoredEvent(
+                originator_id=UUID(env.subject),
+                originator_version=env.sequence or 0,
+                topic=env.type,
+                state=encode_envelope(env),
+            )
+            for env in envelopes
+        ]
+        self.recorder.insert_events(stored, tracking=tracking)
+
+    def position(self, application_name: str) -> int:
+        return self.recorder.max_tracking_id(application_name) or 0
+
+    def has_tracking(self, application_name: str, notification_id: int) -> bool:
+        return self.recorder.has_tracking_id(application_name, notification_id)
+
+    # EventLog port: the event store's notification log is the outbox.
+    def read(self, after: int, limit: int) -> list[tuple[int, Envelope]]:
+        notes = self.recorder.select_notifications(start=after + 1, limit=limit)
+        return [(n.id, decode_envelope(n.state)) for n in notes]
+
+    def head(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+
+def sqlite_event_store(path: Path) -> EventStore:
+    from eventsourcing.sqlite import SQLiteDatastore, SQLiteProcessRecorder
+
+    datastore = SQLiteDatastore(str(path), lock_timeout=30, single_row_tracking=True)
+    recorder = SQLiteProcessRecorder(datastore, events_table_name="stored_events")
+    recorder.create_table()
+    return EventStore(recorder)

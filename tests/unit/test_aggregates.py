@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from aggregates import dataset, scan
+from aggregates.common import Event, Meta, Rejected
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def meta(tenant: str = "acme") -> Meta:
+    return Meta(command_id=uuid.uuid4(), time=T0, tenant=tenant)
+
+
+def fold_dataset(events: list[Event]) -> dataset.Dataset | None:
+    state = None
+    for e in events:
+        state = dataset.evolve(state, e)
+    return state
+
+
+def add_version(ds_id: uuid.UUID, n: int = 0) -> dataset.AddDatasetVersion:
+    return dataset.AddDatasetVersion(
+        dataset_id=ds_id,
+        object_uri=f"datrix-object://acme/{n}",
+        object_sha256=f"{n:064d}",
+        source_uri="file:///x.csv",
+        source_sha256="s" * 64,
+        format="csv",
+        rows=10,
+        columns=3,
+        size_bytes=100,
+        schema_json="{}",
+    )
+
+
+def registered(name: str = "sales") -> tuple[uuid.UUID, list[Event]]:
+    ds_id = uuid.uuid4()
+    return ds_id, dataset.decide(dataset.RegisterDataset(ds_id, name), None, meta())
+
+
+def test_register_then_versions_are_numbered_without_gaps() -> None:
+    ds_id, events = registered()
+    state = fold_dataset(events)
+    for n in range(3):
+        new = dataset.decide(add_version(ds_id, n), state, meta())
+        events += new
+        state = fold_dataset(events)
+    assert state is not None
+    assert [v.version for v in state.versions] == [1, 2, 3]
+    assert state.version == 4  # stream version: registered + three versions
+    assert all(e.timestamp == T0 for e in events)  # time comes from the command, not a clock
+
+
+def test_register_twice_is_rejected() -> None:
+    ds_id, events = registered()
+    with pytest.raises(Rejected, match="already registered"):
+        dataset.decide(dataset.RegisterDataset(ds_id, "again"), fold_dataset(events), meta())
+
+
+def test_empty_name_is_rejected() -> None:
+    with pytest.raises(Rejected, match="name"):
+        dataset.decide(dataset.RegisterDataset(uuid.uuid4(), "  "), None, meta())
+
+
+def test_deleted_dataset_takes_no_versions_and_no_second_delete() -> None:
+    ds_id, events = registered()
+    events += dataset.decide(dataset.DeleteDataset(ds_id), fold_dataset(events), meta())
+    state = fold_dataset(events)
+    assert state is not None and state.deleted
+    with pytest.raises(Rejected, match="deleted"):
+        dataset.decide(add_version(ds_id), state, meta())
+    with pytest.raises(Rejected, match="already deleted"):
+        dataset.decide(dataset.DeleteDataset(ds_id), state, meta())
+
+
+def test_other_tenant_cannot_touch_a_dataset() -> None:
+    ds_id, events = registered()
+    with pytest.raises(Rejected, match="not registered"):
+        dataset.decide(add_version(ds_id), fold_dataset(events), meta("other"))
+
+
+def test_evolve_refuses_out_of_order_events() -> None:
+    ds_id, events = registered()
+    state = fold_dataset(events)
+    v1 = dataset.decide(add_version(ds_id), state, meta())[0]
+    assert isinstance(v1, dataset.DatasetVersionAdded)
+    later = dataset.DatasetVersionAdded(**{**v1.__dict__, "originator_version": 5})
+    with pytest.raises(ValueError, match="does not follow"):
+        dataset.evolve(state, later)
+
+
+def scan_ready() -> tuple[dataset.Dataset, uuid.UUID]:
+    ds_id, events = registered()
+    events += dataset.decide(add_version(ds_id), fold_dataset(events), meta())
+    state = fold_dataset(events)
+    assert state is not None
+    return state, ds_id
+
+
+def fold_scan(events: list[Event]) -> scan.Scan | None:
+    state = None
+    for e in events:
+        state = scan.evolve(state, e)
+    return state
+
+
+def complete(scan_id: uuid.UUID, job_id: uuid.UUID, overall: float = 90.0) -> scan.CompleteScan:
+    return scan.CompleteScan(
+        scan_id=scan_id,
+        job_id=job_id,
+        engine="polars",
+        rows=10,
+        columns=3,
+        score=scan.ScoreCard(overall, 100, 100, 100, 100, 100),
+        issues=(),
+        column_profiles=(),
+        report_uri="datrix-object://acme/r",
+        report_sha256="r" * 64,
+        duration_ms=5,
+    )
+
+
+def test_scan_request_emits_scan_and_job_with_deterministic_job_id() -> None:
+    ds, ds_id = scan_ready()
+    scan_id = uuid.uuid4()
+    events = scan.decide(scan.RequestScan(scan_id, ds_id), None, meta(), ds)
+    assert [type(e).__name__ for e in events] == ["ScanRequested", "JobRequested"]
+    job = events[1]
+    assert isinstance(job, scan.JobRequested)
+    assert job.job_id == scan.job_id_for(scan_id, 1) == uuid.uuid5(scan_id, "job-1")
+    assert job.version == 1
+
+
+def test_no_scan_of_a_deleted_or_unknown_dataset() -> None:
+    ds, ds_id = scan_ready()
+    deleted = dataset.evolve(ds, dataset.decide(dataset.DeleteDataset(ds_id), ds, meta())[0])
+    with pytest.raises(Rejected, match="deleted"):
+        scan.decide(scan.RequestScan(uuid.uuid4(), ds_id), None, meta(), deleted)
+    with pytest.raises(Rejected, match="not registered"):
+        scan.decide(scan.RequestScan(uuid.uuid4(), ds_id), None, meta(), None)
+    with pytest.raises(Rejected, match="no version 7"):
+        scan.decide(scan.RequestScan(uuid.uuid4(), ds_id, version=7), None, meta(), ds)
+
+
+def test_scan_completes_or_fails_exactly_once() -> None:
+    ds, ds_id = scan_ready()
+    scan_id = uuid.uuid4()
+    events = scan.decide(scan.RequestScan(scan_id, ds_id), None, meta(), ds)
+    job_id = scan.job_id_for(scan_id, 1)
+    events += scan.decide(complete(scan_id, job_id), fold_scan(events), meta())
+    state = fold_scan(events)
+    assert state is not None and state.status == "completed"
+    with pytest.raises(Rejected, match="ends only once"):
+        scan.decide(complete(scan_id, job_id), state, meta())
+    with pytest.raises(Rejected, match="ends only once"):
+        scan.decide(scan.FailScan(scan_id, job_id, "X", "y"), state, meta())
+
+
+def test_scan_result_from_a_foreign_job_is_rejected() -> None:
+    ds, ds_id = scan_ready()
+    scan_id = uuid.uuid4()
+    events = scan.decide(scan.RequestScan(scan_id, ds_id), None, meta(), ds)
+    with pytest.raises(Rejected, match="is not the job"):
+        scan.decide(complete(scan_id, uuid.uuid4()), fold_scan(events), meta())
+
+
+def test_score_out_of_range_is_rejected() -> None:
+    ds, ds_id = scan_ready()
+    scan_id = uuid.uuid4()
+    events = scan.decide(scan.RequestScan(scan_id, ds_id), None, meta(), ds)
+    with pytest.raises(Rejected, match="between 0 and 100"):
+        scan.decide(complete(scan_id, scan.job_id_for(scan_id, 1), 101), fold_scan(events), meta())
+
+
+def test_unknown_engine_is_rejected() -> None:
+    ds, ds_id = scan_ready()
+    with pytest.raises(Rejected, match="unknown engine"):
+        scan.decide(scan.RequestScan(uuid.uuid4(), ds_id, engine="duckdb"), None, meta(), ds)
+
+
+def test_deciders_are_pure() -> None:
+    ds, ds_id = scan_ready()
+    scan_id = uuid.uuid4()
+    m = meta()
+    first = scan.decide(scan.RequestScan(scan_id, ds_id), None, m, ds)
+    second = scan.decide(scan.RequestScan(scan_id, ds_id), None, m, ds)
+    assert first == second
