@@ -303,3 +303,7 @@ def main(argv: list[str] | None = None) -> None:
             " (DATRIX_DEBUG=1 shows the traceback)\n"
         )
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

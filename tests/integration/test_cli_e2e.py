@@ -1,0 +1,145 @@
+"""The CLI end to end on generated data with ground truth (embedded default)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from jobs.bench.generate import generate
+from tests.integration.conftest import Cli
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("bench")
+    truth = generate(20_000, out, seed=11)
+    return out, truth
+
+
+def test_scan_report_matches_ground_truth(cli: Cli, bench: tuple[Path, dict[str, Any]]) -> None:
+    out, truth = bench
+    run = cli("scan", str(out / "dirty.csv"), "--name", "dirty", "--format", "json")
+    assert run.code == 0, run.stderr
+    doc = run.json()  # exactly one JSON document on stdout
+    assert set(doc) == {
+        "dataset_id",
+        "version",
+        "scan_id",
+        "rows",
+        "columns",
+        "score",
+        "column_profiles",
+        "issues",
+    }
+    assert doc["version"] == 1
+    assert doc["rows"] == truth["rows"] and doc["columns"] == truth["columns"]
+    assert set(doc["score"]) == {
+        "overall",
+        "completeness",
+        "consistency",
+        "accuracy",
+        "distribution",
+        "label_quality",
+    }
+    assert all(0 <= v <= 100 for v in doc["score"].values())
+
+    dups = [i for i in doc["issues"] if i["type"] == "exact_duplicates"]
+    assert len(dups) == 1
+    assert dups[0]["affected_count"] == truth["exact_duplicates"]["count"]
+    nulls = {c["name"]: c["null_count"] for c in doc["column_profiles"]}
+    assert nulls == truth["nulls"]
+    for issue in doc["issues"]:
+        assert set(issue) == {
+            "id",
+            "type",
+            "column",
+            "dimension",
+            "severity",
+            "description",
+            "affected_count",
+            "affected_pct",
+            "impact_score",
+            "fix_available",
+        }
+    impacts = [i["impact_score"] for i in doc["issues"]]
+    assert impacts == sorted(impacts, reverse=True)
+
+    # affected rows of the duplicate issue are exactly the injected redundant copies
+    rows = cli("rows", doc["scan_id"], dups[0]["id"])
+    assert rows.code == 0, rows.stderr
+    assert [int(x) for x in rows.stdout.split()] == sorted(truth["exact_duplicates"]["rows"])
+
+    # the same file from Parquet gives the same counts
+    pq = cli("scan", str(out / "dirty.parquet"), "--name", "dirty-pq", "--format", "json").json()
+    assert {c["name"]: c["null_count"] for c in pq["column_profiles"]} == truth["nulls"]
+
+
+def test_lists_audit_and_replay(
+    cli: Cli, bench: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    out, _ = bench
+    first = cli("scan", str(out / "dirty.csv"), "--name", "sales", "--format", "json").json()
+    # a changed file under the same name becomes version 2
+    changed = tmp_path / "changed.csv"
+    frame = pl.read_csv(out / "dirty.csv", infer_schema_length=10000).head(5000)
+    frame.write_csv(changed)
+    second = cli("scan", str(changed), "--name", "sales", "--format", "json").json()
+    assert second["dataset_id"] == first["dataset_id"] and second["version"] == 2
+    assert second["rows"] == 5000
+
+    datasets = cli("datasets", "--format", "json").json()
+    assert [(d["name"], d["latest_version"]) for d in datasets] == [("sales", 2)]
+    scans = cli("scans", "sales", "--format", "json").json()
+    assert [s["id"] for s in scans] == [first["scan_id"], second["scan_id"]]
+    issues = cli("issues", first["scan_id"], "--format", "json").json()
+    assert issues == first["issues"]
+    assert cli("datasets").code == 0 and cli("issues", first["scan_id"]).code == 0
+
+    log = cli("audit", "log", "--dataset", "sales", "--format", "json").json()
+    types = [e["event_type"] for e in log]
+    assert types.count("datrix.scan.ScanCompleted") == 2
+    assert types[0] == "datrix.dataset.DatasetRegistered"
+
+    verify = cli("audit", "verify")
+    assert verify.code == 0, verify.stderr
+    assert "intact" in verify.stdout
+
+    replay = cli("replay", "--verify")
+    assert replay.code == 0, replay.stderr + replay.stdout
+    assert "identical" in replay.stdout
+
+    # tamper with one audit row: verify must fail and name it
+    db = sqlite3.connect(cli.home / "readmodels.db")
+    db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
+    db.commit()
+    db.close()
+    tampered = cli("audit", "verify")
+    assert tampered.code == 1
+    assert "entry 3" in tampered.stderr and "Traceback" not in tampered.stderr
+    # ... and the read models no longer equal a replay
+    assert cli("replay", "--verify").code == 1
+
+
+def test_demo_prints_a_report(cli: Cli) -> None:
+    run = cli("demo", "--rows", "2000")
+    assert run.code == 0, run.stderr
+    assert "Datrix quality report" in run.stdout
+    assert "exact_duplicates" in run.stdout
+
+
+def test_unknown_ids_are_clear_errors(cli: Cli) -> None:
+    for args in (
+        ("scans", "nope"),
+        ("issues", "nope"),
+        ("rows", "nope", "I001"),
+        ("audit", "log", "--dataset", "nope"),
+    ):
+        run = cli(*args)
+        assert run.code == 2, args
+        assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
