@@ -14,7 +14,7 @@ from typing import Any
 
 from aggregates import dataset, scan
 from aggregates.common import Event
-from aggregates.rejection import CommandRejected
+from aggregates.outcome import CommandAccepted, CommandRejected
 from projections import audit
 from projections.store import ReadStore, Tx
 from streams.messages import Envelope, decode_event, payload_record
@@ -83,7 +83,6 @@ class Projector:
                 "VALUES (?, ?, ?, ?, ?, 'registered', 0, ?, ?)",
                 (subject, env.tenant, event.name, event.description, event.source_type, at, at),
             )
-            self._command_ok(tx, env, subject)
             return subject
         if isinstance(event, dataset.DatasetVersionAdded):
             tx.execute(
@@ -119,14 +118,12 @@ class Projector:
                     subject,
                 ),
             )
-            self._command_ok(tx, env, subject)
             return subject
         if isinstance(event, dataset.DatasetDeleted):
             tx.execute(
                 "UPDATE datasets SET status = 'deleted', updated_at = ? WHERE id = ?",
                 (at, subject),
             )
-            self._command_ok(tx, env, subject)
             return subject
         if isinstance(event, scan.ScanRequested):
             tx.execute(
@@ -134,7 +131,6 @@ class Projector:
                 "engine, created_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
                 (subject, env.tenant, str(event.dataset_id), event.version, event.engine, at),
             )
-            self._command_ok(tx, env, subject)
             return str(event.dataset_id)
         scan_row = tx.fetch_one("SELECT dataset_id FROM quality_scans WHERE id = ?", (subject,))
         scan_dataset = str(scan_row[0]) if scan_row else None
@@ -146,7 +142,6 @@ class Projector:
             return scan_dataset
         if isinstance(event, scan.ScanCompleted):
             self._scan_completed(tx, env, event, scan_dataset or "")
-            self._command_ok(tx, env, subject)
             return scan_dataset
         if isinstance(event, scan.ScanFailed):
             tx.execute(
@@ -154,14 +149,21 @@ class Projector:
                 "WHERE id = ?",
                 (f"{event.error_type}: {event.message}", at, subject),
             )
-            self._command_ok(tx, env, subject)
             return scan_dataset
-        if isinstance(event, CommandRejected):
+        if isinstance(event, CommandAccepted | CommandRejected):
+            rejected = isinstance(event, CommandRejected)
             tx.execute(
-                "INSERT INTO command_status (command_id, tenant, status, reason, aggregate_id, "
-                "updated_at) VALUES (?, ?, 'rejected', ?, ?, ?) ON CONFLICT (command_id) DO "
-                "UPDATE SET status = 'rejected', reason = excluded.reason",
-                (subject, env.tenant, event.reason, str(event.aggregate_id), at),
+                "INSERT INTO command_status (command_id, tenant, command_type, status, reason, "
+                "aggregate_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    subject,
+                    env.tenant,
+                    event.command_type,
+                    "rejected" if rejected else "accepted",
+                    event.reason if isinstance(event, CommandRejected) else None,
+                    str(event.aggregate_id),
+                    at,
+                ),
             )
             return None
         return None
@@ -233,17 +235,6 @@ class Projector:
                     col.extra_json,
                 ),
             )
-
-    @staticmethod
-    def _command_ok(tx: Tx, env: Envelope, aggregate_id: str) -> None:
-        if env.causation_id is None:
-            return
-        tx.execute(
-            "INSERT INTO command_status (command_id, tenant, status, reason, aggregate_id, "
-            "updated_at) VALUES (?, ?, 'applied', NULL, ?, ?) ON CONFLICT (command_id) "
-            "DO NOTHING",
-            (env.causation_id, env.tenant, aggregate_id, _iso(env)),
-        )
 
     @staticmethod
     def _audit(tx: Tx, env: Envelope, event: Event, dataset_id: str | None) -> None:

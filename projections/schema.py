@@ -102,6 +102,7 @@ CREATE TABLE IF NOT EXISTS columns (
 CREATE TABLE IF NOT EXISTS command_status (
     command_id   TEXT PRIMARY KEY,
     tenant       TEXT NOT NULL,
+    command_type TEXT NOT NULL,
     status       TEXT NOT NULL,
     reason       TEXT,
     aggregate_id TEXT,

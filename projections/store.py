@@ -76,3 +76,57 @@ class SQLiteReadStore:
     def position(self, name: str) -> int:
         rows = self.query("SELECT position FROM projector_position WHERE name = ?", (name,))
         return int(rows[0][0]) if rows else 0
+
+
+class _PostgresTx:
+    def __init__(self, cur: Any) -> None:
+        self.cur = cur
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.cur.execute(_pg(sql), tuple(params))
+
+    def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        self.cur.execute(_pg(sql), tuple(params))
+        row = self.cur.fetchone()
+        return tuple(row) if row is not None else None
+
+
+def _pg(sql: str) -> str:
+    """Our SQL uses '?' placeholders (SQLite); psycopg wants '%s'."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresReadStore:
+    """Read models in PostgreSQL (same tables and SQL as SQLite)."""
+
+    def __init__(self, url: str, schema: str = "public") -> None:
+        import psycopg
+
+        self.url = url
+        self.schema = schema
+        self._psycopg = psycopg
+        with self._connect() as db:
+            db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            for ddl in TABLES.values():
+                db.execute(ddl)
+            for ddl in INDEXES:
+                db.execute(ddl)
+
+    def _connect(self) -> Any:
+        return self._psycopg.connect(
+            self.url, autocommit=False, options=f"-c search_path={self.schema}"
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[_PostgresTx]:
+        with self._connect() as db, db.cursor() as cur:
+            yield _PostgresTx(cur)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._connect() as db, db.cursor() as cur:
+            cur.execute(_pg(sql), tuple(params))
+            return [tuple(r) for r in cur.fetchall()]
+
+    def position(self, name: str) -> int:
+        rows = self.query("SELECT position FROM projector_position WHERE name = ?", (name,))
+        return int(rows[0][0]) if rows else 0

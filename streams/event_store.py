@@ -65,3 +65,28 @@ def sqlite_event_store(path: Path) -> EventStore:
     recorder = SQLiteProcessRecorder(datastore, events_table_name="stored_events")
     recorder.create_table()
     return EventStore(recorder)
+
+
+def postgres_event_store(url: str, schema: str = "") -> EventStore:
+    """The production system of record: eventsourcing's Postgres process recorder."""
+    from urllib.parse import unquote, urlparse
+
+    from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
+
+    parts = urlparse(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"DATRIX_DATABASE_URL must be a postgresql:// URL, got {url!r}")
+    datastore = PostgresDatastore(
+        dbname=(parts.path or "/datrix").lstrip("/"),
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        user=unquote(parts.username or "datrix"),
+        password=unquote(parts.password or ""),
+        pool_size=4,
+        max_overflow=4,
+        schema=schema,
+        single_row_tracking=True,
+    )
+    recorder = PostgresProcessRecorder(datastore, events_table_name="stored_events")
+    recorder.create_table()
+    return EventStore(recorder)

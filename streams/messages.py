@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from aggregates import dataset, rejection, scan
+from aggregates import dataset, outcome, scan
 from aggregates.common import Command, Event
 from streams.codec import AvroCodec, CodecError, default_codec
 
@@ -40,7 +40,7 @@ def _register(module: types.ModuleType, namespace: str) -> dict[str, type]:
 TYPES: dict[str, type] = {
     **_register(dataset, "datrix.dataset"),
     **_register(scan, "datrix.scan"),
-    **_register(rejection, "datrix.command"),
+    **_register(outcome, "datrix.command"),
 }
 NAMES: dict[type, str] = {cls: name for name, cls in TYPES.items()}
 

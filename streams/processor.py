@@ -1,14 +1,16 @@
 """The command processor: load aggregates, decide, record events + tracking atomically.
 
-One command is processed effectively once: its events and the tracking record of its log
-position go into the event store in one transaction. On redelivery the tracking insert
-fails, nothing is stored, and the command counts as a duplicate. A command an invariant
-refuses is recorded as a ``CommandRejected`` event (in a stream keyed by the command id)
-with the same tracking record, so callers can learn why.
+One command is processed effectively once: its events, its outcome (``CommandAccepted`` or
+``CommandRejected`` with the reason, in a one-event stream keyed by the command id) and the
+tracking record of its log position go into the event store in one transaction.
+Redelivery of the same position fails the tracking insert; the same command id arriving at
+another position fails the outcome stream's version-1 uniqueness. Either way nothing new is
+stored and the command counts as a duplicate.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from eventsourcing.persistence import Tracking
 
 from aggregates import dataset, scan
 from aggregates.common import Command, Event, Meta, Rejected
-from aggregates.rejection import CommandRejected
+from aggregates.outcome import CommandAccepted, CommandRejected
 from streams.codec import CodecError
 from streams.event_store import EventStore, IntegrityError
 from streams.messages import Envelope, decode_command, decode_event, event_envelope
@@ -77,37 +79,57 @@ class CommandProcessor:
         for _attempt in range(self.MAX_CONFLICT_RETRIES):
             if self.store.has_tracking(tracking_name, position):
                 return Result("duplicate")
+            if self.store.load(envelope.id):
+                # Same command id seen at another position: only move the position on.
+                self._track_only(tracking)
+                return Result("duplicate")
             outcome: Outcome = "applied"
             reason: str | None = None
             meta = Meta(command_id=envelope.id, time=envelope.time, tenant=envelope.tenant)
             try:
                 command = decode_command(envelope.data)
-                events = self.decide(command, meta)
+                events = [*self.decide(command, meta), self._accepted(envelope, meta)]
             except (Rejected, CodecError) as exc:
                 outcome, reason = "rejected", str(exc)
-                events = [self._rejection(envelope, meta, reason)]
+                events = [self._rejected(envelope, meta, reason)]
             envelopes = tuple(event_envelope(e, envelope) for e in events)
             try:
                 self.store.record(envelopes, tracking)
             except IntegrityError:
-                # Either this position was recorded meanwhile (redelivery) or another
-                # writer took an aggregate version first: look again and decide anew.
+                # Either this position or this command id was recorded meanwhile, or
+                # another writer took an aggregate version first: look again, decide anew.
                 continue
             return Result(outcome, envelopes, reason)
         raise RuntimeError(f"command {envelope.id} kept conflicting; giving up for now")
 
+    def _track_only(self, tracking: Tracking) -> None:
+        with contextlib.suppress(IntegrityError):  # someone else moved it on already
+            self.store.recorder.insert_tracking(tracking)
+
     @staticmethod
-    def _rejection(envelope: Envelope, meta: Meta, reason: str) -> CommandRejected:
+    def _aggregate_id(envelope: Envelope) -> UUID:
         try:
-            aggregate_id = UUID(envelope.subject)
+            return UUID(envelope.subject)
         except ValueError:
-            aggregate_id = uuid.UUID(int=0)
+            return uuid.UUID(int=0)
+
+    def _accepted(self, envelope: Envelope, meta: Meta) -> CommandAccepted:
+        return CommandAccepted(
+            originator_id=envelope.id,
+            originator_version=1,
+            timestamp=meta.time,
+            tenant=meta.tenant,
+            command_type=envelope.type,
+            aggregate_id=self._aggregate_id(envelope),
+        )
+
+    def _rejected(self, envelope: Envelope, meta: Meta, reason: str) -> CommandRejected:
         return CommandRejected(
             originator_id=envelope.id,
             originator_version=1,
             timestamp=meta.time,
             tenant=meta.tenant,
             command_type=envelope.type,
-            aggregate_id=aggregate_id,
+            aggregate_id=self._aggregate_id(envelope),
             reason=reason,
         )

@@ -37,7 +37,18 @@ def test_redelivered_command_is_a_noop(store: EventStore) -> None:
     again = proc.process(NAME, 1, env)
     assert again.outcome == "duplicate"
     assert len(store.load(ds_id)) == 1
-    assert store.head() == 1
+    assert store.head() == 2  # the event and the command's outcome
+
+
+def test_same_command_id_at_another_position_is_a_noop(store: EventStore) -> None:
+    """A producer retry or a resubmitted Idempotency-Key: same id, new log position."""
+    proc = CommandProcessor(store)
+    ds_id = uuid.uuid4()
+    env = envelope(dataset.RegisterDataset(ds_id, "sales"), ds_id)
+    assert proc.process(NAME, 1, env).outcome == "applied"
+    assert proc.process(NAME, 2, env).outcome == "duplicate"
+    assert store.head() == 2
+    assert store.position(NAME) == 2  # the position still moves on
 
 
 def test_tracking_and_events_commit_together_or_not_at_all(store: EventStore) -> None:
@@ -110,6 +121,7 @@ def test_scan_flow_events_carry_causation(store: EventStore) -> None:
     assert [e.type for e in result.events] == [
         "datrix.scan.ScanRequested",
         "datrix.job.JobRequested",
+        "datrix.command.CommandAccepted",
     ]
     assert all(e.causation_id == str(req.id) for e in result.events)
     job = decode_event(result.events[1])
