@@ -24,6 +24,8 @@ from streams.runtime import EmbeddedRuntime
 from streams.settings import load_settings
 
 out = Console()
+if not out.is_terminal:
+    out = Console(width=120)  # pipes and files: wide enough that tables do not fold
 err = Console(stderr=True)
 
 

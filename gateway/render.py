@@ -54,20 +54,19 @@ def report(console: Console, doc: dict[str, Any], dataset_name: str, max_issues:
 
 
 def issues(console: Console, rows: list[dict[str, Any]], title: str = "Issues") -> None:
+    wide = console.width >= 140
     table = Table(title=title, show_edge=False)
-    for col, justify in (
-        ("id", "left"),
-        ("type", "left"),
-        ("column", "left"),
-        ("severity", "left"),
-        ("affected", "right"),
-        ("%", "right"),
-        ("impact", "right"),
-        ("description", "left"),
-    ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    table.add_column("id", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("column", no_wrap=True, overflow="fold")
+    table.add_column("severity", no_wrap=True)
+    table.add_column("affected", justify="right", no_wrap=True)
+    table.add_column("%", justify="right", no_wrap=True)
+    table.add_column("impact", justify="right", no_wrap=True)
+    if wide:
+        table.add_column("description", overflow="fold")
     for issue in rows:
-        table.add_row(
+        cells = [
             issue["id"],
             issue["type"],
             issue["column"] or "-",
@@ -75,8 +74,8 @@ def issues(console: Console, rows: list[dict[str, Any]], title: str = "Issues") 
             f"{issue['affected_count']:,}",
             f"{issue['affected_pct']:.2f}",
             f"{issue['impact_score']:.1f}",
-            issue["description"],
-        )
+        ]
+        table.add_row(*cells, *([issue["description"]] if wide else []))
     console.print(table)
 
 

@@ -1,0 +1,203 @@
+"""Per-column profiles computed in two batched passes over a lazy frame.
+
+Pass 1 is a single ``select`` holding every scalar aggregate of every column (null counts,
+min/max/mean/std, one batched ``quantile`` call per numeric column for p25/p50/p75). Pass 2
+is one ``group_by(col).len()`` per column, all run together by ``pl.collect_all``: each
+yields both the exact distinct count and the top values, so no separate ``n_unique`` pass
+is needed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+
+TOP_K = 5
+QUANTILES: tuple[float, ...] = (0.25, 0.5, 0.75)
+NUMERIC_TYPES = frozenset({"integer", "float"})
+
+
+@dataclass(frozen=True)
+class NumericSummary:
+    """Summary of a numeric column; NaN values are treated as missing here (and counted
+    apart in ``nan_count``) so one NaN does not turn every statistic into NaN."""
+
+    min: float | int | None
+    max: float | int | None
+    mean: float | None
+    std: float | None
+    p25: float | None
+    p50: float | None
+    p75: float | None
+    nan_count: int = 0
+
+    def as_extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {
+            "min": json_value(self.min),
+            "max": json_value(self.max),
+            "mean": json_value(self.mean),
+            "std": json_value(self.std),
+            "p25": json_value(self.p25),
+            "p50": json_value(self.p50),
+            "p75": json_value(self.p75),
+        }
+        if self.nan_count:
+            extra["nan_count"] = self.nan_count
+        return extra
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    name: str
+    logical_type: str
+    null_count: int
+    distinct_count: int  # exact, nulls not counted
+    numeric: NumericSummary | None = None
+    top_values: list[tuple[Any, int]] = field(default_factory=list)  # JSON-friendly values
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.logical_type in NUMERIC_TYPES
+
+    def extra(self) -> dict[str, Any]:
+        extra = self.numeric.as_extra() if self.numeric is not None else {}
+        extra["top_values"] = [{"value": v, "count": c} for v, c in self.top_values]
+        return extra
+
+
+def logical_type(dtype: pl.DataType) -> str:
+    """Map a Polars dtype to the report's logical type. Decimals count as floats."""
+    if dtype == pl.Boolean:
+        return "boolean"
+    if dtype.is_integer():
+        return "integer"
+    if dtype.is_float() or dtype.is_decimal():
+        return "float"
+    if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum | pl.Categorical):
+        return "string"
+    if dtype == pl.Date:
+        return "date"
+    if isinstance(dtype, pl.Datetime):
+        return "datetime"
+    return "other"
+
+
+def numeric_expr(name: str, dtype: pl.DataType) -> pl.Expr:
+    """The column as Float64 with NaN as null (integers keep their exact type)."""
+    col = pl.col(name)
+    if dtype.is_integer():
+        return col
+    return col.cast(pl.Float64).fill_nan(None)
+
+
+def json_value(value: Any) -> Any:
+    """A value safe for ``json.dumps`` without ``default``: non-finite floats become None,
+    temporal values ISO strings, anything else exotic its ``str``."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dt.date | dt.datetime | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return str(value)
+
+
+def _scalar_exprs(i: int, name: str, dtype: pl.DataType, kind: str) -> list[pl.Expr]:
+    exprs = [pl.col(name).null_count().alias(f"{i}:nulls")]
+    if kind in NUMERIC_TYPES:
+        x = numeric_expr(name, dtype)
+        xf = x.cast(pl.Float64)
+        exprs += [
+            x.min().alias(f"{i}:min"),
+            x.max().alias(f"{i}:max"),
+            xf.mean().alias(f"{i}:mean"),
+            xf.std().alias(f"{i}:std"),
+            xf.quantile(list(QUANTILES), interpolation="linear").alias(f"{i}:q"),
+        ]
+        if not dtype.is_integer():
+            exprs.append(pl.col(name).cast(pl.Float64).is_nan().sum().alias(f"{i}:nan"))
+    return exprs
+
+
+def _counts_query(source: pl.LazyFrame, name: str) -> pl.LazyFrame:
+    """One row: the exact number of distinct non-null values and the top ``TOP_K`` values
+    by count, ties broken by the value itself so the answer is deterministic."""
+    value, count = pl.col("value"), pl.col("count")  # renamed first: no clash with user names
+    return (
+        source.select(pl.col(name).alias("value"))
+        .group_by("value")
+        .len(name="count")
+        .filter(value.is_not_null())
+        .select(
+            pl.len().alias("distinct"),
+            pl.struct(value, count)
+            .top_k_by([count, value], k=TOP_K, reverse=[False, True])
+            .implode()
+            .alias("top"),
+        )
+    )
+
+
+def profile_columns(
+    source: pl.LazyFrame, schema: Mapping[str, pl.DataType]
+) -> tuple[int, list[ColumnStats]]:
+    """Return (row count, one ``ColumnStats`` per column in schema order)."""
+    kinds = {name: logical_type(dtype) for name, dtype in schema.items()}
+    exprs = [pl.len().alias("rows")]
+    for i, (name, dtype) in enumerate(schema.items()):
+        exprs += _scalar_exprs(i, name, dtype, kinds[name])
+    counts_queries = [_counts_query(source, name) for name in schema]
+    scalars, *counts = pl.collect_all([source.select(exprs), *counts_queries])
+    row = scalars.row(0, named=True)
+    rows = int(row["rows"])
+
+    stats: list[ColumnStats] = []
+    for i, name in enumerate(schema):
+        numeric = None
+        if kinds[name] in NUMERIC_TYPES:
+            q = row[f"{i}:q"] or [None] * len(QUANTILES)
+            numeric = NumericSummary(
+                min=_number(row[f"{i}:min"]),
+                max=_number(row[f"{i}:max"]),
+                mean=row[f"{i}:mean"],
+                std=row[f"{i}:std"],
+                p25=q[0],
+                p50=q[1],
+                p75=q[2],
+                nan_count=int(row.get(f"{i}:nan") or 0),
+            )
+        count_row = counts[i].row(0, named=True)
+        top = [(_top_value(t["value"]), int(t["count"])) for t in count_row["top"]]
+        stats.append(
+            ColumnStats(
+                name=name,
+                logical_type=kinds[name],
+                null_count=int(row[f"{i}:nulls"]),
+                distinct_count=int(count_row["distinct"]),
+                numeric=numeric,
+                top_values=top,
+            )
+        )
+    return rows, stats
+
+
+def _top_value(value: Any) -> Any:
+    """Like ``json_value``, but NaN and infinities stay visible (as "nan", "inf", "-inf")
+    instead of becoming None, which would read as a count of nulls."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return json_value(value)
+
+
+def _number(value: Any) -> float | int | None:
+    if value is None or isinstance(value, int | float):
+        return value
+    return float(value)

@@ -1,0 +1,128 @@
+"""Severity, impact and dimension-score formulas, kept apart so they are easy to read,
+test and tune. Every function is pure and deterministic; "share" is a fraction in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from jobs.report import DIMENSIONS, Scores, Severity
+
+# Severity by the share of rows an issue affects.
+CRITICAL_SHARE = 0.20  # >= 20 % of rows
+WARNING_SHARE = 0.05  # >= 5 % of rows; anything less is "info"
+SEVERITY_WEIGHT: dict[Severity, float] = {"critical": 1.0, "warning": 0.6, "info": 0.3}
+
+# Dimension-score tuning (see ``dimension_scores``).
+COMPLETENESS_OVERALL_WEIGHT = 0.75  # the rest goes to the worst column
+DUPLICATE_PENALTY = 2.0  # 50 % redundant rows -> consistency 0
+OUTLIER_PENALTY = 10.0  # 10 % far-out numeric values -> accuracy 0
+
+
+def severity_for(share: float) -> Severity:
+    """critical at >= 20 % of rows affected, warning at >= 5 %, info below."""
+    if share >= CRITICAL_SHARE:
+        return "critical"
+    if share >= WARNING_SHARE:
+        return "warning"
+    return "info"
+
+
+def impact_score(share: float, severity: Severity) -> float:
+    """How much fixing the issue matters, 0..100, rounded to 1 decimal::
+
+        impact = 100 * w(severity) * (0.5 + 0.5 * sqrt(share))
+
+    with w = 1.0 (critical), 0.6 (warning), 0.3 (info). The severity weight sets the band
+    (critical 72.4..100, warning 36.7..43.4, info 15..18.4 when severity follows
+    ``severity_for``), the square root spreads small shares apart within a band (1 % vs
+    4 % matters more than 61 % vs 64 %), and the score rises monotonically with the share.
+    """
+    share = _clamp(share, 0.0, 1.0)
+    return round(100.0 * SEVERITY_WEIGHT[severity] * (0.5 + 0.5 * math.sqrt(share)), 1)
+
+
+@dataclass(frozen=True)
+class ScoreInputs:
+    """Counts the dimension scores are computed from."""
+
+    rows: int
+    columns: int
+    null_cells: int = 0
+    worst_column_null_share: float = 0.0
+    redundant_rows: int = 0
+    numeric_cells: int = 0  # non-null, non-NaN cells of numeric columns
+    outlier_cells: int = 0
+    constant_columns: int = 0
+    label_null_share: float | None = None  # None when no label column is given
+
+
+def dimension_scores(inputs: ScoreInputs) -> dict[str, float]:
+    """Unrounded 0..100 score per dimension (an empty dataset scores 100 everywhere):
+
+    - completeness = 100 * (1 - (0.75 * null share of all cells + 0.25 * worst column's
+      null share)): a single empty column out of many still costs a quarter;
+    - consistency = 100 * (1 - min(1, 2 * redundant-row share));
+    - accuracy = 100 * (1 - min(1, 10 * outlier share of numeric values)): with far-out
+      fences clean data has ~2 outliers per million, so 10 % is already broken data;
+    - distribution = 100 * (1 - constant columns / columns);
+    - label_quality = 100 without a label column, else 100 * (1 - label null share).
+    """
+    scores: dict[str, float] = dict.fromkeys(DIMENSIONS, 100.0)
+    if inputs.rows <= 0 or inputs.columns <= 0:
+        return scores
+    cells = inputs.rows * inputs.columns
+    null_share = inputs.null_cells / cells
+    w = COMPLETENESS_OVERALL_WEIGHT
+    scores["completeness"] = 100.0 * (
+        1.0 - (w * null_share + (1.0 - w) * inputs.worst_column_null_share)
+    )
+    dup_share = inputs.redundant_rows / inputs.rows
+    scores["consistency"] = 100.0 * (1.0 - min(1.0, DUPLICATE_PENALTY * dup_share))
+    if inputs.numeric_cells > 0:
+        outlier_share = inputs.outlier_cells / inputs.numeric_cells
+        scores["accuracy"] = 100.0 * (1.0 - min(1.0, OUTLIER_PENALTY * outlier_share))
+    scores["distribution"] = 100.0 * (1.0 - inputs.constant_columns / inputs.columns)
+    if inputs.label_null_share is not None:
+        scores["label_quality"] = 100.0 * (1.0 - inputs.label_null_share)
+    return {k: _clamp(v, 0.0, 100.0) for k, v in scores.items()}
+
+
+def overall_score(
+    scores: Mapping[str, float], weights: Mapping[str, float], has_label: bool
+) -> float:
+    """Weighted mean of the dimension scores. Without a label column label_quality's
+    weight is dropped and the others renormalised; a dimension missing from ``weights``
+    weighs 0. Raises ValueError for negative weights or when no weight is left."""
+    used = [d for d in DIMENSIONS if has_label or d != "label_quality"]
+    total = 0.0
+    weighted = 0.0
+    for dim in used:
+        weight = float(weights.get(dim, 0.0))
+        if weight < 0 or not math.isfinite(weight):
+            raise ValueError(f"score weight for {dim} must be a finite number >= 0")
+        total += weight
+        weighted += weight * scores[dim]
+    if total <= 0:
+        raise ValueError("score weights must not all be zero")
+    return _clamp(weighted / total, 0.0, 100.0)
+
+
+def build_scores(inputs: ScoreInputs, weights: Mapping[str, float]) -> Scores:
+    """Dimension scores and their weighted overall, each rounded to 1 decimal."""
+    dims = dimension_scores(inputs)
+    overall = overall_score(dims, weights, has_label=inputs.label_null_share is not None)
+    return Scores(
+        overall=round(overall, 1),
+        completeness=round(dims["completeness"], 1),
+        consistency=round(dims["consistency"], 1),
+        accuracy=round(dims["accuracy"], 1),
+        distribution=round(dims["distribution"], 1),
+        label_quality=round(dims["label_quality"], 1),
+    )
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return max(low, min(high, value))
