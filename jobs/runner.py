@@ -47,15 +47,20 @@ def result_command_id(job_id: uuid.UUID) -> uuid.UUID:
 def store_report(report: ScanReport, tenant: str, objects: ObjectStore) -> tuple[str, str]:
     """Persist the full report (JSON) and its affected rows (Parquet); return the report's
     (uri, sha256). Both objects are content-addressed, so reruns write nothing new."""
-    ids = [issue_id for issue_id, rows in report.affected_rows.items() for _ in rows]
-    rows = [row for issue_rows in report.affected_rows.values() for row in issue_rows]
-    frame = pl.DataFrame(
-        {"issue_id": ids, "row": rows}, schema={"issue_id": pl.String, "row": pl.UInt64}
+    schema = {"issue_id": pl.String, "row": pl.UInt64}
+    frame = pl.concat(
+        [
+            pl.DataFrame({"row": pl.Series(rows, dtype=pl.UInt64)}).select(
+                pl.lit(issue_id, dtype=pl.String).alias("issue_id"), "row"
+            )
+            for issue_id, rows in report.affected_rows.items()
+        ]
+        or [pl.DataFrame(schema=schema)]
     )
     buf = io.BytesIO()
     frame.write_parquet(buf, statistics=False)
     rows_uri, rows_sha = objects.put_bytes(tenant, buf.getvalue(), ".rows.parquet")
-    document = dataclasses.asdict(report)
+    document = dataclasses.asdict(dataclasses.replace(report, affected_rows={}))
     document.pop("affected_rows")
     document["affected_rows_uri"] = rows_uri
     document["affected_rows_sha256"] = rows_sha

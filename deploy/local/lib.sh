@@ -1,0 +1,150 @@
+# shellcheck shell=bash
+# Shared helpers for deploy/local/{up,down,status,kafka-class}. Sourced, not run.
+#
+# Everything the scripts print for humans goes to STDERR; only `up` writes to
+# STDOUT (the `export ...` lines), so `eval "$(deploy/local/up)"` works.
+
+DATRIX_LOCAL_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+# ---- locations and ports (all overridable from the environment) ------------
+DATRIX_CACHE="${DATRIX_CACHE:-$HOME/.cache/datrix}"
+DATRIX_STATE="${DATRIX_STATE:-$HOME/.cache/datrix/state}"
+
+DATRIX_KAFKA_VERSION="${DATRIX_KAFKA_VERSION:-4.3.1}"
+DATRIX_KAFKA_PORT="${DATRIX_KAFKA_PORT:-19092}"
+DATRIX_KAFKA_CONTROLLER_PORT="${DATRIX_KAFKA_CONTROLLER_PORT:-19093}"
+DATRIX_KAFKA_HEAP="${DATRIX_KAFKA_HEAP:-512m}"
+DATRIX_PG_PORT="${DATRIX_PG_PORT:-15432}"
+DATRIX_REDIS_PORT="${DATRIX_REDIS_PORT:-16379}"
+DATRIX_START_TIMEOUT="${DATRIX_START_TIMEOUT:-60}"
+
+KAFKA_LIBS="$DATRIX_CACHE/kafka/$DATRIX_KAFKA_VERSION/libs"
+KAFKA_STATE="$DATRIX_STATE/kafka"
+KAFKA_DATA="$KAFKA_STATE/data"
+KAFKA_PIDFILE="$KAFKA_STATE/kafka.pid"
+KAFKA_LOGDIR="$KAFKA_STATE/logs"
+PG_STATE="$DATRIX_STATE/postgres"
+PG_DATA="$PG_STATE/data"
+PG_LOG="$PG_STATE/postgres.log"
+REDIS_STATE="$DATRIX_STATE/redis"
+REDIS_PIDFILE="$REDIS_STATE/redis.pid"
+
+ALL_SERVICES=(kafka postgres redis)
+
+# ---- output ------------------------------------------------------------------
+log()  { printf '[datrix-local] %s\n' "$*" >&2; }
+warn() { printf '[datrix-local] WARNING: %s\n' "$*" >&2; }
+die()  { printf '[datrix-local] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Parse service names from "$@" into the global array SERVICES (default: all).
+parse_services() {
+  SERVICES=()
+  local s
+  for s in "$@"; do
+    case "$s" in
+      kafka|postgres|redis) SERVICES+=("$s") ;;
+      pg|postgresql) SERVICES+=(postgres) ;;
+      all) SERVICES=("${ALL_SERVICES[@]}") ;;
+      -*) ;; # flags are handled by the caller
+      *) die "unknown service '$s' (expected: kafka postgres redis)" ;;
+    esac
+  done
+  if [ "${#SERVICES[@]}" -eq 0 ]; then SERVICES=("${ALL_SERVICES[@]}"); fi
+}
+
+# One `up`/`down` at a time per state dir (two shells racing to format Kafka
+# storage or initdb would corrupt it).
+take_lock() {
+  mkdir -p "$DATRIX_STATE"
+  exec 9>"$DATRIX_STATE/.lock"
+  if ! flock -n 9; then
+    log "another deploy/local up/down holds $DATRIX_STATE/.lock; waiting (max 300 s)"
+    flock -w 300 9 || die "timed out waiting for $DATRIX_STATE/.lock"
+  fi
+}
+
+# ---- generic probes ------------------------------------------------------------
+# True when something accepts TCP connections on 127.0.0.1:$1 (no external tools).
+port_open() {
+  timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
+# True when $1 is a live pid whose command line contains $2.
+pid_matches() {
+  local pid="$1" pattern="$2"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"
+}
+
+read_pidfile() { [ -s "$1" ] && tr -dc '0-9' <"$1" || true; }
+
+# Install Debian packages when a command is missing. Runs `apt-get update` once.
+APT_UPDATED=0
+apt_install() {
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to apt-get install $*"
+    sudo=(sudo -n)
+  fi
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    log "apt-get update"
+    "${sudo[@]}" apt-get update -q >&2 || die "apt-get update failed"
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "$@" >&2 \
+    || die "apt-get install $* failed"
+}
+
+# ---- Kafka -------------------------------------------------------------------------
+kafka_pid() {
+  local pid
+  pid="$(read_pidfile "$KAFKA_PIDFILE")"
+  if pid_matches "$pid" 'kafka.Kafka'; then echo "$pid"; fi
+}
+
+kafka_libs_ready() { [ -f "$KAFKA_LIBS/.complete" ]; }
+
+# Run a Kafka main class (CLI tool) with the cached classpath. Small, fast JVM.
+kafka_class() {
+  local main="$1"; shift
+  kafka_libs_ready || die "Kafka $DATRIX_KAFKA_VERSION not fetched yet: run deploy/local/up kafka"
+  java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$DATRIX_LOCAL_DIR/log4j2-tools.properties" \
+    -cp "$KAFKA_LIBS/*" "$main" "$@"
+}
+
+# ---- PostgreSQL -------------------------------------------------------------------
+# Newest /usr/lib/postgresql/<ver>/bin that has pg_ctl and initdb (empty if none).
+pg_bindir() {
+  local d best="" bestv=0 v
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/pg_ctl" ] && [ -x "$d/initdb" ] || continue
+    v="$(basename "$(dirname "$d")")"
+    v="${v%%.*}"
+    if [ "$v" -gt "$bestv" ] 2>/dev/null; then best="$d"; bestv="$v"; fi
+  done
+  echo "$best"
+}
+
+# Run a command as the PostgreSQL OS user (root can't run postgres); as self otherwise.
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+pg_running() {
+  local bin
+  bin="$(pg_bindir)"
+  [ -n "$bin" ] && [ -f "$PG_DATA/PG_VERSION" ] || return 1
+  as_pg "$bin/pg_ctl" status -D "$PG_DATA" >/dev/null 2>&1
+}
+
+# ---- Redis -------------------------------------------------------------------------
+redis_ping() {
+  command -v redis-cli >/dev/null 2>&1 || return 1
+  [ "$(timeout 3 redis-cli -h 127.0.0.1 -p "$DATRIX_REDIS_PORT" ping 2>/dev/null)" = "PONG" ]
+}
