@@ -105,14 +105,8 @@ kafka_pid() {
 
 kafka_libs_ready() { [ -f "$KAFKA_LIBS/.complete" ]; }
 
-# Run a Kafka main class (CLI tool) with the cached classpath. Small, fast JVM.
-kafka_class() {
-  local main="$1"; shift
-  kafka_libs_ready || die "Kafka $DATRIX_KAFKA_VERSION not fetched yet: run deploy/local/up kafka"
-  java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
-    -Dlog4j2.configurationFile="$DATRIX_LOCAL_DIR/log4j2-tools.properties" \
-    -cp "$KAFKA_LIBS/*" "$main" "$@"
-}
+# Run a Kafka main class (CLI tool) with the cached classpath; see ./kafka-class.
+kafka_class() { "$DATRIX_LOCAL_DIR/kafka-class" "$@"; }
 
 # ---- PostgreSQL -------------------------------------------------------------------
 # Newest /usr/lib/postgresql/<ver>/bin that has pg_ctl and initdb (empty if none).

@@ -1,209 +1,285 @@
 """A seeded dirty dataset with exact ground truth, for accuracy tests and benchmarks.
 
-Everything is vectorised (numpy + Polars), so a million rows take seconds, and everything
-is derived from ``numpy.random.Generator(PCG64(seed))``: the same (rows, seed) gives the
-same bytes. Injected problems are tracked with hidden marker columns that travel with the
-rows through duplication and shuffling, so the ground truth indices refer to the final file.
+``generate(rows, out_dir, seed)`` writes ``dirty.csv``, ``dirty.parquet`` (same content) and
+``ground_truth.json``. Everything is vectorised with numpy and Polars (a million rows take
+seconds) and every random draw comes from one ``numpy.random.Generator(PCG64(seed))``, so
+the same ``(rows, seed)`` gives the same bytes.
+
+How the ground truth stays exact:
+
+* Problems are injected into *base* rows together with hidden marker columns (``_out_*``,
+  ``_sentinel``); duplicate and near-duplicate copies are appended and the whole frame is
+  then sorted by a key that puts every copy somewhere after its original. The markers
+  travel with the rows, so every index in the ground truth is read off the final frame.
+* Null counts, and the high-cardinality list, are measured on the final frame, so copies of
+  rows with nulls are counted.
+* Base rows are unique by construction (``record_id``); exact copies keep it, near copies get
+  a fresh one plus a one-or-two character typo, so they repeat nothing.
+* The numeric columns that get outliers are clipped to +-4 standard deviations (in log space
+  for the lognormal one) before injection, and the outliers sit at 12 to 20 standard
+  deviations (or 20 to 100 times the clean maximum), so any sensible detector threshold
+  separates injected outliers from the natural tail and the list of rows is unambiguous.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-FIRST = ["james", "mary", "robert", "patricia", "john", "jennifer", "michael", "linda",
-         "david", "elizabeth", "william", "barbara", "richard", "susan", "joseph", "jessica",
-         "thomas", "sarah", "charles", "karen", "christopher", "lisa", "daniel", "nancy",
-         "matthew", "betty", "anthony", "margaret", "mark", "sandra", "donald", "ashley"]
-LAST = ["smith", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis",
-        "rodriguez", "martinez", "hernandez", "lopez", "gonzalez", "wilson", "anderson",
-        "thomas", "taylor", "moore", "jackson", "martin", "lee", "perez", "thompson", "white",
-        "harris", "sanchez", "clark", "ramirez", "lewis", "robinson", "walker", "young"]
-CITIES = ["Berlin", "Paris", "Madrid", "Rome", "Vienna", "Lisbon", "Dublin", "Prague",
-          "Warsaw", "Athens", "Oslo", "Helsinki"]
-COUNTRIES = ["Germany", "France", "Spain", "Italy", "Austria", "Portugal", "Ireland",
-             "Czechia"]
-DEPARTMENTS = ["Sales", "Marketing", "Engineering", "Support", "Finance", "Legal"]
-PRODUCTS = ["books", "electronics", "garden", "toys", "grocery", "fashion", "sports"]
-STATUSES = ["active", "inactive", "pending"]
-CHANNELS = ["web", "store", "phone", "partner"]
-WORDS = ["quick", "brown", "fox", "lazy", "dog", "river", "stone", "cloud", "maple",
-         "ocean", "silver", "amber", "falcon", "harbor", "meadow", "copper", "violet"]
-AGE_GROUPS = ["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
+__all__ = ["generate"]
+
+_FIRST_NAMES = [
+    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
+    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas",
+    "Sarah", "Charles", "Karen", "Christopher", "Lisa", "Daniel", "Nancy", "Matthew", "Betty",
+    "Anthony", "Margaret", "Mark", "Sandra", "Donald", "Ashley", "Steven", "Kimberly", "Paul",
+    "Emily", "Andrew", "Donna", "Joshua", "Michelle", "Kenneth", "Carol", "Kevin", "Amanda",
+    "Brian", "Melissa", "George", "Deborah", "Timothy", "Stephanie", "Ronald", "Rebecca",
+    "Jason", "Sharon", "Edward", "Laura", "Jeffrey", "Cynthia", "Ryan", "Kathleen",
+]
+_LAST_NAMES = [
+    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
+    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
+    "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez",
+    "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright",
+    "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall",
+    "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Schmidt", "Muller", "Fischer",
+    "Weber", "Meyer", "Wagner", "Becker", "Schulz", "Hoffmann", "Koch",
+]
+_EMAIL_DOMAINS = ["example.com", "example.org", "example.net", "mail.example.com"]
+_CITIES = ["Berlin", "Paris", "Madrid", "Rome", "Vienna", "Lisbon", "Dublin", "Prague",
+           "Warsaw", "Athens", "Oslo", "Helsinki", "Amsterdam", "Brussels", "Copenhagen"]
+_COUNTRIES = ["Germany", "France", "Spain", "Italy", "Austria", "Portugal", "Ireland",
+              "Czechia", "Poland", "Greece"]
+_DEPARTMENTS = ["Sales", "Marketing", "Engineering", "Support", "Finance", "Legal",
+                "Operations"]
+_PRODUCT_CATEGORIES = ["books", "electronics", "garden", "toys", "grocery", "fashion",
+                       "sports", "beauty"]
+_ACCOUNT_STATUSES = ["active", "inactive", "pending", "suspended"]
+_SALES_CHANNELS = ["web", "store", "phone", "partner", "marketplace"]
+_REGION_CODES = ["N", "S", "E", "W", "C"]
+_GENDERS = ["female", "male", "diverse", "undisclosed"]
+_AGE_GROUPS = ["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
+_NOTE_WORDS = [
+    "quick", "brown", "fox", "lazy", "dog", "river", "stone", "cloud", "maple", "ocean",
+    "silver", "amber", "falcon", "harbor", "meadow", "copper", "violet", "delivery", "late",
+    "early", "damaged", "refund", "happy", "asked", "about", "invoice", "again", "call",
+    "back", "prefers", "email", "weekend", "gift", "wrap", "loyal", "customer", "new",
+    "address", "moved", "complaint",
+]
+_TAX_RATES = [0.0, 0.07, 0.19, 0.2]
+
+_REFERENCE_DAY = np.datetime64("2024-01-01", "D")
+_EXACT_SHARE = 0.01
+_NEAR_SHARE = 0.01
+_OUTLIER_SHARE = 0.005
+_SENTINEL_SHARE = 0.01
+_VARIANT_SHARE = 0.05
+_CLIP_SD = 4.0
+
+# The PII columns and their kinds; no other column holds anything that looks like these.
+_PII_COLUMNS = {
+    "email": "email",
+    "phone_number": "phone",
+    "credit_card_number": "credit_card",
+    "iban": "iban",
+    "ip_address": "ip_address",
+}
+_DATE_COLUMNS = ("birth_date", "signup_date", "last_purchase_date")
+# Identifier-like digit strings a good type inference keeps as text (leading zeros, no math).
+_STRING_OVERRIDES = ("zip_code", "credit_card_number")
+_CASE_VARIANT_COLUMNS = ("city", "country", "department")
+_CONSTANT_COLUMNS = ("source_system",)
+_MISSINGNESS = {"satisfaction_score": "MCAR", "annual_income": "MAR", "credit_score": "MNAR"}
+_OUTLIER_COLUMNS = ("height_cm", "weight_kg", "account_balance", "order_amount")
+_SENTINEL_COLUMN = "days_since_last_login"
+_SENTINEL_VALUE = -1
 
 
-def _digits_to_str(d: np.ndarray) -> pl.Series:
-    """Rows of single digits -> strings (vectorised through bytes)."""
-    raw = (d.astype(np.uint8) + ord("0")).tobytes()
-    width = d.shape[1]
-    return pl.Series([raw[i * width:(i + 1) * width].decode() for i in range(d.shape[0])])
+def _pick(
+    rng: np.random.Generator, values: Sequence[str], n: int, p: Sequence[float] | None = None
+) -> pl.Series:
+    """Draw ``n`` category values (optionally weighted)."""
+    idx = rng.choice(len(values), size=n, p=p)
+    return pl.Series(values, dtype=pl.String).gather(pl.Series(idx))
 
 
-def _luhn_cards(rng: np.random.Generator, n: int) -> pl.Series:
-    body = rng.integers(0, 10, size=(n, 15))
-    body[:, 0] = 4  # a Visa-like prefix
-    # Luhn: from the right of the full 16 digits, double every second digit; here the
-    # check digit is position 15, so the body positions 14, 12, ... (0-based) are doubled.
-    doubled = body.copy()
-    idx = np.arange(14, -1, -2)
-    doubled[:, idx] = body[:, idx] * 2
-    doubled[doubled > 9] -= 9
-    check = (10 - doubled.sum(axis=1) % 10) % 10
-    return _digits_to_str(np.hstack([body, check[:, None]]))
+def _text(values: np.ndarray[Any, Any], width: int = 0) -> pl.Series:
+    """Integers -> decimal strings, left-padded with zeros to ``width``."""
+    out = pl.Series(values).cast(pl.String)
+    return out.str.zfill(width) if width else out
+
+
+def _clipped_normal(
+    rng: np.random.Generator, mean: float, sd: float, n: int, decimals: int
+) -> np.ndarray[Any, Any]:
+    """A normal column without a natural tail beyond +-4 sd (see the module docstring)."""
+    z = np.clip(rng.standard_normal(n), -_CLIP_SD, _CLIP_SD)
+    return np.round(mean + sd * z, decimals)
+
+
+def _credit_cards(rng: np.random.Generator, n: int) -> pl.Series:
+    """16-digit Visa (4...) or Mastercard (51..55...) numbers with a valid Luhn check digit."""
+    digits = rng.integers(0, 10, size=(n, 16))
+    visa = rng.random(n) < 0.7
+    digits[:, 0] = np.where(visa, 4, 5)
+    digits[:, 1] = np.where(visa, digits[:, 1], rng.integers(1, 6, n))
+    # With the check digit at position 15, Luhn doubles positions 14, 12, ..., 0.
+    body = digits[:, :15].copy()
+    body[:, 0::2] *= 2
+    body[body > 9] -= 9
+    digits[:, 15] = (10 - body.sum(axis=1) % 10) % 10
+    number = digits @ (10 ** np.arange(15, -1, -1, dtype=np.int64))
+    return _text(number)  # the leading 4 or 5 keeps every value 16 characters long
 
 
 def _ibans(rng: np.random.Generator, n: int) -> pl.Series:
-    bban = rng.integers(0, 10, size=(n, 18))
-    # mod-97 of BBAN + "DE" as digits (D=13, E=14) + "00", digit by digit
-    tail = np.array([1, 3, 1, 4, 0, 0])
-    r = np.zeros(n, dtype=np.int64)
-    for k in range(18):
-        r = (r * 10 + bban[:, k]) % 97
-    for dgt in tail:
-        r = (r * 10 + dgt) % 97
-    check = 98 - r
-    digits = np.hstack([(check // 10)[:, None], (check % 10)[:, None], bban])
-    return ("DE" + _digits_to_str(digits)).alias("iban")
+    """German IBANs: DE + two mod-97 check digits + 8-digit bank code + 10-digit account."""
+    bank = rng.integers(10_000_000, 100_000_000, n)
+    account = rng.integers(0, 10**10, n)
+    bban = bank * 10**10 + account  # 18 digits, below 2**63
+    # ISO 13616: (BBAN || "DE" as 1314 || "00") mod 97, then check = 98 - remainder.
+    remainder = ((bban % 97) * (10**6 % 97) + 131_400) % 97
+    return "DE" + _text(98 - remainder, 2) + _text(bban)
 
 
-def _pick(rng: np.random.Generator, values: list[str], n: int, p: list[float] | None = None
-          ) -> pl.Series:
-    return pl.Series(np.asarray(values, dtype=object)[rng.choice(len(values), n, p=p)],
-                     dtype=pl.String)
+def _ip_addresses(rng: np.random.Generator, n: int) -> pl.Series:
+    first = rng.integers(1, 224, n)
+    first[first == 127] = 128  # no loopback addresses
+    return (_text(first) + "." + _text(rng.integers(0, 256, n)) + "."
+            + _text(rng.integers(0, 256, n)) + "." + _text(rng.integers(1, 255, n)))
 
 
-def _variants(rng: np.random.Generator, s: pl.Series, share: float) -> tuple[pl.Series, np.ndarray]:
-    """Rewrite a share of category values as case/whitespace variants."""
-    n = len(s)
-    mask = rng.random(n) < share
-    kind = rng.integers(0, 4, n)
-    frame = pl.DataFrame({"v": s, "m": mask, "k": kind})
-    out = frame.select(
-        pl.when(~pl.col("m")).then(pl.col("v"))
-        .when(pl.col("k") == 0).then(pl.col("v").str.to_lowercase())
-        .when(pl.col("k") == 1).then(pl.col("v").str.to_uppercase())
-        .when(pl.col("k") == 2).then(pl.lit(" ") + pl.col("v") + pl.lit(" "))
-        .otherwise(pl.col("v") + pl.lit("  "))
+def _case_variants(rng: np.random.Generator, values: pl.Series) -> pl.Series:
+    """Rewrite a share of category values as "berlin", "BERLIN", " Berlin " or "Berlin  "."""
+    n = len(values)
+    kind = np.where(rng.random(n) < _VARIANT_SHARE, rng.integers(1, 5, n), 0)
+    frame = pl.DataFrame({"v": values, "k": kind})
+    v, k = pl.col("v"), pl.col("k")
+    return frame.select(
+        pl.when(k == 0).then(v)
+        .when(k == 1).then(v.str.to_lowercase())
+        .when(k == 2).then(v.str.to_uppercase())
+        .when(k == 3).then(pl.lit(" ") + v + pl.lit(" "))
+        .otherwise(v + pl.lit("  "))
     ).to_series()
-    return out, mask
 
 
 def _base(rng: np.random.Generator, n: int) -> pl.DataFrame:
-    first = _pick(rng, FIRST, n)
-    last = _pick(rng, LAST, n)
+    """``n`` clean, unique rows (unique ``record_id``) with 50 columns."""
+    first = _pick(rng, _FIRST_NAMES, n)
+    last = _pick(rng, _LAST_NAMES, n)
     age = rng.integers(18, 91, n)
-    age_group = pl.Series(np.asarray(AGE_GROUPS, dtype=object)[
-        np.searchsorted([25, 35, 45, 55, 65], age, side="right")], dtype=pl.String)
-    income = np.round(rng.lognormal(10.5, 0.5, n), 2)
-    credit = np.clip(np.round(rng.normal(650, 80, n)), 300, 850).astype(np.int64)
-    height = np.round(rng.normal(170, 10, n), 1)
-    weight = np.round(rng.normal(75, 12, n), 1)
-    amount = np.round(rng.lognormal(3.5, 1.0, n), 2)
-    days = rng.integers(0, 365, n)
-    start = np.datetime64("2015-01-01")
-    signup = start + rng.integers(0, 3000, n).astype("timedelta64[D]")
-    purchase = signup + rng.integers(0, 900, n).astype("timedelta64[D]")
-    city, city_var = _variants(rng, _pick(rng, CITIES, n), 0.04)
-    country, _ = _variants(rng, _pick(rng, COUNTRIES, n), 0.03)
-    dept, _ = _variants(rng, _pick(rng, DEPARTMENTS, n), 0.03)
-    words = np.asarray(WORDS, dtype=object)
-    comment = (pl.Series(words[rng.integers(0, len(WORDS), n)], dtype=pl.String) + " "
-               + pl.Series(words[rng.integers(0, len(WORDS), n)], dtype=pl.String) + " note "
-               + pl.Series(rng.integers(0, 10**9, n)).cast(pl.String))
-    cols: dict[str, Any] = {
-        "record_id": np.arange(1_000_000, 1_000_000 + n, dtype=np.int64),
-        "first_name": first.str.to_titlecase(),
-        "last_name": last.str.to_titlecase(),
-        "email": first + "." + last + pl.Series(rng.integers(1, 999, n)).cast(pl.String)
-        + "@example.com",
-        "phone": "+1-555-" + pl.Series(rng.integers(100, 1000, n)).cast(pl.String) + "-"
-        + pl.Series(rng.integers(1000, 10000, n)).cast(pl.String),
-        "credit_card": _luhn_cards(rng, n),
+    birth = _REFERENCE_DAY - (np.floor(age * 365.25).astype(np.int64)
+                              + rng.integers(1, 365, n)).astype("timedelta64[D]")
+    signup = np.datetime64("2015-01-01", "D") + rng.integers(0, 3200, n).astype("timedelta64[D]")
+    purchase = signup + rng.integers(0, 700, n).astype("timedelta64[D]")
+    log_amount = np.clip(rng.standard_normal(n), -_CLIP_SD, _CLIP_SD)
+    note_words = pl.Series(_NOTE_WORDS, dtype=pl.String)
+    words = [note_words.gather(pl.Series(rng.integers(0, len(_NOTE_WORDS), n)))
+             for _ in range(3)]
+    columns: dict[str, Any] = {
+        "record_id": np.arange(1_000_001, 1_000_001 + n, dtype=np.int64),
+        "customer_id": rng.integers(100_000, 1_000_000, n),
+        "first_name": first,
+        "last_name": last,
+        "email": (first.str.to_lowercase() + "." + last.str.to_lowercase()
+                  + _text(rng.integers(1, 1000, n)) + "@" + _pick(rng, _EMAIL_DOMAINS, n)),
+        "phone_number": ("+1-" + _text(rng.integers(201, 990, n)) + "-"
+                         + _text(rng.integers(200, 1000, n)) + "-"
+                         + _text(rng.integers(0, 10_000, n), 4)),
+        "credit_card_number": _credit_cards(rng, n),
         "iban": _ibans(rng, n),
-        "ip_address": pl.Series(rng.integers(1, 224, n)).cast(pl.String) + "."
-        + pl.Series(rng.integers(0, 256, n)).cast(pl.String) + "."
-        + pl.Series(rng.integers(0, 256, n)).cast(pl.String) + "."
-        + pl.Series(rng.integers(1, 255, n)).cast(pl.String),
-        "age": age.astype(np.int64),
-        "age_group": age_group,
-        "income": income,
-        "credit_score": credit,
-        "satisfaction": np.round(rng.normal(7, 1.5, n), 2),
-        "height_cm": height,
-        "weight_kg": weight,
-        "transaction_amount": amount,
-        "session_duration_s": np.round(rng.exponential(300, n), 1),
-        "days_since_login": days.astype(np.int64),
-        "city": city,
-        "country": country,
-        "department": dept,
-        "product_category": _pick(rng, PRODUCTS, n),
-        "status": _pick(rng, STATUSES, n, [0.6, 0.3, 0.1]),
-        "channel": _pick(rng, CHANNELS, n),
-        "signup_date": pl.Series(signup).dt.strftime("%Y-%m-%d"),
-        "last_purchase_date": pl.Series(purchase).dt.strftime("%Y-%m-%d"),
-        "is_premium": rng.random(n) < 0.2,
+        "ip_address": _ip_addresses(rng, n),
+        "birth_date": pl.Series(birth).cast(pl.String),
+        "age": age,
+        "age_group": pl.Series(_AGE_GROUPS, dtype=pl.String).gather(
+            pl.Series(np.searchsorted([25, 35, 45, 55, 65], age, side="right"))),
+        "gender": _pick(rng, _GENDERS, n, [0.48, 0.47, 0.02, 0.03]),
+        "annual_income": np.round(rng.lognormal(10.8, 0.55, n), 2),
+        "credit_score": np.clip(np.round(rng.normal(650, 80, n)), 300, 850).astype(np.int64),
+        "satisfaction_score": np.round(rng.normal(7.0, 1.2, n), 2),
+        "height_cm": _clipped_normal(rng, 170.0, 10.0, n, 1),
+        "weight_kg": _clipped_normal(rng, 75.0, 12.0, n, 1),
+        "account_balance": _clipped_normal(rng, 2_500.0, 1_500.0, n, 2),
+        "order_amount": np.round(np.exp(3.5 + 1.0 * log_amount), 2),
+        "shipping_cost": np.round(rng.lognormal(1.5, 0.6, n), 2),
+        "session_duration_sec": np.round(rng.exponential(300.0, n), 1),
+        "days_since_last_login": rng.integers(0, 365, n),
+        "city": _case_variants(rng, _pick(rng, _CITIES, n)),
+        "country": _case_variants(rng, _pick(rng, _COUNTRIES, n)),
+        "department": _case_variants(rng, _pick(rng, _DEPARTMENTS, n)),
+        "product_category": _pick(rng, _PRODUCT_CATEGORIES, n),
+        "account_status": _pick(rng, _ACCOUNT_STATUSES, n, [0.6, 0.25, 0.1, 0.05]),
+        "sales_channel": _pick(rng, _SALES_CHANNELS, n),
+        "region_code": _pick(rng, _REGION_CODES, n),
+        "signup_date": pl.Series(signup).cast(pl.String),
+        "last_purchase_date": pl.Series(purchase).cast(pl.String),
+        "is_premium_member": rng.random(n) < 0.2,
         "newsletter_opt_in": rng.random(n) < 0.5,
-        "zip_code": pl.Series(rng.integers(0, 100_000, n)).cast(pl.String).str.zfill(5),
-        "source_system": pl.Series(["crm"] * n, dtype=pl.String),
-        "comment": comment,
-        "loyalty_points": rng.poisson(120, n).astype(np.int64),
-        "orders_count": rng.poisson(8, n).astype(np.int64),
-        "returns_count": rng.poisson(0.5, n).astype(np.int64),
+        "has_mobile_app": rng.random(n) < 0.35,
+        "zip_code": _text(rng.integers(0, 100_000, n), 5),
+        "source_system": pl.repeat("crm", n, dtype=pl.String, eager=True),
+        "customer_note": (words[0] + " " + words[1] + " " + words[2] + " ticket "
+                          + _text(rng.integers(0, 100_000, n), 5)),
+        "loyalty_points": rng.poisson(120, n),
+        "order_count": rng.poisson(8, n),
+        "return_count": rng.poisson(0.5, n),
         "discount_rate": np.round(rng.beta(2, 8, n), 4),
-        "tenure_months": rng.integers(0, 240, n).astype(np.int64),
-        "region_code": _pick(rng, ["N", "S", "E", "W", "C"], n),
+        "tenure_months": rng.integers(0, 240, n),
+        "product_rating": np.round(np.clip(rng.normal(3.8, 0.9, n), 1.0, 5.0), 1),
+        "page_views": rng.negative_binomial(2, 0.05, n),
+        "latitude": np.round(rng.uniform(36.0, 60.0, n), 5),
+        "longitude": np.round(rng.uniform(-9.0, 25.0, n), 5),
+        "response_time_ms": np.round(rng.lognormal(5.0, 0.8, n), 1),
+        "cart_items": rng.poisson(3, n),
+        "tax_rate": np.asarray(_TAX_RATES)[rng.choice(len(_TAX_RATES), n, p=[0.1, 0.2, 0.6, 0.1])],
     }
-    for k in range(1, 14):  # filler metrics to reach ~50 columns
-        cols[f"metric_{k:02d}"] = np.round(rng.normal(100 + k, 15, n), 3)
-    frame = pl.DataFrame(cols)
-    return frame.with_columns(pl.Series("_city_variant", city_var))
+    frame = pl.DataFrame(columns)
+    return frame.with_columns(pl.col(pl.Int32, pl.UInt32, pl.UInt64).cast(pl.Int64))
 
 
 def _inject(rng: np.random.Generator, df: pl.DataFrame) -> pl.DataFrame:
+    """Outliers, a sentinel and nulls on the base rows, with hidden marker columns."""
     n = df.height
-    u = rng.random((8, n))
-    out_rows = rng.random((5, n)) < 0.005
-    p99 = float(df["transaction_amount"].quantile(0.99) or 0.0)
-    sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
-    df = df.with_columns(
-        _out_height=pl.Series(out_rows[0]),
-        _out_weight=pl.Series(out_rows[1]),
-        _out_amount=pl.Series(out_rows[2]),
-        _out_metric=pl.Series(out_rows[3]),
-        _sentinel=pl.Series(out_rows[4]),
-    )
-    height_out = np.round(170 + sign * 10 * (9 + 3 * rng.random(n)), 1)
-    weight_out = np.round(75 + 12 * (9 + 3 * rng.random(n)), 1)
-    metric_out = np.round(101 + sign * 15 * (9 + 3 * rng.random(n)), 3)
-    df = df.with_columns(
-        height_cm=pl.when(pl.col("_out_height")).then(pl.Series(height_out))
-        .otherwise(pl.col("height_cm")),
-        weight_kg=pl.when(pl.col("_out_weight")).then(pl.Series(weight_out))
-        .otherwise(pl.col("weight_kg")),
-        transaction_amount=pl.when(pl.col("_out_amount"))
-        .then(pl.lit(round(p99 * 50, 2)) + pl.Series(np.round(rng.random(n) * p99, 2)))
-        .otherwise(pl.col("transaction_amount")),
-        metric_01=pl.when(pl.col("_out_metric")).then(pl.Series(metric_out))
-        .otherwise(pl.col("metric_01")),
-        days_since_login=pl.when(pl.col("_sentinel")).then(999)
-        .otherwise(pl.col("days_since_login")),
-    )
+    n_out = round(n * _OUTLIER_SHARE)
+    replacements: dict[str, pl.Series] = {}
+    for col in _OUTLIER_COLUMNS:
+        mask = np.zeros(n, dtype=bool)
+        mask[rng.choice(n, n_out, replace=False)] = True
+        values = df[col].to_numpy()
+        if col == "order_amount":  # lognormal: 20 to 100 times the largest clean value
+            extreme = np.round(float(values.max()) * rng.uniform(20, 100, n), 2)
+        else:  # normal: 12 to 20 sd away, either side
+            mean, sd = float(values.mean()), float(values.std())
+            sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+            extreme = np.round(mean + sign * sd * rng.uniform(12, 20, n), 2)
+        replacements[col] = pl.Series(col, np.where(mask, extreme, values))
+        replacements[f"_out_{col}"] = pl.Series(f"_out_{col}", mask)
+    sentinel = rng.random(n) < _SENTINEL_SHARE
+    replacements[_SENTINEL_COLUMN] = pl.Series(
+        _SENTINEL_COLUMN, np.where(sentinel, _SENTINEL_VALUE, df[_SENTINEL_COLUMN].to_numpy()))
+    replacements["_sentinel"] = pl.Series("_sentinel", sentinel)
+    df = df.with_columns(**replacements)
+
+    u = rng.random((9, n))
     young = (df["age_group"] == "18-24").to_numpy()
-    high_credit = (df["credit_score"] > 760).to_numpy()
+    high_score = (df["credit_score"] > 760).to_numpy()
     null_masks = {
-        "satisfaction": u[0] < 0.05,  # MCAR
-        "income": np.where(young, u[1] < 0.6, u[1] < 0.01),  # MAR on age_group
-        "credit_score": high_credit & (u[2] < 0.8),  # MNAR: high values go missing
+        "satisfaction_score": u[0] < 0.05,  # MCAR
+        "annual_income": np.where(young, u[1] < 0.6, u[1] < 0.01),  # MAR on age_group
+        "credit_score": high_score & (u[2] < 0.8),  # MNAR: high scores go missing
         "last_purchase_date": u[3] < 0.10,
-        "phone": u[4] < 0.01,
-        "metric_03": u[5] < 0.30,
-        "city": u[6] < 0.02,
-        "discount_rate": u[7] < 0.15,
+        "phone_number": u[4] < 0.01,
+        "city": u[5] < 0.02,
+        "discount_rate": u[6] < 0.15,
+        "product_rating": u[7] < 0.30,
+        "has_mobile_app": u[8] < 0.03,
     }
     return df.with_columns(
         pl.when(pl.Series(mask)).then(None).otherwise(pl.col(col)).alias(col)
@@ -211,95 +287,139 @@ def _inject(rng: np.random.Generator, df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _typo(rng: np.random.Generator, names: pl.Series) -> pl.Series:
-    """Swap two adjacent letters (or double one) in each name: a near-duplicate edit."""
-    out = []
-    for name, r in zip(names.to_list(), rng.random(len(names)), strict=True):
-        pos = int(r * (len(name) - 1))
-        if len(name) > 2 and name[pos] != name[pos + 1]:
-            out.append(name[:pos] + name[pos + 1] + name[pos] + name[pos + 2:])
+def _typo(rng: np.random.Generator, word: str) -> str:
+    """One or two character edits (swap, double, substitute, drop) that change ``word``.
+
+    Position 0 is left alone so a capitalised name stays capitalised.
+    """
+    out = word
+    for _ in range(int(rng.integers(1, 3))):
+        pos = int(rng.integers(1, len(out)))
+        edit = int(rng.integers(0, 4))
+        if edit == 0 and pos + 1 < len(out) and out[pos] != out[pos + 1]:
+            out = out[:pos] + out[pos + 1] + out[pos] + out[pos + 2:]
+        elif edit == 1 or len(out) <= 3:
+            out = out[:pos] + out[pos] + out[pos:]
+        elif edit == 2:
+            letters = "abcdefghijklmnopqrstuvwxyz".replace(out[pos], "")
+            out = out[:pos] + letters[int(rng.integers(0, len(letters)))] + out[pos + 1:]
         else:
-            out.append(name[:pos] + name[pos] + name[pos:])
-    return pl.Series(out, dtype=pl.String)
+            out = out[:pos] + out[pos + 1:]
+    return out if out != word else word[:1] + word[1:2] + word[1:]
 
 
-def generate(rows: int, out_dir: Path, seed: int = 0) -> dict[str, Any]:
-    """Write dirty.csv, dirty.parquet and ground_truth.json into ``out_dir``."""
-    if rows < 10:
-        raise ValueError("generate at least 10 rows")
-    rng = np.random.Generator(np.random.PCG64(seed))
-    n_exact = max(1, round(rows * 0.01))
-    n_near = max(1, round(rows * 0.01))
-    n_base = rows - n_exact - n_near
-    base = _inject(rng, _base(rng, n_base))
-    base = base.with_columns(_key=pl.Series(np.arange(n_base, dtype=np.float64)),
-                             _src=pl.lit(-1, dtype=pl.Int64), _kind=pl.lit(0, dtype=pl.Int8))
+def _near_copies(rng: np.random.Generator, rows: pl.DataFrame, first_id: int) -> pl.DataFrame:
+    """Copies with a fresh record_id, a typo in a name and sometimes doubled whitespace."""
+    n = rows.height
+    first = rows["first_name"].to_list()
+    last = rows["last_name"].to_list()
+    note = rows["customer_note"].to_list()
+    for i in range(n):
+        if rng.random() < 0.5:
+            first[i] = _typo(rng, first[i])
+        else:
+            last[i] = _typo(rng, last[i])
+        if rng.random() < 0.3:
+            note[i] = note[i].replace(" ", "  ", 1) if rng.random() < 0.5 else note[i] + " "
+    return rows.with_columns(
+        record_id=pl.Series(np.arange(first_id, first_id + n, dtype=np.int64)),
+        first_name=pl.Series(first, dtype=pl.String),
+        last_name=pl.Series(last, dtype=pl.String),
+        customer_note=pl.Series(note, dtype=pl.String),
+    )
 
-    exact_src = rng.choice(n_base, n_exact, replace=True)
-    exact = base[exact_src].with_columns(
-        _key=pl.Series(exact_src + rng.uniform(0.01, 1.0, n_exact) * (n_base - exact_src)),
-        _src=pl.Series(exact_src.astype(np.int64)), _kind=pl.lit(1, dtype=pl.Int8))
-    near_src = rng.choice(n_base, n_near, replace=False)
-    near = base[near_src]
-    near = near.with_columns(
-        record_id=pl.Series(np.arange(5_000_000, 5_000_000 + n_near, dtype=np.int64)),
-        last_name=_typo(rng, near["last_name"]),
-        _key=pl.Series(near_src + rng.uniform(0.01, 1.0, n_near) * (n_base - near_src)),
-        _src=pl.Series(near_src.astype(np.int64)), _kind=pl.lit(2, dtype=pl.Int8))
 
-    full = pl.concat([base, exact, near]).sort("_key", maintain_order=True)
-    full = full.with_row_index("_row")
-    # map base index (the _key of base rows) to its final row
-    base_pos = full.filter(pl.col("_kind") == 0).select(
-        pl.col("_key").cast(pl.Int64).alias("_base"), pl.col("_row"))
-    pos = np.empty(n_base, dtype=np.int64)
-    pos[base_pos["_base"].to_numpy()] = base_pos["_row"].to_numpy()
-
-    def rows_where(expr: pl.Expr) -> list[int]:
-        return [int(i) for i in full.filter(expr)["_row"].to_list()]
-
-    near_rows = full.filter(pl.col("_kind") == 2).select("_src", "_row")
-    pairs = sorted([int(pos[s]), int(r)] for s, r in near_rows.iter_rows())
-    hidden = [c for c in full.columns if c.startswith("_")]
-    data = full.drop(hidden)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data.write_csv(out_dir / "dirty.csv")
-    data.write_parquet(out_dir / "dirty.parquet", statistics=True)
-
-    types = {}
+def _column_types(data: pl.DataFrame) -> dict[str, str]:
+    """What a good type inference should conclude for each column."""
+    types: dict[str, str] = {}
     for col, dtype in data.schema.items():
-        if dtype.is_integer():
+        if col in _DATE_COLUMNS:
+            types[col] = "date"
+        elif col in _STRING_OVERRIDES or dtype == pl.String:
+            types[col] = "string"
+        elif dtype.is_integer():
             types[col] = "integer"
         elif dtype.is_float():
             types[col] = "float"
         elif dtype == pl.Boolean:
             types[col] = "boolean"
-        elif col.endswith("_date"):
-            types[col] = "date"
-        else:
-            types[col] = "string"
+        else:  # pragma: no cover - every generated column is one of the above
+            raise TypeError(f"unexpected dtype {dtype} for {col}")
+    return types
+
+
+def generate(rows: int, out_dir: Path, seed: int = 0) -> dict[str, Any]:
+    """Write ``dirty.csv``, ``dirty.parquet`` and ``ground_truth.json`` into ``out_dir``.
+
+    Returns the ground truth (the same dict that is written as JSON). All row indices in it
+    are 0-based positions in the written files.
+    """
+    if rows < 100:
+        raise ValueError("generate at least 100 rows")
+    rng = np.random.Generator(np.random.PCG64(seed))
+    n_exact = max(1, round(rows * _EXACT_SHARE))
+    n_near = max(1, round(rows * _NEAR_SHARE))
+    n_base = rows - n_exact - n_near
+
+    base = _inject(rng, _base(rng, n_base)).with_columns(
+        _key=pl.Series(np.arange(n_base, dtype=np.float64)),
+        _base=pl.Series(np.arange(n_base, dtype=np.int64)),
+        _kind=pl.lit(0, dtype=pl.Int8),
+    )
+    # Disjoint sources: a row is copied exactly, or near-copied, or neither. Each copy is
+    # placed uniformly at random somewhere after its original.
+    sources = rng.permutation(n_base)[: n_exact + n_near]
+    exact_src, near_src = np.sort(sources[:n_exact]), np.sort(sources[n_exact:])
+
+    def after(src: np.ndarray[Any, Any]) -> pl.Series:
+        return pl.Series(src + rng.uniform(0.001, 1.0, len(src)) * (n_base - src))
+
+    exact = base[pl.Series(exact_src)].with_columns(
+        _key=after(exact_src), _kind=pl.lit(1, dtype=pl.Int8))
+    near = _near_copies(rng, base[pl.Series(near_src)], 1_000_001 + n_base).with_columns(
+        _key=after(near_src), _kind=pl.lit(2, dtype=pl.Int8))
+    full = (pl.concat([base, exact, near])
+            .sort("_key", maintain_order=True)
+            .with_row_index("_row"))
+
+    kind = full["_kind"].to_numpy()
+    final_row = full["_row"].to_numpy().astype(np.int64)
+    position = np.empty(n_base, dtype=np.int64)  # base index -> final row of the original
+    position[full["_base"].to_numpy()[kind == 0]] = final_row[kind == 0]
+
+    def rows_where(mask: np.ndarray[Any, Any]) -> list[int]:
+        return [int(i) for i in final_row[mask]]
+
+    pairs = sorted([int(position[src]), int(row)]
+                   for src, row in zip(full["_base"].to_numpy()[kind == 2],
+                                       final_row[kind == 2], strict=True))
+    data = full.drop([c for c in full.columns if c.startswith("_")])
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data.write_csv(out_dir / "dirty.csv")
+    data.write_parquet(out_dir / "dirty.parquet", statistics=True)
+
+    strings = [c for c, t in data.schema.items() if t == pl.String]
+    distinct = data.select(pl.col(strings).drop_nulls().n_unique()).row(0)
+    present = data.select(pl.col(strings).count()).row(0)
+    high_cardinality = [c for c, d, p in zip(strings, distinct, present, strict=True)
+                        if d > 0.5 * p]
     truth: dict[str, Any] = {
         "rows": data.height,
         "columns": data.width,
         "seed": seed,
-        "column_types": types,
-        "exact_duplicates": {"count": n_exact, "rows": rows_where(pl.col("_kind") == 1)},
+        "column_types": _column_types(data),
+        "exact_duplicates": {"count": n_exact, "rows": rows_where(kind == 1)},
         "near_duplicates": {"pairs": pairs},
-        "nulls": {c: int(v) for c, v in zip(data.columns, data.null_count().row(0), strict=True)},
-        "missingness": {"satisfaction": "MCAR", "income": "MAR", "credit_score": "MNAR"},
-        "outliers": {
-            "height_cm": rows_where(pl.col("_out_height")),
-            "weight_kg": rows_where(pl.col("_out_weight")),
-            "transaction_amount": rows_where(pl.col("_out_amount")),
-            "metric_01": rows_where(pl.col("_out_metric")),
-        },
-        "sentinel": {"days_since_login": {"value": 999, "rows": rows_where(pl.col("_sentinel"))}},
-        "case_variant_columns": ["city", "country", "department"],
-        "pii_columns": {"email": "email", "phone": "phone", "credit_card": "credit_card",
-                        "iban": "iban", "ip_address": "ip_address"},
-        "constant_columns": ["source_system"],
-        "high_cardinality_columns": ["comment", "record_id", "email"],
+        "nulls": dict(zip(data.columns, map(int, data.null_count().row(0)), strict=True)),
+        "missingness": dict(_MISSINGNESS),
+        "outliers": {c: rows_where(full[f"_out_{c}"].to_numpy()) for c in _OUTLIER_COLUMNS},
+        "sentinel": {_SENTINEL_COLUMN: {"value": _SENTINEL_VALUE,
+                                        "rows": rows_where(full["_sentinel"].to_numpy())}},
+        "case_variant_columns": list(_CASE_VARIANT_COLUMNS),
+        "pii_columns": dict(_PII_COLUMNS),
+        "constant_columns": list(_CONSTANT_COLUMNS),
+        "high_cardinality_columns": high_cardinality,
     }
     (out_dir / "ground_truth.json").write_text(json.dumps(truth, indent=1) + "\n")
     return truth
