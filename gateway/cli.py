@@ -203,7 +203,7 @@ def audit_verify() -> None:
     rt = runtime()
     cols = ", ".join((*chain.COLUMNS, "hash"))
     checked, broken = chain.verify(
-        rt.read_store.query(f"SELECT {cols} FROM audit_log ORDER BY seq")
+        rt.read_store.query(f"SELECT {cols} FROM audit_log ORDER BY chain, seq")
     )
     if broken is not None:
         raise DatrixError(

@@ -36,9 +36,10 @@ def _summary(event: Event) -> str:
 
 
 class Projector:
-    def __init__(self, store: ReadStore, name: str = PROJECTOR) -> None:
+    def __init__(self, store: ReadStore, name: str = PROJECTOR, chain: int = 0) -> None:
         self.store = store
         self.name = name
+        self.chain = chain  # the audit chain this projector appends to (a log partition)
 
     def position(self) -> int:
         return self.store.position(self.name)
@@ -70,7 +71,7 @@ class Projector:
     def apply(self, tx: Tx, env: Envelope) -> None:
         event = decode_event(env)
         dataset_id = self._dispatch(tx, env, event)
-        self._audit(tx, env, event, dataset_id)
+        self._audit(tx, env, event, dataset_id, self.chain)
 
     # -- per event type ------------------------------------------------------------------
     def _dispatch(self, tx: Tx, env: Envelope, event: Event) -> str | None:
@@ -237,10 +238,14 @@ class Projector:
             )
 
     @staticmethod
-    def _audit(tx: Tx, env: Envelope, event: Event, dataset_id: str | None) -> None:
-        last = tx.fetch_one("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+    def _audit(tx: Tx, env: Envelope, event: Event, dataset_id: str | None, chain: int) -> None:
+        last = tx.fetch_one(
+            "SELECT seq, hash FROM audit_log WHERE chain = ? ORDER BY seq DESC LIMIT 1",
+            (chain,),
+        )
         seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, audit.GENESIS)
         values: list[Any] = [
+            chain,
             seq,
             str(env.id),
             env.tenant,

@@ -157,7 +157,8 @@ class Views:
         if dataset_id:
             where += " AND dataset_id = ?"
             params.append(dataset_id)
-        sql = f"SELECT {', '.join(AUDIT_COLS)} FROM audit_log WHERE {where} ORDER BY seq"
+        cols = ", ".join(AUDIT_COLS)
+        sql = f"SELECT {cols} FROM audit_log WHERE {where} ORDER BY occurred_at, chain, seq"
         if limit:
             sql += f" LIMIT {int(limit)}"
         return _dicts(self.store, sql, tuple(params), AUDIT_COLS)

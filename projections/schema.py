@@ -1,8 +1,10 @@
 """Read-model tables (portable SQL: runs on SQLite and PostgreSQL).
 
 They follow the seed schema (datasets, quality_scans, quality_issues, ...) with the tenant
-on every row. ``audit_log`` is append-only and hash-chained; ``projector_position`` holds
-each projector's consumed position, written in the same transaction as its rows.
+on every row. ``audit_log`` is append-only and hash-chained, one chain per partition of the
+event log (the embedded log has one, ``datrix.events`` one per Kafka partition).
+``projector_position`` holds each projector's consumed position, written in the same
+transaction as its rows.
 """
 
 from __future__ import annotations
@@ -110,7 +112,8 @@ CREATE TABLE IF NOT EXISTS command_status (
 )""",
     "audit_log": """
 CREATE TABLE IF NOT EXISTS audit_log (
-    seq            BIGINT PRIMARY KEY,
+    chain          INTEGER NOT NULL,
+    seq            BIGINT NOT NULL,
     event_id       TEXT NOT NULL UNIQUE,
     tenant         TEXT NOT NULL,
     event_type     TEXT NOT NULL,
@@ -122,7 +125,8 @@ CREATE TABLE IF NOT EXISTS audit_log (
     correlation_id TEXT NOT NULL,
     summary        TEXT NOT NULL,
     prev_hash      TEXT NOT NULL,
-    hash           TEXT NOT NULL
+    hash           TEXT NOT NULL,
+    PRIMARY KEY (chain, seq)
 )""",
     "projector_position": """
 CREATE TABLE IF NOT EXISTS projector_position (
@@ -135,7 +139,7 @@ INDEXES = [
     "CREATE INDEX IF NOT EXISTS idx_datasets_tenant_name ON datasets (tenant, name)",
     "CREATE INDEX IF NOT EXISTS idx_scans_dataset ON quality_scans (dataset_id, created_at)",
     "CREATE INDEX IF NOT EXISTS idx_issues_impact ON quality_issues (dataset_id, impact_score)",
-    "CREATE INDEX IF NOT EXISTS idx_audit_dataset ON audit_log (dataset_id, seq)",
+    "CREATE INDEX IF NOT EXISTS idx_audit_dataset ON audit_log (dataset_id, occurred_at)",
 ]
 
 # Ordered primary keys used to checksum each table (replay --verify compares these).
@@ -146,5 +150,5 @@ CHECKSUM_ORDER: dict[str, str] = {
     "quality_issues": "scan_id, issue_id",
     "columns": "scan_id, position",
     "command_status": "command_id",
-    "audit_log": "seq",
+    "audit_log": "chain, seq",
 }

@@ -87,7 +87,7 @@ def test_scan_flows_to_read_models_and_replays_identically(
     assert Views(rt.read_store, "other").scan(str(scan_id)) is None
 
     rows = rt.read_store.query(
-        f"SELECT {', '.join(audit.COLUMNS)}, hash FROM audit_log ORDER BY seq"
+        f"SELECT {', '.join(audit.COLUMNS)}, hash FROM audit_log ORDER BY chain, seq"
     )
     checked, broken = audit.verify(rows)
     assert broken is None and checked == rt.events.head()
