@@ -7,9 +7,11 @@ import json
 import os
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from gateway import render, services
 from gateway.errors import DatrixError, NotFound, UserInputError
 from jobs.engine import ProgressFn
+from projections.queries import Views
 from streams.runtime import EmbeddedRuntime
 from streams.settings import load_settings
 
@@ -29,14 +32,17 @@ if not out.is_terminal:
 err = Console(stderr=True)
 
 
-def runtime() -> EmbeddedRuntime:
+def runtime() -> services.Runtime:
+    """The embedded default, or Kafka mode when DATRIX_KAFKA_BOOTSTRAP is set."""
     settings = load_settings()
-    if not settings.embedded:
-        raise DatrixError(
-            "DATRIX_KAFKA_BOOTSTRAP is set, but this build runs only the embedded default; "
-            "unset it to use ./.datrix"
-        )
-    return EmbeddedRuntime(settings)
+    if settings.embedded:
+        return EmbeddedRuntime(settings)
+    from streams.kafka_runtime import KafkaRuntime
+
+    try:
+        return KafkaRuntime(settings)
+    except Exception as exc:
+        raise DatrixError(f"cannot reach the Kafka-mode services: {exc}") from exc
 
 
 @contextmanager
@@ -216,28 +222,124 @@ def audit_verify() -> None:
 @click.option(
     "--verify", is_flag=True, help="Compare with the live read models; exit 1 if different."
 )
-def replay(verify: bool) -> None:
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(
+        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"]
+    ),
+    help="Rebuild the state as it was at this time (UTC) and list its datasets.",
+)
+@click.option("--keep", is_flag=True, help="Keep the rebuilt tables and say where they are.")
+def replay(verify: bool, as_of: datetime | None, keep: bool) -> None:
     """Rebuild the read models from the event log into fresh tables and print a checksum."""
-    from projections.replay import rebuild, table_checksums
-    from projections.store import SQLiteReadStore
+    from projections import replay as rp
 
+    if verify and as_of:
+        raise UserInputError("--verify compares the present state; it cannot go with --as-of")
+    when = as_of.replace(tzinfo=UTC) if as_of else None
     rt = runtime()
     rt.drain()
-    target_dir = rt.settings.home / "replay"
-    target_dir.mkdir(exist_ok=True)
-    target = target_dir / f"readmodels-{uuid.uuid4().hex[:8]}.db"
-    try:
-        result = rebuild(rt.events, SQLiteReadStore(target))
+    with rebuilt_store(rt, keep) as (target, where):
+        if isinstance(rt, EmbeddedRuntime):
+            result = rp.rebuild(rt.events, target, as_of=when)
+            ready = None
+        else:
+            from streams.kafka import read_topic
+            from streams.kafka_runtime import KafkaRuntime
+
+            assert isinstance(rt, KafkaRuntime) and rt.settings.kafka_bootstrap is not None
+            partitions = read_topic(rt.settings.kafka_bootstrap, rt.topics.events)
+            result = rp.rebuild_partitioned(partitions, target, as_of=when)
+            ready = {p: events[-1][0] for p, events in partitions.items() if events}
         out.print(f"replayed {result.events} events; checksum {result.checksum}")
+        if when is not None:
+            rows = Views(target, rt.settings.tenant).datasets()
+            render.simple_table(
+                out,
+                f"Datasets as of {when.isoformat()}",
+                rows,
+                ["id", "name", "status", "latest_version", "updated_at"],
+            )
+        if keep:
+            out.print(f"rebuilt tables kept in {where}")
         if verify:
-            live = table_checksums(rt.read_store)
+            if ready is not None:
+                wait_for_projectors(rt, ready)
+            live = rp.table_checksums(rt.read_store)
             differ = [t for t in live if live[t] != result.checksums.get(t)]
             if differ:
                 raise DatrixError(f"read models differ from a full replay in: {', '.join(differ)}")
             out.print("live read models are identical to the replay")
+
+
+@contextmanager
+def rebuilt_store(rt: services.Runtime, keep: bool) -> Iterator[tuple[Any, str]]:
+    """A fresh, empty read store beside the live one (SQLite file or Postgres schema)."""
+    tag = uuid.uuid4().hex[:8]
+    if isinstance(rt, EmbeddedRuntime):
+        from projections.store import SQLiteReadStore
+
+        target_dir = rt.settings.home / "replay"
+        target_dir.mkdir(exist_ok=True)
+        path = target_dir / f"readmodels-{tag}.db"
+        try:
+            yield SQLiteReadStore(path), str(path)
+        finally:
+            if not keep:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    from projections.store import PostgresReadStore
+
+    schema = f"replay_{tag}"
+    store = PostgresReadStore(rt.settings.database_url or "", schema=schema)
+    try:
+        yield store, f"Postgres schema {schema}"
     finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        if not keep:
+            store.drop_schema()
+
+
+def wait_for_projectors(rt: services.Runtime, ready: dict[int, int], timeout: float = 120) -> None:
+    """Kafka mode: wait until the live projector has applied what the replay read."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = rt.read_store.query("SELECT name, position FROM projector_position")
+        done = {str(name): int(pos) for name, pos in rows}
+        if all(done.get(f"read-models:{p}", 0) >= pos for p, pos in ready.items()):
+            return
+        time.sleep(0.2)
+    raise DatrixError("the live projector is behind the event log; is `datrix worker` running?")
+
+
+@cli.command()
+@click.option(
+    "--roles",
+    default="processor,relay,dispatcher,jobs,projector",
+    show_default=True,
+    help="Comma-separated roles to run in this process.",
+)
+def worker(roles: str) -> None:
+    """Run the Kafka-mode stream processors (needs DATRIX_KAFKA_BOOTSTRAP and _DATABASE_URL)."""
+    import logging
+
+    from streams.kafka import topics_from_env
+    from streams.worker import ROLES, run_worker
+
+    settings = load_settings()
+    if settings.embedded or not settings.database_url:
+        raise UserInputError("datrix worker needs DATRIX_KAFKA_BOOTSTRAP and DATRIX_DATABASE_URL")
+    chosen = tuple(r.strip() for r in roles.split(",") if r.strip())
+    unknown = [r for r in chosen if r not in ROLES]
+    if unknown:
+        raise UserInputError(
+            f"unknown role(s) {', '.join(unknown)}; choose from {', '.join(ROLES)}"
+        )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(threadName)s %(levelname)s %(message)s"
+    )
+    run_worker(settings, topics_from_env(), chosen)
 
 
 @cli.group()

@@ -6,9 +6,10 @@ import json
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aggregates.dataset import AddDatasetVersion, RegisterDataset
 from aggregates.scan import RequestScan
@@ -16,7 +17,43 @@ from gateway.errors import DatrixError, NotFound, UserInputError
 from jobs.engine import ProgressFn, no_progress
 from jobs.ingest import InputError, ingest
 from projections.queries import Views
-from streams.runtime import EmbeddedRuntime
+from projections.store import ReadStore
+from streams.messages import Envelope
+from streams.object_store import LocalObjectStore
+from streams.settings import Settings
+
+
+class Runtime(Protocol):
+    """What the use cases need from the embedded or the Kafka runtime."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def objects(self) -> LocalObjectStore: ...
+
+    @property
+    def read_store(self) -> ReadStore: ...
+
+    def submit(
+        self,
+        command: Any,
+        subject: uuid.UUID,
+        *,
+        command_id: uuid.UUID | None = None,
+        cause: Envelope | None = None,
+        actor: str | None = None,
+    ) -> Envelope: ...
+
+    def drain(self, progress: ProgressFn = ...) -> None: ...
+
+    def wait_for(
+        self,
+        done: Callable[[], bool],
+        progress: ProgressFn = ...,
+        scan_id: str | None = None,
+        timeout: float = ...,
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -27,11 +64,11 @@ class ScanOutcome:
     new_version: bool
 
 
-def views(runtime: EmbeddedRuntime) -> Views:
+def views(runtime: Runtime) -> Views:
     return Views(runtime.read_store, runtime.settings.tenant)
 
 
-def _raise_if_rejected(runtime: EmbeddedRuntime, command_id: uuid.UUID) -> None:
+def _raise_if_rejected(runtime: Runtime, command_id: uuid.UUID) -> None:
     status = views(runtime).command_status(str(command_id))
     if status is None:
         raise DatrixError(f"command {command_id} was not processed")
@@ -40,7 +77,7 @@ def _raise_if_rejected(runtime: EmbeddedRuntime, command_id: uuid.UUID) -> None:
 
 
 def scan_file(
-    runtime: EmbeddedRuntime,
+    runtime: Runtime,
     path: Path,
     *,
     name: str | None = None,
@@ -98,13 +135,24 @@ def scan_file(
             scan_id,
         ).id
     )
-    runtime.drain(progress)
+
+    def settled() -> bool:
+        v = views(runtime)
+        statuses = [v.command_status(str(c)) for c in pending]
+        if any(s is None for s in statuses):
+            return False
+        if any(s is not None and s["status"] == "rejected" for s in statuses):
+            return True
+        scan = v.scan(str(scan_id))
+        return scan is not None and scan["status"] in ("completed", "failed")
+
+    runtime.wait_for(settled, progress, scan_id=str(scan_id))
     for command_id in pending:
         _raise_if_rejected(runtime, command_id)
     return ScanOutcome(str(dataset_id), dataset_name, str(scan_id), new_version)
 
 
-def report_document(runtime: EmbeddedRuntime, scan_id: str) -> dict[str, Any]:
+def report_document(runtime: Runtime, scan_id: str) -> dict[str, Any]:
     """The scan report as the JSON document of ``datrix scan --format json``."""
     v = views(runtime)
     scan = v.scan(scan_id)
@@ -151,7 +199,7 @@ def issue_document(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def resolve_dataset(runtime: EmbeddedRuntime, name_or_id: str) -> dict[str, Any]:
+def resolve_dataset(runtime: Runtime, name_or_id: str) -> dict[str, Any]:
     found = views(runtime).dataset(name_or_id)
     if found is None:
         raise NotFound(f"no dataset named or with id {name_or_id!r}")

@@ -6,10 +6,12 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from projections.projector import Projector
 from projections.schema import CHECKSUM_ORDER
 from projections.store import ReadStore
+from streams.messages import Envelope
 from streams.ports import EventLog
 
 BATCH = 1000
@@ -45,18 +47,36 @@ def rebuild(
     target: ReadStore,
     upto: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    as_of: datetime | None = None,
 ) -> ReplayResult:
-    """Apply every event (up to position ``upto``) to an empty read store."""
+    """Apply every event (up to position ``upto``; with ``as_of``, only events that had
+    happened by then) to an empty read store."""
     projector = Projector(target)
     head = log.head() if upto is None else upto
     position = 0
     applied = 0
     while position < head:
-        batch = [(p, e) for p, e in log.read(position, BATCH) if p <= head]
-        if not batch:
+        read = [(p, e) for p, e in log.read(position, BATCH) if p <= head]
+        if not read:
             break
+        position = read[-1][0]
+        batch = [(p, e) for p, e in read if as_of is None or e.time <= as_of]
         applied += projector.apply_batch(batch)
-        position = batch[-1][0]
         if on_batch:
             on_batch(position, head)
+    return ReplayResult(applied, table_checksums(target))
+
+
+def rebuild_partitioned(
+    partitions: dict[int, list[tuple[int, Envelope]]],
+    target: ReadStore,
+    as_of: datetime | None = None,
+) -> ReplayResult:
+    """Apply each partition's events in order (one audit chain per partition)."""
+    applied = 0
+    for partition, events in sorted(partitions.items()):
+        chosen = [(p, e) for p, e in events if as_of is None or e.time <= as_of]
+        projector = Projector(target, name=f"read-models:{partition}", chain=partition)
+        for start in range(0, len(chosen), BATCH):
+            applied += projector.apply_batch(chosen[start : start + BATCH])
     return ReplayResult(applied, table_checksums(target))

@@ -130,3 +130,7 @@ class PostgresReadStore:
     def position(self, name: str) -> int:
         rows = self.query("SELECT position FROM projector_position WHERE name = ?", (name,))
         return int(rows[0][0]) if rows else 0
+
+    def drop_schema(self) -> None:
+        with self._psycopg.connect(self.url, autocommit=True) as db:
+            db.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")

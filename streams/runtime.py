@@ -11,7 +11,7 @@ nothing and a later drain finishes the work.
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from uuid import UUID
@@ -79,6 +79,18 @@ class EmbeddedRuntime:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def wait_for(
+        self,
+        done: Callable[[], bool],
+        progress: ProgressFn = no_progress,
+        scan_id: str | None = None,
+        timeout: float = 0.0,
+    ) -> None:
+        """In one process, all work is done by the time ``drain`` returns."""
+        self.drain(progress)
+        if not done():
+            raise RuntimeError("the embedded runtime finished without the expected outcome")
 
     def drain(self, progress: ProgressFn = no_progress) -> None:
         with self._exclusive():

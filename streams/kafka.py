@@ -1,0 +1,208 @@
+"""Kafka adapters: topics, the CloudEvents binary-mode mapping, the command producer.
+
+A message is keyed by the aggregate id, its value is the Avro single-object payload, and
+the envelope's attributes travel as CloudEvents Kafka headers (``ce_id``, ``ce_type``,
+...). Events also carry ``datrix_position``: their notification id in the event store, a
+gap-free, per-partition increasing number the projectors use to drop redelivered copies.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.messages import Envelope, cloudevents_headers
+
+PARTITIONS = {"commands": 6, "events": 6, "jobs": 3}
+FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = "datrix."
+
+    @property
+    def commands(self) -> str:
+        return f"{self.prefix}commands"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def jobs(self) -> str:
+        return f"{self.prefix}jobs"
+
+
+def topics_from_env() -> Topics:
+    return Topics(os.environ.get("DATRIX_TOPIC_PREFIX", "datrix."))
+
+
+def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None:
+    """Create the topics with explicit partitions (idempotent); events and commands are
+    kept forever: they are the system's history."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    wanted = [
+        NewTopic(topics.commands, PARTITIONS["commands"], 1, config=FOREVER),
+        NewTopic(topics.events, PARTITIONS["events"], 1, config=FOREVER),
+        NewTopic(topics.jobs, PARTITIONS["jobs"], 1, config={"retention.ms": "604800000"}),
+    ]
+    for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
+
+
+Headers = list[tuple[str, str | bytes | None]]
+
+
+def to_message(env: Envelope, position: int | None = None) -> tuple[bytes, bytes, Headers]:
+    headers: Headers = list(cloudevents_headers(env))
+    if env.sequence is not None:
+        headers.append(("sequence", str(env.sequence).encode()))
+    if position is not None:
+        headers.append(("datrix_position", str(position).encode()))
+    return env.subject.encode(), env.data, headers
+
+
+class BadMessage(ValueError):
+    """A record on a Datrix topic that is not a Datrix message."""
+
+
+def from_message(headers: Any, value: bytes | None) -> tuple[Envelope, int | None]:
+    """Envelope and (for events) event-store position of one Kafka record."""
+    pairs = headers.items() if isinstance(headers, dict) else (headers or [])
+    h = {
+        k: v.decode("utf-8", "replace") if isinstance(v, bytes) else (v or "")
+        for k, v in pairs
+    }
+    try:
+        env = Envelope(
+            id=uuid.UUID(h["ce_id"]),
+            type=h["ce_type"],
+            subject=h["ce_subject"],
+            time=_parse_time(h["ce_time"]),
+            tenant=h["tenant"],
+            actor=h.get("actor", "unknown"),
+            correlation_id=h.get("correlationid", h["ce_id"]),
+            causation_id=h.get("causationid") or None,
+            sequence=int(h["sequence"]) if "sequence" in h else None,
+            data=value or b"",
+            source=h.get("ce_source", "urn:datrix"),
+        )
+    except (KeyError, ValueError) as exc:
+        raise BadMessage(f"missing or invalid CloudEvents header: {exc}") from exc
+    position = int(h["datrix_position"]) if "datrix_position" in h else None
+    return env, position
+
+
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        **extra,
+    }
+
+
+class KafkaCommandLog:
+    """Producer side of ``datrix.commands`` (idempotent producer, keyed by aggregate id)."""
+
+    def __init__(self, bootstrap: str, topics: Topics) -> None:
+        from confluent_kafka import Producer
+
+        self.topics = topics
+        self.producer = Producer(producer_config(bootstrap))
+        self._errors: list[str] = []
+
+    def _delivered(self, err: Any, _msg: Any) -> None:
+        if err is not None:
+            self._errors.append(str(err))
+
+    def append(self, envelope: Envelope) -> bool:
+        key, value, headers = to_message(envelope)
+        while True:
+            try:
+                self.producer.produce(
+                    self.topics.commands,
+                    value=value,
+                    key=key,
+                    headers=headers,
+                    on_delivery=self._delivered,
+                )
+                break
+            except BufferError:
+                self.producer.poll(0.05)
+        self.producer.poll(0)
+        return True
+
+    def flush(self, timeout: float = 30.0) -> None:
+        remaining = self.producer.flush(timeout)
+        if remaining or self._errors:
+            errors, self._errors = self._errors, []
+            raise RuntimeError(
+                f"Kafka did not confirm {remaining} command(s): {'; '.join(errors[:3])}"
+            )
+
+
+def read_topic(
+    bootstrap: str, topic: str, timeout: float = 30.0
+) -> dict[int, list[tuple[int, Envelope]]]:
+    """Every Datrix event on ``topic`` from offset 0 to the current end, per partition, as
+    (event-store position, envelope); redelivered copies (same position) appear once."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"datrix-replay-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout)
+        if topic not in meta.topics or meta.topics[topic].error is not None:
+            raise RuntimeError(f"topic {topic} does not exist")
+        partitions = sorted(meta.topics[topic].partitions)
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
+            for p in partitions
+        }
+        out: dict[int, list[tuple[int, Envelope]]] = {p: [] for p in partitions}
+        todo = {p for p in partitions if ends[p] > 0}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in todo])
+        last: dict[int, int] = {}
+        deadline = time.monotonic() + max(timeout, 600.0)
+        while todo and time.monotonic() < deadline:
+            for msg in consumer.consume(5000, timeout=0.5):
+                if msg.error():
+                    continue
+                p, offset = msg.partition() or 0, msg.offset() or 0
+                env, position = from_message(msg.headers(), msg.value())
+                if position is not None and position > last.get(p, 0):
+                    out[p].append((position, env))
+                    last[p] = position
+                if offset + 1 >= ends[p]:
+                    todo.discard(p)
+        if todo:
+            raise RuntimeError(f"could not read {topic} to its end (partitions {sorted(todo)})")
+        return out
+    finally:
+        consumer.close()

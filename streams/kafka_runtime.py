@@ -1,0 +1,95 @@
+"""Kafka mode seen from a client (the CLI, later the API): commands go to
+``datrix.commands``; answers come from the Postgres read models that ``datrix worker``
+keeps; live progress comes from Redis when it is there."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from aggregates.common import Command
+from jobs.engine import ProgressFn, no_progress
+from projections.store import PostgresReadStore
+from streams.kafka import KafkaCommandLog, ensure_topics, topics_from_env
+from streams.messages import Envelope, command_envelope
+from streams.object_store import LocalObjectStore
+from streams.progress import ProgressSubscriber
+from streams.settings import Settings
+
+
+class NoAnswer(RuntimeError):
+    """The workers did not answer in time."""
+
+
+class KafkaRuntime:
+    def __init__(self, settings: Settings) -> None:
+        if not settings.database_url:
+            raise RuntimeError("Kafka mode needs DATRIX_DATABASE_URL as well")
+        assert settings.kafka_bootstrap is not None
+        self.settings = settings
+        self.topics = topics_from_env()
+        ensure_topics(settings.kafka_bootstrap, self.topics)
+        self.commands = KafkaCommandLog(settings.kafka_bootstrap, self.topics)
+        self.read_store = PostgresReadStore(settings.database_url)
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self.objects = LocalObjectStore(settings.home / "objects")
+        self.progress = ProgressSubscriber(settings.redis_url)
+
+    def submit(
+        self,
+        command: Command,
+        subject: UUID,
+        *,
+        command_id: UUID | None = None,
+        cause: Envelope | None = None,
+        actor: str | None = None,
+    ) -> Envelope:
+        envelope = command_envelope(
+            command,
+            subject=subject,
+            tenant=cause.tenant if cause else self.settings.tenant,
+            actor=actor or self.settings.actor,
+            time=datetime.now(UTC),
+            command_id=command_id,
+            correlation_id=cause.correlation_id if cause else None,
+            causation_id=str(cause.id) if cause else None,
+        )
+        self.commands.append(envelope)
+        return envelope
+
+    def drain(self, progress: ProgressFn = no_progress) -> None:
+        """Make sure every submitted command reached the broker."""
+        self.commands.flush()
+
+    def wait_for(
+        self,
+        done: Callable[[], bool],
+        progress: ProgressFn = no_progress,
+        scan_id: str | None = None,
+        timeout: float = 900.0,
+    ) -> None:
+        self.commands.flush()
+        updates: Any = None
+        if scan_id is not None:
+            updates = self.progress.listen(self.settings.tenant, scan_id)
+        deadline = time.monotonic() + timeout
+        last_check = 0.0
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if now - last_check >= 0.05:
+                last_check = now
+                if done():
+                    return
+            if updates is not None:
+                phase, n, total = next(updates, ("", -1, -1))
+                if n >= 0:
+                    progress(phase, n, total)
+            else:
+                time.sleep(0.05)
+        raise NoAnswer(
+            f"no answer from the workers within {timeout:.0f} s; is `datrix worker` running "
+            f"against {self.settings.kafka_bootstrap}?"
+        )

@@ -1,0 +1,356 @@
+"""``datrix worker``: the Kafka-mode processes, one thread per role.
+
+Roles: ``processor`` (commands -> event store, tracking per partition in the same
+Postgres transaction), ``relay`` (event store -> ``datrix.events`` in notification order,
+one leader at a time via a Postgres advisory lock), ``dispatcher`` (``JobRequested`` ->
+``datrix.jobs``), ``jobs`` (run jobs, results back to ``datrix.commands``), ``projector``
+(``datrix.events`` -> Postgres read models + audit chain per partition, position in the
+same transaction). Every consumer is at-least-once; every sink drops redelivered copies
+by a position it stores transactionally, so correctness never depends on Kafka
+transactions or on faust's exactly-once mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import PersistenceError, Tracking
+
+from aggregates.scan import JobRequested
+from jobs.runner import result_command_id, run_scan_job
+from projections.projector import Projector
+from projections.store import PostgresReadStore
+from streams.event_store import EventStore, postgres_event_store
+from streams.kafka import (
+    BadMessage,
+    KafkaCommandLog,
+    Topics,
+    ensure_topics,
+    from_message,
+    producer_config,
+    to_message,
+)
+from streams.messages import Envelope, command_envelope, decode_event
+from streams.object_store import LocalObjectStore
+from streams.processor import CommandProcessor
+from streams.progress import ProgressPublisher
+from streams.settings import Settings
+
+log = logging.getLogger("datrix.worker")
+ROLES = ("processor", "relay", "dispatcher", "jobs", "projector")
+RELAY_TRACKING = "relay:datrix.events"
+RELAY_LOCK_KEY = 0x0DA7_12E1
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    topics: Topics
+    stop: threading.Event
+
+    @property
+    def bootstrap(self) -> str:
+        assert self.settings.kafka_bootstrap is not None
+        return self.settings.kafka_bootstrap
+
+    @property
+    def database_url(self) -> str:
+        if not self.settings.database_url:
+            raise RuntimeError("Kafka mode needs DATRIX_DATABASE_URL (PostgreSQL)")
+        return self.settings.database_url
+
+    def consumer(self, group: str, **extra: Any) -> Any:
+        from confluent_kafka import Consumer
+
+        return Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"{self.topics.prefix}{group}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                **extra,
+            }
+        )
+
+
+def _retrying(ctx: WorkerContext, what: str, fn: Callable[[], Any]) -> Any:
+    """Retry on database or broker outages until it works or the worker stops."""
+    delay = 0.1
+    while not ctx.stop.is_set():
+        try:
+            return fn()
+        except (PersistenceError, OSError, RuntimeError) as exc:
+            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
+            ctx.stop.wait(delay)
+            delay = min(delay * 2, 5.0)
+    raise InterruptedError(what)
+
+
+def _poison(topic: str, partition: int, offset: int, value: bytes | None) -> Envelope:
+    """A stand-in envelope for an undecodable record, so it is rejected and recorded."""
+    from datetime import UTC, datetime
+
+    rid = uuid.uuid5(uuid.NAMESPACE_URL, f"kafka://{topic}/{partition}/{offset}")
+    return Envelope(
+        id=rid,
+        type="unknown",
+        subject=str(uuid.UUID(int=0)),
+        time=datetime.fromtimestamp(0, UTC),
+        tenant="unknown",
+        actor="unknown",
+        correlation_id=str(rid),
+        data=value or b"",
+    )
+
+
+# -- processor ---------------------------------------------------------------------------
+def run_processor(ctx: WorkerContext) -> None:
+    store = _retrying(ctx, "event store", lambda: postgres_event_store(ctx.database_url))
+    processor = CommandProcessor(store)
+    consumer = ctx.consumer("processor")
+
+    def tracking_name(partition: int) -> str:
+        return f"command-processor:{ctx.topics.commands}:{partition}"
+
+    def on_assign(c: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            position = store.position(tracking_name(tp.partition))
+            if position:
+                tp.offset = position  # position = last processed offset + 1
+        c.assign(partitions)
+
+    consumer.subscribe([ctx.topics.commands], on_assign=on_assign)
+    try:
+        while not ctx.stop.is_set():
+            messages = consumer.consume(500, timeout=0.2)
+            for msg in messages:
+                if msg.error():
+                    continue
+                try:
+                    env, _ = from_message(msg.headers(), msg.value())
+                except BadMessage:
+                    env = _poison(msg.topic(), msg.partition(), msg.offset(), msg.value())
+                name, position = tracking_name(msg.partition()), msg.offset() + 1
+
+                def process(e: Envelope = env, n: str = name, p: int = position) -> object:
+                    return processor.process(n, p, e)
+
+                _retrying(ctx, "processing a command", process)
+            if messages:
+                consumer.commit(asynchronous=True)
+    finally:
+        consumer.close()
+
+
+# -- relay -------------------------------------------------------------------------------
+def run_relay(ctx: WorkerContext) -> None:
+    import psycopg
+    from confluent_kafka import Producer
+
+    store: EventStore = _retrying(
+        ctx, "event store", lambda: postgres_event_store(ctx.database_url)
+    )
+    producer = Producer(producer_config(ctx.bootstrap, **{"linger.ms": 2}))
+    lock_conn = None
+    errors: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            errors.append(str(err))
+
+    while not ctx.stop.is_set():
+        try:
+            if lock_conn is None or lock_conn.closed:
+                lock_conn = psycopg.connect(ctx.database_url, autocommit=True)
+                got = lock_conn.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK_KEY,))
+                row = got.fetchone()
+                if not (row and row[0]):
+                    lock_conn.close()
+                    lock_conn = None
+                    ctx.stop.wait(1.0)  # another worker relays; stand by
+                    continue
+            position = store.position(RELAY_TRACKING)
+            batch = store.read(position, 2000)
+            if not batch:
+                ctx.stop.wait(0.01)
+                continue
+            for nid, env in batch:
+                key, value, headers = to_message(env, position=nid)
+                while True:
+                    try:
+                        producer.produce(
+                            ctx.topics.events,
+                            value=value,
+                            key=key,
+                            headers=headers,
+                            on_delivery=delivered,
+                        )
+                        break
+                    except BufferError:
+                        producer.poll(0.05)
+            remaining = producer.flush(30)
+            if remaining or errors:
+                raise RuntimeError(f"relay: broker did not confirm: {errors[:1]}")
+            store.recorder.insert_tracking(Tracking(RELAY_TRACKING, batch[-1][0]))
+        except (PersistenceError, psycopg.Error, RuntimeError, OSError) as exc:
+            errors.clear()
+            log.warning("relay: %s; retrying", exc)
+            if lock_conn is not None:
+                lock_conn.close()
+                lock_conn = None
+            ctx.stop.wait(0.5)
+    if lock_conn is not None:
+        lock_conn.close()
+
+
+# -- dispatcher --------------------------------------------------------------------------
+def run_dispatcher(ctx: WorkerContext) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer(producer_config(ctx.bootstrap))
+    consumer = ctx.consumer("dispatcher")
+    consumer.subscribe([ctx.topics.events])
+    try:
+        while not ctx.stop.is_set():
+            messages = consumer.consume(500, timeout=0.2)
+            jobs = 0
+            for msg in messages:
+                if msg.error():
+                    continue
+                headers = dict(msg.headers() or [])
+                if headers.get("ce_type") == b"datrix.job.JobRequested":
+                    producer.produce(
+                        ctx.topics.jobs, value=msg.value(), key=msg.key(), headers=msg.headers()
+                    )
+                    jobs += 1
+            if jobs and producer.flush(30):
+                log.warning("dispatcher: jobs not confirmed; will redeliver")
+                continue
+            if messages:
+                consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+
+
+# -- jobs --------------------------------------------------------------------------------
+def run_jobs(ctx: WorkerContext) -> None:
+    objects = LocalObjectStore(ctx.settings.home / "objects")
+    commands = KafkaCommandLog(ctx.bootstrap, ctx.topics)
+    consumer = ctx.consumer("jobs", **{"max.poll.interval.ms": 1_800_000})
+    consumer.subscribe([ctx.topics.jobs])
+    publisher = ProgressPublisher(ctx.settings.redis_url)
+    try:
+        while not ctx.stop.is_set():
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            try:
+                env, _ = from_message(msg.headers(), msg.value())
+                job = decode_event(env)
+            except Exception as exc:
+                log.error("jobs: undecodable job record at offset %s: %s", msg.offset(), exc)
+                consumer.commit(message=msg, asynchronous=False)
+                continue
+            if not isinstance(job, JobRequested):
+                consumer.commit(message=msg, asynchronous=False)
+                continue
+            progress = publisher.for_scan(env.tenant, str(job.originator_id))
+            result = run_scan_job(job, objects, progress)
+            reply = command_envelope(
+                result,
+                subject=job.originator_id,
+                tenant=env.tenant,
+                actor=f"worker:{job.engine}",
+                time=env.time,
+                command_id=result_command_id(job.job_id),
+                correlation_id=env.correlation_id,
+                causation_id=str(env.id),
+            )
+            commands.append(reply)
+            _retrying(ctx, "sending a job result", commands.flush)
+            consumer.commit(message=msg, asynchronous=False)
+    finally:
+        consumer.close()
+
+
+# -- projector ---------------------------------------------------------------------------
+def run_projector(ctx: WorkerContext) -> None:
+    from streams.progress import SummaryCache
+
+    store = _retrying(ctx, "read store", lambda: PostgresReadStore(ctx.database_url))
+    cache = SummaryCache(ctx.settings.redis_url)
+    consumer = ctx.consumer("projector")
+    consumer.subscribe([ctx.topics.events])
+    try:
+        while not ctx.stop.is_set():
+            messages = consumer.consume(1000, timeout=0.2)
+            by_partition: dict[int, list[tuple[int, Envelope]]] = defaultdict(list)
+            for msg in messages:
+                if msg.error():
+                    continue
+                try:
+                    env, position = from_message(msg.headers(), msg.value())
+                except BadMessage as exc:
+                    log.error("projector: skipping a non-Datrix record: %s", exc)
+                    continue
+                if position is None:
+                    continue
+                by_partition[msg.partition()].append((position, env))
+            for partition, batch in by_partition.items():
+                projector = Projector(store, name=f"read-models:{partition}", chain=partition)
+
+                def project(p: Projector = projector, b: list[Any] = batch) -> int:
+                    return p.apply_batch(b)
+
+                _retrying(ctx, "projecting", project)
+                cache.invalidate(env for _, env in batch)
+            if messages:
+                consumer.commit(asynchronous=True)
+    finally:
+        consumer.close()
+
+
+RUNNERS: dict[str, Callable[[WorkerContext], None]] = {
+    "processor": run_processor,
+    "relay": run_relay,
+    "dispatcher": run_dispatcher,
+    "jobs": run_jobs,
+    "projector": run_projector,
+}
+
+
+def run_worker(settings: Settings, topics: Topics, roles: tuple[str, ...] = ROLES) -> None:
+    """Run the roles until SIGTERM/SIGINT; a role that crashes is restarted."""
+    stop = threading.Event()
+    ctx = WorkerContext(settings, topics, stop)
+    ensure_topics(ctx.bootstrap, topics)
+
+    def guarded(role: str) -> None:
+        while not stop.is_set():
+            try:
+                RUNNERS[role](ctx)
+            except InterruptedError:
+                return
+            except Exception:
+                log.exception("role %s crashed; restarting in 1s", role)
+                stop.wait(1.0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    threads = [threading.Thread(target=guarded, args=(r,), name=r, daemon=True) for r in roles]
+    for t in threads:
+        t.start()
+    log.info("worker running roles: %s", ", ".join(roles))
+    while not stop.is_set():
+        time.sleep(0.2)
+    for t in threads:
+        t.join(timeout=10)
