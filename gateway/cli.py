@@ -209,7 +209,7 @@ def audit_verify() -> None:
     rt = runtime()
     cols = ", ".join((*chain.COLUMNS, "hash"))
     checked, broken = chain.verify(
-        rt.read_store.query(f"SELECT {cols} FROM audit_log ORDER BY chain, seq")
+        rt.owner_store.query(f"SELECT {cols} FROM audit_log ORDER BY chain, seq")
     )
     if broken is not None:
         raise DatrixError(
@@ -266,7 +266,7 @@ def replay(verify: bool, as_of: datetime | None, keep: bool) -> None:
         if verify:
             if ready is not None:
                 wait_for_projectors(rt, ready)
-            live = rp.table_checksums(rt.read_store)
+            live = rp.table_checksums(rt.owner_store)
             differ = [t for t in live if live[t] != result.checksums.get(t)]
             if differ:
                 raise DatrixError(f"read models differ from a full replay in: {', '.join(differ)}")
@@ -292,7 +292,7 @@ def rebuilt_store(rt: services.Runtime, keep: bool) -> Iterator[tuple[Any, str]]
         return
     from projections.store import PostgresReadStore
 
-    schema = f"replay_{tag}"
+    schema = f"{rt.settings.database_schema}_replay_{tag}"
     store = PostgresReadStore(rt.settings.database_url or "", schema=schema)
     try:
         yield store, f"Postgres schema {schema}"

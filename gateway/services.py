@@ -33,7 +33,14 @@ class Runtime(Protocol):
     def objects(self) -> LocalObjectStore: ...
 
     @property
-    def read_store(self) -> ReadStore: ...
+    def read_store(self) -> ReadStore:
+        """Tenant-scoped reads (Postgres: row-level security)."""
+        ...
+
+    @property
+    def owner_store(self) -> ReadStore:
+        """Every tenant's rows: for replay checksums and the audit chain."""
+        ...
 
     def submit(
         self,

@@ -96,34 +96,75 @@ def _pg(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-class PostgresReadStore:
-    """Read models in PostgreSQL (same tables and SQL as SQLite)."""
+READER_ROLE = "datrix_reader"
+TENANT_TABLES = [t for t in TABLES if t != "projector_position"]
 
-    def __init__(self, url: str, schema: str = "public") -> None:
+
+class PostgresReadStore:
+    """Read models in PostgreSQL (same tables and SQL as SQLite).
+
+    Tenant isolation by construction: every tenant-bearing table has row-level security
+    with a policy on ``current_setting('datrix.tenant')``. A store opened with ``tenant``
+    runs each transaction as the unprivileged ``datrix_reader`` role with that setting, so
+    even a query that forgets its ``WHERE tenant = ...`` sees one tenant's rows only. The
+    projector (no tenant) writes as the owner, which RLS does not restrict.
+    """
+
+    def __init__(self, url: str, schema: str = "public", tenant: str | None = None) -> None:
         import psycopg
 
         self.url = url
         self.schema = schema
+        self.tenant = tenant
         self._psycopg = psycopg
+        if tenant is None:
+            self._migrate()
+
+    def _migrate(self) -> None:
         with self._connect() as db:
-            db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            db.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            db.execute("SELECT pg_advisory_xact_lock(hashtext('datrix-read-models-ddl'))")
             for ddl in TABLES.values():
                 db.execute(ddl)
             for ddl in INDEXES:
                 db.execute(ddl)
+            db.execute(
+                f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
+                f"'{READER_ROLE}') THEN CREATE ROLE {READER_ROLE} NOLOGIN; END IF; END $$"
+            )
+            db.execute(f'GRANT USAGE ON SCHEMA "{self.schema}" TO {READER_ROLE}')
+            for table in TABLES:
+                db.execute(f"GRANT SELECT ON {table} TO {READER_ROLE}")
+            for table in TENANT_TABLES:
+                db.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+                db.execute(f"DROP POLICY IF EXISTS tenant_isolation ON {table}")
+                db.execute(
+                    f"CREATE POLICY tenant_isolation ON {table} "
+                    "USING (tenant = current_setting('datrix.tenant', true))"
+                )
 
     def _connect(self) -> Any:
         return self._psycopg.connect(
             self.url, autocommit=False, options=f"-c search_path={self.schema}"
         )
 
+    def for_tenant(self, tenant: str) -> PostgresReadStore:
+        return PostgresReadStore(self.url, self.schema, tenant=tenant)
+
     @contextmanager
     def transaction(self) -> Iterator[_PostgresTx]:
         with self._connect() as db, db.cursor() as cur:
+            self._scope(cur)
             yield _PostgresTx(cur)
+
+    def _scope(self, cur: Any) -> None:
+        if self.tenant is not None:
+            cur.execute(f"SET LOCAL ROLE {READER_ROLE}")
+            cur.execute("SELECT set_config('datrix.tenant', %s, true)", (self.tenant,))
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._connect() as db, db.cursor() as cur:
+            self._scope(cur)
             cur.execute(_pg(sql), tuple(params))
             return [tuple(r) for r in cur.fetchall()]
 
@@ -133,4 +174,4 @@ class PostgresReadStore:
 
     def drop_schema(self) -> None:
         with self._psycopg.connect(self.url, autocommit=True) as db:
-            db.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+            db.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')

@@ -67,11 +67,15 @@ def sqlite_event_store(path: Path) -> EventStore:
     return EventStore(recorder)
 
 
-def postgres_event_store(url: str, schema: str = "") -> EventStore:
+def postgres_event_store(url: str, schema: str = "public") -> EventStore:
     """The production system of record: eventsourcing's Postgres process recorder."""
     from urllib.parse import unquote, urlparse
 
+    import psycopg
     from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
+
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
 
     parts = urlparse(url)
     if parts.scheme not in ("postgresql", "postgres"):
@@ -84,6 +88,7 @@ def postgres_event_store(url: str, schema: str = "") -> EventStore:
         password=unquote(parts.password or ""),
         pool_size=4,
         max_overflow=4,
+        pre_ping=True,
         schema=schema,
         single_row_tracking=True,
     )

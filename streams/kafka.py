@@ -81,10 +81,7 @@ class BadMessage(ValueError):
 def from_message(headers: Any, value: bytes | None) -> tuple[Envelope, int | None]:
     """Envelope and (for events) event-store position of one Kafka record."""
     pairs = headers.items() if isinstance(headers, dict) else (headers or [])
-    h = {
-        k: v.decode("utf-8", "replace") if isinstance(v, bytes) else (v or "")
-        for k, v in pairs
-    }
+    h = {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else (v or "") for k, v in pairs}
     try:
         env = Envelope(
             id=uuid.UUID(h["ce_id"]),
@@ -135,14 +132,15 @@ class KafkaCommandLog:
         if err is not None:
             self._errors.append(str(err))
 
-    def append(self, envelope: Envelope) -> bool:
-        key, value, headers = to_message(envelope)
+    def append(self, envelope: Envelope, key: str | None = None) -> bool:
+        subject_key, value, headers = to_message(envelope)
+        key_bytes = key.encode() if key is not None else subject_key
         while True:
             try:
                 self.producer.produce(
                     self.topics.commands,
                     value=value,
-                    key=key,
+                    key=key_bytes,
                     headers=headers,
                     on_delivery=self._delivered,
                 )

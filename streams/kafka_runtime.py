@@ -14,7 +14,7 @@ from aggregates.common import Command
 from jobs.engine import ProgressFn, no_progress
 from projections.store import PostgresReadStore
 from streams.kafka import KafkaCommandLog, ensure_topics, topics_from_env
-from streams.messages import Envelope, command_envelope
+from streams.messages import Envelope, command_envelope, routing_key
 from streams.object_store import LocalObjectStore
 from streams.progress import ProgressSubscriber
 from streams.settings import Settings
@@ -33,7 +33,8 @@ class KafkaRuntime:
         self.topics = topics_from_env()
         ensure_topics(settings.kafka_bootstrap, self.topics)
         self.commands = KafkaCommandLog(settings.kafka_bootstrap, self.topics)
-        self.read_store = PostgresReadStore(settings.database_url)
+        self.owner_store = PostgresReadStore(settings.database_url, settings.database_schema)
+        self.read_store = self.owner_store.for_tenant(settings.tenant)
         settings.home.mkdir(parents=True, exist_ok=True)
         self.objects = LocalObjectStore(settings.home / "objects")
         self.progress = ProgressSubscriber(settings.redis_url)
@@ -57,7 +58,7 @@ class KafkaRuntime:
             correlation_id=cause.correlation_id if cause else None,
             causation_id=str(cause.id) if cause else None,
         )
-        self.commands.append(envelope)
+        self.commands.append(envelope, key=routing_key(command, subject))
         return envelope
 
     def drain(self, progress: ProgressFn = no_progress) -> None:

@@ -194,6 +194,17 @@ def event_envelope(event: Event, cause: Envelope) -> Envelope:
     )
 
 
+def routing_key(command: Command, subject: UUID) -> str:
+    """The Kafka key of a command: the aggregate whose order it depends on.
+
+    Commands about a dataset and the scans requested of it share the dataset's key, so they
+    land on one partition and are processed in the order they were sent (a scan request
+    never overtakes the registration it needs)."""
+    if isinstance(command, scan.RequestScan):
+        return str(command.dataset_id)
+    return str(subject)
+
+
 def cloudevents_headers(env: Envelope) -> list[tuple[str, bytes]]:
     """Kafka headers per the CloudEvents Kafka protocol binding (binary content mode)."""
     headers = [

@@ -43,6 +43,7 @@ class EmbeddedRuntime:
         self.events = sqlite_event_store(home / "events.db")
         self.objects = LocalObjectStore(home / "objects")
         self.read_store = SQLiteReadStore(home / "readmodels.db")
+        self.owner_store = self.read_store  # one tenant-agnostic file; views filter by tenant
         self.processor = CommandProcessor(self.events)
         self.projector = Projector(self.read_store)
         self._lock_path = home / "engine.lock"

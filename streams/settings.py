@@ -18,6 +18,7 @@ class Settings:
     redis_url: str | None
     spark_master: str | None
     object_store: str | None
+    database_schema: str = "public"
 
     @property
     def embedded(self) -> bool:
@@ -39,4 +40,5 @@ def load_settings() -> Settings:
         redis_url=env.get("DATRIX_REDIS_URL") or None,
         spark_master=env.get("DATRIX_SPARK_MASTER") or None,
         object_store=env.get("DATRIX_OBJECT_STORE") or None,
+        database_schema=env.get("DATRIX_DATABASE_SCHEMA") or "public",
     )

@@ -67,6 +67,10 @@ class WorkerContext:
             raise RuntimeError("Kafka mode needs DATRIX_DATABASE_URL (PostgreSQL)")
         return self.settings.database_url
 
+    @property
+    def schema(self) -> str:
+        return self.settings.database_schema
+
     def consumer(self, group: str, **extra: Any) -> Any:
         from confluent_kafka import Consumer
 
@@ -84,11 +88,13 @@ class WorkerContext:
 
 def _retrying(ctx: WorkerContext, what: str, fn: Callable[[], Any]) -> Any:
     """Retry on database or broker outages until it works or the worker stops."""
+    import psycopg
+
     delay = 0.1
     while not ctx.stop.is_set():
         try:
             return fn()
-        except (PersistenceError, OSError, RuntimeError) as exc:
+        except (PersistenceError, psycopg.Error, OSError, RuntimeError) as exc:
             log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
             ctx.stop.wait(delay)
             delay = min(delay * 2, 5.0)
@@ -114,7 +120,9 @@ def _poison(topic: str, partition: int, offset: int, value: bytes | None) -> Env
 
 # -- processor ---------------------------------------------------------------------------
 def run_processor(ctx: WorkerContext) -> None:
-    store = _retrying(ctx, "event store", lambda: postgres_event_store(ctx.database_url))
+    store = _retrying(
+        ctx, "event store", lambda: postgres_event_store(ctx.database_url, ctx.schema)
+    )
     processor = CommandProcessor(store)
     consumer = ctx.consumer("processor")
 
@@ -157,7 +165,7 @@ def run_relay(ctx: WorkerContext) -> None:
     from confluent_kafka import Producer
 
     store: EventStore = _retrying(
-        ctx, "event store", lambda: postgres_event_store(ctx.database_url)
+        ctx, "event store", lambda: postgres_event_store(ctx.database_url, ctx.schema)
     )
     producer = Producer(producer_config(ctx.bootstrap, **{"linger.ms": 2}))
     lock_conn = None
@@ -286,7 +294,7 @@ def run_jobs(ctx: WorkerContext) -> None:
 def run_projector(ctx: WorkerContext) -> None:
     from streams.progress import SummaryCache
 
-    store = _retrying(ctx, "read store", lambda: PostgresReadStore(ctx.database_url))
+    store = _retrying(ctx, "read store", lambda: PostgresReadStore(ctx.database_url, ctx.schema))
     cache = SummaryCache(ctx.settings.redis_url)
     consumer = ctx.consumer("projector")
     consumer.subscribe([ctx.topics.events])
@@ -333,6 +341,9 @@ def run_worker(settings: Settings, topics: Topics, roles: tuple[str, ...] = ROLE
     stop = threading.Event()
     ctx = WorkerContext(settings, topics, stop)
     ensure_topics(ctx.bootstrap, topics)
+    # create the tables once, before the roles race to do it
+    postgres_event_store(ctx.database_url, ctx.schema)
+    PostgresReadStore(ctx.database_url, ctx.schema)
 
     def guarded(role: str) -> None:
         while not stop.is_set():

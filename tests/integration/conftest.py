@@ -57,3 +57,92 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path / "home")
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def services() -> dict[str, str]:
+    """Kafka, PostgreSQL and Redis started by the project's own script (idempotent).
+
+    Never skips: a test that needs the services fails when they cannot be started."""
+    proc = subprocess.run(
+        [str(ROOT / "deploy" / "local" / "up")],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"deploy/local/up failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    found: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, value = line[len("export ") :].split("=", 1)
+            found[key] = value.strip().strip("'\"")
+    for key in ("DATRIX_KAFKA_BOOTSTRAP", "DATRIX_DATABASE_URL", "DATRIX_REDIS_URL"):
+        if key not in found:
+            pytest.fail(f"deploy/local/up did not export {key}")
+    return found
+
+
+@dataclass
+class KafkaCli(Cli):
+    """The CLI in Kafka mode, isolated by a topic prefix and a Postgres schema of its own."""
+
+    extra: dict[str, str] | None = None
+    workers: list[subprocess.Popen[str]] | None = None
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env.update(self.extra or {})
+        return env
+
+    def start_worker(
+        self, roles: str | None = None, log: Path | None = None
+    ) -> subprocess.Popen[str]:
+        args = [DATRIX, "worker"] + (["--roles", roles] if roles else [])
+        out = open(log or (self.home.parent / f"worker-{len(self.workers or [])}.log"), "a")  # noqa: SIM115
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+        )
+        assert self.workers is not None
+        self.workers.append(proc)
+        return proc
+
+    def stop_workers(self) -> None:
+        for proc in self.workers or []:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.workers or []:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture
+def kafka_cli(services: dict[str, str], tmp_path: Path) -> Any:
+    import uuid
+
+    import psycopg
+
+    tag = uuid.uuid4().hex[:10]
+    schema = f"t_{tag}"
+    extra = {**services, "DATRIX_TOPIC_PREFIX": f"t{tag}.", "DATRIX_DATABASE_SCHEMA": schema}
+    cli = KafkaCli(home=tmp_path / "home", extra=extra, workers=[])
+    try:
+        yield cli
+    finally:
+        cli.stop_workers()
+        with psycopg.connect(services["DATRIX_DATABASE_URL"], autocommit=True) as db:
+            for (name,) in db.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (f"{schema}%",)
+            ).fetchall():
+                db.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')

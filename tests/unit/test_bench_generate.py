@@ -63,10 +63,14 @@ def test_same_seed_same_bytes_other_seed_differs(
         assert (tmp_path / "other" / name).read_bytes() != (bench[0] / name).read_bytes()
 
 
-def test_csv_and_parquet_hold_the_same_content(bench: tuple[Path, dict[str, Any]],
-                                               frame: pl.DataFrame) -> None:
-    csv = pl.read_csv(bench[0] / "dirty.csv", infer_schema_length=10000,
-                      schema_overrides={c: pl.String for c in ("zip_code", "credit_card_number")})
+def test_csv_and_parquet_hold_the_same_content(
+    bench: tuple[Path, dict[str, Any]], frame: pl.DataFrame
+) -> None:
+    csv = pl.read_csv(
+        bench[0] / "dirty.csv",
+        infer_schema_length=10000,
+        schema_overrides={c: pl.String for c in ("zip_code", "credit_card_number")},
+    )
     assert csv.columns == frame.columns
     assert csv.equals(frame)
 
@@ -97,8 +101,9 @@ def test_near_duplicates(bench: tuple[Path, dict[str, Any]], frame: pl.DataFrame
             assert abs(len(a[col]) - len(b[col])) <= 2
 
 
-def test_null_counts_match_csv_and_parquet(bench: tuple[Path, dict[str, Any]],
-                                           frame: pl.DataFrame) -> None:
+def test_null_counts_match_csv_and_parquet(
+    bench: tuple[Path, dict[str, Any]], frame: pl.DataFrame
+) -> None:
     truth = bench[1]
     assert set(truth["nulls"]) == set(frame.columns)
     csv = pl.read_csv(bench[0] / "dirty.csv", infer_schema_length=10000)
@@ -148,8 +153,9 @@ def test_outliers_and_sentinel(bench: tuple[Path, dict[str, Any]], frame: pl.Dat
     assert hits == sentinel["rows"] and hits
 
 
-def test_case_variants_constant_and_cardinality(bench: tuple[Path, dict[str, Any]],
-                                                frame: pl.DataFrame) -> None:
+def test_case_variants_constant_and_cardinality(
+    bench: tuple[Path, dict[str, Any]], frame: pl.DataFrame
+) -> None:
     truth = bench[1]
     assert 2 <= len(truth["case_variant_columns"]) <= 3
     for col in truth["case_variant_columns"]:
@@ -168,8 +174,9 @@ def test_case_variants_constant_and_cardinality(bench: tuple[Path, dict[str, Any
     assert "customer_note" in truth["high_cardinality_columns"]
 
 
-def test_pii_values_are_valid_and_nowhere_else(bench: tuple[Path, dict[str, Any]],
-                                               frame: pl.DataFrame) -> None:
+def test_pii_values_are_valid_and_nowhere_else(
+    bench: tuple[Path, dict[str, Any]], frame: pl.DataFrame
+) -> None:
     pii = bench[1]["pii_columns"]
     assert set(pii.values()) == {"email", "phone", "credit_card", "iban", "ip_address"}
     by_kind = {kind: col for col, kind in pii.items()}
@@ -190,8 +197,11 @@ def test_pii_values_are_valid_and_nowhere_else(bench: tuple[Path, dict[str, Any]
         others = [c for c, t in frame.schema.items() if t == pl.String and c != col]
         found = frame.select(pl.col(others).str.contains(f"^{pattern}$").any()).row(0)
         assert not any(found), (kind, others)
-    others = [c for c, t in frame.schema.items()
-              if t == pl.String and c not in (by_kind["credit_card"], by_kind["iban"])]
+    others = [
+        c
+        for c, t in frame.schema.items()
+        if t == pl.String and c not in (by_kind["credit_card"], by_kind["iban"])
+    ]
     assert not any(frame.select(pl.col(others).str.contains(r"\d{12,}").any()).row(0))
 
 
