@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # (several variables here are used only by up/down/status)
 # Shared helpers for deploy/local/{up,down,status,kafka-class}. Sourced, not run.
 #
 # Everything the scripts print for humans goes to STDERR; only `up` writes to
@@ -53,7 +53,8 @@ parse_services() {
 }
 
 # One `up`/`down` at a time per state dir (two shells racing to format Kafka
-# storage or initdb would corrupt it).
+# storage or initdb would corrupt it). Daemons must be started with 9>&- so
+# they do not inherit (and hold forever) the lock.
 take_lock() {
   mkdir -p "$DATRIX_STATE"
   exec 9>"$DATRIX_STATE/.lock"
@@ -76,7 +77,7 @@ pid_matches() {
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"
 }
 
-read_pidfile() { [ -s "$1" ] && tr -dc '0-9' <"$1" || true; }
+read_pidfile() { if [ -s "$1" ]; then tr -dc '0-9' <"$1"; fi; }
 
 # Install Debian packages when a command is missing. Runs `apt-get update` once.
 APT_UPDATED=0
@@ -113,7 +114,7 @@ kafka_class() { "$DATRIX_LOCAL_DIR/kafka-class" "$@"; }
 pg_bindir() {
   local d best="" bestv=0 v
   for d in /usr/lib/postgresql/*/bin; do
-    [ -x "$d/pg_ctl" ] && [ -x "$d/initdb" ] || continue
+    if [ ! -x "$d/pg_ctl" ] || [ ! -x "$d/initdb" ]; then continue; fi
     v="$(basename "$(dirname "$d")")"
     v="${v%%.*}"
     if [ "$v" -gt "$bestv" ] 2>/dev/null; then best="$d"; bestv="$v"; fi
