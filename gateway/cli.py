@@ -102,6 +102,20 @@ def scan(
 
 
 @cli.command()
+@click.argument("scan_id")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def report(scan_id: str, fmt: str) -> None:
+    """Print the report of an earlier scan."""
+    rt = runtime()
+    doc = services.report_document(rt, scan_id)
+    if fmt == "json":
+        _dump(doc)
+    else:
+        found = services.views(rt).dataset(doc["dataset_id"])
+        render.report(out, doc, found["name"] if found else doc["dataset_id"])
+
+
+@cli.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def datasets(fmt: str) -> None:
     """List registered datasets."""

@@ -160,7 +160,23 @@ def scan_file(
 
 
 def report_document(runtime: Runtime, scan_id: str) -> dict[str, Any]:
-    """The scan report as the JSON document of ``datrix scan --format json``."""
+    """The scan report as the JSON document of ``datrix scan --format json``.
+
+    In Kafka mode completed reports are cached in Redis (the projector drops the entry
+    when a new event about the scan arrives); without Redis they come from Postgres."""
+    cache = getattr(runtime, "cache", None)
+    tenant = runtime.settings.tenant
+    if cache is not None:
+        cached = cache.get(tenant, scan_id)
+        if cached is not None:
+            return dict(cached)
+    doc = _report_from_read_models(runtime, scan_id)
+    if cache is not None:
+        cache.put(tenant, scan_id, doc)
+    return doc
+
+
+def _report_from_read_models(runtime: Runtime, scan_id: str) -> dict[str, Any]:
     v = views(runtime)
     scan = v.scan(scan_id)
     if scan is None:

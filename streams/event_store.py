@@ -29,6 +29,32 @@ class EventStore:
     def load(self, aggregate_id: UUID) -> list[Envelope]:
         return [decode_envelope(s.state) for s in self.recorder.select_events(aggregate_id)]
 
+    def load_many(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, list[Envelope]]:
+        """Histories of many aggregates: one query on Postgres, one per id elsewhere."""
+        wanted = list(dict.fromkeys(aggregate_ids))
+        found: dict[UUID, list[Envelope]] = {i: [] for i in wanted}
+        if not wanted:
+            return found
+        datastore = getattr(self.recorder, "datastore", None)
+        if type(self.recorder).__name__ == "PostgresProcessRecorder" and datastore is not None:
+            from psycopg.sql import SQL, Identifier
+
+            statement = SQL(
+                "SELECT originator_id, state FROM {schema}.{table} "
+                "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+            ).format(
+                schema=Identifier(datastore.schema),
+                table=Identifier(self.recorder.events_table_name),  # type: ignore[attr-defined]
+            )
+            with datastore.transaction(commit=False) as curs:
+                curs.execute(statement, (wanted,))
+                for row in curs.fetchall():
+                    found[row["originator_id"]].append(decode_envelope(row["state"]))
+            return found
+        for aggregate_id in wanted:
+            found[aggregate_id] = self.load(aggregate_id)
+        return found
+
     def record(self, envelopes: Sequence[Envelope], tracking: Tracking) -> None:
         """Store events and the tracking record atomically; IntegrityError if either the
         tracking position was already recorded or an aggregate version is taken."""
@@ -88,10 +114,12 @@ def postgres_event_store(url: str, schema: str = "public") -> EventStore:
         password=unquote(parts.password or ""),
         pool_size=4,
         max_overflow=4,
-        pre_ping=True,
         schema=schema,
         single_row_tracking=True,
     )
     recorder = PostgresProcessRecorder(datastore, events_table_name="stored_events")
-    recorder.create_table()
+    with psycopg.connect(url, autocommit=False) as db:
+        # serialise DDL: two workers starting at once on a new schema would race
+        db.execute("SELECT pg_advisory_xact_lock(hashtext('datrix-event-store-ddl'))")
+        recorder.create_table()
     return EventStore(recorder)

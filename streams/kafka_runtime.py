@@ -16,7 +16,7 @@ from projections.store import PostgresReadStore
 from streams.kafka import KafkaCommandLog, ensure_topics, topics_from_env
 from streams.messages import Envelope, command_envelope, routing_key
 from streams.object_store import LocalObjectStore
-from streams.progress import ProgressSubscriber
+from streams.progress import ProgressSubscriber, SummaryCache, TenantCounters
 from streams.settings import Settings
 
 
@@ -38,6 +38,8 @@ class KafkaRuntime:
         settings.home.mkdir(parents=True, exist_ok=True)
         self.objects = LocalObjectStore(settings.home / "objects")
         self.progress = ProgressSubscriber(settings.redis_url)
+        self.cache = SummaryCache(settings.redis_url)
+        self.counters = TenantCounters(settings.redis_url)
 
     def submit(
         self,
@@ -59,6 +61,7 @@ class KafkaRuntime:
             causation_id=str(cause.id) if cause else None,
         )
         self.commands.append(envelope, key=routing_key(command, subject))
+        self.counters.incr(envelope.tenant, "commands_submitted")
         return envelope
 
     def drain(self, progress: ProgressFn = no_progress) -> None:

@@ -70,6 +70,17 @@ def _to_avro(value: Any) -> Any:
     return value
 
 
+_HINTS: dict[Any, dict[str, Any]] = {}
+
+
+def _hints(cls: Any) -> dict[str, Any]:
+    """Type hints per class, resolved once (get_type_hints is slow on every decode)."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
 def _from_avro(tp: Any, value: Any) -> Any:
     if value is None:
         return None
@@ -83,7 +94,7 @@ def _from_avro(tp: Any, value: Any) -> Any:
     if tp is UUID:
         return value if isinstance(value, UUID) else UUID(value)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        hints = typing.get_type_hints(tp)
+        hints = _hints(tp)
         return tp(
             **{f.name: _from_avro(hints[f.name], value[f.name]) for f in dataclasses.fields(tp)}
         )
@@ -107,7 +118,7 @@ def decode_command(data: bytes, codec: AvroCodec | None = None) -> Command:
     cls = TYPES.get(name)
     if cls is None or not issubclass(cls, Command):
         raise CodecError(f"{name} is not a command")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     fields = {f.name: _from_avro(hints[f.name], record[f.name]) for f in dataclasses.fields(cls)}
     command: Command = cls(**fields)
     return command
@@ -120,7 +131,7 @@ def decode_event(envelope: Envelope, codec: AvroCodec | None = None) -> Event:
         raise CodecError(f"{name} is not an event")
     if envelope.sequence is None:
         raise CodecError(f"event {envelope.id} has no sequence number")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     fields = {
         f.name: _from_avro(hints[f.name], record[f.name])
         for f in dataclasses.fields(cls)

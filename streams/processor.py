@@ -37,6 +37,21 @@ class Result:
     reason: str | None = None
 
 
+def _aggregate_ids(envelope: Envelope) -> list[UUID]:
+    """Aggregates a command may load, read from the envelope without a full decode."""
+    ids = []
+    with contextlib.suppress(ValueError):
+        ids.append(UUID(envelope.subject))
+    if envelope.type == "datrix.scan.RequestScan":
+        try:
+            command = decode_command(envelope.data)
+        except CodecError:
+            return ids
+        if isinstance(command, scan.RequestScan):
+            ids.append(command.dataset_id)
+    return ids
+
+
 def _fold(evolve: Callable[[S | None, Event], S], history: Sequence[Envelope]) -> S | None:
     state: S | None = None
     for env in history:
@@ -52,27 +67,94 @@ class CommandProcessor:
     def __init__(self, store: EventStore) -> None:
         self.store = store
 
-    def load_dataset(self, dataset_id: UUID) -> dataset.Dataset | None:
-        return _fold(dataset.evolve, self.store.load(dataset_id))
+    def load_dataset(
+        self, dataset_id: UUID, history: Callable[[UUID], Sequence[Envelope]] | None = None
+    ) -> dataset.Dataset | None:
+        return _fold(dataset.evolve, (history or self.store.load)(dataset_id))
 
-    def load_scan(self, scan_id: UUID) -> scan.Scan | None:
-        return _fold(scan.evolve, self.store.load(scan_id))
+    def load_scan(
+        self, scan_id: UUID, history: Callable[[UUID], Sequence[Envelope]] | None = None
+    ) -> scan.Scan | None:
+        return _fold(scan.evolve, (history or self.store.load)(scan_id))
 
-    def decide(self, command: Command, meta: Meta) -> list[Event]:
+    def decide(
+        self,
+        command: Command,
+        meta: Meta,
+        history: Callable[[UUID], Sequence[Envelope]] | None = None,
+    ) -> list[Event]:
         if isinstance(
             command, dataset.RegisterDataset | dataset.AddDatasetVersion | dataset.DeleteDataset
         ):
-            return dataset.decide(command, self.load_dataset(command.dataset_id), meta)
+            return dataset.decide(command, self.load_dataset(command.dataset_id, history), meta)
         if isinstance(command, scan.RequestScan):
             return scan.decide(
                 command,
-                self.load_scan(command.scan_id),
+                self.load_scan(command.scan_id, history),
                 meta,
-                self.load_dataset(command.dataset_id),
+                self.load_dataset(command.dataset_id, history),
             )
         if isinstance(command, scan.CompleteScan | scan.FailScan):
-            return scan.decide(command, self.load_scan(command.scan_id), meta)
+            return scan.decide(command, self.load_scan(command.scan_id, history), meta)
         raise Rejected(f"no handler for {type(command).__name__}")
+
+    def _outcome_events(
+        self, envelope: Envelope, history: Callable[[UUID], Sequence[Envelope]] | None
+    ) -> tuple[Outcome, str | None, tuple[Envelope, ...]]:
+        meta = Meta(command_id=envelope.id, time=envelope.time, tenant=envelope.tenant)
+        outcome: Outcome = "applied"
+        reason: str | None = None
+        try:
+            command = decode_command(envelope.data)
+            events = [*self.decide(command, meta, history), self._accepted(envelope, meta)]
+        except (Rejected, CodecError) as exc:
+            outcome, reason = "rejected", str(exc)
+            events = [self._rejected(envelope, meta, reason)]
+        return outcome, reason, tuple(event_envelope(e, envelope) for e in events)
+
+    def process_batch(
+        self, tracking_name: str, batch: Sequence[tuple[int, Envelope]]
+    ) -> list[Result]:
+        """Process consecutive commands of one log partition in ONE transaction.
+
+        Aggregates are loaded once for the batch (one query on Postgres) and kept up to
+        date in memory as commands decide, so later commands see earlier ones' events.
+        The events of the whole batch and the tracking record of its last position are
+        recorded atomically; if anything conflicts (a concurrent writer, a duplicate id),
+        the batch falls back to one command per transaction, which sorts it out.
+        """
+        done = self.store.position(tracking_name)
+        todo = [(p, e) for p, e in batch if p > done]
+        if not todo:
+            return [Result("duplicate") for _ in batch]
+        if len(todo) == 1:
+            return [self.process(tracking_name, todo[0][0], todo[0][1])]
+        ids: list[UUID] = []
+        for _, env in todo:
+            ids.append(env.id)
+            for aggregate_id in _aggregate_ids(env):
+                ids.append(aggregate_id)
+        histories = self.store.load_many(ids)
+
+        def history(aggregate_id: UUID) -> list[Envelope]:
+            return histories.setdefault(aggregate_id, [])
+
+        results: list[Result] = []
+        recorded: list[Envelope] = []
+        for _, env in todo:
+            if history(env.id):
+                results.append(Result("duplicate"))
+                continue
+            outcome, reason, envelopes = self._outcome_events(env, history)
+            for new in envelopes:
+                history(UUID(new.subject)).append(new)
+            recorded.extend(envelopes)
+            results.append(Result(outcome, envelopes, reason))
+        try:
+            self.store.record(recorded, Tracking(tracking_name, todo[-1][0]))
+        except IntegrityError:
+            return [self.process(tracking_name, p, e) for p, e in todo]
+        return results
 
     def process(self, tracking_name: str, position: int, envelope: Envelope) -> Result:
         tracking = Tracking(tracking_name, position)
@@ -83,16 +165,7 @@ class CommandProcessor:
                 # Same command id seen at another position: only move the position on.
                 self._track_only(tracking)
                 return Result("duplicate")
-            outcome: Outcome = "applied"
-            reason: str | None = None
-            meta = Meta(command_id=envelope.id, time=envelope.time, tenant=envelope.tenant)
-            try:
-                command = decode_command(envelope.data)
-                events = [*self.decide(command, meta), self._accepted(envelope, meta)]
-            except (Rejected, CodecError) as exc:
-                outcome, reason = "rejected", str(exc)
-                events = [self._rejected(envelope, meta, reason)]
-            envelopes = tuple(event_envelope(e, envelope) for e in events)
+            outcome, reason, envelopes = self._outcome_events(envelope, None)
             try:
                 self.store.record(envelopes, tracking)
             except IntegrityError:

@@ -109,9 +109,8 @@ class EmbeddedRuntime:
             batch = self.commands.read(after, BATCH)
             if not batch:
                 return count
-            for position, envelope in batch:
-                self.processor.process(COMMAND_TRACKING, position, envelope)
-                count += 1
+            self.processor.process_batch(COMMAND_TRACKING, batch)
+            count += len(batch)
 
     def project(self) -> int:
         count = 0

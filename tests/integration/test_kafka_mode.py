@@ -92,3 +92,38 @@ def test_redis_down_degrades_without_losing_anything(
     assert run.code == 0, run.stderr
     assert run.json()["rows"] == truth["rows"]
     assert kafka_cli("replay", "--verify").code == 0
+
+
+def test_redis_caches_reports_and_counts_per_tenant(
+    kafka_cli: KafkaCli, data: tuple[Path, dict[str, Any]], services: dict[str, str]
+) -> None:
+    import json
+    import time
+
+    import redis
+
+    out, _ = data
+    tenant = f"cache-{(kafka_cli.extra or {})['DATRIX_DATABASE_SCHEMA']}"
+    kafka_cli.extra = {**(kafka_cli.extra or {}), "DATRIX_TENANT": tenant}
+    kafka_cli.start_worker()
+    doc = kafka_cli("scan", str(out / "dirty.csv"), "--format", "json").json()
+    r = redis.Redis.from_url(services["DATRIX_REDIS_URL"])
+
+    def counters() -> dict[str, int]:
+        raw = r.hgetall(f"datrix:{tenant}:counters")
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    deadline = time.monotonic() + 30
+    while counters().get("events_projected", 0) < 9 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the last outcome events may still be on their way
+    assert counters() == {"commands_submitted": 3, "events_projected": 9}
+
+    key = f"datrix:{tenant}:scan-summary:{doc['scan_id']}"
+    r.delete(key)
+    again = kafka_cli("report", doc["scan_id"], "--format", "json").json()
+    assert again == doc
+    cached = r.get(key)
+    assert cached is not None and json.loads(cached) == doc
+    # served from the cache: a marker we plant is what comes back
+    r.set(key, json.dumps({**doc, "rows": -1}))
+    assert kafka_cli("report", doc["scan_id"], "--format", "json").json()["rows"] == -1
