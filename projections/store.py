@@ -121,8 +121,10 @@ class PostgresReadStore:
             self._migrate()
 
     def _migrate(self) -> None:
+        from streams.event_store import ensure_schema
+
+        ensure_schema(self.url, self.schema)
         with self._connect() as db:
-            db.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             db.execute("SELECT pg_advisory_xact_lock(hashtext('datrix-read-models-ddl'))")
             for ddl in TABLES.values():
                 db.execute(ddl)

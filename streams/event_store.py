@@ -93,6 +93,16 @@ def sqlite_event_store(path: Path) -> EventStore:
     return EventStore(recorder)
 
 
+def ensure_schema(url: str, schema: str) -> None:
+    """CREATE SCHEMA IF NOT EXISTS is not safe under concurrency in PostgreSQL (two
+    sessions can both try, one fails on the catalog's unique index): serialise it."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=False) as db:
+        db.execute("SELECT pg_advisory_xact_lock(hashtext('datrix-create-schema'))")
+        db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+
+
 def postgres_event_store(url: str, schema: str = "public") -> EventStore:
     """The production system of record: eventsourcing's Postgres process recorder."""
     from urllib.parse import unquote, urlparse
@@ -100,8 +110,7 @@ def postgres_event_store(url: str, schema: str = "public") -> EventStore:
     import psycopg
     from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 
-    with psycopg.connect(url, autocommit=True) as db:
-        db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    ensure_schema(url, schema)
 
     parts = urlparse(url)
     if parts.scheme not in ("postgresql", "postgres"):

@@ -364,8 +364,12 @@ def run_worker(settings: Settings, topics: Topics, roles: tuple[str, ...] = ROLE
     ctx = WorkerContext(settings, topics, stop)
     ensure_topics(ctx.bootstrap, topics)
     # create the tables once, before the roles race to do it
-    postgres_event_store(ctx.database_url, ctx.schema)
-    PostgresReadStore(ctx.database_url, ctx.schema)
+    _retrying(
+        ctx, "creating the event store", lambda: postgres_event_store(ctx.database_url, ctx.schema)
+    )
+    _retrying(
+        ctx, "creating the read models", lambda: PostgresReadStore(ctx.database_url, ctx.schema)
+    )
 
     def guarded(role: str) -> None:
         while not stop.is_set():
