@@ -10,14 +10,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from jobs.quality.scoring import impact_score, severity_for
-from jobs.report import Dimension, Issue
+from jobs.report import Dimension, Issue, Severity
 
-FIXABLE = frozenset({"null_values", "exact_duplicates", "outliers", "constant_column"})
+# Issue types with a mechanical fix: drop/impute, canonical spelling, cast, redact/hash.
+# Near duplicates are not among them: merging needs a decision which record survives.
+FIXABLE = frozenset(
+    {
+        "null_values",
+        "exact_duplicates",
+        "outliers",
+        "constant_column",
+        "inconsistent_format",
+        "type_mismatch",
+        "pii_detected",
+    }
+)
 
 
 @dataclass(frozen=True)
 class Finding:
-    """An issue before it has an id. ``rows`` are its sorted 0-based row indices."""
+    """An issue before it has an id. ``rows`` are its sorted 0-based row indices.
+
+    ``severity`` overrides the share-based severity: a finding whose size says little
+    about its importance (PII in every row of a column is a compliance note, not a
+    critical defect) sets it explicitly."""
 
     type: str
     column: str | None
@@ -25,6 +41,7 @@ class Finding:
     description: str
     affected_count: int
     rows: list[int] = field(default_factory=list)
+    severity: Severity | None = None
 
 
 def number_issues(
@@ -35,7 +52,7 @@ def number_issues(
     scored = []
     for f in findings:
         share = f.affected_count / total_rows if total_rows > 0 else 0.0
-        severity = severity_for(share)
+        severity = f.severity or severity_for(share)
         scored.append((impact_score(share, severity), severity, round(100.0 * share, 3), f))
     scored.sort(key=lambda s: (-s[0], s[3].type, s[3].column or ""))
     issues: list[Issue] = []

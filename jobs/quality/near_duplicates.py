@@ -72,6 +72,7 @@ class NearDuplicates:
     candidates: int = 0
     truncated: bool = False  # candidates were cut at MAX_CANDIDATES
     columns_compared: int = 0
+    keys_ignored: tuple[str, ...] = ()  # surrogate-key columns left out of the comparison
 
 
 def _agreement(stats: ColumnStats, rows: int) -> float:
@@ -91,21 +92,23 @@ def _agreement(stats: ColumnStats, rows: int) -> float:
     return sum(p * p for p in shares) + tail
 
 
+def surrogate_keys(stats: Sequence[ColumnStats], unique_rows: int) -> list[str]:
+    """Integer and temporal columns with a distinct value on every (deduplicated) row."""
+    return [
+        s.name
+        for s in stats
+        if s.logical_type in ("integer", "date", "datetime")
+        and s.null_count == 0
+        and s.distinct_count >= unique_rows
+    ]
+
+
 def select_columns(
     stats: Sequence[ColumnStats], rows: int, unique_rows: int
 ) -> tuple[list[str], list[str]]:
     """Return (columns compared in verification, columns that give LSH tokens)."""
-    used: list[str] = []
-    for s in stats:
-        if s.logical_type not in ComparableTypes:
-            continue
-        surrogate = (
-            s.logical_type in ("integer", "date", "datetime")
-            and s.null_count == 0
-            and s.distinct_count >= unique_rows
-        )
-        if not surrogate:
-            used.append(s.name)
+    keys = set(surrogate_keys(stats, unique_rows))
+    used = [s.name for s in stats if s.logical_type in ComparableTypes and s.name not in keys]
     by_name = {s.name: s for s in stats}
     informative = [c for c in used if _agreement(by_name[c], rows) <= MAX_AGREEMENT]
     if len(informative) < MIN_INFORMATIVE:
@@ -209,23 +212,25 @@ def _signature_keys(
     return keys
 
 
-def _bucket_pairs(keys: np.ndarray[Any, Any], rows: np.ndarray[Any, Any]) -> pl.DataFrame:
-    """Candidate pairs (a < b) among rows sharing a key in one band."""
-    frame = pl.DataFrame({"key": keys, "row": rows})
-    frame = frame.filter(pl.col("key").is_duplicated())
-    if frame.height == 0:
-        return pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
-    frame = frame.with_columns(pl.len().over("key").alias("n"))
+def _bucket_pairs(keys: np.ndarray[Any, Any], rows: np.ndarray[Any, Any]) -> pl.LazyFrame:
+    """Candidate pairs (a < b) among rows sharing a key in one band: every pair within a
+    bucket of at most MAX_BUCKET rows, the first row with each other one beyond."""
+    frame = (
+        pl.LazyFrame({"key": keys, "row": rows})
+        .filter(pl.col("key").is_duplicated())
+        .with_columns(pl.len().over("key").alias("n"))
+    )
     small = frame.filter(pl.col("n") <= MAX_BUCKET).select("key", "row")
     pairs = (
         small.join(small, on="key", suffix="_r")
         .filter(pl.col("row") < pl.col("row_r"))
         .select(pl.col("row").alias("a"), pl.col("row_r").alias("b"))
     )
-    big = frame.filter(pl.col("n") > MAX_BUCKET)
-    star = big.select(
-        pl.col("row").min().over("key").alias("a"), pl.col("row").alias("b")
-    ).filter(pl.col("a") < pl.col("b"))
+    star = (
+        frame.filter(pl.col("n") > MAX_BUCKET)
+        .select(pl.col("row").min().over("key").alias("a"), pl.col("row").alias("b"))
+        .filter(pl.col("a") < pl.col("b"))
+    )
     return pl.concat([pairs, star])
 
 
@@ -237,22 +242,18 @@ def candidate_pairs(
     exclude: Sequence[int],
     seed: int = 0,
 ) -> pl.DataFrame:
-    """Distinct candidate pairs (columns ``a`` < ``b``) from MinHash LSH."""
+    """Distinct candidate pairs (columns ``a`` < ``b``, sorted) from MinHash LSH; the
+    bands are bucketed side by side (``collect_all``)."""
     keys = _signature_keys(source, schema, tokens_from, rows, seed)
     keep = np.ones(rows, dtype=bool)
     keep[np.asarray(exclude, dtype=np.int64)] = False
     kept_rows = np.flatnonzero(keep).astype(np.int64)
-    parts = [_bucket_pairs(keys[j][keep], kept_rows) for j in range(BANDS)]
+    parts = pl.collect_all([_bucket_pairs(keys[j][keep], kept_rows) for j in range(BANDS)])
     return pl.concat(parts).unique().sort("a", "b")
 
 
 def _normalised(values: pl.Series) -> pl.Series:
-    return (
-        values.cast(pl.String)
-        .str.strip_chars()
-        .str.replace_all(r"\s+", " ")
-        .str.to_lowercase()
-    )
+    return values.cast(pl.String).str.strip_chars().str.replace_all(r"\s+", " ").str.to_lowercase()
 
 
 def _text_scores(left: pl.Series, right: pl.Series) -> np.ndarray[Any, Any]:
@@ -354,4 +355,5 @@ def find_near_duplicates(
         candidates=candidates.height,
         truncated=truncated,
         columns_compared=len(used),
+        keys_ignored=tuple(surrogate_keys(stats, rows - len(exclude))),
     )

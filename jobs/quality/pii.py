@@ -18,8 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from jobs.quality.profiling import ColumnStats
 
@@ -50,98 +53,115 @@ _IPV4 = rf"^{_OCTET}(\.{_OCTET}){{3}}$"
 _SSN = r"^\d{3}-\d{2}-\d{4}$"
 
 
-def _digits(text: pl.Expr, max_len: int) -> list[pl.Expr]:
-    """The first ``max_len`` characters of ``text`` as digits (missing ones as 0)."""
-    return [text.str.slice(i, 1).cast(pl.Int64, strict=False).fill_null(0) for i in range(max_len)]
+def luhn_valid(digits: pl.Series) -> np.ndarray[Any, Any]:
+    """Luhn checksum of digit strings of up to 19 digits: from the right, every second
+    digit is doubled (minus 9 when above 9) and the total must be divisible by 10.
+    Integer arithmetic on the number itself (19 digits fit in a UInt64)."""
+    number = pl.col("n")
+    terms: list[pl.Expr] = []
+    for i in range(19):
+        d = (number // 10**i) % 10
+        terms.append(d if i % 2 == 0 else d * 2 - (d > 4).cast(pl.UInt64) * 9)
+    frame = pl.DataFrame({"n": digits.cast(pl.UInt64, strict=False)})
+    valid = frame.select((pl.sum_horizontal(terms) % 10 == 0).fill_null(False)).to_series()
+    return valid.to_numpy()
 
 
-def luhn_valid(digits: pl.Expr) -> pl.Expr:
-    """Luhn checksum of a digit string (up to 19 digits): from the right, every second
-    digit is doubled (minus 9 when above 9) and the total must be divisible by 10."""
-    reversed_digits = _digits(digits.str.reverse(), 19)
-    total = pl.lit(0, dtype=pl.Int64)
-    for i, d in enumerate(reversed_digits):
-        if i % 2 == 1:
-            doubled = d * 2
-            total = total + pl.when(doubled > 9).then(doubled - 9).otherwise(doubled)
-        else:
-            total = total + d
-    return total % 10 == 0
+def fixed_width_bytes(values: pl.Series, width: int) -> np.ndarray[Any, Any]:
+    """ASCII strings of at most ``width`` characters as an (n x width) uint8 matrix,
+    right-padded with spaces (from the Arrow buffer when it is contiguous)."""
+    padded = values.str.pad_end(width, " ")
+    arrow = padded.to_arrow()
+    if arrow.type != pa.large_string():
+        arrow = arrow.cast(pa.large_string())
+    n = len(arrow)
+    offsets = np.frombuffer(arrow.buffers()[1], dtype=np.int64)[arrow.offset : arrow.offset + n + 1]
+    if n and bool(np.all(np.diff(offsets) == width)):
+        data = np.frombuffer(arrow.buffers()[2], dtype=np.uint8)
+        return data[offsets[0] : offsets[0] + n * width].reshape(n, width)
+    joined = "".join(padded.to_list()).encode("ascii", errors="replace")
+    return np.frombuffer(joined, dtype=np.uint8).reshape(n, width)
 
 
-_LETTER_VALUES = {chr(ord("A") + i): str(10 + i) for i in range(26)}
+_CHAR_VALUE = np.zeros(256, dtype=np.int32)
+_CHAR_VALUE[48:58] = np.arange(10)  # "0".."9"
+_CHAR_VALUE[65:91] = np.arange(10, 36)  # "A".."Z"
+_CHAR_SCALE = np.ones(256, dtype=np.int32)  # padding: remainder unchanged
+_CHAR_SCALE[48:58] = 10
+_CHAR_SCALE[65:91] = 100  # a letter stands for two digits
 
 
-def iban_valid(iban: pl.Expr) -> pl.Expr:
-    """ISO 13616 check: move the first four characters to the end, replace letters by
-    10..35 and the number must be 1 modulo 97. Computed 7 digits at a time, so the
-    running value stays far below 2**63."""
-    moved = iban.str.slice(4) + iban.str.slice(0, 4)
-    number = moved.str.replace_many(list(_LETTER_VALUES), list(_LETTER_VALUES.values()))
-    remainder = pl.lit(0, dtype=pl.Int64)
-    step = 7
-    for offset in range(0, 34 * 2, step):  # an IBAN has at most 34 characters
-        part = number.str.slice(offset, step)
-        width = part.str.len_chars().cast(pl.Int64)
-        value = part.cast(pl.Int64, strict=False).fill_null(0)
-        remainder = (remainder * pl.lit(10, dtype=pl.Int64).pow(width) + value) % 97
-    return remainder == 1
+def iban_valid(ibans: pl.Series) -> np.ndarray[Any, Any]:
+    """ISO 13616 check of compact upper-case IBANs (<= 34 characters): move the first
+    four characters to the end, read letters as 10..35, and the number must be 1 modulo
+    97. Computed character position by character position over a byte matrix."""
+    moved = ibans.str.slice(4) + ibans.str.slice(0, 4)
+    chars = np.ascontiguousarray(fixed_width_bytes(moved, 34).T)
+    remainder = np.zeros(len(ibans), dtype=np.int32)
+    for position in chars:
+        remainder = (remainder * _CHAR_SCALE[position] + _CHAR_VALUE[position]) % 97
+    return np.asarray(remainder == 1, dtype=bool)
 
 
-def ssn_valid(ssn: pl.Expr) -> pl.Expr:
+def _ssn_valid(ssn: pl.Series) -> np.ndarray[Any, Any]:
     """Areas 000, 666 and 900-999, group 00 and serial 0000 are never issued."""
     area, group, serial = ssn.str.slice(0, 3), ssn.str.slice(4, 2), ssn.str.slice(7, 4)
-    return (
+    valid = (
         ~area.is_in(["000", "666"])
         & (area.str.slice(0, 1) != "9")
         & (group != "00")
         & (serial != "0000")
     )
+    return valid.to_numpy()
 
 
-def _email(v: pl.Expr) -> pl.Expr:
-    return v.str.contains(_EMAIL)
+def _digit_count_ok(low: int, high: int) -> Callable[[pl.Series], np.ndarray[Any, Any]]:
+    def check(values: pl.Series) -> np.ndarray[Any, Any]:
+        return values.str.count_matches(r"\d").is_between(low, high).to_numpy()
+
+    return check
 
 
-def _phone(v: pl.Expr) -> pl.Expr:
-    return v.str.contains(_PHONE) & v.str.count_matches(r"\d").is_between(7, 15)
+def _card_valid(values: pl.Series) -> np.ndarray[Any, Any]:
+    digits = values.str.replace_all(r"[ -]", "")
+    length_ok = digits.str.len_chars().is_between(13, 19).to_numpy()
+    return np.asarray(length_ok & luhn_valid(digits), dtype=bool)
 
 
-def _card(v: pl.Expr) -> pl.Expr:
-    digits = v.str.replace_all(r"[ -]", "")
-    return v.str.contains(_CARD) & digits.str.len_chars().is_between(13, 19) & luhn_valid(digits)
+@dataclass(frozen=True)
+class Kind:
+    """A PII kind: a whole-value shape (regex) and an optional check of matching values."""
+
+    shape: str
+    check: Callable[[pl.Series], np.ndarray[Any, Any]] | None = None
+    compact: bool = False  # drop spaces and upper-case before matching (IBAN)
 
 
-def _iban(v: pl.Expr) -> pl.Expr:
-    compact = v.str.replace_all(" ", "", literal=True).str.to_uppercase()
-    return compact.str.contains(_IBAN) & iban_valid(compact)
-
-
-def _ipv4(v: pl.Expr) -> pl.Expr:
-    return v.str.contains(_IPV4)
-
-
-def _ssn(v: pl.Expr) -> pl.Expr:
-    return v.str.contains(_SSN) & ssn_valid(v)
-
-
-KIND_CHECKS: dict[str, Callable[[pl.Expr], pl.Expr]] = {
-    "email": _email,
-    "phone": _phone,
-    "credit_card": _card,
-    "iban": _iban,
-    "ip_address": _ipv4,
-    "ssn": _ssn,
+KINDS: dict[str, Kind] = {
+    "email": Kind(_EMAIL),
+    "phone": Kind(_PHONE, _digit_count_ok(7, 15)),
+    "credit_card": Kind(_CARD, _card_valid),
+    "iban": Kind(_IBAN, iban_valid, compact=True),
+    "ip_address": Kind(_IPV4),
+    "ssn": Kind(_SSN, _ssn_valid),
 }
 # Integer columns can only hold card numbers (a CSV reader turns them into integers).
 INTEGER_KINDS = ("credit_card",)
 _MIN_CARD = 10**12  # 13 digits
 
 
-def kind_expr(kind: str, value: pl.Expr) -> pl.Expr:
-    """True where ``value`` (a String expression) is a valid value of ``kind``; null
-    stays null."""
-    return KIND_CHECKS[kind](value.str.strip_chars())
+def kind_mask(kind: str, values: pl.Series) -> np.ndarray[Any, Any]:
+    """Boolean mask: the (trimmed) value is a valid ``kind`` value. Nulls are False. The
+    check runs only on the values that have the shape."""
+    spec = KINDS[kind]
+    text = values.cast(pl.String).str.strip_chars()
+    if spec.compact:
+        text = text.str.replace_all(" ", "", literal=True).str.to_uppercase()
+    mask = text.str.contains(spec.shape).fill_null(False).to_numpy().copy()
+    if spec.check is not None and mask.any():
+        idx = np.flatnonzero(mask)
+        mask[idx] = spec.check(text.gather(idx))
+    return mask
 
 
 @dataclass(frozen=True)
@@ -160,7 +180,7 @@ def pii_candidates(
     out: dict[str, tuple[str, ...]] = {}
     for s in stats:
         if s.logical_type == "string":
-            out[s.name] = tuple(KIND_CHECKS)
+            out[s.name] = tuple(KINDS)
         elif (
             s.logical_type == "integer"
             and s.numeric is not None
@@ -194,7 +214,8 @@ def detect_pii(
     rows: int,
     samples: pl.DataFrame | None = None,
 ) -> list[PiiColumn]:
-    """PII columns in schema order (see the module docstring)."""
+    """PII columns in schema order (see the module docstring). ``samples`` may carry the
+    sampled values already drawn for other checks (``sample_frame``)."""
     candidates = pii_candidates(stats, schema)
     present = {s.name: rows - s.null_count for s in stats if s.name in candidates}
     present = {k: v for k, v in present.items() if v >= MIN_SAMPLE}
@@ -202,44 +223,31 @@ def detect_pii(
         return []
     if samples is None or not set(present) <= set(samples.columns):
         samples = sample_frame(source, present, SAMPLE_SIZE)
-    # Decide on the samples: one select per column over its exploded sample.
     flagged: dict[str, list[str]] = {}
     shares: dict[str, float] = {}
     for name in present:
-        values = samples[name].explode()
-        if values.len() < MIN_SAMPLE:
+        values = samples[name].explode().drop_nulls()
+        n = values.len()
+        if n < MIN_SAMPLE:
             continue
-        kinds = candidates[name]
-        frame = pl.DataFrame({"v": values})
-        counts = frame.select(
-            [kind_expr(k, pl.col("v")).sum().alias(k) for k in kinds]
-        ).row(0, named=True)
-        hits = sorted(
-            (k for k in kinds if counts[k] >= MIN_SHARE * values.len()),
-            key=lambda k: (-counts[k], k),
-        )
+        counts = {k: int(kind_mask(k, values).sum()) for k in candidates[name]}
+        hits = sorted((k for k in counts if counts[k] >= MIN_SHARE * n), key=lambda k: -counts[k])
         if hits:
             flagged[name] = hits
-            shares[name] = min(1.0, sum(counts[k] for k in hits) / values.len())
+            shares[name] = min(1.0, sum(counts[k] for k in hits) / n)
     if not flagged:
         return []
-    # Count on the whole columns, one pass for all flagged columns.
-    exprs: list[pl.Expr] = []
-    for name, kinds in flagged.items():
-        masks = [kind_expr(k, _as_text(name)).fill_null(False) for k in kinds]
-        for k, mask in zip(kinds, masks, strict=True):
-            exprs.append(mask.sum().alias(f"{name}\x00{k}"))
-        exprs.append(pl.any_horizontal(masks).arg_true().implode().alias(f"{name}\x00rows"))
-    result = source.select(exprs).collect().row(0, named=True)
+    columns = source.select(list(flagged)).collect()
     out: list[PiiColumn] = []
     for name, kinds in flagged.items():
-        counts = {k: int(result[f"{name}\x00{k}"]) for k in kinds}
+        masks = {k: kind_mask(k, columns[name]) for k in kinds}
+        any_kind = np.logical_or.reduce(list(masks.values()))
         out.append(
             PiiColumn(
                 column=name,
                 kinds=tuple(kinds),
-                counts=counts,
-                rows=[int(i) for i in result[f"{name}\x00rows"]],
+                counts={k: int(m.sum()) for k, m in masks.items()},
+                rows=np.flatnonzero(any_kind).tolist(),
                 sample_share=shares[name],
             )
         )

@@ -7,23 +7,53 @@ needs:
 1. profile    - one ``select`` with every per-column aggregate, plus one group-by per
                 column (run together) for exact distinct counts and top values;
 2. duplicates - whole-row hashes, then exact verification among rows sharing a hash;
-3. outliers   - one ``select`` collecting null and outlier row positions;
+                then near duplicates among the remaining rows (MinHash LSH over field
+                tokens, candidates verified field by field: ``near_duplicates.py``);
+3. outliers   - one ``select`` collecting null and outlier row positions; then the text
+                checks: an evenly spaced sample of every text column decides which hold
+                PII (``pii.py``) and which are numbers or dates in text form, whose
+                mismatches and mixed date formats are then found on the whole column,
+                and categorical columns are checked for case/whitespace spelling variants
+                (``formats.py``);
 4. score      - pure Python over the collected numbers.
 
 Beyond the decoded data, the largest transients are the per-column group-by tables of
-pass 1 and, in pass 2, the rows that share a hash (normally a small fraction).
+pass 1, in pass 2 the rows that share a hash (normally a small fraction) and the MinHash
+bucket keys (10 x 8 bytes per row), and in pass 3 the whole-column masks of flagged
+text columns.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from jobs.engine import ProgressFn, no_progress
 from jobs.quality.detection import IQR_K, Fences, duplicate_rows, outlier_fences, row_positions
+from jobs.quality.formats import (
+    FormatFinding,
+    case_variant_findings,
+    categorical_columns,
+    infer_text_types,
+    typed_column_findings,
+)
 from jobs.quality.issues import Finding, number_issues
+from jobs.quality.near_duplicates import (
+    SIMILARITY_THRESHOLD,
+    NearDuplicates,
+    find_near_duplicates,
+)
+from jobs.quality.pii import (
+    KIND_LABELS,
+    SAMPLE_SIZE,
+    PiiColumn,
+    detect_pii,
+    pii_candidates,
+    sample_frame,
+)
 from jobs.quality.profiling import ColumnStats, profile_columns
 from jobs.quality.scoring import ScoreInputs, build_scores
 from jobs.report import ColumnProfile, ScanOptions, ScanReport
@@ -58,6 +88,7 @@ class PolarsScanEngine:
 
         progress("duplicates", 1, total)
         redundant = duplicate_rows(source, columns) if rows > 1 else []
+        near = find_near_duplicates(source, schema, stats, rows, redundant, options.seed)
 
         progress("outliers", 2, total)
         fences: dict[str, Fences] = {}
@@ -67,9 +98,16 @@ class PolarsScanEngine:
                 fences[s.name] = fence
         null_columns = [s.name for s in stats if s.null_count > 0]
         null_rows, outlier_rows = row_positions(source, schema, null_columns, fences)
+        text = _text_checks(source, schema, stats, rows)
 
         progress("score", 3, total)
         findings = _findings(rows, stats, redundant, null_rows, outlier_rows, fences)
+        findings += _near_duplicate_findings(near, rows)
+        findings += _pii_findings(text.pii, rows)
+        findings += [
+            Finding(f.type, f.column, "consistency", f.description, len(f.rows), f.rows)
+            for f in text.formats
+        ]
         issues, affected = number_issues(findings, rows)
         by_name = {s.name: s for s in stats}
         inputs = ScoreInputs(
@@ -86,6 +124,10 @@ class PolarsScanEngine:
             label_null_share=(
                 (by_name[label].null_count / rows if rows else 0.0) if label is not None else None
             ),
+            near_duplicate_rows=near.redundant,
+            text_cells=text.cells,
+            format_cells=sum(len(f.rows) for f in text.formats),
+            pii_columns=len(text.pii),
         )
         score = build_scores(inputs, options.weights)
         progress("score", total, total)
@@ -98,6 +140,92 @@ class PolarsScanEngine:
             affected_rows=affected,
             engine=self.name,
         )
+
+
+@dataclass(frozen=True)
+class TextChecks:
+    pii: list[PiiColumn]
+    formats: list[FormatFinding]
+    cells: int  # non-null cells of the text columns checked
+
+
+def _text_checks(
+    source: pl.LazyFrame, schema: Mapping[str, pl.DataType], stats: list[ColumnStats], rows: int
+) -> TextChecks:
+    """PII, type mismatches and format variants of the text columns (one shared sample)."""
+    text_columns = [s.name for s in stats if s.logical_type == "string"]
+    sampled = {
+        s.name: rows - s.null_count
+        for s in stats
+        if (s.name in text_columns or s.name in pii_candidates(stats, schema))
+        and rows - s.null_count > 0
+    }
+    samples = sample_frame(source, sampled, SAMPLE_SIZE) if sampled else None
+    if samples is None:
+        return TextChecks([], [], 0)
+    pii = detect_pii(source, stats, schema, rows, samples)
+    types = infer_text_types(samples, [c for c in text_columns if c in sampled])
+    formats = typed_column_findings(source, types)
+    formats += case_variant_findings(source, categorical_columns(stats, rows, types))
+    order = {name: i for i, name in enumerate(schema)}
+    formats.sort(key=lambda f: (order[f.column], f.type))
+    cells = sum(rows - s.null_count for s in stats if s.name in text_columns)
+    return TextChecks(pii, formats, cells)
+
+
+def _near_duplicate_findings(near: NearDuplicates, rows: int) -> list[Finding]:
+    if not near.pairs:
+        return []
+    n = len(near.rows)
+    ignored = (
+        f"; {', '.join(repr(c) for c in near.keys_ignored)} ignored as key"
+        f"{'s' if len(near.keys_ignored) > 1 else ''}"
+        if near.keys_ignored
+        else ""
+    )
+    limit = "; the candidate limit was reached, so there may be more" if near.truncated else ""
+    return [
+        Finding(
+            type="near_duplicates",
+            column=None,
+            dimension="consistency",
+            description=(
+                f"{n:,} rows ({_pct(n, rows):.2f}% of rows) form {len(near.pairs):,} "
+                f"near-duplicate pairs: not identical, but agreeing on at least "
+                f"{SIMILARITY_THRESHOLD:.0%} of {near.columns_compared} fields (case and "
+                f"whitespace ignored, small typos partly counted){ignored}{limit}"
+            ),
+            affected_count=n,
+            rows=near.rows,
+        )
+    ]
+
+
+def _pii_findings(columns: list[PiiColumn], rows: int) -> list[Finding]:
+    """PII is a compliance finding: severity warning whatever its share (see scoring).
+
+    Dimension "consistency": none of the report's dimensions measures compliance;
+    consistency (values conform to the rules set for the data, here a data-protection
+    rule) is the closest, and PII weighs little in its score."""
+    findings = []
+    for c in columns:
+        n = len(c.rows)
+        kinds = ", ".join(f"{KIND_LABELS[k]} [{k}]: {c.counts[k]:,}" for k in c.kinds)
+        findings.append(
+            Finding(
+                type="pii_detected",
+                column=c.column,
+                dimension="consistency",
+                description=(
+                    f"column {c.column!r} holds personal data: {kinds} "
+                    f"({_pct(n, rows):.2f}% of rows); redact, mask or hash it"
+                ),
+                affected_count=n,
+                rows=c.rows,
+                severity="warning",
+            )
+        )
+    return findings
 
 
 def _is_constant(stats: ColumnStats, rows: int) -> bool:

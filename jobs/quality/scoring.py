@@ -19,6 +19,11 @@ SEVERITY_WEIGHT: dict[Severity, float] = {"critical": 1.0, "warning": 0.6, "info
 COMPLETENESS_OVERALL_WEIGHT = 0.75  # the rest goes to the worst column
 DUPLICATE_PENALTY = 2.0  # 50 % redundant rows -> consistency 0
 OUTLIER_PENALTY = 10.0  # 10 % far-out numeric values -> accuracy 0
+FORMAT_PENALTY = 5.0  # 20 % of text cells misspelt or mistyped -> that part of consistency 0
+# PII is a compliance finding, not a defect of the data: it costs a little consistency so a
+# report with PII never scores a perfect 100, and never more than a few points.
+PII_PENALTY_PER_COLUMN = 1.0
+PII_MAX_PENALTY = 5.0
 
 
 def severity_for(share: float) -> Severity:
@@ -57,6 +62,10 @@ class ScoreInputs:
     outlier_cells: int = 0
     constant_columns: int = 0
     label_null_share: float | None = None  # None when no label column is given
+    near_duplicate_rows: int = 0  # rows beyond the first of each near-duplicate pair
+    text_cells: int = 0  # non-null cells of the text columns the format checks looked at
+    format_cells: int = 0  # of those, case/whitespace/date-format variants and mistypes
+    pii_columns: int = 0
 
 
 def dimension_scores(inputs: ScoreInputs) -> dict[str, float]:
@@ -64,7 +73,8 @@ def dimension_scores(inputs: ScoreInputs) -> dict[str, float]:
 
     - completeness = 100 * (1 - (0.75 * null share of all cells + 0.25 * worst column's
       null share)): a single empty column out of many still costs a quarter;
-    - consistency = 100 * (1 - min(1, 2 * redundant-row share));
+    - consistency = 100 * (1 - min(1, 2 * (redundant + near-duplicate rows) / rows
+      + 5 * misformatted share of text cells)) - min(5, 1 per PII column);
     - accuracy = 100 * (1 - min(1, 10 * outlier share of numeric values)): with far-out
       fences clean data has ~2 outliers per million, so 10 % is already broken data;
     - distribution = 100 * (1 - constant columns / columns);
@@ -79,8 +89,12 @@ def dimension_scores(inputs: ScoreInputs) -> dict[str, float]:
     scores["completeness"] = 100.0 * (
         1.0 - (w * null_share + (1.0 - w) * inputs.worst_column_null_share)
     )
-    dup_share = inputs.redundant_rows / inputs.rows
-    scores["consistency"] = 100.0 * (1.0 - min(1.0, DUPLICATE_PENALTY * dup_share))
+    dup_share = (inputs.redundant_rows + inputs.near_duplicate_rows) / inputs.rows
+    format_share = inputs.format_cells / inputs.text_cells if inputs.text_cells > 0 else 0.0
+    defects = DUPLICATE_PENALTY * dup_share + FORMAT_PENALTY * format_share
+    scores["consistency"] = 100.0 * (1.0 - min(1.0, defects)) - min(
+        PII_MAX_PENALTY, PII_PENALTY_PER_COLUMN * inputs.pii_columns
+    )
     if inputs.numeric_cells > 0:
         outlier_share = inputs.outlier_cells / inputs.numeric_cells
         scores["accuracy"] = 100.0 * (1.0 - min(1.0, OUTLIER_PENALTY * outlier_share))

@@ -143,3 +143,27 @@ def test_unknown_ids_are_clear_errors(cli: Cli) -> None:
         run = cli(*args)
         assert run.code == 2, args
         assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+
+
+def test_replay_as_of_shows_the_past(cli: Cli, tmp_path: Path) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    first = tmp_path / "a.csv"
+    first.write_text("x,y\n1,2\n3,4\n")
+    assert cli("scan", str(first), "--name", "early").code == 0
+    time.sleep(1.1)
+    between = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    time.sleep(1.1)
+    second = tmp_path / "b.csv"
+    second.write_text("x,y\n5,6\n")
+    assert cli("scan", str(second), "--name", "late").code == 0
+    assert cli("scan", str(second), "--name", "early").code == 0  # version 2, after the cut
+
+    past = cli("replay", "--as-of", between)
+    assert past.code == 0, past.stderr
+    assert "│ early" in past.stdout and "│ late" not in past.stdout
+    assert "│ early │ active │ 1 " in past.stdout  # version 2 came after the cut
+    now = cli("replay")
+    assert now.code == 0
+    assert cli("replay", "--verify", "--as-of", between).code == 2  # the two do not mix

@@ -1,0 +1,270 @@
+"""Format checks on text columns: spelling variants of one category value, mixed date
+formats, and values that do not fit a column's evident type.
+
+* **Case/whitespace variants** (``inconsistent_format``): in a categorical text column,
+  values that differ only by case or whitespace ("Berlin", "berlin", " Berlin ") are one
+  category spelled several ways. Categorical = at most ``MAX_CATEGORIES`` distinct values
+  and at most ``MAX_CATEGORY_RATIO`` of the non-null values distinct; free text (notes,
+  e-mail addresses) is not checked, where a stray space is not a second category. The
+  affected rows are those whose value is not the most frequent spelling of its category.
+* **Mixed date formats** (``inconsistent_format``): a text column whose values are
+  almost all dates (``TYPE_SHARE`` of a sample) written in more than one format
+  (2024-03-01 beside 01/03/2024); affected rows are those not in the most common format.
+* **Type mismatch** (``type_mismatch``): a text column whose sampled values are almost all
+  numbers (or dates), checked on the whole column for the values that are not.
+
+Which columns are numeric- or date-like is decided on an evenly spaced sample (shared with
+the PII check); the affected rows are always found on the whole column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from jobs.quality.profiling import ColumnStats
+
+TYPE_SHARE = 0.95  # "mostly numbers/dates": at least 95 % of the sampled values
+MIN_TYPED_VALUES = 20  # fewer sampled values than this: no type is inferred
+MAX_CATEGORIES = 100_000
+MAX_CATEGORY_RATIO = 0.5
+EXAMPLES = 3
+
+TextType = Literal["number", "date"]
+
+
+@dataclass(frozen=True)
+class DateFormat:
+    label: str
+    shape: str  # anchored regex
+    formats: tuple[str, ...]  # strptime formats; a value is a date when one parses it
+
+
+# Shapes are mutually exclusive. Day-first and month-first dates share a shape and are one
+# format here: the shape cannot tell them apart.
+DATE_FORMATS: tuple[DateFormat, ...] = (
+    DateFormat("YYYY-MM-DD", r"^\d{4}-\d{2}-\d{2}$", ("%Y-%m-%d",)),
+    DateFormat("YYYY/MM/DD", r"^\d{4}/\d{2}/\d{2}$", ("%Y/%m/%d",)),
+    DateFormat("DD/MM/YYYY", r"^\d{1,2}/\d{1,2}/\d{4}$", ("%d/%m/%Y", "%m/%d/%Y")),
+    DateFormat("DD.MM.YYYY", r"^\d{1,2}\.\d{1,2}\.\d{4}$", ("%d.%m.%Y",)),
+    DateFormat("DD-MM-YYYY", r"^\d{1,2}-\d{1,2}-\d{4}$", ("%d-%m-%Y", "%m-%d-%Y")),
+    DateFormat(
+        "YYYY-MM-DD hh:mm[:ss]",
+        r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?$",
+        (),  # the date part is checked as YYYY-MM-DD
+    ),
+)
+
+
+@dataclass(frozen=True)
+class FormatFinding:
+    """One column's finding; ``type`` is ``inconsistent_format`` or ``type_mismatch``."""
+
+    type: Literal["inconsistent_format", "type_mismatch"]
+    column: str
+    description: str
+    rows: list[int] = field(default_factory=list)
+
+
+def _text(values: pl.Series) -> pl.Series:
+    return values.cast(pl.String).str.strip_chars()
+
+
+def is_number(values: pl.Series) -> npt.NDArray[np.bool_]:
+    """Values that parse as a number (after trimming); nulls are False."""
+    parsed = _text(values).cast(pl.Float64, strict=False)
+    return parsed.is_not_null().to_numpy()
+
+
+def _valid_dates(values: pl.Series, fmt: DateFormat) -> npt.NDArray[np.bool_]:
+    formats = fmt.formats or ("%Y-%m-%d",)
+    text = values if fmt.formats else values.str.slice(0, 10)
+    valid = np.zeros(values.len(), dtype=bool)
+    for f in formats:
+        valid |= text.str.to_date(f, strict=False).is_not_null().to_numpy()
+    return valid
+
+
+def date_formats(values: pl.Series) -> npt.NDArray[np.int8]:
+    """Index into ``DATE_FORMATS`` of each (trimmed) value that is a valid date in that
+    format, -1 otherwise. The commonest shape is tried on every value, the others only on
+    what is left."""
+    text = _text(values)
+    out = np.full(values.len(), -1, dtype=np.int8)
+    todo = np.flatnonzero(text.is_not_null().to_numpy())
+    for i, fmt in enumerate(DATE_FORMATS):
+        if todo.size == 0:
+            break
+        subset = text.gather(todo)
+        shaped = subset.str.contains(fmt.shape).fill_null(False).to_numpy()
+        if not shaped.any():
+            continue
+        idx = np.flatnonzero(shaped)
+        valid = _valid_dates(subset.gather(idx), fmt)
+        out[todo[idx[valid]]] = i
+        todo = np.delete(todo, idx)
+    return out
+
+
+def infer_text_types(samples: pl.DataFrame, columns: Sequence[str]) -> dict[str, TextType]:
+    """Columns whose sampled non-null values are at least ``TYPE_SHARE`` numbers or
+    dates (numbers win: "20240301" is a number)."""
+    out: dict[str, TextType] = {}
+    for name in columns:
+        values = samples[name].explode().drop_nulls()
+        n = values.len()
+        if n < MIN_TYPED_VALUES:
+            continue
+        if is_number(values).sum() >= TYPE_SHARE * n:
+            out[name] = "number"
+        elif (date_formats(values) >= 0).sum() >= TYPE_SHARE * n:
+            out[name] = "date"
+    return out
+
+
+def _examples(values: pl.Series, rows: np.ndarray[Any, Any]) -> str:
+    picked = values.gather(rows).unique(maintain_order=True).head(EXAMPLES).to_list()
+    return ", ".join(repr(v) for v in picked)
+
+
+def typed_column_findings(
+    source: pl.LazyFrame, types: Mapping[str, TextType]
+) -> list[FormatFinding]:
+    """Type mismatches (and, for date columns, mixed formats) on the whole columns."""
+    if not types:
+        return []
+    frame = source.select(list(types)).collect()
+    findings: list[FormatFinding] = []
+    for name, kind in types.items():
+        values = frame[name]
+        present = values.is_not_null().to_numpy()
+        n_present = int(present.sum())
+        if kind == "number":
+            bad = np.flatnonzero(present & ~is_number(values))
+        else:
+            fmt = date_formats(values)
+            bad = np.flatnonzero(present & (fmt < 0))
+            findings += _mixed_dates(name, values, fmt)
+        if bad.size:
+            what = "numbers" if kind == "number" else "dates"
+            findings.append(
+                FormatFinding(
+                    type="type_mismatch",
+                    column=name,
+                    description=(
+                        f"{bad.size:,} values in column {name!r} are not {what}, though "
+                        f"{100 * (1 - bad.size / n_present):.2f}% of its values are "
+                        f"(e.g. {_examples(values, bad)})"
+                    ),
+                    rows=bad.tolist(),
+                )
+            )
+    return findings
+
+
+def _mixed_dates(name: str, values: pl.Series, fmt: np.ndarray[Any, Any]) -> list[FormatFinding]:
+    counts = np.bincount(fmt[fmt >= 0], minlength=len(DATE_FORMATS))
+    used = [i for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
+    if len(used) < 2:
+        return []
+    main = int(used[0])
+    rows = np.flatnonzero((fmt >= 0) & (fmt != main))
+    others = ", ".join(f"{DATE_FORMATS[i].label} ({counts[i]:,})" for i in used[1:])
+    return [
+        FormatFinding(
+            type="inconsistent_format",
+            column=name,
+            description=(
+                f"column {name!r} mixes date formats: {counts[main]:,} values are "
+                f"{DATE_FORMATS[main].label}, {rows.size:,} are not ({others})"
+            ),
+            rows=rows.tolist(),
+        )
+    ]
+
+
+def category_key(values: pl.Expr) -> pl.Expr:
+    """The spelling-independent key of a category value: trimmed, inner whitespace runs
+    collapsed to one space, lower-cased."""
+    return values.str.strip_chars().str.replace_all(r"\s+", " ").str.to_lowercase()
+
+
+def categorical_columns(
+    stats: Sequence[ColumnStats], rows: int, exclude: Mapping[str, object]
+) -> list[str]:
+    """Text columns that look categorical (see the module docstring)."""
+    out = []
+    for s in stats:
+        present = rows - s.null_count
+        if (
+            s.logical_type == "string"
+            and s.name not in exclude
+            and 2 <= s.distinct_count <= MAX_CATEGORIES
+            and s.distinct_count <= MAX_CATEGORY_RATIO * present
+        ):
+            out.append(s.name)
+    return out
+
+
+def case_variant_findings(source: pl.LazyFrame, columns: Sequence[str]) -> list[FormatFinding]:
+    """Categories spelled several ways, per column (value counts for all columns run
+    together; the rows are then found with one ``is_in`` per flagged column)."""
+    if not columns:
+        return []
+    value = pl.col("value")
+    queries = [
+        source.select(pl.col(c).cast(pl.String).alias("value"))
+        .group_by("value")
+        .len(name="count")
+        .drop_nulls()
+        .with_columns(category_key(value).alias("key"))
+        .filter(pl.col("value").n_unique().over("key") > 1)
+        for c in columns
+    ]
+    tables = pl.collect_all(queries)
+    variants: dict[str, pl.DataFrame] = {}
+    for name, table in zip(columns, tables, strict=True):
+        if table.height == 0:
+            continue
+        # The commonest spelling of each key is canonical (ties: the smaller value).
+        ranked = table.sort(["key", "count", "value"], descending=[False, True, False])
+        canonical = ranked.group_by("key", maintain_order=True).first()
+        off = ranked.join(canonical.select("key", canonical=value), on="key").filter(
+            value != pl.col("canonical")
+        )
+        variants[name] = off.join(canonical.select("key", "count"), on="key", suffix="_main")
+    if not variants:
+        return []
+    positions = (
+        source.select(
+            [
+                pl.col(c).cast(pl.String).is_in(v["value"].implode()).arg_true().implode().alias(c)
+                for c, v in variants.items()
+            ]
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    findings = []
+    for name, off in variants.items():
+        rows = list(positions[name])
+        keys = off["key"].n_unique()
+        worst = off.sort(["count_main", "key"], descending=[True, False]).row(0, named=True)
+        findings.append(
+            FormatFinding(
+                type="inconsistent_format",
+                column=name,
+                description=(
+                    f"{len(rows):,} values in column {name!r} are case/whitespace variants "
+                    f"of another spelling ({keys:,} categories spelled several ways, e.g. "
+                    f"{worst['value']!r} for {worst['canonical']!r})"
+                ),
+                rows=rows,
+            )
+        )
+    return findings
