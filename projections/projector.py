@@ -40,6 +40,7 @@ class Projector:
         self.store = store
         self.name = name
         self.chain = chain  # the audit chain this projector appends to (a log partition)
+        self._head: tuple[int, str] | None = None  # (seq, hash) of the chain's last entry
 
     def position(self) -> int:
         return self.store.position(self.name)
@@ -48,6 +49,7 @@ class Projector:
         """Apply events in order in ONE transaction with the new position; return how many
         were applied (events at or below the stored position are skipped: redelivery)."""
         applied = 0
+        self._head = None
         with self.store.transaction() as tx:
             row = tx.fetch_one(
                 "SELECT position FROM projector_position WHERE name = ?", (self.name,)
@@ -237,13 +239,17 @@ class Projector:
                 ),
             )
 
-    @staticmethod
-    def _audit(tx: Tx, env: Envelope, event: Event, dataset_id: str | None, chain: int) -> None:
-        last = tx.fetch_one(
-            "SELECT seq, hash FROM audit_log WHERE chain = ? ORDER BY seq DESC LIMIT 1",
-            (chain,),
-        )
-        seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, audit.GENESIS)
+    def _audit(
+        self, tx: Tx, env: Envelope, event: Event, dataset_id: str | None, chain: int
+    ) -> None:
+        # The chain head is read once per transaction and then carried along in memory.
+        if self._head is None:
+            last = tx.fetch_one(
+                "SELECT seq, hash FROM audit_log WHERE chain = ? ORDER BY seq DESC LIMIT 1",
+                (chain,),
+            )
+            self._head = (int(last[0]), str(last[1])) if last else (0, audit.GENESIS)
+        seq, prev = self._head[0] + 1, self._head[1]
         values: list[Any] = [
             chain,
             seq,
@@ -259,11 +265,15 @@ class Projector:
             _summary(event),
             prev,
         ]
-        tx.execute(
-            f"INSERT INTO audit_log ({', '.join(audit.COLUMNS)}, hash) "
-            f"VALUES ({', '.join('?' for _ in audit.COLUMNS)}, ?)",
-            (*values, audit.entry_hash(values)),
-        )
+        digest = audit.entry_hash(values)
+        tx.execute(_AUDIT_INSERT, (*values, digest))
+        self._head = (seq, digest)
+
+
+_AUDIT_INSERT = (
+    f"INSERT INTO audit_log ({', '.join(audit.COLUMNS)}, hash) "
+    f"VALUES ({', '.join('?' for _ in audit.COLUMNS)}, ?)"
+)
 
 
 def row_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,18 +28,21 @@ CREATE TABLE IF NOT EXISTS consumer_positions (
 class SQLiteCommandLog:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._pid = 0
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
+        """One connection per process, opened on first use (autocommit: each statement
+        is its own durable transaction)."""
+        if self._db is None or self._pid != os.getpid():
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            yield db
-        finally:
-            db.close()
+            self._db, self._pid = db, os.getpid()
+        yield self._db
 
     def append(self, envelope: Envelope) -> bool:
         with self._connect() as db:

@@ -51,7 +51,6 @@ from streams.kafka import KafkaCommandLog, Topics, ensure_topics, read_topic
 from streams.messages import command_envelope
 from streams.runtime import EmbeddedRuntime
 from streams.settings import load_settings
-from streams.worker import RELAY_LOCK_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 DATRIX = str(Path(sys.executable).with_name("datrix"))
@@ -394,20 +393,6 @@ class KafkaRun:
                     future.result(timeout=30)
 
 
-def relay_lock_holder(url: str) -> int | None:
-    """The backend pid holding the relay's advisory lock, if any (the key is the same for
-    every schema in the database)."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as db:
-        row = db.execute(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-            "AND classid = 0 AND objid = %s",
-            (RELAY_LOCK_KEY,),
-        ).fetchone()
-    return int(row[0]) if row else None
-
-
 def send(log_: KafkaCommandLog, i: int, tenant: str, prefix: str) -> str:
     command, subject = new_command(i, prefix)
     envelope = command_envelope(
@@ -433,14 +418,6 @@ def bench_kafka(args: argparse.Namespace, run: KafkaRun) -> list[Row]:
     mode = "kafka"
     rows: list[Row] = []
     ensure_topics(run.bootstrap, run.topics)
-    holder = relay_lock_holder(run.url)
-    if holder is not None:
-        log(
-            f"WARNING: the relay advisory lock is held by backend pid {holder} (another "
-            "worker, any schema); this run's relay stands by until it is released"
-        )
-    # Create the tables here: workers started together race on the event store's
-    # CREATE TABLE IF NOT EXISTS (pg_type unique violation) and one of them exits.
     postgres_event_store(run.url, run.schema)
     PostgresReadStore(run.url, run.schema)
     for _ in range(args.workers):

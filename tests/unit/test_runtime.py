@@ -146,3 +146,13 @@ def test_job_rerun_after_crash_resubmits_the_same_result(
     rt.drain()
     assert rt.commands.head() == n_commands
     assert sum(1 for _, e in rt.events.read(0, 100) if e.type == "datrix.scan.ScanCompleted") == 1
+
+
+def test_read_model_migrations_are_recorded_once(tmp_path: Path) -> None:
+    from projections import migrations
+
+    path = tmp_path / "rm.db"
+    SQLiteReadStore(path)
+    store = SQLiteReadStore(path)  # a second open applies nothing again
+    versions = [r[0] for r in store.query("SELECT version FROM schema_migrations ORDER BY 1")]
+    assert versions == [m.version for m in migrations.MIGRATIONS]

@@ -1,0 +1,79 @@
+"""Versioned read-model migrations, applied in order and recorded in ``schema_migrations``.
+
+Each migration is a list of statements per dialect; a store applies the ones it has not
+recorded yet, inside one transaction (Postgres: under an advisory lock, so two processes
+starting together do not both migrate). Add a migration to change the read models; never
+edit one that has shipped. Read models are projections, so a migration may also simply
+drop and let ``datrix replay`` rebuild.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from projections.schema import INDEXES, TABLES
+
+READER_ROLE = "datrix_reader"
+TENANT_TABLES = [t for t in TABLES if t != "projector_position"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sqlite: list[str]
+    postgres: Callable[[str], list[str]]  # schema -> statements
+
+
+def _rls(schema: str) -> list[str]:
+    statements = [
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{READER_ROLE}') "
+        f"THEN CREATE ROLE {READER_ROLE} NOLOGIN; END IF; END $$",
+        f'GRANT USAGE ON SCHEMA "{schema}" TO {READER_ROLE}',
+    ]
+    statements += [f"GRANT SELECT ON {table} TO {READER_ROLE}" for table in TABLES]
+    for table in TENANT_TABLES:
+        statements += [
+            f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+            f"DROP POLICY IF EXISTS tenant_isolation ON {table}",
+            f"CREATE POLICY tenant_isolation ON {table} "
+            "USING (tenant = current_setting('datrix.tenant', true))",
+        ]
+    return statements
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        1, "read models", [*TABLES.values(), *INDEXES], lambda _schema: [*TABLES.values(), *INDEXES]
+    ),
+    Migration(2, "tenant row-level security", [], _rls),
+]
+
+CREATE_LEDGER = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+)
+
+
+def pending(applied: set[int]) -> list[Migration]:
+    return [m for m in MIGRATIONS if m.version not in applied]
+
+
+def apply(
+    execute: Callable[[str, tuple[Any, ...]], object], dialect: str, schema: str, applied: set[int]
+) -> list[int]:
+    """Run the pending migrations through ``execute``; return the versions applied."""
+    done = []
+    for migration in pending(applied):
+        statements = migration.sqlite if dialect == "sqlite" else migration.postgres(schema)
+        for statement in statements:
+            execute(statement, ())
+        execute(
+            "INSERT INTO schema_migrations (version, name) VALUES ("
+            + ("?, ?" if dialect == "sqlite" else "%s, %s")
+            + ")",
+            (migration.version, migration.name),
+        )
+        done.append(migration.version)
+    return done
