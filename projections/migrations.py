@@ -16,6 +16,7 @@ from typing import Any
 from projections.schema import INDEXES, TABLES
 
 READER_ROLE = "datrix_reader"
+_BASE = {name: ddl for name, ddl in TABLES.items() if name != "organisations"}
 TENANT_TABLES = [t for t in TABLES if t != "projector_position"]
 
 
@@ -44,11 +45,14 @@ def _rls(schema: str) -> list[str]:
     return statements
 
 
+ORGANISATIONS = TABLES["organisations"]
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1, "read models", [*TABLES.values(), *INDEXES], lambda _schema: [*TABLES.values(), *INDEXES]
     ),
     Migration(2, "tenant row-level security", [], _rls),
+    Migration(3, "organisations", [ORGANISATIONS], lambda schema: [ORGANISATIONS, *_rls(schema)]),
 ]
 
 CREATE_LEDGER = (

@@ -41,6 +41,7 @@ class Projector:
         self.name = name
         self.chain = chain  # the audit chain this projector appends to (a log partition)
         self._head: tuple[int, str] | None = None  # (seq, hash) of the chain's last entry
+        self._tenant_seen: dict[str, str] = {}  # tenant -> earliest event time in the batch
 
     def position(self) -> int:
         return self.store.position(self.name)
@@ -50,6 +51,7 @@ class Projector:
         were applied (events at or below the stored position are skipped: redelivery)."""
         applied = 0
         self._head = None
+        self._tenant_seen = {}
         with self.store.transaction() as tx:
             row = tx.fetch_one(
                 "SELECT position FROM projector_position WHERE name = ?", (self.name,)
@@ -62,6 +64,7 @@ class Projector:
                 self.apply(tx, env)
                 last = position
                 applied += 1
+            self._organisations(tx)
             if last > done:
                 tx.execute(
                     "INSERT INTO projector_position (name, position) VALUES (?, ?) "
@@ -70,8 +73,24 @@ class Projector:
                 )
         return applied
 
+    def _organisations(self, tx: Tx) -> None:
+        """Tenants are organisations: a tenant's row appears with its first event. Its
+        time is the earliest event time seen, whatever order partitions arrive in, so a
+        replay (one partition after another) yields the same row as live projection."""
+        for tenant, at in sorted(self._tenant_seen.items()):
+            tx.execute(
+                "INSERT INTO organisations (id, tenant, name, slug, plan, created_at) "
+                "VALUES (?, ?, ?, ?, 'starter', ?) ON CONFLICT (id) DO UPDATE SET created_at = "
+                "CASE WHEN excluded.created_at < organisations.created_at "
+                "THEN excluded.created_at ELSE organisations.created_at END",
+                (tenant, tenant, tenant, tenant, at),
+            )
+
     def apply(self, tx: Tx, env: Envelope) -> None:
         event = decode_event(env)
+        at = _iso(env)
+        if at < self._tenant_seen.get(env.tenant, "~"):
+            self._tenant_seen[env.tenant] = at
         dataset_id = self._dispatch(tx, env, event)
         self._audit(tx, env, event, dataset_id, self.chain)
 

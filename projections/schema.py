@@ -10,6 +10,15 @@ transaction as its rows.
 from __future__ import annotations
 
 TABLES: dict[str, str] = {
+    "organisations": """
+CREATE TABLE IF NOT EXISTS organisations (
+    id         TEXT PRIMARY KEY,
+    tenant     TEXT NOT NULL UNIQUE,
+    name       TEXT NOT NULL,
+    slug       TEXT NOT NULL UNIQUE,
+    plan       TEXT NOT NULL,
+    created_at TEXT NOT NULL
+)""",
     "datasets": """
 CREATE TABLE IF NOT EXISTS datasets (
     id             TEXT PRIMARY KEY,
@@ -144,6 +153,7 @@ INDEXES = [
 
 # Ordered primary keys used to checksum each table (replay --verify compares these).
 CHECKSUM_ORDER: dict[str, str] = {
+    "organisations": "id",
     "datasets": "id",
     "dataset_versions": "dataset_id, version",
     "quality_scans": "id",

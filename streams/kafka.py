@@ -46,7 +46,7 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None
     """Create the topics with explicit partitions (idempotent); events and commands are
     kept forever: they are the system's history."""
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined,unused-ignore]
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     wanted = [

@@ -83,6 +83,8 @@ def test_scan_flows_to_read_models_and_replays_identically(
     assert scan is not None and scan["status"] == "completed" and scan["row_count"] == 3
     assert [i["issue_id"] for i in views.issues(str(scan_id))] == ["I001"]
     assert runner.affected_rows(scan["report_uri"], "I001", rt.objects) == [0, 2]
+    orgs = rt.read_store.query("SELECT id, slug, plan FROM organisations")
+    assert orgs == [("acme", "acme", "starter")]
     # tenant isolation in the views
     assert Views(rt.read_store, "other").scan(str(scan_id)) is None
 
