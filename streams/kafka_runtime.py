@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -14,9 +13,10 @@ from aggregates.common import Command
 from jobs.engine import ProgressFn, no_progress
 from projections.store import PostgresReadStore
 from streams.kafka import KafkaCommandLog, ensure_topics, topics_from_env
-from streams.messages import Envelope, command_envelope, routing_key
+from streams.messages import Envelope, routing_key
 from streams.object_store import LocalObjectStore
 from streams.progress import ProgressSubscriber, SummaryCache, TenantCounters
+from streams.runtime import client_envelope
 from streams.settings import Settings
 
 
@@ -50,15 +50,8 @@ class KafkaRuntime:
         cause: Envelope | None = None,
         actor: str | None = None,
     ) -> Envelope:
-        envelope = command_envelope(
-            command,
-            subject=subject,
-            tenant=cause.tenant if cause else self.settings.tenant,
-            actor=actor or self.settings.actor,
-            time=datetime.now(UTC),
-            command_id=command_id,
-            correlation_id=cause.correlation_id if cause else None,
-            causation_id=str(cause.id) if cause else None,
+        envelope = client_envelope(
+            self.settings, command, subject, command_id=command_id, cause=cause, actor=actor
         )
         self.commands.append(envelope, key=routing_key(command, subject))
         self.counters.incr(envelope.tenant, "commands_submitted")

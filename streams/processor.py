@@ -14,7 +14,7 @@ import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 from eventsourcing.persistence import Tracking
@@ -187,22 +187,17 @@ class CommandProcessor:
             return uuid.UUID(int=0)
 
     def _accepted(self, envelope: Envelope, meta: Meta) -> CommandAccepted:
-        return CommandAccepted(
-            originator_id=envelope.id,
-            originator_version=1,
-            timestamp=meta.time,
-            tenant=meta.tenant,
-            command_type=envelope.type,
-            aggregate_id=self._aggregate_id(envelope),
-        )
+        return CommandAccepted(**self._outcome_fields(envelope, meta))
 
     def _rejected(self, envelope: Envelope, meta: Meta, reason: str) -> CommandRejected:
-        return CommandRejected(
-            originator_id=envelope.id,
-            originator_version=1,
-            timestamp=meta.time,
-            tenant=meta.tenant,
-            command_type=envelope.type,
-            aggregate_id=self._aggregate_id(envelope),
-            reason=reason,
-        )
+        return CommandRejected(**self._outcome_fields(envelope, meta), reason=reason)
+
+    def _outcome_fields(self, envelope: Envelope, meta: Meta) -> dict[str, Any]:
+        return {
+            "originator_id": envelope.id,
+            "originator_version": 1,
+            "timestamp": meta.time,
+            "tenant": meta.tenant,
+            "command_type": envelope.type,
+            "aggregate_id": self._aggregate_id(envelope),
+        }

@@ -34,6 +34,29 @@ DISPATCHER = "job-dispatcher"
 BATCH = 500
 
 
+def client_envelope(
+    settings: Settings,
+    command: Command,
+    subject: UUID,
+    *,
+    command_id: UUID | None = None,
+    cause: Envelope | None = None,
+    actor: str | None = None,
+) -> Envelope:
+    """Wrap a command submitted by this process: the configured tenant and actor, or those
+    of the envelope that caused it (a job's result carries its job's tenant)."""
+    return command_envelope(
+        command,
+        subject=subject,
+        tenant=cause.tenant if cause else settings.tenant,
+        actor=actor or settings.actor,
+        time=datetime.now(UTC),
+        command_id=command_id,
+        correlation_id=cause.correlation_id if cause else None,
+        causation_id=str(cause.id) if cause else None,
+    )
+
+
 class EmbeddedRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -58,15 +81,8 @@ class EmbeddedRuntime:
         cause: Envelope | None = None,
         actor: str | None = None,
     ) -> Envelope:
-        envelope = command_envelope(
-            command,
-            subject=subject,
-            tenant=cause.tenant if cause else self.settings.tenant,
-            actor=actor or self.settings.actor,
-            time=datetime.now(UTC),
-            command_id=command_id,
-            correlation_id=cause.correlation_id if cause else None,
-            causation_id=str(cause.id) if cause else None,
+        envelope = client_envelope(
+            self.settings, command, subject, command_id=command_id, cause=cause, actor=actor
         )
         self.commands.append(envelope)
         return envelope
