@@ -36,6 +36,7 @@ test-integration: install
 
 bench: install
 	$(BIN)/python tests/benchmarks/bench_scan.py
+	$(BIN)/python tests/benchmarks/bench_streams.py
 
 clean:
 	rm -rf .datrix .pytest_cache .mypy_cache .ruff_cache
