@@ -5,8 +5,9 @@ formats, and values that do not fit a column's evident type.
   values that differ only by case or whitespace ("Berlin", "berlin", " Berlin ") are one
   category spelled several ways. Categorical = at most ``MAX_CATEGORIES`` distinct values
   and at most ``MAX_CATEGORY_RATIO`` of the non-null values distinct; free text (notes,
-  e-mail addresses) is not checked, where a stray space is not a second category. The
-  affected rows are those whose value is not the most frequent spelling of its category.
+  e-mail addresses) is not checked, where a stray space is not a second category, and
+  neither are numeric- or date-like text columns (their checks are below). The affected
+  rows are those whose value is not the most frequent spelling of its category.
 * **Mixed date formats** (``inconsistent_format``): a text column whose values are
   almost all dates (``TYPE_SHARE`` of a sample) written in more than one format
   (2024-03-01 beside 01/03/2024); affected rows are those not in the most common format.
@@ -122,7 +123,11 @@ def infer_text_types(samples: pl.DataFrame, columns: Sequence[str]) -> dict[str,
             continue
         if is_number(values).sum() >= TYPE_SHARE * n:
             out[name] = "number"
-        elif (date_formats(values) >= 0).sum() >= TYPE_SHARE * n:
+        elif (
+            # every date format starts with a digit: a cheap test before six regexes
+            values.str.contains(r"^\s*\d").sum() >= TYPE_SHARE * n
+            and (date_formats(values) >= 0).sum() >= TYPE_SHARE * n
+        ):
             out[name] = "date"
     return out
 

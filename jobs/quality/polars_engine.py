@@ -154,11 +154,9 @@ def _text_checks(
 ) -> TextChecks:
     """PII, type mismatches and format variants of the text columns (one shared sample)."""
     text_columns = [s.name for s in stats if s.logical_type == "string"]
+    wanted = set(text_columns) | set(pii_candidates(stats, schema))
     sampled = {
-        s.name: rows - s.null_count
-        for s in stats
-        if (s.name in text_columns or s.name in pii_candidates(stats, schema))
-        and rows - s.null_count > 0
+        s.name: rows - s.null_count for s in stats if s.name in wanted and s.null_count < rows
     }
     samples = sample_frame(source, sampled, SAMPLE_SIZE) if sampled else None
     if samples is None:
