@@ -85,16 +85,33 @@ def cli() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the file.")
 @click.option("--engine", type=click.Choice(["polars"]), default="polars", show_default=True)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(path_type=Path),
+    help="Also write a self-contained HTML report to this file.",
+)
 def scan(
-    path: Path, name: str | None, label: str | None, fmt: str, encoding: str, engine: str
+    path: Path,
+    name: str | None,
+    label: str | None,
+    fmt: str,
+    encoding: str,
+    engine: str,
+    html_path: Path | None,
 ) -> None:
     """Register PATH (or add a version when NAME exists), scan it and print the report."""
+    if html_path is not None and not html_path.resolve().parent.is_dir():
+        raise UserInputError(f"cannot write {html_path}: its folder does not exist")
     rt = runtime()
     with progress_bar(enabled=sys.stderr.isatty()) as progress:
         outcome = services.scan_file(
             rt, path, name=name, label=label, encoding=encoding, engine=engine, progress=progress
         )
     doc = services.report_document(rt, outcome.scan_id)
+    if html_path is not None:
+        services.write_html_report(rt, outcome.scan_id, html_path)
+        err.print(f"HTML report written to {html_path}")
     if fmt == "json":
         _dump(doc)
     else:

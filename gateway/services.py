@@ -227,3 +227,25 @@ def resolve_dataset(runtime: Runtime, name_or_id: str) -> dict[str, Any]:
     if found is None:
         raise NotFound(f"no dataset named or with id {name_or_id!r}")
     return found
+
+
+def write_html_report(runtime: Runtime, scan_id: str, target: Path) -> Path:
+    """Render a completed scan as a self-contained HTML page at ``target``."""
+    from jobs.quality.html_report import render_html
+    from jobs.runner import load_report
+
+    scan = views(runtime).scan(scan_id)
+    if scan is None or scan["status"] != "completed":
+        raise NotFound(f"no completed scan {scan_id}")
+    object_uri = views(runtime).version_object(scan["dataset_id"], scan["dataset_version"])
+    if object_uri is None:
+        raise DatrixError(f"dataset version of scan {scan_id} is missing")
+    dataset = views(runtime).dataset(scan["dataset_id"])
+    title = f"{dataset['name'] if dataset else scan['dataset_id']} v{scan['dataset_version']}"
+    report = load_report(scan["report_uri"], runtime.objects)
+    page = render_html(report, runtime.objects.local_path(object_uri), title)
+    try:
+        target.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise UserInputError(f"cannot write {target}: {exc.strerror}") from None
+    return target

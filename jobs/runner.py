@@ -68,6 +68,26 @@ def store_report(report: ScanReport, tenant: str, objects: ObjectStore) -> tuple
     return objects.put_bytes(tenant, body, ".report.json")
 
 
+def load_report(report_uri: str, objects: ObjectStore) -> ScanReport:
+    """Rebuild the full report (affected rows included) from its stored objects."""
+    from jobs.report import ColumnProfile, Issue, Scores
+
+    doc = json.loads(objects.read_bytes(report_uri))
+    frame = pl.read_parquet(objects.local_path(doc["affected_rows_uri"]))
+    rows: dict[str, list[int]] = {}
+    for issue_id, group in frame.group_by("issue_id", maintain_order=True):
+        rows[str(issue_id[0])] = sorted(int(r) for r in group["row"])
+    return ScanReport(
+        rows=doc["rows"],
+        columns=doc["columns"],
+        score=Scores(**doc["score"]),
+        column_profiles=[ColumnProfile(**c) for c in doc["column_profiles"]],
+        issues=[Issue(**i) for i in doc["issues"]],
+        affected_rows=rows,
+        engine=doc.get("engine", "polars"),
+    )
+
+
 def affected_rows(report_uri: str, issue_id: str, objects: ObjectStore) -> list[int]:
     document = json.loads(objects.read_bytes(report_uri))
     frame = pl.read_parquet(objects.local_path(document["affected_rows_uri"]))

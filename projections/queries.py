@@ -105,6 +105,14 @@ class Views:
         )
         return str(rows[0][0]) if rows else None
 
+    def version_object(self, dataset_id: str, version: int) -> str | None:
+        rows = self.store.query(
+            "SELECT object_uri FROM dataset_versions WHERE tenant = ? AND dataset_id = ? "
+            "AND version = ?",
+            (self.tenant, dataset_id, version),
+        )
+        return str(rows[0][0]) if rows else None
+
     def scans(self, dataset_id: str) -> list[dict[str, Any]]:
         return _dicts(
             self.store,

@@ -167,3 +167,21 @@ def test_replay_as_of_shows_the_past(cli: Cli, tmp_path: Path) -> None:
     now = cli("replay")
     assert now.code == 0
     assert cli("replay", "--verify", "--as-of", between).code == 2  # the two do not mix
+
+
+def test_scan_writes_a_self_contained_html_report(
+    cli: Cli, bench: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    out, _ = bench
+    page = tmp_path / "report.html"
+    run = cli("scan", str(out / "dirty.parquet"), "--html", str(page), "--format", "json")
+    assert run.code == 0, run.stderr
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>") or html.lower().startswith("<!doctype html>")
+    for issue in run.json()["issues"]:
+        assert issue["id"] in html
+    assert "http://" not in html and "https://" not in html
+    bad = cli(
+        "scan", str(out / "dirty.parquet"), "--html", str(tmp_path / "no" / "such" / "x.html")
+    )
+    assert bad.code == 2 and "cannot write" in bad.stderr
