@@ -199,12 +199,16 @@ def _report_from_read_models(runtime: Runtime, scan_id: str) -> dict[str, Any]:
             "distribution": scan["distribution_score"],
             "label_quality": scan["label_quality_score"],
         },
-        "column_profiles": [
-            {k: c[k] for k in ("name", "type", "null_count", "null_pct", "distinct_count")}
-            for c in v.columns(scan_id)
-        ],
+        "column_profiles": [_column_document(c) for c in v.columns(scan_id)],
         "issues": [issue_document(i) for i in v.issues(scan_id)],
     }
+
+
+def _column_document(row: dict[str, Any]) -> dict[str, Any]:
+    doc = {k: row[k] for k in ("name", "type", "null_count", "null_pct", "distinct_count")}
+    extra = json.loads(row["extra_json"] or "{}")
+    doc["missingness"] = extra.get("missingness", "none" if not row["null_count"] else None)
+    return doc
 
 
 def issue_document(row: dict[str, Any]) -> dict[str, Any]:

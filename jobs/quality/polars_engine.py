@@ -41,6 +41,7 @@ from jobs.quality.formats import (
     typed_column_findings,
 )
 from jobs.quality.issues import Finding, number_issues
+from jobs.quality.missingness import classify as classify_missingness
 from jobs.quality.near_duplicates import (
     SIMILARITY_THRESHOLD,
     NearDuplicates,
@@ -98,6 +99,7 @@ class PolarsScanEngine:
                 fences[s.name] = fence
         null_columns = [s.name for s in stats if s.null_count > 0]
         null_rows, outlier_rows = row_positions(source, schema, null_columns, fences)
+        missingness = classify_missingness(source, schema, null_columns, rows, options.seed)
         text = _text_checks(source, schema, stats, rows)
 
         progress("score", 3, total)
@@ -135,7 +137,7 @@ class PolarsScanEngine:
             rows=rows,
             columns=len(columns),
             score=score,
-            column_profiles=[_profile(s, rows) for s in stats],
+            column_profiles=[_profile(s, rows, missingness[s.name]) for s in stats],
             issues=issues,
             affected_rows=affected,
             engine=self.name,
@@ -242,14 +244,14 @@ def _pct(count: int, rows: int) -> float:
     return 100.0 * count / rows if rows else 0.0
 
 
-def _profile(stats: ColumnStats, rows: int) -> ColumnProfile:
+def _profile(stats: ColumnStats, rows: int, missingness: str | None = None) -> ColumnProfile:
     return ColumnProfile(
         name=stats.name,
         type=stats.logical_type,
         null_count=stats.null_count,
         null_pct=round(_pct(stats.null_count, rows), 3),
         distinct_count=stats.distinct_count,
-        extra=stats.extra(),
+        extra={**({"missingness": missingness} if missingness else {}), **stats.extra()},
     )
 
 
