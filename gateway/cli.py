@@ -84,7 +84,13 @@ def cli() -> None:
 @click.option("--label", help="Label column, for label-quality checks.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the file.")
-@click.option("--engine", type=click.Choice(["polars"]), default="polars", show_default=True)
+@click.option(
+    "--engine",
+    type=click.Choice(["polars", "spark"]),
+    default="polars",
+    show_default=True,
+    help="spark: PySpark on DATRIX_SPARK_MASTER (local[*] by default); covers the core checks",
+)
 @click.option(
     "--html",
     "html_path",

@@ -37,7 +37,14 @@ def _polars_engine() -> ScanEngine:
     return engine
 
 
-ENGINES: dict[str, Callable[[], ScanEngine]] = {"polars": _polars_engine}
+def _spark_engine() -> ScanEngine:
+    from jobs.quality.spark_engine import SparkScanEngine
+
+    engine: ScanEngine = SparkScanEngine()
+    return engine
+
+
+ENGINES: dict[str, Callable[[], ScanEngine]] = {"polars": _polars_engine, "spark": _spark_engine}
 
 
 def result_command_id(job_id: uuid.UUID) -> uuid.UUID:

@@ -34,43 +34,216 @@ import polars as pl
 __all__ = ["generate"]
 
 _FIRST_NAMES = [
-    "James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "David",
-    "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas",
-    "Sarah", "Charles", "Karen", "Christopher", "Lisa", "Daniel", "Nancy", "Matthew", "Betty",
-    "Anthony", "Margaret", "Mark", "Sandra", "Donald", "Ashley", "Steven", "Kimberly", "Paul",
-    "Emily", "Andrew", "Donna", "Joshua", "Michelle", "Kenneth", "Carol", "Kevin", "Amanda",
-    "Brian", "Melissa", "George", "Deborah", "Timothy", "Stephanie", "Ronald", "Rebecca",
-    "Jason", "Sharon", "Edward", "Laura", "Jeffrey", "Cynthia", "Ryan", "Kathleen",
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Christopher",
+    "Lisa",
+    "Daniel",
+    "Nancy",
+    "Matthew",
+    "Betty",
+    "Anthony",
+    "Margaret",
+    "Mark",
+    "Sandra",
+    "Donald",
+    "Ashley",
+    "Steven",
+    "Kimberly",
+    "Paul",
+    "Emily",
+    "Andrew",
+    "Donna",
+    "Joshua",
+    "Michelle",
+    "Kenneth",
+    "Carol",
+    "Kevin",
+    "Amanda",
+    "Brian",
+    "Melissa",
+    "George",
+    "Deborah",
+    "Timothy",
+    "Stephanie",
+    "Ronald",
+    "Rebecca",
+    "Jason",
+    "Sharon",
+    "Edward",
+    "Laura",
+    "Jeffrey",
+    "Cynthia",
+    "Ryan",
+    "Kathleen",
 ]
 _LAST_NAMES = [
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor",
-    "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White", "Harris", "Sanchez",
-    "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright",
-    "Scott", "Torres", "Nguyen", "Hill", "Flores", "Green", "Adams", "Nelson", "Baker", "Hall",
-    "Rivera", "Campbell", "Mitchell", "Carter", "Roberts", "Schmidt", "Muller", "Fischer",
-    "Weber", "Meyer", "Wagner", "Becker", "Schulz", "Hoffmann", "Koch",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Schmidt",
+    "Muller",
+    "Fischer",
+    "Weber",
+    "Meyer",
+    "Wagner",
+    "Becker",
+    "Schulz",
+    "Hoffmann",
+    "Koch",
 ]
 _EMAIL_DOMAINS = ["example.com", "example.org", "example.net", "mail.example.com"]
-_CITIES = ["Berlin", "Paris", "Madrid", "Rome", "Vienna", "Lisbon", "Dublin", "Prague",
-           "Warsaw", "Athens", "Oslo", "Helsinki", "Amsterdam", "Brussels", "Copenhagen"]
-_COUNTRIES = ["Germany", "France", "Spain", "Italy", "Austria", "Portugal", "Ireland",
-              "Czechia", "Poland", "Greece"]
-_DEPARTMENTS = ["Sales", "Marketing", "Engineering", "Support", "Finance", "Legal",
-                "Operations"]
-_PRODUCT_CATEGORIES = ["books", "electronics", "garden", "toys", "grocery", "fashion",
-                       "sports", "beauty"]
+_CITIES = [
+    "Berlin",
+    "Paris",
+    "Madrid",
+    "Rome",
+    "Vienna",
+    "Lisbon",
+    "Dublin",
+    "Prague",
+    "Warsaw",
+    "Athens",
+    "Oslo",
+    "Helsinki",
+    "Amsterdam",
+    "Brussels",
+    "Copenhagen",
+]
+_COUNTRIES = [
+    "Germany",
+    "France",
+    "Spain",
+    "Italy",
+    "Austria",
+    "Portugal",
+    "Ireland",
+    "Czechia",
+    "Poland",
+    "Greece",
+]
+_DEPARTMENTS = ["Sales", "Marketing", "Engineering", "Support", "Finance", "Legal", "Operations"]
+_PRODUCT_CATEGORIES = [
+    "books",
+    "electronics",
+    "garden",
+    "toys",
+    "grocery",
+    "fashion",
+    "sports",
+    "beauty",
+]
 _ACCOUNT_STATUSES = ["active", "inactive", "pending", "suspended"]
 _SALES_CHANNELS = ["web", "store", "phone", "partner", "marketplace"]
 _REGION_CODES = ["N", "S", "E", "W", "C"]
 _GENDERS = ["female", "male", "diverse", "undisclosed"]
 _AGE_GROUPS = ["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
 _NOTE_WORDS = [
-    "quick", "brown", "fox", "lazy", "dog", "river", "stone", "cloud", "maple", "ocean",
-    "silver", "amber", "falcon", "harbor", "meadow", "copper", "violet", "delivery", "late",
-    "early", "damaged", "refund", "happy", "asked", "about", "invoice", "again", "call",
-    "back", "prefers", "email", "weekend", "gift", "wrap", "loyal", "customer", "new",
-    "address", "moved", "complaint",
+    "quick",
+    "brown",
+    "fox",
+    "lazy",
+    "dog",
+    "river",
+    "stone",
+    "cloud",
+    "maple",
+    "ocean",
+    "silver",
+    "amber",
+    "falcon",
+    "harbor",
+    "meadow",
+    "copper",
+    "violet",
+    "delivery",
+    "late",
+    "early",
+    "damaged",
+    "refund",
+    "happy",
+    "asked",
+    "about",
+    "invoice",
+    "again",
+    "call",
+    "back",
+    "prefers",
+    "email",
+    "weekend",
+    "gift",
+    "wrap",
+    "loyal",
+    "customer",
+    "new",
+    "address",
+    "moved",
+    "complaint",
 ]
 _TAX_RATES = [0.0, 0.07, 0.19, 0.2]
 
@@ -151,8 +324,15 @@ def _ibans(rng: np.random.Generator, n: int) -> pl.Series:
 def _ip_addresses(rng: np.random.Generator, n: int) -> pl.Series:
     first = rng.integers(1, 224, n)
     first[first == 127] = 128  # no loopback addresses
-    return (_text(first) + "." + _text(rng.integers(0, 256, n)) + "."
-            + _text(rng.integers(0, 256, n)) + "." + _text(rng.integers(1, 255, n)))
+    return (
+        _text(first)
+        + "."
+        + _text(rng.integers(0, 256, n))
+        + "."
+        + _text(rng.integers(0, 256, n))
+        + "."
+        + _text(rng.integers(1, 255, n))
+    )
 
 
 def _case_variants(rng: np.random.Generator, values: pl.Series) -> pl.Series:
@@ -162,10 +342,14 @@ def _case_variants(rng: np.random.Generator, values: pl.Series) -> pl.Series:
     frame = pl.DataFrame({"v": values, "k": kind})
     v, k = pl.col("v"), pl.col("k")
     return frame.select(
-        pl.when(k == 0).then(v)
-        .when(k == 1).then(v.str.to_lowercase())
-        .when(k == 2).then(v.str.to_uppercase())
-        .when(k == 3).then(pl.lit(" ") + v + pl.lit(" "))
+        pl.when(k == 0)
+        .then(v)
+        .when(k == 1)
+        .then(v.str.to_lowercase())
+        .when(k == 2)
+        .then(v.str.to_uppercase())
+        .when(k == 3)
+        .then(pl.lit(" ") + v + pl.lit(" "))
         .otherwise(v + pl.lit("  "))
     ).to_series()
 
@@ -175,31 +359,43 @@ def _base(rng: np.random.Generator, n: int) -> pl.DataFrame:
     first = _pick(rng, _FIRST_NAMES, n)
     last = _pick(rng, _LAST_NAMES, n)
     age = rng.integers(18, 91, n)
-    birth = _REFERENCE_DAY - (np.floor(age * 365.25).astype(np.int64)
-                              + rng.integers(1, 365, n)).astype("timedelta64[D]")
+    birth = _REFERENCE_DAY - (
+        np.floor(age * 365.25).astype(np.int64) + rng.integers(1, 365, n)
+    ).astype("timedelta64[D]")
     signup = np.datetime64("2015-01-01", "D") + rng.integers(0, 3200, n).astype("timedelta64[D]")
     purchase = signup + rng.integers(0, 700, n).astype("timedelta64[D]")
     log_amount = np.clip(rng.standard_normal(n), -_CLIP_SD, _CLIP_SD)
     note_words = pl.Series(_NOTE_WORDS, dtype=pl.String)
-    words = [note_words.gather(pl.Series(rng.integers(0, len(_NOTE_WORDS), n)))
-             for _ in range(3)]
+    words = [note_words.gather(pl.Series(rng.integers(0, len(_NOTE_WORDS), n))) for _ in range(3)]
     columns: dict[str, Any] = {
         "record_id": np.arange(1_000_001, 1_000_001 + n, dtype=np.int64),
         "customer_id": rng.integers(100_000, 1_000_000, n),
         "first_name": first,
         "last_name": last,
-        "email": (first.str.to_lowercase() + "." + last.str.to_lowercase()
-                  + _text(rng.integers(1, 1000, n)) + "@" + _pick(rng, _EMAIL_DOMAINS, n)),
-        "phone_number": ("+1-" + _text(rng.integers(201, 990, n)) + "-"
-                         + _text(rng.integers(200, 1000, n)) + "-"
-                         + _text(rng.integers(0, 10_000, n), 4)),
+        "email": (
+            first.str.to_lowercase()
+            + "."
+            + last.str.to_lowercase()
+            + _text(rng.integers(1, 1000, n))
+            + "@"
+            + _pick(rng, _EMAIL_DOMAINS, n)
+        ),
+        "phone_number": (
+            "+1-"
+            + _text(rng.integers(201, 990, n))
+            + "-"
+            + _text(rng.integers(200, 1000, n))
+            + "-"
+            + _text(rng.integers(0, 10_000, n), 4)
+        ),
         "credit_card_number": _credit_cards(rng, n),
         "iban": _ibans(rng, n),
         "ip_address": _ip_addresses(rng, n),
         "birth_date": pl.Series(birth).cast(pl.String),
         "age": age,
         "age_group": pl.Series(_AGE_GROUPS, dtype=pl.String).gather(
-            pl.Series(np.searchsorted([25, 35, 45, 55, 65], age, side="right"))),
+            pl.Series(np.searchsorted([25, 35, 45, 55, 65], age, side="right"))
+        ),
         "gender": _pick(rng, _GENDERS, n, [0.48, 0.47, 0.02, 0.03]),
         "annual_income": np.round(rng.lognormal(10.8, 0.55, n), 2),
         "credit_score": np.clip(np.round(rng.normal(650, 80, n)), 300, 850).astype(np.int64),
@@ -225,8 +421,15 @@ def _base(rng: np.random.Generator, n: int) -> pl.DataFrame:
         "has_mobile_app": rng.random(n) < 0.35,
         "zip_code": _text(rng.integers(0, 100_000, n), 5),
         "source_system": pl.repeat("crm", n, dtype=pl.String, eager=True),
-        "customer_note": (words[0] + " " + words[1] + " " + words[2] + " ticket "
-                          + _text(rng.integers(0, 100_000, n), 5)),
+        "customer_note": (
+            words[0]
+            + " "
+            + words[1]
+            + " "
+            + words[2]
+            + " ticket "
+            + _text(rng.integers(0, 100_000, n), 5)
+        ),
         "loyalty_points": rng.poisson(120, n),
         "order_count": rng.poisson(8, n),
         "return_count": rng.poisson(0.5, n),
@@ -263,7 +466,8 @@ def _inject(rng: np.random.Generator, df: pl.DataFrame) -> pl.DataFrame:
         replacements[f"_out_{col}"] = pl.Series(f"_out_{col}", mask)
     sentinel = rng.random(n) < _SENTINEL_SHARE
     replacements[_SENTINEL_COLUMN] = pl.Series(
-        _SENTINEL_COLUMN, np.where(sentinel, _SENTINEL_VALUE, df[_SENTINEL_COLUMN].to_numpy()))
+        _SENTINEL_COLUMN, np.where(sentinel, _SENTINEL_VALUE, df[_SENTINEL_COLUMN].to_numpy())
+    )
     replacements["_sentinel"] = pl.Series("_sentinel", sentinel)
     df = df.with_columns(**replacements)
 
@@ -297,14 +501,14 @@ def _typo(rng: np.random.Generator, word: str) -> str:
         pos = int(rng.integers(1, len(out)))
         edit = int(rng.integers(0, 4))
         if edit == 0 and pos + 1 < len(out) and out[pos] != out[pos + 1]:
-            out = out[:pos] + out[pos + 1] + out[pos] + out[pos + 2:]
+            out = out[:pos] + out[pos + 1] + out[pos] + out[pos + 2 :]
         elif edit == 1 or len(out) <= 3:
             out = out[:pos] + out[pos] + out[pos:]
         elif edit == 2:
             letters = "abcdefghijklmnopqrstuvwxyz".replace(out[pos], "")
-            out = out[:pos] + letters[int(rng.integers(0, len(letters)))] + out[pos + 1:]
+            out = out[:pos] + letters[int(rng.integers(0, len(letters)))] + out[pos + 1 :]
         else:
-            out = out[:pos] + out[pos + 1:]
+            out = out[:pos] + out[pos + 1 :]
     return out if out != word else word[:1] + word[1:2] + word[1:]
 
 
@@ -375,12 +579,12 @@ def generate(rows: int, out_dir: Path, seed: int = 0) -> dict[str, Any]:
         return pl.Series(src + rng.uniform(0.001, 1.0, len(src)) * (n_base - src))
 
     exact = base[pl.Series(exact_src)].with_columns(
-        _key=after(exact_src), _kind=pl.lit(1, dtype=pl.Int8))
+        _key=after(exact_src), _kind=pl.lit(1, dtype=pl.Int8)
+    )
     near = _near_copies(rng, base[pl.Series(near_src)], 1_000_001 + n_base).with_columns(
-        _key=after(near_src), _kind=pl.lit(2, dtype=pl.Int8))
-    full = (pl.concat([base, exact, near])
-            .sort("_key", maintain_order=True)
-            .with_row_index("_row"))
+        _key=after(near_src), _kind=pl.lit(2, dtype=pl.Int8)
+    )
+    full = pl.concat([base, exact, near]).sort("_key", maintain_order=True).with_row_index("_row")
 
     kind = full["_kind"].to_numpy()
     final_row = full["_row"].to_numpy().astype(np.int64)
@@ -390,9 +594,10 @@ def generate(rows: int, out_dir: Path, seed: int = 0) -> dict[str, Any]:
     def rows_where(mask: np.ndarray[Any, Any]) -> list[int]:
         return [int(i) for i in final_row[mask]]
 
-    pairs = sorted([int(position[src]), int(row)]
-                   for src, row in zip(full["_base"].to_numpy()[kind == 2],
-                                       final_row[kind == 2], strict=True))
+    pairs = sorted(
+        [int(position[src]), int(row)]
+        for src, row in zip(full["_base"].to_numpy()[kind == 2], final_row[kind == 2], strict=True)
+    )
     data = full.drop([c for c in full.columns if c.startswith("_")])
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -402,8 +607,9 @@ def generate(rows: int, out_dir: Path, seed: int = 0) -> dict[str, Any]:
     strings = [c for c, t in data.schema.items() if t == pl.String]
     distinct = data.select(pl.col(strings).drop_nulls().n_unique()).row(0)
     present = data.select(pl.col(strings).count()).row(0)
-    high_cardinality = [c for c, d, p in zip(strings, distinct, present, strict=True)
-                        if d > 0.5 * p]
+    high_cardinality = [
+        c for c, d, p in zip(strings, distinct, present, strict=True) if d > 0.5 * p
+    ]
     truth: dict[str, Any] = {
         "rows": data.height,
         "columns": data.width,
@@ -414,8 +620,12 @@ def generate(rows: int, out_dir: Path, seed: int = 0) -> dict[str, Any]:
         "nulls": dict(zip(data.columns, map(int, data.null_count().row(0)), strict=True)),
         "missingness": dict(_MISSINGNESS),
         "outliers": {c: rows_where(full[f"_out_{c}"].to_numpy()) for c in _OUTLIER_COLUMNS},
-        "sentinel": {_SENTINEL_COLUMN: {"value": _SENTINEL_VALUE,
-                                        "rows": rows_where(full["_sentinel"].to_numpy())}},
+        "sentinel": {
+            _SENTINEL_COLUMN: {
+                "value": _SENTINEL_VALUE,
+                "rows": rows_where(full["_sentinel"].to_numpy()),
+            }
+        },
         "case_variant_columns": list(_CASE_VARIANT_COLUMNS),
         "pii_columns": dict(_PII_COLUMNS),
         "constant_columns": list(_CONSTANT_COLUMNS),

@@ -1,0 +1,445 @@
+"""The Spark scan engine: the same ``ScanReport`` as the Polars engine, computed with PySpark.
+
+Implemented (same definitions as the Polars engine, so counts match exactly):
+
+- rows, columns, per-column logical type, null count/share, exact distinct count;
+- numeric summaries: min, max, mean, sample std, NaN count, and p25/p50/p75 as *exact*
+  linearly interpolated quantiles (Spark's ``percentile`` aggregate over the per-column
+  value counts, the same definition as Polars' ``interpolation="linear"``; they agree to a
+  few ulps, so the outlier fences and counts are identical);
+- top 5 values per column, by count, ties broken by the value ascending;
+- exact duplicates (redundant rows: every row equal to an earlier row), null positions and
+  Tukey far-out IQR outliers (k = ``IQR_K``), all as 0-based positions in the file
+  (Parquet's ``_metadata.row_index``; for a directory of files, files in path order);
+- constant columns.
+
+Issues are built by the Polars engine's finding helpers and numbered/scored by
+``issues.py``/``scoring.py``, so severities, impacts, ids and descriptions are computed
+identically from the same counts.
+
+Not implemented yet (simply absent from Spark reports, and scored as if clean): near
+duplicates, PII, type mismatches and inconsistent formats.
+
+Known divergences: unsigned 64-bit Parquet integers are read by Spark as decimals (so
+typed "float" here, "integer" in Polars); Spark normalises -0.0 to 0.0 when grouping.
+Timestamps are read in UTC.
+
+The ``SparkSession`` is created once per process (master from ``DATRIX_SPARK_MASTER``,
+default ``local[*]``) and reused by every scan.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from jobs.engine import ProgressFn, no_progress
+from jobs.quality.detection import Fences, outlier_fences
+from jobs.quality.issues import number_issues
+from jobs.quality.polars_engine import _findings, _is_constant, _numeric_cells, _profile
+from jobs.quality.profiling import (
+    NUMERIC_TYPES,
+    QUANTILES,
+    TOP_K,
+    ColumnStats,
+    NumericSummary,
+    json_value,
+)
+from jobs.quality.scoring import ScoreInputs, build_scores
+from jobs.report import ScanOptions, ScanReport
+
+PHASES = ("profile", "duplicates", "outliers", "score")
+IDX = "__datrix_row"
+DRIVER_MEMORY = "1g"
+SHUFFLE_PARTITIONS = "8"
+
+_session: Any = None
+_session_lock = threading.Lock()
+
+
+def spark_session() -> Any:
+    """The process-wide ``SparkSession`` (created on first use)."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            from pyspark.sql import SparkSession
+
+            _session = (
+                SparkSession.builder.master(os.environ.get("DATRIX_SPARK_MASTER", "local[*]"))
+                .appName("datrix-scan")
+                .config("spark.driver.memory", DRIVER_MEMORY)
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.sql.shuffle.partitions", SHUFFLE_PARTITIONS)
+                .config("spark.sql.session.timeZone", "UTC")
+                .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                .config("spark.driver.extraJavaOptions", "-Dlog4j2.level=ERROR")
+                .getOrCreate()
+            )
+            _session.sparkContext.setLogLevel("ERROR")
+        return _session
+
+
+def logical_type(dtype: Any) -> str:
+    """Map a Spark SQL type to the report's logical type (decimals count as floats)."""
+    from pyspark.sql import types as T
+
+    if isinstance(dtype, T.BooleanType):
+        return "boolean"
+    if isinstance(dtype, T.ByteType | T.ShortType | T.IntegerType | T.LongType):
+        return "integer"
+    if isinstance(dtype, T.FloatType | T.DoubleType | T.DecimalType):
+        return "float"
+    if isinstance(dtype, T.StringType):
+        return "string"
+    if isinstance(dtype, T.DateType):
+        return "date"
+    if isinstance(dtype, T.TimestampType | T.TimestampNTZType):
+        return "datetime"
+    return "other"
+
+
+class SparkScanEngine:
+    name = "spark"
+
+    def scan(
+        self, parquet_path: Path, options: ScanOptions, progress: ProgressFn = no_progress
+    ) -> ScanReport:
+        """Scan one immutable Parquet dataset version and return its report.
+
+        ``progress`` is called as by the Polars engine (phase about to start, phases done,
+        4). Raises ValueError when ``options.label_column`` is not a column of the dataset.
+        """
+        total = len(PHASES)
+        spark = spark_session()
+        raw = spark.read.parquet(str(Path(parquet_path)))
+        names: list[str] = list(raw.columns)
+        label = options.label_column
+        if label is not None and label not in names:
+            raise ValueError(f"label column {label!r} is not a column of the dataset")
+        dtypes = [f.dataType for f in raw.schema.fields]
+        kinds = [logical_type(t) for t in dtypes]
+        integer = [_is_integer(f.dataType) for f in raw.schema.fields]
+        # Positional names: user column names never need quoting or clash with helpers.
+        cols = [f"c{i}" for i in range(len(names))]
+        df = _with_row_index(spark, raw).toDF(*cols, IDX).cache()
+        try:
+            progress("profile", 0, total)
+            rows, stats = _profile_columns(df, names, cols, dtypes, kinds, integer)
+
+            progress("duplicates", 1, total)
+            redundant = _duplicate_rows(df, cols) if rows > 1 and cols else []
+
+            progress("outliers", 2, total)
+            fences: dict[str, Fences] = {}
+            for s in stats:
+                fence = outlier_fences(s) if s.is_numeric and rows > 0 else None
+                if fence is not None:
+                    fences[s.name] = fence
+            null_rows, outlier_rows = _row_positions(df, names, cols, integer, stats, fences)
+        finally:
+            df.unpersist()
+
+        progress("score", 3, total)
+        findings = _findings(rows, stats, redundant, null_rows, outlier_rows, fences)
+        issues, affected = number_issues(findings, rows)
+        by_name = {s.name: s for s in stats}
+        inputs = ScoreInputs(
+            rows=rows,
+            columns=len(names),
+            null_cells=sum(s.null_count for s in stats),
+            worst_column_null_share=(
+                max((s.null_count for s in stats), default=0) / rows if rows else 0.0
+            ),
+            redundant_rows=len(redundant),
+            numeric_cells=sum(_numeric_cells(s, rows) for s in stats),
+            outlier_cells=sum(len(r) for r in outlier_rows.values()),
+            constant_columns=sum(1 for s in stats if _is_constant(s, rows)),
+            label_null_share=(
+                (by_name[label].null_count / rows if rows else 0.0) if label is not None else None
+            ),
+        )
+        score = build_scores(inputs, options.weights)
+        progress("score", total, total)
+        return ScanReport(
+            rows=rows,
+            columns=len(names),
+            score=score,
+            column_profiles=[_profile(s, rows) for s in stats],
+            issues=issues,
+            affected_rows=affected,
+            engine=self.name,
+        )
+
+
+def _is_integer(dtype: Any) -> bool:
+    from pyspark.sql import types as T
+
+    return isinstance(dtype, T.ByteType | T.ShortType | T.IntegerType | T.LongType)
+
+
+def _with_row_index(spark: Any, raw: Any) -> Any:
+    """``raw`` plus a last column: the row's 0-based position in the dataset.
+
+    Parquet's hidden ``_metadata.row_index`` is the position within its file; Spark's
+    partition order is not the file order, so ``monotonically_increasing_id`` would not do.
+    For several files (a directory) positions continue across files in path order.
+    """
+    from pyspark.sql import functions as F
+
+    files = sorted(raw.inputFiles())
+    row_index = F.col("_metadata.row_index")
+    if len(files) <= 1:
+        return raw.select(*[raw[c] for c in raw.columns], row_index)
+    path = F.col("_metadata.file_path")
+    counts = {r[0]: int(r[1]) for r in raw.select(path.alias("p")).groupBy("p").count().collect()}
+    offsets: list[Any] = []
+    offset = 0
+    for p in sorted(counts):
+        offsets += [F.lit(p), F.lit(offset)]
+        offset += counts[p]
+    start = F.create_map(*offsets)[path]
+    return raw.select(*[raw[c] for c in raw.columns], (start + row_index).alias("idx"))
+
+
+def _numeric(col: Any, is_integer: bool) -> Any:
+    """The column as a number with NaN as null (integers keep their exact type)."""
+    from pyspark.sql import functions as F
+
+    if is_integer:
+        return col
+    x = col.cast("double")
+    return F.when(F.isnan(x), F.lit(None)).otherwise(x)
+
+
+# The typed slots of the long "(column, value) -> count" table built by ``_value_counts``.
+SLOTS = ("s", "l", "d", "b", "dt", "ts", "tn")
+
+
+def _slots(c: str, dtype: Any) -> dict[str, Any]:
+    """The value of column ``c`` in its typed slot(s): the slot the value is grouped,
+    ordered and returned by (decimals: exact text to group and return, double to order)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    col = F.col(c)
+    if _is_integer(dtype):
+        return {"l": col.cast("long")}
+    if isinstance(dtype, T.FloatType | T.DoubleType):
+        return {"d": col.cast("double")}
+    if isinstance(dtype, T.DecimalType):
+        return {"d": col.cast("double"), "s": col.cast("string")}
+    if isinstance(dtype, T.BooleanType):
+        return {"b": col}
+    if isinstance(dtype, T.DateType):
+        return {"dt": col}
+    if isinstance(dtype, T.TimestampType):
+        return {"ts": col}
+    if isinstance(dtype, T.TimestampNTZType):
+        return {"tn": col}
+    return {"s": col.cast("string")}
+
+
+def _value_counts(df: Any, cols: list[str], dtypes: list[Any]) -> Any:
+    """One long table of every column's non-null values and their counts: columns
+    ``i`` (column position), the typed slots and ``count``. One shuffle for all columns."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    slot_types = {
+        "s": T.StringType(),
+        "l": T.LongType(),
+        "d": T.DoubleType(),
+        "b": T.BooleanType(),
+        "dt": T.DateType(),
+        "ts": T.TimestampType(),
+        "tn": T.TimestampNTZType(),
+    }
+    cells = []
+    for i, (c, dtype) in enumerate(zip(cols, dtypes, strict=True)):
+        filled = _slots(c, dtype)
+        fields = [F.lit(i).alias("i")] + [
+            filled.get(k, F.lit(None).cast(slot_types[k])).alias(k) for k in SLOTS
+        ]
+        cells.append(F.when(F.col(c).isNotNull(), F.struct(*fields)))
+    exploded = df.select(F.explode(F.array_compact(F.array(*cells))).alias("v")).select("v.*")
+    return exploded.groupBy("i", *SLOTS).count()
+
+
+def _profile_columns(
+    df: Any,
+    names: list[str],
+    cols: list[str],
+    dtypes: list[Any],
+    kinds: list[str],
+    integer: list[bool],
+) -> tuple[int, list[ColumnStats]]:
+    """One scalar aggregate over every column, then one value-count table for all
+    columns giving the exact distinct counts, the exact quantiles (weighted by the value
+    counts) and the top values."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    aggs: list[Any] = [F.count(F.lit(1)).alias("rows")]
+    for i, c in enumerate(cols):
+        aggs.append(F.count(F.when(F.col(c).isNull(), 1)).alias(f"{i}_nulls"))
+        if kinds[i] in NUMERIC_TYPES:
+            x = _numeric(F.col(c), integer[i])
+            xf = x.cast("double")
+            aggs += [
+                F.min(x).alias(f"{i}_min"),
+                F.max(x).alias(f"{i}_max"),
+                F.avg(xf).alias(f"{i}_mean"),
+                F.stddev_samp(xf).alias(f"{i}_std"),
+            ]
+            if not integer[i]:
+                aggs.append(F.count(F.when(F.isnan(F.col(c).cast("double")), 1)).alias(f"{i}_nan"))
+    scalars = df.agg(*aggs).collect()[0].asDict()
+    rows = int(scalars["rows"])
+    if not cols:
+        return rows, []
+
+    counts = _value_counts(df, cols, dtypes).cache()
+    try:
+        numeric_ids = [i for i in range(len(cols)) if kinds[i] in NUMERIC_TYPES]
+        number = F.coalesce(F.col("l").cast("double"), F.col("d"))
+        number = F.when(F.isnan(number), F.lit(None)).otherwise(number)
+        quantile = F.when(
+            F.col("i").isin(numeric_ids),
+            F.percentile(number, F.array(*[F.lit(q) for q in QUANTILES]), F.col("count")),
+        )
+        per_column = {
+            int(r["i"]): r
+            for r in counts.groupBy("i")
+            .agg(F.count(F.lit(1)).alias("distinct"), quantile.alias("q"))
+            .collect()
+        }
+        order = [F.desc("count"), *[F.asc(k) for k in ("l", "d", "s", "b", "dt", "ts", "tn")]]
+        rank = F.row_number().over(Window.partitionBy("i").orderBy(*order))
+        tops = (
+            counts.select("*", rank.alias("rank"))
+            .filter(F.col("rank") <= TOP_K)
+            .orderBy("i", "rank")
+            .collect()
+        )
+    finally:
+        counts.unpersist()
+    top_values: dict[int, list[tuple[Any, int]]] = {}
+    for r in tops:
+        i = int(r["i"])
+        slot = "s" if isinstance(dtypes[i], T.DecimalType) else next(iter(_slots("x", dtypes[i])))
+        top_values.setdefault(i, []).append((_top_value(r[slot]), int(r["count"])))
+
+    stats: list[ColumnStats] = []
+    for i, name in enumerate(names):
+        col_row = per_column.get(i)
+        numeric = None
+        if kinds[i] in NUMERIC_TYPES:
+            q = (col_row["q"] if col_row is not None else None) or [None] * len(QUANTILES)
+            numeric = NumericSummary(
+                min=_number(scalars[f"{i}_min"]),
+                max=_number(scalars[f"{i}_max"]),
+                mean=scalars[f"{i}_mean"],
+                std=scalars[f"{i}_std"],
+                p25=q[0],
+                p50=q[1],
+                p75=q[2],
+                nan_count=int(scalars.get(f"{i}_nan") or 0),
+            )
+        stats.append(
+            ColumnStats(
+                name=name,
+                logical_type=kinds[i],
+                null_count=int(scalars[f"{i}_nulls"]),
+                distinct_count=int(col_row["distinct"]) if col_row is not None else 0,
+                numeric=numeric,
+                top_values=top_values.get(i, []),
+            )
+        )
+    return rows, stats
+
+
+def _duplicate_rows(df: Any, cols: list[str]) -> list[int]:
+    """Positions of redundant rows (every row equal to an earlier row).
+
+    Only rows whose whole-row hash is shared are compared; among those, grouping by every
+    column (nulls equal to nulls, NaN to NaN, as in Polars' struct equality) decides which
+    rows repeat an earlier one, so hash collisions never produce false duplicates."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    h = F.xxhash64(*[F.col(c) for c in cols]).alias("__h")
+    hashed = df.select(F.col(IDX), h)
+    shared = hashed.groupBy("__h").count().filter(F.col("count") > 1).select("__h")
+    candidates = df.join(F.broadcast(shared.join(hashed, "__h").select(IDX)), IDX, "left_semi")
+    first = F.min(F.col(IDX)).over(Window.partitionBy(*[F.col(c) for c in cols]))
+    redundant = candidates.select(F.col(IDX), first.alias("__first")).filter(
+        F.col(IDX) != F.col("__first")
+    )
+    table = redundant.select(F.col(IDX).alias("i")).toArrow()
+    return sorted(int(i) for i in table.column("i").to_pylist())
+
+
+def _row_positions(
+    df: Any,
+    names: list[str],
+    cols: list[str],
+    integer: list[bool],
+    stats: list[ColumnStats],
+    fences: dict[str, Fences],
+) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """One pass returning (null positions per column, outlier positions per column).
+
+    Every flagged cell becomes one (code, position) pair: code i is "column i is null",
+    code n + i "column i is an outlier"; NaN and null are never outliers."""
+    from pyspark.sql import functions as F
+
+    n = len(cols)
+    position = {name: i for i, name in enumerate(names)}
+    codes: list[Any] = []
+    for i, s in enumerate(stats):
+        if s.null_count > 0:
+            codes.append(F.when(F.col(cols[i]).isNull(), F.lit(i)))
+    for name, fence in fences.items():
+        i = position[name]
+        x = _numeric(F.col(cols[i]), integer[i])
+        codes.append(F.when((x < fence.low) | (x > fence.high), F.lit(n + i)))
+    if not codes:
+        return {}, {}
+    flagged = df.select(
+        F.col(IDX).alias("i"), F.explode(F.array_compact(F.array(*codes))).alias("code")
+    )
+    table = flagged.toArrow()
+    nulls: dict[str, list[int]] = {s.name: [] for s in stats if s.null_count > 0}
+    outliers: dict[str, list[int]] = {name: [] for name in fences}
+    if table.num_rows:
+        table = table.sort_by([("code", "ascending"), ("i", "ascending")])
+        code_col = table.column("code")
+        for code in pc.unique(code_col).to_pylist():
+            picked = table.filter(pc.equal(code_col, pa.scalar(code, code_col.type)))
+            positions = [int(v) for v in picked.column("i").to_pylist()]
+            if code < n:
+                nulls[names[code]] = positions
+            else:
+                outliers[names[code - n]] = positions
+    return nulls, outliers
+
+
+def _top_value(value: Any) -> Any:
+    """As the Polars engine: NaN and infinities stay visible as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return json_value(value)
+
+
+def _number(value: Any) -> float | int | None:
+    if value is None or isinstance(value, int | float):
+        return value
+    return float(value)
