@@ -86,10 +86,11 @@ def cli() -> None:
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of the file.")
 @click.option(
     "--engine",
-    type=click.Choice(["polars", "spark"]),
-    default="polars",
+    type=click.Choice(["auto", "polars", "spark"]),
+    default="auto",
     show_default=True,
-    help="spark: PySpark on DATRIX_SPARK_MASTER (local[*] by default); covers the core checks",
+    help="auto: Spark for inputs over 100 MB when DATRIX_SPARK_MASTER names a cluster, "
+    "else Polars. spark: PySpark (local[*] without DATRIX_SPARK_MASTER); core checks only",
 )
 @click.option(
     "--html",

@@ -71,6 +71,21 @@ class ScanOutcome:
     new_version: bool
 
 
+SPARK_THRESHOLD_BYTES = 100 * 2**20  # the spec's rule of thumb: Spark beyond ~100 MB
+
+
+def choose_engine(requested: str, parquet_bytes: int, spark_master: str | None) -> str:
+    """``auto``: Spark for large inputs when a Spark cluster is configured, else Polars.
+
+    On one machine Polars wins at every size we measured (1M x 50: ~10 s vs ~135 s on two
+    cores), so without ``DATRIX_SPARK_MASTER`` auto never picks Spark."""
+    if requested != "auto":
+        return requested
+    if spark_master and parquet_bytes >= SPARK_THRESHOLD_BYTES:
+        return "spark"
+    return "polars"
+
+
 def views(runtime: Runtime) -> Views:
     return Views(runtime.read_store, runtime.settings.tenant)
 
@@ -90,7 +105,7 @@ def scan_file(
     name: str | None = None,
     label: str | None = None,
     encoding: str = "utf-8",
-    engine: str = "polars",
+    engine: str = "auto",
     progress: ProgressFn = no_progress,
 ) -> ScanOutcome:
     """Register (or add a version to) the dataset named ``name`` and scan it."""
@@ -107,6 +122,9 @@ def scan_file(
         if label is not None and label not in ingested.schema:
             raise UserInputError(f"--label {label!r} is not a column of {path.name}")
         tenant = runtime.settings.tenant
+        engine = choose_engine(
+            engine, ingested.parquet_path.stat().st_size, runtime.settings.spark_master
+        )
         object_uri, object_sha = runtime.objects.put_file(tenant, ingested.parquet_path, ".parquet")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -158,3 +158,14 @@ def test_read_model_migrations_are_recorded_once(tmp_path: Path) -> None:
     store = SQLiteReadStore(path)  # a second open applies nothing again
     versions = [r[0] for r in store.query("SELECT version FROM schema_migrations ORDER BY 1")]
     assert versions == [m.version for m in migrations.MIGRATIONS]
+
+
+def test_auto_engine_picks_spark_only_for_large_inputs_on_a_cluster() -> None:
+    from gateway.services import SPARK_THRESHOLD_BYTES, choose_engine
+
+    big, small = SPARK_THRESHOLD_BYTES, SPARK_THRESHOLD_BYTES - 1
+    assert choose_engine("auto", big, "spark://cluster:7077") == "spark"
+    assert choose_engine("auto", small, "spark://cluster:7077") == "polars"
+    assert choose_engine("auto", big, None) == "polars"
+    assert choose_engine("spark", small, None) == "spark"
+    assert choose_engine("polars", big, "spark://cluster:7077") == "polars"
