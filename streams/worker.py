@@ -87,6 +87,11 @@ class WorkerContext:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
+                # A SIGKILLed worker never leaves its group: the coordinator notices only
+                # when its session times out, and partitions wait until then (45 s by
+                # default). 6 s is the broker's minimum.
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 1500,
                 **extra,
             }
         )
