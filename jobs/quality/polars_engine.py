@@ -26,13 +26,14 @@ text columns.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
 
 from jobs.engine import ProgressFn, no_progress
-from jobs.quality.detection import IQR_K, Fences, duplicate_rows, outlier_fences, row_positions
+from jobs.quality.assembly import column_profile, core_findings, core_score_inputs, pct
+from jobs.quality.detection import Fences, duplicate_rows, outlier_fences, row_positions
 from jobs.quality.formats import (
     FormatFinding,
     case_variant_findings,
@@ -56,8 +57,8 @@ from jobs.quality.pii import (
     sample_frame,
 )
 from jobs.quality.profiling import ColumnStats, profile_columns
-from jobs.quality.scoring import ScoreInputs, build_scores
-from jobs.report import ColumnProfile, ScanOptions, ScanReport
+from jobs.quality.scoring import build_scores
+from jobs.report import ScanOptions, ScanReport
 
 PHASES = ("profile", "duplicates", "outliers", "score")
 
@@ -103,7 +104,7 @@ class PolarsScanEngine:
         text = _text_checks(source, schema, stats, rows)
 
         progress("score", 3, total)
-        findings = _findings(rows, stats, redundant, null_rows, outlier_rows, fences)
+        findings = core_findings(rows, stats, redundant, null_rows, outlier_rows, fences)
         findings += _near_duplicate_findings(near, rows)
         findings += _pii_findings(text.pii, rows)
         findings += [
@@ -111,21 +112,8 @@ class PolarsScanEngine:
             for f in text.formats
         ]
         issues, affected = number_issues(findings, rows)
-        by_name = {s.name: s for s in stats}
-        inputs = ScoreInputs(
-            rows=rows,
-            columns=len(columns),
-            null_cells=sum(s.null_count for s in stats),
-            worst_column_null_share=(
-                max((s.null_count for s in stats), default=0) / rows if rows else 0.0
-            ),
-            redundant_rows=len(redundant),
-            numeric_cells=sum(_numeric_cells(s, rows) for s in stats),
-            outlier_cells=sum(len(r) for r in outlier_rows.values()),
-            constant_columns=sum(1 for s in stats if _is_constant(s, rows)),
-            label_null_share=(
-                (by_name[label].null_count / rows if rows else 0.0) if label is not None else None
-            ),
+        inputs = replace(
+            core_score_inputs(rows, stats, redundant, outlier_rows, label),
             near_duplicate_rows=near.redundant,
             text_cells=text.cells,
             format_cells=sum(len(f.rows) for f in text.formats),
@@ -137,7 +125,7 @@ class PolarsScanEngine:
             rows=rows,
             columns=len(columns),
             score=score,
-            column_profiles=[_profile(s, rows, missingness[s.name]) for s in stats],
+            column_profiles=[column_profile(s, rows, missingness[s.name]) for s in stats],
             issues=issues,
             affected_rows=affected,
             engine=self.name,
@@ -190,7 +178,7 @@ def _near_duplicate_findings(near: NearDuplicates, rows: int) -> list[Finding]:
             column=None,
             dimension="consistency",
             description=(
-                f"{n:,} rows ({_pct(n, rows):.2f}% of rows) form {len(near.pairs):,} "
+                f"{n:,} rows ({pct(n, rows):.2f}% of rows) form {len(near.pairs):,} "
                 f"near-duplicate pairs: not identical, but agreeing on at least "
                 f"{SIMILARITY_THRESHOLD:.0%} of {near.columns_compared} fields (case and "
                 f"whitespace ignored, small typos partly counted){ignored}{limit}"
@@ -218,106 +206,11 @@ def _pii_findings(columns: list[PiiColumn], rows: int) -> list[Finding]:
                 dimension="consistency",
                 description=(
                     f"column {c.column!r} holds personal data: {kinds} "
-                    f"({_pct(n, rows):.2f}% of rows); redact, mask or hash it"
+                    f"({pct(n, rows):.2f}% of rows); redact, mask or hash it"
                 ),
                 affected_count=n,
                 rows=c.rows,
                 severity="warning",
             )
         )
-    return findings
-
-
-def _is_constant(stats: ColumnStats, rows: int) -> bool:
-    """One distinct non-null value over at least two non-null rows (a one-row dataset is
-    not "constant" in any useful sense)."""
-    return stats.distinct_count == 1 and rows - stats.null_count >= 2
-
-
-def _numeric_cells(stats: ColumnStats, rows: int) -> int:
-    if stats.numeric is None:
-        return 0
-    return rows - stats.null_count - stats.numeric.nan_count
-
-
-def _pct(count: int, rows: int) -> float:
-    return 100.0 * count / rows if rows else 0.0
-
-
-def _profile(stats: ColumnStats, rows: int, missingness: str | None = None) -> ColumnProfile:
-    return ColumnProfile(
-        name=stats.name,
-        type=stats.logical_type,
-        null_count=stats.null_count,
-        null_pct=round(_pct(stats.null_count, rows), 3),
-        distinct_count=stats.distinct_count,
-        extra={**({"missingness": missingness} if missingness else {}), **stats.extra()},
-    )
-
-
-def _findings(
-    rows: int,
-    stats: list[ColumnStats],
-    redundant: list[int],
-    null_rows: Mapping[str, list[int]],
-    outlier_rows: Mapping[str, list[int]],
-    fences: Mapping[str, Fences],
-) -> list[Finding]:
-    findings: list[Finding] = []
-    if redundant:
-        n = len(redundant)
-        findings.append(
-            Finding(
-                type="exact_duplicates",
-                column=None,
-                dimension="consistency",
-                description=(
-                    f"{n:,} rows ({_pct(n, rows):.2f}% of rows) repeat an earlier row exactly"
-                ),
-                affected_count=n,
-                rows=redundant,
-            )
-        )
-    for s in stats:
-        if s.null_count > 0:
-            findings.append(
-                Finding(
-                    type="null_values",
-                    column=s.name,
-                    dimension="completeness",
-                    description=(
-                        f"{s.null_count:,} null values in column {s.name!r} "
-                        f"({_pct(s.null_count, rows):.2f}% of rows)"
-                    ),
-                    affected_count=s.null_count,
-                    rows=null_rows.get(s.name, []),
-                )
-            )
-        positions = outlier_rows.get(s.name, [])
-        if positions:
-            fence = fences[s.name]
-            findings.append(
-                Finding(
-                    type="outliers",
-                    column=s.name,
-                    dimension="accuracy",
-                    description=(
-                        f"{len(positions):,} values in column {s.name!r} lie outside the "
-                        f"IQR fences [{fence.low:.6g}, {fence.high:.6g}] (k={IQR_K:g})"
-                    ),
-                    affected_count=len(positions),
-                    rows=positions,
-                )
-            )
-        if _is_constant(s, rows):
-            value = s.top_values[0][0] if s.top_values else None
-            findings.append(
-                Finding(
-                    type="constant_column",
-                    column=s.name,
-                    dimension="distribution",
-                    description=f"column {s.name!r} holds a single value ({value!r})",
-                    affected_count=0,
-                )
-            )
     return findings

@@ -40,9 +40,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.engine import ProgressFn, no_progress
+from jobs.quality.assembly import column_profile, core_findings, core_score_inputs
 from jobs.quality.detection import Fences, outlier_fences
 from jobs.quality.issues import number_issues
-from jobs.quality.polars_engine import _findings, _is_constant, _numeric_cells, _profile
 from jobs.quality.profiling import (
     NUMERIC_TYPES,
     QUANTILES,
@@ -51,7 +51,7 @@ from jobs.quality.profiling import (
     NumericSummary,
     json_value,
 )
-from jobs.quality.scoring import ScoreInputs, build_scores
+from jobs.quality.scoring import build_scores
 from jobs.report import ScanOptions, ScanReport
 
 PHASES = ("profile", "duplicates", "outliers", "score")
@@ -147,31 +147,16 @@ class SparkScanEngine:
             df.unpersist()
 
         progress("score", 3, total)
-        findings = _findings(rows, stats, redundant, null_rows, outlier_rows, fences)
+        findings = core_findings(rows, stats, redundant, null_rows, outlier_rows, fences)
         issues, affected = number_issues(findings, rows)
-        by_name = {s.name: s for s in stats}
-        inputs = ScoreInputs(
-            rows=rows,
-            columns=len(names),
-            null_cells=sum(s.null_count for s in stats),
-            worst_column_null_share=(
-                max((s.null_count for s in stats), default=0) / rows if rows else 0.0
-            ),
-            redundant_rows=len(redundant),
-            numeric_cells=sum(_numeric_cells(s, rows) for s in stats),
-            outlier_cells=sum(len(r) for r in outlier_rows.values()),
-            constant_columns=sum(1 for s in stats if _is_constant(s, rows)),
-            label_null_share=(
-                (by_name[label].null_count / rows if rows else 0.0) if label is not None else None
-            ),
-        )
+        inputs = core_score_inputs(rows, stats, redundant, outlier_rows, label)
         score = build_scores(inputs, options.weights)
         progress("score", total, total)
         return ScanReport(
             rows=rows,
             columns=len(names),
             score=score,
-            column_profiles=[_profile(s, rows) for s in stats],
+            column_profiles=[column_profile(s, rows) for s in stats],
             issues=issues,
             affected_rows=affected,
             engine=self.name,
