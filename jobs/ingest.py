@@ -8,6 +8,7 @@ any store before the file has been fully validated and converted.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +60,11 @@ def detect_format(path: Path) -> str:
     return "csv"
 
 
-def _check_text(path: Path, encoding: str) -> None:
-    """Refuse binary files and bytes that do not decode, naming the first bad offset."""
+def _check_text(path: Path, encoding: str) -> str:
+    """Refuse binary files and bytes that do not decode, naming the first bad offset.
+    Returns the file's SHA-256, computed in the same pass (no second read of the file)."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    digest = hashlib.sha256()
     offset = 0
     with path.open("rb") as fh:
         first = True
@@ -69,6 +72,7 @@ def _check_text(path: Path, encoding: str) -> None:
             if first and b"\x00" in block[:8192]:
                 raise InputError(f"{path.name}: binary content (NUL bytes); not a text table")
             first = False
+            digest.update(block)
             try:
                 decoder.decode(block)
             except UnicodeDecodeError as exc:
@@ -81,6 +85,7 @@ def _check_text(path: Path, encoding: str) -> None:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             raise InputError(f"{path.name}: file ends inside a multi-byte character") from None
+    return digest.hexdigest()
 
 
 def _transcode(path: Path, encoding: str, workdir: Path) -> Path:
@@ -179,12 +184,12 @@ def ingest(path: Path, workdir: Path, encoding: str = "utf-8") -> IngestedFile:
     fmt = detect_format(path)
     out = workdir / "data.parquet"
     source = path
+    source_sha: str | None = None
     if fmt in ("csv", "tsv", "json", "jsonl"):
-        if encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
-            _check_text(path, encoding)
+        utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+        source_sha = _check_text(path, "utf-8" if utf8 else encoding)
+        if not utf8:
             source = _transcode(path, encoding, workdir)
-        else:
-            _check_text(path, "utf-8")
         with source.open("rb") as fh:
             blank = not fh.read(1 << 16).strip()
         if blank and source.stat().st_size <= 1 << 16:
@@ -206,6 +211,6 @@ def ingest(path: Path, workdir: Path, encoding: str = "utf-8") -> IngestedFile:
         rows=rows,
         columns=len(schema),
         schema={name: str(dtype) for name, dtype in schema.items()},
-        source_sha256=sha256_file(path),
+        source_sha256=source_sha or sha256_file(path),
         size_bytes=size,
     )

@@ -154,6 +154,25 @@ class Projector:
                 (subject, env.tenant, str(event.dataset_id), event.version, event.engine, at),
             )
             return str(event.dataset_id)
+        if isinstance(event, CommandAccepted | CommandRejected):
+            rejected = isinstance(event, CommandRejected)
+            tx.execute(
+                "INSERT INTO command_status (command_id, tenant, command_type, status, reason, "
+                "aggregate_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    subject,
+                    env.tenant,
+                    event.command_type,
+                    "rejected" if rejected else "accepted",
+                    event.reason if isinstance(event, CommandRejected) else None,
+                    str(event.aggregate_id),
+                    at,
+                ),
+            )
+            return None
+        if not isinstance(event, scan.JobRequested | scan.ScanCompleted | scan.ScanFailed):
+            return None
+        # Only scan events need the scan's dataset (a round trip: keep it off other events).
         scan_row = tx.fetch_one("SELECT dataset_id FROM quality_scans WHERE id = ?", (subject,))
         scan_dataset = str(scan_row[0]) if scan_row else None
         if isinstance(event, scan.JobRequested):
@@ -172,22 +191,6 @@ class Projector:
                 (f"{event.error_type}: {event.message}", at, subject),
             )
             return scan_dataset
-        if isinstance(event, CommandAccepted | CommandRejected):
-            rejected = isinstance(event, CommandRejected)
-            tx.execute(
-                "INSERT INTO command_status (command_id, tenant, command_type, status, reason, "
-                "aggregate_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    subject,
-                    env.tenant,
-                    event.command_type,
-                    "rejected" if rejected else "accepted",
-                    event.reason if isinstance(event, CommandRejected) else None,
-                    str(event.aggregate_id),
-                    at,
-                ),
-            )
-            return None
         return None
 
     def _scan_completed(self, tx: Tx, env: Envelope, event: scan.ScanCompleted, ds: str) -> None:
