@@ -374,8 +374,11 @@ def worker(roles: str) -> None:
         raise UserInputError(
             f"unknown role(s) {', '.join(unknown)}; choose from {', '.join(ROLES)}"
         )
+    import os
+
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(threadName)s %(levelname)s %(message)s"
+        level=os.environ.get("DATRIX_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(threadName)s %(levelname)s %(message)s",
     )
     run_worker(settings, topics_from_env(), chosen)
 

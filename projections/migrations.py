@@ -53,6 +53,17 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(2, "tenant row-level security", [], _rls),
     Migration(3, "organisations", [ORGANISATIONS], lambda schema: [ORGANISATIONS, *_rls(schema)]),
+    # The projector's own offset in its source log partition, written in the same
+    # transaction as the read models: a consumer resumes from it, never from the broker's
+    # committed offset (which an asynchronous commit can move past unapplied records).
+    Migration(
+        4,
+        "projector source offset",
+        ["ALTER TABLE projector_position ADD COLUMN source_offset INTEGER"],
+        lambda _schema: [
+            "ALTER TABLE projector_position ADD COLUMN IF NOT EXISTS source_offset BIGINT"
+        ],
+    ),
 ]
 
 CREATE_LEDGER = (

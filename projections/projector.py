@@ -46,9 +46,21 @@ class Projector:
     def position(self) -> int:
         return self.store.position(self.name)
 
-    def apply_batch(self, batch: Sequence[tuple[int, Envelope]]) -> int:
+    def source_offset(self) -> int | None:
+        """Offset in the source log partition of the last record this projector consumed
+        (Kafka mode), or None when it has not recorded one."""
+        rows = self.store.query(
+            "SELECT source_offset FROM projector_position WHERE name = ?", (self.name,)
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def apply_batch(
+        self, batch: Sequence[tuple[int, Envelope]], source_offset: int | None = None
+    ) -> int:
         """Apply events in order in ONE transaction with the new position; return how many
-        were applied (events at or below the stored position are skipped: redelivery)."""
+        were applied (events at or below the stored position are skipped: redelivery).
+        ``source_offset``, the log offset of the batch's last record, is stored with them
+        so a consumer can resume exactly where the read models are."""
         applied = 0
         self._head = None
         self._tenant_seen = {}
@@ -65,11 +77,17 @@ class Projector:
                 last = position
                 applied += 1
             self._organisations(tx)
-            if last > done:
+            if last > done or source_offset is not None:
+                # Never move either mark backwards (a revoked consumer may finish late).
                 tx.execute(
-                    "INSERT INTO projector_position (name, position) VALUES (?, ?) "
-                    "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                    (self.name, last),
+                    "INSERT INTO projector_position (name, position, source_offset) "
+                    "VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                    "position = CASE WHEN excluded.position > projector_position.position "
+                    "THEN excluded.position ELSE projector_position.position END, "
+                    "source_offset = CASE WHEN projector_position.source_offset IS NULL "
+                    "OR excluded.source_offset > projector_position.source_offset "
+                    "THEN excluded.source_offset ELSE projector_position.source_offset END",
+                    (self.name, last, source_offset),
                 )
         return applied
 

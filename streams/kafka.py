@@ -164,7 +164,7 @@ def read_topic(
 ) -> dict[int, list[tuple[int, Envelope]]]:
     """Every Datrix event on ``topic`` from offset 0 to the current end, per partition, as
     (event-store position, envelope); redelivered copies (same position) appear once."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
     consumer = Consumer(
         {
@@ -172,6 +172,10 @@ def read_topic(
             "group.id": f"datrix-replay-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
+            # The relay writes in transactions, so a partition ends with a commit or abort
+            # marker that is never delivered as a message: "reached the end" is the EOF
+            # event, not a message at the high watermark.
+            "enable.partition.eof": True,
         }
     )
     try:
@@ -190,9 +194,12 @@ def read_topic(
         deadline = time.monotonic() + max(timeout, 600.0)
         while todo and time.monotonic() < deadline:
             for msg in consumer.consume(5000, timeout=0.5):
-                if msg.error():
-                    continue
                 p, offset = msg.partition() or 0, msg.offset() or 0
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF and offset >= ends[p]:
+                        todo.discard(p)
+                    continue
                 env, position = from_message(msg.headers(), msg.value())
                 if position is not None and position > last.get(p, 0):
                     out[p].append((position, env))

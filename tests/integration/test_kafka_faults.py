@@ -5,6 +5,7 @@ the read models equal a full replay, and the audit chains verify."""
 from __future__ import annotations
 
 import collections
+import itertools
 import random
 import subprocess
 import threading
@@ -53,22 +54,128 @@ def produce(cli: KafkaCli, n: int, per_second: float) -> list[uuid.UUID]:
     return ids
 
 
-def wait_all_processed(cli: KafkaCli, n: int, timeout: float = 600) -> None:
+def _count(owner: PostgresReadStore) -> int:
+    try:
+        return int(
+            owner.query("SELECT COUNT(*) FROM command_status WHERE tenant = ?", (TENANT,))[0][0]
+        )
+    except Exception:  # the database may be restarting
+        return -1
+
+
+def wait_all_processed(
+    cli: KafkaCli, n: int, ids: list[uuid.UUID] | None = None, timeout: float = 600
+) -> None:
+    """Wait until n commands reached the read models; fail early (with a diagnosis of
+    where the missing ones stopped) when the count has not moved for 90 s."""
     env = _env(cli)
     owner = PostgresReadStore(env["DATRIX_DATABASE_URL"], env["DATRIX_DATABASE_SCHEMA"])
     deadline = time.monotonic() + timeout
-    seen = -1
-    while time.monotonic() < deadline:
-        try:
-            seen = owner.query("SELECT COUNT(*) FROM command_status WHERE tenant = ?", (TENANT,))[
-                0
-            ][0]
-        except Exception:  # the database may be restarting
-            seen = -1
-        if seen == n:
+    seen, moved = -1, time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - moved < 90:
+        now = _count(owner)
+        if now == n:
             return
+        if now != seen:
+            seen, moved = now, time.monotonic()
         time.sleep(0.5)
-    raise AssertionError(f"only {seen} of {n} commands reached the read models")
+    raise AssertionError(
+        f"only {seen} of {n} commands reached the read models\n" + diagnose(cli, ids or [])
+    )
+
+
+def diagnose(cli: KafkaCli, ids: list[uuid.UUID]) -> str:
+    """Where did the missing commands stop: event store, topic, or projector?"""
+    import psycopg
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    env = _env(cli)
+    schema = env["DATRIX_DATABASE_SCHEMA"]
+    lines: list[str] = []
+    with psycopg.connect(env["DATRIX_DATABASE_URL"], autocommit=True) as db:
+        done = {
+            str(r[0])
+            for r in db.execute(f'SELECT command_id FROM "{schema}".command_status').fetchall()
+        }
+        missing = [str(i) for i in ids if str(i) not in done]
+        lines.append(f"missing {len(missing)} command ids, e.g. {missing[:3]}")
+        notes = {
+            str(r[0]): int(r[1])
+            for r in db.execute(
+                f'SELECT originator_id, notification_id FROM "{schema}".stored_events '
+                "WHERE originator_id = ANY(%s)",
+                ([uuid.UUID(m) for m in missing[:50]],),
+            ).fetchall()
+        }
+        lines.append(f"their outcome events in the event store: {sorted(notes.values())[:20]}")
+        lines.append(
+            "projector positions: "
+            + str(db.execute(f'SELECT * FROM "{schema}".projector_position').fetchall())
+        )
+        for (table,) in db.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+            "AND table_name LIKE %s",
+            (schema, "%tracking%"),
+        ).fetchall():
+            rows = db.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()
+            lines.append(f"{table}: {rows}")
+    topic = Topics(env["DATRIX_TOPIC_PREFIX"]).events
+    consumer = Consumer(
+        {
+            "bootstrap.servers": env["DATRIX_KAFKA_BOOTSTRAP"],
+            "group.id": f"diag-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    meta = consumer.list_topics(topic, timeout=30)
+    parts = sorted(meta.topics[topic].partitions)
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in parts
+    }
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts if ends[p]])
+    where: dict[int, list[tuple[int, int]]] = collections.defaultdict(list)
+    seq: dict[int, list[int]] = collections.defaultdict(list)
+    todo = {p for p in parts if ends[p]}
+    stop = time.monotonic() + 120
+    while todo and time.monotonic() < stop:
+        for msg in consumer.consume(5000, timeout=0.5):
+            if msg.error():
+                if msg.offset() >= ends[msg.partition()]:
+                    todo.discard(msg.partition())
+                continue
+            h = dict(msg.headers() or [])
+            pos = int(h.get("datrix_position", b"0"))
+            seq[msg.partition()].append(pos)
+            if pos in set(notes.values()):
+                where[pos].append((msg.partition(), msg.offset()))
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                todo.discard(msg.partition())
+    consumer.close()
+    lines.append(f"topic ends {ends}")
+    for pos in sorted(notes.values())[:10]:
+        for p, off in where.get(pos, []):
+            s = seq[p]
+            i = s.index(pos)
+            lines.append(
+                f"position {pos}: partition {p} offset {off}; neighbours {s[max(0, i - 5) : i + 6]}"
+            )
+        if pos not in where:
+            lines.append(f"position {pos}: NOT on the topic")
+    for p, s in seq.items():
+        backwards = sum(1 for a, b in itertools.pairwise(s) if b < a)
+        dups = len(s) - len(set(s))
+        lines.append(
+            f"partition {p}: {len(s)} records, {dups} duplicates, {backwards} backward steps"
+        )
+    for log in sorted(cli.home.parent.glob("worker-*.log")):
+        text = log.read_text(errors="replace")
+        bad = [
+            ln for ln in text.splitlines() if "ERROR" in ln or "crashed" in ln or "WARNING" in ln
+        ]
+        lines.append(f"{log.name}: {len(bad)} warning/error lines; last: {bad[-3:]}")
+    return "\n".join(lines)
 
 
 def check_exactly_once(cli: KafkaCli, ids: list[uuid.UUID]) -> None:
@@ -99,12 +206,11 @@ def check_exactly_once(cli: KafkaCli, ids: list[uuid.UUID]) -> None:
 
 
 def test_sigkill_workers_while_10000_commands_stream_in(kafka_cli: KafkaCli) -> None:
-    """One worker, SIGKILLed and restarted again and again (each restart rejoins the
-    consumer groups). KNOWN BUG, see the session note: with TWO workers SIGKILLed in turn
-    the projector intermittently skipped 1-5 % of events (every event was on the topic, in
-    order); until that is fixed this test runs one worker."""
-    kafka_cli.extra = {**_env(kafka_cli), "DATRIX_TENANT": TENANT}
-    workers = [kafka_cli.start_worker()]
+    """Two workers, SIGKILLed in turn again and again (each restart rejoins the consumer
+    groups mid-stream, so partitions move between live consumers while batches are in
+    flight). Workers log at DEBUG, so a failure's diagnosis can follow every partition."""
+    kafka_cli.extra = {**_env(kafka_cli), "DATRIX_TENANT": TENANT, "DATRIX_LOG_LEVEL": "DEBUG"}
+    workers = [kafka_cli.start_worker(), kafka_cli.start_worker()]
     time.sleep(3)
     rng = random.Random(42)
     ids: list[uuid.UUID] = []
@@ -120,7 +226,7 @@ def test_sigkill_workers_while_10000_commands_stream_in(kafka_cli: KafkaCli) -> 
         workers[victim] = kafka_cli.start_worker()
     producer.join()
     assert kills >= 5
-    wait_all_processed(kafka_cli, 10_000)
+    wait_all_processed(kafka_cli, 10_000, ids)
     check_exactly_once(kafka_cli, ids)
 
 
@@ -145,5 +251,5 @@ def test_service_restart_mid_stream(kafka_cli: KafkaCli, service: str) -> None:
     time.sleep(2.5)
     _restart(service)
     producer.join()
-    wait_all_processed(kafka_cli, 3_000)
+    wait_all_processed(kafka_cli, 3_000, ids)
     check_exactly_once(kafka_cli, ids)
