@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,17 +81,55 @@ class SQLiteReadStore:
         return int(rows[0][0]) if rows else 0
 
 
+def _deferrable(sql: str) -> bool:
+    """Plain INSERTs can wait and go out as one ``executemany`` per statement: read-model
+    tables have no foreign keys, so inserts into different tables commute, and every
+    UPDATE, upsert or read flushes them first, so nothing ever sees a missing row."""
+    return sql.startswith("INSERT INTO") and "ON CONFLICT" not in sql
+
+
 class _PostgresTx:
+    """A read-model transaction that batches plain INSERTs by statement (in order within
+    a statement); a unique violation still surfaces before commit, at the flush."""
+
     def __init__(self, cur: Any) -> None:
         self.cur = cur
+        self._pending: dict[str, list[tuple[Any, ...]]] = {}
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if _deferrable(sql):
+            self._pending.setdefault(sql, []).append(tuple(params))
+            return
+        self.flush()
         self.cur.execute(_pg(sql), tuple(params))
 
     def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        self.flush()
         self.cur.execute(_pg(sql), tuple(params))
         row = self.cur.fetchone()
         return tuple(row) if row is not None else None
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for sql, rows in pending.items():
+            target = _INSERT_TARGET.match(sql)
+            if target is not None and len(rows) >= _COPY_FROM:
+                # COPY is several times faster than even a pipelined executemany
+                table, columns = target.group(1), target.group(2)
+                with self.cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            elif len(rows) == 1:
+                self.cur.execute(_pg(sql), rows[0])
+            else:
+                self.cur.executemany(_pg(sql), rows)
+
+
+# an INSERT whose values are all parameters (no literals), so COPY can take its rows
+_INSERT_TARGET = re.compile(
+    r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \(\s*\?(?:\s*,\s*\?)*\s*\)\s*$"
+)
+_COPY_FROM = 8
 
 
 def _pg(sql: str) -> str:
@@ -117,6 +157,8 @@ class PostgresReadStore:
         self.schema = schema
         self.tenant = tenant
         self._psycopg = psycopg
+        self._conn: Any = None
+        self._lock = threading.Lock()
         if tenant is None:
             self._migrate()
 
@@ -137,16 +179,36 @@ class PostgresReadStore:
             self.url, autocommit=False, options=f"-c search_path={self.schema}"
         )
 
+    def _writer(self) -> Any:
+        """The store's one long-lived write connection (a new connection per projected
+        batch cost ~10 ms, more than projecting a hundred events)."""
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+        return self._conn
+
     def for_tenant(self, tenant: str) -> PostgresReadStore:
         return PostgresReadStore(self.url, self.schema, tenant=tenant)
 
     @contextmanager
     def transaction(self) -> Iterator[_PostgresTx]:
-        # Pipeline mode: statements are sent without waiting for each reply, so a batch
-        # of projected events costs a few round trips instead of three per event.
-        with self._connect() as db, db.pipeline(), db.cursor() as cur:
-            self._scope(cur)
-            yield _PostgresTx(cur)
+        """One read-model transaction on the store's write connection. Plain inserts are
+        batched (COPY / executemany), so a batch of events costs a few round trips."""
+        with self._lock:
+            db = self._writer()
+            try:
+                with db.transaction(), db.cursor() as cur:
+                    self._scope(cur)
+                    tx = _PostgresTx(cur)
+                    yield tx
+                    tx.flush()
+            except (self._psycopg.OperationalError, self._psycopg.InterfaceError):
+                db.close()  # broken (e.g. the server restarted): reconnect next time
+                raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def _scope(self, cur: Any) -> None:
         if self.tenant is not None:
