@@ -18,6 +18,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from gateway import render, services
 from gateway.errors import DatrixError, NotFound, UserInputError
@@ -212,6 +213,36 @@ def rows(scan_id: str, issue_id: str) -> None:
         raise NotFound(f"scan {scan_id} has no issue {issue_id}")
     indices = affected_rows(found["report_uri"], issue_id, rt.objects)
     sys.stdout.write("".join(f"{i}\n" for i in indices))
+
+
+@cli.command()
+@click.argument("scan_id")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def progress(scan_id: str, fmt: str) -> None:
+    """The job-progress events of a scan (Kafka mode: topic datrix.job-progress, kept a day)."""
+    from dataclasses import asdict
+
+    from streams.job_progress import read_job_progress
+    from streams.kafka import topics_from_env
+
+    settings = load_settings()
+    if settings.embedded or settings.kafka_bootstrap is None:
+        raise UserInputError(
+            "job-progress events are published in Kafka mode (set DATRIX_KAFKA_BOOTSTRAP); "
+            "the embedded default shows progress on the scan's progress bar only"
+        )
+    if services.views(runtime()).scan(scan_id) is None:
+        raise NotFound(f"no scan {scan_id}")
+    updates = read_job_progress(settings.kafka_bootstrap, topics_from_env().progress, scan_id)
+    if fmt == "json":
+        _dump([asdict(u) for u in updates])
+        return
+    table = Table(title=f"Progress of scan {scan_id}")
+    for column in ("seq", "at", "phase", "done", "total"):
+        table.add_column(column, justify="right" if column in ("seq", "done", "total") else "left")
+    for u in updates:
+        table.add_row(str(u.seq), u.at, u.phase, f"{u.done:,}", f"{u.total:,}")
+    out.print(table)
 
 
 @cli.group()

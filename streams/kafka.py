@@ -17,7 +17,7 @@ from typing import Any
 
 from streams.messages import Envelope, cloudevents_headers
 
-PARTITIONS = {"commands": 6, "events": 6, "jobs": 3}
+PARTITIONS = {"commands": 6, "events": 6, "jobs": 3, "progress": 3}
 FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
 
 
@@ -37,6 +37,10 @@ class Topics:
     def jobs(self) -> str:
         return f"{self.prefix}jobs"
 
+    @property
+    def progress(self) -> str:
+        return f"{self.prefix}job-progress"
+
 
 def topics_from_env() -> Topics:
     return Topics(os.environ.get("DATRIX_TOPIC_PREFIX", "datrix."))
@@ -53,6 +57,7 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None
         NewTopic(topics.commands, PARTITIONS["commands"], 1, config=FOREVER),
         NewTopic(topics.events, PARTITIONS["events"], 1, config=FOREVER),
         NewTopic(topics.jobs, PARTITIONS["jobs"], 1, config={"retention.ms": "604800000"}),
+        NewTopic(topics.progress, PARTITIONS["progress"], 1, config={"retention.ms": "86400000"}),
     ]
     for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
         try:

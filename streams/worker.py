@@ -30,6 +30,7 @@ from jobs.runner import result_command_id, run_scan_job
 from projections.projector import Projector
 from projections.store import PostgresReadStore
 from streams.event_store import EventStore, postgres_event_store
+from streams.job_progress import fan_out, progress_events
 from streams.kafka import (
     BadMessage,
     KafkaCommandLog,
@@ -339,9 +340,17 @@ def run_dispatcher(ctx: WorkerContext) -> None:
 def run_jobs(ctx: WorkerContext) -> None:
     objects = LocalObjectStore(ctx.settings.home / "objects")
     commands = KafkaCommandLog(ctx.bootstrap, ctx.topics)
+    from confluent_kafka import Producer
+
     consumer = ctx.consumer("jobs", **{"max.poll.interval.ms": 1_800_000})
     consumer.subscribe([ctx.topics.jobs])
     publisher = ProgressPublisher(ctx.settings.redis_url)
+    progress_producer = Producer(producer_config(ctx.bootstrap, **{"linger.ms": 50}))
+
+    def send_progress(key: bytes, value: bytes) -> None:
+        progress_producer.produce(ctx.topics.progress, value=value, key=key)
+        progress_producer.poll(0)
+
     try:
         while not ctx.stop.is_set():
             msg = consumer.poll(0.2)
@@ -357,8 +366,12 @@ def run_jobs(ctx: WorkerContext) -> None:
             if not isinstance(job, JobRequested):
                 consumer.commit(message=msg, asynchronous=False)
                 continue
-            progress = publisher.for_scan(env.tenant, str(job.originator_id))
+            progress = fan_out(
+                publisher.for_scan(env.tenant, str(job.originator_id)),
+                progress_events(send_progress, job.job_id, job.originator_id, env.tenant),
+            )
             result = run_scan_job(job, objects, progress)
+            progress_producer.flush(5)
             reply = command_envelope(
                 result,
                 subject=job.originator_id,

@@ -36,6 +36,15 @@ def test_scan_through_kafka_matches_ground_truth(
     rows = kafka_cli("rows", doc["scan_id"], dup["id"])
     assert [int(x) for x in rows.stdout.split()] == sorted(truth["exact_duplicates"]["rows"])
 
+    # the job published its progress on datrix.job-progress, in order, one job
+    progress = kafka_cli("progress", doc["scan_id"], "--format", "json")
+    assert progress.code == 0, progress.stderr
+    updates = progress.json()
+    assert len(updates) >= 2
+    assert [u["seq"] for u in updates] == list(range(1, len(updates) + 1))
+    assert len({u["job_id"] for u in updates}) == 1
+    assert len({u["phase"] for u in updates}) >= 2
+
     second = kafka_cli("scan", str(out / "dirty.parquet"), "--name", "k", "--format", "json")
     assert second.code == 0, second.stderr
     assert second.json()["version"] == 2

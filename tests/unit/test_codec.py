@@ -47,7 +47,8 @@ def test_every_schema_round_trips(path: Path) -> None:
 
 def test_every_domain_type_has_a_schema_and_every_schema_a_type() -> None:
     names = {_name(json.loads(p.read_text())) for p in CURRENT}
-    assert set(TYPES) | {"datrix.Envelope"} == names
+    # the envelope and job progress are messages, not domain commands or events
+    assert set(TYPES) | {"datrix.Envelope", "datrix.job.JobProgress"} == names
 
 
 @pytest.mark.parametrize("path", RELEASED, ids=lambda p: f"{p.parent.name}/{p.stem}")
