@@ -1,50 +1,61 @@
-"""Near-duplicate records: MinHash LSH over field tokens, verified field by field.
+"""Near-duplicate records: unsupervised record linkage within one table.
 
-A *near duplicate* is a pair of rows that are not identical but agree on at least
-``SIMILARITY_THRESHOLD`` (90 %) of their fields, where a field's agreement is 1 when the two
-values are equal (strings after trimming, collapsing whitespace and lower-casing), the
-string similarity when two strings are merely close (a typo or two: Indel similarity of at
-least ``STRING_CUTOFF``), and 0 otherwise; fields null on both sides are not counted.
-Exact duplicate rows are removed before the search, so a row that repeats another exactly is
-reported only as an exact duplicate.
+A *near duplicate* is a pair of rows that are not identical but very likely describe the
+same entity: under a Fellegi-Sunter model whose weights are learned from the table itself
+the pair's match probability is at least 1/2, and the values it agrees on are too rare to
+agree that much by chance among all the table's row pairs (``CHANCE_LIMIT``). Exact
+duplicate rows are removed before the search, so a row that repeats another exactly is
+reported only as an exact duplicate. Nothing is configured per table: Febrl, the
+benchmark generator's customers and a scan's arbitrary table go through the same call.
 
-How the search stays linear in the number of rows:
+Columns. Every column of a comparable type takes part except constant ones and *id-like*
+ones (integer, string or temporal, no null, a distinct value on every deduplicated row:
+surrogate keys, record ids, insertion timestamps), which never agree within a pair.
+Strings are compared lower-cased, without spaces; every value is hashed once (numpy
+uint64 matrix) and equality, blocking and value counts work on the hashes.
 
-1. *Shingles.* Every row becomes the set of its field tokens ``hash(column, normalised
-   value)``. Only *informative* columns contribute tokens: those where two random rows
-   rarely agree (estimated agreement probability <= ``MAX_AGREEMENT``, from the profile's
-   distinct count and top-value share). Low-cardinality fields (gender, booleans, a
-   constant) make unrelated rows look alike and would flood the buckets; they still count
-   in the verification. Field tokens rather than character 3-grams of the whole record:
-   a wide row has 20-50 tokens instead of several hundred 3-grams (MinHash work scales
-   with that), and a typo changes one token, which the banding below tolerates; strings
-   are lower-cased and stripped of spaces before hashing, so case and whitespace
-   variants give the same token.
-2. *MinHash.* ``NUM_PERM`` signatures per row, computed with numpy on a (tokens x rows)
-   chunk: for each permutation ``h_k(x) = a_k * x + b_k (mod 2**32)`` and a column-wise
-   minimum (~0.5 s for 1M rows x 30 tokens; hashing each record in Python with
-   ``datasketch.MinHash`` runs at ~1,200 records/s).
-3. *LSH.* The signature is cut into ``BANDS`` bands of ``ROWS_PER_BAND``; rows whose band
-   agrees land in the same bucket. A pair with token Jaccard similarity ``s`` becomes a
-   candidate with probability ``1 - (1 - s**3)**10``: 0.74 at s = 0.5, 0.91 at s = 0.6,
-   0.9999 at s = 0.9. Informative tokens make unrelated rows share almost nothing, so
-   short bands (3) give few false candidates: on the 1M-row benchmark file ~42k, of
-   which verification keeps exactly the 10,000 planted pairs. Candidates are also
-   counted by the number of bands they met in (true near duplicates meet in most).
-   Buckets larger than ``MAX_BUCKET`` (many rows that agree on every informative field)
-   are linked to their first row only, so a huge bucket costs linear, not quadratic, work.
-4. *Verification.* Candidate pairs are scored field by field (vectorised with Polars;
-   string similarity with RapidFuzz's ``cpdist``) and kept at ``SIMILARITY_THRESHOLD``
-   when the values they agree on are unlikely to agree by chance (``CHANCE_LIMIT``).
+1. *Candidates* (blocking): pairs that agree exactly on a *key*, one column or two
+   columns together. A key's cost, the number of pairs it yields (``sum n_v (n_v - 1) /
+   2`` over its value counts), is computed exactly; a key may cost ``KEY_BUDGET_PER_ROW``
+   pairs per row, all keys together ``TOTAL_BUDGET_PER_ROW``, and the cheapest
+   ``MAX_KEYS`` are used, single columns first. A true duplicate is lost only when it
+   disagrees on every key, which with several keys is rare (Febrl 3: one true pair of
+   6,538). With fewer than ``LSH_BELOW_KEYS`` keys (only common values everywhere),
+   MinHash LSH over field tokens adds the pairs that agree on most fields (``hash(column,
+   value)`` tokens, 10 bands of 3 of 30 cheap permutations, in numpy). Buckets larger
+   than ``MAX_BUCKET`` are linked as a star around their first row, so a thousand copies
+   of one record under new ids cost linear work.
+2. *Comparison levels* per field: null (either side), equal, close (Jaro-Winkler >=
+   ``CLOSE_JW``), fair (>= ``FAIR_JW``), different; text and integer fields get the
+   similarity levels, others are equal or different. Two text columns that the
+   candidates show exactly swapped at least ``MIN_SWAPS`` times, and ``SWAP_RATIO`` times
+   as often as random pairs do (first/last name, address lines), are also compared
+   crosswise, and the better reading is kept.
+3. *Weights* (``fit_model``). ``u``, the chance that two random rows show a level: exact
+   from the value counts for equality, counted on ``U_SAMPLE`` random row pairs for the
+   similarity levels. ``m``, the chance that a duplicate shows it: EM with ``u`` fixed,
+   once per key on the sampled candidates of that key's block with the key's columns
+   left out (as Splink does: candidates agree on their key by construction, and an EM
+   that counted it would call every candidate a match), shrunk towards a prior by
+   ``PRIOR_STRENGTH`` pseudo-pairs so that a table with three duplicates does not learn
+   nonsense. The number of duplicates in the table, hence the prior odds of a match
+   among all row pairs, comes from the same runs. A field's weight at a level is
+   ``log(m / u)``: agreeing on an e-mail address weighs far more than agreeing on a
+   gender, and a field the data often garbles costs little when it disagrees.
+4. *Decision*. A candidate is a near duplicate when its summed weights plus the prior
+   log-odds are >= 0 and its *evidence*, the summed ``-log u`` of the levels it agrees at,
+   reaches the level that fewer than ``CHANCE_LIMIT`` random pairs of the table would
+   reach (``chance_threshold``: the exact distribution of a random pair's evidence under
+   independent columns): in a table of a few weak columns (orders with a product, a
+   quantity and a status), pairs agree on most of them by chance. Cheap bounds from the
+   hashes, tightened one text field at a time (``hopeful_pairs``), drop nearly every
+   unrelated candidate before most string comparisons.
 
-Measured on ``jobs.bench.generate`` data: pair recall and precision 1.0 at 20k rows (six
-seeds) and on the 1M-row file; 99.3 % recall for harder copies with typos in three
-informative fields, a changed amount and an upper-cased city. Time: ~0.4 s for 200k rows,
-~2.2 s for 1M rows (2 cores).
-
-Integer and temporal columns whose values are all distinct (surrogate keys, insertion
-timestamps) are left out everywhere: they never agree within any pair, so they would only
-dilute the similarity of true near duplicates.
+Measured (``tests/benchmarks/bench_febrl.py``, 2 busy shared cores): Febrl 1/2/3 F1
+1.0000 / 1.0000 / 0.9999 (one true pair of 6,538 missed), the same with the types a CSV
+read gives; no pair on the Febrl originals alone or on generated data with its near
+copies removed; pair precision and recall 1.0 on ``jobs.bench.generate`` data at 20k,
+100k and 1M rows, the 1M-row detection in 15-25 s (profiling, exact duplicates apart).
 """
 
 from __future__ import annotations
@@ -56,30 +67,69 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from rapidfuzz.distance import Indel
+from rapidfuzz.distance import JaroWinkler
 from rapidfuzz.process import cpdist
 
 from jobs.quality.profiling import ColumnStats
 
+# What a near duplicate is, for the finding's description.
+DEFINITION = (
+    "not identical, but likely the same record: a match probability of at least 50% "
+    "from field weights learned from this table (case and whitespace ignored, typos and "
+    "swapped fields partly counted), on values too rare to agree by chance"
+)
+# Kept for the engines' current description of the finding; the decision does not use it.
 SIMILARITY_THRESHOLD = 0.9
-STRING_CUTOFF = 0.8  # a string pair closer than this counts partially, else 0
+ComparableTypes = frozenset({"integer", "float", "string", "boolean", "date", "datetime"})
+# Types whose columns count as ids when unique (a unique float is a measurement).
+IdTypes = frozenset({"integer", "string", "date", "datetime"})
+
+# Key blocking.
+KEY_BUDGET_PER_ROW = 3.0  # a key yields at most this many candidate pairs per row...
+MIN_KEY_BUDGET = 20_000  # ...or this many on small tables
+TOTAL_BUDGET_PER_ROW = 3.0  # all keys together: at most this many pairs per row...
+MIN_TOTAL_BUDGET = 200_000  # ...or this many
+MAX_KEYS = 10
+MAX_PAIR_KEYS_TRIED = 40
+MAX_KEY_AGREEMENT = 0.5  # a column in a two-column key: random rows agree at most this often
+
+# MinHash LSH over field tokens: run when there are fewer blocking keys than this (with
+# several keys it finds no pair they miss, on Febrl or generated data).
+LSH_BELOW_KEYS = 3
 MAX_AGREEMENT = 0.01  # informative column: two random rows agree with p <= 1 %
-MIN_INFORMATIVE = 3  # with fewer informative columns, every usable column gives tokens
+MIN_INFORMATIVE = 3  # with fewer informative columns, every used column gives tokens
 BANDS = 10
 ROWS_PER_BAND = 3
 NUM_PERM = BANDS * ROWS_PER_BAND
-# A pair must agree on enough rare values that fewer than CHANCE_LIMIT of all row pairs
-# would agree that much by chance (see ``find_near_duplicates``).
-CHANCE_LIMIT = 1.0
 MAX_BUCKET = 32  # larger buckets are linked as a star around their first row
-# Verification limit: beyond it only the pairs that met in the most bands are verified and
-# the result is a lower bound (the issue says so).
-MAX_CANDIDATES = 2_000_000
 CHUNK_ROWS = 1 << 16
-VERIFY_CHUNK = 1 << 18
 TOKEN_SEED = 0x7A11
 
-ComparableTypes = frozenset({"integer", "float", "string", "boolean", "date", "datetime"})
+# Comparison levels and weights.
+NULL, EQUAL, CLOSE, FAIR, DIFFERENT = 0, 1, 2, 3, 4
+LEVELS = 5
+CLOSE_JW = 0.92
+FAIR_JW = 0.80
+U_SAMPLE = 50_000  # random row pairs for the u probabilities of the similarity levels
+EM_SAMPLE = 50_000  # candidates the EM runs on
+EM_ITERATIONS = 200
+EM_TOLERANCE = 1e-6
+PRIOR_STRENGTH = 10.0  # pseudo-pairs of the m prior (few duplicates: m stays near it)
+M_PRIOR_EQUAL = 0.9
+TYPO_SHAPE = (0.0, 0.0, 0.6, 0.3, 0.1)  # null, equal, close, fair, different
+# A pair must agree on values rare enough that fewer than CHANCE_LIMIT of all row pairs
+# would agree that much by chance.
+CHANCE_LIMIT = 1.0
+EVIDENCE_STEP = 0.05  # nats: grid of the chance distribution of the evidence
+# Two columns are compared crosswise too when at least this many candidates show them
+# exactly swapped (first and last name, address lines).
+MIN_SWAPS = 5
+SWAP_RATIO = 20.0  # ...and this many times as often as random row pairs
+MAX_SWAP_COLUMNS = 40  # text columns searched for swaps (the search is quadratic)
+# Verification limit: beyond it the candidates are cut and the result is a lower bound.
+MAX_CANDIDATES = 20_000_000
+VERIFY_CHUNK = 1 << 20
+HASH_SEED = 0x5EED
 
 
 @dataclass(frozen=True)
@@ -92,7 +142,36 @@ class NearDuplicates:
     candidates: int = 0
     truncated: bool = False  # candidates were cut at MAX_CANDIDATES
     columns_compared: int = 0
-    keys_ignored: tuple[str, ...] = ()  # surrogate-key columns left out of the comparison
+    keys_ignored: tuple[str, ...] = ()  # id-like columns left out of the comparison
+
+
+@dataclass(frozen=True)
+class FieldModel:
+    """Per-column level probabilities (columns x LEVELS): ``m`` for duplicates, ``u`` for
+    random row pairs; and the share of duplicates among the pairs scored."""
+
+    m: np.ndarray[Any, Any]
+    u: np.ndarray[Any, Any]
+    match_share: float
+
+    def weights(self) -> np.ndarray[Any, Any]:
+        """log(m/u) per column and level; 0 for null (no information)."""
+        w: np.ndarray[Any, Any] = np.log(np.maximum(self.m, 1e-300))
+        w -= np.log(np.maximum(self.u, 1e-300))
+        w[:, NULL] = 0.0
+        return w
+
+    def evidence_weights(self) -> np.ndarray[Any, Any]:
+        """-log u of the agreeing levels (equal, close, fair); 0 for null and different."""
+        w: np.ndarray[Any, Any] = -np.log(np.maximum(self.u, 1e-300))
+        w[:, NULL] = 0.0
+        w[:, DIFFERENT] = 0.0
+        return w
+
+    @property
+    def prior(self) -> float:
+        """Prior log-odds of a match."""
+        return math.log(self.match_share / (1.0 - self.match_share))
 
 
 def _agreement(stats: ColumnStats, rows: int) -> float:
@@ -112,22 +191,28 @@ def _agreement(stats: ColumnStats, rows: int) -> float:
 
 
 def surrogate_keys(stats: Sequence[ColumnStats], unique_rows: int) -> list[str]:
-    """Integer and temporal columns with a distinct value on every (deduplicated) row."""
+    """Id-like columns: integer, string or temporal, no null and a distinct value on every
+    deduplicated row (surrogate keys, record ids, insertion timestamps). They never agree
+    within any pair, so they would only dilute the evidence."""
+    if unique_rows < 2:
+        return []
     return [
         s.name
         for s in stats
-        if s.logical_type in ("integer", "date", "datetime")
-        and s.null_count == 0
-        and s.distinct_count >= unique_rows
+        if s.logical_type in IdTypes and s.null_count == 0 and s.distinct_count >= unique_rows
     ]
 
 
 def select_columns(
     stats: Sequence[ColumnStats], rows: int, unique_rows: int
 ) -> tuple[list[str], list[str]]:
-    """Return (columns compared in verification, columns that give LSH tokens)."""
+    """Return (columns compared, columns that give LSH tokens)."""
     keys = set(surrogate_keys(stats, unique_rows))
-    used = [s.name for s in stats if s.logical_type in ComparableTypes and s.name not in keys]
+    used = [
+        s.name
+        for s in stats
+        if s.logical_type in ComparableTypes and s.name not in keys and s.distinct_count > 1
+    ]
     by_name = {s.name: s for s in stats}
     informative = [c for c in used if _agreement(by_name[c], rows) <= MAX_AGREEMENT]
     if len(informative) < MIN_INFORMATIVE:
@@ -139,20 +224,24 @@ def _is_text(dtype: pl.DataType) -> bool:
     return dtype == pl.String or isinstance(dtype, pl.Categorical | pl.Enum)
 
 
-def _token_exprs(columns: Sequence[str], schema: Mapping[str, pl.DataType]) -> list[pl.Expr]:
-    """One UInt64 token per (column, value), 0 for null (Polars hashes null to a constant,
-    which would make rows alike for sharing a null)."""
-    exprs: list[pl.Expr] = []
-    for i, name in enumerate(columns):
-        col = pl.col(name)
-        if _is_text(schema[name]):
-            # Cheap normalisation: case and every space dropped (verification is exact).
-            col = col.cast(pl.String).str.to_lowercase().str.replace_all(" ", "", literal=True)
-        token = pl.when(pl.col(name).is_not_null()).then(col.hash(seed=TOKEN_SEED + i))
-        exprs.append(token.otherwise(pl.lit(0, dtype=pl.UInt64)).alias(f"t{i}"))
-    return exprs
+def _has_similarity(dtype: pl.DataType) -> bool:
+    """Text, and integers (codes, numbers typed with a digit wrong), are compared by string
+    similarity too: the learned weights give a close integer little weight when close
+    values (counts, amounts) are common between random rows."""
+    return _is_text(dtype) or dtype.is_integer()
 
 
+def normalise(values: pl.Expr) -> pl.Expr:
+    """Strings as compared: lower case, no spaces, no whitespace at either end."""
+    text = values.cast(pl.String).str.strip_chars().str.to_lowercase()
+    return text.str.replace_all(" ", "", literal=True)
+
+
+def _normalised(values: pl.Series) -> pl.Series:
+    return pl.select(normalise(pl.lit(values))).to_series()
+
+
+# ------------------------------------------------------------------------ MinHash LSH
 def fill_null_tokens(tokens: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Replace the null tokens (0) of each row (a column of ``tokens``) by another token of
     the same row: the row's token *set* stays the same. An all-null row stays all 0."""
@@ -190,8 +279,7 @@ def minhash(tokens: np.ndarray[Any, Any], seed: int = 0) -> np.ndarray[Any, Any]
 
 def band_keys(signatures: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """(BANDS x rows) uint64 bucket keys: each band's ROWS_PER_BAND values mixed into one
-    64-bit key (a linear combination with fixed odd multipliers; false collisions between
-    different bands are ~2**-64 per pair and would be removed by verification anyway)."""
+    64-bit key (false collisions are ~2**-64 per pair and would be rejected anyway)."""
     mult = np.array(
         [0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
         dtype=np.uint64,
@@ -223,29 +311,33 @@ def mix_tokens(tokens: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return x
 
 
-def _signature_keys(
-    source: pl.LazyFrame,
-    schema: Mapping[str, pl.DataType],
-    columns: Sequence[str],
-    rows: int,
-    seed: int,
-) -> np.ndarray[Any, Any]:
-    """(BANDS x rows) bucket keys, computed chunk by chunk so the token matrix stays small
-    and in cache."""
-    exprs = _token_exprs(columns, schema)
+def field_tokens(hashes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """(columns x rows) uint32 tokens ``hash(column, value)`` from the (rows x columns)
+    value hashes; 0 stays 0 (null)."""
+    salt = (np.arange(hashes.shape[1], dtype=np.uint64) + np.uint64(TOKEN_SEED)) * np.uint64(
+        0x9E3779B97F4A7C15
+    )
+    tokens = mix_tokens(hashes.T ^ salt[:, None])
+    tokens[hashes.T == 0] = 0
+    return tokens
+
+
+def _band_keys(hashes: np.ndarray[Any, Any], seed: int) -> np.ndarray[Any, Any]:
+    """(BANDS x rows) bucket keys of the rows of ``hashes`` (rows x token columns),
+    computed chunk by chunk so the token matrix stays small and in cache."""
+    rows = hashes.shape[0]
     keys = np.empty((BANDS, rows), dtype=np.uint64)
     for start in range(0, rows, CHUNK_ROWS):
-        chunk = source.slice(start, CHUNK_ROWS).select(exprs).collect()
-        # All-UInt64 frames convert column-major: the transpose is a (tokens x rows) view.
-        tokens = fill_null_tokens(mix_tokens(chunk.to_numpy().T))
-        keys[:, start : start + chunk.height] = band_keys(minhash(tokens, seed))
+        tokens = fill_null_tokens(field_tokens(hashes[start : start + CHUNK_ROWS]))
+        keys[:, start : start + tokens.shape[1]] = band_keys(minhash(tokens, seed))
     return keys
 
 
-def _bucket_pairs(keys: np.ndarray[Any, Any], rows: np.ndarray[Any, Any]) -> pl.DataFrame:
-    """Candidate pairs (a < b) among rows sharing a key in one band: every pair within a
-    bucket of at most MAX_BUCKET rows, the first row with each other one beyond."""
-    frame = pl.DataFrame({"key": keys, "row": rows}).filter(pl.col("key").is_duplicated())
+def _bucket_pairs(keys: np.ndarray[Any, Any]) -> pl.DataFrame:
+    """Pairs (a < b) of rows sharing a non-null (non-zero) key: every pair within a bucket
+    of at most MAX_BUCKET rows, the first row with each other one beyond."""
+    frame = pl.DataFrame({"key": keys, "row": np.arange(keys.size, dtype=np.int64)})
+    frame = frame.filter((pl.col("key") != 0) & pl.col("key").is_duplicated())
     frame = frame.with_columns(pl.len().over("key").alias("n"))
     small = frame.filter(pl.col("n") <= MAX_BUCKET).select("key", "row")
     pairs = (
@@ -261,106 +353,535 @@ def _bucket_pairs(keys: np.ndarray[Any, Any], rows: np.ndarray[Any, Any]) -> pl.
     return pl.concat([pairs, star])
 
 
+def lsh_pairs(hashes: np.ndarray[Any, Any], seed: int = 0) -> pl.DataFrame:
+    """Pairs (``a`` < ``b``) of rows of ``hashes`` (the token columns) that share a band,
+    once per band shared."""
+    keys = _band_keys(hashes, seed)
+    return pl.concat([_bucket_pairs(keys[j]) for j in range(BANDS)])
+
+
+# ---------------------------------------------------------------------- key blocking
+def value_hashes(frame: pl.DataFrame, columns: Sequence[str]) -> np.ndarray[Any, Any]:
+    """(rows x columns) uint64 hashes of the normalised values, column-major; 0 is null
+    (every value hash has its lowest bit set)."""
+    exprs = []
+    for name in columns:
+        col = normalise(pl.col(name)) if _is_text(frame.schema[name]) else pl.col(name)
+        h = col.hash(seed=HASH_SEED) | 1
+        zero = pl.lit(0, pl.UInt64)
+        exprs.append(pl.when(pl.col(name).is_null()).then(zero).otherwise(h).alias(name))
+    out: np.ndarray[Any, Any] = np.asfortranarray(frame.select(exprs).to_numpy())
+    return out
+
+
+def value_counts(hashes: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any]]:
+    """Counts of the non-null values of each column of ``hashes``."""
+    frame = pl.DataFrame({f"c{k}": hashes[:, k] for k in range(hashes.shape[1])}).lazy()
+    queries = [
+        frame.select(pl.col(c).filter(pl.col(c) != 0)).group_by(c).len().select("len")
+        for c in frame.collect_schema().names()
+    ]
+    return [f.to_series().to_numpy().astype(np.float64) for f in pl.collect_all(queries)]
+
+
+def _value_counts(keys: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Counts of the non-null (non-zero) values of a uint64 key column."""
+    series = pl.Series("k", keys)
+    counts = series.filter(series != 0).value_counts()["count"]
+    out: np.ndarray[Any, Any] = counts.to_numpy().astype(np.float64)
+    return out
+
+
+def _pair_cost(counts: np.ndarray[Any, Any]) -> float:
+    """Pairs of rows sharing a value."""
+    return float((counts * (counts - 1)).sum() / 2)
+
+
+def _combined_key(left: np.ndarray[Any, Any], right: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Key of two columns together; null (0) where either is null."""
+    with np.errstate(over="ignore"):
+        key = left ^ (right * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x632BE59BD9B4E019))
+    key[key == 0] = 1
+    key[(left == 0) | (right == 0)] = 0
+    out: np.ndarray[Any, Any] = key
+    return out
+
+
+@dataclass(frozen=True)
+class BlockingKey:
+    """One or two columns (indices) whose exact agreement makes a candidate pair, and the
+    number of row pairs that agree so (``cost``)."""
+
+    columns: tuple[int, ...]
+    cost: float
+
+
+def choose_keys(hashes: np.ndarray[Any, Any], costs: Sequence[float]) -> list[BlockingKey]:
+    """Blocking keys: the cheapest single columns, then two-column keys (most selective
+    first, by the independence estimate); each yields at most the key budget of pairs, all
+    together at most the total budget, and there are at most MAX_KEYS."""
+    n = hashes.shape[0]
+    all_pairs = n * (n - 1) / 2
+    budget = max(MIN_KEY_BUDGET, KEY_BUDGET_PER_ROW * n)
+    room = max(MIN_TOTAL_BUDGET, TOTAL_BUDGET_PER_ROW * n)
+    order = sorted(range(len(costs)), key=lambda k: costs[k])
+    keys: list[BlockingKey] = []
+    for k in order:
+        if costs[k] > min(budget, room) or len(keys) >= MAX_KEYS:
+            break
+        keys.append(BlockingKey((k,), costs[k]))
+        room -= costs[k]
+    share = [c / all_pairs if all_pairs else 1.0 for c in costs]
+    rest = [k for k in order if costs[k] > budget and share[k] <= MAX_KEY_AGREEMENT]
+    combos = sorted(
+        (all_pairs * share[i] * share[j], i, j) for x, i in enumerate(rest) for j in rest[x + 1 :]
+    )
+    for _, i, j in combos[:MAX_PAIR_KEYS_TRIED]:
+        if len(keys) >= MAX_KEYS:
+            break
+        cost = _pair_cost(_value_counts(_combined_key(hashes[:, i], hashes[:, j])))
+        if cost <= min(budget, room):
+            keys.append(BlockingKey((i, j), cost))
+            room -= cost
+    return keys
+
+
+def _key_values(hashes: np.ndarray[Any, Any], key: BlockingKey) -> np.ndarray[Any, Any]:
+    values: np.ndarray[Any, Any] = hashes[:, key.columns[0]]
+    for k in key.columns[1:]:
+        values = _combined_key(values, hashes[:, k])
+    return values
+
+
+def key_pairs(hashes: np.ndarray[Any, Any], keys: Sequence[BlockingKey]) -> pl.DataFrame:
+    """Pairs (``a`` < ``b``) agreeing exactly on a key, once per key (buckets larger than
+    MAX_BUCKET as a star around their first row)."""
+    parts = [_bucket_pairs(_key_values(hashes, key)) for key in keys]
+    if not parts:
+        return pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
+    return pl.concat(parts)
+
+
 def candidate_pairs(
-    source: pl.LazyFrame,
-    schema: Mapping[str, pl.DataType],
-    tokens_from: Sequence[str],
-    rows: int,
-    exclude: Sequence[int],
+    hashes: np.ndarray[Any, Any],
+    keys: Sequence[BlockingKey],
+    tokens_from: Sequence[int],
     seed: int = 0,
-) -> pl.DataFrame:
-    """Distinct candidate pairs (columns ``a`` < ``b``, sorted) from MinHash LSH, with the
-    number of bands in which they met (``bands``: true near duplicates meet in most)."""
-    keys = _signature_keys(source, schema, tokens_from, rows, seed)
-    keep = np.ones(rows, dtype=bool)
-    keep[np.asarray(exclude, dtype=np.int64)] = False
-    kept_rows = np.flatnonzero(keep).astype(np.int64)
-    parts = [_bucket_pairs(keys[j][keep], kept_rows) for j in range(BANDS)]
-    return pl.concat(parts).group_by("a", "b").len(name="bands").sort("a", "b")
+) -> tuple[pl.DataFrame, bool]:
+    """Distinct candidate pairs (``a`` < ``b``, sorted) from key blocking and MinHash LSH,
+    with ``hits``: the number of keys and bands they met in (true duplicates meet in
+    most), which decides what is kept when there are more than MAX_CANDIDATES (then the
+    flag is True)."""
+    parts = [key_pairs(hashes, keys)]
+    if len(keys) < LSH_BELOW_KEYS:
+        parts.append(lsh_pairs(hashes[:, tokens_from], seed))
+    found = pl.concat(parts)
+    candidates = found.group_by("a", "b").len(name="hits")
+    if candidates.height > MAX_CANDIDATES:
+        candidates = candidates.sort(["hits", "a", "b"], descending=[True, False, False])
+        return candidates.head(MAX_CANDIDATES).sort("a", "b"), True
+    return candidates.sort("a", "b"), False
 
 
-def _normalised(values: pl.Series) -> pl.Series:
-    return values.cast(pl.String).str.strip_chars().str.replace_all(r"\s+", " ").str.to_lowercase()
+# ---------------------------------------------------------------------- comparisons
+def coarse_levels(
+    hashes: np.ndarray[Any, Any], a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]
+) -> np.ndarray[Any, Any]:
+    """(pairs x columns) levels from the hashes alone: null, equal or different."""
+    out = np.empty((a.size, hashes.shape[1]), dtype=np.int8)
+    for k in range(hashes.shape[1]):
+        left, right = hashes[:, k][a], hashes[:, k][b]
+        level = np.where(left == right, np.int8(EQUAL), np.int8(DIFFERENT))
+        level[(left == 0) | (right == 0)] = NULL
+        out[:, k] = level
+    return out
 
 
-def _text_scores(left: pl.Series, right: pl.Series) -> np.ndarray[Any, Any]:
-    """Agreement of two string columns: 1 when equal after normalisation, else their Indel
-    similarity when at least STRING_CUTOFF, else 0 (both null: 0, not counted anyway)."""
-    left, right = _normalised(left), _normalised(right)
-    score = (left == right).fill_null(False).to_numpy().astype(np.float64)
-    differ = np.flatnonzero((left != right).fill_null(False).to_numpy())
-    if differ.size:
-        score[differ] = cpdist(
-            left.gather(differ).to_list(),
-            right.gather(differ).to_list(),
-            scorer=Indel.normalized_similarity,
-            score_cutoff=STRING_CUTOFF,
-            dtype=np.float64,
+def text_levels(left: pl.Series, right: pl.Series) -> np.ndarray[Any, Any]:
+    """Close / fair / different for unequal non-null strings (Jaro-Winkler similarity of
+    the normalised values)."""
+    sim = cpdist(
+        _normalised(left).to_list(),
+        _normalised(right).to_list(),
+        scorer=JaroWinkler.normalized_similarity,
+        dtype=np.float64,
+        workers=1,
+    )
+    level = np.full(sim.size, DIFFERENT, dtype=np.int8)
+    level[sim >= FAIR_JW] = FAIR
+    level[sim >= CLOSE_JW] = CLOSE
+    return level
+
+
+# How good a level is, for choosing between the straight and the swapped comparison.
+_RANK = np.array([0, 3, 2, 1, 0], dtype=np.int8)
+
+
+@dataclass
+class Comparator:
+    """Compares rows of ``frame`` field by field (``hashes``: its normalised value hashes)."""
+
+    frame: pl.DataFrame
+    hashes: np.ndarray[Any, Any]
+    columns: list[str]
+    swaps: list[tuple[int, int]] = field(default_factory=list)  # see find_swaps
+
+    @property
+    def text(self) -> np.ndarray[Any, Any]:
+        """Columns with the similarity levels (text and integers)."""
+        return np.array([_has_similarity(self.frame.schema[c]) for c in self.columns], dtype=bool)
+
+    @property
+    def strings(self) -> np.ndarray[Any, Any]:
+        """Text columns, the first MAX_SWAP_COLUMNS of them: those searched for swaps."""
+        strings = np.array([_is_text(self.frame.schema[c]) for c in self.columns], dtype=bool)
+        strings[np.flatnonzero(strings)[MAX_SWAP_COLUMNS:]] = False
+        return strings
+
+    def levels(self, a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """(pairs x columns) comparison levels of the row pairs (a[i], b[i])."""
+        levels = coarse_levels(self.hashes, a, b)
+        text = self.text
+        for k in map(int, np.flatnonzero(text)):
+            open_ = np.flatnonzero(levels[:, k] == DIFFERENT)
+            if open_.size:
+                levels[open_, k] = self.similarity(k, k, a[open_], b[open_])
+        for i, j in self.swaps:
+            self._swap(levels, i, j, a, b)
+        return levels
+
+    def similarity(
+        self, i: int, j: int, a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]
+    ) -> np.ndarray[Any, Any]:
+        left = self.frame[self.columns[i]].gather(pl.Series(a))
+        right = self.frame[self.columns[j]].gather(pl.Series(b))
+        return text_levels(left, right)
+
+    def _cross(
+        self, i: int, j: int, a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]
+    ) -> np.ndarray[Any, Any]:
+        """Levels of column i of rows a against column j of rows b (all non-null)."""
+        level = np.where(
+            self.hashes[:, i][a] == self.hashes[:, j][b], np.int8(EQUAL), np.int8(DIFFERENT)
         )
-    return score
+        open_ = np.flatnonzero(level == DIFFERENT)
+        if open_.size:
+            level[open_] = self.similarity(i, j, a[open_], b[open_])
+        return level
+
+    def _swap(
+        self,
+        levels: np.ndarray[Any, Any],
+        i: int,
+        j: int,
+        a: np.ndarray[Any, Any],
+        b: np.ndarray[Any, Any],
+    ) -> None:
+        """Where columns i and j both disagree, compare them crosswise (i against j, j
+        against i) and keep that when it is better: a first name entered as the last name
+        and the other way round."""
+        rows = np.flatnonzero(
+            (levels[:, i] != EQUAL)
+            & (levels[:, i] != NULL)
+            & (levels[:, j] != EQUAL)
+            & (levels[:, j] != NULL)
+        )
+        if rows.size == 0:
+            return
+        ra, rb = a[rows], b[rows]
+        cross_i, cross_j = self._cross(i, j, ra, rb), self._cross(j, i, ra, rb)
+        better = (_RANK[cross_i] + _RANK[cross_j]) > (
+            _RANK[levels[rows, i]] + _RANK[levels[rows, j]]
+        )
+        levels[rows[better], i] = cross_i[better]
+        levels[rows[better], j] = cross_j[better]
 
 
-def verify_pairs(
-    frame: pl.DataFrame,
-    pairs: pl.DataFrame,
-    columns: Sequence[str],
-    surprise: Sequence[float] | None = None,
-    threshold: float = SIMILARITY_THRESHOLD,
-) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """(similarity, evidence) of each candidate pair.
-
-    Similarity is the mean field agreement over the fields that are not null on both
-    sides (a pair with no such field scores 1). Evidence is the sum, over agreeing fields,
-    of the agreement times the field's ``surprise`` (-log of the chance that two random
-    rows agree on it; 0 when not given): agreeing on an e-mail address says much more than
-    agreeing on a gender.
-
-    Two stages keep this cheap: exact equality of every field first, which bounds the
-    similarity from above (each unequal string field could still score at most 1); pairs
-    that cannot reach ``threshold`` are dropped before any string normalisation or edit
-    distance is computed and get their exact-equality figures (lower bounds) instead.
-    Unrelated rows sharing a few values are nearly all dropped there.
-    """
-    weights = list(surprise) if surprise is not None else [0.0] * len(columns)
-    a, b = pairs["a"], pairs["b"]
-    n = pairs.height
-    equal_sum = np.zeros(n, dtype=np.float64)
-    evidence = np.zeros(n, dtype=np.float64)
-    counted = np.zeros(n, dtype=np.float64)
-    bound = np.zeros(n, dtype=np.float64)
-    open_text: list[tuple[str, float, np.ndarray[Any, Any]]] = []
-    for name, weight in zip(columns, weights, strict=True):
-        left, right = frame[name].gather(a), frame[name].gather(b)
-        both_null = (left.is_null() & right.is_null()).to_numpy()
-        equal = left.eq_missing(right).to_numpy() & ~both_null
-        counted += ~both_null
-        equal_sum += equal
-        evidence += weight * equal
-        if _is_text(frame[name].dtype):
-            maybe = (left.is_not_null() & right.is_not_null()).to_numpy() & ~equal
-            if maybe.any():
-                open_text.append((name, weight, maybe))
-                bound += maybe
-    denominator = np.maximum(counted, 1.0)
-    upper = np.where(counted > 0, (equal_sum + bound) / denominator, 1.0)
-    similarity = np.where(counted > 0, equal_sum / denominator, 1.0)
-    alive = np.flatnonzero(upper >= threshold - 1e-12)
-    if alive.size == 0 or not open_text:
-        return similarity, evidence
-    a_alive, b_alive = a.gather(alive), b.gather(alive)
-    partial = np.zeros(alive.size, dtype=np.float64)
-    for name, weight, maybe in open_text:
-        rows = np.flatnonzero(maybe[alive])
+def _swap_counts(
+    hashes: np.ndarray[Any, Any],
+    text: np.ndarray[Any, Any],
+    a: np.ndarray[Any, Any],
+    b: np.ndarray[Any, Any],
+) -> dict[tuple[int, int], int]:
+    """For each pair of the ``text`` columns (i, j): how many pairs (a, b) show them exactly
+    swapped (a's i is b's j and a's j is b's i, while i differs)."""
+    columns = np.flatnonzero(text)
+    left = np.stack([hashes[:, k][a] for k in columns], axis=1)
+    right = np.stack([hashes[:, k][b] for k in columns], axis=1)
+    present = (left != 0) & (right != 0)
+    unequal = present & (left != right)
+    counts: dict[tuple[int, int], int] = {}
+    for x in range(columns.size - 1):
+        rows = np.flatnonzero(unequal[:, x])
         if rows.size == 0:
             continue
-        series = frame[name]
-        score = _text_scores(
-            series.gather(a_alive.gather(rows)), series.gather(b_alive.gather(rows))
+        rest = slice(x + 1, None)
+        swapped = (left[rows, x : x + 1] == right[rows, rest]) & (
+            left[rows, rest] == right[rows, x : x + 1]
         )
-        partial[rows] += score
-        evidence[alive[rows]] += weight * score
-    similarity[alive] = (equal_sum[alive] + partial) / denominator[alive]
-    return similarity, evidence
+        for y, count in enumerate(swapped.sum(axis=0).tolist()):
+            if count:
+                counts[int(columns[x]), int(columns[x + 1 + y])] = int(count)
+    return counts
+
+
+def find_swaps(
+    hashes: np.ndarray[Any, Any],
+    text: np.ndarray[Any, Any],
+    candidates: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]],
+    random: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]],
+) -> list[tuple[int, int]]:
+    """Pairs of columns whose values the candidates show swapped at least MIN_SWAPS times
+    and SWAP_RATIO times as often as random row pairs do (small integers such as counts
+    are often 'swapped' by chance; first and last names are not)."""
+    seen = _swap_counts(hashes, text, *candidates)
+    chance = _swap_counts(hashes, text, *random)
+    n_candidates, n_random = max(1, candidates[0].size), max(1, random[0].size)
+    return sorted(
+        pair
+        for pair, count in seen.items()
+        if count >= MIN_SWAPS
+        and count / n_candidates >= SWAP_RATIO * (chance.get(pair, 0) + 1) / n_random
+    )
+
+
+def random_pairs(rows: int, seed: int) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """U_SAMPLE uniformly random pairs of distinct rows (at most all of them)."""
+    rng = np.random.Generator(np.random.PCG64(seed + HASH_SEED))
+    size = int(min(U_SAMPLE, rows * (rows - 1) // 2))
+    a = rng.integers(0, rows, size)
+    b = rng.integers(0, rows - 1, size)
+    return a, np.where(b >= a, b + 1, b)
+
+
+def u_probabilities(
+    compare: Comparator,
+    equal_share: np.ndarray[Any, Any],
+    a: np.ndarray[Any, Any],
+    b: np.ndarray[Any, Any],
+) -> np.ndarray[Any, Any]:
+    """(columns x LEVELS) chance of each level for two random rows (given both present).
+
+    Equality is exact (from the value counts); the similarity levels are counted on the
+    random row pairs (a, b) (with half a pair added, so none is 0)."""
+    n = compare.frame.height
+    levels = compare.levels(a, b)
+    text = compare.text
+    u = np.zeros((len(compare.columns), LEVELS))
+    floor = 0.5 / max(1.0, n * (n - 1) / 2)
+    for k in range(len(compare.columns)):
+        level = levels[:, k]
+        present = level[level != NULL]
+        counts = np.bincount(present, minlength=LEVELS).astype(np.float64)
+        u[k] = (counts + 0.5) / (present.size + 1.0)
+        u[k, EQUAL] = max(float(equal_share[k]), floor)
+        if not text[k]:
+            u[k, CLOSE] = u[k, FAIR] = 0.0
+        u[k, DIFFERENT] = max(1e-12, 1.0 - u[k, EQUAL] - u[k, CLOSE] - u[k, FAIR])
+        u[k, NULL] = 1.0
+    return u
+
+
+def _patterns(levels: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Distinct rows of an int8 level matrix and their counts."""
+    rows = np.ascontiguousarray(levels, dtype=np.int8)
+    keys = rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    return rows[first], counts.astype(np.float64)
+
+
+def m_prior(u: np.ndarray[Any, Any], text: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """The m the EM starts from and shrinks towards: a duplicate agrees with probability
+    M_PRIOR_EQUAL; when it does not, half the time its values differ the way random rows'
+    values do (u) and half the time by a typo (mostly close, TYPO_SHAPE). So no level is
+    evidence of a match merely because random rows rarely show it (on structured strings
+    such as e-mail addresses nearly every random pair is 'close' or 'fair')."""
+    rest = u.copy()
+    rest[:, NULL] = rest[:, EQUAL] = 0.0
+    rest /= np.maximum(rest.sum(axis=1, keepdims=True), 1e-300)
+    typo = np.where(text[:, None], np.array(TYPO_SHAPE), np.array([0, 0, 0, 0, 1.0]))
+    prior: np.ndarray[Any, Any] = (1.0 - M_PRIOR_EQUAL) * (0.5 * rest + 0.5 * typo)
+    prior[:, EQUAL] = M_PRIOR_EQUAL
+    prior[:, NULL] = 0.0
+    return prior
+
+
+def run_em(
+    levels: np.ndarray[Any, Any], u: np.ndarray[Any, Any], text: np.ndarray[Any, Any]
+) -> tuple[np.ndarray[Any, Any], float]:
+    """EM for the m probabilities and the match share of a set of pairs, u held fixed.
+
+    Runs on the distinct level patterns (with their counts); a weak prior (PRIOR_STRENGTH
+    pseudo-pairs of M_PRIOR_*) keeps every m positive. Null levels carry no information."""
+    patterns, weights_n = _patterns(levels)
+    cols = patterns.shape[1]
+    prior = m_prior(u, text)
+    m = prior.copy()
+    m[:, NULL] = 1.0
+    share = 0.1
+    idx = np.arange(cols)
+    log_u = np.log(np.maximum(u, 1e-300))
+    for _ in range(EM_ITERATIONS):
+        w = np.log(np.maximum(m, 1e-300)) - log_u
+        w[:, NULL] = 0.0
+        score = w[idx, patterns].sum(axis=1) + math.log(share / (1.0 - share))
+        post = 1.0 / (1.0 + np.exp(-np.clip(score, -700.0, 700.0)))
+        mass = post * weights_n
+        new_share = min(max(float(mass.sum() / weights_n.sum()), 1e-12), 1.0 - 1e-12)
+        new_m = np.empty_like(m)
+        for k in range(cols):
+            sums = np.bincount(patterns[:, k], weights=mass, minlength=LEVELS)
+            sums[NULL] = 0.0
+            new_m[k] = (sums + PRIOR_STRENGTH * prior[k]) / (sums.sum() + PRIOR_STRENGTH)
+            new_m[k, NULL] = 1.0
+        converged = (
+            abs(new_share - share) < EM_TOLERANCE and float(np.abs(new_m - m).max()) < EM_TOLERANCE
+        )
+        m, share = new_m, new_share
+        if converged:
+            break
+    return m, share
+
+
+def fit_model(
+    levels: np.ndarray[Any, Any],
+    u: np.ndarray[Any, Any],
+    text: np.ndarray[Any, Any],
+    keys: Sequence[BlockingKey],
+    both_present: np.ndarray[Any, Any],
+    pairs: float,
+    candidates: int,
+) -> FieldModel:
+    """The m probabilities and the share of matches among all ``pairs`` of rows, from the
+    comparison ``levels`` of a uniform sample of the ``candidates``.
+
+    Candidates were chosen for agreeing on a key, so among them agreement on the key's
+    columns says nothing: an EM that counted it would explain every candidate as a match
+    (u, from random pairs, cannot explain it). As in Splink, the EM runs once per key, on
+    the sampled pairs of that key's block, with the key's columns left out; each column's
+    m is averaged over the runs that saw it, weighted by their expected matches. The
+    number of matches in the table is estimated from each block (its matches, divided by
+    the share of all matches that agree on the key) and the median is taken. Without a
+    key (LSH only) a single EM runs on all the candidates.
+    """
+    prior_m = m_prior(u, text)
+    cols = levels.shape[1]
+    totals = np.zeros((cols, LEVELS))
+    mass = np.zeros(cols)
+    runs: list[tuple[BlockingKey, float]] = []
+    for key in keys:
+        columns = list(key.columns)
+        block = np.flatnonzero((levels[:, columns] == EQUAL).all(axis=1))
+        if block.size == 0:
+            continue
+        sub = levels[block].copy()
+        sub[:, columns] = NULL
+        m, share = run_em(sub, u, text)
+        expected = share * block.size
+        free = np.ones(cols, dtype=bool)
+        free[columns] = False
+        totals[free] += expected * m[free]
+        mass[free] += expected
+        runs.append((key, share))
+    if not runs:
+        m, share = run_em(levels, u, text)
+        return FieldModel(m=m, u=u, match_share=min(share * candidates / pairs, 0.5))
+    m = np.where(mass[:, None] > 1e-9, totals / np.maximum(mass, 1e-300)[:, None], prior_m)
+    m[:, NULL] = 1.0
+    estimates = []
+    for key, share in runs:
+        recall = float(np.prod([both_present[k] * m[k, EQUAL] for k in key.columns]))
+        estimates.append(share * key.cost / max(recall, 1e-9))
+    matches = float(np.median(estimates))
+    return FieldModel(m=m, u=u, match_share=min(max(matches / pairs, 1e-300), 0.5))
+
+
+def chance_threshold(
+    u: np.ndarray[Any, Any], both_present: np.ndarray[Any, Any], pairs: float
+) -> float:
+    """The least evidence that fewer than CHANCE_LIMIT of ``pairs`` random row pairs reach.
+
+    Under independent columns, a random pair's evidence is a sum of one term per column:
+    ``-log u`` of the level it shows when that level is an agreement (probability ``u``
+    when both values are present), else 0. Its distribution is computed exactly on a grid
+    of EVIDENCE_STEP nats (every term rounded up, so the tail is never underestimated);
+    the threshold is where ``pairs * P(evidence >= t)`` falls below CHANCE_LIMIT. Unlike
+    ``log(pairs)`` alone it counts the many ways of agreeing on some columns: a table of
+    six weak columns has pairs agreeing on four of them by chance.
+    """
+    size = 1
+    dist = np.ones(1)
+    for k in range(u.shape[0]):
+        outcomes = [(1.0 - both_present[k] * (1.0 - u[k, DIFFERENT]), 0)]
+        for level in (EQUAL, CLOSE, FAIR):
+            p = both_present[k] * u[k, level]
+            if p > 0.0:
+                outcomes.append((p, math.ceil(-math.log(u[k, level]) / EVIDENCE_STEP)))
+        size += max(shift for _, shift in outcomes)
+        new = np.zeros(size)
+        for p, shift in outcomes:
+            new[shift : shift + dist.size] += p * dist
+        dist = new
+    tail = np.cumsum(dist[::-1])[::-1]  # tail[i] = P(evidence >= i * step)
+    below = np.flatnonzero(tail * pairs < CHANCE_LIMIT)
+    return float(below[0] * EVIDENCE_STEP) if below.size else float(size * EVIDENCE_STEP)
+
+
+def _lookup(table: np.ndarray[Any, Any], levels: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Sum over columns k of table[k, levels[:, k]]."""
+    total = np.zeros(levels.shape[0])
+    for k in range(levels.shape[1]):
+        total += table[k][levels[:, k]]
+    return total
+
+
+def score_pairs(
+    levels: np.ndarray[Any, Any], model: FieldModel
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """(match log-odds, evidence) of each pair of levels."""
+    score = _lookup(model.weights(), levels) + model.prior
+    return score, _lookup(model.evidence_weights(), levels)
+
+
+def hopeful_pairs(
+    compare: Comparator,
+    a: np.ndarray[Any, Any],
+    b: np.ndarray[Any, Any],
+    model: FieldModel,
+    needed: float,
+) -> np.ndarray[Any, Any]:
+    """Indices of the pairs that may still pass both thresholds, found cheaply.
+
+    Upper bounds of the score and the evidence come from the hashes alone (an unequal
+    text field counted at its best level: close, fair, different, or for swapped columns
+    equal). Then the text fields are compared one at a time, the most hopeful first,
+    tightening the bounds and dropping pairs as soon as they cannot pass: an unrelated
+    pair is usually dropped after a field or two, without the other string comparisons.
+    """
+    text = compare.text
+    w, e = model.weights(), model.evidence_weights()
+    best_w, best_e = w[:, DIFFERENT].copy(), e[:, DIFFERENT].copy()
+    best_w[text] = w[text][:, [CLOSE, FAIR, DIFFERENT]].max(axis=1)
+    best_e[text] = e[text][:, [CLOSE, FAIR, DIFFERENT]].max(axis=1)
+    swapped = sorted({k for pair in compare.swaps for k in pair})
+    for k in swapped:
+        best_w[k], best_e[k] = w[k, EQUAL:].max(), e[k, EQUAL:].max()
+    levels = coarse_levels(compare.hashes, a, b)
+    bound_w, bound_e = w.copy(), e.copy()
+    bound_w[:, DIFFERENT], bound_e[:, DIFFERENT] = best_w, best_e
+    score = _lookup(bound_w, levels) + model.prior
+    evidence = _lookup(bound_e, levels)
+    alive = np.flatnonzero((score >= 0.0) & (evidence >= needed))
+    gain = best_w - w[:, DIFFERENT]
+    for k in sorted(set(np.flatnonzero(text).tolist()) - set(swapped), key=lambda k: -gain[k]):
+        open_ = alive[levels[alive, k] == DIFFERENT]
+        if open_.size == 0:
+            continue
+        level = compare.similarity(k, k, a[open_], b[open_])
+        score[open_] += w[k, level] - best_w[k]
+        evidence[open_] += e[k, level] - best_e[k]
+        alive = alive[(score[alive] >= 0.0) & (evidence[alive] >= needed)]
+    return alive
 
 
 def find_near_duplicates(
@@ -372,53 +893,71 @@ def find_near_duplicates(
     seed: int = 0,
 ) -> NearDuplicates:
     """Near-duplicate pairs among the rows not in ``exclude`` (the redundant exact
-    copies). See the module docstring for the definition and the method.
-
-    Besides the similarity threshold a pair needs *evidence*: the fields it agrees on must
-    be unlikely to agree by chance. With ``q_c`` the chance that two random rows agree on
-    column ``c`` (``_agreement``), the expected number of row pairs agreeing on a set of
-    fields by chance is ``pairs * prod(q_c)``; it must stay below ``CHANCE_LIMIT``. This
-    keeps narrow, low-cardinality tables (orders with a product, a quantity and a
-    status, rows differing only by their id) from being reported wholesale, and costs
-    nothing on wide records, where agreement on 90 % of the fields is overwhelming.
-    """
-    if rows - len(exclude) < 2:
+    copies). See the module docstring for the definition and the method."""
+    unique_rows = rows - len(set(exclude))
+    if unique_rows < 2:
         return NearDuplicates()
-    used, informative = select_columns(stats, rows, rows - len(exclude))
+    used, informative = select_columns(stats, rows, unique_rows)
+    ignored = tuple(surrogate_keys(stats, unique_rows))
     if not used:
-        return NearDuplicates()
-    candidates = candidate_pairs(source, schema, informative, rows, exclude, seed)
-    truncated = candidates.height > MAX_CANDIDATES
-    if truncated:  # keep the likeliest: the pairs that met in the most bands
-        candidates = (
-            candidates.sort(["bands", "a", "b"], descending=[True, False, False])
-            .head(MAX_CANDIDATES)
-            .sort("a", "b")
-        )
+        return NearDuplicates(keys_ignored=ignored)
+    keep = np.ones(rows, dtype=bool)
+    keep[np.asarray(exclude, dtype=np.int64)] = False
+    kept_rows = np.flatnonzero(keep).astype(np.int64)
     frame = source.select(used).collect()
-    by_name = {s.name: s for s in stats}
-    surprise = [-math.log(max(_agreement(by_name[c], rows), 1e-300)) for c in used]
-    unique_rows = rows - len(exclude)
-    needed = math.log(unique_rows * (unique_rows - 1) / 2 / CHANCE_LIMIT)
-    kept: list[pl.DataFrame] = []
-    for start in range(0, candidates.height, VERIFY_CHUNK):
-        part = candidates.slice(start, VERIFY_CHUNK)
-        similarity, evidence = verify_pairs(frame, part, used, surprise)
-        keep = (similarity >= SIMILARITY_THRESHOLD - 1e-12) & (evidence >= needed)
-        kept.append(part.filter(pl.Series(keep)))
-    found = (
-        pl.concat(kept).select("a", "b")
-        if kept
-        else pl.DataFrame(schema={"a": pl.Int64, "b": pl.Int64})
-    )
-    pairs = [(int(x), int(y)) for x, y in found.iter_rows()]
-    involved = pl.concat([found["a"], found["b"]]).unique().sort() if pairs else None
-    return NearDuplicates(
-        pairs=pairs,
-        rows=[int(i) for i in involved.to_list()] if involved is not None else [],
-        redundant=int(found["b"].n_unique()) if pairs else 0,
+    if kept_rows.size < rows:
+        frame = frame.filter(pl.Series(keep))
+    n = frame.height
+
+    hashes = value_hashes(frame, used)
+    counts = value_counts(hashes)
+    costs = [_pair_cost(c) for c in counts]
+    present = np.array([c.sum() for c in counts])
+    equal_share = np.array(costs) / np.maximum(1.0, present * (present - 1) / 2)
+
+    tokens_from = [used.index(c) for c in informative]
+    keys = choose_keys(hashes, costs)
+    candidates, truncated = candidate_pairs(hashes, keys, tokens_from, seed)
+    result = NearDuplicates(
         candidates=candidates.height,
         truncated=truncated,
         columns_compared=len(used),
-        keys_ignored=tuple(surrogate_keys(stats, rows - len(exclude))),
+        keys_ignored=ignored,
+    )
+    if candidates.height == 0:
+        return result
+    a, b = candidates["a"].to_numpy(), candidates["b"].to_numpy()
+    compare = Comparator(frame, hashes, used)
+    rng = np.random.Generator(np.random.PCG64(seed + HASH_SEED + 1))
+    sample = np.sort(rng.permutation(a.size)[:EM_SAMPLE])
+    random = random_pairs(n, seed)
+    compare.swaps = find_swaps(hashes, compare.strings, (a[sample], b[sample]), random)
+    u = u_probabilities(compare, equal_share, *random)
+    both_present = (present / n) ** 2
+    all_pairs = n * (n - 1) / 2
+    sample_levels = compare.levels(a[sample], b[sample])
+    model = fit_model(sample_levels, u, compare.text, keys, both_present, all_pairs, a.size)
+    needed = chance_threshold(u, both_present, all_pairs)
+    found: list[np.ndarray[Any, Any]] = []
+    for start in range(0, a.size, VERIFY_CHUNK):
+        ca, cb = a[start : start + VERIFY_CHUNK], b[start : start + VERIFY_CHUNK]
+        alive = hopeful_pairs(compare, ca, cb, model, needed)
+        if alive.size == 0:
+            continue
+        ca, cb = ca[alive], cb[alive]
+        score, evidence = score_pairs(compare.levels(ca, cb), model)
+        match = (score >= 0.0) & (evidence >= needed)
+        found.append(np.stack([kept_rows[ca[match]], kept_rows[cb[match]]], axis=1))
+    pairs_arr = np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
+    if pairs_arr.shape[0] == 0:
+        return result
+    pairs = sorted((int(x), int(y)) for x, y in pairs_arr)
+    return NearDuplicates(
+        pairs=pairs,
+        rows=np.unique(pairs_arr).tolist(),
+        redundant=int(np.unique(pairs_arr[:, 1]).size),
+        candidates=result.candidates,
+        truncated=truncated,
+        columns_compared=len(used),
+        keys_ignored=ignored,
     )

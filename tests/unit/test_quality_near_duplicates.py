@@ -1,8 +1,10 @@
-"""Near-duplicate detection: MinHash estimates, pair verification, and the engine on small
-hand-made frames (typos, case/whitespace, surrogate keys, exact copies, big buckets)."""
+"""Near-duplicate detection: MinHash estimates, comparison levels, the chance threshold, EM,
+blocking keys, a small Febrl-like record-linkage case, and the engine on small hand-made
+frames (typos, case/whitespace, surrogate keys, exact copies, big buckets)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,9 @@ import polars as pl
 import pytest
 
 from jobs.quality import near_duplicates as nd
+from jobs.quality.detection import duplicate_rows
 from jobs.quality.polars_engine import PolarsScanEngine
+from jobs.quality.profiling import profile_columns
 from jobs.report import Issue, ScanOptions, ScanReport
 
 
@@ -77,25 +81,228 @@ def test_minhash_of_consecutive_integers_is_unbiased() -> None:
     assert estimate == pytest.approx(1 / 3, abs=0.05)
 
 
-def test_verify_pairs_scores_fields() -> None:
+def comparator(frame: pl.DataFrame) -> nd.Comparator:
+    return nd.Comparator(frame, nd.value_hashes(frame, frame.columns), frame.columns)
+
+
+def test_comparison_levels() -> None:
     frame = pl.DataFrame(
         {
-            "s": ["Johnson", " johnson ", "Jonson", "Smith"],
-            "n": [1, 1, 2, 1],
-            "t": [None, None, "x", None],
+            "s": ["Johnson", " john son ", "Jonson", "Smith", None],
+            "n": [1, 1, 2, 1, 1],
+            "code": [4011, 4011, 4017, 9, 4011],
+            "x": [1.5, 1.5, 1.5, 2.5, None],
         }
     )
-    pairs = pl.DataFrame({"a": [0, 0, 0], "b": [1, 2, 3]})
-    columns = ["s", "n", "t"]
-    similarity, evidence = nd.verify_pairs(frame, pairs, columns, [5.0, 1.0, 2.0], 0.0)
-    # (0,1): equal after normalisation, equal, both null (not counted) -> 1
-    # (0,2): "johnson"/"jonson" Indel similarity 12/13 (counted partly), n differs, t one
-    #        side null -> (12/13 + 0 + 0) / 3; (0,3): n agrees only; strings too far apart
-    assert similarity.tolist() == pytest.approx([1.0, (12 / 13) / 3, 1 / 2])
-    assert evidence.tolist() == pytest.approx([6.0, 5.0 * 12 / 13, 1.0])
-    # at the real threshold, hopeless pairs skip the string work: lower bounds
-    similarity, _ = nd.verify_pairs(frame, pairs, columns)
-    assert similarity.tolist() == pytest.approx([1.0, 0.0, 0.5])
+    compare = comparator(frame)
+    assert compare.text.tolist() == [True, True, True, False]
+    levels = compare.levels(np.array([0, 0, 0, 0]), np.array([1, 2, 3, 4]))
+    # (0,1): equal after lower-casing and dropping spaces; (0,2): a typo (Jaro-Winkler
+    # 0.97); (0,3): different; (0,4): null on one side. Integers get similarity levels
+    # (4011 / 4017: 0.9), floats are only equal or different.
+    assert levels.tolist() == [
+        [nd.EQUAL, nd.EQUAL, nd.EQUAL, nd.EQUAL],
+        [nd.CLOSE, nd.DIFFERENT, nd.FAIR, nd.EQUAL],
+        [nd.DIFFERENT, nd.EQUAL, nd.DIFFERENT, nd.DIFFERENT],
+        [nd.NULL, nd.EQUAL, nd.EQUAL, nd.NULL],
+    ]
+
+
+def test_swapped_columns_are_compared_crosswise() -> None:
+    frame = pl.DataFrame(
+        {
+            "first": ["anna", "berg", "carla", "novak", "carla"],
+            "last": ["berg", "anna", "novak", "karla", "rossi"],
+        }
+    )
+    compare = comparator(frame)
+    a, b = np.array([0, 2, 2]), np.array([1, 3, 4])
+    none = (np.full(100, 2), np.full(100, 4))  # random pairs showing no swap
+    assert nd.find_swaps(compare.hashes, compare.text, (a, b), none) == []  # one is no pattern
+    compare.swaps = [(0, 1)]
+    # (0,1) exactly swapped; (2,3) swapped, one with a typo (carla / karla); (2,4): the
+    # first names agree, so the straight reading stands
+    assert compare.levels(a, b).tolist() == [
+        [nd.EQUAL, nd.EQUAL],
+        [nd.FAIR, nd.EQUAL],
+        [nd.EQUAL, nd.DIFFERENT],
+    ]
+    many = np.zeros(nd.MIN_SWAPS, dtype=np.int64)
+    assert nd.find_swaps(compare.hashes, compare.text, (many, many + 1), none) == [(0, 1)]
+    # as often among random pairs: chance, not a pattern
+    assert nd.find_swaps(compare.hashes, compare.text, (many, many + 1), (a[:1], b[:1])) == []
+
+
+def test_chance_threshold_counts_every_way_of_agreeing() -> None:
+    u = np.zeros((2, nd.LEVELS))
+    u[:, nd.EQUAL] = 0.1
+    u[:, nd.DIFFERENT] = 0.9
+    present = np.ones(2)
+    one = math.log(10)  # the evidence of agreeing on one column
+    # One column, 5 pairs: 0.5 chance agreements expected, so any agreement is enough.
+    assert 0 < nd.chance_threshold(u[:1], present[:1], 5) <= one
+    # Two columns, 8 pairs: agreeing on one column or other happens 0.19 * 8 = 1.5 times
+    # by chance, so it takes both (0.01 * 8).
+    assert one < nd.chance_threshold(u, present, 8) <= 2 * one + 2 * nd.EVIDENCE_STEP
+    # When the second column is present on both sides of only a quarter of the pairs,
+    # agreeing on one column happens 0.98 times by chance: enough.
+    assert nd.chance_threshold(u, np.array([1.0, 0.25]), 8) <= one
+    # 200 pairs: even agreeing on both happens twice by chance; nothing is enough.
+    assert nd.chance_threshold(u, present, 200) > 2 * one + 2 * nd.EVIDENCE_STEP
+
+
+def test_em_recovers_m_probabilities() -> None:
+    rng = np.random.default_rng(3)
+    columns, pairs, share = 6, 20_000, 0.2
+    m = np.array([0.0, 0.8, 0.1, 0.05, 0.05])
+    u = np.zeros((columns, nd.LEVELS))
+    u[:, nd.EQUAL] = [0.01, 0.02, 0.05, 0.001, 0.1, 0.01]
+    u[:, nd.CLOSE] = 0.01
+    u[:, nd.FAIR] = 0.04
+    u[:, nd.DIFFERENT] = 1 - u[:, 1:4].sum(axis=1)
+    match = rng.random(pairs) < share
+    levels = np.empty((pairs, columns), dtype=np.int8)
+    for k in range(columns):
+        levels[match, k] = rng.choice(5, int(match.sum()), p=m)
+        levels[~match, k] = rng.choice(5, int((~match).sum()), p=np.r_[0.0, u[k, 1:]])
+    estimate, estimated_share = nd.run_em(levels, u, np.ones(columns, dtype=bool))
+    assert estimated_share == pytest.approx(share, abs=0.01)
+    assert estimate[:, 1:] == pytest.approx(np.tile(m[1:], (columns, 1)), abs=0.02)
+    score, _ = nd.score_pairs(levels, nd.FieldModel(estimate, u, estimated_share))
+    assert ((score >= 0) == match).mean() > 0.99
+
+
+def test_em_per_key_ignores_the_blocked_column() -> None:
+    """Candidates that agree on their blocking key and on nothing else are not matches:
+    a single EM over them would call every candidate a match (nothing in u explains the
+    agreement on the key); the per-key EM leaves the key out and finds none."""
+    rng = np.random.default_rng(5)
+    pairs, columns = 5_000, 5
+    u = np.zeros((columns, nd.LEVELS))
+    u[:, nd.EQUAL] = 0.01
+    u[:, nd.DIFFERENT] = 0.99
+    levels = np.where(rng.random((pairs, columns)) < 0.01, nd.EQUAL, nd.DIFFERENT)
+    levels = levels.astype(np.int8)
+    levels[:, 0] = nd.EQUAL  # every candidate came from the key on column 0
+    text = np.zeros(columns, dtype=bool)
+    _, naive_share = nd.run_em(levels, u, text)
+    key = nd.BlockingKey((0,), cost=pairs)
+    all_pairs = 10_000 * 9_999 / 2
+    model = nd.fit_model(levels, u, text, [key], np.ones(columns), all_pairs, pairs)
+    assert naive_share > 0.9
+    assert model.match_share * all_pairs < 1  # under one duplicate in the whole table
+
+
+def test_blocking_keys_within_budget() -> None:
+    rng = np.random.default_rng(0)
+    n = 50_000
+    frame = pl.DataFrame(
+        {
+            "email": [f"u{i}" for i in range(n)],  # cheap: every value once
+            "zip": rng.integers(0, 1000, n),  # ~1.25M pairs: over the budget alone
+            "name": rng.integers(0, 2000, n),  # over the budget alone
+            "flag": rng.integers(0, 2, n),  # never a key
+        }
+    )
+    hashes = nd.value_hashes(frame, frame.columns)
+    costs = [nd._pair_cost(c) for c in nd.value_counts(hashes)]
+    assert costs[0] == 0 and costs[1] > nd.KEY_BUDGET_PER_ROW * n
+    keys = nd.choose_keys(hashes, costs)
+    # email alone; zip and name together (~625 pairs); the flag joins no key
+    assert [sorted(k.columns) for k in keys] == [[0], [1, 2]]
+    assert keys[1].cost == pytest.approx(625, rel=0.2)
+    pairs = nd.key_pairs(hashes, keys)
+    assert pairs.height == keys[1].cost
+    assert (hashes[pairs["a"], 1] == hashes[pairs["b"], 1]).all()
+
+
+SYLLABLES = ["an", "bel", "cor", "dan", "el", "fin", "gar", "hol", "is", "jor", "kel", "lin"]
+SYLLABLES += ["mor", "nel", "or", "par", "quin", "ros", "sten", "tor", "ul", "van", "wil"]
+
+
+def _typo(rng: np.random.Generator, text: str) -> str:
+    i = int(rng.integers(0, len(text) - 1))
+    kind = int(rng.integers(0, 3))
+    if kind == 0:
+        return text[:i] + text[i + 1 :]
+    if kind == 1:
+        return text[:i] + "e" + text[i:]
+    return text[:i] + text[i + 1] + text[i] + text[i + 2 :]
+
+
+def febrl_like(originals: int, copies: int, seed: int) -> tuple[pl.DataFrame, set[tuple[int, int]]]:
+    """Person records in the manner of Febrl: copies with one to three changes each (a
+    typo, a missing value, first and last name swapped), shuffled among the originals."""
+    rng = np.random.default_rng(seed)
+
+    def word(parts: int) -> str:
+        return "".join(SYLLABLES[i] for i in rng.integers(0, len(SYLLABLES), parts))
+
+    given = [word(2) for _ in range(150)]
+    states = ["nsw", "vic", "qld", "wa", "sa", "tas", "act", "nt"]
+    records: list[dict[str, str | None]] = [
+        {
+            "given_name": given[int(rng.integers(0, len(given)))],
+            "surname": word(3),
+            "street_number": str(int(rng.integers(1, 200))),
+            "address": word(2) + " street",
+            "suburb": word(2),
+            "postcode": str(int(rng.integers(2000, 7000))),
+            "state": states[int(rng.integers(0, len(states)))],
+            "date_of_birth": f"{int(rng.integers(1920, 2005))}{int(rng.integers(1, 13)):02d}"
+            f"{int(rng.integers(1, 29)):02d}",
+            "soc_sec_id": str(int(rng.integers(1_000_000, 9_999_999))),
+        }
+        for _ in range(originals)
+    ]
+    fields = list(records[0])
+    links = []
+    for source in rng.choice(originals, copies, replace=False):
+        copy = dict(records[source])
+        for _ in range(int(rng.integers(1, 4))):
+            name = fields[int(rng.integers(0, len(fields)))]
+            action = rng.random()
+            value = copy[name]
+            if action < 0.6 and value is not None and len(value) > 1:
+                copy[name] = _typo(rng, value)
+            elif action < 0.8:
+                copy[name] = None
+            else:
+                copy["given_name"], copy["surname"] = copy["surname"], copy["given_name"]
+        if copy == records[source]:  # the changes cancelled out
+            copy["soc_sec_id"] = str(int(rng.integers(1_000_000, 9_999_999)))
+        links.append((int(source), len(records)))
+        records.append(copy)
+    order = rng.permutation(len(records))
+    position = np.empty_like(order)
+    position[order] = np.arange(len(records))
+    frame = pl.DataFrame([records[i] for i in order], schema=dict.fromkeys(fields, pl.String))
+    truth = {
+        (int(min(position[a], position[b])), int(max(position[a], position[b]))) for a, b in links
+    }
+    return frame, truth
+
+
+def find(frame: pl.DataFrame) -> nd.NearDuplicates:
+    source = frame.lazy()
+    schema = dict(source.collect_schema())
+    rows, stats = profile_columns(source, schema)
+    return nd.find_near_duplicates(
+        source, schema, stats, rows, duplicate_rows(source, frame.columns)
+    )
+
+
+def test_febrl_like_record_linkage() -> None:
+    """Copies with up to three typos, missing values and swapped names are found by the
+    same call a scan makes (no configuration), and nothing else is; without the copies,
+    nothing is found."""
+    frame, truth = febrl_like(800, 200, seed=1)
+    found = set(find(frame).pairs)
+    hits = len(found & truth)
+    precision, recall = hits / max(1, len(found)), hits / len(truth)
+    assert precision >= 0.99 and recall >= 0.97, (precision, recall)
+    originals, _ = febrl_like(800, 0, seed=1)
+    assert find(originals).pairs == []
 
 
 def test_typos_case_and_whitespace_copies_are_found(tmp_path: Path) -> None:
@@ -109,14 +316,26 @@ def test_typos_case_and_whitespace_copies_are_found(tmp_path: Path) -> None:
         street=" " + base["street"][10].replace(" ", "  ") + " ",
     )
     frame = with_row(frame, 20)  # an exact copy: reported as such, not as a near duplicate
-    frame = with_row(frame, 30, id=5002, amount=-1.0, visits=999)  # 2 of 9 fields differ
+    # The same customer (name, e-mail, phone, address) with a new amount and visit count:
+    # the same record, updated.
+    frame = with_row(frame, 30, id=5002, amount=-1.0, visits=999)
+    # A namesake in the same city: different e-mail, phone and street. Not a duplicate.
+    frame = with_row(
+        frame,
+        40,
+        id=5003,
+        email="someone.else@example.org",
+        phone="+49 30 0000001",
+        street="7 Other Road",
+        amount=1.0,
+    )
     report = scan(tmp_path, frame)
     issue = near_issue(report)
     assert issue is not None
     assert issue.column is None and issue.dimension == "consistency"
-    assert report.affected_rows[issue.id] == [3, 10, 300, 301]
-    assert issue.affected_count == 4
-    assert "2 near-duplicate pairs" in issue.description
+    assert report.affected_rows[issue.id] == [3, 10, 30, 300, 301, 303]
+    assert issue.affected_count == 6
+    assert "3 near-duplicate pairs" in issue.description
     assert "'id' ignored as key" in issue.description
     exact = next(i for i in report.issues if i.type == "exact_duplicates")
     assert report.affected_rows[exact.id] == [302]
