@@ -95,6 +95,10 @@ class Dataset:
             return self.versions[number - 1]
         return None
 
+    def previous(self, number: int) -> DatasetVersion | None:
+        """The version before ``number`` (what a scan of ``number`` checks drift against)."""
+        return self.get_version(number - 1) if number > 1 else None
+
 
 def decide(command: Command, state: Dataset | None, meta: Meta) -> list[Event]:
     if isinstance(command, RegisterDataset):

@@ -1,12 +1,15 @@
 """The scan aggregate: one quality scan of one dataset version, and the job that runs it.
 
-Invariants: a scan needs a registered, not deleted dataset and an existing version; a
+Invariants: a scan needs a registered, not deleted dataset and an existing version; score
+weights, when given, name known dimensions and are finite numbers >= 0, not all zero; a
 scan is requested once; it completes or fails exactly once, and only for the job it
 requested. Job ids are derived from the scan id (uuid5), so deciding stays deterministic.
+The job of a scan of version N > 1 names version N - 1 as the baseline of the drift checks.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -16,6 +19,9 @@ from aggregates.common import Command, Event, Meta, Rejected, next_version
 from aggregates.dataset import Dataset
 
 ENGINES = ("polars", "spark", "gpu")
+# The score dimensions weights may name (the quality engine's ``jobs.report.DIMENSIONS``;
+# repeated here because aggregates import nothing from the compute layer).
+SCORE_DIMENSIONS = ("completeness", "consistency", "accuracy", "distribution", "label_quality")
 
 
 # ---- value objects carried by scan results -------------------------------------------
@@ -62,6 +68,7 @@ class RequestScan(Command):
     engine: str = "polars"
     label_column: str | None = None
     seed: int = 0
+    weights: dict[str, float] | None = None  # None: the engine's default weights
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,7 @@ class ScanRequested(Event):
     engine: str
     label_column: str | None
     seed: int
+    weights: dict[str, float] | None = None
 
 
 class JobRequested(Event):
@@ -113,6 +121,10 @@ class JobRequested(Event):
     label_column: str | None
     seed: int
     attempt: int
+    weights: dict[str, float] | None = None
+    # The dataset version before ``version`` (None for version 1): the drift baseline.
+    previous_version: int | None = None
+    previous_object_uri: str | None = None
 
 
 class ScanCompleted(Event):
@@ -209,10 +221,13 @@ def _request(
         raise Rejected(f"dataset {dataset.id} is deleted; it cannot be scanned")
     if command.engine not in ENGINES:
         raise Rejected(f"unknown engine {command.engine!r}; use one of {', '.join(ENGINES)}")
+    if command.weights is not None:
+        _check_weights(command.weights)
     target = dataset.latest if command.version is None else dataset.get_version(command.version)
     if target is None:
         wanted = "any version" if command.version is None else f"version {command.version}"
         raise Rejected(f"dataset {dataset.id} has no {wanted}")
+    previous = dataset.previous(target.version)
     requested = ScanRequested(
         originator_id=command.scan_id,
         originator_version=1,
@@ -225,6 +240,7 @@ def _request(
         engine=command.engine,
         label_column=command.label_column,
         seed=command.seed,
+        weights=command.weights,
     )
     job = JobRequested(
         originator_id=command.scan_id,
@@ -241,8 +257,21 @@ def _request(
         label_column=command.label_column,
         seed=command.seed,
         attempt=1,
+        weights=command.weights,
+        previous_version=previous.version if previous is not None else None,
+        previous_object_uri=previous.object_uri if previous is not None else None,
     )
     return [requested, job]
+
+
+def _check_weights(weights: dict[str, float]) -> None:
+    for name, weight in weights.items():
+        if name not in SCORE_DIMENSIONS:
+            raise Rejected(f"unknown score dimension {name!r}; use {', '.join(SCORE_DIMENSIONS)}")
+        if not math.isfinite(weight) or weight < 0:
+            raise Rejected(f"the weight of {name} must be a finite number >= 0")
+    if not any(weight > 0 for weight in weights.values()):
+        raise Rejected("score weights must not all be zero")
 
 
 def evolve(state: Scan | None, event: Event) -> Scan:

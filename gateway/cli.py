@@ -99,6 +99,14 @@ def cli() -> None:
     type=click.Path(path_type=Path),
     help="Also write a self-contained HTML report to this file.",
 )
+@click.option(
+    "--weights",
+    "weights_text",
+    metavar="DIM=W,...",
+    help="Weights of the overall score, e.g. completeness=0.3,accuracy=0.1 (dimensions: "
+    "completeness, consistency, accuracy, distribution, label_quality; weights >= 0). "
+    "Dimensions left out keep their default (0.25, 0.25, 0.2, 0.15, 0.15).",
+)
 def scan(
     path: Path,
     name: str | None,
@@ -107,14 +115,30 @@ def scan(
     encoding: str,
     engine: str,
     html_path: Path | None,
+    weights_text: str | None,
 ) -> None:
     """Register PATH (or add a version when NAME exists), scan it and print the report."""
+    from jobs.quality.scoring import parse_weights
+
     if html_path is not None and not html_path.resolve().parent.is_dir():
         raise UserInputError(f"cannot write {html_path}: its folder does not exist")
+    weights = None
+    if weights_text is not None:
+        try:
+            weights = parse_weights(weights_text)
+        except ValueError as exc:
+            raise UserInputError(f"--weights: {exc}") from None
     rt = runtime()
     with progress_bar(enabled=sys.stderr.isatty()) as progress:
         outcome = services.scan_file(
-            rt, path, name=name, label=label, encoding=encoding, engine=engine, progress=progress
+            rt,
+            path,
+            name=name,
+            label=label,
+            encoding=encoding,
+            engine=engine,
+            weights=weights,
+            progress=progress,
         )
     doc = services.report_document(rt, outcome.scan_id)
     if html_path is not None:

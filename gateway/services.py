@@ -106,9 +106,12 @@ def scan_file(
     label: str | None = None,
     encoding: str = "utf-8",
     engine: str = "auto",
+    weights: dict[str, float] | None = None,
     progress: ProgressFn = no_progress,
 ) -> ScanOutcome:
-    """Register (or add a version to) the dataset named ``name`` and scan it."""
+    """Register (or add a version to) the dataset named ``name`` and scan it (with the
+    given score weights; None: the defaults). A scan of version N > 1 also checks drift
+    against version N - 1 (the scan aggregate names it in the job)."""
     runtime.drain(progress)  # finish anything an earlier, interrupted run left behind
     tmp_root = runtime.settings.home / "tmp"
     tmp_root.mkdir(exist_ok=True)
@@ -156,7 +159,13 @@ def scan_file(
     scan_id = uuid.uuid4()
     pending.append(
         runtime.submit(
-            RequestScan(scan_id=scan_id, dataset_id=dataset_id, engine=engine, label_column=label),
+            RequestScan(
+                scan_id=scan_id,
+                dataset_id=dataset_id,
+                engine=engine,
+                label_column=label,
+                weights=weights,
+            ),
             scan_id,
         ).id
     )

@@ -9,6 +9,7 @@ issue summaries travel inside events).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 Dimension = Literal["completeness", "consistency", "accuracy", "distribution", "label_quality"]
@@ -35,7 +36,21 @@ ISSUE_TYPES: tuple[str, ...] = (
     "high_cardinality",
     "skewed_distribution",
     "drift",
+    # accuracy: placeholder codes (-1, 999, -999, ...) standing for "unknown" in a numeric
+    # column, and negative values in a column that cannot be negative (jobs/quality/sentinels.py)
+    "sentinel_values",
+    "impossible_values",
 )
+
+# Default weights of the overall score (seed spec 4.6); ``datrix scan --weights`` overrides
+# some or all of them.
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "completeness": 0.25,
+    "consistency": 0.25,
+    "accuracy": 0.2,
+    "distribution": 0.15,
+    "label_quality": 0.15,
+}
 
 
 @dataclass(frozen=True)
@@ -90,13 +105,8 @@ class ScanReport:
 @dataclass(frozen=True)
 class ScanOptions:
     label_column: str | None = None
-    weights: dict[str, float] = field(
-        default_factory=lambda: {
-            "completeness": 0.25,
-            "consistency": 0.25,
-            "accuracy": 0.2,
-            "distribution": 0.15,
-            "label_quality": 0.15,
-        }
-    )
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     seed: int = 0
+    # The previous version of the dataset (its Parquet file), for the drift checks.
+    previous_path: Path | None = None
+    previous_version: int | None = None

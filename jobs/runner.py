@@ -26,7 +26,7 @@ from aggregates.scan import (
     ScoreCard,
 )
 from jobs.engine import ProgressFn, ScanEngine, no_progress
-from jobs.report import ScanOptions, ScanReport
+from jobs.report import DEFAULT_WEIGHTS, ScanOptions, ScanReport
 from streams.ports import ObjectStore
 
 
@@ -101,6 +101,27 @@ def affected_rows(report_uri: str, issue_id: str, objects: ObjectStore) -> list[
     return [int(r) for r in frame.filter(pl.col("issue_id") == issue_id)["row"].sort()]
 
 
+def scan_options(job: JobRequested, objects: ObjectStore) -> ScanOptions:
+    """The engine options a job asks for. The previous version's object is the drift
+    baseline; when it is no longer in the store (erased, or a store that lost it) the scan
+    runs without drift checks instead of failing."""
+    previous = None
+    if job.previous_object_uri is not None:
+        try:
+            path = objects.local_path(job.previous_object_uri)
+        except (OSError, ValueError, KeyError):
+            path = None
+        previous = path if path is not None and path.is_file() else None
+    return ScanOptions(
+        label_column=job.label_column,
+        # dimensions the request leaves out keep their default weight
+        weights={**DEFAULT_WEIGHTS, **(job.weights or {})},
+        seed=job.seed,
+        previous_path=previous,
+        previous_version=job.previous_version if previous is not None else None,
+    )
+
+
 def run_scan_job(
     job: JobRequested, objects: ObjectStore, progress: ProgressFn = no_progress
 ) -> CompleteScan | FailScan:
@@ -110,8 +131,9 @@ def run_scan_job(
         if engine_factory is None:
             raise RuntimeError(f"engine {job.engine!r} is not available in this worker")
         engine = engine_factory()
-        options = ScanOptions(label_column=job.label_column, seed=job.seed)
-        report = engine.scan(objects.local_path(job.object_uri), options, progress)
+        report = engine.scan(
+            objects.local_path(job.object_uri), scan_options(job, objects), progress
+        )
         report_uri, report_sha = store_report(report, job.tenant, objects)
     except Exception as exc:
         return FailScan(

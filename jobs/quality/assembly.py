@@ -1,13 +1,18 @@
 """What every scan engine assembles the same way from the same counts: column profiles,
-the core findings (exact duplicates, nulls, IQR outliers, constant columns) and the
-score inputs, so the Polars and Spark engines cannot drift apart in wording or scoring."""
+the core findings (exact duplicates, nulls, outliers, sentinel and impossible values,
+constant columns, drift) and the score inputs, so the Polars and Spark engines cannot drift
+apart in wording or scoring."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from jobs.quality.detection import IQR_K, Fences
+from jobs.quality import drift
+from jobs.quality.accuracy import Accuracy
+from jobs.quality.accuracy import numeric_values as numeric_cells
 from jobs.quality.issues import Finding
+from jobs.quality.outliers import IF_THRESHOLD
 from jobs.quality.profiling import ColumnStats
 from jobs.quality.scoring import ScoreInputs
 from jobs.report import ColumnProfile
@@ -19,25 +24,49 @@ def is_constant(stats: ColumnStats, rows: int) -> bool:
     return stats.distinct_count == 1 and rows - stats.null_count >= 2
 
 
-def numeric_cells(stats: ColumnStats, rows: int) -> int:
-    if stats.numeric is None:
-        return 0
-    return rows - stats.null_count - stats.numeric.nan_count
-
-
 def pct(count: int, rows: int) -> float:
     return 100.0 * count / rows if rows else 0.0
 
 
-def column_profile(stats: ColumnStats, rows: int, missingness: str | None = None) -> ColumnProfile:
+def column_profile(
+    stats: ColumnStats,
+    rows: int,
+    missingness: str | None = None,
+    drifted: drift.ColumnDrift | None = None,
+    previous_version: int | None = None,
+) -> ColumnProfile:
+    extra: dict[str, Any] = {**({"missingness": missingness} if missingness else {})}
+    extra.update(stats.extra())
+    if drifted is not None:
+        extra["drift"] = drifted.as_extra(previous_version)
     return ColumnProfile(
         name=stats.name,
         type=stats.logical_type,
         null_count=stats.null_count,
         null_pct=round(pct(stats.null_count, rows), 3),
         distinct_count=stats.distinct_count,
-        extra={**({"missingness": missingness} if missingness else {}), **stats.extra()},
+        extra=extra,
     )
+
+
+def column_profiles(
+    stats: Sequence[ColumnStats],
+    rows: int,
+    missingness: Mapping[str, str] | None,
+    drifts: Sequence[drift.ColumnDrift],
+    previous_version: int | None,
+) -> list[ColumnProfile]:
+    by_column = {d.column: d for d in drifts}
+    return [
+        column_profile(
+            s,
+            rows,
+            (missingness or {}).get(s.name),
+            by_column.get(s.name),
+            previous_version,
+        )
+        for s in stats
+    ]
 
 
 def core_findings(
@@ -45,8 +74,9 @@ def core_findings(
     stats: list[ColumnStats],
     redundant: list[int],
     null_rows: Mapping[str, list[int]],
-    outlier_rows: Mapping[str, list[int]],
-    fences: Mapping[str, Fences],
+    accuracy: Accuracy,
+    drifts: Sequence[drift.ColumnDrift] = (),
+    previous_version: int | None = None,
 ) -> list[Finding]:
     findings: list[Finding] = []
     if redundant:
@@ -78,22 +108,7 @@ def core_findings(
                     rows=null_rows.get(s.name, []),
                 )
             )
-        positions = outlier_rows.get(s.name, [])
-        if positions:
-            fence = fences[s.name]
-            findings.append(
-                Finding(
-                    type="outliers",
-                    column=s.name,
-                    dimension="accuracy",
-                    description=(
-                        f"{len(positions):,} values in column {s.name!r} lie outside the "
-                        f"IQR fences [{fence.low:.6g}, {fence.high:.6g}] (k={IQR_K:g})"
-                    ),
-                    affected_count=len(positions),
-                    rows=positions,
-                )
-            )
+        findings += _accuracy_findings(s.name, rows, accuracy)
         if is_constant(s, rows):
             value = s.top_values[0][0] if s.top_values else None
             findings.append(
@@ -105,6 +120,77 @@ def core_findings(
                     affected_count=0,
                 )
             )
+    findings += [
+        Finding(
+            type="drift",
+            column=d.column,
+            dimension="distribution",
+            description=drift.describe(d, previous_version),
+            affected_count=0,
+            severity="warning",
+        )
+        for d in drifts
+        if d.drifted
+    ]
+    return findings
+
+
+def _accuracy_findings(name: str, rows: int, accuracy: Accuracy) -> list[Finding]:
+    findings: list[Finding] = []
+    positions = accuracy.outliers.get(name, [])
+    if positions:
+        rule = accuracy.rules[name]
+        findings.append(
+            Finding(
+                type="outliers",
+                column=name,
+                dimension="accuracy",
+                description=(
+                    f"{len(positions):,} values in column {name!r} are outliers by two "
+                    f"methods: {rule.describe()}, and an IsolationForest score of at least "
+                    f"{IF_THRESHOLD:g}"
+                ),
+                affected_count=len(positions),
+                rows=positions,
+            )
+        )
+    if name in accuracy.sentinels:
+        codes, positions = accuracy.sentinels[name]
+        shown = ", ".join(f"{c.value:g} ({c.count:,}x)" for c in codes)
+        share = pct(len(positions), rows)
+        findings.append(
+            Finding(
+                type="sentinel_values",
+                column=name,
+                dimension="accuracy",
+                description=(
+                    f"{len(positions):,} values in column {name!r} ({share:.2f}% of rows) are "
+                    f"placeholder codes, not measurements: {shown}; treat them as missing"
+                ),
+                affected_count=len(positions),
+                rows=positions,
+            )
+        )
+    if name in accuracy.impossible:
+        why, positions = accuracy.impossible[name]
+        evidence = (
+            "its name says it cannot be negative"
+            if why == "name"
+            else "its other values pile up against zero"
+        )
+        findings.append(
+            Finding(
+                type="impossible_values",
+                column=name,
+                dimension="accuracy",
+                description=(
+                    f"{len(positions):,} negative values in column {name!r}, which cannot be "
+                    f"negative: {evidence}"
+                ),
+                affected_count=len(positions),
+                rows=positions,
+            )
+        )
     return findings
 
 
@@ -112,8 +198,9 @@ def core_score_inputs(
     rows: int,
     stats: list[ColumnStats],
     redundant: list[int],
-    outlier_rows: Mapping[str, list[int]],
+    accuracy: Accuracy,
     label: str | None,
+    drifts: Sequence[drift.ColumnDrift] = (),
 ) -> ScoreInputs:
     """Score inputs from the core checks; engines with more detectors add their counts
     with ``dataclasses.replace``."""
@@ -127,8 +214,11 @@ def core_score_inputs(
         ),
         redundant_rows=len(redundant),
         numeric_cells=sum(numeric_cells(s, rows) for s in stats),
-        outlier_cells=sum(len(r) for r in outlier_rows.values()),
+        outlier_cells=accuracy.outlier_cells,
+        sentinel_cells=accuracy.sentinel_cells,
+        impossible_cells=accuracy.impossible_cells,
         constant_columns=sum(1 for s in stats if is_constant(s, rows)),
+        drifted_columns=sum(1 for d in drifts if d.drifted),
         label_null_share=(
             (by_name[label].null_count / rows if rows else 0.0) if label is not None else None
         ),

@@ -1,4 +1,5 @@
-"""Row-level detectors: exact duplicates, IQR outliers and null positions.
+"""Row-level detectors of the Polars engine: exact duplicates and the one pass collecting
+null positions, outlier candidates, sentinel and negative cells (``accuracy.RowPlan``).
 
 Each returns 0-based row indices in ascending order; they are the only Python lists the
 scan builds whose length scales with the data, because the report stores them.
@@ -7,24 +8,15 @@ scan builds whose length scales with the data, because the report stores them.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 
 import polars as pl
+import pyarrow as pa
 
-from jobs.quality.profiling import ColumnStats, numeric_expr
+from jobs.quality.accuracy import RowFacts, RowPlan
+from jobs.quality.profiling import numeric_expr
+from jobs.quality.sentinels import NegativeCounts
 
-# Tukey "far out" fences. With k = 1.5 about 0.7 % of perfectly normal data falls outside
-# the fences, which floods wide tables with false alarms; with k = 3.0 it is about 2 values
-# per million, so what is flagged is almost always a real anomaly (or a heavy tail worth a
-# look).
-IQR_K = 3.0
 HASH_SEED = 0x5EED
-
-
-@dataclass(frozen=True)
-class Fences:
-    low: float
-    high: float
 
 
 def unique_name(taken: Collection[str], base: str) -> str:
@@ -61,41 +53,59 @@ def duplicate_rows(source: pl.LazyFrame, columns: Sequence[str]) -> list[int]:
     return [int(i) for i in redundant[idx].to_list()]
 
 
-def outlier_fences(stats: ColumnStats, k: float = IQR_K) -> Fences | None:
-    """Tukey fences [Q1 - k*IQR, Q3 + k*IQR], or None when the column has no spread.
+def row_facts(source: pl.LazyFrame, schema: Mapping[str, pl.DataType], plan: RowPlan) -> RowFacts:
+    """One pass collecting what ``plan`` asks for: null positions; per numeric column the
+    positions and values outside its outlier fences, the positions of its sentinel cells
+    and of its negative cells, and the counts just below and above zero.
 
-    A zero IQR (more than half the values identical) would flag every other value, so such
-    columns are left to the distribution checks instead.
-    """
-    summary = stats.numeric
-    if summary is None or summary.p25 is None or summary.p75 is None:
-        return None
-    iqr = summary.p75 - summary.p25
-    if not iqr > 0:
-        return None
-    return Fences(low=summary.p25 - k * iqr, high=summary.p75 + k * iqr)
-
-
-def row_positions(
-    source: pl.LazyFrame,
-    schema: Mapping[str, pl.DataType],
-    null_columns: Sequence[str],
-    fences: Mapping[str, Fences],
-) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
-    """One pass returning (null row indices per column, outlier row indices per column).
-
-    NaN is never an outlier (it is not a number to compare), nulls never are either.
+    NaN and null are never outliers or negatives; sentinel cells are neither either.
     """
     exprs: list[pl.Expr] = []
-    for i, name in enumerate(null_columns):
+    for i, name in enumerate(plan.null_columns):
         exprs.append(pl.col(name).is_null().arg_true().implode().alias(f"n{i}"))
-    for i, (name, fence) in enumerate(fences.items()):
+    for i, (name, rule) in enumerate(plan.rules.items()):
         x = numeric_expr(name, schema[name])
-        is_out = ((x < fence.low) | (x > fence.high)).fill_null(False)
+        is_out = ((x < rule.fences.low) | (x > rule.fences.high)) & ~_is_sentinel(x, plan, name)
+        is_out = is_out.fill_null(False)
         exprs.append(is_out.arg_true().implode().alias(f"o{i}"))
+        exprs.append(x.cast(pl.Float64).filter(is_out).implode().alias(f"v{i}"))
+    for i, name in enumerate(plan.sentinels):
+        hit = pl.col(name).cast(pl.Float64).is_in(plan.sentinel_values(name)).fill_null(False)
+        exprs.append(hit.arg_true().implode().alias(f"s{i}"))
+    for i, (name, w) in enumerate(plan.negatives.items()):
+        x = numeric_expr(name, schema[name]).cast(pl.Float64)
+        real = ~_is_sentinel(x, plan, name)
+        exprs += [
+            ((x < 0) & real).fill_null(False).arg_true().implode().alias(f"g{i}"),
+            ((x >= -w) & (x < 0) & real).sum().alias(f"b{i}"),
+            ((x >= 0) & (x < w)).sum().alias(f"a{i}"),
+        ]
     if not exprs:
-        return {}, {}
+        return RowFacts()
     row = source.select(exprs).collect().row(0, named=True)
-    nulls = {name: list(row[f"n{i}"]) for i, name in enumerate(null_columns)}
-    outliers = {name: list(row[f"o{i}"]) for i, name in enumerate(fences)}
-    return nulls, outliers
+    return RowFacts(
+        nulls={name: list(row[f"n{i}"]) for i, name in enumerate(plan.null_columns)},
+        candidates={
+            name: (list(row[f"o{i}"]), list(row[f"v{i}"])) for i, name in enumerate(plan.rules)
+        },
+        sentinel_rows={name: list(row[f"s{i}"]) for i, name in enumerate(plan.sentinels)},
+        negatives={
+            name: NegativeCounts(list(row[f"g{i}"]), int(row[f"b{i}"] or 0), int(row[f"a{i}"] or 0))
+            for i, name in enumerate(plan.negatives)
+        },
+    )
+
+
+def _is_sentinel(x: pl.Expr, plan: RowPlan, name: str) -> pl.Expr:
+    values = plan.sentinel_values(name)
+    if not values:
+        return pl.lit(False)
+    return x.cast(pl.Float64).is_in(values).fill_null(False)
+
+
+def evenly_spaced(source: pl.LazyFrame, columns: Sequence[str], step: int) -> dict[str, pa.Array]:
+    """Rows 0, step, 2*step, ... of ``columns`` (``outliers.sample_step``), as Arrow arrays."""
+    if not columns:
+        return {}
+    table = source.select(list(columns)).gather_every(step).collect().to_arrow()
+    return {name: table.column(name).combine_chunks() for name in columns}

@@ -12,13 +12,17 @@ from dataclasses import dataclass, field
 from jobs.quality.scoring import impact_score, severity_for
 from jobs.report import Dimension, Issue, Severity
 
-# Issue types with a mechanical fix: drop/impute, canonical spelling, cast, redact/hash.
-# Near duplicates are not among them: merging needs a decision which record survives.
+# Issue types with a mechanical fix: drop/impute, canonical spelling, cast, redact/hash
+# (sentinel codes and impossible negatives: set to null, then impute like nulls).
+# Near duplicates are not among them: merging needs a decision which record survives; nor
+# is drift, which describes the data rather than a defect in it.
 FIXABLE = frozenset(
     {
         "null_values",
         "exact_duplicates",
         "outliers",
+        "sentinel_values",
+        "impossible_values",
         "constant_column",
         "inconsistent_format",
         "type_mismatch",

@@ -78,8 +78,6 @@ DEFINITION = (
     "from field weights learned from this table (case and whitespace ignored, typos and "
     "swapped fields partly counted), on values too rare to agree by chance"
 )
-# Kept for the engines' current description of the finding; the decision does not use it.
-SIMILARITY_THRESHOLD = 0.9
 ComparableTypes = frozenset({"integer", "float", "string", "boolean", "date", "datetime"})
 # Types whose columns count as ids when unique (a unique float is a measurement).
 IdTypes = frozenset({"integer", "string", "date", "datetime"})
@@ -606,6 +604,8 @@ def _swap_counts(
     """For each pair of the ``text`` columns (i, j): how many pairs (a, b) show them exactly
     swapped (a's i is b's j and a's j is b's i, while i differs)."""
     columns = np.flatnonzero(text)
+    if columns.size < 2:
+        return {}  # a swap needs two text columns
     left = np.stack([hashes[:, k][a] for k in columns], axis=1)
     right = np.stack([hashes[:, k][b] for k in columns], axis=1)
     present = (left != 0) & (right != 0)

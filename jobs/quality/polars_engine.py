@@ -9,7 +9,13 @@ needs:
 2. duplicates - whole-row hashes, then exact verification among rows sharing a hash;
                 then near duplicates among the remaining rows (MinHash LSH over field
                 tokens, candidates verified field by field: ``near_duplicates.py``);
-3. outliers   - one ``select`` collecting null and outlier row positions; then the text
+3. outliers   - one ``select`` collecting null positions, outlier candidates (values outside
+                the column's z-score or IQR fences), sentinel and negative cells
+                (``accuracy.py``); an evenly spaced sample (<= 4,096 rows) of the columns
+                with candidates fits one IsolationForest per column, whose vote confirms
+                or drops each candidate (``outliers.py``); with a previous version,
+                evenly spaced samples (<= 100k rows) of both versions give the drift
+                statistics (``drift.py``); then the text
                 checks: an evenly spaced sample of every text column decides which hold
                 PII (``pii.py``) and which are numbers or dates in text form, whose
                 mismatches and mixed date formats are then found on the whole column,
@@ -32,8 +38,10 @@ from pathlib import Path
 import polars as pl
 
 from jobs.engine import ProgressFn, no_progress
-from jobs.quality.assembly import column_profile, core_findings, core_score_inputs, pct
-from jobs.quality.detection import Fences, duplicate_rows, outlier_fences, row_positions
+from jobs.quality import accuracy
+from jobs.quality.assembly import column_profiles, core_findings, core_score_inputs, pct
+from jobs.quality.detection import duplicate_rows, evenly_spaced, row_facts
+from jobs.quality.drift import ColumnDrift
 from jobs.quality.formats import (
     FormatFinding,
     case_variant_findings,
@@ -44,10 +52,11 @@ from jobs.quality.formats import (
 from jobs.quality.issues import Finding, number_issues
 from jobs.quality.missingness import classify as classify_missingness
 from jobs.quality.near_duplicates import (
-    SIMILARITY_THRESHOLD,
+    DEFINITION,
     NearDuplicates,
     find_near_duplicates,
 )
+from jobs.quality.outliers import IF_FIT_ROWS, sample_step
 from jobs.quality.pii import (
     KIND_LABELS,
     SAMPLE_SIZE,
@@ -56,7 +65,7 @@ from jobs.quality.pii import (
     pii_candidates,
     sample_frame,
 )
-from jobs.quality.profiling import ColumnStats, profile_columns
+from jobs.quality.profiling import ColumnStats, logical_type, profile_columns
 from jobs.quality.scoring import build_scores
 from jobs.report import ScanOptions, ScanReport
 
@@ -93,18 +102,18 @@ class PolarsScanEngine:
         near = find_near_duplicates(source, schema, stats, rows, redundant, options.seed)
 
         progress("outliers", 2, total)
-        fences: dict[str, Fences] = {}
-        for s in stats:
-            fence = outlier_fences(s) if s.is_numeric and rows > 0 else None
-            if fence is not None:
-                fences[s.name] = fence
-        null_columns = [s.name for s in stats if s.null_count > 0]
-        null_rows, outlier_rows = row_positions(source, schema, null_columns, fences)
-        missingness = classify_missingness(source, schema, null_columns, rows, options.seed)
+        plan = accuracy.plan_rows(stats, rows)
+        facts = row_facts(source, schema, plan)
+        sampled = accuracy.outlier_sample_columns(plan, facts)
+        sample = evenly_spaced(source, sampled, sample_step(rows, IF_FIT_ROWS))
+        found = accuracy.judge_accuracy(stats, rows, plan, facts, sample, options.seed)
+        drifts = _drift(source, stats, rows, options.previous_path)
+        missingness = classify_missingness(source, schema, plan.null_columns, rows, options.seed)
         text = _text_checks(source, schema, stats, rows)
 
         progress("score", 3, total)
-        findings = core_findings(rows, stats, redundant, null_rows, outlier_rows, fences)
+        version = options.previous_version
+        findings = core_findings(rows, stats, redundant, facts.nulls, found, drifts, version)
         findings += _near_duplicate_findings(near, rows)
         findings += _pii_findings(text.pii, rows)
         findings += [
@@ -113,7 +122,7 @@ class PolarsScanEngine:
         ]
         issues, affected = number_issues(findings, rows)
         inputs = replace(
-            core_score_inputs(rows, stats, redundant, outlier_rows, label),
+            core_score_inputs(rows, stats, redundant, found, label, drifts),
             near_duplicate_rows=near.redundant,
             text_cells=text.cells,
             format_cells=sum(len(f.rows) for f in text.formats),
@@ -125,11 +134,30 @@ class PolarsScanEngine:
             rows=rows,
             columns=len(columns),
             score=score,
-            column_profiles=[column_profile(s, rows, missingness[s.name]) for s in stats],
+            column_profiles=column_profiles(stats, rows, missingness, drifts, version),
             issues=issues,
             affected_rows=affected,
             engine=self.name,
         )
+
+
+def _drift(
+    source: pl.LazyFrame, stats: list[ColumnStats], rows: int, previous_path: Path | None
+) -> list[ColumnDrift]:
+    """Drift against the previous version: both versions sampled the same way."""
+    if previous_path is None:
+        return []
+    previous = pl.scan_parquet(Path(previous_path))
+    before_schema = previous.collect_schema()
+    before_types = {name: logical_type(dtype) for name, dtype in before_schema.items()}
+    numeric, categorical = accuracy.drift_columns(stats, before_types, rows)
+    wanted = numeric + categorical
+    if not wanted:
+        return []
+    before_rows = int(previous.select(pl.len()).collect().item())
+    before = evenly_spaced(previous, wanted, sample_step(before_rows))
+    now = evenly_spaced(source, wanted, sample_step(rows))
+    return accuracy.compare_versions(stats, rows, before_types, now, before)
 
 
 @dataclass(frozen=True)
@@ -179,9 +207,8 @@ def _near_duplicate_findings(near: NearDuplicates, rows: int) -> list[Finding]:
             dimension="consistency",
             description=(
                 f"{n:,} rows ({pct(n, rows):.2f}% of rows) form {len(near.pairs):,} "
-                f"near-duplicate pairs: not identical, but agreeing on at least "
-                f"{SIMILARITY_THRESHOLD:.0%} of {near.columns_compared} fields (case and "
-                f"whitespace ignored, small typos partly counted){ignored}{limit}"
+                f"near-duplicate pairs: {DEFINITION}; {near.columns_compared} fields "
+                f"compared{ignored}{limit}"
             ),
             affected_count=n,
             rows=near.rows,

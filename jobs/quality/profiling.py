@@ -3,8 +3,9 @@
 Pass 1 is a single ``select`` holding every scalar aggregate of every column (null counts,
 min/max/mean/std, one batched ``quantile`` call per numeric column for p25/p50/p75). Pass 2
 is one ``group_by(col).len()`` per column, all run together by ``pl.collect_all``: each
-yields both the exact distinct count and the top values, so no separate ``n_unique`` pass
-is needed.
+yields the exact distinct count, the top values and, for numeric columns, the smallest and
+largest distinct values with their counts (what the sentinel check looks at), so no
+separate ``n_unique`` pass is needed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import polars as pl
 
 TOP_K = 5
+EDGE_K = 6  # smallest / largest distinct values kept per numeric column
 QUANTILES: tuple[float, ...] = (0.25, 0.5, 0.75)
 NUMERIC_TYPES = frozenset({"integer", "float"})
 
@@ -60,6 +62,10 @@ class ColumnStats:
     distinct_count: int  # exact, nulls not counted
     numeric: NumericSummary | None = None
     top_values: list[tuple[Any, int]] = field(default_factory=list)  # JSON-friendly values
+    # The EDGE_K smallest (ascending) and largest (descending) finite distinct values of a
+    # numeric column with their counts; internal (not in the profile document).
+    lowest: list[tuple[float, int]] = field(default_factory=list)
+    highest: list[tuple[float, int]] = field(default_factory=list)
 
     @property
     def is_numeric(self) -> bool:
@@ -127,23 +133,38 @@ def _scalar_exprs(i: int, name: str, dtype: pl.DataType, kind: str) -> list[pl.E
     return exprs
 
 
-def _counts_query(source: pl.LazyFrame, name: str) -> pl.LazyFrame:
+def _counts_query(source: pl.LazyFrame, name: str, dtype: pl.DataType) -> pl.LazyFrame:
     """One row: the exact number of distinct non-null values and the top ``TOP_K`` values
-    by count, ties broken by the value itself so the answer is deterministic."""
+    by count, ties broken by the value itself so the answer is deterministic; for numeric
+    columns also the ``EDGE_K`` smallest and largest finite values with their counts."""
     value, count = pl.col("value"), pl.col("count")  # renamed first: no clash with user names
+    exprs = [
+        pl.len().alias("distinct"),
+        pl.struct(value, count)
+        .top_k_by([count, value], k=TOP_K, reverse=[False, True])
+        .implode()
+        .alias("top"),
+    ]
+    if logical_type(dtype) in NUMERIC_TYPES:
+        number = value.cast(pl.Float64)
+        finite = number.is_finite()
+        pair = pl.struct(number.alias("value"), count).filter(finite)
+        exprs += [
+            pair.bottom_k_by(number.filter(finite), k=EDGE_K).implode().alias("low"),
+            pair.top_k_by(number.filter(finite), k=EDGE_K).implode().alias("high"),
+        ]
     return (
         source.select(pl.col(name).alias("value"))
         .group_by("value")
         .len(name="count")
         .filter(value.is_not_null())
-        .select(
-            pl.len().alias("distinct"),
-            pl.struct(value, count)
-            .top_k_by([count, value], k=TOP_K, reverse=[False, True])
-            .implode()
-            .alias("top"),
-        )
+        .select(exprs)
     )
+
+
+def edge_counts(pairs: list[dict[str, Any]] | None, descending: bool) -> list[tuple[float, int]]:
+    found = [(float(p["value"]), int(p["count"])) for p in pairs or []]
+    return sorted(found, reverse=descending)
 
 
 def profile_columns(
@@ -154,7 +175,7 @@ def profile_columns(
     exprs = [pl.len().alias("rows")]
     for i, (name, dtype) in enumerate(schema.items()):
         exprs += _scalar_exprs(i, name, dtype, kinds[name])
-    counts_queries = [_counts_query(source, name) for name in schema]
+    counts_queries = [_counts_query(source, name, dtype) for name, dtype in schema.items()]
     scalars, *counts = pl.collect_all([source.select(exprs), *counts_queries])
     row = scalars.row(0, named=True)
     rows = int(row["rows"])
@@ -184,6 +205,8 @@ def profile_columns(
                 distinct_count=int(count_row["distinct"]),
                 numeric=numeric,
                 top_values=top,
+                lowest=edge_counts(count_row.get("low"), descending=False),
+                highest=edge_counts(count_row.get("high"), descending=True),
             )
         )
     return rows, stats

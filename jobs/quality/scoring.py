@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from jobs.report import DIMENSIONS, Scores, Severity
+from jobs.report import DEFAULT_WEIGHTS, DIMENSIONS, Scores, Severity
 
 # Severity by the share of rows an issue affects.
 CRITICAL_SHARE = 0.20  # >= 20 % of rows
@@ -60,7 +60,10 @@ class ScoreInputs:
     redundant_rows: int = 0
     numeric_cells: int = 0  # non-null, non-NaN cells of numeric columns
     outlier_cells: int = 0
+    sentinel_cells: int = 0  # placeholder codes such as -1 or 999
+    impossible_cells: int = 0  # negatives where negatives cannot be
     constant_columns: int = 0
+    drifted_columns: int = 0  # columns that drifted since the previous version
     label_null_share: float | None = None  # None when no label column is given
     near_duplicate_rows: int = 0  # rows beyond the first of each near-duplicate pair
     text_cells: int = 0  # non-null cells of the text columns the format checks looked at
@@ -75,9 +78,10 @@ def dimension_scores(inputs: ScoreInputs) -> dict[str, float]:
       null share)): a single empty column out of many still costs a quarter;
     - consistency = 100 * (1 - min(1, 2 * (redundant + near-duplicate rows) / rows
       + 5 * misformatted share of text cells)) - min(5, 1 per PII column);
-    - accuracy = 100 * (1 - min(1, 10 * outlier share of numeric values)): with far-out
-      fences clean data has ~2 outliers per million, so 10 % is already broken data;
-    - distribution = 100 * (1 - constant columns / columns);
+    - accuracy = 100 * (1 - min(1, 10 * share of numeric values that are outliers,
+      sentinel codes or impossible negatives)): with far-out fences clean data has ~2
+      outliers per million, so 10 % is already broken data;
+    - distribution = 100 * (1 - (constant + drifted columns) / columns);
     - label_quality = 100 without a label column, else 100 * (1 - label null share).
     """
     scores: dict[str, float] = dict.fromkeys(DIMENSIONS, 100.0)
@@ -96,20 +100,68 @@ def dimension_scores(inputs: ScoreInputs) -> dict[str, float]:
         PII_MAX_PENALTY, PII_PENALTY_PER_COLUMN * inputs.pii_columns
     )
     if inputs.numeric_cells > 0:
-        outlier_share = inputs.outlier_cells / inputs.numeric_cells
-        scores["accuracy"] = 100.0 * (1.0 - min(1.0, OUTLIER_PENALTY * outlier_share))
-    scores["distribution"] = 100.0 * (1.0 - inputs.constant_columns / inputs.columns)
+        wrong = inputs.outlier_cells + inputs.sentinel_cells + inputs.impossible_cells
+        scores["accuracy"] = 100.0 * (
+            1.0 - min(1.0, OUTLIER_PENALTY * wrong / inputs.numeric_cells)
+        )
+    odd_columns = inputs.constant_columns + inputs.drifted_columns
+    scores["distribution"] = 100.0 * (1.0 - min(1.0, odd_columns / inputs.columns))
     if inputs.label_null_share is not None:
         scores["label_quality"] = 100.0 * (1.0 - inputs.label_null_share)
     return {k: _clamp(v, 0.0, 100.0) for k, v in scores.items()}
 
 
+def parse_weights(text: str) -> dict[str, float]:
+    """``"completeness=0.3,accuracy=0.1"`` -> the default weights with those replaced.
+
+    Dimensions left out keep their default weight (``DEFAULT_WEIGHTS``). Raises ValueError
+    with a one-line reason for an unknown dimension, a repeated one, a value that is not a
+    finite number >= 0, or weights that are all zero."""
+    weights = dict(DEFAULT_WEIGHTS)
+    seen: set[str] = set()
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ValueError(f"expected DIMENSION=WEIGHT, got {part.strip()!r}")
+        if name not in DIMENSIONS:
+            raise ValueError(f"unknown score dimension {name!r}; use {', '.join(DIMENSIONS)}")
+        if name in seen:
+            raise ValueError(f"weight for {name} given twice")
+        seen.add(name)
+        try:
+            weight = float(value)
+        except ValueError:
+            shown = value.strip()
+            raise ValueError(f"weight for {name} must be a number >= 0, got {shown!r}") from None
+        weights[name] = weight
+    if not seen:
+        raise ValueError("no weights given; use e.g. completeness=0.3,accuracy=0.2")
+    validate_weights(weights)
+    return weights
+
+
+def validate_weights(weights: Mapping[str, float]) -> None:
+    """Raises ValueError unless every key is a dimension and every weight a finite number
+    >= 0, not all of them zero."""
+    for name, weight in weights.items():
+        if name not in DIMENSIONS:
+            raise ValueError(f"unknown score dimension {name!r}; use {', '.join(DIMENSIONS)}")
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"weight for {name} must be a number >= 0, got {weight:g}")
+    if not any(weight > 0 for weight in weights.values()):
+        raise ValueError("score weights must not all be zero")
+
+
 def overall_score(
     scores: Mapping[str, float], weights: Mapping[str, float], has_label: bool
 ) -> float:
-    """Weighted mean of the dimension scores. Without a label column label_quality's
-    weight is dropped and the others renormalised; a dimension missing from ``weights``
-    weighs 0. Raises ValueError for negative weights or when no weight is left."""
+    """Weighted mean of the dimension scores (seed spec 4.6; defaults in
+    ``DEFAULT_WEIGHTS``). Without a label column label_quality's weight is dropped and the
+    others renormalised; a dimension missing from ``weights`` weighs 0. Raises ValueError
+    for negative weights or when no weight is left."""
     used = [d for d in DIMENSIONS if has_label or d != "label_quality"]
     total = 0.0
     weighted = 0.0

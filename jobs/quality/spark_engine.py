@@ -7,13 +7,18 @@ Implemented (same definitions as the Polars engine, so counts match exactly):
   linearly interpolated quantiles (Spark's ``percentile`` aggregate over the per-column
   value counts, the same definition as Polars' ``interpolation="linear"``; they agree to a
   few ulps, so the outlier fences and counts are identical);
-- top 5 values per column, by count, ties broken by the value ascending;
-- exact duplicates (redundant rows: every row equal to an earlier row), null positions and
-  Tukey far-out IQR outliers (k = ``IQR_K``), all as 0-based positions in the file
-  (Parquet's ``_metadata.row_index``; for a directory of files, files in path order);
+- top 5 values per column, by count, ties broken by the value ascending; the 6 smallest
+  and largest finite values of numeric columns with their counts (sentinel check);
+- exact duplicates (redundant rows: every row equal to an earlier row), null positions,
+  outlier candidates (values outside the z-score / IQR fences of ``outliers.py``), sentinel
+  and negative cells, all as 0-based positions in the file (Parquet's
+  ``_metadata.row_index``; for a directory of files, files in path order);
+- the evenly spaced samples (positions 0, step, 2*step, ...) the IsolationForest votes and
+  the drift checks against the previous version are computed from, on the driver, by the
+  same code as in the Polars engine;
 - constant columns.
 
-Issues are built by the Polars engine's finding helpers and numbered/scored by
+Issues are built by the shared ``assembly.py``/``accuracy.py`` and numbered/scored by
 ``issues.py``/``scoring.py``, so severities, impacts, ids and descriptions are computed
 identically from the same counts.
 
@@ -40,10 +45,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.engine import ProgressFn, no_progress
-from jobs.quality.assembly import column_profile, core_findings, core_score_inputs
-from jobs.quality.detection import Fences, outlier_fences
+from jobs.quality import accuracy
+from jobs.quality.accuracy import RowFacts, RowPlan
+from jobs.quality.assembly import column_profiles, core_findings, core_score_inputs
+from jobs.quality.drift import ColumnDrift
 from jobs.quality.issues import number_issues
+from jobs.quality.outliers import IF_FIT_ROWS, sample_step
 from jobs.quality.profiling import (
+    EDGE_K,
     NUMERIC_TYPES,
     QUANTILES,
     TOP_K,
@@ -52,6 +61,7 @@ from jobs.quality.profiling import (
     json_value,
 )
 from jobs.quality.scoring import build_scores
+from jobs.quality.sentinels import NegativeCounts
 from jobs.report import ScanOptions, ScanReport
 
 PHASES = ("profile", "duplicates", "outliers", "score")
@@ -137,26 +147,29 @@ class SparkScanEngine:
             redundant = _duplicate_rows(df, cols) if rows > 1 and cols else []
 
             progress("outliers", 2, total)
-            fences: dict[str, Fences] = {}
-            for s in stats:
-                fence = outlier_fences(s) if s.is_numeric and rows > 0 else None
-                if fence is not None:
-                    fences[s.name] = fence
-            null_rows, outlier_rows = _row_positions(df, names, cols, integer, stats, fences)
+            plan = accuracy.plan_rows(stats, rows)
+            facts = _row_facts(df, names, cols, integer, plan)
+            position = {name: c for name, c in zip(names, cols, strict=True)}
+            sampled = accuracy.outlier_sample_columns(plan, facts)
+            step = sample_step(rows, IF_FIT_ROWS)
+            sample = _evenly_spaced(df, {n: position[n] for n in sampled}, step)
+            found = accuracy.judge_accuracy(stats, rows, plan, facts, sample, options.seed)
+            drifts = _drift(spark, df, position, stats, rows, options.previous_path)
         finally:
             df.unpersist()
 
         progress("score", 3, total)
-        findings = core_findings(rows, stats, redundant, null_rows, outlier_rows, fences)
+        version = options.previous_version
+        findings = core_findings(rows, stats, redundant, facts.nulls, found, drifts, version)
         issues, affected = number_issues(findings, rows)
-        inputs = core_score_inputs(rows, stats, redundant, outlier_rows, label)
+        inputs = core_score_inputs(rows, stats, redundant, found, label, drifts)
         score = build_scores(inputs, options.weights)
         progress("score", total, total)
         return ScanReport(
             rows=rows,
             columns=len(names),
             score=score,
-            column_profiles=[column_profile(s, rows) for s in stats],
+            column_profiles=column_profiles(stats, rows, None, drifts, version),
             issues=issues,
             affected_rows=affected,
             engine=self.name,
@@ -314,6 +327,7 @@ def _profile_columns(
             .orderBy("i", "rank")
             .collect()
         )
+        edges = _edge_values(counts, numeric_ids)
     finally:
         counts.unpersist()
     top_values: dict[int, list[tuple[Any, int]]] = {}
@@ -346,9 +360,43 @@ def _profile_columns(
                 distinct_count=int(col_row["distinct"]) if col_row is not None else 0,
                 numeric=numeric,
                 top_values=top_values.get(i, []),
+                lowest=sorted(edges.get((i, "low"), [])),
+                highest=sorted(edges.get((i, "high"), []), reverse=True),
             )
         )
     return rows, stats
+
+
+def _edge_values(counts: Any, numeric_ids: list[int]) -> dict[tuple[int, str], list[Any]]:
+    """(column, "low" | "high") -> the ``EDGE_K`` smallest / largest finite values of each
+    numeric column with their counts, from the value-count table."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if not numeric_ids:
+        return {}
+    number = F.coalesce(F.col("l").cast("double"), F.col("d"))
+    finite = ~F.isnan(number) & (F.abs(number) != F.lit(float("inf")))
+    values = (
+        counts.filter(F.col("i").isin(numeric_ids))
+        .select("i", number.alias("x"), "count")
+        .filter(F.col("x").isNotNull() & finite)
+        .groupBy("i", "x")
+        .agg(F.sum("count").alias("count"))
+    )
+    low = F.row_number().over(Window.partitionBy("i").orderBy(F.asc("x")))
+    high = F.row_number().over(Window.partitionBy("i").orderBy(F.desc("x")))
+    found: dict[tuple[int, str], list[Any]] = {}
+    picked = values.select("*", low.alias("lo"), high.alias("hi")).filter(
+        (F.col("lo") <= EDGE_K) | (F.col("hi") <= EDGE_K)
+    )
+    for r in picked.collect():
+        pair = (float(r["x"]), int(r["count"]))
+        if r["lo"] <= EDGE_K:
+            found.setdefault((int(r["i"]), "low"), []).append(pair)
+        if r["hi"] <= EDGE_K:
+            found.setdefault((int(r["i"]), "high"), []).append(pair)
+    return found
 
 
 def _duplicate_rows(df: Any, cols: list[str]) -> list[int]:
@@ -372,49 +420,127 @@ def _duplicate_rows(df: Any, cols: list[str]) -> list[int]:
     return sorted(int(i) for i in table.column("i").to_pylist())
 
 
-def _row_positions(
-    df: Any,
-    names: list[str],
-    cols: list[str],
-    integer: list[bool],
-    stats: list[ColumnStats],
-    fences: dict[str, Fences],
-) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
-    """One pass returning (null positions per column, outlier positions per column).
+def _row_facts(
+    df: Any, names: list[str], cols: list[str], integer: list[bool], plan: RowPlan
+) -> RowFacts:
+    """One pass collecting what ``plan`` asks for (as ``detection.row_facts`` does).
 
-    Every flagged cell becomes one (code, position) pair: code i is "column i is null",
-    code n + i "column i is an outlier"; NaN and null are never outliers."""
+    Every flagged cell becomes one (code, position, value) triple: code i is "column i is
+    null", n + i "outside column i's fences", 2n + i "a sentinel of column i", 3n + i
+    "negative in column i"; NaN and null are never outliers or negatives, sentinel cells
+    neither. A second, scalar aggregate counts the cells just below and above zero."""
     from pyspark.sql import functions as F
 
     n = len(cols)
-    position = {name: i for i, name in enumerate(names)}
-    codes: list[Any] = []
-    for i, s in enumerate(stats):
-        if s.null_count > 0:
-            codes.append(F.when(F.col(cols[i]).isNull(), F.lit(i)))
-    for name, fence in fences.items():
-        i = position[name]
-        x = _numeric(F.col(cols[i]), integer[i])
-        codes.append(F.when((x < fence.low) | (x > fence.high), F.lit(n + i)))
-    if not codes:
-        return {}, {}
+    index = {name: i for i, name in enumerate(names)}
+
+    def number(name: str) -> Any:
+        i = index[name]
+        return _numeric(F.col(cols[i]), integer[i]).cast("double")
+
+    def real(name: str) -> Any:
+        values = plan.sentinel_values(name)
+        return ~number(name).isin(values) if values else F.lit(True)
+
+    cells: list[Any] = []
+    for name in plan.null_columns:
+        cells.append(_cell(F.col(cols[index[name]]).isNull(), index[name], None))
+    for name, rule in plan.rules.items():
+        x = number(name)
+        out = ((x < rule.fences.low) | (x > rule.fences.high)) & real(name)
+        cells.append(_cell(out, n + index[name], x))
+    for name in plan.sentinels:
+        cells.append(
+            _cell(number(name).isin(plan.sentinel_values(name)), 2 * n + index[name], None)
+        )
+    for name in plan.negatives:
+        cells.append(_cell((number(name) < 0) & real(name), 3 * n + index[name], None))
+    if not cells:
+        return RowFacts()
     flagged = df.select(
-        F.col(IDX).alias("i"), F.explode(F.array_compact(F.array(*codes))).alias("code")
-    )
+        F.col(IDX).alias("i"), F.explode(F.array_compact(F.array(*cells))).alias("c")
+    ).select("i", "c.code", "c.value")
     table = flagged.toArrow()
-    nulls: dict[str, list[int]] = {s.name: [] for s in stats if s.null_count > 0}
-    outliers: dict[str, list[int]] = {name: [] for name in fences}
+    found: dict[int, tuple[list[int], list[float]]] = {}
     if table.num_rows:
         table = table.sort_by([("code", "ascending"), ("i", "ascending")])
         code_col = table.column("code")
         for code in pc.unique(code_col).to_pylist():
             picked = table.filter(pc.equal(code_col, pa.scalar(code, code_col.type)))
-            positions = [int(v) for v in picked.column("i").to_pylist()]
-            if code < n:
-                nulls[names[code]] = positions
-            else:
-                outliers[names[code - n]] = positions
-    return nulls, outliers
+            found[int(code)] = (
+                [int(v) for v in picked.column("i").to_pylist()],
+                [float(v) for v in picked.column("value").to_pylist() if v is not None],
+            )
+    counts: dict[str, tuple[int, int]] = {}
+    if plan.negatives:
+        aggs = []
+        for j, (name, w) in enumerate(plan.negatives.items()):
+            x = number(name)
+            aggs += [
+                F.count(F.when((x >= -w) & (x < 0) & real(name), 1)).alias(f"b{j}"),
+                F.count(F.when((x >= 0) & (x < w), 1)).alias(f"a{j}"),
+            ]
+        row = df.agg(*aggs).collect()[0]
+        counts = {
+            name: (int(row[f"b{j}"]), int(row[f"a{j}"])) for j, name in enumerate(plan.negatives)
+        }
+    empty: tuple[list[int], list[float]] = ([], [])
+    return RowFacts(
+        nulls={name: found.get(index[name], empty)[0] for name in plan.null_columns},
+        candidates={name: found.get(n + index[name], empty) for name in plan.rules},
+        sentinel_rows={name: found.get(2 * n + index[name], empty)[0] for name in plan.sentinels},
+        negatives={
+            name: NegativeCounts(found.get(3 * n + index[name], empty)[0], *counts[name])
+            for name in plan.negatives
+        },
+    )
+
+
+def _cell(condition: Any, code: int, value: Any) -> Any:
+    from pyspark.sql import functions as F
+
+    payload = value if value is not None else F.lit(None).cast("double")
+    return F.when(condition, F.struct(F.lit(code).alias("code"), payload.alias("value")))
+
+
+def _evenly_spaced(df: Any, columns: dict[str, str], step: int) -> dict[str, pa.Array]:
+    """Rows 0, step, 2*step, ... of ``columns`` (name -> column of ``df``, which holds the
+    row position in ``IDX``), as Arrow arrays: the rows the Polars engine's
+    ``gather_every(step)`` picks."""
+    from pyspark.sql import functions as F
+
+    if not columns:
+        return {}
+    picked = df.filter(F.col(IDX) % step == 0).orderBy(IDX)
+    table = picked.select(*[F.col(c).alias(name) for name, c in columns.items()]).toArrow()
+    return {name: table.column(name).combine_chunks() for name in columns}
+
+
+def _drift(
+    spark: Any,
+    df: Any,
+    position: dict[str, str],
+    stats: list[ColumnStats],
+    rows: int,
+    previous_path: Path | None,
+) -> list[ColumnDrift]:
+    """Drift against the previous version: both versions sampled the same way."""
+    if previous_path is None:
+        return []
+    raw = spark.read.parquet(str(Path(previous_path)))
+    before_types = {f.name: logical_type(f.dataType) for f in raw.schema.fields}
+    numeric, categorical = accuracy.drift_columns(stats, before_types, rows)
+    wanted = numeric + categorical
+    if not wanted:
+        return []
+    names = list(raw.columns)
+    previous = _with_row_index(spark, raw).toDF(*[f"c{i}" for i in range(len(names))], IDX)
+    by_name = {name: f"c{i}" for i, name in enumerate(names)}
+    before = _evenly_spaced(
+        previous, {n: by_name[n] for n in wanted}, sample_step(int(previous.count()))
+    )
+    now = _evenly_spaced(df, {n: position[n] for n in wanted}, sample_step(rows))
+    return accuracy.compare_versions(stats, rows, before_types, now, before)
 
 
 def _top_value(value: Any) -> Any:

@@ -6,6 +6,11 @@ same linear interpolation as Polars'), so they agree to rounding; min/max are ex
 and std differ only by summation order (measured ~1e-15 relative), checked at 1e-9.
 Scores may differ only in dimensions fed by detectors Spark lacks (near duplicates, PII,
 formats all feed consistency), so consistency and overall are not compared.
+
+The accuracy and drift findings (outliers by z-score/IQR and IsolationForest vote, sentinel
+codes, impossible negatives, drift against a previous version) must match too: counts and
+row positions equal, and the drift statistics (PSI, KS D and p) within 1e-9 (both engines
+compute them on the driver from the same evenly spaced samples, so they are in fact equal).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from jobs.bench.generate import generate
@@ -23,7 +29,17 @@ from jobs.report import ScanOptions, ScanReport
 
 pytestmark = pytest.mark.integration
 
-SHARED_ISSUE_TYPES = frozenset({"null_values", "exact_duplicates", "outliers", "constant_column"})
+SHARED_ISSUE_TYPES = frozenset(
+    {
+        "null_values",
+        "exact_duplicates",
+        "outliers",
+        "constant_column",
+        "sentinel_values",
+        "impossible_values",
+        "drift",
+    }
+)
 REL_TOL = 1e-9
 
 
@@ -32,7 +48,18 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> tuple[ScanReport, ScanR
     out: Path = tmp_path_factory.mktemp("parity")
     generate(20_000, out, seed=11)
     path = out / "dirty.parquet"
-    options = ScanOptions()
+    # The previous version: other rows from the same generator, with heights 15 cm lower
+    # and a different mix of account statuses, so two columns drift.
+    before = tmp_path_factory.mktemp("parity-previous")
+    generate(15_000, before, seed=12)
+    previous = before / "previous.parquet"
+    frame = pl.read_parquet(before / "dirty.parquet")
+    status = pl.when(pl.col("record_id") % 2 == 0).then(pl.lit("active"))
+    frame.with_columns(
+        pl.col("height_cm") - 15.0,
+        status.otherwise(pl.col("account_status")).alias("account_status"),
+    ).write_parquet(previous)
+    options = ScanOptions(previous_path=previous, previous_version=1)
     return PolarsScanEngine().scan(path, options), SparkScanEngine().scan(path, options)
 
 
@@ -70,6 +97,12 @@ def test_shape_and_profiles_match(reports: tuple[ScanReport, ScanReport]) -> Non
             if key in p.extra:
                 assert _close(s.extra[key], p.extra[key]), (p.name, key)
         assert s.extra.get("nan_count") == p.extra.get("nan_count"), p.name
+        assert ("drift" in s.extra) == ("drift" in p.extra), p.name
+        if "drift" in p.extra:
+            ours, theirs = s.extra["drift"], p.extra["drift"]
+            assert set(ours) == set(theirs), p.name
+            for key, value in theirs.items():
+                assert _close(ours[key], value), (p.name, key, ours[key], value)
 
 
 def test_shared_issues_match(reports: tuple[ScanReport, ScanReport]) -> None:
@@ -78,7 +111,14 @@ def test_shared_issues_match(reports: tuple[ScanReport, ScanReport]) -> None:
     assert {i.type for i in spark.issues} <= SHARED_ISSUE_TYPES
     assert _issues(spark) == expected
     # the generated data has every kind of shared issue but constant columns
-    assert {t for t, _ in expected} >= {"null_values", "exact_duplicates", "outliers"}
+    assert {t for t, _ in expected} >= {
+        "null_values",
+        "exact_duplicates",
+        "outliers",
+        "sentinel_values",
+        "drift",
+    }
+    assert {c for t, c in expected if t == "drift"} == {"height_cm", "account_status"}
     by_key = {(i.type, i.column): i for i in polars.issues}
     for issue in spark.issues:
         twin = by_key[(issue.type, issue.column)]
@@ -97,8 +137,6 @@ def test_scores_match_where_both_engines_measure(reports: tuple[ScanReport, Scan
 
 
 def test_label_column_and_unknown_label(tmp_path: Path) -> None:
-    import polars as pl
-
     path = tmp_path / "small.parquet"
     pl.DataFrame(
         {
@@ -120,3 +158,45 @@ def test_label_column_and_unknown_label(tmp_path: Path) -> None:
     ]
     with pytest.raises(ValueError, match="label column"):
         SparkScanEngine().scan(path, ScanOptions(label_column="missing"))
+
+
+def test_accuracy_and_drift_findings_on_a_small_frame(tmp_path: Path) -> None:
+    """Every new finding at once, small enough to compare whole reports."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    x = rng.normal(50, 5, n)
+    x[[5, 77]] = [500.0, -400.0]
+    days = rng.integers(0, 100, n)
+    days[rng.random(n) < 0.03] = -1
+    price = np.round(rng.lognormal(3, 0.5, n), 2)
+    price[[10, 20, 30]] = [-12.5, -3.0, -40.0]
+    city = rng.choice(["a", "b", "c"], n)
+    path, previous = tmp_path / "v2.parquet", tmp_path / "v1.parquet"
+    pl.DataFrame({"x": x, "days_open": days, "price": price, "city": city}).write_parquet(path)
+    pl.DataFrame(
+        {
+            "x": rng.normal(40, 5, n),
+            "days_open": rng.integers(0, 100, n),
+            "price": np.round(rng.lognormal(3, 0.5, n), 2),
+            "city": rng.choice(["a", "b", "c"], n, p=[0.8, 0.1, 0.1]),
+        }
+    ).write_parquet(previous)
+    options = ScanOptions(previous_path=previous, previous_version=1)
+    polars = PolarsScanEngine().scan(path, options)
+    spark = SparkScanEngine().scan(path, options)
+    assert {(i.type, i.column) for i in polars.issues} == {
+        ("outliers", "x"),
+        ("outliers", "price"),
+        ("sentinel_values", "days_open"),
+        ("impossible_values", "price"),
+        ("drift", "x"),
+        ("drift", "city"),
+    }
+    assert spark.issues == polars.issues
+    assert spark.affected_rows == polars.affected_rows
+    assert spark.score == polars.score
+    assert [p.extra.get("drift") for p in spark.column_profiles] == [
+        p.extra.get("drift") for p in polars.column_profiles
+    ]

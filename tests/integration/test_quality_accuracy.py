@@ -1,5 +1,5 @@
 """The Polars engine against the generator's ground truth (20,000 rows): near duplicates,
-PII columns, case-variant columns and type mismatches.
+PII columns, case-variant columns, type mismatches, outliers and the sentinel code.
 
 What the generator does to text columns besides the planted problems, and what the
 detectors should therefore (not) say:
@@ -113,3 +113,34 @@ def test_earlier_findings_unchanged(
     assert report.affected_rows[exact.id] == truth["exact_duplicates"]["rows"]
     assert set(by_column(report, "constant_column")) == set(truth["constant_columns"])
     assert 0.0 <= report.score.consistency <= 100.0
+
+
+def test_outliers_per_injected_column(
+    report: ScanReport, generated: tuple[Path, dict[str, Any]]
+) -> None:
+    """Recall >= 0.8 at precision >= 0.5 for every column with injected outliers."""
+    truth = generated[1]
+    found = by_column(report, "outliers")
+    for column, rows in truth["outliers"].items():
+        assert column in found, column
+        flagged = set(report.affected_rows[found[column].id])
+        hits = len(flagged & set(rows))
+        recall, precision = hits / len(rows), hits / len(flagged)
+        assert recall >= 0.8 and precision >= 0.5, (column, recall, precision)
+        assert found[column].dimension == "accuracy"
+
+
+def test_sentinel_code_exactly(report: ScanReport, generated: tuple[Path, dict[str, Any]]) -> None:
+    truth = generated[1]
+    found = by_column(report, "sentinel_values")
+    assert set(found) == set(truth["sentinel"])
+    for column, planted in truth["sentinel"].items():
+        assert report.affected_rows[found[column].id] == planted["rows"]
+        assert f"{planted['value']:g} (" in found[column].description
+    # the codes are placeholders, not outliers or impossible negatives as well
+    assert not set(by_column(report, "impossible_values")) & set(truth["sentinel"])
+    assert not set(by_column(report, "outliers")) & set(truth["sentinel"])
+
+
+def test_no_drift_without_a_previous_version(report: ScanReport) -> None:
+    assert not by_column(report, "drift")

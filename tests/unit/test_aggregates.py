@@ -189,3 +189,47 @@ def test_deciders_are_pure() -> None:
     first = scan.decide(scan.RequestScan(scan_id, ds_id), None, m, ds)
     second = scan.decide(scan.RequestScan(scan_id, ds_id), None, m, ds)
     assert first == second
+
+
+def test_previous_version_of_a_dataset() -> None:
+    ds_id, events = registered()
+    for n in range(3):
+        events += dataset.decide(add_version(ds_id, n), fold_dataset(events), meta())
+    state = fold_dataset(events)
+    assert state is not None
+    assert state.previous(1) is None
+    previous = state.previous(3)
+    assert previous is not None and previous.version == 2
+    assert previous.object_uri == "datrix-object://acme/1"
+
+
+def test_scan_job_names_the_previous_version_as_drift_baseline() -> None:
+    ds, ds_id = scan_ready()
+    first = scan.decide(scan.RequestScan(uuid.uuid4(), ds_id), None, meta(), ds)[1]
+    assert isinstance(first, scan.JobRequested)
+    assert (first.previous_version, first.previous_object_uri) == (None, None)
+    two = dataset.evolve(ds, dataset.decide(add_version(ds_id, 7), ds, meta())[0])
+    job = scan.decide(scan.RequestScan(uuid.uuid4(), ds_id), None, meta(), two)[1]
+    assert isinstance(job, scan.JobRequested)
+    assert (job.version, job.previous_version) == (2, 1)
+    assert job.previous_object_uri == "datrix-object://acme/0"
+    explicit = scan.decide(scan.RequestScan(uuid.uuid4(), ds_id, version=1), None, meta(), two)
+    assert isinstance(explicit[1], scan.JobRequested) and explicit[1].previous_version is None
+
+
+def test_scan_weights_travel_to_the_job_and_are_validated() -> None:
+    ds, ds_id = scan_ready()
+    weights = {"accuracy": 0.5, "completeness": 0.0}
+    events = scan.decide(scan.RequestScan(uuid.uuid4(), ds_id, weights=weights), None, meta(), ds)
+    requested, job = events
+    assert isinstance(requested, scan.ScanRequested) and isinstance(job, scan.JobRequested)
+    assert requested.weights == job.weights == weights
+    bad: list[tuple[dict[str, float], str]] = [
+        ({"speed": 1.0}, "unknown score dimension"),
+        ({"accuracy": -1.0}, ">= 0"),
+        ({"accuracy": float("inf")}, ">= 0"),
+        ({"accuracy": 0.0}, "all be zero"),
+    ]
+    for weights, reason in bad:
+        with pytest.raises(Rejected, match=reason):
+            scan.decide(scan.RequestScan(uuid.uuid4(), ds_id, weights=weights), None, meta(), ds)
