@@ -91,7 +91,7 @@ def cli() -> None:
     default="auto",
     show_default=True,
     help="auto: Spark for inputs over 100 MB when DATRIX_SPARK_MASTER names a cluster, "
-    "else Polars. spark: PySpark (local[*] without DATRIX_SPARK_MASTER); core checks only",
+    "else Polars. spark: PySpark (local[*] without DATRIX_SPARK_MASTER), same checks",
 )
 @click.option(
     "--html",

@@ -1,18 +1,22 @@
 """What every scan engine assembles the same way from the same counts: column profiles,
 the core findings (exact duplicates, nulls, outliers, sentinel and impossible values,
-constant columns, drift) and the score inputs, so the Polars and Spark engines cannot drift
-apart in wording or scoring."""
+constant columns, drift), the near-duplicate, PII and format findings and the score
+inputs, so the Polars and Spark engines cannot drift apart in wording or scoring."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from jobs.quality import drift
 from jobs.quality.accuracy import Accuracy
 from jobs.quality.accuracy import numeric_values as numeric_cells
+from jobs.quality.formats import FormatFinding
 from jobs.quality.issues import Finding
+from jobs.quality.near_duplicates import DEFINITION, NearDuplicates
 from jobs.quality.outliers import IF_THRESHOLD
+from jobs.quality.pii import KIND_LABELS, PiiColumn
 from jobs.quality.profiling import ColumnStats
 from jobs.quality.scoring import ScoreInputs
 from jobs.report import ColumnProfile
@@ -222,4 +226,88 @@ def core_score_inputs(
         label_null_share=(
             (by_name[label].null_count / rows if rows else 0.0) if label is not None else None
         ),
+    )
+
+
+@dataclass(frozen=True)
+class TextChecks:
+    pii: list[PiiColumn]
+    formats: list[FormatFinding]
+    cells: int  # non-null cells of the text columns checked
+
+
+def near_duplicate_findings(near: NearDuplicates, rows: int) -> list[Finding]:
+    if not near.pairs:
+        return []
+    n = len(near.rows)
+    ignored = (
+        f"; {', '.join(repr(c) for c in near.keys_ignored)} ignored as key"
+        f"{'s' if len(near.keys_ignored) > 1 else ''}"
+        if near.keys_ignored
+        else ""
+    )
+    limit = "; the candidate limit was reached, so there may be more" if near.truncated else ""
+    return [
+        Finding(
+            type="near_duplicates",
+            column=None,
+            dimension="consistency",
+            description=(
+                f"{n:,} rows ({pct(n, rows):.2f}% of rows) form {len(near.pairs):,} "
+                f"near-duplicate pairs: {DEFINITION}; {near.columns_compared} fields "
+                f"compared{ignored}{limit}"
+            ),
+            affected_count=n,
+            rows=near.rows,
+        )
+    ]
+
+
+def pii_findings(columns: list[PiiColumn], rows: int) -> list[Finding]:
+    """PII is a compliance finding: severity warning whatever its share (see scoring).
+
+    Dimension "consistency": none of the report's dimensions measures compliance;
+    consistency (values conform to the rules set for the data, here a data-protection
+    rule) is the closest, and PII weighs little in its score."""
+    findings = []
+    for c in columns:
+        n = len(c.rows)
+        kinds = ", ".join(f"{KIND_LABELS[k]} [{k}]: {c.counts[k]:,}" for k in c.kinds)
+        findings.append(
+            Finding(
+                type="pii_detected",
+                column=c.column,
+                dimension="consistency",
+                description=(
+                    f"column {c.column!r} holds personal data: {kinds} "
+                    f"({pct(n, rows):.2f}% of rows); redact, mask or hash it"
+                ),
+                affected_count=n,
+                rows=c.rows,
+                severity="warning",
+            )
+        )
+    return findings
+
+
+def detector_findings(near: NearDuplicates, text: TextChecks, rows: int) -> list[Finding]:
+    """Findings of the detectors beyond the core checks: near duplicates, PII, formats."""
+    findings = near_duplicate_findings(near, rows) + pii_findings(text.pii, rows)
+    findings += [
+        Finding(f.type, f.column, "consistency", f.description, len(f.rows), f.rows)
+        for f in text.formats
+    ]
+    return findings
+
+
+def detector_score_inputs(
+    inputs: ScoreInputs, near: NearDuplicates, text: TextChecks
+) -> ScoreInputs:
+    """``inputs`` (from ``core_score_inputs``) plus the counts of those detectors."""
+    return replace(
+        inputs,
+        near_duplicate_rows=near.redundant,
+        text_cells=text.cells,
+        format_cells=sum(len(f.rows) for f in text.formats),
+        pii_columns=len(text.pii),
     )

@@ -32,39 +32,33 @@ text columns.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
 
 from jobs.engine import ProgressFn, no_progress
 from jobs.quality import accuracy
-from jobs.quality.assembly import column_profiles, core_findings, core_score_inputs, pct
+from jobs.quality.assembly import (
+    TextChecks,
+    column_profiles,
+    core_findings,
+    core_score_inputs,
+    detector_findings,
+    detector_score_inputs,
+)
 from jobs.quality.detection import duplicate_rows, evenly_spaced, row_facts
 from jobs.quality.drift import ColumnDrift
 from jobs.quality.formats import (
-    FormatFinding,
     case_variant_findings,
     categorical_columns,
     infer_text_types,
     typed_column_findings,
 )
-from jobs.quality.issues import Finding, number_issues
+from jobs.quality.issues import number_issues
 from jobs.quality.missingness import classify as classify_missingness
-from jobs.quality.near_duplicates import (
-    DEFINITION,
-    NearDuplicates,
-    find_near_duplicates,
-)
+from jobs.quality.near_duplicates import find_near_duplicates
 from jobs.quality.outliers import IF_FIT_ROWS, sample_step
-from jobs.quality.pii import (
-    KIND_LABELS,
-    SAMPLE_SIZE,
-    PiiColumn,
-    detect_pii,
-    pii_candidates,
-    sample_frame,
-)
+from jobs.quality.pii import SAMPLE_SIZE, detect_pii, pii_candidates, sample_frame
 from jobs.quality.profiling import ColumnStats, logical_type, profile_columns
 from jobs.quality.scoring import build_scores
 from jobs.report import ScanOptions, ScanReport
@@ -114,19 +108,10 @@ class PolarsScanEngine:
         progress("score", 3, total)
         version = options.previous_version
         findings = core_findings(rows, stats, redundant, facts.nulls, found, drifts, version)
-        findings += _near_duplicate_findings(near, rows)
-        findings += _pii_findings(text.pii, rows)
-        findings += [
-            Finding(f.type, f.column, "consistency", f.description, len(f.rows), f.rows)
-            for f in text.formats
-        ]
+        findings += detector_findings(near, text, rows)
         issues, affected = number_issues(findings, rows)
-        inputs = replace(
-            core_score_inputs(rows, stats, redundant, found, label, drifts),
-            near_duplicate_rows=near.redundant,
-            text_cells=text.cells,
-            format_cells=sum(len(f.rows) for f in text.formats),
-            pii_columns=len(text.pii),
+        inputs = detector_score_inputs(
+            core_score_inputs(rows, stats, redundant, found, label, drifts), near, text
         )
         score = build_scores(inputs, options.weights)
         progress("score", total, total)
@@ -160,13 +145,6 @@ def _drift(
     return accuracy.compare_versions(stats, rows, before_types, now, before)
 
 
-@dataclass(frozen=True)
-class TextChecks:
-    pii: list[PiiColumn]
-    formats: list[FormatFinding]
-    cells: int  # non-null cells of the text columns checked
-
-
 def _text_checks(
     source: pl.LazyFrame, schema: Mapping[str, pl.DataType], stats: list[ColumnStats], rows: int
 ) -> TextChecks:
@@ -187,57 +165,3 @@ def _text_checks(
     formats.sort(key=lambda f: (order[f.column], f.type))
     cells = sum(rows - s.null_count for s in stats if s.name in text_columns)
     return TextChecks(pii, formats, cells)
-
-
-def _near_duplicate_findings(near: NearDuplicates, rows: int) -> list[Finding]:
-    if not near.pairs:
-        return []
-    n = len(near.rows)
-    ignored = (
-        f"; {', '.join(repr(c) for c in near.keys_ignored)} ignored as key"
-        f"{'s' if len(near.keys_ignored) > 1 else ''}"
-        if near.keys_ignored
-        else ""
-    )
-    limit = "; the candidate limit was reached, so there may be more" if near.truncated else ""
-    return [
-        Finding(
-            type="near_duplicates",
-            column=None,
-            dimension="consistency",
-            description=(
-                f"{n:,} rows ({pct(n, rows):.2f}% of rows) form {len(near.pairs):,} "
-                f"near-duplicate pairs: {DEFINITION}; {near.columns_compared} fields "
-                f"compared{ignored}{limit}"
-            ),
-            affected_count=n,
-            rows=near.rows,
-        )
-    ]
-
-
-def _pii_findings(columns: list[PiiColumn], rows: int) -> list[Finding]:
-    """PII is a compliance finding: severity warning whatever its share (see scoring).
-
-    Dimension "consistency": none of the report's dimensions measures compliance;
-    consistency (values conform to the rules set for the data, here a data-protection
-    rule) is the closest, and PII weighs little in its score."""
-    findings = []
-    for c in columns:
-        n = len(c.rows)
-        kinds = ", ".join(f"{KIND_LABELS[k]} [{k}]: {c.counts[k]:,}" for k in c.kinds)
-        findings.append(
-            Finding(
-                type="pii_detected",
-                column=c.column,
-                dimension="consistency",
-                description=(
-                    f"column {c.column!r} holds personal data: {kinds} "
-                    f"({pct(n, rows):.2f}% of rows); redact, mask or hash it"
-                ),
-                affected_count=n,
-                rows=c.rows,
-                severity="warning",
-            )
-        )
-    return findings

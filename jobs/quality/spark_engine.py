@@ -16,14 +16,33 @@ Implemented (same definitions as the Polars engine, so counts match exactly):
 - the evenly spaced samples (positions 0, step, 2*step, ...) the IsolationForest votes and
   the drift checks against the previous version are computed from, on the driver, by the
   same code as in the Polars engine;
-- constant columns.
+- constant columns;
+- the missingness class of each column (MCAR/MAR/MNAR), near duplicates, PII, type
+  mismatches and inconsistent formats (case/whitespace variants, mixed date formats), by
+  the Polars engine's own functions, so the two cannot drift apart:
+
+  * missingness: ``missingness.classify`` on the driver, over the same rows (all of them,
+    or the 200k rows Polars' seeded sample picks, fetched by position);
+  * near duplicates: ``near_duplicates.find_near_duplicates`` on the driver, over the
+    compared columns of every row collected in row order (``toArrow``);
+  * PII, type mismatches, formats: which columns hold PII and which text columns are
+    numbers or dates is decided by ``pii.detect_pii`` / ``formats.infer_text_types`` on the
+    same evenly spaced sample (positions from the null positions); the whole-column counts
+    come from Spark's distinct values per column (value -> count), tested per value on the
+    driver (``kind_mask``, ``is_number``, ``date_formats``, ``category_key``), and the
+    rows holding a flagged value are found by one Spark join. Executors need no Polars.
 
 Issues are built by the shared ``assembly.py``/``accuracy.py`` and numbered/scored by
 ``issues.py``/``scoring.py``, so severities, impacts, ids and descriptions are computed
 identically from the same counts.
 
-Not implemented yet (simply absent from Spark reports, and scored as if clean): near
-duplicates, PII, type mismatches and inconsistent formats.
+Known limits (driver memory): near duplicates hold the compared columns of the whole
+table on the driver (as the Polars engine holds the table), missingness up to 200k rows of
+its usable columns, and the text checks the distinct values of the PII, typed and
+categorical text columns (nearly a whole column for unique values such as e-mail
+addresses); ``DRIVER_MEMORY`` must fit them. Scanning beyond driver memory would need a
+distributed blocking pass for near duplicates and per-partition (``mapInArrow``) value
+tests for the text checks.
 
 Known divergences: unsigned 64-bit Parquet integers are read by Spark as decimals (so
 typed "float" here, "integer" in Polars); Spark normalises -0.0 to 0.0 when grouping.
@@ -41,16 +60,40 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.engine import ProgressFn, no_progress
 from jobs.quality import accuracy
 from jobs.quality.accuracy import RowFacts, RowPlan
-from jobs.quality.assembly import column_profiles, core_findings, core_score_inputs
+from jobs.quality.assembly import (
+    TextChecks,
+    column_profiles,
+    core_findings,
+    core_score_inputs,
+    detector_findings,
+    detector_score_inputs,
+)
 from jobs.quality.drift import ColumnDrift
+from jobs.quality.formats import (
+    DATE_FORMATS,
+    EXAMPLES,
+    FormatFinding,
+    TextType,
+    categorical_columns,
+    category_key,
+    date_formats,
+    infer_text_types,
+    is_number,
+)
 from jobs.quality.issues import number_issues
+from jobs.quality.missingness import SAMPLE_ROWS as MISSINGNESS_ROWS
+from jobs.quality.missingness import classify as classify_missingness
+from jobs.quality.near_duplicates import NearDuplicates, find_near_duplicates, select_columns
 from jobs.quality.outliers import IF_FIT_ROWS, sample_step
+from jobs.quality.pii import SAMPLE_SIZE, PiiColumn, detect_pii, kind_mask, pii_candidates
 from jobs.quality.profiling import (
     EDGE_K,
     NUMERIC_TYPES,
@@ -145,31 +188,39 @@ class SparkScanEngine:
 
             progress("duplicates", 1, total)
             redundant = _duplicate_rows(df, cols) if rows > 1 and cols else []
+            position = {name: c for name, c in zip(names, cols, strict=True)}
+            near = _near_duplicates(df, position, stats, rows, redundant, options.seed)
 
             progress("outliers", 2, total)
             plan = accuracy.plan_rows(stats, rows)
             facts = _row_facts(df, names, cols, integer, plan)
-            position = {name: c for name, c in zip(names, cols, strict=True)}
             sampled = accuracy.outlier_sample_columns(plan, facts)
             step = sample_step(rows, IF_FIT_ROWS)
             sample = _evenly_spaced(df, {n: position[n] for n in sampled}, step)
             found = accuracy.judge_accuracy(stats, rows, plan, facts, sample, options.seed)
             drifts = _drift(spark, df, position, stats, rows, options.previous_path)
+            missing = _missingness(
+                spark, df, position, kinds, plan.null_columns, rows, options.seed
+            )
+            text = _text_checks(spark, df, position, stats, rows, facts.nulls)
         finally:
             df.unpersist()
 
         progress("score", 3, total)
         version = options.previous_version
         findings = core_findings(rows, stats, redundant, facts.nulls, found, drifts, version)
+        findings += detector_findings(near, text, rows)
         issues, affected = number_issues(findings, rows)
-        inputs = core_score_inputs(rows, stats, redundant, found, label, drifts)
+        inputs = detector_score_inputs(
+            core_score_inputs(rows, stats, redundant, found, label, drifts), near, text
+        )
         score = build_scores(inputs, options.weights)
         progress("score", total, total)
         return ScanReport(
             rows=rows,
             columns=len(names),
             score=score,
-            column_profiles=column_profiles(stats, rows, None, drifts, version),
+            column_profiles=column_profiles(stats, rows, missing, drifts, version),
             issues=issues,
             affected_rows=affected,
             engine=self.name,
@@ -554,3 +605,351 @@ def _number(value: Any) -> float | int | None:
     if value is None or isinstance(value, int | float):
         return value
     return float(value)
+
+
+# --- detectors that run on the driver, by the Polars engine's own functions -------------
+
+
+def _ordered(df: Any, columns: dict[str, str]) -> pl.DataFrame:
+    """``columns`` (name -> column of ``df``) of every row, in row order, on the driver."""
+    from pyspark.sql import functions as F
+
+    if not columns:
+        return pl.DataFrame()
+    picked = df.orderBy(IDX).select(*[F.col(c).alias(name) for name, c in columns.items()])
+    frame = pl.from_arrow(picked.toArrow())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _rows_at(spark: Any, df: Any, columns: dict[str, str], positions: pl.Series) -> pl.DataFrame:
+    """``columns`` of the rows at ``positions``, in the order of ``positions``."""
+    from pyspark.sql import functions as F
+
+    wanted = spark.createDataFrame(positions.cast(pl.Int64).to_frame(IDX).to_arrow())
+    picked = df.join(F.broadcast(wanted), IDX, "left_semi").select(
+        F.col(IDX), *[F.col(c).alias(name) for name, c in columns.items()]
+    )
+    found = pl.from_arrow(picked.toArrow())
+    assert isinstance(found, pl.DataFrame)
+    found = found.with_columns(pl.col(IDX).cast(pl.Int64))
+    order = positions.cast(pl.Int64).to_frame(IDX)
+    return order.join(found, on=IDX, how="left", maintain_order="left").drop(IDX)
+
+
+def _near_duplicates(
+    df: Any,
+    position: dict[str, str],
+    stats: list[ColumnStats],
+    rows: int,
+    redundant: list[int],
+    seed: int,
+) -> NearDuplicates:
+    """``near_duplicates.find_near_duplicates`` on the compared columns, collected to the
+    driver in row order (the blocking and pair comparison need the whole table)."""
+    unique_rows = rows - len(set(redundant))
+    if unique_rows < 2:
+        return NearDuplicates()
+    used, _ = select_columns(stats, rows, unique_rows)
+    frame = _ordered(df, {name: position[name] for name in used})
+    schema = dict(frame.schema)
+    return find_near_duplicates(frame.lazy(), schema, stats, rows, redundant, seed)
+
+
+def _missingness(
+    spark: Any,
+    df: Any,
+    position: dict[str, str],
+    kinds: list[str],
+    null_columns: list[str],
+    rows: int,
+    seed: int,
+) -> dict[str, str]:
+    """``missingness.classify`` on the same rows as the Polars engine: every row, or above
+    its ``SAMPLE_ROWS`` the rows Polars' seeded ``DataFrame.sample`` picks (the picked
+    positions depend only on the row count and the seed), in the same order. Only the
+    columns it can use are fetched: numeric, text and boolean ones, and those with nulls."""
+    result = {name: "none" for name in position}
+    if not null_columns or rows == 0:
+        return result
+    usable = {"integer", "float", "string", "boolean"}
+    wanted = {
+        name: c
+        for (name, c), kind in zip(position.items(), kinds, strict=True)
+        if kind in usable or name in null_columns
+    }
+    if rows > MISSINGNESS_ROWS:
+        picked = pl.DataFrame({"i": pl.int_range(rows, eager=True)})
+        positions = picked.sample(MISSINGNESS_ROWS, seed=seed)["i"]
+        frame = _rows_at(spark, df, wanted, positions)
+    else:
+        frame = _ordered(df, wanted)
+    result.update(classify_missingness(frame.lazy(), dict(frame.schema), null_columns, rows, seed))
+    return result
+
+
+# --- text checks: decided on the driver from a sample, counted by Spark -----------------
+
+
+def _sample_positions(present: int, nulls: list[int]) -> np.ndarray[Any, Any]:
+    """Positions of the non-null values 0, k, 2k, ... of a column (``pii.sample_frame``'s
+    ``drop_nulls().gather_every(k)``), from the column's sorted null positions."""
+    step = max(1, -(-present // SAMPLE_SIZE))
+    ranks = np.arange(0, present, step, dtype=np.int64)
+    null_at = np.asarray(nulls, dtype=np.int64)
+    # nulls before the j-th non-null value: those with at most j non-nulls before them
+    before = null_at - np.arange(null_at.size, dtype=np.int64)
+    return np.asarray(ranks + np.searchsorted(before, ranks, side="right"), dtype=np.int64)
+
+
+def _sample_frame(
+    spark: Any,
+    df: Any,
+    position: dict[str, str],
+    present: dict[str, int],
+    nulls: dict[str, list[int]],
+) -> pl.DataFrame:
+    """The one-row frame of sampled values (as text) ``pii.sample_frame`` draws."""
+    from pyspark.sql import functions as F
+
+    names = list(present)
+    parts = [
+        pa.table(
+            {
+                "i": pa.array(np.full(len(at), j, dtype=np.int32)),
+                IDX: pa.array(at),
+            }
+        )
+        for j, name in enumerate(names)
+        for at in [_sample_positions(present[name], nulls.get(name, []))]
+    ]
+    wanted = spark.createDataFrame(pa.concat_tables(parts))
+    text = F.array(*[F.col(position[name]).cast("string") for name in names])
+    picked = wanted.join(df, IDX).select("i", IDX, F.element_at(text, F.col("i") + 1).alias("v"))
+    table = picked.toArrow().sort_by([("i", "ascending"), (IDX, "ascending")])
+    found = pl.from_arrow(table)
+    assert isinstance(found, pl.DataFrame)
+    by_column = found.partition_by("i", as_dict=True, include_key=False)
+    columns = {
+        name: pl.Series(name, [by_column[(j,)]["v"].to_list() if (j,) in by_column else []])
+        for j, name in enumerate(names)
+    }
+    return pl.DataFrame([s.cast(pl.List(pl.String)) for s in columns.values()])
+
+
+def _exploded_text(df: Any, position: dict[str, str], names: list[str]) -> Any:
+    """(i, value, row) for every non-null value of ``names`` (i: index in ``names``),
+    values as text (Spark's cast of integers to text is Polars')."""
+    from pyspark.sql import functions as F
+
+    cells = [
+        F.when(
+            F.col(position[name]).isNotNull(),
+            F.struct(F.lit(j).alias("i"), F.col(position[name]).cast("string").alias("value")),
+        )
+        for j, name in enumerate(names)
+    ]
+    exploded = df.select(F.col(IDX), F.explode(F.array_compact(F.array(*cells))).alias("v"))
+    return exploded.select("v.i", "v.value", IDX)
+
+
+def _text_value_counts(df: Any, position: dict[str, str], names: list[str]) -> list[pl.DataFrame]:
+    """Per column of ``names``: its distinct non-null values (as text) with their counts,
+    ordered by first occurrence (columns ``value``, ``count``)."""
+    from pyspark.sql import functions as F
+
+    counted = (
+        _exploded_text(df, position, names)
+        .groupBy("i", "value")
+        .agg(F.count(F.lit(1)).alias("count"), F.min(IDX).alias("first"))
+    )
+    table = pl.from_arrow(counted.toArrow())
+    assert isinstance(table, pl.DataFrame)
+    table = table.with_columns(pl.col("i").cast(pl.Int64), pl.col("count").cast(pl.Int64))
+    table = table.sort("i", "first")
+    by_column = table.partition_by("i", as_dict=True, include_key=False)
+    empty = pl.DataFrame(schema={"value": pl.String, "count": pl.Int64})
+    return [
+        by_column[(j,)].select("value", "count") if (j,) in by_column else empty
+        for j in range(len(names))
+    ]
+
+
+def _rows_holding(
+    spark: Any, df: Any, position: dict[str, str], names: list[str], hits: list[pl.Series]
+) -> list[list[int]]:
+    """For each (column, values) pair ``names[t], hits[t]``: the sorted positions of the
+    rows whose value (as text) is one of ``values``. One join for all of them."""
+    if not hits:
+        return []
+    columns = list(dict.fromkeys(names))
+    parts = [
+        pa.table(
+            {
+                "i": pa.array(np.full(len(values), columns.index(name), dtype=np.int32)),
+                "value": values.cast(pl.String).to_arrow().cast(pa.large_string()),
+                "tag": pa.array(np.full(len(values), t, dtype=np.int32)),
+            }
+        )
+        for t, (name, values) in enumerate(zip(names, hits, strict=True))
+    ]
+    wanted = spark.createDataFrame(pa.concat_tables(parts))
+    found = _exploded_text(df, position, columns).join(wanted, ["i", "value"]).select("tag", IDX)
+    table = found.toArrow()
+    rows: list[list[int]] = [[] for _ in hits]
+    if table.num_rows:
+        table = table.sort_by([("tag", "ascending"), (IDX, "ascending")])
+        tags = table.column("tag").to_numpy()
+        at = table.column(IDX).to_numpy()
+        bounds = np.searchsorted(tags, np.arange(len(hits) + 1))
+        for t in range(len(hits)):
+            rows[t] = [int(v) for v in at[bounds[t] : bounds[t + 1]]]
+    return rows
+
+
+def _text_checks(
+    spark: Any,
+    df: Any,
+    position: dict[str, str],
+    stats: list[ColumnStats],
+    rows: int,
+    nulls: dict[str, list[int]],
+) -> TextChecks:
+    """PII, type mismatches and format variants of the text columns, as the Polars engine.
+
+    Which columns hold PII and which text columns are numbers or dates is decided by the
+    Polars functions (``pii.detect_pii``, ``formats.infer_text_types``) on the same evenly
+    spaced sample. The whole-column counts come from Spark's distinct values per column
+    (value -> count): the per-value tests (``pii.kind_mask``, ``formats.is_number``,
+    ``formats.date_formats``, ``formats.category_key``) run on the distinct values on
+    the driver, and the rows holding a flagged value are found by one join."""
+    text_columns = [s.name for s in stats if s.logical_type == "string"]
+    wanted = set(text_columns) | set(pii_candidates(stats, {}))
+    present = {
+        s.name: rows - s.null_count for s in stats if s.name in wanted and s.null_count < rows
+    }
+    if not present:
+        return TextChecks([], [], 0)
+    samples = _sample_frame(spark, df, position, present, nulls)
+    # The decision only: on an empty frame the whole-column counts are zero (done below).
+    nothing = pl.DataFrame(schema={name: pl.String for name in present}).lazy()
+    decided = detect_pii(nothing, stats, dict(nothing.collect_schema()), rows, samples)
+    types = infer_text_types(samples, [c for c in text_columns if c in present])
+    categorical = categorical_columns(stats, rows, types)
+    counted = list(dict.fromkeys([*(c.column for c in decided), *types, *categorical]))
+    if not counted:
+        cells = sum(rows - s.null_count for s in stats if s.name in text_columns)
+        return TextChecks([], [], cells)
+    values = dict(zip(counted, _text_value_counts(df, position, counted), strict=True))
+
+    pending: list[tuple[str, pl.Series]] = []  # (column, flagged values) -> rows
+    pii_masks = []
+    for c in decided:
+        table = values[c.column]
+        masks = {k: kind_mask(k, table["value"]) for k in c.kinds}
+        counts = table["count"].to_numpy()
+        pii_masks.append({k: int(counts[m].sum()) for k, m in masks.items()})
+        hit = np.logical_or.reduce(list(masks.values()))
+        pending.append((c.column, table["value"].filter(pl.Series(hit))))
+    typed = [_typed_findings(name, kind, values[name]) for name, kind in types.items()]
+    for found in typed:
+        pending += [(f.column, flagged) for f, flagged in found]
+    variants = [_case_variants(name, values[name]) for name in categorical]
+    for variant in variants:
+        if variant is not None:
+            pending.append((variant[0].column, variant[1]))
+
+    located = _rows_holding(spark, df, position, [n for n, _ in pending], [v for _, v in pending])
+    at = iter(located)
+    pii = [
+        PiiColumn(c.column, c.kinds, counts, next(at), c.sample_share)
+        for c, counts in zip(decided, pii_masks, strict=True)
+    ]
+    formats: list[FormatFinding] = []
+    for found in typed:
+        formats += [FormatFinding(f.type, f.column, f.description, next(at)) for f, _ in found]
+    for variant in variants:
+        if variant is not None:
+            f, _ = variant
+            formats.append(FormatFinding(f.type, f.column, f.description, next(at)))
+    order = {name: i for i, name in enumerate(position)}
+    formats.sort(key=lambda f: (order[f.column], f.type))
+    cells = sum(rows - s.null_count for s in stats if s.name in text_columns)
+    return TextChecks(pii, formats, cells)
+
+
+def _typed_findings(
+    name: str, kind: TextType, table: pl.DataFrame
+) -> list[tuple[FormatFinding, pl.Series]]:
+    """``formats.typed_column_findings`` of one column from its value counts (ordered by
+    first occurrence): the findings without rows, each with the values whose rows it
+    affects."""
+    values, counts = table["value"], table["count"].to_numpy()
+    n_present = int(counts.sum())
+    findings: list[tuple[FormatFinding, pl.Series]] = []
+    if kind == "number":
+        bad = ~is_number(values)
+    else:
+        fmt = date_formats(values)
+        bad = fmt < 0
+        findings += _mixed_dates(name, values, counts, fmt)
+    n_bad = int(counts[bad].sum())
+    if n_bad:
+        what = "numbers" if kind == "number" else "dates"
+        flagged = values.filter(pl.Series(bad))
+        examples = ", ".join(repr(v) for v in flagged.head(EXAMPLES).to_list())
+        description = (
+            f"{n_bad:,} values in column {name!r} are not {what}, though "
+            f"{100 * (1 - n_bad / n_present):.2f}% of its values are (e.g. {examples})"
+        )
+        findings.append((FormatFinding("type_mismatch", name, description), flagged))
+    return findings
+
+
+def _mixed_dates(
+    name: str, values: pl.Series, counts: np.ndarray[Any, Any], fmt: np.ndarray[Any, Any]
+) -> list[tuple[FormatFinding, pl.Series]]:
+    """``formats._mixed_dates`` from value counts."""
+    dated = fmt >= 0
+    per_format = np.bincount(fmt[dated], weights=counts[dated], minlength=len(DATE_FORMATS))
+    per_format = per_format.astype(np.int64)
+    used = [i for i in np.argsort(-per_format, kind="stable") if per_format[i] > 0]
+    if len(used) < 2:
+        return []
+    main = int(used[0])
+    off = dated & (fmt != main)
+    n_off = int(counts[off].sum())
+    others = ", ".join(f"{DATE_FORMATS[i].label} ({per_format[i]:,})" for i in used[1:])
+    description = (
+        f"column {name!r} mixes date formats: {per_format[main]:,} values are "
+        f"{DATE_FORMATS[main].label}, {n_off:,} are not ({others})"
+    )
+    return [
+        (FormatFinding("inconsistent_format", name, description), values.filter(pl.Series(off)))
+    ]
+
+
+def _case_variants(name: str, table: pl.DataFrame) -> tuple[FormatFinding, pl.Series] | None:
+    """``formats.case_variant_findings`` of one column from its value counts: the finding
+    without rows and the values (the non-canonical spellings) whose rows it affects."""
+    value = pl.col("value")
+    table = table.with_columns(category_key(value).alias("key")).filter(
+        value.n_unique().over("key") > 1
+    )
+    if table.height == 0:
+        return None
+    ranked = table.sort(["key", "count", "value"], descending=[False, True, False])
+    canonical = ranked.group_by("key", maintain_order=True).first()
+    off = ranked.join(canonical.select("key", canonical=value), on="key").filter(
+        value != pl.col("canonical")
+    )
+    off = off.join(canonical.select("key", "count"), on="key", suffix="_main")
+    n = int(off["count"].sum())
+    keys = off["key"].n_unique()
+    worst = off.sort(["count_main", "key"], descending=[True, False]).row(0, named=True)
+    description = (
+        f"{n:,} values in column {name!r} are case/whitespace variants "
+        f"of another spelling ({keys:,} categories spelled several ways, e.g. "
+        f"{worst['value']!r} for {worst['canonical']!r})"
+    )
+    return FormatFinding("inconsistent_format", name, description), off["value"]

@@ -4,13 +4,17 @@ Tolerances: counts (rows, nulls, distinct values, duplicates, outliers, their ro
 positions) must be equal. Quantiles are exact in both engines (Spark's ``percentile`` is the
 same linear interpolation as Polars'), so they agree to rounding; min/max are exact; mean
 and std differ only by summation order (measured ~1e-15 relative), checked at 1e-9.
-Scores may differ only in dimensions fed by detectors Spark lacks (near duplicates, PII,
-formats all feed consistency), so consistency and overall are not compared.
+Both engines run every detector, so every score (consistency and overall included) is
+compared.
 
 The accuracy and drift findings (outliers by z-score/IQR and IsolationForest vote, sentinel
 codes, impossible negatives, drift against a previous version) must match too: counts and
 row positions equal, and the drift statistics (PSI, KS D and p) within 1e-9 (both engines
 compute them on the driver from the same evenly spaced samples, so they are in fact equal).
+
+The text and row-linkage detectors (near duplicates, PII, case/whitespace variants, mixed
+date formats, type mismatches) and the missingness class of each column must match
+exactly: same issue types, columns, affected counts, rows and descriptions.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ SHARED_ISSUE_TYPES = frozenset(
         "sentinel_values",
         "impossible_values",
         "drift",
+        "near_duplicates",
+        "pii_detected",
+        "inconsistent_format",
+        "type_mismatch",
     }
 )
 REL_TOL = 1e-9
@@ -97,6 +105,7 @@ def test_shape_and_profiles_match(reports: tuple[ScanReport, ScanReport]) -> Non
             if key in p.extra:
                 assert _close(s.extra[key], p.extra[key]), (p.name, key)
         assert s.extra.get("nan_count") == p.extra.get("nan_count"), p.name
+        assert s.extra.get("missingness") == p.extra.get("missingness"), p.name
         assert ("drift" in s.extra) == ("drift" in p.extra), p.name
         if "drift" in p.extra:
             ours, theirs = s.extra["drift"], p.extra["drift"]
@@ -117,6 +126,9 @@ def test_shared_issues_match(reports: tuple[ScanReport, ScanReport]) -> None:
         "outliers",
         "sentinel_values",
         "drift",
+        "near_duplicates",
+        "pii_detected",
+        "inconsistent_format",
     }
     assert {c for t, c in expected if t == "drift"} == {"height_cm", "account_status"}
     by_key = {(i.type, i.column): i for i in polars.issues}
@@ -132,8 +144,9 @@ def test_shared_issues_match(reports: tuple[ScanReport, ScanReport]) -> None:
 
 def test_scores_match_where_both_engines_measure(reports: tuple[ScanReport, ScanReport]) -> None:
     polars, spark = reports
-    for dim in ("completeness", "accuracy", "distribution", "label_quality"):
-        assert abs(getattr(spark.score, dim) - getattr(polars.score, dim)) <= 0.5, dim
+    assert spark.score == polars.score
+    missing = {p.name: p.extra.get("missingness") for p in polars.column_profiles}
+    assert {"MCAR", "MAR", "MNAR"} <= set(missing.values())
 
 
 def test_label_column_and_unknown_label(tmp_path: Path) -> None:
@@ -200,3 +213,96 @@ def test_accuracy_and_drift_findings_on_a_small_frame(tmp_path: Path) -> None:
     assert [p.extra.get("drift") for p in spark.column_profiles] == [
         p.extra.get("drift") for p in polars.column_profiles
     ]
+
+
+def test_sample_positions_are_polars_gather_every() -> None:
+    """The Spark engine's text sample picks the rows Polars' ``drop_nulls().gather_every``
+    does (here with a step above 1: more non-null values than ``pii.SAMPLE_SIZE``)."""
+    import numpy as np
+
+    from jobs.quality.pii import SAMPLE_SIZE
+    from jobs.quality.spark_engine import _sample_positions
+
+    rng = np.random.default_rng(3)
+    n = 2 * SAMPLE_SIZE + 777
+    values = pl.Series("v", np.arange(n)).scatter(np.flatnonzero(rng.random(n) < 0.2), None)
+    present = int(values.is_not_null().sum())
+    step = max(1, -(-present // SAMPLE_SIZE))
+    expected = values.drop_nulls().gather_every(step).to_numpy()
+    nulls = np.flatnonzero(values.is_null().to_numpy()).tolist()
+    assert np.array_equal(_sample_positions(present, nulls), expected)
+    assert np.array_equal(_sample_positions(5, []), np.arange(5))
+
+
+def test_text_and_linkage_findings_on_a_small_frame(tmp_path: Path) -> None:
+    """Near duplicates, PII, case variants, mixed dates, type mismatches and missingness
+    classes, with nulls in the text columns, compared as whole reports."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    n = 2000
+    first = rng.choice(["anna", "bert", "carla", "dirk", "eva", "fritz", "gina"], n)
+    last = rng.choice([f"name{i}" for i in range(300)], n)
+    email = [f"{a}.{b}{i}@example.com" for i, (a, b) in enumerate(zip(first, last, strict=True))]
+    city = rng.choice(["Berlin", "Paris", "Rome", "Oslo"], n).astype(object)
+    city[rng.random(n) < 0.05] = "berlin "
+    city[rng.random(n) < 0.03] = "PARIS"
+    joined = [
+        f"2024-{m:02d}-{d:02d}"
+        for m, d in zip(rng.integers(1, 13, n), rng.integers(1, 29, n), strict=True)
+    ]
+    joined = np.array(joined, dtype=object)
+    swap = rng.random(n) < 0.04
+    joined[swap] = [f"{v[8:10]}/{v[5:7]}/{v[:4]}" for v in joined[swap]]
+    joined[rng.random(n) < 0.01] = "unknown"
+    amount = np.round(rng.lognormal(4, 1, n), 2).astype(str).astype(object)
+    amount[rng.random(n) < 0.02] = "n/a"
+    income = rng.normal(50_000, 8_000, n)
+    age = rng.integers(18, 80, n).astype(float)
+    frame = pl.DataFrame(
+        {
+            "first": first,
+            "last": last,
+            "email": email,
+            "city": list(city),
+            "joined": list(joined),
+            "amount": list(amount),
+            "age": age,
+            "income": income,
+        }
+    )
+    # near duplicates: copies of earlier rows with one typo, and nulls to classify
+    copies = frame.head(40).with_columns(
+        pl.col("email").str.replace("@", "@@"), pl.col("income") + 1.0
+    )
+    frame = pl.concat([frame, copies]).with_columns(
+        pl.when(pl.col("age") > 70).then(None).otherwise(pl.col("income")).alias("income"),
+        pl.when(pl.int_range(pl.len()) % 17 == 0)
+        .then(None)
+        .otherwise(pl.col("email"))
+        .alias("email"),
+        pl.when(pl.int_range(pl.len()) % 23 == 0)
+        .then(None)
+        .otherwise(pl.col("city"))
+        .alias("city"),
+    )
+    path = tmp_path / "text.parquet"
+    frame.write_parquet(path)
+    polars = PolarsScanEngine().scan(path, ScanOptions())
+    spark = SparkScanEngine().scan(path, ScanOptions())
+    found = {(i.type, i.column) for i in polars.issues}
+    assert found >= {
+        ("near_duplicates", None),
+        ("pii_detected", "email"),
+        ("inconsistent_format", "city"),
+        ("inconsistent_format", "joined"),
+        ("type_mismatch", "joined"),
+        ("type_mismatch", "amount"),
+    }
+    assert spark.issues == polars.issues
+    assert spark.affected_rows == polars.affected_rows
+    assert spark.score == polars.score
+    assert [p.extra.get("missingness") for p in spark.column_profiles] == [
+        p.extra.get("missingness") for p in polars.column_profiles
+    ]
+    assert {p.name: p.extra["missingness"] for p in polars.column_profiles}["income"] == "MAR"
