@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from jobs.quality.scoring import impact_score, severity_for
 from jobs.report import Dimension, Issue, Severity
 
-# Issue types with a mechanical fix: drop/impute, canonical spelling, cast, redact/hash
+# Issue types with a mechanical fix: drop/impute, canonical spelling, cast, redact/hash,
+# drop rows with suspicious labels
 # (sentinel codes and impossible negatives: set to null, then impute like nulls).
 # Near duplicates are not among them: merging needs a decision which record survives; nor
 # is drift, which describes the data rather than a defect in it.
@@ -27,6 +28,7 @@ FIXABLE = frozenset(
         "inconsistent_format",
         "type_mismatch",
         "pii_detected",
+        "label_issues",  # drop the rows (or relabel them after review)
     }
 )
 
@@ -37,7 +39,8 @@ class Finding:
 
     ``severity`` overrides the share-based severity: a finding whose size says little
     about its importance (PII in every row of a column is a compliance note, not a
-    critical defect) sets it explicitly."""
+    critical defect) sets it explicitly. ``impact`` overrides the share-based impact
+    estimate with a measured one (see ``label_quality``)."""
 
     type: str
     column: str | None
@@ -46,6 +49,7 @@ class Finding:
     affected_count: int
     rows: list[int] = field(default_factory=list)
     severity: Severity | None = None
+    impact: float | None = None
 
 
 def number_issues(
@@ -57,7 +61,8 @@ def number_issues(
     for f in findings:
         share = f.affected_count / total_rows if total_rows > 0 else 0.0
         severity = f.severity or severity_for(share)
-        scored.append((impact_score(share, severity), severity, round(100.0 * share, 3), f))
+        impact = f.impact if f.impact is not None else impact_score(share, severity)
+        scored.append((impact, severity, round(100.0 * share, 3), f))
     scored.sort(key=lambda s: (-s[0], s[3].type, s[3].column or ""))
     issues: list[Issue] = []
     rows: dict[str, list[int]] = {}

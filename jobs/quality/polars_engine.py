@@ -32,6 +32,7 @@ text columns.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -55,6 +56,7 @@ from jobs.quality.formats import (
     typed_column_findings,
 )
 from jobs.quality.issues import number_issues
+from jobs.quality.label_quality import assess_labels
 from jobs.quality.missingness import classify as classify_missingness
 from jobs.quality.near_duplicates import find_near_duplicates
 from jobs.quality.outliers import IF_FIT_ROWS, sample_step
@@ -109,10 +111,15 @@ class PolarsScanEngine:
         version = options.previous_version
         findings = core_findings(rows, stats, redundant, facts.nulls, found, drifts, version)
         findings += detector_findings(near, text, rows)
-        issues, affected = number_issues(findings, rows)
         inputs = detector_score_inputs(
             core_score_inputs(rows, stats, redundant, found, label, drifts), near, text
         )
+        if label is not None and rows > 0:
+            progress("labels", 3, total)
+            labelled = assess_labels(source.collect(), label, findings, options.seed)
+            findings = labelled.findings
+            inputs = replace(inputs, label_issue_share=labelled.flagged_share)
+        issues, affected = number_issues(findings, rows)
         score = build_scores(inputs, options.weights)
         progress("score", total, total)
         return ScanReport(

@@ -24,6 +24,7 @@ FORMAT_PENALTY = 5.0  # 20 % of text cells misspelt or mistyped -> that part of 
 # report with PII never scores a perfect 100, and never more than a few points.
 PII_PENALTY_PER_COLUMN = 1.0
 PII_MAX_PENALTY = 5.0
+LABEL_NOISE_PENALTY = 2.0  # 50 % of labels wrong -> label_quality 0
 
 
 def severity_for(share: float) -> Severity:
@@ -65,6 +66,7 @@ class ScoreInputs:
     constant_columns: int = 0
     drifted_columns: int = 0  # columns that drifted since the previous version
     label_null_share: float | None = None  # None when no label column is given
+    label_issue_share: float = 0.0  # share of assessed rows whose label looks wrong
     near_duplicate_rows: int = 0  # rows beyond the first of each near-duplicate pair
     text_cells: int = 0  # non-null cells of the text columns the format checks looked at
     format_cells: int = 0  # of those, case/whitespace/date-format variants and mistypes
@@ -82,7 +84,8 @@ def dimension_scores(inputs: ScoreInputs) -> dict[str, float]:
       sentinel codes or impossible negatives)): with far-out fences clean data has ~2
       outliers per million, so 10 % is already broken data;
     - distribution = 100 * (1 - (constant + drifted columns) / columns);
-    - label_quality = 100 without a label column, else 100 * (1 - label null share).
+    - label_quality = 100 without a label column, else 100 * (1 - label null share
+      - 2 * share of rows whose label looks wrong): 10 % flipped labels score about 80.
     """
     scores: dict[str, float] = dict.fromkeys(DIMENSIONS, 100.0)
     if inputs.rows <= 0 or inputs.columns <= 0:
@@ -107,7 +110,9 @@ def dimension_scores(inputs: ScoreInputs) -> dict[str, float]:
     odd_columns = inputs.constant_columns + inputs.drifted_columns
     scores["distribution"] = 100.0 * (1.0 - min(1.0, odd_columns / inputs.columns))
     if inputs.label_null_share is not None:
-        scores["label_quality"] = 100.0 * (1.0 - inputs.label_null_share)
+        scores["label_quality"] = 100.0 * (
+            1.0 - inputs.label_null_share - LABEL_NOISE_PENALTY * inputs.label_issue_share
+        )
     return {k: _clamp(v, 0.0, 100.0) for k, v in scores.items()}
 
 

@@ -57,6 +57,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,7 @@ from jobs.quality.formats import (
     is_number,
 )
 from jobs.quality.issues import number_issues
+from jobs.quality.label_quality import assess_labels
 from jobs.quality.missingness import SAMPLE_ROWS as MISSINGNESS_ROWS
 from jobs.quality.missingness import classify as classify_missingness
 from jobs.quality.near_duplicates import NearDuplicates, find_near_duplicates, select_columns
@@ -210,10 +212,15 @@ class SparkScanEngine:
         version = options.previous_version
         findings = core_findings(rows, stats, redundant, facts.nulls, found, drifts, version)
         findings += detector_findings(near, text, rows)
-        issues, affected = number_issues(findings, rows)
         inputs = detector_score_inputs(
             core_score_inputs(rows, stats, redundant, found, label, drifts), near, text
         )
+        if label is not None and rows > 0:
+            progress("labels", 3, total)
+            labelled = assess_labels(_driver_frame(spark, raw), label, findings, options.seed)
+            findings = labelled.findings
+            inputs = replace(inputs, label_issue_share=labelled.flagged_share)
+        issues, affected = number_issues(findings, rows)
         score = build_scores(inputs, options.weights)
         progress("score", total, total)
         return ScanReport(
@@ -225,6 +232,16 @@ class SparkScanEngine:
             affected_rows=affected,
             engine=self.name,
         )
+
+
+def _driver_frame(spark: Any, raw: Any) -> pl.DataFrame:
+    """The whole table on the driver, in file row order (for label quality, which fits
+    models on the rows: the same trade-off as the near-duplicate pass)."""
+    names = list(raw.columns)
+    indexed = _with_row_index(spark, raw).toDF(*names, IDX)
+    frame = pl.from_arrow(indexed.orderBy(IDX).drop(IDX).toArrow())
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _is_integer(dtype: Any) -> bool:

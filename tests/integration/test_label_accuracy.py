@@ -1,0 +1,65 @@
+"""Label issues against planted label noise on scikit-learn's bundled datasets.
+
+10 % of the labels are flipped (seeded; each to a different class drawn at random) and the
+flagged rows are compared with the flipped ones: F1 per seed, mean over 5 seeds. Aims:
+digits >= 0.92, breast_cancer >= 0.84; wine is reported (and held to a floor) too.
+Measured (2 shared cores): digits 0.930, breast_cancer 0.892, wine 0.936; see
+``/tmp/labels-notes.md``. Takes about 3-5 minutes, most of it gradient boosting on digits'
+10 classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from jobs.quality.labels import find_label_issues
+
+pytestmark = pytest.mark.integration
+
+SEEDS = range(5)
+AIMS = {"digits": 0.92, "breast_cancer": 0.84, "wine": 0.85}
+
+
+def flip_labels(y: np.ndarray[Any, Any], seed: int, share: float = 0.10) -> tuple[Any, set[int]]:
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    rows = rng.choice(n, round(share * n), replace=False)
+    classes = np.unique(y)
+    noisy = y.copy()
+    for i in rows:
+        noisy[i] = rng.choice(classes[classes != y[i]])
+    return noisy, {int(i) for i in rows}
+
+
+def f1(found: list[int], truth: set[int]) -> float:
+    hits = len(set(found) & truth)
+    if hits == 0:
+        return 0.0
+    precision, recall = hits / len(found), hits / len(truth)
+    return 2 * precision * recall / (precision + recall)
+
+
+@pytest.mark.parametrize("dataset", sorted(AIMS))
+def test_flagged_rows_match_flipped_labels(dataset: str, record_property: Any) -> None:
+    from sklearn import datasets
+
+    x, y = getattr(datasets, f"load_{dataset}")(return_X_y=True)
+    scores: list[float] = []
+    models: list[str] = []
+    for seed in SEEDS:
+        noisy, flipped = flip_labels(y, seed)
+        frame = pl.DataFrame(x, schema=[f"f{i}" for i in range(x.shape[1])]).with_columns(
+            pl.Series("label", noisy)
+        )
+        found = find_label_issues(frame, "label", seed=seed)
+        assert found.skipped is None and found.model is not None
+        scores.append(f1(found.rows, flipped))
+        models.append(found.model)
+    mean = float(np.mean(scores))
+    record_property("mean_f1", round(mean, 3))
+    print(f"{dataset}: mean F1 {mean:.3f} per seed {np.round(scores, 3).tolist()} {models}")
+    assert mean >= AIMS[dataset]
