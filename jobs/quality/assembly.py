@@ -5,6 +5,7 @@ inputs, so the Polars and Spark engines cannot drift apart in wording or scoring
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -124,6 +125,8 @@ def core_findings(
                     affected_count=0,
                 )
             )
+        else:
+            findings += distribution_findings(s, rows)
     findings += [
         Finding(
             type="drift",
@@ -311,3 +314,90 @@ def detector_score_inputs(
         format_cells=sum(len(f.rows) for f in text.formats),
         pii_columns=len(text.pii),
     )
+
+
+# Distribution shape (info findings; they describe the data and cost no score points).
+NEAR_CONSTANT_SHARE = 0.99  # one value holds >= 99 % of at least ...
+NEAR_CONSTANT_MIN_ROWS = 100  # ... this many non-null values
+SKEW_BOWLEY = 0.3  # quartile skewness (p75 + p25 - 2 p50) / (p75 - p25), or ...
+SKEW_PEARSON = 1.0  # ... Pearson's median skewness 3 (mean - p50) / std
+SKEW_MIN_DISTINCT = 12  # counts and codes with few values are not "skewed"
+# A text column with at least this many distinct values that still repeats them (distinct
+# values under half its values): a category with too many levels. Columns of mostly unique
+# values are keys, free text or personal data, where many values are their nature.
+HIGH_CARDINALITY_MIN = 1_000
+HIGH_CARDINALITY_SHARE = 0.5
+# dates and times kept as text (a CSV) are not categories
+_DATE_LIKE = re.compile(r"^\s*(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})")
+
+
+def distribution_findings(s: ColumnStats, rows: int) -> list[Finding]:
+    """Near-constant columns, strongly skewed numeric columns and high-cardinality text
+    columns, from the profile alone (so every engine reports them identically)."""
+    present = rows - s.null_count
+    out: list[Finding] = []
+    if present >= NEAR_CONSTANT_MIN_ROWS and s.top_values and s.distinct_count > 1:
+        value, count = s.top_values[0]
+        if count >= NEAR_CONSTANT_SHARE * present:
+            out.append(
+                Finding(
+                    type="constant_column",
+                    column=s.name,
+                    dimension="distribution",
+                    description=(
+                        f"column {s.name!r} is nearly constant: {value!r} is "
+                        f"{100.0 * count / present:.2f}% of its values"
+                    ),
+                    affected_count=0,
+                    severity="info",
+                )
+            )
+            return out
+    n = s.numeric
+    if (
+        n is not None
+        and s.logical_type in ("integer", "float")
+        and s.distinct_count >= SKEW_MIN_DISTINCT
+        and None not in (n.p25, n.p50, n.p75, n.mean, n.std)
+    ):
+        p25, p50, p75 = float(n.p25 or 0), float(n.p50 or 0), float(n.p75 or 0)
+        mean, std = float(n.mean or 0), float(n.std or 0)
+        bowley = (p75 + p25 - 2 * p50) / (p75 - p25) if p75 > p25 else 0.0
+        pearson = 3 * (mean - p50) / std if std > 0 else 0.0
+        if abs(bowley) >= SKEW_BOWLEY or abs(pearson) >= SKEW_PEARSON:
+            side = "right" if (bowley or pearson) > 0 else "left"
+            out.append(
+                Finding(
+                    type="skewed_distribution",
+                    column=s.name,
+                    dimension="distribution",
+                    description=(
+                        f"column {s.name!r} is strongly {side}-skewed (quartile skewness "
+                        f"{bowley:.2f}, median skewness {pearson:.2f}): mean {mean:.4g} vs "
+                        f"median {p50:.4g}; consider a log or rank transform for models"
+                    ),
+                    affected_count=0,
+                    severity="info",
+                )
+            )
+    if (
+        s.logical_type == "string"
+        and s.distinct_count >= HIGH_CARDINALITY_MIN
+        and s.distinct_count < HIGH_CARDINALITY_SHARE * present
+        and not any(_DATE_LIKE.match(str(v)) for v, _ in s.top_values[:3])
+    ):
+        out.append(
+            Finding(
+                type="high_cardinality",
+                column=s.name,
+                dimension="distribution",
+                description=(
+                    f"column {s.name!r} repeats {s.distinct_count:,} distinct values over "
+                    f"{present:,} rows: a category with too many levels to model or "
+                    f"group by (consider grouping rare values)"
+                ),
+                affected_count=0,
+                severity="info",
+            )
+        )
+    return out

@@ -46,6 +46,8 @@ SHARED_ISSUE_TYPES = frozenset(
         "pii_detected",
         "inconsistent_format",
         "type_mismatch",
+        "skewed_distribution",
+        "high_cardinality",
     }
 )
 REL_TOL = 1e-9
