@@ -127,6 +127,8 @@ MAX_SWAP_COLUMNS = 40  # text columns searched for swaps (the search is quadrati
 # Verification limit: beyond it the candidates are cut and the result is a lower bound.
 MAX_CANDIDATES = 20_000_000
 VERIFY_CHUNK = 1 << 20
+HASH_BATCH = 4  # columns hashed together (the transient of value_hashes)
+SIMILARITY_CHUNK = 1 << 16  # string pairs compared together
 HASH_SEED = 0x5EED
 
 
@@ -359,16 +361,36 @@ def lsh_pairs(hashes: np.ndarray[Any, Any], seed: int = 0) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------------- key blocking
-def value_hashes(frame: pl.DataFrame, columns: Sequence[str]) -> np.ndarray[Any, Any]:
+def _hash_expr(name: str, dtype: pl.DataType) -> pl.Expr:
+    col = normalise(pl.col(name)) if _is_text(dtype) else pl.col(name)
+    h = col.hash(seed=HASH_SEED) | 1
+    zero = pl.lit(0, pl.UInt64)
+    return pl.when(pl.col(name).is_null()).then(zero).otherwise(h).alias(name)
+
+
+def value_hashes(
+    frame: pl.DataFrame,
+    columns: Sequence[str],
+    keep: np.ndarray[Any, Any] | None = None,
+) -> np.ndarray[Any, Any]:
     """(rows x columns) uint64 hashes of the normalised values, column-major; 0 is null
-    (every value hash has its lowest bit set)."""
-    exprs = []
-    for name in columns:
-        col = normalise(pl.col(name)) if _is_text(frame.schema[name]) else pl.col(name)
-        h = col.hash(seed=HASH_SEED) | 1
-        zero = pl.lit(0, pl.UInt64)
-        exprs.append(pl.when(pl.col(name).is_null()).then(zero).otherwise(h).alias(name))
-    out: np.ndarray[Any, Any] = np.asfortranarray(frame.select(exprs).to_numpy())
+    (every value hash has its lowest bit set). With ``keep`` (a boolean mask over the
+    frame's rows), only the kept rows, in order.
+
+    Filled HASH_BATCH columns at a time into the preallocated result: the transient is a
+    few columns of hashes, not a second (and third, row-major) copy of the matrix."""
+    rows = frame.height if keep is None else int(np.count_nonzero(keep))
+    out = np.empty((rows, len(columns)), dtype=np.uint64, order="F")
+    mask = None if keep is None else pl.Series(keep)
+    lazy = frame.lazy()
+    for start in range(0, len(columns), HASH_BATCH):
+        queries = []
+        for name in columns[start : start + HASH_BATCH]:
+            query = lazy.select(_hash_expr(name, frame.schema[name]))
+            queries.append(query if mask is None else query.filter(mask))
+        for k, done in enumerate(pl.collect_all(queries), start=start):
+            out[:, k] = done.to_series().to_numpy()
+            del done
     return out
 
 
@@ -380,6 +402,19 @@ def value_counts(hashes: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any]]:
         for c in frame.collect_schema().names()
     ]
     return [f.to_series().to_numpy().astype(np.float64) for f in pl.collect_all(queries)]
+
+
+def value_summary(hashes: np.ndarray[Any, Any]) -> tuple[list[float], np.ndarray[Any, Any]]:
+    """Per column of ``hashes``: the pairs of rows sharing a value (``_pair_cost``) and the
+    non-null rows; from ``value_counts`` of HASH_BATCH columns at a time, so the counts
+    of every column are never held together."""
+    costs: list[float] = []
+    present: list[float] = []
+    for start in range(0, hashes.shape[1], HASH_BATCH):
+        for counts in value_counts(hashes[:, start : start + HASH_BATCH]):
+            costs.append(_pair_cost(counts))
+            present.append(counts.sum())
+    return costs, np.array(present, dtype=np.float64)
 
 
 def _value_counts(keys: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -460,6 +495,37 @@ def key_pairs(hashes: np.ndarray[Any, Any], keys: Sequence[BlockingKey]) -> pl.D
     return pl.concat(parts)
 
 
+def _bucket_codes(keys: np.ndarray[Any, Any], rows: int) -> np.ndarray[Any, Any]:
+    """``_bucket_pairs`` of a key column as pair codes (``a * rows + b``, unsorted), found
+    by sorting the keys in numpy: no hash table or join over the whole column."""
+    present = np.flatnonzero(keys)
+    order = np.argsort(keys[present], kind="stable")
+    members = present[order]  # rows grouped by key, ascending within a bucket
+    del present
+    ordered = keys[members]
+    del order
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    del ordered
+    sizes = np.diff(np.append(starts, members.size))
+    width = np.uint64(rows)
+    out: list[np.ndarray[Any, Any]] = []
+    big = sizes > MAX_BUCKET
+    if big.any():  # a star around the bucket's first (smallest) row
+        first = members[np.repeat(starts[big], sizes[big] - 1)].astype(np.uint64)
+        inside = np.ones(members.size, dtype=bool)
+        inside[starts] = False
+        others = inside & np.repeat(big, sizes)
+        out.append(first * width + members[others].astype(np.uint64))
+    for size in range(2, MAX_BUCKET + 1):
+        at = starts[sizes == size]
+        if at.size == 0:
+            continue
+        group = members[at[:, None] + np.arange(size)].astype(np.uint64)
+        left, right = np.triu_indices(size, 1)
+        out.append((group[:, left] * width + group[:, right]).ravel())
+    return np.concatenate(out) if out else np.empty(0, dtype=np.uint64)
+
+
 def candidate_pairs(
     hashes: np.ndarray[Any, Any],
     keys: Sequence[BlockingKey],
@@ -469,16 +535,41 @@ def candidate_pairs(
     """Distinct candidate pairs (``a`` < ``b``, sorted) from key blocking and MinHash LSH,
     with ``hits``: the number of keys and bands they met in (true duplicates meet in
     most), which decides what is kept when there are more than MAX_CANDIDATES (then the
-    flag is True)."""
-    parts = [key_pairs(hashes, keys)]
+    flag is True).
+
+    Each pair is one uint64 code; the codes of all keys and bands are sorted once and
+    run-length counted (8 bytes a pair, no hash table)."""
+    rows = max(1, hashes.shape[0])
+    # key by key, band by band: the pairs of key_pairs and lsh_pairs
+    parts = [_bucket_codes(_key_values(hashes, key), rows) for key in keys]
     if len(keys) < LSH_BELOW_KEYS:
-        parts.append(lsh_pairs(hashes[:, tokens_from], seed))
-    found = pl.concat(parts)
-    candidates = found.group_by("a", "b").len(name="hits")
-    if candidates.height > MAX_CANDIDATES:
-        candidates = candidates.sort(["hits", "a", "b"], descending=[True, False, False])
-        return candidates.head(MAX_CANDIDATES).sort("a", "b"), True
-    return candidates.sort("a", "b"), False
+        bands = _band_keys(hashes[:, tokens_from], seed)
+        parts += [_bucket_codes(bands[j], rows) for j in range(BANDS)]
+        del bands
+    codes = np.concatenate(parts) if parts else np.empty(0, dtype=np.uint64)
+    del parts
+    codes.sort()
+    if codes.size:
+        starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+        hits = np.diff(np.append(starts, codes.size)).astype(np.uint32)
+        codes = codes[starts]
+    else:
+        hits = np.empty(0, dtype=np.uint32)
+    truncated = codes.size > MAX_CANDIDATES
+    if truncated:
+        # most hits first, ties by (a, b); then back in (a, b) order
+        take = np.sort(np.argsort(-hits.astype(np.int64), kind="stable")[:MAX_CANDIDATES])
+        codes, hits = codes[take], hits[take]
+    a = np.empty_like(codes)
+    np.divmod(codes, np.uint64(rows), out=(a, codes))  # codes become b, in place
+    frame = pl.DataFrame(
+        {
+            "a": a.view(np.int64),
+            "b": codes.view(np.int64),
+            "hits": pl.Series("hits", hits, dtype=pl.UInt32),
+        }
+    )
+    return frame, truncated
 
 
 # ---------------------------------------------------------------------- comparisons
@@ -517,12 +608,19 @@ _RANK = np.array([0, 3, 2, 1, 0], dtype=np.int8)
 
 @dataclass
 class Comparator:
-    """Compares rows of ``frame`` field by field (``hashes``: its normalised value hashes)."""
+    """Compares rows field by field: row ``i`` is row ``rows[i]`` of ``frame`` (row ``i``
+    without ``rows``), ``hashes`` its normalised value hashes (one row per compared row)."""
 
     frame: pl.DataFrame
     hashes: np.ndarray[Any, Any]
     columns: list[str]
     swaps: list[tuple[int, int]] = field(default_factory=list)  # see find_swaps
+    rows: np.ndarray[Any, Any] | None = None
+
+    @property
+    def height(self) -> int:
+        """Rows compared."""
+        return int(self.hashes.shape[0])
 
     @property
     def text(self) -> np.ndarray[Any, Any]:
@@ -551,9 +649,18 @@ class Comparator:
     def similarity(
         self, i: int, j: int, a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]
     ) -> np.ndarray[Any, Any]:
-        left = self.frame[self.columns[i]].gather(pl.Series(a))
-        right = self.frame[self.columns[j]].gather(pl.Series(b))
-        return text_levels(left, right)
+        """Levels of column i of rows a against column j of rows b (unequal, non-null),
+        SIMILARITY_CHUNK pairs at a time (the strings compared become Python objects)."""
+        if self.rows is not None:
+            a, b = self.rows[a], self.rows[b]
+        left_column, right_column = self.frame[self.columns[i]], self.frame[self.columns[j]]
+        out = np.empty(a.size, dtype=np.int8)
+        for start in range(0, a.size, SIMILARITY_CHUNK):
+            stop = start + SIMILARITY_CHUNK
+            left = left_column.gather(pl.Series(a[start:stop]))
+            right = right_column.gather(pl.Series(b[start:stop]))
+            out[start:stop] = text_levels(left, right)
+        return out
 
     def _cross(
         self, i: int, j: int, a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]
@@ -664,7 +771,7 @@ def u_probabilities(
 
     Equality is exact (from the value counts); the similarity levels are counted on the
     random row pairs (a, b) (with half a pair added, so none is 0)."""
-    n = compare.frame.height
+    n = compare.height
     levels = compare.levels(a, b)
     text = compare.text
     u = np.zeros((len(compare.columns), LEVELS))
@@ -904,15 +1011,13 @@ def find_near_duplicates(
     keep = np.ones(rows, dtype=bool)
     keep[np.asarray(exclude, dtype=np.int64)] = False
     kept_rows = np.flatnonzero(keep).astype(np.int64)
+    # The kept rows are not copied out: the hashes are computed on them alone, and a
+    # candidate's strings are gathered from the whole frame through ``kept_rows``.
     frame = source.select(used).collect()
-    if kept_rows.size < rows:
-        frame = frame.filter(pl.Series(keep))
-    n = frame.height
-
-    hashes = value_hashes(frame, used)
-    counts = value_counts(hashes)
-    costs = [_pair_cost(c) for c in counts]
-    present = np.array([c.sum() for c in counts])
+    filtered = kept_rows.size < frame.height
+    hashes = value_hashes(frame, used, keep if filtered else None)
+    n = hashes.shape[0]
+    costs, present = value_summary(hashes)
     equal_share = np.array(costs) / np.maximum(1.0, present * (present - 1) / 2)
 
     tokens_from = [used.index(c) for c in informative]
@@ -927,7 +1032,7 @@ def find_near_duplicates(
     if candidates.height == 0:
         return result
     a, b = candidates["a"].to_numpy(), candidates["b"].to_numpy()
-    compare = Comparator(frame, hashes, used)
+    compare = Comparator(frame, hashes, used, rows=kept_rows if filtered else None)
     rng = np.random.Generator(np.random.PCG64(seed + HASH_SEED + 1))
     sample = np.sort(rng.permutation(a.size)[:EM_SAMPLE])
     random = random_pairs(n, seed)

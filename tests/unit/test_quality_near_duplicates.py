@@ -404,3 +404,88 @@ def test_tiny_and_odd_frames(tmp_path: Path) -> None:
         {"id": [1, 2, 3], "x": [None, None, None]}, schema_overrides={"x": pl.String}
     )
     assert near_issue(scan(tmp_path, nulls)) is None  # agreeing on nothing is no evidence
+
+
+def test_value_hashes_of_kept_rows_only() -> None:
+    """With a mask, the hashes are those of the filtered frame (the frame is not copied),
+    column-major, whatever the number of columns per batch."""
+    rng = np.random.default_rng(3)
+    n = 1_000
+    frame = pl.DataFrame(
+        {f"c{k}": rng.integers(0, 50, n) for k in range(nd.HASH_BATCH + 2)}
+        | {"s": [None if i % 7 == 0 else f" Name {i % 40} " for i in range(n)]}
+    )
+    keep = rng.random(n) < 0.8
+    whole = nd.value_hashes(frame, frame.columns)
+    kept = nd.value_hashes(frame, frame.columns, keep)
+    assert whole.flags.f_contiguous and kept.flags.f_contiguous
+    assert np.array_equal(kept, nd.value_hashes(frame.filter(pl.Series(keep)), frame.columns))
+    assert np.array_equal(kept, whole[keep])
+    assert (kept[:, -1] == 0).sum() == sum(1 for i in np.flatnonzero(keep) if i % 7 == 0)
+
+
+def test_comparator_gathers_kept_rows_from_the_whole_frame() -> None:
+    frame = pl.DataFrame({"s": ["Johnson", "copy", "john son", "Jonson", "Smith"]})
+    keep = np.array([True, False, True, True, True])
+    kept_rows = np.flatnonzero(keep)
+    mapped = nd.Comparator(frame, nd.value_hashes(frame, ["s"], keep), ["s"], rows=kept_rows)
+    direct = comparator(frame.filter(pl.Series(keep)))
+    a, b = np.array([0, 0, 0, 1]), np.array([1, 2, 3, 2])
+    assert mapped.height == direct.height == 4
+    assert mapped.levels(a, b).tolist() == direct.levels(a, b).tolist()
+    assert mapped.levels(a, b)[:, 0].tolist() == [nd.EQUAL, nd.CLOSE, nd.DIFFERENT, nd.CLOSE]
+
+
+def _grouped_candidates(
+    hashes: np.ndarray, keys: list[nd.BlockingKey], tokens_from: list[int], limit: int
+) -> pl.DataFrame:
+    """The candidates as a group-by of all keys' and bands' pairs (the reference)."""
+    parts = [nd.key_pairs(hashes, keys)]
+    if len(keys) < nd.LSH_BELOW_KEYS:
+        parts.append(nd.lsh_pairs(hashes[:, tokens_from]))
+    found = pl.concat(parts).group_by("a", "b").len(name="hits")
+    if found.height > limit:
+        found = found.sort(["hits", "a", "b"], descending=[True, False, False]).head(limit)
+    return found.sort("a", "b")
+
+
+@pytest.mark.parametrize("limit", [nd.MAX_CANDIDATES, 50])
+def test_candidate_pairs_match_a_group_by(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+    """Pairs counted as sorted uint64 codes: the same pairs, hits and order as a group-by,
+    and with a cut, the same pairs kept (most hits first, ties by (a, b))."""
+    monkeypatch.setattr(nd, "MAX_CANDIDATES", limit)
+    rng = np.random.default_rng(5)
+    n = 3_000
+    frame = pl.DataFrame(
+        {
+            "a": rng.integers(0, 600, n),
+            "b": rng.integers(0, 900, n),
+            "c": rng.integers(0, 20, n),
+            "d": rng.integers(0, 20, n),
+        }
+    )
+    hashes = nd.value_hashes(frame, frame.columns)
+    keys = [nd.BlockingKey((0,), 0.0), nd.BlockingKey((1,), 0.0)]  # < LSH_BELOW_KEYS
+    candidates, truncated = nd.candidate_pairs(hashes, keys, [0, 1, 2, 3])
+    expected = _grouped_candidates(hashes, keys, [0, 1, 2, 3], limit)
+    assert truncated == (limit == 50)
+    assert candidates.schema == expected.schema
+    assert candidates.equals(expected)
+    assert candidates["hits"].max() > 1  # pairs met by several keys and bands
+    empty, cut = nd.candidate_pairs(hashes[:1], keys, [0, 1])  # one row: no pair
+    assert empty.height == 0 and not cut and empty.schema == expected.schema
+
+
+def test_bucket_codes_are_the_bucket_pairs() -> None:
+    """Small buckets give all their pairs, big ones a star around their first row, null
+    keys and single rows none: as ``_bucket_pairs``."""
+    rng = np.random.default_rng(9)
+    keys = rng.integers(0, 400, 5_000).astype(np.uint64)
+    keys[rng.random(keys.size) < 0.1] = 0
+    keys[::50] = 7  # one bucket of 100 rows (a star)
+    keys[1::97] = 11  # one of ~52 rows
+    n = keys.size
+    pairs = nd._bucket_pairs(keys)
+    expected = np.sort(pairs["a"].to_numpy().astype(np.uint64) * np.uint64(n) + pairs["b"])
+    assert np.array_equal(np.sort(nd._bucket_codes(keys, n)), expected)
+    assert nd._bucket_codes(np.zeros(3, dtype=np.uint64), 3).size == 0
