@@ -9,7 +9,8 @@ help:
 	@echo "make demo       install, then run the demo on the embedded default (./.datrix)"
 	@echo "make test       install everything, then lint, type-check and run the whole suite"
 	@echo "make test-unit  the fast unit tests only (pytest -m 'not integration')"
-	@echo "make bench      benchmarks (figures go to docs/benchmarks.md)"
+	@echo "make bench      benchmarks (figures go to docs/benchmarks.md);"
+	@echo "                SCAN_ARGS='--quick' / '--skip-peers' / '--big-csv 3' go to bench_scan.py"
 
 install:
 	@./scripts/bootstrap
@@ -34,8 +35,10 @@ test-unit: install
 test-integration: install
 	$(BIN)/pytest -m integration -q
 
+SCAN_ARGS ?=
+
 bench: install
-	$(BIN)/python tests/benchmarks/bench_scan.py
+	$(BIN)/python tests/benchmarks/bench_scan.py $(SCAN_ARGS)
 	$(BIN)/python tests/benchmarks/bench_streams.py
 
 clean:
