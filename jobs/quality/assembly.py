@@ -6,21 +6,24 @@ inputs, so the Polars and Spark engines cannot drift apart in wording or scoring
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import polars as pl
+
+from jobs.engine import ProgressFn
 from jobs.quality import drift
 from jobs.quality.accuracy import Accuracy
 from jobs.quality.accuracy import numeric_values as numeric_cells
 from jobs.quality.formats import FormatFinding
-from jobs.quality.issues import Finding
+from jobs.quality.issues import Finding, number_issues
 from jobs.quality.near_duplicates import DEFINITION, NearDuplicates
 from jobs.quality.outliers import IF_THRESHOLD
 from jobs.quality.pii import KIND_LABELS, PiiColumn
 from jobs.quality.profiling import ColumnStats
-from jobs.quality.scoring import ScoreInputs
-from jobs.report import ColumnProfile
+from jobs.quality.scoring import ScoreInputs, build_scores
+from jobs.report import ColumnProfile, ScanOptions, ScanReport
 
 
 def is_constant(stats: ColumnStats, rows: int) -> bool:
@@ -401,3 +404,63 @@ def distribution_findings(s: ColumnStats, rows: int) -> list[Finding]:
             )
         )
     return out
+
+
+@dataclass(frozen=True)
+class Detected:
+    """What an engine's passes found: everything the score phase needs."""
+
+    rows: int
+    columns: int
+    stats: list[ColumnStats]
+    redundant: list[int]
+    null_rows: Mapping[str, list[int]]
+    accuracy: Accuracy
+    drifts: Sequence[drift.ColumnDrift]
+    near: NearDuplicates
+    text: TextChecks
+    missingness: Mapping[str, str] | None
+
+
+def build_report(
+    engine: str,
+    found: Detected,
+    options: ScanOptions,
+    table: Callable[[], pl.DataFrame],
+    progress: ProgressFn,
+    total: int,
+) -> ScanReport:
+    """The score phase every engine shares: findings, label quality and measured impacts
+    (``table()`` materialises the rows only when a label column asks for it), numbering,
+    scores and the report."""
+    rows, stats, label = found.rows, found.stats, options.label_column
+    version = options.previous_version
+    progress("score", total - 1, total)
+    findings = core_findings(
+        rows, stats, found.redundant, found.null_rows, found.accuracy, found.drifts, version
+    )
+    findings += detector_findings(found.near, found.text, rows)
+    inputs = detector_score_inputs(
+        core_score_inputs(rows, stats, found.redundant, found.accuracy, label, found.drifts),
+        found.near,
+        found.text,
+    )
+    if label is not None and rows > 0:
+        from jobs.quality.label_quality import assess_labels
+
+        progress("labels", total - 1, total)
+        labelled = assess_labels(table(), label, findings, options.seed)
+        findings = labelled.findings
+        inputs = replace(inputs, label_issue_share=labelled.flagged_share)
+    issues, affected = number_issues(findings, rows)
+    score = build_scores(inputs, options.weights)
+    progress("score", total, total)
+    return ScanReport(
+        rows=rows,
+        columns=found.columns,
+        score=score,
+        column_profiles=column_profiles(stats, rows, found.missingness, found.drifts, version),
+        issues=issues,
+        affected_rows=affected,
+        engine=engine,
+    )

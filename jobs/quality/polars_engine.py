@@ -32,21 +32,13 @@ text columns.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
 
 from jobs.engine import ProgressFn, no_progress
 from jobs.quality import accuracy
-from jobs.quality.assembly import (
-    TextChecks,
-    column_profiles,
-    core_findings,
-    core_score_inputs,
-    detector_findings,
-    detector_score_inputs,
-)
+from jobs.quality.assembly import Detected, TextChecks, build_report
 from jobs.quality.detection import duplicate_rows, evenly_spaced, row_facts
 from jobs.quality.drift import ColumnDrift
 from jobs.quality.formats import (
@@ -55,14 +47,11 @@ from jobs.quality.formats import (
     infer_text_types,
     typed_column_findings,
 )
-from jobs.quality.issues import number_issues
-from jobs.quality.label_quality import assess_labels
 from jobs.quality.missingness import classify as classify_missingness
 from jobs.quality.near_duplicates import find_near_duplicates
 from jobs.quality.outliers import IF_FIT_ROWS, sample_step
 from jobs.quality.pii import SAMPLE_SIZE, detect_pii, pii_candidates, sample_frame
 from jobs.quality.profiling import ColumnStats, logical_type, profile_columns
-from jobs.quality.scoring import build_scores
 from jobs.report import ScanOptions, ScanReport
 
 PHASES = ("profile", "duplicates", "outliers", "score")
@@ -107,30 +96,19 @@ class PolarsScanEngine:
         missingness = classify_missingness(source, schema, plan.null_columns, rows, options.seed)
         text = _text_checks(source, schema, stats, rows)
 
-        progress("score", 3, total)
-        version = options.previous_version
-        findings = core_findings(rows, stats, redundant, facts.nulls, found, drifts, version)
-        findings += detector_findings(near, text, rows)
-        inputs = detector_score_inputs(
-            core_score_inputs(rows, stats, redundant, found, label, drifts), near, text
+        detected = Detected(
+            rows,
+            len(columns),
+            stats,
+            redundant,
+            facts.nulls,
+            found,
+            drifts,
+            near,
+            text,
+            missingness,
         )
-        if label is not None and rows > 0:
-            progress("labels", 3, total)
-            labelled = assess_labels(source.collect(), label, findings, options.seed)
-            findings = labelled.findings
-            inputs = replace(inputs, label_issue_share=labelled.flagged_share)
-        issues, affected = number_issues(findings, rows)
-        score = build_scores(inputs, options.weights)
-        progress("score", total, total)
-        return ScanReport(
-            rows=rows,
-            columns=len(columns),
-            score=score,
-            column_profiles=column_profiles(stats, rows, missingness, drifts, version),
-            issues=issues,
-            affected_rows=affected,
-            engine=self.name,
-        )
+        return build_report(self.name, detected, options, source.collect, progress, total)
 
 
 def _drift(

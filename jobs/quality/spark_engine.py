@@ -57,7 +57,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +68,7 @@ import pyarrow.compute as pc
 from jobs.engine import ProgressFn, no_progress
 from jobs.quality import accuracy
 from jobs.quality.accuracy import RowFacts, RowPlan
-from jobs.quality.assembly import (
-    TextChecks,
-    column_profiles,
-    core_findings,
-    core_score_inputs,
-    detector_findings,
-    detector_score_inputs,
-)
+from jobs.quality.assembly import Detected, TextChecks, build_report
 from jobs.quality.drift import ColumnDrift
 from jobs.quality.formats import (
     DATE_FORMATS,
@@ -89,8 +81,6 @@ from jobs.quality.formats import (
     infer_text_types,
     is_number,
 )
-from jobs.quality.issues import number_issues
-from jobs.quality.label_quality import assess_labels
 from jobs.quality.missingness import SAMPLE_ROWS as MISSINGNESS_ROWS
 from jobs.quality.missingness import classify as classify_missingness
 from jobs.quality.near_duplicates import NearDuplicates, find_near_duplicates, select_columns
@@ -105,7 +95,6 @@ from jobs.quality.profiling import (
     NumericSummary,
     json_value,
 )
-from jobs.quality.scoring import build_scores
 from jobs.quality.sentinels import NegativeCounts
 from jobs.report import ScanOptions, ScanReport
 
@@ -208,29 +197,11 @@ class SparkScanEngine:
         finally:
             df.unpersist()
 
-        progress("score", 3, total)
-        version = options.previous_version
-        findings = core_findings(rows, stats, redundant, facts.nulls, found, drifts, version)
-        findings += detector_findings(near, text, rows)
-        inputs = detector_score_inputs(
-            core_score_inputs(rows, stats, redundant, found, label, drifts), near, text
+        detected = Detected(
+            rows, len(names), stats, redundant, facts.nulls, found, drifts, near, text, missing
         )
-        if label is not None and rows > 0:
-            progress("labels", 3, total)
-            labelled = assess_labels(_driver_frame(spark, raw), label, findings, options.seed)
-            findings = labelled.findings
-            inputs = replace(inputs, label_issue_share=labelled.flagged_share)
-        issues, affected = number_issues(findings, rows)
-        score = build_scores(inputs, options.weights)
-        progress("score", total, total)
-        return ScanReport(
-            rows=rows,
-            columns=len(names),
-            score=score,
-            column_profiles=column_profiles(stats, rows, missing, drifts, version),
-            issues=issues,
-            affected_rows=affected,
-            engine=self.name,
+        return build_report(
+            self.name, detected, options, lambda: _driver_frame(spark, raw), progress, total
         )
 
 
