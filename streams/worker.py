@@ -414,9 +414,10 @@ def run_projector(ctx: WorkerContext) -> None:
     try:
         while not ctx.stop.is_set():
             messages = _consume(consumer, 1000)
-            by_partition: dict[int, list[tuple[int, Envelope]]] = defaultdict(list)
-            for (_topic, partition), _offset in _last_offsets(messages).items():
-                by_partition[partition] = []
+            # every partition with records gets a batch, even one with no Datrix events,
+            # so its offset moves on
+            offsets = {p: o for (_t, p), o in _last_offsets(messages).items()}
+            by_partition: dict[int, list[tuple[int, Envelope]]] = {p: [] for p in offsets}
             for msg in messages:
                 if msg.error():
                     continue
@@ -436,7 +437,6 @@ def run_projector(ctx: WorkerContext) -> None:
                     "projector: consumed offsets %s",
                     {p: (min(o), max(o), len(o)) for p, o in sorted(spans.items())},
                 )
-            offsets = {p: o for (_t, p), o in _last_offsets(messages).items()}
             for partition, batch in by_partition.items():
                 projector = Projector(store, name=f"read-models:{partition}", chain=partition)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -75,6 +75,28 @@ class ColumnStats:
         extra = self.numeric.as_extra() if self.numeric is not None else {}
         extra["top_values"] = [{"value": v, "count": c} for v, c in self.top_values]
         return extra
+
+
+def numeric_summary(
+    row: Mapping[str, Any], prefix: str, quantiles: Sequence[Any] | None
+) -> NumericSummary:
+    """A NumericSummary from an engine's aggregate row, whose keys are ``prefix`` + min,
+    max, mean, std, nan (absent = None); ``quantiles`` in ``QUANTILES`` order, or None."""
+
+    def value(key: str) -> Any:
+        return row.get(prefix + key)
+
+    q = quantiles or [None] * len(QUANTILES)
+    return NumericSummary(
+        min=_number(value("min")),
+        max=_number(value("max")),
+        mean=value("mean"),
+        std=value("std"),
+        p25=q[0],
+        p50=q[1],
+        p75=q[2],
+        nan_count=int(value("nan") or 0),
+    )
 
 
 def logical_type(dtype: pl.DataType) -> str:
@@ -184,17 +206,7 @@ def profile_columns(
     for i, name in enumerate(schema):
         numeric = None
         if kinds[name] in NUMERIC_TYPES:
-            q = row[f"{i}:q"] or [None] * len(QUANTILES)
-            numeric = NumericSummary(
-                min=_number(row[f"{i}:min"]),
-                max=_number(row[f"{i}:max"]),
-                mean=row[f"{i}:mean"],
-                std=row[f"{i}:std"],
-                p25=q[0],
-                p50=q[1],
-                p75=q[2],
-                nan_count=int(row.get(f"{i}:nan") or 0),
-            )
+            numeric = numeric_summary(row, f"{i}:", row[f"{i}:q"])
         count_row = counts[i].row(0, named=True)
         top = [(_top_value(t["value"]), int(t["count"])) for t in count_row["top"]]
         stats.append(

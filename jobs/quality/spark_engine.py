@@ -92,8 +92,8 @@ from jobs.quality.profiling import (
     QUANTILES,
     TOP_K,
     ColumnStats,
-    NumericSummary,
     json_value,
+    numeric_summary,
 )
 from jobs.quality.sentinels import NegativeCounts
 from jobs.report import ScanOptions, ScanReport
@@ -380,16 +380,8 @@ def _profile_columns(
         col_row = per_column.get(i)
         numeric = None
         if kinds[i] in NUMERIC_TYPES:
-            q = (col_row["q"] if col_row is not None else None) or [None] * len(QUANTILES)
-            numeric = NumericSummary(
-                min=_number(scalars[f"{i}_min"]),
-                max=_number(scalars[f"{i}_max"]),
-                mean=scalars[f"{i}_mean"],
-                std=scalars[f"{i}_std"],
-                p25=q[0],
-                p50=q[1],
-                p75=q[2],
-                nan_count=int(scalars.get(f"{i}_nan") or 0),
+            numeric = numeric_summary(
+                scalars, f"{i}_", col_row["q"] if col_row is not None else None
             )
         stats.append(
             ColumnStats(
