@@ -227,7 +227,7 @@ def issues(scan_id: str, fmt: str) -> None:
 @click.argument("issue_id")
 def rows(scan_id: str, issue_id: str) -> None:
     """Print the 0-based row indices an issue affects, one per line."""
-    from jobs.runner import affected_rows
+    from jobs.runner import affected_rows, row_blocks
 
     rt = runtime()
     found = services.views(rt).scan(scan_id)
@@ -236,7 +236,8 @@ def rows(scan_id: str, issue_id: str) -> None:
     if not any(i["issue_id"] == issue_id for i in services.views(rt).issues(scan_id)):
         raise NotFound(f"scan {scan_id} has no issue {issue_id}")
     indices = affected_rows(found["report_uri"], issue_id, rt.objects)
-    sys.stdout.write("".join(f"{i}\n" for i in indices))
+    for block in row_blocks(indices):  # a block at a time: an issue may flag every row
+        sys.stdout.write("".join(f"{i}\n" for i in block.tolist()))
 
 
 @cli.command()

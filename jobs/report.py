@@ -8,6 +8,7 @@ issue summaries travel inside events).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -97,8 +98,10 @@ class ScanReport:
     score: Scores
     column_profiles: list[ColumnProfile]
     issues: list[Issue]  # ordered by impact_score, highest first
-    # issue id -> sorted 0-based row indices; not every issue has rows (e.g. constant_column)
-    affected_rows: dict[str, list[int]] = field(default_factory=dict)
+    # issue id -> sorted 0-based row indices; not every issue has rows (e.g. constant_column).
+    # A list or a ``jobs.quality.rowset.RowSet`` (indices or a bitmap, for issues that flag
+    # millions of rows): treat it as a read-only ``Sequence[int]``.
+    affected_rows: dict[str, Sequence[int]] = field(default_factory=dict)
     engine: str = "polars"
 
 

@@ -9,13 +9,18 @@ crash resubmits the same command and the command log drops the copy.
 from __future__ import annotations
 
 import dataclasses
-import io
+import itertools
 import json
+import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
-import polars as pl
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from aggregates.scan import (
     ColumnSummary,
@@ -26,6 +31,7 @@ from aggregates.scan import (
     ScoreCard,
 )
 from jobs.engine import ProgressFn, ScanEngine, no_progress
+from jobs.quality.rowset import Indices, RowSet
 from jobs.report import DEFAULT_WEIGHTS, ScanOptions, ScanReport
 from streams.ports import ObjectStore
 
@@ -51,22 +57,86 @@ def result_command_id(job_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(job_id, "result")
 
 
+# Rows per block of affected rows held in memory, and per row group of the Parquet object:
+# storing or loading the rows of an issue that flags 27 million rows never holds more than a
+# block of them (plus, when loading, the issue's RowSet: a bitmap at most).
+ROWS_BLOCK = 1 << 20
+ROWS_SCHEMA = pa.schema([("issue_id", pa.string()), ("row", pa.uint64())])
+
+
+def row_blocks(rows: Sequence[int], block: int = ROWS_BLOCK) -> Iterator[Indices]:
+    """The rows of an issue (a list or a ``RowSet``) in ascending order, as int64 blocks of
+    at most ``block`` rows."""
+    if isinstance(rows, RowSet):
+        yield from rows.chunks(block)
+        return
+    arr = np.asarray(rows, dtype=np.int64)
+    if arr.size > 1 and bool((arr[1:] < arr[:-1]).any()):
+        arr = np.sort(arr)
+    for start in range(0, arr.size, block):
+        yield arr[start : start + block]
+
+
+class _RowsWriter:
+    """Write (issue_id, row) pairs to Parquet in row groups of exactly ``group`` rows
+    (the last one shorter), whatever the sizes of the blocks handed in: the bytes depend
+    only on the rows, so the object stays content-addressed."""
+
+    def __init__(self, path: Path, group: int = ROWS_BLOCK) -> None:
+        self._group = group
+        self._parts: list[tuple[str, Indices]] = []
+        self._pending = 0
+        self._writer = pq.ParquetWriter(
+            path,
+            ROWS_SCHEMA,
+            compression="zstd",
+            write_statistics=False,
+            use_dictionary=["issue_id"],
+            # ascending rows delta-encode to a few bits each
+            column_encoding={"row": "DELTA_BINARY_PACKED"},
+        )
+
+    def add(self, issue_id: str, block: Indices) -> None:
+        while block.size:
+            take = min(int(block.size), self._group - self._pending)
+            self._parts.append((issue_id, block[:take]))
+            self._pending += take
+            block = block[take:]
+            if self._pending == self._group:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        ids = pa.concat_arrays(
+            [pa.repeat(pa.scalar(i, pa.string()), len(b)) for i, b in self._parts]
+        )
+        rows = np.concatenate([b for _, b in self._parts]).astype(np.uint64)
+        table = pa.Table.from_arrays([ids, pa.array(rows, pa.uint64())], schema=ROWS_SCHEMA)
+        self._writer.write_table(table, row_group_size=self._group)
+        self._parts, self._pending = [], 0
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
 def store_report(report: ScanReport, tenant: str, objects: ObjectStore) -> tuple[str, str]:
-    """Persist the full report (JSON) and its affected rows (Parquet); return the report's
-    (uri, sha256). Both objects are content-addressed, so reruns write nothing new."""
-    schema = {"issue_id": pl.String, "row": pl.UInt64}
-    frame = pl.concat(
-        [
-            pl.DataFrame({"row": pl.Series(rows, dtype=pl.UInt64)}).select(
-                pl.lit(issue_id, dtype=pl.String).alias("issue_id"), "row"
-            )
-            for issue_id, rows in report.affected_rows.items()
-        ]
-        or [pl.DataFrame(schema=schema)]
-    )
-    buf = io.BytesIO()
-    frame.write_parquet(buf, statistics=False)
-    rows_uri, rows_sha = objects.put_bytes(tenant, buf.getvalue(), ".rows.parquet")
+    """Persist the full report (JSON) and its affected rows (Parquet: issue_id, row; by
+    issue, rows ascending); return the report's (uri, sha256). Both objects are
+    content-addressed, so reruns write nothing new. The rows are streamed to a temporary
+    file a block at a time and stored from there, so memory stays bounded however many
+    rows the issues flag."""
+    with tempfile.TemporaryDirectory(prefix="datrix-rows-") as tmp:
+        path = Path(tmp) / "rows.parquet"
+        writer = _RowsWriter(path)
+        try:
+            for issue_id, rows in report.affected_rows.items():
+                for block in row_blocks(rows):
+                    writer.add(issue_id, block)
+        finally:
+            writer.close()
+        rows_uri, rows_sha = objects.put_file(tenant, path, ".rows.parquet")
     document = dataclasses.asdict(dataclasses.replace(report, affected_rows={}))
     document.pop("affected_rows")
     document["affected_rows_uri"] = rows_uri
@@ -75,15 +145,78 @@ def store_report(report: ScanReport, tenant: str, objects: ObjectStore) -> tuple
     return objects.put_bytes(tenant, body, ".report.json")
 
 
+def _read_row_blocks(path: Path, only: str | None = None) -> Iterator[tuple[str, Indices]]:
+    """(issue_id, rows) runs of a stored affected-rows Parquet, a bounded batch at a time;
+    with ``only``, just that issue's rows."""
+    parquet = pq.ParquetFile(path, read_dictionary=["issue_id"])
+    for batch in parquet.iter_batches(batch_size=ROWS_BLOCK, columns=["issue_id", "row"]):
+        ids = batch.column(0)
+        if not isinstance(ids, pa.DictionaryArray):  # files written by other writers
+            ids = ids.dictionary_encode()
+        names = ids.dictionary.to_pylist()
+        codes = ids.indices.to_numpy(zero_copy_only=False)
+        rows = batch.column(1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        if only is not None:
+            if only in names:
+                picked = rows[codes == names.index(only)]
+                if picked.size:
+                    yield only, picked
+            continue
+        bounds = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), int(codes.size)]
+        for lo, hi in itertools.pairwise(bounds):
+            if hi > lo:
+                yield str(names[int(codes[lo])]), rows[lo:hi]
+
+
+class _RowsCollector:
+    """Gathers an issue's rows into a ``RowSet`` of a table of ``size`` rows: as index
+    blocks while they are few, into a boolean mask (``size`` bytes, packed at the end)
+    once the RowSet would be a bitmap anyway."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.parts: list[Indices] = []
+        self.count = 0
+        self.mask: npt.NDArray[np.bool_] | None = None
+
+    def add(self, block: Indices) -> None:
+        if block.size and (int(block.min()) < 0 or int(block.max()) >= self.size):
+            raise ValueError(f"affected row out of range for a table of {self.size} rows")
+        if self.mask is not None:
+            self.mask[block] = True
+            return
+        self.parts.append(block)
+        self.count += int(block.size)
+        if self.count * 64 > self.size:
+            self.mask = np.zeros(self.size, dtype=bool)
+            for part in self.parts:
+                self.mask[part] = True
+            self.parts = []
+
+    def rowset(self) -> RowSet:
+        if self.mask is not None:
+            return RowSet.from_mask(self.mask)
+        if not self.parts:
+            return RowSet.empty(self.size)
+        return RowSet.from_indices(np.concatenate(self.parts), self.size)
+
+
+def _load_rows(path: Path, size: int, only: str | None = None) -> dict[str, RowSet]:
+    collectors: dict[str, _RowsCollector] = {}
+    for issue_id, block in _read_row_blocks(path, only):
+        collectors.setdefault(issue_id, _RowsCollector(size)).add(block)
+    return {issue_id: c.rowset() for issue_id, c in collectors.items()}
+
+
 def load_report(report_uri: str, objects: ObjectStore) -> ScanReport:
-    """Rebuild the full report (affected rows included) from its stored objects."""
+    """Rebuild the full report (affected rows included, as ``RowSet``s) from its stored
+    objects."""
     from jobs.report import ColumnProfile, Issue, Scores
 
     doc = json.loads(objects.read_bytes(report_uri))
-    frame = pl.read_parquet(objects.local_path(doc["affected_rows_uri"]))
-    rows: dict[str, list[int]] = {}
-    for issue_id, group in frame.group_by("issue_id", maintain_order=True):
-        rows[str(issue_id[0])] = sorted(int(r) for r in group["row"])
+    rows: dict[str, Sequence[int]] = dict(
+        _load_rows(objects.local_path(doc["affected_rows_uri"]), int(doc["rows"]))
+    )
     return ScanReport(
         rows=doc["rows"],
         columns=doc["columns"],
@@ -95,10 +228,13 @@ def load_report(report_uri: str, objects: ObjectStore) -> ScanReport:
     )
 
 
-def affected_rows(report_uri: str, issue_id: str, objects: ObjectStore) -> list[int]:
+def affected_rows(report_uri: str, issue_id: str, objects: ObjectStore) -> RowSet:
+    """The sorted rows one issue affects (empty when it has none), without loading the
+    other issues' rows."""
     document = json.loads(objects.read_bytes(report_uri))
-    frame = pl.read_parquet(objects.local_path(document["affected_rows_uri"]))
-    return [int(r) for r in frame.filter(pl.col("issue_id") == issue_id)["row"].sort()]
+    size = int(document["rows"])
+    found = _load_rows(objects.local_path(document["affected_rows_uri"]), size, issue_id)
+    return found.get(issue_id, RowSet.empty(size))
 
 
 def scan_options(job: JobRequested, objects: ObjectStore) -> ScanOptions:

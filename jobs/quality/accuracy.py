@@ -40,7 +40,7 @@ class RowPlan:
 
 @dataclass(frozen=True)
 class RowFacts:
-    nulls: dict[str, list[int]] = field(default_factory=dict)
+    nulls: Mapping[str, Sequence[int]] = field(default_factory=dict)  # lists or RowSets
     candidates: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
     sentinel_rows: dict[str, list[int]] = field(default_factory=dict)
     negatives: dict[str, NegativeCounts] = field(default_factory=dict)

@@ -81,7 +81,7 @@ def core_findings(
     rows: int,
     stats: list[ColumnStats],
     redundant: list[int],
-    null_rows: Mapping[str, list[int]],
+    null_rows: Mapping[str, Sequence[int]],
     accuracy: Accuracy,
     drifts: Sequence[drift.ColumnDrift] = (),
     previous_version: int | None = None,
@@ -414,7 +414,7 @@ class Detected:
     columns: int
     stats: list[ColumnStats]
     redundant: list[int]
-    null_rows: Mapping[str, list[int]]
+    null_rows: Mapping[str, Sequence[int]]
     accuracy: Accuracy
     drifts: Sequence[drift.ColumnDrift]
     near: NearDuplicates

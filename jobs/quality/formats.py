@@ -29,6 +29,8 @@ import numpy.typing as npt
 import polars as pl
 
 from jobs.quality.profiling import ColumnStats
+from jobs.quality.rowset import RowSet
+from jobs.quality.table import ScanTable
 
 TYPE_SHARE = 0.95  # "mostly numbers/dates": at least 95 % of the sampled values
 MIN_TYPED_VALUES = 20  # fewer sampled values than this: no type is inferred
@@ -69,7 +71,7 @@ class FormatFinding:
     type: Literal["inconsistent_format", "type_mismatch"]
     column: str
     description: str
-    rows: list[int] = field(default_factory=list)
+    rows: Sequence[int] = field(default_factory=list)  # a RowSet from the Polars engine
 
 
 def _text(values: pl.Series) -> pl.Series:
@@ -132,53 +134,69 @@ def infer_text_types(samples: pl.DataFrame, columns: Sequence[str]) -> dict[str,
     return out
 
 
-def _examples(values: pl.Series, rows: np.ndarray[Any, Any]) -> str:
-    picked = values.gather(rows).unique(maintain_order=True).head(EXAMPLES).to_list()
-    return ", ".join(repr(v) for v in picked)
+def _first_distinct(found: list[Any], values: pl.Series) -> None:
+    """Extend ``found`` with ``values``' distinct values in order, up to ``EXAMPLES``."""
+    for v in values.unique(maintain_order=True).head(EXAMPLES).to_list():
+        if len(found) < EXAMPLES and v not in found:
+            found.append(v)
 
 
 def typed_column_findings(
-    source: pl.LazyFrame, types: Mapping[str, TextType]
+    source: pl.LazyFrame | ScanTable, types: Mapping[str, TextType]
 ) -> list[FormatFinding]:
-    """Type mismatches (and, for date columns, mixed formats) on the whole columns."""
+    """Type mismatches (and, for date columns, mixed formats) on the whole columns (a
+    chunk at a time on a bounded table; what is kept per row is a flag and a format code)."""
     if not types:
         return []
-    frame = source.select(list(types)).collect()
+    table = ScanTable.of(source)
+    bad: dict[str, list[npt.NDArray[np.bool_]]] = {name: [] for name in types}
+    formats: dict[str, list[npt.NDArray[np.int8]]] = {name: [] for name in types}
+    examples: dict[str, list[Any]] = {name: [] for name in types}
+    present = dict.fromkeys(types, 0)
+    for _, chunk in table.chunks(list(types)):
+        for name, kind in types.items():
+            values = chunk[name]
+            here = values.is_not_null().to_numpy()
+            present[name] += int(here.sum())
+            if kind == "number":
+                wrong = here & ~is_number(values)
+            else:
+                fmt = date_formats(values)
+                formats[name].append(fmt)
+                wrong = here & (fmt < 0)
+            bad[name].append(wrong)
+            if wrong.any() and len(examples[name]) < EXAMPLES:
+                _first_distinct(examples[name], values.filter(pl.Series(wrong)))
     findings: list[FormatFinding] = []
     for name, kind in types.items():
-        values = frame[name]
-        present = values.is_not_null().to_numpy()
-        n_present = int(present.sum())
-        if kind == "number":
-            bad = np.flatnonzero(present & ~is_number(values))
-        else:
-            fmt = date_formats(values)
-            bad = np.flatnonzero(present & (fmt < 0))
-            findings += _mixed_dates(name, values, fmt)
-        if bad.size:
+        if kind == "date":
+            findings += _mixed_dates(name, np.concatenate(formats[name]))
+        rows = RowSet.concat_masks(bad.pop(name))
+        if rows:
             what = "numbers" if kind == "number" else "dates"
+            shown = ", ".join(repr(v) for v in examples[name])
             findings.append(
                 FormatFinding(
                     type="type_mismatch",
                     column=name,
                     description=(
-                        f"{bad.size:,} values in column {name!r} are not {what}, though "
-                        f"{100 * (1 - bad.size / n_present):.2f}% of its values are "
-                        f"(e.g. {_examples(values, bad)})"
+                        f"{len(rows):,} values in column {name!r} are not {what}, though "
+                        f"{100 * (1 - len(rows) / present[name]):.2f}% of its values are "
+                        f"(e.g. {shown})"
                     ),
-                    rows=bad.tolist(),
+                    rows=rows,
                 )
             )
     return findings
 
 
-def _mixed_dates(name: str, values: pl.Series, fmt: np.ndarray[Any, Any]) -> list[FormatFinding]:
+def _mixed_dates(name: str, fmt: np.ndarray[Any, Any]) -> list[FormatFinding]:
     counts = np.bincount(fmt[fmt >= 0], minlength=len(DATE_FORMATS))
     used = [i for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
     if len(used) < 2:
         return []
     main = int(used[0])
-    rows = np.flatnonzero((fmt >= 0) & (fmt != main))
+    rows = RowSet.from_mask((fmt >= 0) & (fmt != main))
     others = ", ".join(f"{DATE_FORMATS[i].label} ({counts[i]:,})" for i in used[1:])
     return [
         FormatFinding(
@@ -186,9 +204,9 @@ def _mixed_dates(name: str, values: pl.Series, fmt: np.ndarray[Any, Any]) -> lis
             column=name,
             description=(
                 f"column {name!r} mixes date formats: {counts[main]:,} values are "
-                f"{DATE_FORMATS[main].label}, {rows.size:,} are not ({others})"
+                f"{DATE_FORMATS[main].label}, {len(rows):,} are not ({others})"
             ),
-            rows=rows.tolist(),
+            rows=rows,
         )
     ]
 
@@ -216,14 +234,18 @@ def categorical_columns(
     return out
 
 
-def case_variant_findings(source: pl.LazyFrame, columns: Sequence[str]) -> list[FormatFinding]:
+def case_variant_findings(
+    source: pl.LazyFrame | ScanTable, columns: Sequence[str]
+) -> list[FormatFinding]:
     """Categories spelled several ways, per column (value counts for all columns run
-    together; the rows are then found with one ``is_in`` per flagged column)."""
+    together in memory, one after the other when bounded; the rows are then found with
+    one ``is_in`` per flagged column, a chunk at a time when bounded)."""
     if not columns:
         return []
+    table = ScanTable.of(source)
     value = pl.col("value")
     queries = [
-        source.select(pl.col(c).cast(pl.String).alias("value"))
+        table.lazy.select(pl.col(c).cast(pl.String).alias("value"))
         .group_by("value")
         .len(name="count")
         .drop_nulls()
@@ -231,13 +253,13 @@ def case_variant_findings(source: pl.LazyFrame, columns: Sequence[str]) -> list[
         .filter(pl.col("value").n_unique().over("key") > 1)
         for c in columns
     ]
-    tables = pl.collect_all(queries)
+    tables = table.collect_all(queries)
     variants: dict[str, pl.DataFrame] = {}
-    for name, table in zip(columns, tables, strict=True):
-        if table.height == 0:
+    for name, found in zip(columns, tables, strict=True):
+        if found.height == 0:
             continue
         # The commonest spelling of each key is canonical (ties: the smaller value).
-        ranked = table.sort(["key", "count", "value"], descending=[False, True, False])
+        ranked = found.sort(["key", "count", "value"], descending=[False, True, False])
         canonical = ranked.group_by("key", maintain_order=True).first()
         off = ranked.join(canonical.select("key", canonical=value), on="key").filter(
             value != pl.col("canonical")
@@ -245,19 +267,18 @@ def case_variant_findings(source: pl.LazyFrame, columns: Sequence[str]) -> list[
         variants[name] = off.join(canonical.select("key", "count"), on="key", suffix="_main")
     if not variants:
         return []
-    positions = (
-        source.select(
-            [
-                pl.col(c).cast(pl.String).is_in(v["value"].implode()).arg_true().implode().alias(c)
-                for c, v in variants.items()
-            ]
-        )
-        .collect()
-        .row(0, named=True)
-    )
+    masks: dict[str, list[npt.NDArray[np.bool_]]] = {name: [] for name in variants}
+    exprs = [
+        pl.col(c).cast(pl.String).is_in(v["value"].implode()).fill_null(False).alias(c)
+        for c, v in variants.items()
+    ]
+    for _, chunk in table.chunks(list(variants)):
+        hits = chunk.select(exprs)
+        for name in variants:
+            masks[name].append(hits[name].to_numpy())
     findings = []
     for name, off in variants.items():
-        rows = list(positions[name])
+        rows = RowSet.concat_masks(masks.pop(name))
         keys = off["key"].n_unique()
         worst = off.sort(["count_main", "key"], descending=[True, False]).row(0, named=True)
         findings.append(

@@ -507,7 +507,9 @@ def _samples(path: Path, report: ScanReport) -> str:
     chosen = [i for i in report.issues if i.type in ("exact_duplicates", "outliers")]
     chosen.sort(key=lambda i: (i.type != "exact_duplicates", -i.impact_score, i.id))
     wanted: dict[str, list[int]] = {
-        i.id: report.affected_rows.get(i.id, [])[:SAMPLE_ROWS] for i in chosen
+        # a slice: a RowSet unpacks only the first SAMPLE_ROWS rows, never all of them
+        i.id: list(report.affected_rows.get(i.id, [])[:SAMPLE_ROWS])
+        for i in chosen
     }
     positions = sorted({r for rows in wanted.values() for r in rows})
     head = '<section id="samples"><h2>Duplicate and outlier samples</h2>'

@@ -6,7 +6,7 @@ always yields the same ids, whatever order the detectors ran in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from jobs.quality.scoring import impact_score, severity_for
@@ -35,7 +35,8 @@ FIXABLE = frozenset(
 
 @dataclass(frozen=True)
 class Finding:
-    """An issue before it has an id. ``rows`` are its sorted 0-based row indices.
+    """An issue before it has an id. ``rows`` are its sorted 0-based row indices: a list or
+    a ``RowSet`` (jobs/quality/rowset.py), read only as a ``Sequence[int]``.
 
     ``severity`` overrides the share-based severity: a finding whose size says little
     about its importance (PII in every row of a column is a compliance note, not a
@@ -47,14 +48,14 @@ class Finding:
     dimension: Dimension
     description: str
     affected_count: int
-    rows: list[int] = field(default_factory=list)
+    rows: Sequence[int] = field(default_factory=list)
     severity: Severity | None = None
     impact: float | None = None
 
 
 def number_issues(
     findings: Iterable[Finding], total_rows: int
-) -> tuple[list[Issue], dict[str, list[int]]]:
+) -> tuple[list[Issue], dict[str, Sequence[int]]]:
     """Score, sort and number findings; return the issues and issue id -> affected rows
     (only for issues that have rows)."""
     scored = []
@@ -65,7 +66,7 @@ def number_issues(
         scored.append((impact, severity, round(100.0 * share, 3), f))
     scored.sort(key=lambda s: (-s[0], s[3].type, s[3].column or ""))
     issues: list[Issue] = []
-    rows: dict[str, list[int]] = {}
+    rows: dict[str, Sequence[int]] = {}
     for n, (impact, severity, pct, f) in enumerate(scored, start=1):
         issue_id = f"I{n:03d}"
         issues.append(

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from jobs.quality.table import ScanTable
+
 SAMPLE_ROWS = 200_000
 MAX_CATEGORIES = 50
 Z_DEPENDENT = 5.0
@@ -80,7 +82,7 @@ def _looks_truncated(observed: np.ndarray) -> bool:
 
 
 def classify(
-    source: pl.LazyFrame,
+    source: pl.LazyFrame | ScanTable,
     schema: dict[str, pl.DataType],
     null_columns: Sequence[str],
     rows: int,
@@ -90,9 +92,15 @@ def classify(
     result = {name: "none" for name in schema}
     if not null_columns or rows == 0:
         return result
-    frame = source.collect()
-    if frame.height > SAMPLE_ROWS:
-        frame = frame.sample(SAMPLE_ROWS, seed=seed)
+    table = ScanTable.of(source)
+    if rows > SAMPLE_ROWS:
+        # The rows ``DataFrame.sample(SAMPLE_ROWS, seed=seed)`` picks, in its order (they
+        # depend only on the height and the seed), read a chunk at a time when bounded.
+        picked = pl.int_range(rows, eager=True).sample(SAMPLE_ROWS, seed=seed).to_numpy()
+        order = np.argsort(picked)
+        frame = table.gather(list(schema), picked[order].astype(np.int64))[np.argsort(order)]
+    else:
+        frame = table.collect(table.lazy)
     numeric = [c for c, t in schema.items() if t.is_numeric()]
     categorical = [
         c

@@ -51,6 +51,27 @@ uint64 matrix) and equality, blocking and value counts work on the hashes.
    hashes, tightened one text field at a time (``hopeful_pairs``), drop nearly every
    unrelated candidate before most string comparisons.
 
+Segments (``find_near_duplicates_in``). The search holds the compared columns and their
+(rows x columns) hashes, about 1 GB per million rows of a 50-column table, so a table of
+more than ``SEGMENT_ROWS`` rows (``DATRIX_NEAR_DUP_SEGMENT_ROWS``) left after the exact
+copies is searched in ``P = ceil(rows / SEGMENT_ROWS)`` hash segments, one at a time, each
+read from the file by the streaming engine: peak memory is one segment's worth. A row's
+segment is ``hash(value) % P`` of one *partition column*'s normalised value (the row
+number ``% P`` where it is null), so rows agreeing on that column are searched together
+wherever they lie in the file; contiguous row ranges would miss a copy appended far from
+its original. The partition column (``partition_column``) is the compared column that
+would be the best single-column blocking key: the least chance agreement between random
+rows (``_agreement``: many distinct values, none frequent), id-like columns excluded
+(``select_columns``), preferring at most ``MAX_PARTITION_NULLS`` nulls, and none whose
+most frequent value would fill half a segment. The consequence: a pair that differs on
+that column, or has a null there, is found only when both rows fall in the same segment
+by chance (one in ``P``); the finding records ``segments`` and ``partition_column`` so
+the report can say so. Columns are chosen from the whole table's profile; the model
+(``u``, the weights, the prior) is fitted per segment on that segment's rows, so it
+describes exactly the pairs searched there (the partition column, for one, agrees about
+``P`` times as often within a segment as in the table), and the chance threshold counts
+the pairs of all segments together, as the whole-table search counts the table's.
+
 Measured (``tests/benchmarks/bench_febrl.py``, 2 busy shared cores): Febrl 1/2/3 F1
 1.0000 / 1.0000 / 0.9999 (one true pair of 6,538 missed), the same with the types a CSV
 read gives; no pair on the Febrl originals alone or on generated data with its near
@@ -61,8 +82,9 @@ copies removed; pair precision and recall 1.0 on ``jobs.bench.generate`` data at
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -71,6 +93,8 @@ from rapidfuzz.distance import JaroWinkler
 from rapidfuzz.process import cpdist
 
 from jobs.quality.profiling import ColumnStats
+from jobs.quality.rowset import RowSet, as_indices
+from jobs.quality.table import ScanTable
 
 # What a near duplicate is, for the finding's description.
 DEFINITION = (
@@ -131,6 +155,13 @@ HASH_BATCH = 4  # columns hashed together (the transient of value_hashes)
 SIMILARITY_CHUNK = 1 << 16  # string pairs compared together
 HASH_SEED = 0x5EED
 
+# Segments (find_near_duplicates_in): rows searched together at most, about 1 GB of
+# columns and hashes for 50 columns.
+SEGMENT_ROWS = 500_000  # ~0.8 GiB peak per segment of 50 mixed columns (1M: ~1.3 GiB)
+MAX_PARTITION_NULLS = 0.1  # a partition column is preferably at most this share null
+PARTITION_SEED = 0x5E6D  # hash of the partition value (not HASH_SEED: see segment_expr)
+ROW_INDEX = "__datrix_near_row"
+
 
 @dataclass(frozen=True)
 class NearDuplicates:
@@ -143,6 +174,11 @@ class NearDuplicates:
     truncated: bool = False  # candidates were cut at MAX_CANDIDATES
     columns_compared: int = 0
     keys_ignored: tuple[str, ...] = ()  # id-like columns left out of the comparison
+    # Hash segments searched one at a time (1: the whole table at once), and the column
+    # whose value chose a row's segment: a pair that differs on it is found only when
+    # both rows fell in the same segment by chance (one in ``segments``).
+    segments: int = 1
+    partition_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -1000,8 +1036,172 @@ def find_near_duplicates(
     seed: int = 0,
 ) -> NearDuplicates:
     """Near-duplicate pairs among the rows not in ``exclude`` (the redundant exact
-    copies). See the module docstring for the definition and the method."""
-    unique_rows = rows - len(set(exclude))
+    copies: a list or a ``RowSet``). The used columns of the whole table are held in
+    memory; ``find_near_duplicates_in`` bounds that. See the module docstring for the
+    definition and the method."""
+    return _find_whole(source, stats, rows, exclude, seed, _collect_in_memory)
+
+
+def find_near_duplicates_in(
+    table: ScanTable,
+    schema: Mapping[str, pl.DataType],
+    stats: Sequence[ColumnStats],
+    exclude: Sequence[int] = (),
+    seed: int = 0,
+    segment_rows: int | None = None,
+) -> NearDuplicates:
+    """``find_near_duplicates`` on a ``ScanTable`` in bounded memory.
+
+    When the rows left after ``exclude`` (a list or ``RowSet`` of the redundant exact
+    copies) number at most ``segment_rows`` (default ``SEGMENT_ROWS``, or
+    ``DATRIX_NEAR_DUP_SEGMENT_ROWS``), this is ``find_near_duplicates`` on the whole table
+    (collected on the streaming engine when the table is bounded). Otherwise the table is
+    searched one hash segment at a time (see the module docstring, *Segments*)."""
+    limit = segment_limit(segment_rows)
+    unique_rows = table.rows - _count(exclude)
+    if unique_rows <= limit:
+        return _find_whole(table.lazy, stats, table.rows, exclude, seed, table.collect)
+    used, informative = select_columns(stats, table.rows, unique_rows)
+    ignored = tuple(surrogate_keys(stats, unique_rows))
+    if not used:
+        return NearDuplicates(keys_ignored=ignored)
+    segments = math.ceil(unique_rows / limit)
+    partition = partition_column(stats, table.rows, used, limit)
+    index = _free_name(list(schema), ROW_INDEX)
+    which = segment_expr(partition, schema[partition] if partition else None, index, segments)
+    dropped = _row_mask(exclude, table.rows)
+    # Every segment compares about n^2 / 2 of its own pairs; the chance threshold is set
+    # for all the pairs compared in all segments together, as the whole-table search sets
+    # it for all the table's pairs.
+    found: list[np.ndarray[Any, Any]] = []
+    candidates, truncated = 0, False
+    for part in range(segments):
+        query = table.lazy.with_row_index(index).filter(which == part).select([*used, index])
+        frame = table.collect(query)
+        ids = frame[index].to_numpy().astype(np.int64)
+        keep = ~dropped[ids] if dropped is not None else None
+        if keep is not None and not keep.all():
+            frame, ids = frame.filter(pl.Series(keep)), ids[keep]
+        frame = frame.drop(index)
+        if ids.size < 2:
+            continue
+        pairs_arr, count, cut = _detect(
+            frame, used, informative, None, ids, seed, chance_scale=float(segments)
+        )
+        del frame
+        candidates += count
+        truncated = truncated or cut
+        found.append(pairs_arr)
+    pairs_arr = np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
+    return _result(
+        np.sort(pairs_arr, axis=1),
+        candidates,
+        truncated,
+        len(used),
+        ignored,
+        segments=segments,
+        partition=partition,
+    )
+
+
+def segment_limit(segment_rows: int | None = None) -> int:
+    """Rows of one segment: ``segment_rows``, else ``DATRIX_NEAR_DUP_SEGMENT_ROWS``, else
+    SEGMENT_ROWS."""
+    if segment_rows is not None:
+        return max(2, int(segment_rows))
+    raw = os.environ.get("DATRIX_NEAR_DUP_SEGMENT_ROWS")
+    if not raw:
+        return SEGMENT_ROWS
+    try:
+        return max(2, int(raw))
+    except ValueError as exc:
+        raise ValueError(f"DATRIX_NEAR_DUP_SEGMENT_ROWS must be a row count, got {raw!r}") from exc
+
+
+def partition_column(
+    stats: Sequence[ColumnStats], rows: int, used: Sequence[str], segment_rows: int
+) -> str | None:
+    """The column whose normalised value decides a row's segment: among the compared
+    columns (``select_columns``: no id-like or constant column) whose most frequent value
+    fits in half a segment, the one two random rows least often agree on (``_agreement``,
+    the best single-column blocking key), preferring columns at most MAX_PARTITION_NULLS
+    null (a row with a null goes to a segment by its row number), then fewer nulls, then
+    the name. None when no column fits: the segments are then row-number classes."""
+    by_name = {s.name: s for s in stats}
+    fits = [
+        c
+        for c in used
+        if max((count for _, count in by_name[c].top_values), default=0) <= segment_rows // 2
+    ]
+    if not fits:
+        return None
+
+    def rank(name: str) -> tuple[bool, float, float, str]:
+        nulls = by_name[name].null_count / max(rows, 1)
+        return nulls > MAX_PARTITION_NULLS, _agreement(by_name[name], rows), nulls, name
+
+    return min(fits, key=rank)
+
+
+def segment_expr(
+    column: str | None, dtype: pl.DataType | None, index: str, segments: int
+) -> pl.Expr:
+    """A row's segment (UInt64, 0 .. segments - 1): a hash of the normalised value of
+    ``column`` (as compared: case and spaces ignored), so rows agreeing on it share a
+    segment; the row number ``index`` when the value is null or there is no column.
+
+    Hashed with its own seed: ``_hash_expr`` sets the lowest bit, so its hashes modulo an
+    even number of segments would fill only the odd ones."""
+    by_row = pl.col(index).cast(pl.UInt64) % segments
+    if column is None or dtype is None:
+        return by_row
+    value = normalise(pl.col(column)) if _is_text(dtype) else pl.col(column)
+    by_value = value.hash(seed=PARTITION_SEED) % segments
+    return pl.when(pl.col(column).is_null()).then(by_row).otherwise(by_value)
+
+
+def _free_name(taken: Sequence[str], base: str) -> str:
+    name = base
+    while name in taken:
+        name = f"_{name}"
+    return name
+
+
+def _count(exclude: Sequence[int]) -> int:
+    """Distinct rows in ``exclude``, without materialising a RowSet's indices."""
+    if isinstance(exclude, RowSet):
+        return len(exclude)
+    return int(np.unique(as_indices(exclude)).size)
+
+
+def _row_mask(exclude: Sequence[int], rows: int) -> np.ndarray[Any, Any] | None:
+    """Boolean mask of the excluded rows (one byte a row: 27 MB for 27 million rows,
+    against 216 MB for the indices of a table that is all copies), or None when nothing
+    is excluded."""
+    if len(exclude) == 0:
+        return None
+    if isinstance(exclude, RowSet) and exclude.size == rows:
+        return exclude.mask()
+    mask = np.zeros(rows, dtype=bool)
+    mask[as_indices(exclude)] = True
+    return mask
+
+
+def _collect_in_memory(query: pl.LazyFrame) -> pl.DataFrame:
+    return query.collect()
+
+
+def _find_whole(
+    source: pl.LazyFrame,
+    stats: Sequence[ColumnStats],
+    rows: int,
+    exclude: Sequence[int] | np.ndarray[Any, Any],
+    seed: int,
+    collect: Callable[[pl.LazyFrame], pl.DataFrame],
+) -> NearDuplicates:
+    """The whole table at once: the used columns collected with ``collect``."""
+    excluded = as_indices(exclude)
+    unique_rows = rows - int(np.unique(excluded).size)
     if unique_rows < 2:
         return NearDuplicates()
     used, informative = select_columns(stats, rows, unique_rows)
@@ -1009,30 +1209,46 @@ def find_near_duplicates(
     if not used:
         return NearDuplicates(keys_ignored=ignored)
     keep = np.ones(rows, dtype=bool)
-    keep[np.asarray(exclude, dtype=np.int64)] = False
+    keep[excluded] = False
+    del excluded
     kept_rows = np.flatnonzero(keep).astype(np.int64)
     # The kept rows are not copied out: the hashes are computed on them alone, and a
     # candidate's strings are gathered from the whole frame through ``kept_rows``.
-    frame = source.select(used).collect()
+    frame = collect(source.select(used))
     filtered = kept_rows.size < frame.height
-    hashes = value_hashes(frame, used, keep if filtered else None)
+    pairs_arr, candidates, truncated = _detect(
+        frame, used, informative, keep if filtered else None, kept_rows, seed
+    )
+    return _result(pairs_arr, candidates, truncated, len(used), ignored)
+
+
+def _detect(
+    frame: pl.DataFrame,
+    used: list[str],
+    informative: list[str],
+    keep: np.ndarray[Any, Any] | None,
+    row_ids: np.ndarray[Any, Any],
+    seed: int,
+    chance_scale: float = 1.0,
+) -> tuple[np.ndarray[Any, Any], int, bool]:
+    """The search on the rows of ``frame`` (those in ``keep``, a mask, when given): the
+    pairs found as (pairs x 2) ``row_ids`` (the table row of each searched row), the
+    number of candidates and whether they were cut. The chance threshold is set for
+    ``chance_scale`` times the frame's row pairs (the segments searched alike)."""
+    hashes = value_hashes(frame, used, keep)
     n = hashes.shape[0]
+    empty = np.empty((0, 2), dtype=np.int64)
     costs, present = value_summary(hashes)
     equal_share = np.array(costs) / np.maximum(1.0, present * (present - 1) / 2)
 
     tokens_from = [used.index(c) for c in informative]
     keys = choose_keys(hashes, costs)
     candidates, truncated = candidate_pairs(hashes, keys, tokens_from, seed)
-    result = NearDuplicates(
-        candidates=candidates.height,
-        truncated=truncated,
-        columns_compared=len(used),
-        keys_ignored=ignored,
-    )
     if candidates.height == 0:
-        return result
+        return empty, 0, truncated
     a, b = candidates["a"].to_numpy(), candidates["b"].to_numpy()
-    compare = Comparator(frame, hashes, used, rows=kept_rows if filtered else None)
+    frame_rows = None if keep is None else np.flatnonzero(keep).astype(np.int64)
+    compare = Comparator(frame, hashes, used, rows=frame_rows)
     rng = np.random.Generator(np.random.PCG64(seed + HASH_SEED + 1))
     sample = np.sort(rng.permutation(a.size)[:EM_SAMPLE])
     random = random_pairs(n, seed)
@@ -1042,7 +1258,7 @@ def find_near_duplicates(
     all_pairs = n * (n - 1) / 2
     sample_levels = compare.levels(a[sample], b[sample])
     model = fit_model(sample_levels, u, compare.text, keys, both_present, all_pairs, a.size)
-    needed = chance_threshold(u, both_present, all_pairs)
+    needed = chance_threshold(u, both_present, all_pairs * chance_scale)
     found: list[np.ndarray[Any, Any]] = []
     for start in range(0, a.size, VERIFY_CHUNK):
         ca, cb = a[start : start + VERIFY_CHUNK], b[start : start + VERIFY_CHUNK]
@@ -1052,17 +1268,34 @@ def find_near_duplicates(
         ca, cb = ca[alive], cb[alive]
         score, evidence = score_pairs(compare.levels(ca, cb), model)
         match = (score >= 0.0) & (evidence >= needed)
-        found.append(np.stack([kept_rows[ca[match]], kept_rows[cb[match]]], axis=1))
-    pairs_arr = np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
+        found.append(np.stack([row_ids[ca[match]], row_ids[cb[match]]], axis=1))
+    pairs_arr = np.concatenate(found) if found else empty
+    return pairs_arr, int(candidates.height), truncated
+
+
+def _result(
+    pairs_arr: np.ndarray[Any, Any],
+    candidates: int,
+    truncated: bool,
+    columns: int,
+    ignored: tuple[str, ...],
+    segments: int = 1,
+    partition: str | None = None,
+) -> NearDuplicates:
+    """The finding from the (pairs x 2) table rows found, each pair ``(i, j)``, ``i < j``."""
+    base = NearDuplicates(
+        candidates=candidates,
+        truncated=truncated,
+        columns_compared=columns,
+        keys_ignored=ignored,
+        segments=segments,
+        partition_column=partition,
+    )
     if pairs_arr.shape[0] == 0:
-        return result
-    pairs = sorted((int(x), int(y)) for x, y in pairs_arr)
-    return NearDuplicates(
-        pairs=pairs,
+        return base
+    return replace(
+        base,
+        pairs=sorted((int(x), int(y)) for x, y in pairs_arr),
         rows=np.unique(pairs_arr).tolist(),
         redundant=int(np.unique(pairs_arr[:, 1]).size),
-        candidates=result.candidates,
-        truncated=truncated,
-        columns_compared=len(used),
-        keys_ignored=ignored,
     )

@@ -28,6 +28,8 @@ import polars as pl
 import pyarrow as pa
 
 from jobs.quality.profiling import ColumnStats
+from jobs.quality.rowset import RowSet
+from jobs.quality.table import ScanTable
 
 MIN_SHARE = 0.30
 SAMPLE_SIZE = 50_000
@@ -198,7 +200,7 @@ class PiiColumn:
     column: str
     kinds: tuple[str, ...]  # most frequent first
     counts: dict[str, int]  # kind -> values of that kind in the whole column
-    rows: list[int]  # rows holding any of the kinds
+    rows: Sequence[int]  # rows holding any of the kinds (a RowSet)
     sample_share: float  # share of the sample held by the kinds
 
 
@@ -224,20 +226,34 @@ def _as_text(name: str) -> pl.Expr:
     return pl.col(name).cast(pl.String)
 
 
-def sample_frame(source: pl.LazyFrame, present: Mapping[str, int], size: int) -> pl.DataFrame:
+def sample_frame(
+    source: pl.LazyFrame | ScanTable, present: Mapping[str, int], size: int
+) -> pl.DataFrame:
     """Up to ``size`` evenly spaced non-null values per column, as one row of lists.
 
     Evenly spaced (every k-th value) rather than random: deterministic, cheap, and it sees
-    the whole file rather than its head."""
-    exprs = [
-        _as_text(name).drop_nulls().gather_every(max(1, -(-count // size))).implode().alias(name)
-        for name, count in present.items()
-    ]
-    return source.select(exprs).collect()
+    the whole file rather than its head. A bounded table is read a chunk at a time, each
+    column's count of non-null values carried over so the picks are the same."""
+    table = ScanTable.of(source)
+    steps = {name: max(1, -(-count // size)) for name, count in present.items()}
+    if not table.bounded:
+        exprs = [
+            _as_text(name).drop_nulls().gather_every(steps[name]).implode().alias(name)
+            for name in present
+        ]
+        return table.lazy.select(exprs).collect()
+    seen = dict.fromkeys(present, 0)
+    picked: dict[str, list[pl.Series]] = {name: [] for name in present}
+    for _, chunk in table.chunks(list(present)):
+        for name, step in steps.items():
+            values = chunk[name].cast(pl.String).drop_nulls()
+            picked[name].append(values.gather_every(step, offset=(-seen[name]) % step))
+            seen[name] += values.len()
+    return pl.DataFrame([pl.concat(parts).implode().alias(n) for n, parts in picked.items()])
 
 
 def detect_pii(
-    source: pl.LazyFrame,
+    source: pl.LazyFrame | ScanTable,
     stats: Sequence[ColumnStats],
     schema: Mapping[str, pl.DataType],
     rows: int,
@@ -269,19 +285,27 @@ def detect_pii(
             shares[name] = min(1.0, sum(counts[k] for k in hits) / n)
     if not flagged:
         return []
-    columns = source.select(list(flagged)).collect()
+    table = ScanTable.of(source)
+    found: dict[str, dict[str, int]] = {name: dict.fromkeys(k, 0) for name, k in flagged.items()}
+    masks: dict[str, list[np.ndarray[Any, Any]]] = {name: [] for name in flagged}
 
-    def whole_column(item: tuple[str, list[str]]) -> PiiColumn:
-        name, kinds = item
-        masks = {k: kind_mask(k, columns[name]) for k in kinds}
-        return PiiColumn(
-            column=name,
-            kinds=tuple(kinds),
-            counts={k: int(m.sum()) for k, m in masks.items()},
-            rows=np.flatnonzero(np.logical_or.reduce(list(masks.values()))).tolist(),
-            sample_share=shares[name],
-        )
+    def check(chunk: pl.DataFrame, name: str) -> None:
+        kinds = {k: kind_mask(k, chunk[name]) for k in flagged[name]}
+        for k, mask in kinds.items():
+            found[name][k] += int(mask.sum())
+        masks[name].append(np.logical_or.reduce(list(kinds.values())))
 
     # Polars and numpy release the GIL: two columns at a time use both cores.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return list(pool.map(whole_column, flagged.items()))
+        for _, chunk in table.chunks(list(flagged)):
+            list(pool.map(check, [chunk] * len(flagged), flagged))
+    return [
+        PiiColumn(
+            column=name,
+            kinds=tuple(kinds),
+            counts=found[name],
+            rows=RowSet.concat_masks(masks.pop(name)),
+            sample_share=shares[name],
+        )
+        for name, kinds in flagged.items()
+    ]

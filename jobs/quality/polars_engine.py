@@ -1,32 +1,40 @@
 """The Polars scan engine: one Parquet dataset version in, one ``ScanReport`` out.
 
-The file is decoded once into memory (the one copy of the data the scan holds) and then
-queried through a ``LazyFrame`` in a handful of passes, each touching only the columns it
-needs:
+How the file is read depends on its size (``table.ScanTable``): up to
+``DATRIX_SCAN_IN_MEMORY_MB`` of decoded data (default 512 MiB, about a million rows of 50
+mixed columns) it is decoded once and queried in memory, the fastest way; a larger file is
+*bounded*: every pass reads what it needs from the Parquet file, aggregates and group-bys
+on the streaming engine one at a time, row-level checks a chunk of rows at a time, so
+memory does not grow with the row count (what does grow: 8 bytes a row for the exact
+duplicate hashes, a bit a row per affected-rows bitmap, a byte a row per flagged column
+while its rows are found). The detectors are written once for both ways. The passes:
 
 1. profile    - one ``select`` with every per-column aggregate, plus one group-by per
-                column (run together) for exact distinct counts and top values;
+                column for exact distinct counts, top values and the edge values the
+                sentinel check needs (bounded: quantiles a few columns at a time, and a
+                column with many distinct values grouped in hash parts that merge exactly);
 2. duplicates - whole-row hashes, then exact verification among rows sharing a hash;
-                then near duplicates among the remaining rows (MinHash LSH over field
-                tokens, candidates verified field by field: ``near_duplicates.py``);
-3. outliers   - one ``select`` collecting null positions, outlier candidates (values outside
-                the column's z-score or IQR fences), sentinel and negative cells
+                then near duplicates among the remaining rows (``near_duplicates.py``; a
+                bounded table of more than ``SEGMENT_ROWS`` rows is searched in segments
+                that keep rows agreeing on a partition column together);
+3. outliers   - one row pass collecting null positions, outlier candidates (values
+                outside the column's z-score or IQR fences), sentinel and negative cells
                 (``accuracy.py``); an evenly spaced sample (<= 4,096 rows) of the columns
                 with candidates fits one IsolationForest per column, whose vote confirms
                 or drops each candidate (``outliers.py``); with a previous version,
                 evenly spaced samples (<= 100k rows) of both versions give the drift
-                statistics (``drift.py``); then the text
+                statistics (``drift.py``); the missingness class of each column with
+                nulls from a seeded sample of rows (``missingness.py``); then the text
                 checks: an evenly spaced sample of every text column decides which hold
                 PII (``pii.py``) and which are numbers or dates in text form, whose
                 mismatches and mixed date formats are then found on the whole column,
                 and categorical columns are checked for case/whitespace spelling variants
                 (``formats.py``);
-4. score      - pure Python over the collected numbers.
+4. score      - pure Python over the collected numbers (``assembly.build_report``). With a
+                label column the rows are materialised for the label models (a limit of
+                bounded scans: ``labels.py`` assesses every row).
 
-Beyond the decoded data, the largest transients are the per-column group-by tables of
-pass 1, in pass 2 the rows that share a hash (normally a small fraction) and the MinHash
-bucket keys (10 x 8 bytes per row), and in pass 3 the whole-column masks of flagged
-text columns.
+Affected rows are ``RowSet``s: a bitmap or sorted indices, whichever is smaller.
 """
 
 from __future__ import annotations
@@ -48,10 +56,11 @@ from jobs.quality.formats import (
     typed_column_findings,
 )
 from jobs.quality.missingness import classify as classify_missingness
-from jobs.quality.near_duplicates import find_near_duplicates
+from jobs.quality.near_duplicates import find_near_duplicates_in
 from jobs.quality.outliers import IF_FIT_ROWS, sample_step
 from jobs.quality.pii import SAMPLE_SIZE, detect_pii, pii_candidates, sample_frame
 from jobs.quality.profiling import ColumnStats, logical_type, profile_columns
+from jobs.quality.table import ScanTable
 from jobs.report import ScanOptions, ScanReport
 
 PHASES = ("profile", "duplicates", "outliers", "score")
@@ -70,9 +79,10 @@ class PolarsScanEngine:
         Raises ValueError when ``options.label_column`` is not a column of the dataset.
         """
         total = len(PHASES)
-        # Decoded once and queried lazily: re-decoding the file for every pass costs more
-        # time and (with the per-column group-bys running side by side) more peak memory.
-        source = pl.read_parquet(Path(parquet_path)).lazy()
+        # Decoded once and queried lazily when it fits DATRIX_SCAN_IN_MEMORY_MB (fastest);
+        # otherwise read per pass, streaming or a chunk of rows at a time (table.py).
+        table = ScanTable.open(Path(parquet_path))
+        source = table.lazy
         schema: dict[str, pl.DataType] = dict(source.collect_schema())
         label = options.label_column
         if label is not None and label not in schema:
@@ -80,21 +90,21 @@ class PolarsScanEngine:
         columns = list(schema)
 
         progress("profile", 0, total)
-        rows, stats = profile_columns(source, schema)
+        rows, stats = profile_columns(table, schema)
 
         progress("duplicates", 1, total)
-        redundant = duplicate_rows(source, columns) if rows > 1 else []
-        near = find_near_duplicates(source, schema, stats, rows, redundant, options.seed)
+        redundant = duplicate_rows(table, columns) if rows > 1 else []
+        near = find_near_duplicates_in(table, schema, stats, redundant, options.seed)
 
         progress("outliers", 2, total)
         plan = accuracy.plan_rows(stats, rows)
-        facts = row_facts(source, schema, plan)
+        facts = row_facts(table, schema, plan)
         sampled = accuracy.outlier_sample_columns(plan, facts)
-        sample = evenly_spaced(source, sampled, sample_step(rows, IF_FIT_ROWS))
+        sample = evenly_spaced(table, sampled, sample_step(rows, IF_FIT_ROWS))
         found = accuracy.judge_accuracy(stats, rows, plan, facts, sample, options.seed)
-        drifts = _drift(source, stats, rows, options.previous_path)
-        missingness = classify_missingness(source, schema, plan.null_columns, rows, options.seed)
-        text = _text_checks(source, schema, stats, rows)
+        drifts = _drift(table, stats, rows, options.previous_path)
+        missingness = classify_missingness(table, schema, plan.null_columns, rows, options.seed)
+        text = _text_checks(table, schema, stats, rows)
 
         detected = Detected(
             rows,
@@ -108,30 +118,31 @@ class PolarsScanEngine:
             text,
             missingness,
         )
-        return build_report(self.name, detected, options, source.collect, progress, total)
+        # With a label column the rows are materialised (labels.py assesses every row).
+        whole = lambda: table.collect(source)  # noqa: E731
+        return build_report(self.name, detected, options, whole, progress, total)
 
 
 def _drift(
-    source: pl.LazyFrame, stats: list[ColumnStats], rows: int, previous_path: Path | None
+    table: ScanTable, stats: list[ColumnStats], rows: int, previous_path: Path | None
 ) -> list[ColumnDrift]:
     """Drift against the previous version: both versions sampled the same way."""
     if previous_path is None:
         return []
-    previous = pl.scan_parquet(Path(previous_path))
-    before_schema = previous.collect_schema()
+    previous = ScanTable.open(Path(previous_path))
+    before_schema = previous.lazy.collect_schema()
     before_types = {name: logical_type(dtype) for name, dtype in before_schema.items()}
     numeric, categorical = accuracy.drift_columns(stats, before_types, rows)
     wanted = numeric + categorical
     if not wanted:
         return []
-    before_rows = int(previous.select(pl.len()).collect().item())
-    before = evenly_spaced(previous, wanted, sample_step(before_rows))
-    now = evenly_spaced(source, wanted, sample_step(rows))
+    before = evenly_spaced(previous, wanted, sample_step(previous.rows))
+    now = evenly_spaced(table, wanted, sample_step(rows))
     return accuracy.compare_versions(stats, rows, before_types, now, before)
 
 
 def _text_checks(
-    source: pl.LazyFrame, schema: Mapping[str, pl.DataType], stats: list[ColumnStats], rows: int
+    source: ScanTable, schema: Mapping[str, pl.DataType], stats: list[ColumnStats], rows: int
 ) -> TextChecks:
     """PII, type mismatches and format variants of the text columns (one shared sample)."""
     text_columns = [s.name for s in stats if s.logical_type == "string"]

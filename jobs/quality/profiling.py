@@ -19,9 +19,16 @@ from typing import Any
 
 import polars as pl
 
+from jobs.quality.table import ScanTable
+
 TOP_K = 5
 EDGE_K = 6  # smallest / largest distinct values kept per numeric column
 QUANTILES: tuple[float, ...] = (0.25, 0.5, 0.75)
+# Bounded tables: distinct values per hash part of a column's value counts, and bytes of
+# columns a quantile query may hold.
+PART_VALUES = 3_000_000
+QUANTILE_BYTES = 512 << 20
+PART_SEED = 0x9A27
 NUMERIC_TYPES = frozenset({"integer", "float"})
 
 
@@ -138,8 +145,10 @@ def json_value(value: Any) -> Any:
     return str(value)
 
 
-def _scalar_exprs(i: int, name: str, dtype: pl.DataType, kind: str) -> list[pl.Expr]:
+def _scalar_exprs(i: int, name: str, dtype: pl.DataType, kind: str, bounded: bool) -> list[pl.Expr]:
     exprs = [pl.col(name).null_count().alias(f"{i}:nulls")]
+    if bounded:
+        exprs.append(pl.col(name).approx_n_unique().alias(f"{i}:approx"))
     if kind in NUMERIC_TYPES:
         x = numeric_expr(name, dtype)
         xf = x.cast(pl.Float64)
@@ -148,17 +157,29 @@ def _scalar_exprs(i: int, name: str, dtype: pl.DataType, kind: str) -> list[pl.E
             x.max().alias(f"{i}:max"),
             xf.mean().alias(f"{i}:mean"),
             xf.std().alias(f"{i}:std"),
-            xf.quantile(list(QUANTILES), interpolation="linear").alias(f"{i}:q"),
         ]
+        if not bounded:
+            exprs.append(_quantiles(name, dtype).alias(f"{i}:q"))
         if not dtype.is_integer():
             exprs.append(pl.col(name).cast(pl.Float64).is_nan().sum().alias(f"{i}:nan"))
     return exprs
 
 
-def _counts_query(source: pl.LazyFrame, name: str, dtype: pl.DataType) -> pl.LazyFrame:
+def _quantiles(name: str, dtype: pl.DataType) -> pl.Expr:
+    x = numeric_expr(name, dtype).cast(pl.Float64)
+    return x.quantile(list(QUANTILES), interpolation="linear")
+
+
+def _counts_query(
+    source: pl.LazyFrame, name: str, dtype: pl.DataType, part: tuple[int, int] | None = None
+) -> pl.LazyFrame:
     """One row: the exact number of distinct non-null values and the top ``TOP_K`` values
     by count, ties broken by the value itself so the answer is deterministic; for numeric
-    columns also the ``EDGE_K`` smallest and largest finite values with their counts."""
+    columns also the ``EDGE_K`` smallest and largest finite values with their counts.
+
+    With ``part = (p, parts)`` only the values whose hash is ``p`` modulo ``parts``: the
+    value-count table of one part is ``1 / parts`` of the column's, and the parts' rows
+    merge exactly (``_merge_parts``)."""
     value, count = pl.col("value"), pl.col("count")  # renamed first: no clash with user names
     exprs = [
         pl.len().alias("distinct"),
@@ -175,13 +196,36 @@ def _counts_query(source: pl.LazyFrame, name: str, dtype: pl.DataType) -> pl.Laz
             pair.bottom_k_by(number.filter(finite), k=EDGE_K).implode().alias("low"),
             pair.top_k_by(number.filter(finite), k=EDGE_K).implode().alias("high"),
         ]
-    return (
-        source.select(pl.col(name).alias("value"))
-        .group_by("value")
-        .len(name="count")
-        .filter(value.is_not_null())
-        .select(exprs)
+    values = source.select(pl.col(name).alias("value"))
+    if part is not None:
+        values = values.filter(value.hash(seed=PART_SEED) % part[1] == part[0])
+    return values.group_by("value").len(name="count").filter(value.is_not_null()).select(exprs)
+
+
+def _merge_parts(parts: Sequence[pl.DataFrame]) -> dict[str, Any]:
+    """The ``_counts_query`` row of a whole column from the rows of its hash parts: the
+    parts hold disjoint values, so distinct counts add up and the global top / lowest /
+    highest values are among the parts' own."""
+
+    def pairs(column: str) -> pl.DataFrame:
+        frames = [p.select(pl.col(column).explode()).unnest(column) for p in parts]
+        return pl.concat(frames).filter(pl.col("count").is_not_null())
+
+    value, count = pl.col("value"), pl.col("count")
+    top = pairs("top").select(
+        pl.struct(value, count).top_k_by([count, value], k=TOP_K, reverse=[False, True])
     )
+    merged: dict[str, Any] = {
+        "distinct": sum(int(p["distinct"][0]) for p in parts),
+        "top": top.to_series().to_list(),
+    }
+    if "low" in parts[0].columns:
+        edges = pl.concat([pairs("low"), pairs("high")]).unique()
+        merged["low"] = edges.select(pl.struct(value, count).bottom_k_by(value, k=EDGE_K))
+        merged["low"] = merged["low"].to_series().to_list()
+        merged["high"] = edges.select(pl.struct(value, count).top_k_by(value, k=EDGE_K))
+        merged["high"] = merged["high"].to_series().to_list()
+    return merged
 
 
 def edge_counts(pairs: list[dict[str, Any]] | None, descending: bool) -> list[tuple[float, int]]:
@@ -190,16 +234,31 @@ def edge_counts(pairs: list[dict[str, Any]] | None, descending: bool) -> list[tu
 
 
 def profile_columns(
-    source: pl.LazyFrame, schema: Mapping[str, pl.DataType]
+    source: pl.LazyFrame | ScanTable, schema: Mapping[str, pl.DataType]
 ) -> tuple[int, list[ColumnStats]]:
-    """Return (row count, one ``ColumnStats`` per column in schema order)."""
+    """Return (row count, one ``ColumnStats`` per column in schema order).
+
+    In memory, everything runs as one batch of queries. On a bounded table the scalar
+    aggregates stream, quantiles are computed a few columns at a time, and each column's
+    value counts are built on its own, split into hash parts of at most ``PART_VALUES``
+    distinct values (``approx_n_unique`` from the scalar pass says how many)."""
+    table = ScanTable.of(source)
     kinds = {name: logical_type(dtype) for name, dtype in schema.items()}
     exprs = [pl.len().alias("rows")]
     for i, (name, dtype) in enumerate(schema.items()):
-        exprs += _scalar_exprs(i, name, dtype, kinds[name])
-    counts_queries = [_counts_query(source, name, dtype) for name, dtype in schema.items()]
-    scalars, *counts = pl.collect_all([source.select(exprs), *counts_queries])
-    row = scalars.row(0, named=True)
+        exprs += _scalar_exprs(i, name, dtype, kinds[name], table.bounded)
+    if table.bounded:
+        row = table.collect(table.lazy.select(exprs)).row(0, named=True)
+        row.update(_bounded_quantiles(table, schema, kinds, int(row["rows"])))
+        count_rows = [
+            _bounded_counts(table, name, dtype, int(row[f"{i}:approx"] or 0))
+            for i, (name, dtype) in enumerate(schema.items())
+        ]
+    else:
+        queries = [_counts_query(table.lazy, name, dtype) for name, dtype in schema.items()]
+        scalars, *counts = pl.collect_all([table.lazy.select(exprs), *queries])
+        row = scalars.row(0, named=True)
+        count_rows = [c.row(0, named=True) for c in counts]
     rows = int(row["rows"])
 
     stats: list[ColumnStats] = []
@@ -207,7 +266,7 @@ def profile_columns(
         numeric = None
         if kinds[name] in NUMERIC_TYPES:
             numeric = numeric_summary(row, f"{i}:", row[f"{i}:q"])
-        count_row = counts[i].row(0, named=True)
+        count_row = count_rows[i]
         top = [(_top_value(t["value"]), int(t["count"])) for t in count_row["top"]]
         stats.append(
             ColumnStats(
@@ -222,6 +281,33 @@ def profile_columns(
             )
         )
     return rows, stats
+
+
+def _bounded_quantiles(
+    table: ScanTable, schema: Mapping[str, pl.DataType], kinds: Mapping[str, str], rows: int
+) -> dict[str, Any]:
+    """``{i}:q`` of every numeric column; a quantile needs its column whole (sorted), so
+    as many columns go together as fit ``QUANTILE_BYTES`` (16 bytes a value)."""
+    numeric = [(i, n, d) for i, (n, d) in enumerate(schema.items()) if kinds[n] in NUMERIC_TYPES]
+    per_query = max(1, QUANTILE_BYTES // max(1, 16 * rows))
+    out: dict[str, Any] = {}
+    for start in range(0, len(numeric), per_query):
+        batch = numeric[start : start + per_query]
+        query = table.lazy.select([_quantiles(n, d).alias(f"{i}:q") for i, n, d in batch])
+        out.update(table.collect(query).row(0, named=True))
+    return out
+
+
+def _bounded_counts(
+    table: ScanTable, name: str, dtype: pl.DataType, approx_distinct: int
+) -> dict[str, Any]:
+    parts = max(1, math.ceil(approx_distinct * 1.1 / PART_VALUES))
+    if parts == 1:
+        return table.collect(_counts_query(table.lazy, name, dtype)).row(0, named=True)
+    found = [
+        table.collect(_counts_query(table.lazy, name, dtype, (p, parts))) for p in range(parts)
+    ]
+    return _merge_parts(found)
 
 
 def _top_value(value: Any) -> Any:

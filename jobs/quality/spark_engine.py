@@ -57,6 +57,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -671,7 +672,7 @@ def _missingness(
 # --- text checks: decided on the driver from a sample, counted by Spark -----------------
 
 
-def _sample_positions(present: int, nulls: list[int]) -> np.ndarray[Any, Any]:
+def _sample_positions(present: int, nulls: Sequence[int]) -> np.ndarray[Any, Any]:
     """Positions of the non-null values 0, k, 2k, ... of a column (``pii.sample_frame``'s
     ``drop_nulls().gather_every(k)``), from the column's sorted null positions."""
     step = max(1, -(-present // SAMPLE_SIZE))
@@ -687,7 +688,7 @@ def _sample_frame(
     df: Any,
     position: dict[str, str],
     present: dict[str, int],
-    nulls: dict[str, list[int]],
+    nulls: Mapping[str, Sequence[int]],
 ) -> pl.DataFrame:
     """The one-row frame of sampled values (as text) ``pii.sample_frame`` draws."""
     from pyspark.sql import functions as F
@@ -793,7 +794,7 @@ def _text_checks(
     position: dict[str, str],
     stats: list[ColumnStats],
     rows: int,
-    nulls: dict[str, list[int]],
+    nulls: Mapping[str, Sequence[int]],
 ) -> TextChecks:
     """PII, type mismatches and format variants of the text columns, as the Polars engine.
 

@@ -20,6 +20,7 @@ exactly: same issue types, columns, affected counts, rows and descriptions.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,7 @@ def _close(a: Any, b: Any) -> bool:
     return math.isclose(float(a), float(b), rel_tol=REL_TOL, abs_tol=1e-12)
 
 
-def _issues(report: ScanReport) -> dict[tuple[str, str | None], tuple[int, list[int]]]:
+def _issues(report: ScanReport) -> dict[tuple[str, str | None], tuple[int, Sequence[int]]]:
     return {
         (i.type, i.column): (i.affected_count, report.affected_rows.get(i.id, []))
         for i in report.issues

@@ -1,0 +1,132 @@
+"""How the Polars engine reads a dataset version: whole, or in bounded row chunks.
+
+A table whose decoded size fits ``DATRIX_SCAN_IN_MEMORY_MB`` (default 512 MiB, about a
+million rows of 50 mixed columns) is decoded once and queried in memory: the fastest way.
+A larger one is *bounded*: every pass reads from the Parquet file, either through the
+streaming engine (aggregates, group-bys) or ``chunk_rows`` rows at a time (the row-level
+detectors), so the scan's memory depends on the chunk size and on the number of distinct
+values of a column, not on the number of rows. The detectors are written once against
+this class; in memory, ``chunks`` yields the whole table as a single chunk.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import pyarrow.parquet as pq
+
+IN_MEMORY_MB = 512  # default DATRIX_SCAN_IN_MEMORY_MB
+CHUNK_MB = 96  # decoded bytes per row chunk in bounded mode
+DECODED_PER_UNCOMPRESSED = 1.4  # decoded Polars size / Parquet uncompressed size (measured)
+MIN_CHUNK_ROWS = 16_384
+MAX_CHUNK_ROWS = 1 << 20
+
+
+@dataclass(frozen=True)
+class ScanTable:
+    """One dataset version as the scan reads it.
+
+    ``lazy`` is the query root; ``chunk_rows`` the rows of one chunk (the whole table in
+    memory); ``bounded`` says whether aggregates run on the streaming engine, one at a time.
+    """
+
+    lazy: pl.LazyFrame
+    rows: int
+    chunk_rows: int
+    bounded: bool
+    decoded_bytes: int = 0
+
+    @classmethod
+    def open(
+        cls, path: Path, in_memory_mb: float | None = None, chunk_rows: int | None = None
+    ) -> ScanTable:
+        """Decide from the Parquet metadata whether ``path`` is read whole or bounded.
+
+        ``in_memory_mb`` and ``chunk_rows`` default to ``DATRIX_SCAN_IN_MEMORY_MB`` and
+        ``DATRIX_SCAN_CHUNK_ROWS`` (the latter only for tests and benchmarks)."""
+        meta = pq.ParquetFile(path).metadata
+        rows = int(meta.num_rows)
+        uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        decoded = int(uncompressed * DECODED_PER_UNCOMPRESSED)
+        limit_mb = (
+            in_memory_mb
+            if in_memory_mb is not None
+            else _env_float("DATRIX_SCAN_IN_MEMORY_MB", IN_MEMORY_MB)
+        )
+        if decoded <= limit_mb * (1 << 20):
+            return cls(pl.read_parquet(path).lazy(), rows, max(rows, 1), False, decoded)
+        if chunk_rows is None:
+            forced = os.environ.get("DATRIX_SCAN_CHUNK_ROWS")
+            if forced:
+                chunk_rows = int(forced)
+            else:
+                per_row = decoded / max(rows, 1)
+                wanted = int(CHUNK_MB * (1 << 20) / max(per_row, 1.0))
+                chunk_rows = min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, wanted))
+        return cls(pl.scan_parquet(path), rows, max(1, chunk_rows), True, decoded)
+
+    @classmethod
+    def in_memory(cls, frame: pl.DataFrame) -> ScanTable:
+        return cls(
+            frame.lazy(), frame.height, max(frame.height, 1), False, int(frame.estimated_size())
+        )
+
+    @classmethod
+    def of(cls, source: pl.LazyFrame | ScanTable) -> ScanTable:
+        """``source`` itself, or an in-memory table around a lazy frame over in-memory data
+        (its height is not computed: in memory, ``chunks`` ignores it)."""
+        if isinstance(source, ScanTable):
+            return source
+        return cls(source, 0, 1, False)
+
+    def collect(self, query: pl.LazyFrame) -> pl.DataFrame:
+        """Run one query: on the streaming engine when bounded."""
+        return query.collect(engine="streaming") if self.bounded else query.collect()
+
+    def collect_all(self, queries: Sequence[pl.LazyFrame]) -> list[pl.DataFrame]:
+        """Run queries together in memory (they share the decoded table and both cores);
+        one after the other when bounded, so only one query's state is held at a time."""
+        if not self.bounded:
+            return pl.collect_all(list(queries))
+        return [self.collect(q) for q in queries]
+
+    @property
+    def chunk_count(self) -> int:
+        return max(1, math.ceil(self.rows / self.chunk_rows))
+
+    def chunks(self, columns: Sequence[str]) -> Iterator[tuple[int, pl.DataFrame]]:
+        """``(first row, frame)`` for consecutive row ranges of ``columns``."""
+        query = self.lazy.select(list(columns))
+        if not self.bounded:
+            yield 0, query.collect()
+            return
+        for start in range(0, max(self.rows, 1), self.chunk_rows):
+            yield start, query.slice(start, self.chunk_rows).collect()
+
+    def gather(self, columns: Sequence[str], rows: npt.NDArray[np.int64]) -> pl.DataFrame:
+        """The given rows (sorted, distinct) of ``columns``, in that order."""
+        parts = []
+        for start, chunk in self.chunks(columns):
+            here = rows[(rows >= start) & (rows < start + chunk.height)] - start
+            if here.size:
+                parts.append(chunk[here])
+        if not parts:
+            return self.lazy.select(list(columns)).head(0).collect()
+        return pl.concat(parts)
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number of megabytes, got {raw!r}") from exc
