@@ -7,11 +7,12 @@ the page (a Content-Security-Policy meta tag tells the browser to fetch nothing 
 The report itself carries the numbers (scores, issues, profiles); the Parquet file is read
 again only for what the report does not hold, in three cheap reads:
 
-* histograms  - the numeric columns, once: every value is mapped to one of ``BINS`` bins in
-                one ``select`` and counted with ``numpy.bincount``. The bin range is the
-                column's IQR fences widened to ``HIST_K`` IQRs (cut to min/max), so a few far
-                outliers do not squash the distribution into one bar; values beyond it are
-                counted in the edge bins and the caption says how many;
+* histograms  - the numeric columns, once: one streaming ``select`` counts the values of
+                each of ``BINS`` bins per column (memory independent of the rows). The bin
+                range is the column's IQR fences widened to ``HIST_K`` IQRs (cut to
+                min/max), so a few far outliers do not squash the distribution into one
+                bar; values beyond it are counted in the edge bins and the caption says
+                how many;
 * null matrix - up to ``NULL_SAMPLE`` rows evenly spaced across the file;
 * samples     - up to ``SAMPLE_ROWS`` affected rows of the exact-duplicates issue and of each
                 outliers issue, read by position.
@@ -28,7 +29,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from jobs.report import DIMENSIONS, ColumnProfile, Issue, ScanReport
@@ -171,7 +171,8 @@ def _read_rows(
     if columns is not None:
         lf = lf.select(columns)
     wanted = pl.Series("__pos", list(positions), dtype=pl.UInt32)
-    found = lf.with_row_index("__pos").filter(pl.col("__pos").is_in(wanted.implode())).collect()
+    query = lf.with_row_index("__pos").filter(pl.col("__pos").is_in(wanted.implode()))
+    found = query.collect(engine="streaming")  # never the whole file in memory
     order = pl.DataFrame({"__pos": wanted})
     return order.join(found, on="__pos", how="left", maintain_order="left").drop("__pos")
 
@@ -302,37 +303,35 @@ def _bin_range(profile: ColumnProfile) -> tuple[float, float] | None:
 
 
 def _histograms(path: Path, numeric: list[ColumnProfile]) -> dict[str, _Histogram]:
-    """``BINS``-bin histograms of the numeric columns: one read of those columns, one
-    ``select`` mapping every value to its bin, ``numpy.bincount`` per column."""
+    """``BINS``-bin histograms of the numeric columns: one streaming pass over those
+    columns counting, per column, the values in each bin (values outside the range in the
+    end bins) and those below and above it; memory does not grow with the rows."""
     ranges = {p.name: r for p in numeric if (r := _bin_range(p)) is not None}
     if not ranges:
         return {}
     data = pl.scan_parquet(path).select(list(ranges))
     schema = data.collect_schema()
     exprs: list[pl.Expr] = []
-    for name, (low, high) in ranges.items():
+    for i, (name, (low, high)) in enumerate(ranges.items()):
         col = pl.col(name).cast(pl.Float64)
         if schema[name].is_float():
             col = pl.when(col.is_nan()).then(None).otherwise(col)
         width = (high - low) / BINS
         idx = ((col - low) / width).floor().clip(0, BINS - 1) if width > 0 else col * 0.0
-        out_of_range = pl.when(col < low).then(-1).when(col > high).then(1).otherwise(0)
-        exprs.append(idx.cast(pl.Int8).alias(name))
-        exprs.append(out_of_range.cast(pl.Int8).alias(f"__out_{name}"))
-    binned = data.select(exprs).collect()
-    result: dict[str, _Histogram] = {}
-    for name, (low, high) in ranges.items():
-        bins = binned.get_column(name).drop_nulls().to_numpy()
-        counts = (
-            np.bincount(bins.astype(np.int64), minlength=BINS)[:BINS]
-            if bins.size
-            else (np.zeros(BINS, dtype=np.int64))
+        idx = idx.cast(pl.Int8)
+        exprs += [(idx == b).sum().alias(f"{i}:{b}") for b in range(BINS)]
+        exprs += [(col < low).sum().alias(f"{i}:below"), (col > high).sum().alias(f"{i}:above")]
+    row = data.select(exprs).collect(engine="streaming").row(0, named=True)
+    return {
+        name: _Histogram(
+            low,
+            high,
+            [int(row[f"{i}:{b}"] or 0) for b in range(BINS)],
+            int(row[f"{i}:below"] or 0),
+            int(row[f"{i}:above"] or 0),
         )
-        side = binned.get_column(f"__out_{name}")
-        below = int((side == -1).sum())
-        above = int((side == 1).sum())
-        result[name] = _Histogram(low, high, [int(c) for c in counts], below, above)
-    return result
+        for i, (name, (low, high)) in enumerate(ranges.items())
+    }
 
 
 def _histogram_svg(name: str, hist: _Histogram) -> str:

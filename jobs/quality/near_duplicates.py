@@ -83,12 +83,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 from rapidfuzz.distance import JaroWinkler
 from rapidfuzz.process import cpdist
 
@@ -1075,23 +1078,19 @@ def find_near_duplicates_in(
     # it for all the table's pairs.
     found: list[np.ndarray[Any, Any]] = []
     candidates, truncated = 0, False
-    for part in range(segments):
-        query = table.lazy.with_row_index(index).filter(which == part).select([*used, index])
-        frame = table.collect(query)
-        ids = frame[index].to_numpy().astype(np.int64)
-        keep = ~dropped[ids] if dropped is not None else None
-        if keep is not None and not keep.all():
-            frame, ids = frame.filter(pl.Series(keep)), ids[keep]
-        frame = frame.drop(index)
-        if ids.size < 2:
-            continue
-        pairs_arr, count, cut = _detect(
-            frame, used, informative, None, ids, seed, chance_scale=float(segments)
-        )
-        del frame
-        candidates += count
-        truncated = truncated or cut
-        found.append(pairs_arr)
+    with tempfile.TemporaryDirectory(prefix="datrix-segments-") as spill:
+        for frame in _segment_frames(table, used, index, which, segments, dropped, Path(spill)):
+            ids = frame[index].to_numpy().astype(np.int64)
+            frame = frame.drop(index)
+            if ids.size < 2:
+                continue
+            pairs_arr, count, cut = _detect(
+                frame, used, informative, None, ids, seed, chance_scale=float(segments)
+            )
+            del frame
+            candidates += count
+            truncated = truncated or cut
+            found.append(pairs_arr)
     pairs_arr = np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
     return _result(
         np.sort(pairs_arr, axis=1),
@@ -1102,6 +1101,45 @@ def find_near_duplicates_in(
         segments=segments,
         partition=partition,
     )
+
+
+def _segment_frames(
+    table: ScanTable,
+    used: Sequence[str],
+    index: str,
+    which: pl.Expr,
+    segments: int,
+    dropped: np.ndarray[Any, Any] | None,
+    spill: Path,
+) -> Iterator[pl.DataFrame]:
+    """Each segment's rows (``used`` columns and the row number ``index``, excluded rows
+    left out), one segment at a time. The table is read once, a chunk of rows at a time,
+    each chunk's rows appended to their segment's spill file (LZ4 Parquet under
+    ``spill``); reading the table once per segment would cost ``segments`` full reads."""
+    paths = [spill / f"segment-{part}.parquet" for part in range(segments)]
+    writers: dict[int, pq.ParquetWriter] = {}
+    try:
+        for start, chunk in table.chunks(used):
+            ids = np.arange(start, start + chunk.height, dtype=np.int64)
+            frame = chunk.with_columns(pl.Series(index, ids, dtype=pl.UInt32))
+            if dropped is not None:
+                frame = frame.filter(pl.Series(~dropped[ids]))
+            key = _free_name([*used, index], "__datrix_segment")
+            frame = frame.with_columns(which.alias(key))
+            for (part,), piece in frame.partition_by(key, as_dict=True, include_key=False).items():
+                arrow = piece.to_arrow()
+                writer = writers.get(int(part))
+                if writer is None:
+                    writer = pq.ParquetWriter(paths[int(part)], arrow.schema, compression="lz4")
+                    writers[int(part)] = writer
+                writer.write_table(arrow)
+    finally:
+        for writer in writers.values():
+            writer.close()
+    for part in range(segments):
+        if part in writers:
+            yield pl.read_parquet(paths[part])
+            paths[part].unlink()
 
 
 def segment_limit(segment_rows: int | None = None) -> int:
