@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from streams.object_store import sha256_file
 
@@ -30,6 +31,7 @@ FORMATS = {
     ".xls": "excel",
 }
 INFER_ROWS = 10_000
+MAX_ROW_GROUP_ROWS = 1 << 20  # larger row groups in a Parquet input are rewritten
 
 
 class InputError(ValueError):
@@ -192,6 +194,19 @@ def _read_other(path: Path, fmt: str, out: Path) -> None:
     frame.write_parquet(out)
 
 
+def _parquet_as_is(path: Path) -> bool:
+    """A Parquet file can be stored as given when it is readable and its row groups are at
+    most ``MAX_ROW_GROUP_ROWS`` rows (a bounded scan decodes a row group at a time);
+    otherwise it is rewritten (streamed) with Polars' row groups."""
+    try:
+        meta = pq.ParquetFile(path).metadata
+        pl.scan_parquet(path).collect_schema()
+    except Exception:
+        return False  # the rewrite reports what is wrong with it
+    groups = (meta.row_group(i).num_rows for i in range(meta.num_row_groups))
+    return all(rows <= MAX_ROW_GROUP_ROWS for rows in groups)
+
+
 def ingest(path: Path, workdir: Path, encoding: str = "utf-8") -> IngestedFile:
     """Validate ``path`` and convert it to Parquet in ``workdir``."""
     if not path.exists():
@@ -218,6 +233,8 @@ def ingest(path: Path, workdir: Path, encoding: str = "utf-8") -> IngestedFile:
         separator = "\t" if fmt == "tsv" else ","
         _check_rectangular(source, separator)
         _read_csv(source, separator, out)
+    elif fmt == "parquet" and _parquet_as_is(path):
+        out = path  # stored byte for byte: no decode and re-encode
     else:
         _read_other(source, fmt, out)
     lazy = pl.scan_parquet(out)

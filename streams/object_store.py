@@ -45,6 +45,8 @@ class LocalObjectStore:
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
             os.close(fd)
             shutil.copyfile(source, tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())  # durable before it is named, as put_bytes
             os.replace(tmp, target)
         return SCHEME + rel, sha
 

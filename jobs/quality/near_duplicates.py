@@ -1055,14 +1055,14 @@ def find_near_duplicates_in(
 ) -> NearDuplicates:
     """``find_near_duplicates`` on a ``ScanTable`` in bounded memory.
 
-    When the rows left after ``exclude`` (a list or ``RowSet`` of the redundant exact
-    copies) number at most ``segment_rows`` (default ``SEGMENT_ROWS``, or
+    When the table is in memory, or the rows left after ``exclude`` (a list or ``RowSet``
+    of the redundant exact copies) number at most ``segment_rows`` (default ``SEGMENT_ROWS``, or
     ``DATRIX_NEAR_DUP_SEGMENT_ROWS``), this is ``find_near_duplicates`` on the whole table
     (collected on the streaming engine when the table is bounded). Otherwise the table is
     searched one hash segment at a time (see the module docstring, *Segments*)."""
     limit = segment_limit(segment_rows)
     unique_rows = table.rows - _count(exclude)
-    if unique_rows <= limit:
+    if unique_rows <= limit or not table.bounded:  # in memory: the whole table at once
         return _find_whole(table.lazy, stats, table.rows, exclude, seed, table.collect)
     used, informative = select_columns(stats, table.rows, unique_rows)
     ignored = tuple(surrogate_keys(stats, unique_rows))

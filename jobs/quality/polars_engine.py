@@ -39,6 +39,9 @@ Affected rows are ``RowSet``s: a bitmap or sorted indices, whichever is smaller.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -79,6 +82,7 @@ class PolarsScanEngine:
         Raises ValueError when ``options.label_column`` is not a column of the dataset.
         """
         total = len(PHASES)
+        _import_in_background("sklearn.ensemble")
         # Decoded once and queried lazily when it fits DATRIX_SCAN_IN_MEMORY_MB (fastest);
         # otherwise read per pass, streaming or a chunk of rows at a time (table.py).
         table = ScanTable.open(Path(parquet_path))
@@ -121,6 +125,17 @@ class PolarsScanEngine:
         # With a label column the rows are materialised (labels.py assesses every row).
         whole = lambda: table.collect(source)  # noqa: E731
         return build_report(self.name, detected, options, whole, progress, total)
+
+
+def _import_in_background(module: str) -> None:
+    """Start importing ``module`` on a thread: scikit-learn (the IsolationForest vote) costs
+    1-2 s of imports, which overlap the first passes (Polars releases the GIL)."""
+
+    def load() -> None:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+
+    threading.Thread(target=load, name=f"import-{module}", daemon=True).start()
 
 
 def _drift(

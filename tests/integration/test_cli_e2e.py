@@ -185,3 +185,38 @@ def test_scan_writes_a_self_contained_html_report(
         "scan", str(out / "dirty.parquet"), "--html", str(tmp_path / "no" / "such" / "x.html")
     )
     assert bad.code == 2 and "cannot write" in bad.stderr
+
+
+class BoundedCli(Cli):
+    """The CLI with every scan in bounded memory: tiny chunks, several near-dup segments."""
+
+    def env(self) -> dict[str, str]:
+        env = super().env()
+        env["DATRIX_SCAN_IN_MEMORY_MB"] = "0"
+        env["DATRIX_SCAN_CHUNK_ROWS"] = "3000"
+        env["DATRIX_NEAR_DUP_SEGMENT_ROWS"] = "7000"
+        return env
+
+
+def test_bounded_scan_end_to_end(bench: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    out, truth = bench
+    cli = BoundedCli(tmp_path / "home")
+    page = tmp_path / "report.html"
+    run = cli("scan", str(out / "dirty.csv"), "--html", str(page), "--format", "json")
+    assert run.code == 0, run.stderr
+    doc = run.json()
+    assert doc["rows"] == truth["rows"]
+    assert {c["name"]: c["null_count"] for c in doc["column_profiles"]} == truth["nulls"]
+    by_type = {(i["type"], i["column"]): i for i in doc["issues"]}
+    dups = by_type[("exact_duplicates", None)]
+    assert dups["affected_count"] == truth["exact_duplicates"]["count"]
+    assert ("near_duplicates", None) in by_type
+    pii = {c for t, c in by_type if t == "pii_detected"}
+    assert pii == set(truth["pii_columns"])
+    for column in pii:  # dense row sets come back whole from the rows object
+        issue = by_type[("pii_detected", column)]
+        rows = cli("rows", doc["scan_id"], issue["id"])
+        assert rows.code == 0, rows.stderr
+        assert len(rows.stdout.split()) == issue["affected_count"]
+    html = page.read_text()
+    assert all(issue["id"] in html for issue in doc["issues"])
