@@ -40,9 +40,11 @@ Affected rows are ``RowSet``s: a bitmap or sorted indices, whichever is smaller.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
@@ -98,17 +100,28 @@ class PolarsScanEngine:
 
         progress("duplicates", 1, total)
         redundant = duplicate_rows(table, columns) if rows > 1 else []
-        near = find_near_duplicates_in(table, schema, stats, redundant, options.seed)
+        # In memory, near duplicates (numpy, RapidFuzz) run on a second thread beside the
+        # next passes (Polars, scikit-learn): both release the GIL, the machine has cores.
+        # A bounded table runs them one after the other, to keep one pass's memory at once.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="near-dup") as pool:
+            search = functools.partial(
+                find_near_duplicates_in, table, schema, stats, redundant, options.seed
+            )
+            pending = pool.submit(search) if not table.bounded else None
+            near = search() if pending is None else None
 
-        progress("outliers", 2, total)
-        plan = accuracy.plan_rows(stats, rows)
-        facts = row_facts(table, schema, plan)
-        sampled = accuracy.outlier_sample_columns(plan, facts)
-        sample = evenly_spaced(table, sampled, sample_step(rows, IF_FIT_ROWS))
-        found = accuracy.judge_accuracy(stats, rows, plan, facts, sample, options.seed)
-        drifts = _drift(table, stats, rows, options.previous_path)
-        missingness = classify_missingness(table, schema, plan.null_columns, rows, options.seed)
-        text = _text_checks(table, schema, stats, rows)
+            progress("outliers", 2, total)
+            plan = accuracy.plan_rows(stats, rows)
+            facts = row_facts(table, schema, plan)
+            sampled = accuracy.outlier_sample_columns(plan, facts)
+            sample = evenly_spaced(table, sampled, sample_step(rows, IF_FIT_ROWS))
+            found = accuracy.judge_accuracy(stats, rows, plan, facts, sample, options.seed)
+            drifts = _drift(table, stats, rows, options.previous_path)
+            missingness = classify_missingness(table, schema, plan.null_columns, rows, options.seed)
+            text = _text_checks(table, schema, stats, rows)
+            if pending is not None:
+                near = pending.result()
+        assert near is not None
 
         detected = Detected(
             rows,
