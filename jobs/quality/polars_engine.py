@@ -40,6 +40,7 @@ Affected rows are ``RowSet``s: a bitmap or sorted indices, whichever is smaller.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib
 import threading
@@ -80,14 +81,18 @@ class PolarsScanEngine:
         """Scan one immutable Parquet dataset version and return its report.
 
         ``progress(phase, done, total)`` counts phases: it is called with the phase about
-        to start and the number of phases finished, and once more at the end (4/4).
+        to start and the number of phases finished, and once more at the end (4/4). On a
+        bounded table each chunked pass also reports, under the current phase, the rows
+        it has read (``done`` of ``total`` = the table's rows).
         Raises ValueError when ``options.label_column`` is not a column of the dataset.
         """
         total = len(PHASES)
         _import_in_background("sklearn.ensemble")
         # Decoded once and queried lazily when it fits DATRIX_SCAN_IN_MEMORY_MB (fastest);
         # otherwise read per pass, streaming or a chunk of rows at a time (table.py).
-        table = ScanTable.open(Path(parquet_path))
+        phase = _PhaseRows(progress)
+        progress = phase.report
+        table = dataclasses.replace(ScanTable.open(Path(parquet_path)), on_rows=phase.rows)
         source = table.lazy
         schema: dict[str, pl.DataType] = dict(source.collect_schema())
         label = options.label_column
@@ -138,6 +143,23 @@ class PolarsScanEngine:
         # With a label column the rows are materialised (labels.py assesses every row).
         whole = lambda: table.collect(source)  # noqa: E731
         return build_report(self.name, detected, options, whole, progress, total)
+
+
+class _PhaseRows:
+    """Progress within a phase of a bounded scan: each chunked pass reports the rows it
+    has read under the current phase's name (the bar shows "outliers 3,000,000 /
+    27,000,000"); in memory only the phases are reported."""
+
+    def __init__(self, progress: ProgressFn) -> None:
+        self._progress = progress
+        self._phase = "profile"
+
+    def report(self, phase: str, done: int, total: int) -> None:
+        self._phase = phase
+        self._progress(phase, done, total)
+
+    def rows(self, done: int, total: int) -> None:
+        self._progress(self._phase, done, total)
 
 
 def _import_in_background(module: str) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,8 @@ class ScanTable:
     chunk_rows: int
     bounded: bool
     decoded_bytes: int = 0
+    # Called with (rows read so far, rows) after each chunk of a bounded table's pass.
+    on_rows: Callable[[int, int], None] | None = field(default=None, compare=False)
 
     @classmethod
     def open(
@@ -108,7 +110,10 @@ class ScanTable:
             yield 0, query.collect()
             return
         for start in range(0, max(self.rows, 1), self.chunk_rows):
-            yield start, query.slice(start, self.chunk_rows).collect()
+            chunk = query.slice(start, self.chunk_rows).collect()
+            yield start, chunk
+            if self.on_rows is not None:
+                self.on_rows(start + chunk.height, self.rows)
 
     def gather(self, columns: Sequence[str], rows: npt.NDArray[np.int64]) -> pl.DataFrame:
         """The given rows (sorted, distinct) of ``columns``, in that order."""

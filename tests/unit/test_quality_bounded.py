@@ -39,6 +39,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return out / "dirty.parquet", previous
 
 
+PROGRESS: list[tuple[str, int, int]] = []  # what the bounded scan reported
+
+
 @pytest.fixture(scope="module")
 def reports(
     data: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
@@ -50,8 +53,16 @@ def reports(
         patch.setenv("DATRIX_SCAN_IN_MEMORY_MB", "0")
         patch.setenv("DATRIX_SCAN_CHUNK_ROWS", str(CHUNK_ROWS))
         assert ScanTable.open(path).bounded
-        bounded = PolarsScanEngine().scan(path, options)
+        bounded = PolarsScanEngine().scan(
+            path, options, lambda phase, done, total: PROGRESS.append((phase, done, total))
+        )
     return in_memory, bounded
+
+
+def test_bounded_passes_report_rows_read(reports: tuple[ScanReport, ScanReport]) -> None:
+    rows = [(phase, done) for phase, done, total in PROGRESS if total == ROWS]
+    assert (("duplicates", CHUNK_ROWS) in rows) and (("outliers", ROWS) in rows)
+    assert PROGRESS[-1] == ("score", 4, 4)
 
 
 def _close(a: Any, b: Any) -> bool:
