@@ -51,6 +51,7 @@ import polars as pl
 
 from jobs.quality.issues import Finding
 from jobs.quality.labels import build_features
+from jobs.quality.rowset import as_indices
 from jobs.quality.scoring import impact_score, severity_for
 
 SAMPLE_ROWS = 5_000
@@ -246,7 +247,7 @@ def _measure(
 
 def drop_rows(rows: Sequence[int]) -> Fix:
     """Drop the listed rows (positions in the full frame)."""
-    ids = pl.Series(ROW_ID, list(rows), dtype=pl.Int64)
+    ids = pl.Series(ROW_ID, as_indices(rows), dtype=pl.Int64)
 
     def fix(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.filter(~pl.col(ROW_ID).is_in(ids.implode()))
@@ -276,7 +277,7 @@ def impute(column: str) -> Fix:
 
 def winsorize(column: str, rows: Sequence[int]) -> Fix:
     """Clip the listed rows' values to the range of the column's other (inlier) values."""
-    ids = pl.Series(ROW_ID, list(rows), dtype=pl.Int64)
+    ids = pl.Series(ROW_ID, as_indices(rows), dtype=pl.Int64)
 
     def fix(frame: pl.DataFrame) -> pl.DataFrame:
         flagged = pl.col(ROW_ID).is_in(ids.implode())
@@ -318,7 +319,7 @@ def canonical_spelling(column: str) -> Fix:
 
 def null_cells(column: str, rows: Sequence[int]) -> Fix:
     """Set the listed rows' cells of the column to null."""
-    ids = pl.Series(ROW_ID, list(rows), dtype=pl.Int64)
+    ids = pl.Series(ROW_ID, as_indices(rows), dtype=pl.Int64)
 
     def fix(frame: pl.DataFrame) -> pl.DataFrame:
         flagged = pl.col(ROW_ID).is_in(ids.implode())
