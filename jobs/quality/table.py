@@ -1,7 +1,9 @@
 """How the Polars engine reads a dataset version: whole, or in bounded row chunks.
 
 A table whose decoded size fits ``DATRIX_SCAN_IN_MEMORY_MB`` (default 512 MiB, about a
-million rows of 50 mixed columns) is decoded once and queried in memory: the fastest way.
+million rows of 50 mixed columns) and whose rows number at most
+``DATRIX_SCAN_IN_MEMORY_ROWS`` (default 1.5 million) is decoded once and queried in
+memory: the fastest way.
 A larger one is *bounded*: every pass reads from the Parquet file, either through the
 streaming engine (aggregates, group-bys) or ``chunk_rows`` rows at a time (the row-level
 detectors), so the scan's memory depends on the chunk size and on the number of distinct
@@ -23,6 +25,10 @@ import polars as pl
 import pyarrow.parquet as pq
 
 IN_MEMORY_MB = 512  # default DATRIX_SCAN_IN_MEMORY_MB
+# default DATRIX_SCAN_IN_MEMORY_ROWS: a narrow table of many rows is small decoded, but the
+# whole-table near-duplicate search grows with the rows (10M x 5 columns: 6.5 GiB in
+# memory, 0.7 GiB bounded)
+IN_MEMORY_ROWS = 1_500_000
 CHUNK_MB = 96  # decoded bytes per row chunk in bounded mode
 DECODED_PER_UNCOMPRESSED = 1.4  # decoded Polars size / Parquet uncompressed size (measured)
 MIN_CHUNK_ROWS = 16_384
@@ -62,7 +68,8 @@ class ScanTable:
             if in_memory_mb is not None
             else _env_float("DATRIX_SCAN_IN_MEMORY_MB", IN_MEMORY_MB)
         )
-        if decoded <= limit_mb * (1 << 20):
+        max_rows = _env_float("DATRIX_SCAN_IN_MEMORY_ROWS", IN_MEMORY_ROWS)
+        if decoded <= limit_mb * (1 << 20) and rows <= max_rows:
             return cls(pl.read_parquet(path).lazy(), rows, max(rows, 1), False, decoded)
         if chunk_rows is None:
             forced = os.environ.get("DATRIX_SCAN_CHUNK_ROWS")
@@ -134,4 +141,4 @@ def _env_float(name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a number of megabytes, got {raw!r}") from exc
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc

@@ -133,3 +133,15 @@ def test_rowset_behaves_like_a_sorted_list() -> None:
     assert joined.tolist() == [0, 3]
     with pytest.raises(ValueError, match="out of range"):
         RowSet.from_indices([1_000], 1_000)
+
+
+def test_many_rows_are_bounded_however_small(
+    data: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _ = data
+    assert not ScanTable.open(path).bounded  # 8,000 rows of 50 columns fit both limits
+    monkeypatch.setenv("DATRIX_SCAN_IN_MEMORY_ROWS", str(ROWS - 1))
+    assert ScanTable.open(path).bounded
+    monkeypatch.setenv("DATRIX_SCAN_IN_MEMORY_ROWS", "many")
+    with pytest.raises(ValueError, match="DATRIX_SCAN_IN_MEMORY_ROWS must be a number"):
+        ScanTable.open(path)
