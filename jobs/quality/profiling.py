@@ -148,7 +148,9 @@ def json_value(value: Any) -> Any:
 def _scalar_exprs(i: int, name: str, dtype: pl.DataType, kind: str, bounded: bool) -> list[pl.Expr]:
     exprs = [pl.col(name).null_count().alias(f"{i}:nulls")]
     if bounded:
-        exprs.append(pl.col(name).approx_n_unique().alias(f"{i}:approx"))
+        # approx_n_unique refuses nested types (lists, structs): their hashes it takes
+        values = pl.col(name).hash(seed=PART_SEED) if kind == "other" else pl.col(name)
+        exprs.append(values.approx_n_unique().alias(f"{i}:approx"))
     if kind in NUMERIC_TYPES:
         x = numeric_expr(name, dtype)
         xf = x.cast(pl.Float64)

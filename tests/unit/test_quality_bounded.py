@@ -145,3 +145,34 @@ def test_many_rows_are_bounded_however_small(
     monkeypatch.setenv("DATRIX_SCAN_IN_MEMORY_ROWS", "many")
     with pytest.raises(ValueError, match="DATRIX_SCAN_IN_MEMORY_ROWS must be a number"):
         ScanTable.open(path)
+
+
+def test_odd_types_scan_the_same_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lists, categoricals, dates, datetimes, an all-null column, NaN, 0 and 1 rows."""
+    n = 3_000
+    frame = pl.DataFrame(
+        {
+            "id": list(range(n)),
+            "nothing": pl.Series([None] * n, dtype=pl.Float64),
+            "flag": [i % 3 == 0 for i in range(n)],
+            "day": pl.date_range(pl.date(2024, 1, 1), pl.date(2032, 3, 18), eager=True)[:n],
+            "tags": [[i % 5, i % 7] for i in range(n)],
+            "kind": pl.Series([("a", "b", "c")[i % 3] for i in range(n)], dtype=pl.Categorical),
+            "text": [None if i % 10 == 0 else f"Item {i % 50}" for i in range(n)],
+            "x": [float(i % 97) if i % 13 else float("nan") for i in range(n)],
+        }
+    )
+    for rows in (n, 1, 0):
+        path = tmp_path / f"odd-{rows}.parquet"
+        frame.head(rows).write_parquet(path)
+        in_memory = PolarsScanEngine().scan(path, ScanOptions())
+        monkeypatch.setenv("DATRIX_SCAN_IN_MEMORY_MB", "0")
+        monkeypatch.setenv("DATRIX_SCAN_CHUNK_ROWS", "777")
+        bounded = PolarsScanEngine().scan(path, ScanOptions())
+        monkeypatch.delenv("DATRIX_SCAN_IN_MEMORY_MB")
+        assert [(i.type, i.column, i.affected_count) for i in bounded.issues] == [
+            (i.type, i.column, i.affected_count) for i in in_memory.issues
+        ], rows
+        for m, b in zip(in_memory.column_profiles, bounded.column_profiles, strict=True):
+            assert (b.null_count, b.distinct_count) == (m.null_count, m.distinct_count), rows
+            assert b.extra["top_values"] == m.extra["top_values"], (rows, m.name)
