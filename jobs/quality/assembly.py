@@ -253,6 +253,11 @@ def near_duplicate_findings(near: NearDuplicates, rows: int) -> list[Finding]:
         else ""
     )
     limit = "; the candidate limit was reached, so there may be more" if near.truncated else ""
+    segmented = ""
+    if near.segments > 1:  # a bounded scan of a large table (near_duplicates: Segments)
+        by = near.partition_column
+        how = f" by a hash of {by!r}: pairs that differ there are mostly missed" if by else ""
+        segmented = f"; searched in {near.segments:,} segments of rows{how}"
     return [
         Finding(
             type="near_duplicates",
@@ -261,7 +266,7 @@ def near_duplicate_findings(near: NearDuplicates, rows: int) -> list[Finding]:
             description=(
                 f"{n:,} rows ({pct(n, rows):.2f}% of rows) form {len(near.pairs):,} "
                 f"near-duplicate pairs: {DEFINITION}; {near.columns_compared} fields "
-                f"compared{ignored}{limit}"
+                f"compared{ignored}{limit}{segmented}"
             ),
             affected_count=n,
             rows=near.rows,

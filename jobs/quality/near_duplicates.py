@@ -52,10 +52,12 @@ uint64 matrix) and equality, blocking and value counts work on the hashes.
    unrelated candidate before most string comparisons.
 
 Segments (``find_near_duplicates_in``). The search holds the compared columns and their
-(rows x columns) hashes, about 1 GB per million rows of a 50-column table, so a table of
-more than ``SEGMENT_ROWS`` rows (``DATRIX_NEAR_DUP_SEGMENT_ROWS``) left after the exact
-copies is searched in ``P = ceil(rows / SEGMENT_ROWS)`` hash segments, one at a time, each
-read from the file by the streaming engine: peak memory is one segment's worth. A row's
+(rows x columns) hashes, about 1 GB per million rows of a 50-column table, so a bounded
+table (``table.ScanTable``) of more than ``SEGMENT_ROWS`` rows
+(``DATRIX_NEAR_DUP_SEGMENT_ROWS``) left after the exact copies is searched in
+``P = ceil(rows / SEGMENT_ROWS)`` hash segments, one at a time: the table is read once, a
+chunk at a time, into one spill file per segment (``_segment_frames``), and peak memory
+is one segment's worth. A table in memory is searched whole. A row's
 segment is ``hash(value) % P`` of one *partition column*'s normalised value (the row
 number ``% P`` where it is null), so rows agreeing on that column are searched together
 wherever they lie in the file; contiguous row ranges would miss a copy appended far from
@@ -65,8 +67,8 @@ rows (``_agreement``: many distinct values, none frequent), id-like columns excl
 (``select_columns``), preferring at most ``MAX_PARTITION_NULLS`` nulls, and none whose
 most frequent value would fill half a segment. The consequence: a pair that differs on
 that column, or has a null there, is found only when both rows fall in the same segment
-by chance (one in ``P``); the finding records ``segments`` and ``partition_column`` so
-the report can say so. Columns are chosen from the whole table's profile; the model
+by chance (one in ``P``); the result records ``segments`` and ``partition_column`` and the
+finding's description says so. Columns are chosen from the whole table's profile; the model
 (``u``, the weights, the prior) is fitted per segment on that segment's rows, so it
 describes exactly the pairs searched there (the partition column, for one, agrees about
 ``P`` times as often within a segment as in the table), and the chance threshold counts
