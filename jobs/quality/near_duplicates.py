@@ -84,7 +84,6 @@ copies removed; pair precision and recall 1.0 on ``jobs.bench.generate`` data at
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -99,7 +98,7 @@ from rapidfuzz.process import cpdist
 
 from jobs.quality.profiling import ColumnStats
 from jobs.quality.rowset import RowSet, as_indices
-from jobs.quality.table import ScanTable
+from jobs.quality.table import ScanTable, env_number
 
 # What a near duplicate is, for the finding's description.
 DEFINITION = (
@@ -1147,15 +1146,9 @@ def _segment_frames(
 def segment_limit(segment_rows: int | None = None) -> int:
     """Rows of one segment: ``segment_rows``, else ``DATRIX_NEAR_DUP_SEGMENT_ROWS``, else
     SEGMENT_ROWS."""
-    if segment_rows is not None:
-        return max(2, int(segment_rows))
-    raw = os.environ.get("DATRIX_NEAR_DUP_SEGMENT_ROWS")
-    if not raw:
-        return SEGMENT_ROWS
-    try:
-        return max(2, int(raw))
-    except ValueError as exc:
-        raise ValueError(f"DATRIX_NEAR_DUP_SEGMENT_ROWS must be a row count, got {raw!r}") from exc
+    if segment_rows is None:
+        segment_rows = int(env_number("DATRIX_NEAR_DUP_SEGMENT_ROWS", SEGMENT_ROWS))
+    return max(2, int(segment_rows))
 
 
 def partition_column(

@@ -141,7 +141,7 @@ class PolarsScanEngine:
             missingness,
         )
         # With a label column the rows are materialised (labels.py assesses every row).
-        whole = lambda: table.collect(source)  # noqa: E731
+        whole = functools.partial(table.collect, source)
         return build_report(self.name, detected, options, whole, progress, total)
 
 

@@ -223,10 +223,9 @@ def _merge_parts(parts: Sequence[pl.DataFrame]) -> dict[str, Any]:
     }
     if "low" in parts[0].columns:
         edges = pl.concat([pairs("low"), pairs("high")]).unique()
-        merged["low"] = edges.select(pl.struct(value, count).bottom_k_by(value, k=EDGE_K))
-        merged["low"] = merged["low"].to_series().to_list()
-        merged["high"] = edges.select(pl.struct(value, count).top_k_by(value, k=EDGE_K))
-        merged["high"] = merged["high"].to_series().to_list()
+        pair = pl.struct(value, count)
+        merged["low"] = edges.select(pair.bottom_k_by(value, k=EDGE_K)).to_series().to_list()
+        merged["high"] = edges.select(pair.top_k_by(value, k=EDGE_K)).to_series().to_list()
     return merged
 
 

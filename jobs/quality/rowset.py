@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 Indices = npt.NDArray[np.int64]
-CHUNK_BITS = 1 << 23  # bits unpacked at a time when a bitmap is walked
+CHUNK_ROWS = 1 << 23  # rows of a block when a row set is walked
 
 
 class RowSet(Sequence[int]):
@@ -81,15 +81,16 @@ class RowSet(Sequence[int]):
         assert self._bits is not None
         return np.concatenate(list(self.chunks())) if self._count else np.empty(0, np.int64)
 
-    def chunks(self, bits: int = CHUNK_BITS) -> Iterator[Indices]:
-        """The rows in ascending order, a bounded block at a time."""
+    def chunks(self, rows: int = CHUNK_ROWS) -> Iterator[Indices]:
+        """The rows in ascending order, at most ``rows`` indices a block (a bitmap is
+        unpacked ``rows`` bits at a time)."""
+        step = max(8, rows)
         if self._indices is not None:
-            step = max(1, bits // 8)
             for start in range(0, self._indices.size, step):
                 yield self._indices[start : start + step]
             return
         assert self._bits is not None
-        byte_step = max(1, bits // 8)
+        byte_step = step // 8
         for start in range(0, self._bits.size, byte_step):
             block = np.unpackbits(self._bits[start : start + byte_step])
             found = np.flatnonzero(block).astype(np.int64) + start * 8

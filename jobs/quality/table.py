@@ -66,15 +66,15 @@ class ScanTable:
         limit_mb = (
             in_memory_mb
             if in_memory_mb is not None
-            else _env_float("DATRIX_SCAN_IN_MEMORY_MB", IN_MEMORY_MB)
+            else env_number("DATRIX_SCAN_IN_MEMORY_MB", IN_MEMORY_MB)
         )
-        max_rows = _env_float("DATRIX_SCAN_IN_MEMORY_ROWS", IN_MEMORY_ROWS)
+        max_rows = env_number("DATRIX_SCAN_IN_MEMORY_ROWS", IN_MEMORY_ROWS)
         if decoded <= limit_mb * (1 << 20) and rows <= max_rows:
             return cls(pl.read_parquet(path).lazy(), rows, max(rows, 1), False, decoded)
         if chunk_rows is None:
-            forced = os.environ.get("DATRIX_SCAN_CHUNK_ROWS")
+            forced = int(env_number("DATRIX_SCAN_CHUNK_ROWS", 0))
             if forced:
-                chunk_rows = int(forced)
+                chunk_rows = forced
             else:
                 per_row = decoded / max(rows, 1)
                 wanted = int(CHUNK_MB * (1 << 20) / max(per_row, 1.0))
@@ -134,7 +134,9 @@ class ScanTable:
         return pl.concat(parts)
 
 
-def _env_float(name: str, default: float) -> float:
+def env_number(name: str, default: float) -> float:
+    """The number in environment variable ``name`` (``default`` when unset or empty); a
+    clear error names the variable when it is not a number."""
     raw = os.environ.get(name)
     if not raw:
         return default
