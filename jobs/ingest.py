@@ -10,13 +10,17 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
 
+from jobs.csv_dialect import CsvOptions, Dialect, parse_rows, sniff
 from streams.object_store import sha256_file
 
 FORMATS = {
@@ -39,6 +43,46 @@ class InputError(ValueError):
     """A file Datrix cannot take, with a one-line reason."""
 
 
+SAMPLE_BYTES = 1 << 20  # the start of a CSV the dialect is sniffed from
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on malformed text input, checked before any parser sees the file (a 50 MB
+    CSV that is one line of commas took 22 GB in the parser as 25M columns)."""
+
+    max_line_mb: float = 16.0  # DATRIX_MAX_LINE_MB: a line, or a quoted record across lines
+    max_columns: int = 20_000  # DATRIX_MAX_COLUMNS: fields in the header
+
+    @property
+    def max_line_bytes(self) -> int:
+        return int(self.max_line_mb * 2**20)
+
+
+def limits_from_env() -> Limits:
+    """The limits in DATRIX_MAX_LINE_MB and DATRIX_MAX_COLUMNS (defaults when unset)."""
+    values: dict[str, float] = {}
+    for var, attr in (("DATRIX_MAX_LINE_MB", "max_line_mb"), ("DATRIX_MAX_COLUMNS", "max_columns")):
+        raw = os.environ.get(var)
+        if not raw:
+            continue
+        try:
+            number = float(raw)
+        except ValueError:
+            number = -1
+        if not number > 0:
+            raise InputError(f"{var} must be a positive number, got {raw!r}")
+        values[attr] = number
+    return Limits(
+        max_line_mb=values.get("max_line_mb", Limits.max_line_mb),
+        max_columns=int(values.get("max_columns", Limits.max_columns)),
+    )
+
+
+def _mb(limits: Limits) -> str:
+    return f"{limits.max_line_mb:g} MB"
+
+
 @dataclass(frozen=True)
 class IngestedFile:
     parquet_path: Path
@@ -48,6 +92,7 @@ class IngestedFile:
     schema: dict[str, str]
     source_sha256: str
     size_bytes: int
+    read_options: dict[str, Any] = field(default_factory=dict)  # how it was read (dialect)
 
 
 def detect_format(path: Path) -> str:
@@ -102,35 +147,38 @@ def _transcode(path: Path, encoding: str, workdir: Path) -> Path:
     return out
 
 
-RECT_BLOCK_SIZES = (1 << 20, 1 << 26)  # bytes parsed at a time; the larger for long rows
+RECT_BLOCK_SIZE = 1 << 20  # bytes parsed at a time; a longer record is retried once
 
 
-def _check_rectangular(path: Path, separator: str) -> None:
+def _check_rectangular(
+    path: Path, dialect: Dialect, width: int, limits: Limits | None = None
+) -> None:
     """Every record must have as many fields as the header (Polars pads short rows).
 
     Memory stays bounded whatever the file's size: pyarrow parses the file in 1 MiB blocks
     (a few in flight) and converts only the first column, since the parser alone checks
     the field counts (1M x 50 CSV: ~120 MiB peak and 0.7 s, against ~600 MiB and 6 s with
     16 MiB blocks and every column converted). A record longer than a block is retried
-    with 64 MiB blocks."""
-    import csv
-
+    with blocks of the line limit; one longer still (a quoted field across lines) is
+    refused."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    with path.open("r", encoding="utf-8", newline="") as fh:
-        header = next(csv.reader(fh, delimiter=separator), [])
-    if not any(name.strip() for name in header):
-        raise InputError(f"{path.name}: the first line (the header) is empty")
-    names = [f"f{i}" for i in range(len(header))]
-    for block_size in RECT_BLOCK_SIZES:
+    limits = limits or Limits()
+    names = [f"f{i}" for i in range(width)]
+    sizes = (RECT_BLOCK_SIZE, max(RECT_BLOCK_SIZE, limits.max_line_bytes + 1))
+    for block_size in sizes:
         try:
             reader = pcsv.open_csv(
                 path,
                 read_options=pcsv.ReadOptions(
-                    block_size=block_size, column_names=names, skip_rows=1
+                    block_size=block_size, column_names=names, skip_rows=int(dialect.header)
                 ),
-                parse_options=pcsv.ParseOptions(delimiter=separator, newlines_in_values=True),
+                parse_options=pcsv.ParseOptions(
+                    delimiter=dialect.delimiter,
+                    quote_char=dialect.quote,
+                    newlines_in_values=True,
+                ),
                 convert_options=pcsv.ConvertOptions(
                     column_types={names[0]: pa.string()}, include_columns=names[:1]
                 ),
@@ -140,27 +188,182 @@ def _check_rectangular(path: Path, separator: str) -> None:
             return
         except pa.ArrowInvalid as exc:
             message = str(exc).replace("CSV parse error: ", "").splitlines()[0]
-            if "straddl" in message and block_size != RECT_BLOCK_SIZES[-1]:
-                continue
+            if "straddl" in message:
+                if block_size != sizes[-1]:
+                    continue
+                raise InputError(
+                    f"{path.name}: a record (a quoted field across lines) is longer than "
+                    f"{_mb(limits)}; set DATRIX_MAX_LINE_MB higher to read it"
+                ) from None
             if "Expected" in message and "columns" in message:
                 raise InputError(f"{path.name}: ragged rows: {message[:200]}") from None
             raise InputError(f"{path.name}: not a readable CSV: {message[:200]}") from None
 
 
-def _read_csv(path: Path, separator: str, out: Path) -> None:
+def _check_lines(path: Path, name: str, limits: Limits, quote: str = '"') -> bool:
+    """Refuse a line longer than the limit, reading blocks no larger than the limit and
+    looking only at their first and last line breaks (a line inside one block is shorter
+    than the block): bounded memory, disk speed, and refused as soon as the limit is
+    passed (a 50 MB line: after 16 MB).
+
+    Returns whether a quoted record may be longer than the limit: in the same pass, the
+    bytes since the last line break outside quotes (quote parity at each block's last line
+    break; a block whose last break is inside quotes counts whole, so this can only
+    overestimate). The caller then lets the exact check refuse it before the parser runs."""
+    limit = limits.max_line_bytes
+    block_size = max(1, min(1 << 22, limit))
+    q = quote.encode()
+    run = 0  # bytes since the last line break
+    record = 0  # bytes since the last line break outside quotes (an upper bound)
+    odd = 0  # parity of the quotes before this block
+    line = 1
+    suspect = False
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(block_size), b""):
+            first = block.find(b"\n")
+            if first == -1:
+                run += len(block)
+                record += len(block)
+                if run > limit:
+                    break
+            else:
+                if run + first > limit:
+                    break
+                line += block.count(b"\n")
+                last = block.rfind(b"\n")
+                run = len(block) - last - 1
+                if (odd + block.count(q, 0, last)) % 2 == 0:
+                    record = run
+                else:
+                    record += len(block)
+            odd = (odd + block.count(q)) % 2
+            suspect = suspect or record > limit
+        if run <= limit:
+            return suspect
+    raise InputError(
+        f"{name}: line {line:,} is longer than {_mb(limits)} (DATRIX_MAX_LINE_MB); "
+        "not a table? set DATRIX_MAX_LINE_MB higher to read it"
+    )
+
+
+def _sample(path: Path, name: str, limits: Limits) -> str:
+    """The start of the file as text, cut after its last whole line: at least the first
+    line (at most the line limit, already checked) and about ``SAMPLE_BYTES`` after it."""
+    with path.open("rb") as fh:
+        data = fh.read(SAMPLE_BYTES)
+        while b"\n" not in data and len(data) <= limits.max_line_bytes:
+            more = fh.read(SAMPLE_BYTES)
+            if not more:
+                break
+            data += more
+        at_end = not fh.read(1)
+    if b"\n" not in data[: limits.max_line_bytes + 1] and len(data) > limits.max_line_bytes:
+        raise InputError(
+            f"{name}: line 1 is longer than {_mb(limits)} (DATRIX_MAX_LINE_MB); "
+            "not a table? set DATRIX_MAX_LINE_MB higher to read it"
+        )
+    if b"\x00" in data[:8192]:
+        raise InputError(f"{name}: binary content (NUL bytes); not a text table")
+    if not at_end and b"\n" in data:
+        data = data[: data.rfind(b"\n") + 1]
     try:
-        pl.scan_csv(path, separator=separator, infer_schema_length=INFER_ROWS).sink_parquet(out)
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        _check_text(path, "utf-8")  # names the first bad byte
+        return data.decode("utf-8", errors="replace")
+
+
+def _check_width(sample: str, name: str, options: CsvOptions, limits: Limits) -> None:
+    """A header of more than DATRIX_MAX_COLUMNS fields is refused before anything parses
+    it (counting separators: exact when the line has no quotes)."""
+    first = sample.split("\n", 1)[0]
+    candidates = (options.delimiter,) if options.delimiter else (",", ";", "\t", "|")
+    widest = max(first.count(d) for d in candidates) + 1
+    if widest > limits.max_columns and '"' not in first and "'" not in first:
+        _too_wide(name, widest, limits)
+
+
+def _too_wide(name: str, width: int, limits: Limits) -> None:
+    raise InputError(
+        f"{name}: the first line has {width:,} fields, more than {limits.max_columns:,} "
+        "columns (DATRIX_MAX_COLUMNS); set DATRIX_MAX_COLUMNS higher to read it"
+    )
+
+
+def _duplicates(names: list[str]) -> list[str]:
+    return [n for n, count in Counter(names).items() if count > 1]
+
+
+def _refuse_duplicates(file_name: str, names: list[str]) -> None:
+    dup = _duplicates(names)
+    if dup:
+        shown = ", ".join(repr(n) for n in dup[:10]) + (", ..." if len(dup) > 10 else "")
+        raise InputError(
+            f"{file_name}: duplicate column names: {shown}; give every column its own name"
+        )
+
+
+def _prepare_csv(
+    path: Path, name: str, options: CsvOptions, default_delimiter: str, limits: Limits
+) -> tuple[Dialect, int]:
+    """Bounded checks, then the dialect and the header. Returns (dialect, column count)."""
+    _check_blank(path, name)
+    sample = _sample(path, name, limits)
+    _check_width(sample, name, options, limits)
+    dialect = sniff(sample, options, default_delimiter)
+    first = parse_rows(sample, dialect.delimiter, dialect.quote, limit=1)
+    header = first[0] if first else []
+    if len(header) > limits.max_columns:
+        _too_wide(name, len(header), limits)
+    if dialect.header:
+        if not any(h.strip() for h in header):
+            raise InputError(f"{name}: the first line (the header) is empty")
+        _refuse_duplicates(name, header)
+    width = max(1, len(header))
+    if _check_lines(path, name, limits, dialect.quote):
+        # Perhaps a quoted record longer than the limit: the exact (bounded) check runs
+        # before the parser, which would hold the whole record.
+        _check_rectangular(path, dialect, width, limits)
+    return dialect, width
+
+
+def _scan_csv(path: Path, dialect: Dialect, infer_rows: int | None) -> pl.LazyFrame:
+    return pl.scan_csv(
+        path,
+        separator=dialect.delimiter,
+        quote_char=dialect.quote,
+        has_header=dialect.header,
+        decimal_comma=dialect.decimal == ",",
+        infer_schema_length=infer_rows,
+    )
+
+
+def _read_csv(path: Path, dialect: Dialect, out: Path) -> None:
+    try:
+        _scan_csv(path, dialect, INFER_ROWS).sink_parquet(out)
     except pl.exceptions.ComputeError:
         # A value late in the file did not fit the type inferred from the first rows:
         # infer from every row instead (slower, exact).
         try:
-            pl.scan_csv(path, separator=separator, infer_schema_length=None).sink_parquet(out)
+            _scan_csv(path, dialect, None).sink_parquet(out)
         except pl.exceptions.PolarsError as exc:
             raise InputError(
                 f"{path.name}: not a readable CSV: {str(exc).splitlines()[0]}"
             ) from None
     except pl.exceptions.PolarsError as exc:
         raise InputError(f"{path.name}: not a readable CSV: {str(exc).splitlines()[0]}") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON objects whose keys repeat are refused (json keeps the last one silently)."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        dup = _duplicates([k for k, _ in pairs])
+        raise InputError(
+            f"duplicate column names: {', '.join(repr(k) for k in dup[:10])} in one object; "
+            "give every column its own name"
+        )
+    return found
 
 
 def _read_other(path: Path, fmt: str, out: Path) -> None:
@@ -173,12 +376,13 @@ def _read_other(path: Path, fmt: str, out: Path) -> None:
         if fmt == "jsonl":
             frame = pl.read_ndjson(path)
         elif fmt == "json":
-            data = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
+            except InputError as exc:
+                raise InputError(f"{path.name}: {exc}") from None
             if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
                 raise InputError(f"{path.name}: JSON must be an array of objects (one per row)")
             frame = pl.DataFrame(data, infer_schema_length=None)
-        elif fmt == "excel":
-            frame = pl.read_excel(path)
         else:  # pragma: no cover - guarded by FORMATS
             raise InputError(f"{path.name}: unsupported format {fmt}")
     except InputError:
@@ -195,6 +399,41 @@ def _read_other(path: Path, fmt: str, out: Path) -> None:
     frame.write_parquet(out)
 
 
+def _read_excel(path: Path, sheet: str | None, out: Path) -> str:
+    """The sheet named ``sheet`` (default the first) to Parquet; returns the sheet's name.
+    Duplicate header cells are refused (the reader would rename them ``a_1``)."""
+    try:
+        import fastexcel
+    except ModuleNotFoundError:  # pragma: no cover - a declared dependency
+        raise InputError(f"{path.name}: reading Excel needs the 'fastexcel' package") from None
+    try:
+        reader = fastexcel.read_excel(path)
+    except Exception as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{path.name}: not a readable Excel workbook ({first[:160]})") from None
+    names = list(reader.sheet_names)
+    if not names:
+        raise InputError(f"{path.name}: the workbook has no sheets")
+    if sheet is None:
+        sheet = names[0]
+    elif sheet not in names:
+        listed = ", ".join(repr(n) for n in names)
+        raise InputError(f"{path.name}: no sheet named {sheet!r}; its sheets are {listed}")
+    try:
+        head = reader.load_sheet(sheet, header_row=None, n_rows=1).to_polars()
+        if head.height:
+            cells = [v for v in head.row(0) if v is not None and str(v).strip()]
+            _refuse_duplicates(path.name, [str(v) for v in cells])
+        frame = pl.read_excel(path, sheet_name=sheet)
+    except InputError:
+        raise
+    except Exception as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{path.name}: sheet {sheet!r} is not readable: {first[:160]}") from None
+    frame.write_parquet(out)
+    return sheet
+
+
 def _check_blank(path: Path, name: str) -> None:
     with path.open("rb") as fh:
         blank = not fh.read(1 << 16).strip()
@@ -202,7 +441,9 @@ def _check_blank(path: Path, name: str) -> None:
         raise InputError(f"{name}: the file holds only whitespace")
 
 
-def _convert_checked_csv(path: Path, separator: str, out: Path) -> str:
+def _convert_checked_csv(
+    path: Path, dialect: Dialect, width: int, out: Path, limits: Limits
+) -> str:
     """Convert a UTF-8 CSV to Parquet while a thread checks it (valid UTF-8, SHA-256, not
     blank, no ragged rows): the checks read the file at disk speed in GIL-free code, so
     they cost almost nothing beside the conversion. When both fail, the check's error is
@@ -210,18 +451,27 @@ def _convert_checked_csv(path: Path, separator: str, out: Path) -> str:
 
     def checks() -> str:
         sha = _check_text(path, "utf-8")
-        _check_blank(path, path.name)
-        _check_rectangular(path, separator)
+        _check_rectangular(path, dialect, width, limits)
         return sha
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="csv-checks") as pool:
         checked = pool.submit(checks)
         try:
-            _read_csv(path, separator, out)
+            _read_csv(path, dialect, out)
         except InputError:
             checked.result()  # raises the check's error when there is one
             raise
         return checked.result()
+
+
+def _parquet_duplicates(path: Path) -> None:
+    """Refuse a Parquet file whose schema repeats a column name (an unreadable one is left
+    to the reader, which says what is wrong with it)."""
+    try:
+        names = pq.read_schema(path).names
+    except Exception:
+        return
+    _refuse_duplicates(path.name, names)
 
 
 def _parquet_as_is(path: Path) -> bool:
@@ -237,8 +487,49 @@ def _parquet_as_is(path: Path) -> bool:
     return all(rows <= MAX_ROW_GROUP_ROWS for rows in groups)
 
 
-def ingest(path: Path, workdir: Path, encoding: str = "utf-8") -> IngestedFile:
-    """Validate ``path`` and convert it to Parquet in ``workdir``."""
+def _check_encoding(encoding: str) -> None:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise InputError(
+            f"--encoding {encoding!r} is not a known text encoding (e.g. utf-8, latin-1, cp1252)"
+        ) from None
+
+
+def _describe(fmt: str, options: dict[str, Any]) -> str:
+    """``read as CSV: delimiter ';', quote '"', decimal ',', header yes``."""
+    if fmt in ("csv", "tsv") and "delimiter" in options:
+        return (
+            "read as CSV: "
+            + Dialect(
+                options["delimiter"], options["quote"], options["decimal"], options["header"]
+            ).describe()
+        )
+    if fmt == "excel" and "sheet" in options:
+        return f"read as Excel: sheet {options['sheet']!r}"
+    return f"read as {fmt}"
+
+
+def describe_read_options(fmt: str, options: dict[str, Any] | None) -> str:
+    return _describe(fmt, options or {})
+
+
+def ingest(
+    path: Path,
+    workdir: Path,
+    encoding: str = "utf-8",
+    csv_options: CsvOptions | None = None,
+    sheet: str | None = None,
+    limits: Limits | None = None,
+) -> IngestedFile:
+    """Validate ``path`` and convert it to Parquet in ``workdir``.
+
+    CSV: ``csv_options`` forces parts of the dialect (the rest is sniffed); Excel:
+    ``sheet`` names the sheet (default the first). ``limits``: default from the
+    environment."""
+    _check_encoding(encoding)
+    limits = limits or limits_from_env()
+    options = csv_options or CsvOptions()
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
@@ -247,24 +538,40 @@ def ingest(path: Path, workdir: Path, encoding: str = "utf-8") -> IngestedFile:
     if size == 0:
         raise InputError(f"{path.name}: the file is empty")
     fmt = detect_format(path)
+    if options != CsvOptions() and fmt not in ("csv", "tsv"):
+        raise InputError(
+            f"{path.name}: --delimiter, --quote, --decimal and --no-header apply to CSV "
+            f"files; this one is read as {fmt}"
+        )
+    if sheet is not None and fmt != "excel":
+        raise InputError(f"{path.name}: --sheet applies to Excel files; this one is read as {fmt}")
     out = workdir / "data.parquet"
     source = path
     source_sha: str | None = None
+    read_options: dict[str, Any] = {}
     utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
-    separator = "\t" if fmt == "tsv" else ","
+    default_delimiter = "\t" if fmt == "tsv" else ","
     if fmt in ("csv", "tsv") and utf8:
-        source_sha = _convert_checked_csv(path, separator, out)
+        dialect, width = _prepare_csv(path, path.name, options, default_delimiter, limits)
+        read_options = dialect.as_dict()
+        source_sha = _convert_checked_csv(path, dialect, width, out, limits)
     else:
         if fmt in ("csv", "tsv", "json", "jsonl"):
             source_sha = _check_text(path, "utf-8" if utf8 else encoding)
             if not utf8:
                 source = _transcode(path, encoding, workdir)
             _check_blank(source, path.name)
+        if fmt == "parquet":
+            _parquet_duplicates(path)
         if fmt in ("csv", "tsv"):
-            _check_rectangular(source, separator)
-            _read_csv(source, separator, out)
+            dialect, width = _prepare_csv(source, path.name, options, default_delimiter, limits)
+            read_options = dialect.as_dict()
+            _check_rectangular(source, dialect, width, limits)
+            _read_csv(source, dialect, out)
         elif fmt == "parquet" and _parquet_as_is(path):
             out = path  # stored byte for byte: no decode and re-encode
+        elif fmt == "excel":
+            read_options = {"sheet": _read_excel(path, sheet, out)}
         else:
             _read_other(source, fmt, out)
     lazy = pl.scan_parquet(out)
@@ -272,6 +579,8 @@ def ingest(path: Path, workdir: Path, encoding: str = "utf-8") -> IngestedFile:
     if len(schema) == 0:
         raise InputError(f"{path.name}: no columns found; not a table")
     rows = int(lazy.select(pl.len()).collect().item())
+    if rows == 0:
+        raise InputError(f"{path.name}: the file has no rows (only a header)")
     return IngestedFile(
         parquet_path=out,
         format=fmt,
@@ -280,4 +589,5 @@ def ingest(path: Path, workdir: Path, encoding: str = "utf-8") -> IngestedFile:
         schema={name: str(dtype) for name, dtype in schema.items()},
         source_sha256=source_sha or sha256_file(path),
         size_bytes=size,
+        read_options=read_options,
     )
