@@ -1,8 +1,8 @@
 """The dataset aggregate: a named dataset and its immutable versions.
 
-Invariants: a name is required; a dataset is registered once; versions are numbered
-1, 2, 3, ... with no gaps (the aggregate assigns them); a deleted dataset takes no new
-versions and cannot be deleted twice.
+Invariants: a name is printable text on one line, 1-200 characters; a dataset is
+registered once; versions are numbered 1, 2, 3, ... with no gaps (the aggregate assigns
+them); a deleted dataset takes no new versions and cannot be deleted twice.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ class AddDatasetVersion(Command):
     columns: int
     size_bytes: int
     schema_json: str
+    # How the file was read, as JSON (CSV: the sniffed or given dialect; Excel: the sheet);
+    # None in events written before it existed.
+    read_options_json: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,25 @@ class DatasetVersionAdded(Event):
     columns: int
     size_bytes: int
     schema_json: str
+    read_options_json: str | None = None
 
 
 class DatasetDeleted(Event):
     reason: str | None
+
+
+MAX_NAME_LENGTH = 200
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` (already stripped) cannot name a dataset, or None when it can."""
+    if not name:
+        return "a dataset needs a non-empty name"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"a dataset name has at most {MAX_NAME_LENGTH} characters, not {len(name):,}"
+    if not name.isprintable():
+        return "a dataset name must be printable text on one line (no line breaks or controls)"
+    return None
 
 
 # ---- state ----------------------------------------------------------------------------
@@ -105,8 +123,9 @@ def decide(command: Command, state: Dataset | None, meta: Meta) -> list[Event]:
         if state is not None:
             raise Rejected(f"dataset {command.dataset_id} is already registered")
         name = command.name.strip()
-        if not name:
-            raise Rejected("a dataset needs a non-empty name")
+        problem = name_problem(name)
+        if problem is not None:
+            raise Rejected(problem)
         return [
             DatasetRegistered(
                 originator_id=command.dataset_id,
@@ -143,6 +162,7 @@ def decide(command: Command, state: Dataset | None, meta: Meta) -> list[Event]:
                 columns=command.columns,
                 size_bytes=command.size_bytes,
                 schema_json=command.schema_json,
+                read_options_json=command.read_options_json,
             )
         ]
     if isinstance(command, DeleteDataset):

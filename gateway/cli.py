@@ -107,6 +107,20 @@ def cli() -> None:
     "completeness, consistency, accuracy, distribution, label_quality; weights >= 0). "
     "Dimensions left out keep their default (0.25, 0.25, 0.2, 0.15, 0.15).",
 )
+@click.option(
+    "--delimiter",
+    help="CSV field separator (one character, or 'tab'); default: sniffed among , ; tab |",
+)
+@click.option("--quote", help="CSV quote character; default: sniffed (\" or ').")
+@click.option(
+    "--decimal",
+    type=click.Choice([".", ","]),
+    help="CSV decimal mark; default: ',' when the file is ';'-separated with numbers like 1,5",
+)
+@click.option(
+    "--no-header", is_flag=True, help="The CSV has no header line (columns column_0, ...)."
+)
+@click.option("--sheet", help="Excel: the sheet to read (default: the first).")
 def scan(
     path: Path,
     name: str | None,
@@ -116,9 +130,23 @@ def scan(
     engine: str,
     html_path: Path | None,
     weights_text: str | None,
+    delimiter: str | None,
+    quote: str | None,
+    decimal: str | None,
+    no_header: bool,
+    sheet: str | None,
 ) -> None:
-    """Register PATH (or add a version when NAME exists), scan it and print the report."""
+    """Register PATH (or add a version when NAME exists), scan it and print the report.
+
+    A CSV's dialect (separator, quotes, decimal mark, header) is sniffed from its first
+    megabyte and shown in the report; the CSV options override it."""
+    from jobs.csv_dialect import options_from_cli
     from jobs.quality.scoring import parse_weights
+
+    try:
+        csv_options = options_from_cli(delimiter, quote, decimal, no_header)
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
 
     if html_path is not None and not html_path.resolve().parent.is_dir():
         raise UserInputError(f"cannot write {html_path}: its folder does not exist")
@@ -139,6 +167,8 @@ def scan(
             engine=engine,
             weights=weights,
             progress=progress,
+            csv_options=csv_options,
+            sheet=sheet,
         )
     doc = services.report_document(rt, outcome.scan_id)
     if html_path is not None:

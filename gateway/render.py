@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -24,6 +25,8 @@ def report(console: Console, doc: dict[str, Any], dataset_name: str, max_issues:
         f"scan {doc['scan_id']}",
     )
     console.print(Panel(head, title="Datrix quality report", expand=False))
+    if doc.get("read_as"):  # how the file was read: a Text, never markup (sheet names)
+        console.print(Text(doc["read_as"], style="dim"))
     scores = Table(title="Scores (0-100)", show_edge=False)
     for key in (
         "overall",

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from aggregates.dataset import AddDatasetVersion, RegisterDataset
+from aggregates.dataset import AddDatasetVersion, RegisterDataset, name_problem
 from aggregates.scan import RequestScan
 from gateway.errors import DatrixError, NotFound, UserInputError
+from jobs.csv_dialect import CsvOptions
 from jobs.engine import ProgressFn, no_progress
-from jobs.ingest import InputError, ingest
+from jobs.ingest import IngestedFile, InputError, describe_read_options, ingest
 from projections.queries import Views
 from projections.store import ReadStore
 from streams.messages import Envelope
@@ -98,6 +99,34 @@ def _raise_if_rejected(runtime: Runtime, command_id: uuid.UUID) -> None:
         raise UserInputError(f"refused: {status['reason']}")
 
 
+def dataset_name_for(path: Path, name: str | None) -> str:
+    """The dataset name: ``name`` as given (printable, one line, 1-200 characters: an
+    empty one is refused, not replaced), else the file name without extension."""
+    if name is not None:
+        chosen = name.strip()
+        problem = name_problem(chosen)
+        if problem is not None:
+            raise UserInputError(f"--name: {problem}")
+        return chosen
+    chosen = path.stem.strip()
+    problem = name_problem(chosen)
+    if problem is not None:
+        raise UserInputError(f"{problem}; the file name cannot be used, pass --name")
+    return chosen
+
+
+def _check_label(ingested: IngestedFile, label: str, file_name: str) -> None:
+    import polars as pl
+
+    if label not in ingested.schema:
+        raise UserInputError(f"--label {label!r} is not a column of {file_name}")
+    nulls = pl.scan_parquet(ingested.parquet_path).select(pl.col(label).null_count()).collect()
+    if int(nulls.item()) >= ingested.rows:
+        raise UserInputError(
+            f"--label {label!r} has no values (every row is empty); a label column needs values"
+        )
+
+
 def scan_file(
     runtime: Runtime,
     path: Path,
@@ -108,10 +137,17 @@ def scan_file(
     engine: str = "auto",
     weights: dict[str, float] | None = None,
     progress: ProgressFn = no_progress,
+    csv_options: CsvOptions | None = None,
+    sheet: str | None = None,
 ) -> ScanOutcome:
     """Register (or add a version to) the dataset named ``name`` and scan it (with the
     given score weights; None: the defaults). A scan of version N > 1 also checks drift
-    against version N - 1 (the scan aggregate names it in the job)."""
+    against version N - 1 (the scan aggregate names it in the job).
+
+    Everything the user gave is validated before the data goes into the object store; a
+    command still refused after that removes the object unless a recorded version uses
+    it (objects are content-addressed, so another version may share it)."""
+    dataset_name = dataset_name_for(path, name)
     runtime.drain(progress)  # finish anything an earlier, interrupted run left behind
     tmp_root = runtime.settings.home / "tmp"
     tmp_root.mkdir(exist_ok=True)
@@ -119,11 +155,13 @@ def scan_file(
     try:
         progress("ingest", 0, 0)
         try:
-            ingested = ingest(path, workdir, encoding=encoding)
+            ingested = ingest(
+                path, workdir, encoding=encoding, csv_options=csv_options, sheet=sheet
+            )
         except InputError as exc:
             raise UserInputError(str(exc)) from None
-        if label is not None and label not in ingested.schema:
-            raise UserInputError(f"--label {label!r} is not a column of {path.name}")
+        if label is not None:
+            _check_label(ingested, label, path.name)
         tenant = runtime.settings.tenant
         engine = choose_engine(
             engine, ingested.parquet_path.stat().st_size, runtime.settings.spark_master
@@ -132,7 +170,37 @@ def scan_file(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    dataset_name = (name or path.stem).strip()
+    try:
+        return _record_and_scan(
+            runtime,
+            path,
+            dataset_name,
+            ingested,
+            object_uri,
+            object_sha,
+            engine,
+            label,
+            weights,
+            progress,
+        )
+    except UserInputError:
+        if not views(runtime).object_referenced(object_uri):
+            runtime.objects.remove(object_uri)
+        raise
+
+
+def _record_and_scan(
+    runtime: Runtime,
+    path: Path,
+    dataset_name: str,
+    ingested: IngestedFile,
+    object_uri: str,
+    object_sha: str,
+    engine: str,
+    label: str | None,
+    weights: dict[str, float] | None,
+    progress: ProgressFn,
+) -> ScanOutcome:
     existing = views(runtime).dataset(dataset_name)
     pending: list[uuid.UUID] = []
     if existing is None:
@@ -141,7 +209,11 @@ def scan_file(
         new_version = True
     else:
         dataset_id = uuid.UUID(existing["id"])
-        new_version = views(runtime).latest_source_sha(str(dataset_id)) != ingested.source_sha256
+        # The same file read another way (another sheet, --delimiter) is another version.
+        v = views(runtime)
+        same_source = v.latest_source_sha(str(dataset_id)) == ingested.source_sha256
+        latest = v.version_object(str(dataset_id), int(existing["latest_version"]))
+        new_version = not same_source or latest != object_uri
     if new_version:
         add = AddDatasetVersion(
             dataset_id=dataset_id,
@@ -154,6 +226,7 @@ def scan_file(
             columns=ingested.columns,
             size_bytes=ingested.size_bytes,
             schema_json=json.dumps(ingested.schema),
+            read_options_json=json.dumps(ingested.read_options) if ingested.read_options else None,
         )
         pending.append(runtime.submit(add, dataset_id).id)
     scan_id = uuid.uuid4()
@@ -212,10 +285,12 @@ def _report_from_read_models(runtime: Runtime, scan_id: str) -> dict[str, Any]:
         raise DatrixError(f"scan {scan_id} failed: {scan['error']}")
     if scan["status"] != "completed":
         raise DatrixError(f"scan {scan_id} is {scan['status']}, not completed yet")
+    read = v.version_read(scan["dataset_id"], scan["dataset_version"])
     return {
         "dataset_id": scan["dataset_id"],
         "version": scan["dataset_version"],
         "scan_id": scan_id,
+        "read_as": describe_read_options(read[0], json.loads(read[1] or "{}")) if read else None,
         "rows": scan["row_count"],
         "columns": scan["column_count"],
         "score": {

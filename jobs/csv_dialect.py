@@ -64,6 +64,30 @@ class Dialect:
         }
 
 
+_DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+def options_from_cli(
+    delimiter: str | None, quote: str | None, decimal: str | None, no_header: bool
+) -> CsvOptions:
+    """The user's ``--delimiter`` (one character, or tab / \\t), ``--quote``, ``--decimal``
+    and ``--no-header``; ValueError names what is wrong."""
+    if delimiter is not None:
+        delimiter = _DELIMITER_NAMES.get(delimiter.lower(), delimiter)
+        if len(delimiter) != 1 or delimiter in "\r\n\"'":
+            raise ValueError(
+                f"--delimiter must be one character (or 'tab'), not a quote or line break; "
+                f"got {delimiter!r}"
+            )
+    if quote is not None and (len(quote) != 1 or quote in "\r\n"):
+        raise ValueError(f"--quote must be one character; got {quote!r}")
+    if quote is not None and quote == delimiter:
+        raise ValueError("--quote and --delimiter must differ")
+    if decimal is not None and decimal == delimiter:
+        raise ValueError("--decimal and --delimiter must differ")
+    return CsvOptions(delimiter, quote, decimal, False if no_header else None)
+
+
 def parse_rows(
     sample: str, delimiter: str, quote: str, limit: int = SAMPLE_ROWS
 ) -> list[list[str]]:

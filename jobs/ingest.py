@@ -311,6 +311,11 @@ def _prepare_csv(
     sample = _sample(path, name, limits)
     _check_width(sample, name, options, limits)
     dialect = sniff(sample, options, default_delimiter)
+    if dialect.decimal == dialect.delimiter:
+        raise InputError(
+            f"{name}: fields are separated by {dialect.delimiter!r}, so it cannot also be the "
+            "decimal mark; pass --delimiter"
+        )
     first = parse_rows(sample, dialect.delimiter, dialect.quote, limit=1)
     header = first[0] if first else []
     if len(header) > limits.max_columns:

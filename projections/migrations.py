@@ -64,6 +64,15 @@ MIGRATIONS: list[Migration] = [
             "ALTER TABLE projector_position ADD COLUMN IF NOT EXISTS source_offset BIGINT"
         ],
     ),
+    # How a version's file was read (CSV dialect, Excel sheet), shown in its reports.
+    Migration(
+        5,
+        "dataset version read options",
+        ["ALTER TABLE dataset_versions ADD COLUMN read_options_json TEXT"],
+        lambda _schema: [
+            "ALTER TABLE dataset_versions ADD COLUMN IF NOT EXISTS read_options_json TEXT"
+        ],
+    ),
 ]
 
 CREATE_LEDGER = (

@@ -128,7 +128,8 @@ class Projector:
             tx.execute(
                 "INSERT INTO dataset_versions (dataset_id, version, tenant, object_uri, "
                 "object_sha256, source_uri, source_sha256, format, row_count, column_count, "
-                "size_bytes, schema_json, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "size_bytes, schema_json, created_at, read_options_json) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     subject,
                     event.version,
@@ -143,6 +144,7 @@ class Projector:
                     event.size_bytes,
                     event.schema_json,
                     at,
+                    event.read_options_json,
                 ),
             )
             tx.execute(

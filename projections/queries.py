@@ -113,6 +113,23 @@ class Views:
         )
         return str(rows[0][0]) if rows else None
 
+    def version_read(self, dataset_id: str, version: int) -> tuple[str, str | None] | None:
+        """(format, read options JSON or None) of a dataset version."""
+        rows = self.store.query(
+            "SELECT format, read_options_json FROM dataset_versions WHERE tenant = ? "
+            "AND dataset_id = ? AND version = ?",
+            (self.tenant, dataset_id, version),
+        )
+        return (str(rows[0][0]), rows[0][1]) if rows else None
+
+    def object_referenced(self, object_uri: str) -> bool:
+        """Whether any recorded dataset version stores its data in ``object_uri``."""
+        rows = self.store.query(
+            "SELECT 1 FROM dataset_versions WHERE tenant = ? AND object_uri = ? LIMIT 1",
+            (self.tenant, object_uri),
+        )
+        return bool(rows)
+
     def scans(self, dataset_id: str) -> list[dict[str, Any]]:
         return _dicts(
             self.store,

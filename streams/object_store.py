@@ -73,5 +73,10 @@ class LocalObjectStore:
             raise ValueError(f"object URI escapes the store: {uri}")
         return path
 
+    def remove(self, uri: str) -> None:
+        """Delete an object nothing refers to (the caller checks: objects are shared by
+        every reference to the same bytes)."""
+        self.local_path(uri).unlink(missing_ok=True)
+
     def read_bytes(self, uri: str) -> bytes:
         return self.local_path(uri).read_bytes()
