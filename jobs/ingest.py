@@ -266,6 +266,7 @@ def _sample(path: Path, name: str, limits: Limits) -> str:
         raise InputError(f"{name}: binary content (NUL bytes); not a text table")
     if not at_end and b"\n" in data:
         data = data[: data.rfind(b"\n") + 1]
+    data = data.removeprefix(b"\xef\xbb\xbf")  # Excel's "CSV UTF-8" starts with a BOM
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
