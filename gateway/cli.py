@@ -514,6 +514,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         err.print("aborted")
         sys.exit(130)
+    except click.exceptions.UsageError as exc:  # bad arguments: one line, exit 2
+        hint = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
+        message = " ".join(exc.format_message().split())
+        sys.stderr.write(f"datrix: {message}{hint}\n")
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
