@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 
@@ -64,6 +65,34 @@ def test_register_twice_is_rejected() -> None:
 def test_empty_name_is_rejected() -> None:
     with pytest.raises(Rejected, match="name"):
         dataset.decide(dataset.RegisterDataset(uuid.uuid4(), "  "), None, meta())
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("", "non-empty"),
+        ("a\nb", "one line"),
+        ("tab\there", "one line"),
+        ("\x1b]0;pwned\x07", "printable"),
+        ("x" * 201, "at most 200 characters"),
+    ],
+)
+def test_names_are_printable_one_line_and_at_most_200_characters(name: str, reason: str) -> None:
+    """Held by the aggregate, so every producer of commands is held to it, not the CLI only."""
+    with pytest.raises(Rejected, match=reason):
+        dataset.decide(dataset.RegisterDataset(uuid.uuid4(), name), None, meta())
+    ok = dataset.decide(dataset.RegisterDataset(uuid.uuid4(), "Umsätze 2026 (v2)"), None, meta())
+    assert ok[0].name == "Umsätze 2026 (v2)"  # type: ignore[attr-defined]
+    assert dataset.decide(dataset.RegisterDataset(uuid.uuid4(), "x" * 200), None, meta())
+
+
+def test_read_options_travel_from_command_to_event() -> None:
+    ds_id, events = registered()
+    command = add_version(ds_id)
+    assert dataset.decide(command, fold_dataset(events), meta())[0].read_options_json is None  # type: ignore[attr-defined]
+    with_options = dataclasses.replace(command, read_options_json='{"delimiter": ";"}')
+    added = dataset.decide(with_options, fold_dataset(events), meta())[0]
+    assert added.read_options_json == '{"delimiter": ";"}'  # type: ignore[attr-defined]
 
 
 def test_deleted_dataset_takes_no_versions_and_no_second_delete() -> None:

@@ -150,3 +150,28 @@ def test_commands_and_events_round_trip_through_envelopes() -> None:
 def test_names_are_unique_and_namespaced() -> None:
     assert len(NAMES) == len(TYPES)
     assert all(n.startswith("datrix.") for n in TYPES)
+
+
+def test_version_events_written_before_read_options_decode_with_none() -> None:
+    """The optional field added for issue 14 (how a CSV was read) keeps old events readable."""
+    released = json.loads(
+        (SCHEMA_DIR / "released" / "1" / "datrix.dataset.DatasetVersionAdded.avsc").read_text()
+    )
+    old = {
+        "version": 1,
+        "object_uri": "u",
+        "object_sha256": "o",
+        "source_uri": "s",
+        "source_sha256": "h",
+        "format": "csv",
+        "rows": 2,
+        "columns": 1,
+        "size_bytes": 9,
+        "schema_json": "{}",
+    }
+    data = AvroCodec(load_schema_set_only(released)).encode(
+        "datrix.dataset.DatasetVersionAdded", old
+    )
+    name, record = default_codec().decode(data)
+    assert name == "datrix.dataset.DatasetVersionAdded"
+    assert record == {**old, "read_options_json": None}
