@@ -118,7 +118,9 @@ def cli() -> None:
     help="CSV decimal mark; default: ',' when the file is ';'-separated with numbers like 1,5",
 )
 @click.option(
-    "--no-header", is_flag=True, help="The CSV has no header line (columns column_0, ...)."
+    "--header/--no-header",
+    default=None,
+    help="Whether the CSV's first line is a header (no: columns column_0, ...); default: sniffed.",
 )
 @click.option("--sheet", help="Excel: the sheet to read (default: the first).")
 def scan(
@@ -133,7 +135,7 @@ def scan(
     delimiter: str | None,
     quote: str | None,
     decimal: str | None,
-    no_header: bool,
+    header: bool | None,
     sheet: str | None,
 ) -> None:
     """Register PATH (or add a version when NAME exists), scan it and print the report.
@@ -144,7 +146,7 @@ def scan(
     from jobs.quality.scoring import parse_weights
 
     try:
-        csv_options = options_from_cli(delimiter, quote, decimal, no_header)
+        csv_options = options_from_cli(delimiter, quote, decimal, header)
     except ValueError as exc:
         raise UserInputError(str(exc)) from None
 

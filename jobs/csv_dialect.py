@@ -6,7 +6,7 @@ field) wins, ties going to more fields, then to the order above. Then, with that
 a header when some column's values below the first row have a type (number, date,
 boolean) that its first-row value does not fit, or when every column is text; and a
 decimal comma when the delimiter is ``;`` and the sample's numbers are written ``1,5``.
-Anything the user passes (``--delimiter``, ``--quote``, ``--decimal``, ``--no-header``)
+Anything the user passes (``--delimiter``, ``--quote``, ``--decimal``, ``--header/--no-header``)
 is taken as given.
 """
 
@@ -68,10 +68,10 @@ _DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "p
 
 
 def options_from_cli(
-    delimiter: str | None, quote: str | None, decimal: str | None, no_header: bool
+    delimiter: str | None, quote: str | None, decimal: str | None, header: bool | None
 ) -> CsvOptions:
     """The user's ``--delimiter`` (one character, or tab / \\t), ``--quote``, ``--decimal``
-    and ``--no-header``; ValueError names what is wrong."""
+    and ``--header/--no-header`` (None: sniff); ValueError names what is wrong."""
     if delimiter is not None:
         delimiter = _DELIMITER_NAMES.get(delimiter.lower(), delimiter)
         if len(delimiter) != 1 or delimiter in "\r\n\"'":
@@ -85,7 +85,7 @@ def options_from_cli(
         raise ValueError("--quote and --delimiter must differ")
     if decimal is not None and decimal == delimiter:
         raise ValueError("--decimal and --delimiter must differ")
-    return CsvOptions(delimiter, quote, decimal, False if no_header else None)
+    return CsvOptions(delimiter, quote, decimal, header)
 
 
 def parse_rows(

@@ -546,7 +546,7 @@ def ingest(
     fmt = detect_format(path)
     if options != CsvOptions() and fmt not in ("csv", "tsv"):
         raise InputError(
-            f"{path.name}: --delimiter, --quote, --decimal and --no-header apply to CSV "
+            f"{path.name}: --delimiter, --quote, --decimal and --header apply to CSV "
             f"files; this one is read as {fmt}"
         )
     if sheet is not None and fmt != "excel":

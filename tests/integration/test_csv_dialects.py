@@ -83,6 +83,12 @@ def test_no_header(cli: Cli, tmp_path: Path) -> None:
     assert doc["rows"] == 3
     assert "header no" in doc["read_as"]
     assert list(_types(doc)) == ["column_0", "column_1", "column_2"]
+    # years as column names look like data: --header says otherwise
+    years = tmp_path / "years.csv"
+    years.write_text("2024,2025\n1,2\n3,4\n")
+    assert "header no" in _scan_json(cli, years)["read_as"]
+    doc = _scan_json(cli, years, "--header", "--name", "years2")
+    assert doc["rows"] == 2 and list(_types(doc)) == ["2024", "2025"]
 
 
 def test_overrides(cli: Cli, tmp_path: Path) -> None:

@@ -63,8 +63,9 @@ def test_describe_is_one_line() -> None:
 
 
 def test_cli_options() -> None:
-    assert options_from_cli("tab", None, None, True) == CsvOptions("\t", None, None, False)
-    assert options_from_cli(";", "'", ",", False) == CsvOptions(";", "'", ",", None)
+    assert options_from_cli("tab", None, None, False) == CsvOptions("\t", None, None, False)
+    assert options_from_cli(";", "'", ",", None) == CsvOptions(";", "'", ",", None)
+    assert options_from_cli(None, None, None, True) == CsvOptions(header=True)
     for bad in (("ab", None, None), ("\n", None, None), (";", ";", None), (",", None, ",")):
         with pytest.raises(ValueError):
-            options_from_cli(bad[0], bad[1], bad[2], False)
+            options_from_cli(bad[0], bad[1], bad[2], None)
