@@ -31,6 +31,7 @@ def test_scan_report_matches_ground_truth(cli: Cli, bench: tuple[Path, dict[str,
         "dataset_id",
         "version",
         "scan_id",
+        "read_as",
         "rows",
         "columns",
         "score",
@@ -38,6 +39,7 @@ def test_scan_report_matches_ground_truth(cli: Cli, bench: tuple[Path, dict[str,
         "issues",
     }
     assert doc["version"] == 1
+    assert doc["read_as"] == "read as CSV: delimiter ',', quote '\"', decimal '.', header yes"
     assert doc["rows"] == truth["rows"] and doc["columns"] == truth["columns"]
     assert set(doc["score"]) == {
         "overall",
