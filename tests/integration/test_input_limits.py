@@ -91,7 +91,7 @@ def test_50mb_malformed_csv_is_refused_fast_in_bounded_memory(
     assert stderr.startswith(f"datrix: {path.name}: ") and stderr.count("\n") == 1, stderr
     assert expected in stderr
     assert "DATRIX_MAX_LINE_MB higher" in stderr  # how to raise it
-    assert seconds < 30  # was 124 s for the one-line file
+    assert seconds < 60  # was 124 s for the one-line file (1.5-2.8 s measured idle)
     assert rss < 1024 * MB  # was 22 GB
     assert cli("datasets", "--format", "json").json() == []
 
