@@ -398,6 +398,23 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
+def _jsonl_duplicates(path: Path) -> None:
+    """Repeated keys in the objects of the first megabyte of a JSON Lines file are refused
+    (Polars keeps one silently); checking every line would parse the file twice."""
+    with path.open("rb") as fh:
+        head = fh.read(SAMPLE_BYTES)
+    lines = head.splitlines()
+    if len(head) == SAMPLE_BYTES:
+        lines = lines[:-1]  # perhaps cut
+    for number, line in enumerate(lines, start=1):
+        try:
+            json.loads(line, object_pairs_hook=_unique_keys)
+        except InputError as exc:
+            raise InputError(f"{path.name}: line {number}: {exc}") from None
+        except ValueError:
+            return  # not JSON: the reader says what is wrong
+
+
 def _read_other(path: Path, fmt: str, out: Path) -> None:
     try:
         if fmt == "parquet":
@@ -406,6 +423,7 @@ def _read_other(path: Path, fmt: str, out: Path) -> None:
             pl.scan_parquet(path).sink_parquet(out)
             return
         if fmt == "jsonl":
+            _jsonl_duplicates(path)
             frame = pl.read_ndjson(path)
         elif fmt == "json":
             try:

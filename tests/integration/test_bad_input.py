@@ -155,6 +155,13 @@ REFUSALS: dict[str, tuple[str, bytes, tuple[str, ...], dict[str, str], str]] = {
         {},
         "duplicate column names: 'a'",
     ),
+    "duplicate-columns-jsonl": (
+        "t.jsonl",
+        b'{"a": 1, "b": 2}\n{"b": 1, "b": 2}\n',
+        (),
+        {},
+        "line 2: duplicate column names: 'b'",
+    ),
     "duplicate-columns-excel": (
         "t.xlsx",
         _xlsx([["a", "b", "b"], [1, 2, 3]]),
