@@ -14,6 +14,7 @@ import fcntl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import UUID
 
 from aggregates.common import Command
@@ -57,15 +58,30 @@ def client_envelope(
     )
 
 
+@contextmanager
+def exclusive_file(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing); the kernel releases it
+    when the process dies."""
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class EmbeddedRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         home = settings.home
         home.mkdir(parents=True, exist_ok=True)
-        self.commands = SQLiteCommandLog(home / "commands.db")
-        self.events = sqlite_event_store(home / "events.db")
+        # First-run set-up (tables, migrations, the event store's tracking migration) is
+        # not safe when several processes start together on a new folder: serialise it.
+        with exclusive_file(home / "setup.lock"):
+            self.commands = SQLiteCommandLog(home / "commands.db")
+            self.events = sqlite_event_store(home / "events.db")
+            self.read_store = SQLiteReadStore(home / "readmodels.db")
         self.objects = LocalObjectStore(home / "objects")
-        self.read_store = SQLiteReadStore(home / "readmodels.db")
         self.owner_store = self.read_store  # one tenant-agnostic file; views filter by tenant
         self.processor = CommandProcessor(self.events)
         self.projector = Projector(self.read_store)
@@ -90,12 +106,8 @@ class EmbeddedRuntime:
     # -- the loop --------------------------------------------------------------------------
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
-        with self._lock_path.open("a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with exclusive_file(self._lock_path):
+            yield
 
     def wait_for(
         self,
