@@ -9,7 +9,8 @@ so a killed CLI never leaves a scan running on its own; the parent's monitor
 
 ``DATRIX_TEST_JOB_FAULT=kill@PHASE`` (tests only) kills the parent and this process when
 the job reports PHASE: a CLI killed mid-job, deterministically. ``pause@PHASE`` stops this
-process there (SIGSTOP) until its monitor kills it.
+process there (SIGSTOP) until its monitor kills it; ``crash@PHASE`` makes it exit there
+with code 3 and a last word on stderr (a job that dies on its own).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _die_with_parent(parent: int) -> None:
 def _fault() -> tuple[str, str] | None:
     raw = os.environ.get(FAULT_ENV, "")
     action, _, phase = raw.partition("@")
-    return (action, phase) if action in ("kill", "pause") and phase else None
+    return (action, phase) if action in ("kill", "pause", "crash") and phase else None
 
 
 def _emit(out: IO[str], doc: object) -> None:
@@ -81,6 +82,10 @@ def main(argv: list[str]) -> int:
             if fault[0] == "kill":
                 os.kill(parent, signal.SIGKILL)
                 os.kill(os.getpid(), signal.SIGKILL)
+            if fault[0] == "crash":
+                sys.stderr.write(f"test fault: crashed at {phase}\n")
+                sys.stderr.flush()
+                os._exit(3)
             os.kill(os.getpid(), signal.SIGSTOP)
 
     result = run_scan_job(job, LocalObjectStore(objects_root), progress)

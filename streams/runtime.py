@@ -177,9 +177,7 @@ class EmbeddedRuntime:
         """What this home knows of a scan's job: ``state`` (running, queued,
         interrupted) and, once it started, when and its last phase."""
         try:
-            found: dict[str, object] = json.loads(
-                (self.jobs_dir / f"{scan_id}.json").read_text()
-            )
+            found: dict[str, object] = json.loads((self.jobs_dir / f"{scan_id}.json").read_text())
         except (OSError, ValueError):
             found = {}
         if not self.owner_alive(scan_id):

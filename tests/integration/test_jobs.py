@@ -187,6 +187,13 @@ def test_jobs_past_their_budgets_fail_with_the_reason(cli: Cli, data: Path) -> N
     }
     assert errors["t"].startswith("JobTimeout: ")
     assert errors["m"].startswith("JobOutOfMemory: ")
+    # a job process that dies on its own fails its scan with its last words
+    crash = run(cli, "scan", csv, "--name", "c", DATRIX_TEST_JOB_FAULT="crash@duplicates")
+    assert crash.code == 1
+    assert (
+        "JobCrashed: the job process ended without a result (exit code 3): "
+        "test fault: crashed at duplicates"
+    ) in crash.stderr
     # within budget, the same file scans
     assert run(cli, "scan", csv, "--name", "ok", DATRIX_JOB_TIMEOUT_S="600").code == 0
     for name, value in (("DATRIX_JOB_TIMEOUT_S", "soon"), ("DATRIX_JOB_MEMORY_MB", "-5")):
