@@ -43,6 +43,7 @@ class Meta:
     command_id: UUID
     time: datetime
     tenant: str
+    actor: str = ""  # who sent the command (the envelope's actor, stamped at the edge)
 
 
 def next_version(current: int | None) -> int:

@@ -3,7 +3,8 @@
 Invariants: a scan needs a registered, not deleted dataset and an existing version; score
 weights, when given, name known dimensions and are finite numbers >= 0, not all zero; a
 scan is requested once; it completes or fails exactly once, and only for the job it
-requested. Job ids are derived from the scan id (uuid5), so deciding stays deterministic.
+requested; a running scan may be cancelled (it then ends as failed, naming who cancelled
+it). Job ids are derived from the scan id (uuid5), so deciding stays deterministic.
 The job of a scan of version N > 1 names version N - 1 as the baseline of the drift checks.
 """
 
@@ -94,6 +95,14 @@ class FailScan(Command):
     message: str
 
 
+@dataclass(frozen=True)
+class CancelScan(Command):
+    """Stop a scan that has not ended: a queued job is skipped, a running one stopped, and
+    the scan ends as failed, saying who cancelled it."""
+
+    scan_id: UUID
+
+
 # ---- events ---------------------------------------------------------------------------
 class ScanRequested(Event):
     tenant: str
@@ -146,6 +155,14 @@ class ScanFailed(Event):
     message: str
 
 
+class ScanCancelled(Event):
+    """The scan ended as failed because ``cancelled_by`` cancelled it; its job's result,
+    should one still arrive, is refused."""
+
+    job_id: UUID | None
+    cancelled_by: str
+
+
 # ---- state ----------------------------------------------------------------------------
 ScanStatus = Literal["running", "completed", "failed"]
 
@@ -172,6 +189,18 @@ def decide(
         return _request(command, state, meta, dataset)
     if state is None or state.tenant != meta.tenant:
         raise Rejected(f"scan {getattr(command, 'scan_id', '?')} was never requested")
+    if isinstance(command, CancelScan):
+        if state.status != "running":
+            raise Rejected(f"scan {state.id} already {state.status}; there is nothing to cancel")
+        return [
+            ScanCancelled(
+                originator_id=state.id,
+                originator_version=next_version(state.version),
+                timestamp=meta.time,
+                job_id=state.job_id,
+                cancelled_by=meta.actor or "unknown",
+            )
+        ]
     if isinstance(command, CompleteScan | FailScan):
         if state.status != "running":
             raise Rejected(f"scan {state.id} already {state.status}; it ends only once")
@@ -296,6 +325,6 @@ def evolve(state: Scan | None, event: Event) -> Scan:
         return replace(state, version=event.originator_version, job_id=event.job_id)
     if isinstance(event, ScanCompleted):
         return replace(state, version=event.originator_version, status="completed")
-    if isinstance(event, ScanFailed):
+    if isinstance(event, ScanFailed | ScanCancelled):
         return replace(state, version=event.originator_version, status="failed")
     raise ValueError(f"the scan aggregate does not apply {type(event).__name__}")

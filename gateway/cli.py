@@ -25,7 +25,7 @@ from gateway.errors import DatrixError, NotFound, UserInputError
 from jobs.engine import ProgressFn
 from projections.queries import Views
 from streams.runtime import EmbeddedRuntime
-from streams.settings import load_settings
+from streams.settings import SettingsError, load_settings
 
 out = Console()
 if not out.is_terminal:
@@ -365,7 +365,8 @@ def replay(verify: bool, as_of: datetime | None, keep: bool) -> None:
         raise UserInputError("--verify compares the present state; it cannot go with --as-of")
     when = as_of.replace(tzinfo=UTC) if as_of else None
     rt = runtime()
-    rt.drain()
+    if isinstance(rt, EmbeddedRuntime):
+        rt.catch_up()  # commands and projections only: replay never waits for a job
     with rebuilt_store(rt, keep) as (target, where):
         if isinstance(rt, EmbeddedRuntime):
             result = rp.rebuild(rt.events, target, as_of=when)
@@ -437,6 +438,58 @@ def wait_for_projectors(rt: services.Runtime, ready: dict[int, int], timeout: fl
             return
         time.sleep(0.2)
     raise DatrixError("the live projector is behind the event log; is `datrix worker` running?")
+
+
+@cli.group()
+def jobs() -> None:
+    """Scan jobs: list them, cancel one."""
+
+
+@jobs.command("list")
+@click.option("--all", "include_ended", is_flag=True, help="Also jobs whose scan has ended.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def jobs_list(include_ended: bool, fmt: str) -> None:
+    """Jobs whose scan has not ended (running, queued, or interrupted: its process died).
+
+    An interrupted job is finished by the next `datrix scan`, or ended by `datrix jobs
+    cancel ID`."""
+    rt = runtime()
+    if isinstance(rt, EmbeddedRuntime):
+        rt.catch_up()
+    rows = services.jobs_list(rt, include_ended=include_ended)
+    if fmt == "json":
+        _dump(rows)
+        return
+    shown = [
+        {
+            **r,
+            "job": str(r["job_id"] or "")[:8],
+            "scan": str(r["scan_id"])[:8],
+            "rows": f"{r['rows']:,}" if isinstance(r["rows"], int) else None,
+            "started": r["started_at"] or r["requested_at"],
+        }
+        for r in rows
+    ]
+    cols = ["job", "scan", "dataset", "version", "status", "phase", "started", "rows"]
+    if include_ended:
+        cols.append("error")
+    title = "Jobs" if include_ended else "Unfinished jobs"
+    if not shown:
+        out.print("no unfinished jobs" if not include_ended else "no jobs")
+        return
+    render.simple_table(out, title, shown, cols)
+
+
+@jobs.command("cancel")
+@click.argument("job_id")
+def jobs_cancel(job_id: str) -> None:
+    """Cancel a job (JOB_ID: a job or scan id, or a unique prefix of one); its scan ends as
+    failed, "cancelled by" you."""
+    rt = runtime()
+    if isinstance(rt, EmbeddedRuntime):
+        rt.catch_up()
+    job = services.cancel_job(rt, job_id)
+    out.print(f"cancelled scan {job['scan_id']} (job {job['job_id']}): {job['error']}")
 
 
 @cli.command()
@@ -529,6 +582,9 @@ def main(argv: list[str] | None = None) -> None:
             raise
         sys.stderr.write(f"datrix: {exc}\n")
         sys.exit(exc.exit_code)
+    except SettingsError as exc:
+        sys.stderr.write(f"datrix: {exc}\n")
+        sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("datrix: interrupted\n")
         sys.exit(130)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,13 +10,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aggregates.dataset import AddDatasetVersion, RegisterDataset, name_problem
-from aggregates.scan import RequestScan
+from aggregates.scan import CancelScan, RequestScan
 from gateway.errors import DatrixError, NotFound, UserInputError
 from jobs.csv_dialect import CsvOptions
 from jobs.engine import ProgressFn, no_progress
 from jobs.ingest import IngestedFile, InputError, describe_read_options, ingest
 from projections.queries import Views
 from projections.store import ReadStore
+from streams import scratch
 from streams.messages import Envelope
 from streams.object_store import LocalObjectStore
 from streams.settings import Settings
@@ -53,7 +52,15 @@ class Runtime(Protocol):
         actor: str | None = None,
     ) -> Envelope: ...
 
-    def drain(self, progress: ProgressFn = ...) -> None: ...
+    def drain(self, progress: ProgressFn = ...) -> None:
+        """Finish work left behind (embedded: interrupted jobs, announced) and sweep the
+        temp folders of killed runs."""
+        ...
+
+    def await_processed(self, done: Callable[[], bool], timeout: float = ...) -> None:
+        """Wait until the submitted commands are processed and ``done`` holds; never runs
+        a job."""
+        ...
 
     def wait_for(
         self,
@@ -148,10 +155,9 @@ def scan_file(
     command still refused after that removes the object unless a recorded version uses
     it (objects are content-addressed, so another version may share it)."""
     dataset_name = dataset_name_for(path, name)
-    runtime.drain(progress)  # finish anything an earlier, interrupted run left behind
-    tmp_root = runtime.settings.home / "tmp"
-    tmp_root.mkdir(exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(dir=tmp_root))
+    # sweep the temp folders of killed runs; finish interrupted scans (saying so)
+    runtime.drain(progress)
+    workdir = scratch.owned_tempdir(runtime.settings.home / "tmp", "ingest-")
     try:
         progress("ingest", 0, 0)
         try:
@@ -168,7 +174,7 @@ def scan_file(
         )
         object_uri, object_sha = runtime.objects.put_file(tenant, ingested.parquet_path, ".parquet")
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        scratch.release(workdir)
 
     try:
         return _record_and_scan(
@@ -355,3 +361,61 @@ def write_html_report(runtime: Runtime, scan_id: str, target: Path) -> Path:
     except OSError as exc:
         raise UserInputError(f"cannot write {target}: {exc.strerror}") from None
     return target
+
+
+# -- jobs --------------------------------------------------------------------------------
+def jobs_list(runtime: Runtime, include_ended: bool = False) -> list[dict[str, Any]]:
+    """The scans' jobs (by default those not ended). In the embedded default a job whose
+    process died shows as ``interrupted``, with when it started and its last phase."""
+    rows = views(runtime).jobs(active_only=not include_ended)
+    activity = getattr(runtime, "job_activity", None)
+    for row in rows:
+        row["started_at"] = None
+        row["phase"] = None
+        if row["status"] in ("queued", "running") and activity is not None:
+            found = activity(row["scan_id"])
+            row["status"] = found["state"]
+            row["started_at"] = found.get("started")
+            row["phase"] = found.get("phase")
+    return rows
+
+
+_ID_CHARS = set("0123456789abcdef-")
+
+
+def find_job(runtime: Runtime, ident: str) -> dict[str, Any]:
+    """The job whose job id or scan id starts with ``ident`` (a unique prefix)."""
+    prefix = ident.strip().lower()
+    if not prefix or not set(prefix) <= _ID_CHARS:
+        raise UserInputError(f"{ident!r} is not a job or scan id (or a prefix of one)")
+    found = views(runtime).jobs_by_prefix(prefix)
+    if not found:
+        raise NotFound(f"no job or scan with an id starting {ident!r}")
+    if len(found) > 1:
+        ids = ", ".join(str(j["scan_id"])[:13] for j in found[:5])
+        raise UserInputError(
+            f"{ident!r} matches {len(found)} jobs (scans {ids}); give more of the id"
+        )
+    return found[0]
+
+
+def cancel_job(runtime: Runtime, ident: str) -> dict[str, Any]:
+    """Cancel the scan of a job: its queued job is skipped, a running one stopped, and
+    the scan ends as failed with the reason "cancelled by <actor>". Returns the job."""
+    job = find_job(runtime, ident)
+    scan_id = uuid.UUID(job["scan_id"])
+    if job["status"] not in ("queued", "running"):
+        raise UserInputError(
+            f"scan {job['scan_id']} already {job['status']}; there is nothing to cancel"
+        )
+    command = runtime.submit(CancelScan(scan_id), scan_id)
+    runtime.await_processed(
+        lambda: views(runtime).command_status(str(command.id)) is not None, timeout=60.0
+    )
+    _raise_if_rejected(runtime, command.id)
+    ended = views(runtime).scan(job["scan_id"])
+    return {
+        **job,
+        "status": ended["status"] if ended else job["status"],
+        "error": ended["error"] if ended else None,
+    }

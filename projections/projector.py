@@ -190,7 +190,9 @@ class Projector:
                 ),
             )
             return None
-        if not isinstance(event, scan.JobRequested | scan.ScanCompleted | scan.ScanFailed):
+        if not isinstance(
+            event, scan.JobRequested | scan.ScanCompleted | scan.ScanFailed | scan.ScanCancelled
+        ):
             return None
         # Only scan events need the scan's dataset (a round trip: keep it off other events).
         scan_row = tx.fetch_one("SELECT dataset_id FROM quality_scans WHERE id = ?", (subject,))
@@ -209,6 +211,13 @@ class Projector:
                 "UPDATE quality_scans SET status = 'failed', error = ?, completed_at = ? "
                 "WHERE id = ?",
                 (f"{event.error_type}: {event.message}", at, subject),
+            )
+            return scan_dataset
+        if isinstance(event, scan.ScanCancelled):
+            tx.execute(
+                "UPDATE quality_scans SET status = 'failed', error = ?, completed_at = ? "
+                "WHERE id = ?",
+                (f"cancelled by {event.cancelled_by}", at, subject),
             )
             return scan_dataset
         return None

@@ -72,6 +72,19 @@ AUDIT_COLS = [
 ]
 
 
+JOB_COLS = [
+    "job_id",
+    "scan_id",
+    "dataset",
+    "version",
+    "status",
+    "requested_at",
+    "rows",
+    "error",
+    "ended_at",
+]
+
+
 @dataclass
 class Views:
     store: ReadStore
@@ -187,3 +200,36 @@ class Views:
         if limit:
             sql += f" LIMIT {int(limit)}"
         return _dicts(self.store, sql, tuple(params), AUDIT_COLS)
+
+    # -- jobs (one per scan) -----------------------------------------------------------------
+    def jobs(self, active_only: bool = True) -> list[dict[str, Any]]:
+        """The scans' jobs, oldest first; ``active_only``: those whose scan has not ended."""
+        where = "s.tenant = ?"
+        if active_only:
+            where += " AND s.status IN ('queued', 'running')"
+        return _dicts(
+            self.store,
+            "SELECT s.job_id, s.id, d.name, s.dataset_version, s.status, s.created_at, "
+            "v.row_count, s.error, s.completed_at FROM quality_scans s "
+            "LEFT JOIN datasets d ON d.id = s.dataset_id AND d.tenant = s.tenant "
+            "LEFT JOIN dataset_versions v ON v.dataset_id = s.dataset_id "
+            "AND v.version = s.dataset_version AND v.tenant = s.tenant "
+            f"WHERE {where} ORDER BY s.created_at, s.id",
+            (self.tenant,),
+            JOB_COLS,
+        )
+
+    def jobs_by_prefix(self, prefix: str) -> list[dict[str, Any]]:
+        """Jobs whose job id or scan id starts with ``prefix`` (case-insensitive)."""
+        pattern = prefix.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
+        return _dicts(
+            self.store,
+            "SELECT s.job_id, s.id, d.name, s.dataset_version, s.status, s.created_at, "
+            "v.row_count, s.error, s.completed_at FROM quality_scans s "
+            "LEFT JOIN datasets d ON d.id = s.dataset_id AND d.tenant = s.tenant "
+            "LEFT JOIN dataset_versions v ON v.dataset_id = s.dataset_id "
+            "AND v.version = s.dataset_version AND v.tenant = s.tenant "
+            "WHERE s.tenant = ? AND (s.id LIKE ? OR s.job_id LIKE ?) ORDER BY s.created_at",
+            (self.tenant, pattern, pattern),
+            JOB_COLS,
+        )

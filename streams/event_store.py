@@ -89,7 +89,14 @@ def sqlite_event_store(path: Path) -> EventStore:
 
     datastore = SQLiteDatastore(str(path), lock_timeout=30, single_row_tracking=True)
     recorder = SQLiteProcessRecorder(datastore, events_table_name="stored_events")
-    recorder.create_table()
+    try:
+        recorder.create_table()
+    except IntegrityError:
+        # A concurrent twin created the tables and recorded the library's tracking
+        # migration between our check and our insert (the embedded runtime serialises
+        # set-up under a file lock; this covers other callers): look again.
+        recorder = SQLiteProcessRecorder(datastore, events_table_name="stored_events")
+        recorder.create_table()
     return EventStore(recorder)
 
 

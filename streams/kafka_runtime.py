@@ -12,6 +12,7 @@ from uuid import UUID
 from aggregates.common import Command
 from jobs.engine import ProgressFn, no_progress
 from projections.store import PostgresReadStore
+from streams import scratch
 from streams.kafka import KafkaCommandLog, ensure_topics, topics_from_env
 from streams.messages import Envelope, routing_key
 from streams.object_store import LocalObjectStore
@@ -58,8 +59,13 @@ class KafkaRuntime:
         return envelope
 
     def drain(self, progress: ProgressFn = no_progress) -> None:
-        """Make sure every submitted command reached the broker."""
+        """Make sure every submitted command reached the broker; sweep the temp folders
+        of killed runs (jobs themselves run in the workers)."""
+        scratch.sweep(self.settings.home / "tmp")
         self.commands.flush()
+
+    def await_processed(self, done: Callable[[], bool], timeout: float = 60.0) -> None:
+        self.wait_for(done, timeout=timeout)
 
     def wait_for(
         self,

@@ -94,14 +94,19 @@ class CommandProcessor:
                 meta,
                 self.load_dataset(command.dataset_id, history),
             )
-        if isinstance(command, scan.CompleteScan | scan.FailScan):
+        if isinstance(command, scan.CompleteScan | scan.FailScan | scan.CancelScan):
             return scan.decide(command, self.load_scan(command.scan_id, history), meta)
         raise Rejected(f"no handler for {type(command).__name__}")
 
     def _outcome_events(
         self, envelope: Envelope, history: Callable[[UUID], Sequence[Envelope]] | None
     ) -> tuple[Outcome, str | None, tuple[Envelope, ...]]:
-        meta = Meta(command_id=envelope.id, time=envelope.time, tenant=envelope.tenant)
+        meta = Meta(
+            command_id=envelope.id,
+            time=envelope.time,
+            tenant=envelope.tenant,
+            actor=envelope.actor,
+        )
         outcome: Outcome = "applied"
         reason: str | None = None
         try:

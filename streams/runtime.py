@@ -1,28 +1,41 @@
 """The embedded runtime: every part of the pipeline in one process, on SQLite.
 
-``drain`` runs the same loop the Kafka-mode worker runs, until nothing is left to do:
-commands -> processor (events + tracking, one transaction) -> job dispatcher (jobs run
-in-process; results go back to the command log as commands) -> projector (read models +
-audit, position in the same transaction). A file lock keeps two CLI processes from
-draining at once; every step is restart-safe, so a process killed at any moment loses
-nothing and a later drain finishes the work.
+``catch_up`` processes commands (events + tracking, one transaction) and projects them
+(read models + audit, position in the same transaction) until nothing is left, under a
+short file lock (``engine.lock``) that is never held while a job runs: queries and
+``replay`` never wait for a scan. ``drain`` also runs jobs, each in a child process under
+a monitor (``streams/job_supervisor.py``: time and memory budgets, cancellation), one at a
+time (``jobs.lock``); results go back to the command log as commands.
+
+Who runs which job: a process that requests a scan holds ``jobs/<scan id>.lock`` until
+its scan has ended, and runs its own job. A job whose scan has not ended and whose lock
+nobody holds was left by a process that died (a killed scan): the next ``drain`` (the
+next ``datrix scan``) takes it over and says so ("finishing interrupted scan ..."), or
+``datrix jobs cancel`` ends it. Every step is restart-safe, so a process killed at any
+moment loses nothing.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import UUID
 
 from aggregates.common import Command
-from aggregates.scan import JobRequested
+from aggregates.scan import JobRequested, RequestScan
 from jobs.engine import ProgressFn, no_progress
 from jobs.runner import result_command_id, run_scan_job
 from projections.projector import Projector
 from projections.store import SQLiteReadStore
+from streams import scratch
 from streams.event_store import sqlite_event_store
+from streams.job_supervisor import Budgets, run_supervised
 from streams.messages import Envelope, command_envelope, decode_event
 from streams.object_store import LocalObjectStore
 from streams.processor import CommandProcessor
@@ -30,6 +43,7 @@ from streams.settings import Settings
 from streams.sqlite_command_log import SQLiteCommandLog
 
 COMMAND_TRACKING = "command-processor:datrix.commands"
+ENDED = ("datrix.scan.ScanCompleted", "datrix.scan.ScanFailed", "datrix.scan.ScanCancelled")
 DISPATCHER = "job-dispatcher"
 BATCH = 500
 
@@ -57,19 +71,48 @@ def client_envelope(
     )
 
 
+@contextmanager
+def exclusive_file(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing); the kernel releases it
+    when the process dies."""
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class EmbeddedRuntime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        jobs_in_process: bool = False,
+        notice: Callable[[str], None] | None = None,
+    ) -> None:
+        """``jobs_in_process`` runs jobs in this process, without budgets or cancellation
+        (tests with stand-in engines only); ``notice`` receives one-line messages for the
+        user (default: stderr)."""
         self.settings = settings
         home = settings.home
         home.mkdir(parents=True, exist_ok=True)
-        self.commands = SQLiteCommandLog(home / "commands.db")
-        self.events = sqlite_event_store(home / "events.db")
+        # First-run set-up (tables, migrations, the event store's tracking migration) is
+        # not safe when several processes start together on a new folder: serialise it.
+        with exclusive_file(home / "setup.lock"):
+            self.commands = SQLiteCommandLog(home / "commands.db")
+            self.events = sqlite_event_store(home / "events.db")
+            self.read_store = SQLiteReadStore(home / "readmodels.db")
         self.objects = LocalObjectStore(home / "objects")
-        self.read_store = SQLiteReadStore(home / "readmodels.db")
         self.owner_store = self.read_store  # one tenant-agnostic file; views filter by tenant
         self.processor = CommandProcessor(self.events)
         self.projector = Projector(self.read_store)
         self._lock_path = home / "engine.lock"
+        self.jobs_dir = home / "jobs"
+        self.tmp_root = home / "tmp"
+        self.jobs_in_process = jobs_in_process
+        self.notice = notice or _stderr_notice
+        self._claims: dict[str, int] = {}  # scan id -> fd holding jobs/<scan id>.lock
 
     # -- intake ----------------------------------------------------------------------------
     def submit(
@@ -81,21 +124,79 @@ class EmbeddedRuntime:
         cause: Envelope | None = None,
         actor: str | None = None,
     ) -> Envelope:
+        if isinstance(command, RequestScan):
+            # claimed before the command exists, so no one ever sees our job unclaimed
+            self._claim(str(command.scan_id), wait=True)
         envelope = client_envelope(
             self.settings, command, subject, command_id=command_id, cause=cause, actor=actor
         )
         self.commands.append(envelope)
         return envelope
 
+    # -- job ownership -----------------------------------------------------------------------
+    def _claim(self, scan_id: str, wait: bool = False) -> bool:
+        """Hold jobs/<scan id>.lock; False when another live process holds it."""
+        if scan_id in self._claims:
+            return True
+        self.jobs_dir.mkdir(exist_ok=True)
+        fd = os.open(self.jobs_dir / f"{scan_id}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError:
+            os.close(fd)
+            return False
+        self._claims[scan_id] = fd
+        return True
+
+    def _release(self, scan_id: str, finished: bool) -> None:
+        fd = self._claims.pop(scan_id, None)
+        if finished:
+            for suffix in (".lock", ".json"):
+                (self.jobs_dir / f"{scan_id}{suffix}").unlink(missing_ok=True)
+        if fd is not None:
+            os.close(fd)
+
+    def owner_alive(self, scan_id: str) -> bool:
+        """Whether a live process holds the scan's job (ours included)."""
+        if scan_id in self._claims:
+            return True
+        path = self.jobs_dir / f"{scan_id}.lock"
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def job_activity(self, scan_id: str) -> dict[str, object]:
+        """What this home knows of a scan's job: ``state`` (running, queued,
+        interrupted) and, once it started, when and its last phase."""
+        try:
+            found: dict[str, object] = json.loads((self.jobs_dir / f"{scan_id}.json").read_text())
+        except (OSError, ValueError):
+            found = {}
+        if not self.owner_alive(scan_id):
+            found["state"] = "interrupted"
+        else:
+            found["state"] = "running" if found.get("phase") is not None else "queued"
+        return found
+
+    def _write_activity(self, scan_id: str, doc: dict[str, object]) -> None:
+        target = self.jobs_dir / f"{scan_id}.json"
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, target)
+
     # -- the loop --------------------------------------------------------------------------
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
-        with self._lock_path.open("a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with exclusive_file(self._lock_path):
+            yield
 
     def wait_for(
         self,
@@ -105,18 +206,36 @@ class EmbeddedRuntime:
         timeout: float = 0.0,
     ) -> None:
         """In one process, all work is done by the time ``drain`` returns."""
-        self.drain(progress)
+        try:
+            self.drain(progress)
+            if not done():
+                raise RuntimeError("the embedded runtime finished without the expected outcome")
+        finally:
+            if scan_id is not None:
+                history = self.events.load(UUID(scan_id))  # empty: the request was refused
+                finished = not history or any(e.type in ENDED for e in history)
+                self._release(scan_id, finished=finished)
+
+    def await_processed(self, done: Callable[[], bool], timeout: float = 0.0) -> None:
+        """Process the submitted commands (no jobs run) and check ``done``."""
+        self.catch_up()
         if not done():
             raise RuntimeError("the embedded runtime finished without the expected outcome")
 
     def drain(self, progress: ProgressFn = no_progress) -> None:
+        """Everything: commands, projections, this process's jobs and the jobs of scans
+        whose process died (each one announced)."""
+        scratch.sweep(self.tmp_root)
+        while True:
+            self.catch_up()
+            if self.run_jobs(progress) == 0:
+                return
+
+    def catch_up(self) -> None:
+        """Process commands and project events until none are left; never runs a job."""
         with self._exclusive():
-            while True:
-                done = self.process_commands()
-                done += self.project()
-                done += self.dispatch_jobs(progress)
-                if done == 0:
-                    return
+            while self.process_commands() + self.project():
+                pass
 
     def process_commands(self) -> int:
         count = 0
@@ -136,27 +255,132 @@ class EmbeddedRuntime:
                 return count
             count += self.projector.apply_batch(batch)
 
-    def dispatch_jobs(self, progress: ProgressFn = no_progress) -> int:
-        count = 0
+    # -- jobs ------------------------------------------------------------------------------
+    def _scan_ended(self, scan_id: UUID) -> bool:
+        return any(e.type in ENDED for e in self.events.load(scan_id))
+
+    def _job_done(self, job: JobRequested) -> bool:
+        if self.commands.exists(str(result_command_id(job.job_id))):
+            return True
+        return self._scan_ended(job.originator_id)
+
+    def pending_jobs(self) -> list[tuple[Envelope, JobRequested]]:
+        """Jobs whose scan has not ended and whose result is not in the command log, in
+        log order. The dispatcher's position moves past every job before the first one
+        still pending."""
+        after = self.commands.get_position(DISPATCHER)
+        pending: list[tuple[int, Envelope, JobRequested]] = []
+        last = after
         while True:
-            after = self.commands.get_position(DISPATCHER)
-            batch = self.events.read(after, BATCH)
+            batch = self.events.read(last, BATCH)
             if not batch:
-                return count
+                break
+            last = batch[-1][0]
             for position, envelope in batch:
                 if envelope.type == "datrix.job.JobRequested":
                     job = decode_event(envelope)
                     assert isinstance(job, JobRequested)
-                    reply_id = result_command_id(job.job_id)
-                    if not self.commands.exists(str(reply_id)):
-                        result = run_scan_job(job, self.objects, progress)
-                        self.submit(
-                            result,
-                            job.originator_id,
-                            command_id=reply_id,
-                            cause=envelope,
-                            actor="worker:embedded",
-                        )
-                        self.commands.set_position(DISPATCHER, position)
-                        count += 1
-            self.commands.set_position(DISPATCHER, batch[-1][0])
+                    if not self._job_done(job):
+                        pending.append((position, envelope, job))
+        self.commands.set_position(DISPATCHER, pending[0][0] - 1 if pending else last)
+        return [(envelope, job) for _, envelope, job in pending]
+
+    def run_jobs(self, progress: ProgressFn = no_progress) -> int:
+        """Run this process's pending jobs and those nobody holds (interrupted); return
+        how many ran. Jobs held by another live process are theirs to run."""
+        count = 0
+        for envelope, job in self.pending_jobs():
+            scan_id = str(job.originator_id)
+            mine = scan_id in self._claims
+            if not mine:
+                if not self._claim(scan_id):
+                    continue
+                self._announce_interrupted(job)
+            try:
+                count += self._run_job(envelope, job, progress)
+            finally:
+                if not mine:
+                    self._release(scan_id, finished=self._job_done(job))
+        return count
+
+    def _announce_interrupted(self, job: JobRequested) -> None:
+        rows = self.read_store.query(
+            "SELECT d.name, v.row_count FROM dataset_versions v "
+            "LEFT JOIN datasets d ON d.id = v.dataset_id "
+            "WHERE v.dataset_id = ? AND v.version = ?",
+            (str(job.dataset_id), job.version),
+        )
+        name, count = rows[0] if rows else (None, None)
+        size = f"{count:,} rows" if isinstance(count, int) else "size unknown"
+        of = f" of dataset {name!r} v{job.version}" if name else ""
+        short = str(job.originator_id)[:8]
+        self.notice(
+            f"finishing interrupted scan {short}{of} ({size}); "
+            f"`datrix jobs cancel {short}` ends it instead"
+        )
+
+    @contextmanager
+    def _job_slot(self, job: JobRequested) -> Iterator[None]:
+        """One job at a time in a home (each may take most of the machine's memory)."""
+        self.jobs_dir.mkdir(exist_ok=True)
+        with (self.jobs_dir / "slot.lock").open("a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                self.notice(
+                    f"scan {str(job.originator_id)[:8]} waits for another scan's job to end "
+                    "(`datrix jobs list` shows it)"
+                )
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _run_job(self, envelope: Envelope, job: JobRequested, progress: ProgressFn) -> int:
+        scan_id = str(job.originator_id)
+        with self._job_slot(job):
+            if self._job_done(job):  # cancelled, or run by someone else meanwhile
+                return 0
+            activity: dict[str, object] = {
+                "job_id": str(job.job_id),
+                "pid": os.getpid(),
+                "started": datetime.now(UTC).isoformat(timespec="seconds"),
+                "phase": None,
+            }
+            self._write_activity(scan_id, activity)
+
+            def tracked(phase: str, done: int, total: int) -> None:
+                if phase != activity["phase"]:
+                    activity.update(phase=phase, done=done, total=total)
+                    self._write_activity(scan_id, activity)
+                progress(phase, done, total)
+
+            tracked("starting", 0, 0)
+            if self.jobs_in_process:
+                result: Command | None = run_scan_job(job, self.objects, tracked)
+            else:
+                outcome = run_supervised(
+                    envelope,
+                    job,
+                    self.objects.root,
+                    self.tmp_root,
+                    Budgets(self.settings.job_timeout_s, self.settings.job_memory_mb),
+                    tracked,
+                    cancelled=lambda: self._scan_ended(job.originator_id),
+                )
+                result = outcome.result
+            if result is not None:
+                self.submit(
+                    result,
+                    job.originator_id,
+                    command_id=result_command_id(job.job_id),
+                    cause=envelope,
+                    actor="worker:embedded",
+                )
+            return 1
+
+
+def _stderr_notice(message: str) -> None:
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()

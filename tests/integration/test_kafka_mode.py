@@ -136,3 +136,105 @@ def test_redis_caches_reports_and_counts_per_tenant(
     # served from the cache: a marker we plant is what comes back
     r.set(key, json.dumps({**doc, "rows": -1}))
     assert kafka_cli("report", doc["scan_id"], "--format", "json").json()["rows"] == -1
+
+
+def test_cancel_skips_a_queued_job_and_stops_a_running_one(
+    kafka_cli: KafkaCli, data: tuple[Path, dict[str, Any]]
+) -> None:
+    """The worker's job role honours a cancel: the running job (held at a phase by the
+    test switch) is stopped and reports nothing, the job queued behind it never runs;
+    both scans end as failed, "cancelled by" whoever cancelled them."""
+    import subprocess
+    import time
+
+    from streams.job_progress import read_job_progress
+    from tests.integration.conftest import DATRIX
+
+    out, _ = data
+    extra = dict(kafka_cli.extra or {})
+    kafka_cli.extra = {**extra, "DATRIX_TEST_JOB_FAULT": "pause@duplicates"}
+    worker = kafka_cli.start_worker()
+    kafka_cli.extra = extra
+    bootstrap = extra["DATRIX_KAFKA_BOOTSTRAP"]
+    progress_topic = f"{extra['DATRIX_TOPIC_PREFIX']}job-progress"
+
+    def start_scan(name: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [DATRIX, "scan", str(out / "dirty.csv"), "--name", name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=kafka_cli.env(),
+            stdin=subprocess.DEVNULL,
+        )
+
+    def jobs() -> list[dict[str, Any]]:
+        listed = kafka_cli("jobs", "list", "--format", "json")
+        assert listed.code == 0, listed.stderr
+        return list(listed.json())
+
+    def await_(what: str, check: Any) -> Any:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            found = check()
+            if found:
+                return found
+            assert worker.poll() is None, "the worker died"
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    first = start_scan("first")
+    try:
+        running = await_("the first job", lambda: [j for j in jobs() if j["dataset"] == "first"])[0]
+        phases = await_(
+            "the first job to reach its held phase",
+            lambda: [
+                u.phase
+                for u in read_job_progress(bootstrap, progress_topic, running["scan_id"])
+                if u.phase == "duplicates"
+            ],
+        )
+        assert phases == ["duplicates"]
+        second = start_scan("second")
+        try:
+            queued = await_(
+                "the second job", lambda: [j for j in jobs() if j["dataset"] == "second"]
+            )[0]
+            kafka_cli.extra = {**extra, "DATRIX_ACTOR": "cli:erin"}
+            for job in (queued, running):  # the queued one first, while the other runs
+                cancel = kafka_cli("jobs", "cancel", job["scan_id"][:8])
+                assert cancel.code == 0, cancel.stderr
+                assert "cancelled by cli:erin" in cancel.stdout
+            kafka_cli.extra = extra
+            for proc in (first, second):
+                _stdout, stderr = proc.communicate(timeout=300)
+                assert proc.returncode == 1 and "cancelled by cli:erin" in stderr, stderr
+        finally:
+            if second.poll() is None:
+                second.kill()
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+    ended = {j["dataset"]: j for j in kafka_cli("jobs", "list", "--all", "--format", "json").json()}
+    assert {n: (j["status"], j["error"]) for n, j in ended.items()} == {
+        "first": ("failed", "cancelled by cli:erin"),
+        "second": ("failed", "cancelled by cli:erin"),
+    }
+    assert jobs() == []
+    # the queued job never ran: no progress of its own on the topic
+    assert read_job_progress(bootstrap, progress_topic, queued["scan_id"]) == []
+    log = (kafka_cli.home.parent / "worker-0.log").read_text()
+    await_(
+        "the worker to log both decisions",
+        lambda: (
+            f"job {running['job_id']} stopped"
+            in (kafka_cli.home.parent / "worker-0.log").read_text()
+            and f"skipping job {queued['job_id']}"
+            in (kafka_cli.home.parent / "worker-0.log").read_text()
+        ),
+    )
+    assert worker.poll() is None, log
+    assert kafka_cli("audit", "verify").code == 0
+    replay = kafka_cli("replay", "--verify")
+    assert replay.code == 0, replay.stdout + replay.stderr

@@ -262,3 +262,32 @@ def test_scan_weights_travel_to_the_job_and_are_validated() -> None:
     for weights, reason in bad:
         with pytest.raises(Rejected, match=reason):
             scan.decide(scan.RequestScan(uuid.uuid4(), ds_id, weights=weights), None, meta(), ds)
+
+
+def test_a_running_scan_can_be_cancelled_once_naming_who_cancelled() -> None:
+    ds, ds_id = scan_ready()
+    scan_id = uuid.uuid4()
+    events = scan.decide(scan.RequestScan(scan_id, ds_id), None, meta(), ds)
+    job_id = scan.job_id_for(scan_id, 1)
+    by_bob = Meta(command_id=uuid.uuid4(), time=T0, tenant="acme", actor="cli:bob")
+    cancelled = scan.decide(scan.CancelScan(scan_id), fold_scan(events), by_bob)
+    assert len(cancelled) == 1
+    event = cancelled[0]
+    assert isinstance(event, scan.ScanCancelled)
+    assert (event.job_id, event.cancelled_by, event.originator_version) == (job_id, "cli:bob", 3)
+    # deciding is pure: the same command on the same state gives the same event
+    assert scan.decide(scan.CancelScan(scan_id), fold_scan(events), by_bob) == cancelled
+    events += cancelled
+    state = fold_scan(events)
+    assert state is not None and state.status == "failed"
+    # the job's late result is refused, and so is a second cancel
+    with pytest.raises(Rejected, match="ends only once"):
+        scan.decide(complete(scan_id, job_id), state, meta())
+    with pytest.raises(Rejected, match="nothing to cancel"):
+        scan.decide(scan.CancelScan(scan_id), state, by_bob)
+    # a finished scan cannot be cancelled; nor one of another tenant
+    done = events[:2] + scan.decide(complete(scan_id, job_id), fold_scan(events[:2]), meta())
+    with pytest.raises(Rejected, match="already completed"):
+        scan.decide(scan.CancelScan(scan_id), fold_scan(done), by_bob)
+    with pytest.raises(Rejected, match="never requested"):
+        scan.decide(scan.CancelScan(scan_id), fold_scan(events[:2]), meta("other"))

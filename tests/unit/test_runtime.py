@@ -53,7 +53,9 @@ def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EmbeddedRuntime:
     monkeypatch.setenv("DATRIX_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("DATRIX_TENANT", "acme")
     monkeypatch.setitem(runner.ENGINES, "polars", CountingEngine)
-    return EmbeddedRuntime(load_settings())
+    # jobs in this process: the child process a job normally runs in would not see the
+    # stand-in engine (the CLI tests run jobs the real way)
+    return EmbeddedRuntime(load_settings(), jobs_in_process=True)
 
 
 def add_version(

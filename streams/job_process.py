@@ -1,0 +1,97 @@
+"""The process one job runs in: ``python -m streams.job_process OBJECTS_ROOT PARENT_PID``.
+
+It reads the ``JobRequested`` envelope on stdin, runs the scan, and writes JSON lines on
+the stdout it was given: ``{"progress": [phase, done, total]}`` while it works and
+``{"result": <base64 Avro payload of CompleteScan or FailScan>}`` at the end. Anything
+else the libraries print goes to stderr. It dies with its parent (the CLI or the worker),
+so a killed CLI never leaves a scan running on its own; the parent's monitor
+(``streams/job_supervisor.py``) kills it when it passes its budgets or is cancelled.
+
+``DATRIX_TEST_JOB_FAULT=kill@PHASE`` (tests only) kills the parent and this process when
+the job reports PHASE: a CLI killed mid-job, deterministically. ``pause@PHASE`` stops this
+process there (SIGSTOP) until its monitor kills it; ``crash@PHASE`` makes it exit there
+with code 3 and a last word on stderr (a job that dies on its own).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+FAULT_ENV = "DATRIX_TEST_JOB_FAULT"
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """SIGKILL when the parent dies (Linux prctl), and a watchdog thread elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(70)
+            time.sleep(0.5)
+
+    if os.getppid() != parent:
+        os._exit(70)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _fault() -> tuple[str, str] | None:
+    raw = os.environ.get(FAULT_ENV, "")
+    action, _, phase = raw.partition("@")
+    return (action, phase) if action in ("kill", "pause", "crash") and phase else None
+
+
+def _emit(out: IO[str], doc: object) -> None:
+    out.write(json.dumps(doc) + "\n")
+    out.flush()
+
+
+def main(argv: list[str]) -> int:
+    objects_root, parent = Path(argv[0]), int(argv[1])
+    _die_with_parent(parent)
+    # our protocol keeps the real stdout; stray prints of libraries go to stderr
+    out = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+
+    from aggregates.scan import JobRequested
+    from jobs.runner import run_scan_job
+    from streams.messages import decode_envelope, decode_event, encode_payload
+    from streams.object_store import LocalObjectStore
+
+    job = decode_event(decode_envelope(sys.stdin.buffer.read()))
+    if not isinstance(job, JobRequested):
+        raise SystemExit(f"not a job: {type(job).__name__}")
+    fault = _fault()
+
+    def progress(phase: str, done: int, total: int) -> None:
+        _emit(out, {"progress": [phase, int(done), int(total)]})
+        if fault is not None and phase == fault[1]:
+            if fault[0] == "kill":
+                os.kill(parent, signal.SIGKILL)
+                os.kill(os.getpid(), signal.SIGKILL)
+            if fault[0] == "crash":
+                sys.stderr.write(f"test fault: crashed at {phase}\n")
+                sys.stderr.flush()
+                os._exit(3)
+            os.kill(os.getpid(), signal.SIGSTOP)
+
+    result = run_scan_job(job, LocalObjectStore(objects_root), progress)
+    _emit(out, {"result": base64.b64encode(encode_payload(result)).decode("ascii")})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
