@@ -17,8 +17,17 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from gateway import render, services
 from gateway.errors import DatrixError, NotFound, UserInputError
@@ -46,6 +55,16 @@ def runtime() -> services.Runtime:
         raise DatrixError(f"cannot reach the Kafka-mode services: {exc}") from exc
 
 
+class CountColumn(ProgressColumn):
+    """``done/total`` with thousands separators; just ``done`` while the total is unknown
+    (rich keeps ``task.total`` None then, and a format spec on None raises TypeError)."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text(f"{task.completed:,.0f}" if task.completed else "")
+        return Text(f"{task.completed:,.0f}/{task.total:,.0f}")
+
+
 @contextmanager
 def progress_bar(enabled: bool = True) -> Iterator[ProgressFn]:
     """A rich progress bar on stderr; yields the callback jobs report phases to."""
@@ -56,7 +75,7 @@ def progress_bar(enabled: bool = True) -> Iterator[ProgressFn]:
         SpinnerColumn(),
         TextColumn("{task.description:<12}"),
         BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        CountColumn(),
         TimeElapsedColumn(),
         console=err,
         transient=True,

@@ -136,3 +136,31 @@ def test_redis_caches_reports_and_counts_per_tenant(
     # served from the cache: a marker we plant is what comes back
     r.set(key, json.dumps({**doc, "rows": -1}))
     assert kafka_cli("report", doc["scan_id"], "--format", "json").json()["rows"] == -1
+
+
+def test_progress_in_a_terminal_shows_the_job_progress(
+    kafka_cli: KafkaCli, data: tuple[Path, dict[str, Any]]
+) -> None:
+    from tests.integration.conftest import DATRIX
+    from tests.integration.terminal import run_in_terminal
+
+    out, _ = data
+    kafka_cli.start_worker()
+    scan = run_in_terminal(
+        [DATRIX, "scan", str(out / "dirty.csv"), "--name", "tty"], kafka_cli.env()
+    )
+    assert "internal error" not in scan.text
+    assert scan.code == 0, scan.text[-3000:]
+    assert "Datrix quality report" in scan.text
+    scan_id = kafka_cli("scans", "tty", "--format", "json").json()[0]["id"]
+    run = run_in_terminal([DATRIX, "progress", scan_id], kafka_cli.env())
+    assert "internal error" not in run.text
+    assert run.code == 0, run.text[-3000:]
+    assert f"Progress of scan {scan_id}" in run.text
+    rows = [
+        [cell.strip() for cell in line.strip().strip("│").split("│")]
+        for line in run.text.splitlines()
+        if line.strip().startswith("│")
+    ]
+    assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1)), run.text
+    assert {"profile", "score"} <= {r[2] for r in rows}, run.text
