@@ -1,12 +1,40 @@
-"""Rich rendering of reports and lists for the terminal."""
+"""Rich rendering of reports and lists for the terminal.
+
+Data never controls the terminal: every string that comes from the data or the user
+(column names, values quoted in descriptions, dataset and file names, error lines) goes
+through ``safe`` before rich sees it (``printable`` where no rich markup is parsed, such
+as the error line on stderr). The consoles are made with ``emoji=False`` so ``:name:``
+codes in data stay text too. JSON output is not touched: ``json.dumps`` keeps the exact
+text (control characters as ``\\u001b`` escapes)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+
+# C0 controls (tab and newline too: one value is one line), DEL, and the C1 controls
+# (U+0080-U+009F: U+009B is a one-character CSI on some terminals).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """``str(text)`` with every control character shown as its Python escape: ESC as
+    ``\\x1b``, BEL as ``\\x07``, newline as ``\\x0a``, U+009B as ``\\x9b``. Visible, one
+    line, and nothing a terminal acts on."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def safe(text: object) -> str:
+    """``printable(text)`` with rich markup escaped: ``[bold]x[/]`` prints as those very
+    characters, never as a style or a hyperlink. Use it for every data-derived string
+    handed to rich (table cells, titles, ``console.print``)."""
+    return escape(printable(text))
+
 
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 
