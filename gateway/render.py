@@ -119,13 +119,16 @@ def issues(
     (MCAR, MAR or MNAR) from the issue document or ``missingness`` (column -> class)."""
     wide = console.width >= 140
     table = Table(title=safe(title), show_edge=False)
-    table.add_column("id", no_wrap=True)
-    table.add_column("type", no_wrap=True)
-    table.add_column("column", no_wrap=True, overflow="fold")
-    table.add_column("severity", no_wrap=True)
-    table.add_column("affected", justify="right", no_wrap=True)
-    table.add_column("%", justify="right", no_wrap=True)
-    table.add_column("impact", justify="right", no_wrap=True)
+    # ids, types and numbers are never cut (an id must work when typed); a long column
+    # name folds onto more lines instead
+    id_width = max((len(str(i["id"])) for i in rows), default=2)
+    table.add_column("id", no_wrap=True, min_width=id_width)
+    table.add_column("type", no_wrap=True, min_width=11)
+    table.add_column("column", overflow="fold", max_width=40)
+    table.add_column("severity", no_wrap=True, min_width=8)
+    table.add_column("affected", justify="right", no_wrap=True, min_width=8)
+    table.add_column("%", justify="right", no_wrap=True, min_width=6)
+    table.add_column("impact", justify="right", no_wrap=True, min_width=6)
     if wide:
         table.add_column("description", overflow="fold")
     for issue in rows:
