@@ -233,3 +233,44 @@ def test_null_strip_samples_rows_evenly_without_aliasing(cli: Cli, tmp_path: Pat
     assert 10 <= len(red) <= 35
     assert max(red) <= 3 * cell + 0.05
     assert 12 <= sum(red) / cell <= 30
+
+
+def test_scan_options_in_the_read_model_match_the_migration_backfill(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Migration 5 fills label_column and weights_json of earlier scans from their
+    ScanRequested audit entry; it must write exactly what the projector writes, or
+    `replay --verify` would differ on upgraded state folders."""
+    from projections.migrations import MIGRATIONS
+
+    path = tmp_path / "labelled.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["x", "y", "label"])
+        for i in range(300):
+            w.writerow([i % 17, (i * 7) % 13, "a" if (i % 17) < 8 else "b"])
+    run = cli(
+        "scan",
+        str(path),
+        "--label",
+        "label",
+        "--weights",
+        "accuracy=0.3,distribution=1e-3",
+        "--format",
+        "json",
+    )
+    assert run.code == 0, run.stderr
+    doc = run.json()
+    assert doc["label_column"] == "label" and doc["score"]["label_quality"] is not None
+    assert "label_quality" in doc["overall_dimensions"]
+    assert cli("scan", str(path), "--name", "plain").code == 0
+    backfill = next(m for m in MIGRATIONS if m.version == 5).sqlite[-1]
+    with sqlite3.connect(cli.home / "readmodels.db") as db:
+        before = db.execute("SELECT id, label_column, weights_json FROM quality_scans").fetchall()
+        assert {(b[1], b[2] is None) for b in before} == {("label", False), (None, True)}
+        db.execute("UPDATE quality_scans SET label_column = NULL, weights_json = NULL")
+        db.execute(backfill)
+        after = db.execute("SELECT id, label_column, weights_json FROM quality_scans").fetchall()
+    assert sorted(after) == sorted(before)
+    verify = cli("replay", "--verify")
+    assert verify.code == 0, verify.stdout + verify.stderr

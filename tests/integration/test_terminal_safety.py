@@ -39,9 +39,7 @@ def evil_csv(tmp_path: Path) -> Path:
 
 def test_markup_and_escape_sequences_in_data_print_as_text(cli: Cli, evil_csv: Path) -> None:
     name = "[blink]sales[/blink] :warning:"
-    run = run_in_terminal(
-        [DATRIX, "scan", str(evil_csv), "--name", name], cli.env(), columns=200
-    )
+    run = run_in_terminal([DATRIX, "scan", str(evil_csv), "--name", name], cli.env(), columns=200)
     assert run.code == 0, run.text[-3000:]
     # nothing from the data reached the terminal as a control sequence: no OSC at all
     # (window titles, OSC 8 hyperlinks), no BEL, and no raw ESC of the title sequence
@@ -57,9 +55,7 @@ def test_markup_and_escape_sequences_in_data_print_as_text(cli: Cli, evil_csv: P
     assert "\u26a0" not in run.text
 
 
-def test_issue_list_and_errors_show_control_characters_visibly(
-    cli: Cli, evil_csv: Path
-) -> None:
+def test_issue_list_and_errors_show_control_characters_visibly(cli: Cli, evil_csv: Path) -> None:
     scan = cli("scan", str(evil_csv), "--name", "evil", "--format", "json")
     assert scan.code == 0, scan.stderr
     doc = scan.json()
