@@ -134,6 +134,13 @@ def test_counts_of_one_are_singular(cli: Cli, tmp_path: Path) -> None:
     run = cli("scan", str(tmp_path / "one.csv"))
     assert run.code == 0, run.stderr
     assert "1 row x 1 column" in run.stdout
+    # issue descriptions too: one null, one exact duplicate row
+    rows = "".join(f"{i},{'' if i == 3 else i}\n" for i in range(19)) + "18,18\n"
+    (tmp_path / "twenty.csv").write_text("a,b\n" + rows)
+    doc = cli("scan", str(tmp_path / "twenty.csv"), "--format", "json").json()
+    found = {i["type"]: i["description"] for i in doc["issues"]}
+    assert found["null_values"] == "1 null value in column 'b' (5.00% of rows)"
+    assert found["exact_duplicates"].startswith("1 row (5.00% of rows) repeats an earlier row")
 
 
 def test_hints_name_the_command_as_it_was_started(cli: Cli) -> None:
