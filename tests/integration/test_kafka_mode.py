@@ -153,7 +153,7 @@ def test_progress_in_a_terminal_shows_the_job_progress(
     assert scan.code == 0, scan.text[-3000:]
     assert "Datrix quality report" in scan.text
     scan_id = kafka_cli("scans", "tty", "--format", "json").json()[0]["id"]
-    run = run_in_terminal([DATRIX, "progress", scan_id], kafka_cli.env())
+    run = run_in_terminal([DATRIX, "progress", scan_id[:8]], kafka_cli.env())  # a prefix
     assert "internal error" not in run.text
     assert run.code == 0, run.text[-3000:]
     assert f"Progress of scan {scan_id}" in run.text
@@ -164,3 +164,9 @@ def test_progress_in_a_terminal_shows_the_job_progress(
     ]
     assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1)), run.text
     assert {"profile", "score"} <= {r[2] for r in rows}, run.text
+    # id prefixes resolve on Postgres too, and the JSON issue counts are an object
+    report = kafka_cli("report", scan_id[:6].upper(), "--format", "json")
+    assert report.code == 0, report.stderr
+    assert report.json()["scan_id"] == scan_id
+    counts = kafka_cli("scans", "tty", "--format", "json").json()[0]["issue_count"]
+    assert sum(counts.values()) == len(report.json()["issues"])
