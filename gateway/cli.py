@@ -17,20 +17,49 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from gateway import render, services
-from gateway.errors import DatrixError, NotFound, UserInputError
+from gateway.errors import DatrixError, UserInputError
 from jobs.engine import ProgressFn
 from projections.queries import Views
 from streams.runtime import EmbeddedRuntime
 from streams.settings import SettingsError, load_settings
 
-out = Console()
+# emoji=False: ":name:" in data stays text (markup and control characters: render.safe)
+out = Console(emoji=False)
 if not out.is_terminal:
-    out = Console(width=120)  # pipes and files: wide enough that tables do not fold
-err = Console(stderr=True)
+    out = Console(width=120, emoji=False)  # pipes and files: wide enough that tables do not fold
+err = Console(stderr=True, emoji=False)
+
+
+def command_name() -> str:
+    """The CLI as the user can type it: ``datrix`` when that is what PATH finds, else
+    the path it was started by (``.venv/bin/datrix`` from the checkout), for hints."""
+    started = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if started is None or started.name != "datrix":
+        return "datrix"
+    found = shutil.which("datrix")
+    try:
+        if found is not None and Path(found).resolve() == started.resolve():
+            return "datrix"
+        path = started.absolute()
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except ValueError:
+            return str(path)
+    except OSError:
+        return "datrix"
 
 
 def runtime() -> services.Runtime:
@@ -46,6 +75,16 @@ def runtime() -> services.Runtime:
         raise DatrixError(f"cannot reach the Kafka-mode services: {exc}") from exc
 
 
+class CountColumn(ProgressColumn):
+    """``done/total`` with thousands separators; just ``done`` while the total is unknown
+    (rich keeps ``task.total`` None then, and a format spec on None raises TypeError)."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text(f"{task.completed:,.0f}" if task.completed else "")
+        return Text(f"{task.completed:,.0f}/{task.total:,.0f}")
+
+
 @contextmanager
 def progress_bar(enabled: bool = True) -> Iterator[ProgressFn]:
     """A rich progress bar on stderr; yields the callback jobs report phases to."""
@@ -56,7 +95,7 @@ def progress_bar(enabled: bool = True) -> Iterator[ProgressFn]:
         SpinnerColumn(),
         TextColumn("{task.description:<12}"),
         BarColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        CountColumn(),
         TimeElapsedColumn(),
         console=err,
         transient=True,
@@ -175,25 +214,26 @@ def scan(
     doc = services.report_document(rt, outcome.scan_id)
     if html_path is not None:
         services.write_html_report(rt, outcome.scan_id, html_path)
-        err.print(f"HTML report written to {html_path}")
+        err.print(f"HTML report written to {render.safe(html_path)}")
     if fmt == "json":
         _dump(doc)
     else:
-        render.report(out, doc, outcome.dataset_name)
+        render.report(out, doc, outcome.dataset_name, command=command_name())
 
 
 @cli.command()
 @click.argument("scan_id")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def report(scan_id: str, fmt: str) -> None:
-    """Print the report of an earlier scan."""
+    """Print the report of an earlier scan (SCAN_ID: the id or a unique prefix of it)."""
     rt = runtime()
     doc = services.report_document(rt, scan_id)
     if fmt == "json":
         _dump(doc)
     else:
         found = services.views(rt).dataset(doc["dataset_id"])
-        render.report(out, doc, found["name"] if found else doc["dataset_id"])
+        name = found["name"] if found else doc["dataset_id"]
+        render.report(out, doc, name, command=command_name())
 
 
 @cli.command()
@@ -216,7 +256,7 @@ def datasets(fmt: str) -> None:
 @click.argument("dataset")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def scans(dataset: str, fmt: str) -> None:
-    """List the scans of DATASET (name or id)."""
+    """List the scans of DATASET (name, id or a unique prefix of the id)."""
     rt = runtime()
     found = services.resolve_dataset(rt, dataset)
     rows = services.views(rt).scans(found["id"])
@@ -243,11 +283,9 @@ def scans(dataset: str, fmt: str) -> None:
 @click.argument("scan_id")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def issues(scan_id: str, fmt: str) -> None:
-    """List the issues of a scan, by impact."""
+    """List the issues of a scan, by impact (SCAN_ID: the id or a unique prefix)."""
     rt = runtime()
-    if services.views(rt).scan(scan_id) is None:
-        raise NotFound(f"no scan {scan_id}")
-    docs = [services.issue_document(i) for i in services.views(rt).issues(scan_id)]
+    scan_id, docs = services.scan_issues(rt, scan_id)
     if fmt == "json":
         _dump(docs)
     else:
@@ -258,15 +296,13 @@ def issues(scan_id: str, fmt: str) -> None:
 @click.argument("scan_id")
 @click.argument("issue_id")
 def rows(scan_id: str, issue_id: str) -> None:
-    """Print the 0-based row indices an issue affects, one per line."""
+    """Print the 0-based row indices an issue affects, one per line (ids or unique
+    prefixes of them)."""
     from jobs.runner import affected_rows, row_blocks
 
     rt = runtime()
-    found = services.views(rt).scan(scan_id)
-    if found is None:
-        raise NotFound(f"no scan {scan_id}")
-    if not any(i["issue_id"] == issue_id for i in services.views(rt).issues(scan_id)):
-        raise NotFound(f"scan {scan_id} has no issue {issue_id}")
+    found = services.resolve_scan(rt, scan_id)
+    issue_id = services.resolve_issue(rt, found["id"], issue_id)
     indices = affected_rows(found["report_uri"], issue_id, rt.objects)
     for block in row_blocks(indices):  # a block at a time: an issue may flag every row
         sys.stdout.write("".join(f"{i}\n" for i in block.tolist()))
@@ -288,17 +324,18 @@ def progress(scan_id: str, fmt: str) -> None:
             "job-progress events are published in Kafka mode (set DATRIX_KAFKA_BOOTSTRAP); "
             "the embedded default shows progress on the scan's progress bar only"
         )
-    if services.views(runtime()).scan(scan_id) is None:
-        raise NotFound(f"no scan {scan_id}")
+    scan_id = services.resolve_scan(runtime(), scan_id)["id"]
     updates = read_job_progress(settings.kafka_bootstrap, topics_from_env().progress, scan_id)
     if fmt == "json":
         _dump([asdict(u) for u in updates])
         return
-    table = Table(title=f"Progress of scan {scan_id}")
+    table = Table(title=f"Progress of scan {render.safe(scan_id)}")
     for column in ("seq", "at", "phase", "done", "total"):
         table.add_column(column, justify="right" if column in ("seq", "done", "total") else "left")
     for u in updates:
-        table.add_row(str(u.seq), u.at, u.phase, f"{u.done:,}", f"{u.total:,}")
+        table.add_row(
+            str(u.seq), render.safe(u.at), render.safe(u.phase), f"{u.done:,}", f"{u.total:,}"
+        )
     out.print(table)
 
 
@@ -389,7 +426,7 @@ def replay(verify: bool, as_of: datetime | None, keep: bool) -> None:
                 ["id", "name", "status", "latest_version", "updated_at"],
             )
         if keep:
-            out.print(f"rebuilt tables kept in {where}")
+            out.print(f"rebuilt tables kept in {render.safe(where)}")
         if verify:
             if ready is not None:
                 wait_for_projectors(rt, ready)
@@ -540,7 +577,7 @@ def bench_generate(rows: int, out_dir: Path, seed: int) -> None:
     with err.status(f"generating {rows:,} rows"):
         generate(rows, out_dir, seed)
     for name in ("dirty.csv", "dirty.parquet", "ground_truth.json"):
-        out.print(str(out_dir / name))
+        out.print(render.safe(out_dir / name))
 
 
 @cli.command()
@@ -557,9 +594,12 @@ def demo(rows: int) -> None:
         generate(rows, demo_dir, seed=7)
     with progress_bar(enabled=sys.stderr.isatty()) as progress:
         outcome = services.scan_file(rt, demo_dir / "dirty.csv", name="demo", progress=progress)
-    render.report(out, services.report_document(rt, outcome.scan_id), outcome.dataset_name)
+    command = command_name()
+    doc = services.report_document(rt, outcome.scan_id)
+    render.report(out, doc, outcome.dataset_name, command=command)
     out.print(
-        f"\nstate kept in {rt.settings.home}; try: datrix audit verify, datrix replay --verify"
+        f"\nstate kept in {render.safe(rt.settings.home)}; try: {render.safe(command)} audit "
+        f"verify, {render.safe(command)} replay --verify"
     )
 
 
@@ -580,7 +620,7 @@ def main(argv: list[str] | None = None) -> None:
     except (DatrixError, UserInputError) as exc:
         if os.environ.get("DATRIX_DEBUG"):
             raise
-        sys.stderr.write(f"datrix: {exc}\n")
+        sys.stderr.write(f"datrix: {render.printable(exc)}\n")
         sys.exit(exc.exit_code)
     except SettingsError as exc:
         sys.stderr.write(f"datrix: {exc}\n")
@@ -591,7 +631,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if os.environ.get("DATRIX_DEBUG"):
             raise
-        first = (str(exc).splitlines() or [""])[0]
+        first = render.printable((str(exc).splitlines() or [""])[0])
         sys.stderr.write(
             f"datrix: internal error: {type(exc).__name__}: {first}"
             " (DATRIX_DEBUG=1 shows the traceback)\n"

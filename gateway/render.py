@@ -1,91 +1,172 @@
-"""Rich rendering of reports and lists for the terminal."""
+"""Rich rendering of reports and lists for the terminal.
+
+Data never controls the terminal: every string that comes from the data or the user
+(column names, values quoted in descriptions, dataset and file names, error lines) goes
+through ``safe`` before rich sees it (``printable`` where no rich markup is parsed, such
+as the error line on stderr). The consoles are made with ``emoji=False`` so ``:name:``
+codes in data stay text too. JSON output is not touched: ``json.dumps`` keeps the exact
+text (control characters as ``\\u001b`` escapes)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+# C0 controls (tab and newline too: one value is one line), DEL, and the C1 controls
+# (U+0080-U+009F: U+009B is a one-character CSI on some terminals).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """``str(text)`` with every control character shown as its Python escape: ESC as
+    ``\\x1b``, BEL as ``\\x07``, newline as ``\\x0a``, U+009B as ``\\x9b``. Visible, one
+    line, and nothing a terminal acts on."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def safe(text: object) -> str:
+    """``printable(text)`` with rich markup escaped: ``[bold]x[/]`` prints as those very
+    characters, never as a style or a hyperlink. Use it for every data-derived string
+    handed to rich (table cells, titles, ``console.print``)."""
+    return escape(printable(text))
+
+
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+SCORE_KEYS = ("overall", "completeness", "consistency", "accuracy", "distribution", "label_quality")
+ID_COLUMNS = frozenset({"id", "dataset_id", "scan_id", "event_id", "subject", "job_id"})
+
+
+def plural(count: int, word: str) -> str:
+    """``1 row``, ``2 rows``, ``1,000 rows``."""
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
 
 
 def _score_style(score: float) -> str:
     return "green" if score >= 85 else "yellow" if score >= 60 else "red"
 
 
-def report(console: Console, doc: dict[str, Any], dataset_name: str, max_issues: int = 25) -> None:
+def _score_cell(value: float | None) -> str:
+    if value is None:
+        return "[dim]n/a[/]"
+    return f"[{_score_style(value)}]{value:.1f}[/]"
+
+
+def report(
+    console: Console,
+    doc: dict[str, Any],
+    dataset_name: str,
+    max_issues: int = 25,
+    command: str = "datrix",
+) -> None:
+    """The report of ``datrix scan``/``report``; ``command`` is how the closing hints name
+    the CLI (``datrix``, or ``.venv/bin/datrix`` when that is not on PATH)."""
     score = doc["score"]
     head = Table.grid(padding=(0, 2))
     head.add_row(
-        f"[bold]{dataset_name}[/] v{doc['version']}",
-        f"{doc['rows']:,} rows x {doc['columns']} columns",
-        f"scan {doc['scan_id']}",
+        f"[bold]{safe(dataset_name)}[/] v{doc['version']}",
+        f"{plural(doc['rows'], 'row')} x {plural(doc['columns'], 'column')}",
+        f"scan {safe(doc['scan_id'])}",
     )
+    if doc.get("scanned_at"):
+        head.add_row("", "", f"at {safe(doc['scanned_at'])}")
     console.print(Panel(head, title="Datrix quality report", expand=False))
     if doc.get("read_as"):  # how the file was read: a Text, never markup (sheet names)
         console.print(Text(doc["read_as"], style="dim"))
     scores = Table(title="Scores (0-100)", show_edge=False)
-    for key in (
-        "overall",
-        "completeness",
-        "consistency",
-        "accuracy",
-        "distribution",
-        "label_quality",
-    ):
+    for key in SCORE_KEYS:
         scores.add_column(key.replace("_", " "), justify="right")
-    scores.add_row(
-        *(
-            f"[{_score_style(score[k])}]{score[k]:.1f}[/]"
-            for k in (
-                "overall",
-                "completeness",
-                "consistency",
-                "accuracy",
-                "distribution",
-                "label_quality",
-            )
-        )
-    )
+    scores.add_row(*(_score_cell(score.get(k)) for k in SCORE_KEYS))
     console.print(scores)
-    issues(console, doc["issues"][:max_issues], title=f"Issues by impact ({len(doc['issues'])})")
+    dims = doc.get("overall_dimensions")
+    if dims:
+        note = "overall: weighted mean of " + ", ".join(d.replace("_", " ") for d in dims)
+        if score.get("label_quality") is None:
+            note += " (label quality n/a: no --label column named)"
+        console.print(f"[dim]{safe(note)}[/]")
+    missingness = {
+        p["name"]: p.get("missingness") for p in doc.get("column_profiles", []) if p["null_count"]
+    }
+    shown = doc["issues"][:max_issues]
+    issues(
+        console, shown, title=f"Issues by impact ({len(doc['issues'])})", missingness=missingness
+    )
     if len(doc["issues"]) > max_issues:
-        console.print(f"... {len(doc['issues']) - max_issues} more: datrix issues {doc['scan_id']}")
+        console.print(
+            f"... {len(doc['issues']) - max_issues} more: "
+            f"{safe(command)} issues {safe(doc['scan_id'])}"
+        )
 
 
-def issues(console: Console, rows: list[dict[str, Any]], title: str = "Issues") -> None:
+def _issue_type(issue: dict[str, Any], missingness: dict[str, Any] | None) -> str:
+    """The issue type; a null_values issue with its column's missingness class."""
+    kind = safe(issue["type"])
+    cls = issue.get("missingness")
+    if cls is None and missingness is not None and issue["type"] == "null_values":
+        cls = missingness.get(issue["column"])
+    return f"{kind} ({safe(cls)})" if cls and cls != "none" else kind
+
+
+def issues(
+    console: Console,
+    rows: list[dict[str, Any]],
+    title: str = "Issues",
+    missingness: dict[str, Any] | None = None,
+) -> None:
+    """Issues by impact; null_values issues carry the missingness class of their column
+    (MCAR, MAR or MNAR) from the issue document or ``missingness`` (column -> class)."""
     wide = console.width >= 140
-    table = Table(title=title, show_edge=False)
-    table.add_column("id", no_wrap=True)
-    table.add_column("type", no_wrap=True)
-    table.add_column("column", no_wrap=True, overflow="fold")
-    table.add_column("severity", no_wrap=True)
-    table.add_column("affected", justify="right", no_wrap=True)
-    table.add_column("%", justify="right", no_wrap=True)
-    table.add_column("impact", justify="right", no_wrap=True)
+    table = Table(title=safe(title), show_edge=False)
+    # ids, types and numbers are never cut (an id must work when typed); a long column
+    # name folds onto more lines instead
+    id_width = max((len(str(i["id"])) for i in rows), default=2)
+    table.add_column("id", no_wrap=True, min_width=id_width)
+    table.add_column("type", no_wrap=True, min_width=11)
+    table.add_column("column", overflow="fold", max_width=40)
+    table.add_column("severity", no_wrap=True, min_width=8)
+    table.add_column("affected", justify="right", no_wrap=True, min_width=8)
+    table.add_column("%", justify="right", no_wrap=True, min_width=6)
+    table.add_column("impact", justify="right", no_wrap=True, min_width=6)
     if wide:
         table.add_column("description", overflow="fold")
     for issue in rows:
         cells = [
-            issue["id"],
-            issue["type"],
-            issue["column"] or "-",
-            f"[{SEVERITY_STYLE.get(issue['severity'], '')}]{issue['severity']}[/]",
+            safe(issue["id"]),
+            _issue_type(issue, missingness),
+            safe(issue["column"]) if issue["column"] is not None else "-",
+            f"[{SEVERITY_STYLE.get(issue['severity'], '')}]{safe(issue['severity'])}[/]",
             f"{issue['affected_count']:,}",
             f"{issue['affected_pct']:.2f}",
             f"{issue['impact_score']:.1f}",
         ]
-        table.add_row(*cells, *([issue["description"]] if wide else []))
+        table.add_row(*cells, *([safe(issue["description"])] if wide else []))
     console.print(table)
 
 
+def _cell(value: Any, col: str = "") -> str:
+    if value is None:
+        return "-"
+    if col.endswith("_at") and isinstance(value, str) and len(value) >= 19:
+        return safe(value[:19].replace("T", " "))  # to the second, UTC (JSON: exact)
+    if isinstance(value, dict):  # e.g. issue counts by severity
+        return safe(", ".join(f"{k} {v}" for k, v in value.items()))
+    return safe(value)
+
+
 def simple_table(console: Console, title: str, rows: list[dict[str, Any]], cols: list[str]) -> None:
-    table = Table(title=title, show_edge=False)
+    """A list as a table. Id columns are never cut or folded (an id is shown whole, so
+    it works when typed or copied); the other columns wrap or are cut around them."""
+    table = Table(title=safe(title), show_edge=False)
     for col in cols:
-        table.add_column(col)
+        if col in ID_COLUMNS:
+            table.add_column(col, no_wrap=True, min_width=36, overflow="ignore")
+        else:
+            table.add_column(col)
     for row in rows:
-        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in cols))
+        table.add_row(*(_cell(row.get(c), c) for c in cols))
     console.print(table)

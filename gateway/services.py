@@ -15,7 +15,8 @@ from gateway.errors import DatrixError, NotFound, UserInputError
 from jobs.csv_dialect import CsvOptions
 from jobs.engine import ProgressFn, no_progress
 from jobs.ingest import IngestedFile, InputError, describe_read_options, ingest
-from projections.queries import Views
+from jobs.report import DEFAULT_WEIGHTS, DIMENSIONS
+from projections.queries import MAX_CANDIDATES, Views
 from projections.store import ReadStore
 from streams import scratch
 from streams.messages import Envelope
@@ -270,6 +271,7 @@ def report_document(runtime: Runtime, scan_id: str) -> dict[str, Any]:
 
     In Kafka mode completed reports are cached in Redis (the projector drops the entry
     when a new event about the scan arrives); without Redis they come from Postgres."""
+    scan_id = resolve_scan(runtime, scan_id)["id"]
     cache = getattr(runtime, "cache", None)
     tenant = runtime.settings.tenant
     if cache is not None:
@@ -292,24 +294,43 @@ def _report_from_read_models(runtime: Runtime, scan_id: str) -> dict[str, Any]:
     if scan["status"] != "completed":
         raise DatrixError(f"scan {scan_id} is {scan['status']}, not completed yet")
     read = v.version_read(scan["dataset_id"], scan["dataset_version"])
+    profiles = [_column_document(c) for c in v.columns(scan_id)]
+    missingness = {p["name"]: p["missingness"] for p in profiles}
+    label = scan["label_column"]
     return {
         "dataset_id": scan["dataset_id"],
         "version": scan["dataset_version"],
         "scan_id": scan_id,
         "read_as": describe_read_options(read[0], json.loads(read[1] or "{}")) if read else None,
+        "scanned_at": scan["completed_at"] or scan["created_at"],
         "rows": scan["row_count"],
         "columns": scan["column_count"],
+        "label_column": label,
         "score": {
             "overall": scan["overall_score"],
             "completeness": scan["completeness_score"],
             "consistency": scan["consistency_score"],
             "accuracy": scan["accuracy_score"],
             "distribution": scan["distribution_score"],
-            "label_quality": scan["label_quality_score"],
+            # None: no label column was named, so label quality was not assessed
+            "label_quality": scan["label_quality_score"] if label is not None else None,
         },
-        "column_profiles": [_column_document(c) for c in v.columns(scan_id)],
-        "issues": [issue_document(i) for i in v.issues(scan_id)],
+        "overall_dimensions": overall_dimensions(label, scan["weights"]),
+        "weights": {**DEFAULT_WEIGHTS, **(scan["weights"] or {})},
+        "column_profiles": profiles,
+        "issues": [issue_document(i, missingness) for i in v.issues(scan_id)],
     }
+
+
+def overall_dimensions(label_column: str | None, weights: dict[str, float] | None) -> list[str]:
+    """The dimensions the overall score is the weighted mean of: those with a weight above
+    zero, less label_quality when no label column was named (``scoring.overall_score``)."""
+    chosen = {**DEFAULT_WEIGHTS, **(weights or {})}
+    return [
+        d
+        for d in DIMENSIONS
+        if chosen.get(d, 0.0) > 0 and (label_column is not None or d != "label_quality")
+    ]
 
 
 def _column_document(row: dict[str, Any]) -> dict[str, Any]:
@@ -319,8 +340,12 @@ def _column_document(row: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def issue_document(row: dict[str, Any]) -> dict[str, Any]:
-    return {
+def issue_document(
+    row: dict[str, Any], missingness: dict[str, str | None] | None = None
+) -> dict[str, Any]:
+    """An issue as JSON; ``missingness`` is the class of a null_values issue's column
+    (MCAR, MAR or MNAR) when ``missingness`` (column name -> class) knows it, else None."""
+    doc = {
         "id": row["issue_id"],
         "type": row["issue_type"],
         "column": row["column_name"],
@@ -332,10 +357,73 @@ def issue_document(row: dict[str, Any]) -> dict[str, Any]:
         "impact_score": row["impact_score"],
         "fix_available": bool(row["fix_available"]),
     }
+    # every issue has the key (one shape); only null_values issues have a class
+    doc["missingness"] = (
+        missingness.get(row["column_name"])
+        if row["issue_type"] == "null_values" and missingness is not None
+        else None
+    )
+    return doc
+
+
+def scan_issues(runtime: Runtime, scan_ref: str) -> tuple[str, list[dict[str, Any]]]:
+    """The full id of the scan ``scan_ref`` names (an id or a unique prefix) and its
+    issues by impact, as JSON documents."""
+    scan_id = resolve_scan(runtime, scan_ref)["id"]
+    v = views(runtime)
+    missingness = {p["name"]: p["missingness"] for p in map(_column_document, v.columns(scan_id))}
+    return scan_id, [issue_document(i, missingness) for i in v.issues(scan_id)]
+
+
+def _one_of(kind: str, ref: str, candidates: list[str]) -> str:
+    """The one id of ``candidates`` (ids starting with ``ref``); NotFound for none, and a
+    UserInputError naming them for several (a prefix must be unique, as in git)."""
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise NotFound(f"no {kind} {ref}")
+    listed = ", ".join(candidates[:MAX_CANDIDATES])
+    if len(candidates) > MAX_CANDIDATES:
+        listed = f"the first {MAX_CANDIDATES}: {listed}"
+    raise UserInputError(
+        f"{kind} id {ref!r} is ambiguous; more than one {kind} id starts with it ({listed}); "
+        "type more of the id"
+    )
+
+
+def resolve_scan(runtime: Runtime, ref: str) -> dict[str, Any]:
+    """The scan whose id is ``ref`` or starts with it (a unique prefix, any case)."""
+    v = views(runtime)
+    found = v.scan(ref)
+    if found is None:
+        found = v.scan(_one_of("scan", ref, v.scan_ids_starting(ref)))
+    if found is None:  # deleted between the two reads
+        raise NotFound(f"no scan {ref}")
+    return found
+
+
+def resolve_issue(runtime: Runtime, scan_id: str, ref: str) -> str:
+    """The id of the issue of scan ``scan_id`` that is ``ref`` or starts with it (issue
+    ids are short, e.g. I007; case does not matter)."""
+    ids = [str(i["issue_id"]) for i in views(runtime).issues(scan_id)]
+    if ref in ids:
+        return ref
+    wanted = ref.strip().upper()
+    try:
+        return _one_of("issue", ref, sorted(i for i in ids if i.upper().startswith(wanted)))
+    except NotFound:
+        raise NotFound(f"scan {scan_id} has no issue {ref}") from None
 
 
 def resolve_dataset(runtime: Runtime, name_or_id: str) -> dict[str, Any]:
-    found = views(runtime).dataset(name_or_id)
+    """The dataset named ``name_or_id``, or whose id is it or starts with it (unique)."""
+    v = views(runtime)
+    found = v.dataset(name_or_id)
+    if found is None:
+        candidates = v.dataset_ids_starting(name_or_id)
+        if not candidates:
+            raise NotFound(f"no dataset named or with id {name_or_id!r}")
+        found = v.dataset(_one_of("dataset", name_or_id, candidates))
     if found is None:
         raise NotFound(f"no dataset named or with id {name_or_id!r}")
     return found
@@ -346,8 +434,9 @@ def write_html_report(runtime: Runtime, scan_id: str, target: Path) -> Path:
     from jobs.quality.html_report import render_html
     from jobs.runner import load_report
 
-    scan = views(runtime).scan(scan_id)
-    if scan is None or scan["status"] != "completed":
+    scan = resolve_scan(runtime, scan_id)
+    scan_id = scan["id"]
+    if scan["status"] != "completed":
         raise NotFound(f"no completed scan {scan_id}")
     object_uri = views(runtime).version_object(scan["dataset_id"], scan["dataset_version"])
     if object_uri is None:
@@ -355,7 +444,15 @@ def write_html_report(runtime: Runtime, scan_id: str, target: Path) -> Path:
     dataset = views(runtime).dataset(scan["dataset_id"])
     title = f"{dataset['name'] if dataset else scan['dataset_id']} v{scan['dataset_version']}"
     report = load_report(scan["report_uri"], runtime.objects)
-    page = render_html(report, runtime.objects.local_path(object_uri), title)
+    page = render_html(
+        report,
+        runtime.objects.local_path(object_uri),
+        title,
+        scan_id=scan_id,
+        scanned_at=scan["completed_at"] or scan["created_at"],
+        label_assessed=scan["label_column"] is not None,
+        overall_dimensions=overall_dimensions(scan["label_column"], scan["weights"]),
+    )
     try:
         target.write_text(page, encoding="utf-8")
     except OSError as exc:

@@ -73,6 +73,31 @@ MIGRATIONS: list[Migration] = [
             "ALTER TABLE dataset_versions ADD COLUMN IF NOT EXISTS read_options_json TEXT"
         ],
     ),
+    # What a scan was asked to score: its label column (None: label quality not assessed)
+    # and its weights (None: the defaults), so a report can say which dimensions the
+    # overall averaged. Filled in for earlier scans from their ScanRequested audit entry
+    # (the same JSON the projector writes), so a replay still matches.
+    Migration(
+        6,
+        "scan label column and weights",
+        [
+            "ALTER TABLE quality_scans ADD COLUMN label_column TEXT",
+            "ALTER TABLE quality_scans ADD COLUMN weights_json TEXT",
+            "UPDATE quality_scans SET "
+            "label_column = (SELECT json_extract(a.summary, '$.label_column') FROM audit_log a "
+            "WHERE a.subject = quality_scans.id AND a.event_type = 'datrix.scan.ScanRequested'), "
+            "weights_json = (SELECT json_extract(a.summary, '$.weights') FROM audit_log a "
+            "WHERE a.subject = quality_scans.id AND a.event_type = 'datrix.scan.ScanRequested')",
+        ],
+        lambda _schema: [
+            "ALTER TABLE quality_scans ADD COLUMN IF NOT EXISTS label_column TEXT",
+            "ALTER TABLE quality_scans ADD COLUMN IF NOT EXISTS weights_json TEXT",
+            "UPDATE quality_scans q SET label_column = a.summary::json->>'label_column', "
+            "weights_json = NULLIF((a.summary::json->'weights')::text, 'null') "
+            "FROM audit_log a WHERE a.subject = q.id "
+            "AND a.event_type = 'datrix.scan.ScanRequested'",
+        ],
+    ),
 ]
 
 CREATE_LEDGER = (

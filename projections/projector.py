@@ -170,8 +170,21 @@ class Projector:
         if isinstance(event, scan.ScanRequested):
             tx.execute(
                 "INSERT INTO quality_scans (id, tenant, dataset_id, dataset_version, status, "
-                "engine, created_at) VALUES (?, ?, ?, ?, 'queued', ?, ?)",
-                (subject, env.tenant, str(event.dataset_id), event.version, event.engine, at),
+                "engine, label_column, weights_json, created_at) "
+                "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                (
+                    subject,
+                    env.tenant,
+                    str(event.dataset_id),
+                    event.version,
+                    event.engine,
+                    event.label_column,
+                    # as the audit summary writes it (migration 6 fills earlier scans from it)
+                    None
+                    if event.weights is None
+                    else json.dumps(event.weights, sort_keys=True, separators=(",", ":")),
+                    at,
+                ),
             )
             return str(event.dataset_id)
         if isinstance(event, CommandAccepted | CommandRejected):

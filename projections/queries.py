@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +47,8 @@ SCAN_COLS = [
     "scan_duration_ms",
     "created_at",
     "completed_at",
+    "label_column",
+    "weights_json",
 ]
 ISSUE_COLS = [
     "issue_id",
@@ -83,6 +87,26 @@ JOB_COLS = [
     "error",
     "ended_at",
 ]
+
+_ID_PREFIX = re.compile(r"[0-9a-f-]+")
+MAX_CANDIDATES = 20  # ids listed for an ambiguous prefix, at most
+
+
+def _scan_dicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Scan rows as documents: ``issue_count`` (stored as JSON text) as an object of
+    counts by severity, and ``weights_json`` as ``weights`` (None: the default weights)."""
+    for row in rows:
+        counts = row.get("issue_count")
+        row["issue_count"] = json.loads(counts) if isinstance(counts, str) else counts
+        weights = row.pop("weights_json", None)
+        row["weights"] = json.loads(weights) if isinstance(weights, str) else weights
+    return rows
+
+
+def id_prefix(text: str) -> str | None:
+    """``text`` lower-cased when it can start an id (hex digits and dashes), else None."""
+    lowered = text.strip().lower()
+    return lowered if _ID_PREFIX.fullmatch(lowered) else None
 
 
 @dataclass
@@ -143,21 +167,50 @@ class Views:
         )
         return bool(rows)
 
+    def dataset_ids_starting(self, prefix: str) -> list[str]:
+        """Ids of the (not deleted) datasets that start with ``prefix`` (at most
+        ``MAX_CANDIDATES`` + 1, enough to say a prefix is ambiguous)."""
+        wanted = id_prefix(prefix)
+        if wanted is None:
+            return []
+        rows = self.store.query(
+            "SELECT id FROM datasets WHERE tenant = ? AND id LIKE ? AND status != 'deleted' "
+            f"ORDER BY id LIMIT {MAX_CANDIDATES + 1}",
+            (self.tenant, wanted + "%"),
+        )
+        return [str(r[0]) for r in rows]
+
+    def scan_ids_starting(self, prefix: str) -> list[str]:
+        """Ids of the scans that start with ``prefix`` (at most ``MAX_CANDIDATES`` + 1)."""
+        wanted = id_prefix(prefix)
+        if wanted is None:
+            return []
+        rows = self.store.query(
+            "SELECT id FROM quality_scans WHERE tenant = ? AND id LIKE ? "
+            f"ORDER BY id LIMIT {MAX_CANDIDATES + 1}",
+            (self.tenant, wanted + "%"),
+        )
+        return [str(r[0]) for r in rows]
+
     def scans(self, dataset_id: str) -> list[dict[str, Any]]:
-        return _dicts(
-            self.store,
-            f"SELECT {', '.join(SCAN_COLS)} FROM quality_scans WHERE "
-            "tenant = ? AND dataset_id = ? ORDER BY created_at, id",
-            (self.tenant, dataset_id),
-            SCAN_COLS,
+        return _scan_dicts(
+            _dicts(
+                self.store,
+                f"SELECT {', '.join(SCAN_COLS)} FROM quality_scans WHERE "
+                "tenant = ? AND dataset_id = ? ORDER BY created_at, id",
+                (self.tenant, dataset_id),
+                SCAN_COLS,
+            )
         )
 
     def scan(self, scan_id: str) -> dict[str, Any] | None:
-        rows = _dicts(
-            self.store,
-            f"SELECT {', '.join(SCAN_COLS)} FROM quality_scans WHERE tenant = ? AND id = ?",
-            (self.tenant, scan_id),
-            SCAN_COLS,
+        rows = _scan_dicts(
+            _dicts(
+                self.store,
+                f"SELECT {', '.join(SCAN_COLS)} FROM quality_scans WHERE tenant = ? AND id = ?",
+                (self.tenant, scan_id),
+                SCAN_COLS,
+            )
         )
         return rows[0] if rows else None
 

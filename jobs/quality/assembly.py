@@ -17,7 +17,7 @@ from jobs.quality import drift
 from jobs.quality.accuracy import Accuracy
 from jobs.quality.accuracy import numeric_values as numeric_cells
 from jobs.quality.formats import FormatFinding
-from jobs.quality.issues import Finding, number_issues
+from jobs.quality.issues import Finding, counted, number_issues, verb
 from jobs.quality.near_duplicates import DEFINITION, NearDuplicates
 from jobs.quality.outliers import IF_THRESHOLD
 from jobs.quality.pii import KIND_LABELS, PiiColumn
@@ -95,7 +95,8 @@ def core_findings(
                 column=None,
                 dimension="consistency",
                 description=(
-                    f"{n:,} rows ({pct(n, rows):.2f}% of rows) repeat an earlier row exactly"
+                    f"{counted(n, 'row')} ({pct(n, rows):.2f}% of rows) "
+                    f"{verb(n, 'repeats', 'repeat')} an earlier row exactly"
                 ),
                 affected_count=n,
                 rows=redundant,
@@ -109,7 +110,7 @@ def core_findings(
                     column=s.name,
                     dimension="completeness",
                     description=(
-                        f"{s.null_count:,} null values in column {s.name!r} "
+                        f"{counted(s.null_count, 'null value')} in column {s.name!r} "
                         f"({pct(s.null_count, rows):.2f}% of rows)"
                     ),
                     affected_count=s.null_count,
@@ -156,7 +157,8 @@ def _accuracy_findings(name: str, rows: int, accuracy: Accuracy) -> list[Finding
                 column=name,
                 dimension="accuracy",
                 description=(
-                    f"{len(positions):,} values in column {name!r} are outliers by two "
+                    f"{counted(len(positions), 'value')} in column {name!r} "
+                    f"{verb(len(positions), 'is an outlier', 'are outliers')} by two "
                     f"methods: {rule.describe()}, and an IsolationForest score of at least "
                     f"{IF_THRESHOLD:g}"
                 ),
@@ -174,8 +176,10 @@ def _accuracy_findings(name: str, rows: int, accuracy: Accuracy) -> list[Finding
                 column=name,
                 dimension="accuracy",
                 description=(
-                    f"{len(positions):,} values in column {name!r} ({share:.2f}% of rows) are "
-                    f"placeholder codes, not measurements: {shown}; treat them as missing"
+                    f"{counted(len(positions), 'value')} in column {name!r} ({share:.2f}% of "
+                    f"rows) {verb(len(positions), 'is a placeholder code', 'are placeholder')}"
+                    f"{verb(len(positions), '', ' codes')}, not measurements: {shown}; "
+                    "treat them as missing"
                 ),
                 affected_count=len(positions),
                 rows=positions,
@@ -264,9 +268,9 @@ def near_duplicate_findings(near: NearDuplicates, rows: int) -> list[Finding]:
             column=None,
             dimension="consistency",
             description=(
-                f"{n:,} rows ({pct(n, rows):.2f}% of rows) form {len(near.pairs):,} "
-                f"near-duplicate pairs: {DEFINITION}; {near.columns_compared} fields "
-                f"compared{ignored}{limit}{segmented}"
+                f"{counted(n, 'row')} ({pct(n, rows):.2f}% of rows) {verb(n, 'forms', 'form')} "
+                f"{counted(len(near.pairs), 'near-duplicate pair')}: {DEFINITION}; "
+                f"{near.columns_compared} fields compared{ignored}{limit}{segmented}"
             ),
             affected_count=n,
             rows=near.rows,

@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from jobs.quality.issues import counted, verb
 from jobs.quality.profiling import ColumnStats
 from jobs.quality.rowset import RowSet
 from jobs.quality.table import ScanTable
@@ -180,7 +181,8 @@ def typed_column_findings(
                     type="type_mismatch",
                     column=name,
                     description=(
-                        f"{len(rows):,} values in column {name!r} are not {what}, though "
+                        f"{counted(len(rows), 'value')} in column {name!r} "
+                        f"{verb(len(rows), 'is', 'are')} not {what}, though "
                         f"{100 * (1 - len(rows) / present[name]):.2f}% of its values are "
                         f"(e.g. {shown})"
                     ),
@@ -286,8 +288,11 @@ def case_variant_findings(
                 type="inconsistent_format",
                 column=name,
                 description=(
-                    f"{len(rows):,} values in column {name!r} are case/whitespace variants "
-                    f"of another spelling ({keys:,} categories spelled several ways, e.g. "
+                    f"{counted(len(rows), 'value')} in column {name!r} "
+                    f"{verb(len(rows), 'is a', 'are')} case/whitespace "
+                    f"{verb(len(rows), 'variant', 'variants')} "
+                    f"of another spelling ({counted(keys, 'category', 'categories')} spelled "
+                    "several ways, e.g. "
                     f"{worst['value']!r} for {worst['canonical']!r})"
                 ),
                 rows=rows,

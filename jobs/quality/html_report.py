@@ -13,7 +13,13 @@ again only for what the report does not hold, in three cheap reads:
                 min/max), so a few far outliers do not squash the distribution into one
                 bar; values beyond it are counted in the edge bins and the caption says
                 how many;
-* null matrix - up to ``NULL_SAMPLE`` rows evenly spaced across the file;
+* null matrix - up to ``NULL_SAMPLE`` rows spread evenly across the file: the rows are cut
+                into ``NULL_SAMPLE`` equal stretches and one row is drawn from each (seeded),
+                so a pattern with a period (nulls in every 10th row) shows as scattered
+                marks, as it is, instead of aliasing into blocks as a fixed stride would;
+* variants    - the columns with case/whitespace variants (inconsistent_format issues),
+                once: their values grouped by spelling-independent key, so each card lists
+                the spellings of a category with their counts, whitespace made visible;
 * samples     - up to ``SAMPLE_ROWS`` affected rows of the exact-duplicates issue and of each
                 outliers issue, read by position.
 
@@ -25,12 +31,15 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
+from jobs.quality.formats import category_key
 from jobs.report import DIMENSIONS, ColumnProfile, Issue, ScanReport
 
 __all__ = ["render_html"]
@@ -41,6 +50,10 @@ NULL_SAMPLE = 200
 SAMPLE_ROWS = 10
 CELL_CHARS = 40  # longest cell text shown in sample tables before it is cut
 NUMERIC = frozenset({"integer", "float"})
+NULL_SAMPLE_SEED = 0
+VARIANT_KEYS = 6  # categories listed per card with their spellings
+# Integer columns whose values are names, not quantities: shown without thousands separators
+ID_NAME = re.compile(r"(^|[_\s.-])(id|key|code|no|nr|num|number)$|^(id|key|code)$|[a-z]Id$")
 
 SEVERITY_COLOURS = {"critical": "#c62828", "warning": "#ef8f00", "info": "#1e6fd9"}
 
@@ -76,16 +89,36 @@ margin:6px 0}
 .sample td,.sample th{white-space:nowrap;font-size:12px}
 td.hl{background:#ffe3e0;font-weight:600}
 .empty{color:#5a6478;font-style:italic}
+.spelling{white-space:pre;background:#f0f2f7;border-radius:3px;padding:0 2px}
+ul.variants{margin:2px 0 0;padding-left:18px}
 svg text{font-family:inherit}
 """
 
 
-def render_html(report: ScanReport, parquet_path: Path, title: str) -> str:
-    """Render ``report`` (a scan of ``parquet_path``) as one self-contained HTML document."""
+def render_html(
+    report: ScanReport,
+    parquet_path: Path,
+    title: str,
+    *,
+    scan_id: str | None = None,
+    scanned_at: str | None = None,
+    label_assessed: bool = True,
+    overall_dimensions: Sequence[str] | None = None,
+) -> str:
+    """Render ``report`` (a scan of ``parquet_path``) as one self-contained HTML document.
+
+    ``scan_id`` and ``scanned_at`` go in the header; ``label_assessed`` False shows label
+    quality as "n/a" (no label column was named); ``overall_dimensions`` are named under
+    the scores as what the overall averaged."""
     path = Path(parquet_path)
     profiles = report.column_profiles
     numeric = [p for p in profiles if p.type in NUMERIC]
     histograms = _histograms(path, numeric)
+    variant_columns = sorted(
+        {i.column for i in report.issues if i.type == "inconsistent_format" and i.column}
+    )
+    variants = _variants(path, [c for c in variant_columns if c in {p.name for p in profiles}])
+    ids = {p.name for p in profiles if _id_like(p, report.rows)}
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -95,12 +128,12 @@ def render_html(report: ScanReport, parquet_path: Path, title: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_esc(title)} - Datrix quality report</title>",
         f"<style>{_CSS}</style></head><body><main>",
-        _header(report, title),
-        _scores(report),
+        _header(report, title, scan_id, scanned_at),
+        _scores(report, label_assessed, overall_dimensions),
         _issues(report.issues),
-        _profiles(profiles, histograms, report.rows),
+        _profiles(profiles, histograms, report.rows, variants, ids),
         _null_matrix(path, report),
-        _samples(path, report),
+        _samples(path, report, ids),
         "</main></body></html>",
     ]
     return "\n".join(parts)
@@ -115,12 +148,27 @@ def _esc(value: object) -> str:
     return html.escape(str(value)).replace("://", "&#58;//")
 
 
-def _num(value: Any) -> str:
-    """A number for display: integers with separators, floats to 4 significant digits."""
+def _id_like(profile: ColumnProfile, rows: int) -> bool:
+    """An integer column of identifiers or codes: named like one (id, customer_id, zip_code,
+    key, ...), or every value distinct. Its numbers are shown as written, without
+    thousands separators (``12345``, not ``12,345``)."""
+    if profile.type != "integer":
+        return False
+    present = rows - profile.null_count
+    return bool(ID_NAME.search(profile.name.strip().lower()) or ID_NAME.search(profile.name)) or (
+        present > 1 and profile.distinct_count == present
+    )
+
+
+def _num(value: Any, plain: bool = False) -> str:
+    """A number for display: integers with separators, floats to 4 significant digits;
+    ``plain`` (identifiers): integral values as their digits, no separators."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return str(value)
+    if plain and isinstance(value, int | float) and math.isfinite(value):
+        return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
@@ -132,12 +180,12 @@ def _num(value: Any) -> str:
     return _esc(value)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, plain: bool = False) -> str:
     """A data value for a sample table: escaped, cut to ``CELL_CHARS`` characters."""
     if value is None:
         return '<span class="empty">null</span>'
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return _num(value)
+        return _num(value, plain)
     text = str(value)
     if len(text) > CELL_CHARS:
         text = text[: CELL_CHARS - 1] + "\u2026"
@@ -152,13 +200,17 @@ def _score_colour(score: float) -> str:
     return "#c62828"
 
 
-def _even_positions(rows: int, n: int) -> list[int]:
-    """Up to ``n`` row positions spread evenly over ``0..rows-1`` (first and last included)."""
+def _even_positions(rows: int, n: int, seed: int = NULL_SAMPLE_SEED) -> list[int]:
+    """Up to ``n`` row positions spread evenly over ``0..rows-1``: every row when there
+    are at most ``n``, else one row drawn at random (seeded) from each of ``n`` equal
+    stretches. A fixed stride would alias with periodic patterns (a stride of 10.05 over
+    nulls in every 10th row hits them for 20 samples, misses them for the next 180)."""
     if rows <= n:
         return list(range(rows))
-    if n == 1:
-        return [0]
-    return sorted({round(i * (rows - 1) / (n - 1)) for i in range(n)})
+    bounds = np.linspace(0, rows, n + 1).astype(np.int64)
+    rng = np.random.default_rng(seed)
+    picks = bounds[:-1] + (rng.random(n) * (bounds[1:] - bounds[:-1])).astype(np.int64)
+    return [int(p) for p in picks]
 
 
 def _read_rows(
@@ -180,12 +232,27 @@ def _read_rows(
 # -- sections ----------------------------------------------------------------------------
 
 
-def _header(report: ScanReport, title: str) -> str:
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
+def _header(
+    report: ScanReport, title: str, scan_id: str | None = None, scanned_at: str | None = None
+) -> str:
+    scan = ""
+    if scan_id is not None or scanned_at is not None:
+        parts = []
+        if scan_id is not None:
+            parts.append(f'scan <span class="scan-id">{_esc(scan_id)}</span>')
+        if scanned_at is not None:
+            parts.append(f'<time class="scanned-at">{_esc(scanned_at)}</time>')
+        scan = '<div class="meta">' + " &middot; ".join(parts) + "</div>"
     return (
         f"<header><h1>{_esc(title)}</h1>"
-        f'<div class="meta">{report.rows:,} rows &times; {report.columns:,} columns'
-        f" &middot; {len(report.issues):,} issues &middot; engine {_esc(report.engine)}"
-        "</div></header>"
+        f'<div class="meta">{_plural(report.rows, "row")} &times; '
+        f"{_plural(report.columns, 'column')}"
+        f" &middot; {_plural(len(report.issues), 'issue')} &middot; engine "
+        f"{_esc(report.engine)}</div>{scan}</header>"
     )
 
 
@@ -210,7 +277,7 @@ def _gauge(score: float) -> str:
     )
 
 
-def _dimension_bars(report: ScanReport) -> str:
+def _dimension_bars(report: ScanReport, label_assessed: bool = True) -> str:
     scores = report.score.as_dict()
     row_h, label_w, bar_w = 30, 130, 360
     height = row_h * len(DIMENSIONS) + 4
@@ -221,6 +288,18 @@ def _dimension_bars(report: ScanReport) -> str:
     for i, dim in enumerate(DIMENSIONS):
         value = float(scores[dim])
         y = i * row_h + 4
+        if dim == "label_quality" and not label_assessed:
+            out.append(
+                f'<text x="0" y="{y + 16}" font-size="13" fill="#1d2330">'
+                f"{_esc(dim.replace('_', ' '))}</text>"
+                f'<rect x="{label_w}" y="{y + 3}" width="{bar_w}" height="18" rx="4" '
+                'fill="#e6e9f0"/>'
+                f'<text x="{label_w + 8}" y="{y + 17}" font-size="12" fill="#5a6478">'
+                "not assessed: no label column named</text>"
+                f'<text x="{label_w + bar_w + 8}" y="{y + 17}" font-size="13" '
+                'font-weight="600" class="label-quality">n/a</text>'
+            )
+            continue
         width = bar_w * max(0.0, min(100.0, value)) / 100.0
         out.append(
             f'<text x="0" y="{y + 16}" font-size="13" fill="#1d2330">'
@@ -236,11 +315,21 @@ def _dimension_bars(report: ScanReport) -> str:
     return "".join(out)
 
 
-def _scores(report: ScanReport) -> str:
+def _scores(
+    report: ScanReport, label_assessed: bool = True, dims: Sequence[str] | None = None
+) -> str:
+    caption = ""
+    if dims is not None:
+        caption = (
+            '<p class="caption overall-of">overall: weighted mean of '
+            + _esc(", ".join(d.replace("_", " ") for d in dims))
+            + "</p>"
+        )
     return (
         '<section id="scores"><h2>Quality score</h2><div class="scores">'
         f"<div>{_gauge(float(report.score.overall))}</div>"
-        f'<div class="dims">{_dimension_bars(report)}</div></div></section>'
+        f'<div class="dims">{_dimension_bars(report, label_assessed)}</div></div>'
+        f"{caption}</section>"
     )
 
 
@@ -334,7 +423,7 @@ def _histograms(path: Path, numeric: list[ColumnProfile]) -> dict[str, _Histogra
     }
 
 
-def _histogram_svg(name: str, hist: _Histogram) -> str:
+def _histogram_svg(name: str, hist: _Histogram, plain: bool = False) -> str:
     width, height, pad = 330, 110, 4
     plot_h = height - 22
     peak = max(hist.counts) or 1
@@ -348,7 +437,7 @@ def _histogram_svg(name: str, hist: _Histogram) -> str:
         bars.append(
             f'<rect x="{pad + i * bar_w + 0.5:.1f}" y="{plot_h - h + 2:.1f}" '
             f'width="{max(bar_w - 1, 0.5):.1f}" height="{h:.1f}" fill="{fill}">'
-            f"<title>{_esc(_num(lo))}\u2026: {count:,}</title></rect>"
+            f"<title>{_esc(_num(lo, plain))}\u2026: {count:,}</title></rect>"
         )
     return (
         f'<svg class="hist" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
@@ -357,10 +446,52 @@ def _histogram_svg(name: str, hist: _Histogram) -> str:
         'stroke="#9aa3b5"/>'
         + "".join(bars)
         + f'<text x="{pad}" y="{height - 4}" font-size="11" fill="#5a6478">'
-        f"{_num(hist.low)}</text>"
+        f"{_num(hist.low, plain)}</text>"
         f'<text x="{width - pad}" y="{height - 4}" font-size="11" fill="#5a6478" '
-        f'text-anchor="end">{_num(hist.high)}</text></svg>'
+        f'text-anchor="end">{_num(hist.high, plain)}</text></svg>'
     )
+
+
+def _variants(path: Path, columns: list[str]) -> dict[str, list[list[tuple[str, int]]]]:
+    """Per column, the categories spelled several ways (case/whitespace), each as its
+    spellings with counts, commonest first; the ``VARIANT_KEYS`` categories with the most
+    off-spelling values first. One streaming group-by per column."""
+    found: dict[str, list[list[tuple[str, int]]]] = {}
+    for name in columns:
+        counts = (
+            pl.scan_parquet(path)
+            .select(pl.col(name).cast(pl.String).alias("value"))
+            .drop_nulls()
+            .group_by("value")
+            .len(name="count")
+            .with_columns(category_key(pl.col("value")).alias("key"))
+            .filter(pl.col("value").n_unique().over("key") > 1)
+            .collect(engine="streaming")
+        )
+        groups: dict[str, list[tuple[str, int]]] = {}
+        for value, count, key in counts.sort(
+            ["count", "value"], descending=[True, False]
+        ).iter_rows():
+            groups.setdefault(str(key), []).append((str(value), int(count)))
+        ranked = sorted(groups.values(), key=lambda g: (-sum(c for _, c in g[1:]), g[0][0]))
+        if ranked:
+            found[name] = ranked[:VARIANT_KEYS]
+    return found
+
+
+def _spelling(value: str) -> str:
+    """A spelling with its whitespace visible: quoted, spaces kept (white-space:pre),
+    tabs and other whitespace as their escapes."""
+    shown = "".join(c if c == " " or not c.isspace() else repr(c)[1:-1] for c in value)
+    return f'<span class="spelling">&lsquo;{_esc(shown)}&rsquo;</span>'
+
+
+def _variants_html(groups: list[list[tuple[str, int]]]) -> str:
+    items = "".join(
+        "<li>" + ", ".join(f"{_spelling(v)} ({c:,})" for v, c in group) + "</li>"
+        for group in groups
+    )
+    return f'<div class="caption">spelled several ways:<ul class="variants">{items}</ul></div>'
 
 
 def _top_values_svg(name: str, top: list[dict[str, Any]], rows: int) -> str:
@@ -399,23 +530,32 @@ def _kv(pairs: Iterable[tuple[str, str]]) -> str:
     )
 
 
-def _profiles(profiles: list[ColumnProfile], histograms: dict[str, _Histogram], rows: int) -> str:
+def _profiles(
+    profiles: list[ColumnProfile],
+    histograms: dict[str, _Histogram],
+    rows: int,
+    variants: dict[str, list[list[tuple[str, int]]]] | None = None,
+    ids: set[str] | None = None,
+) -> str:
     cards = []
     for p in profiles:
         extra = p.extra
+        plain = p.name in (ids or set())
         pairs = [
             ("nulls", f"{p.null_count:,} ({p.null_pct:.2f}%)"),
             ("distinct", f"{p.distinct_count:,}"),
         ]
+        if p.null_count and extra.get("missingness"):
+            pairs.append(("missing", _esc(extra["missingness"])))
         if p.type in NUMERIC:
-            pairs += [(k, _num(extra.get(k))) for k in ("min", "max", "mean", "std")]
-            pairs += [(k, _num(extra.get(k))) for k in ("p25", "p50", "p75")]
+            pairs += [(k, _num(extra.get(k), plain)) for k in ("min", "max", "mean", "std")]
+            pairs += [(k, _num(extra.get(k), plain)) for k in ("p25", "p50", "p75")]
             if extra.get("nan_count"):
                 pairs.append(("NaN", _num(extra.get("nan_count"))))
         chart = ""
         hist = histograms.get(p.name)
         if hist is not None:
-            chart = _histogram_svg(p.name, hist)
+            chart = _histogram_svg(p.name, hist, plain)
             if hist.below or hist.above:
                 chart += (
                     f'<div class="caption">{hist.below + hist.above:,} values beyond the '
@@ -428,12 +568,16 @@ def _profiles(profiles: list[ColumnProfile], histograms: dict[str, _Histogram], 
         if top and p.type in NUMERIC:
             top_text = (
                 '<div class="caption">top: '
-                + ", ".join(f"{_esc(t.get('value'))} ({int(t.get('count', 0)):,})" for t in top[:5])
+                + ", ".join(
+                    f"{_num(t.get('value'), plain)} ({int(t.get('count', 0)):,})" for t in top[:5]
+                )
                 + "</div>"
             )
         cards.append(
             f'<div class="col"><h3>{_esc(p.name)} <span class="type">{_esc(p.type)}</span>'
-            f"</h3>{_kv(pairs)}{chart}{top_text}</div>"
+            f"</h3>{_kv(pairs)}{chart}{top_text}"
+            + (_variants_html(variants[p.name]) if variants and p.name in variants else "")
+            + "</div>"
         )
     return (
         '<section id="columns"><h2>Columns</h2><div class="cols">'
@@ -493,8 +637,14 @@ def _null_matrix(path: Path, report: ScanReport) -> str:
         f'fill="#5a6478" text-anchor="end">row {positions[-1]:,}</text></svg>'
     )
     caption = (
-        f'<p class="caption">{len(positions):,} rows evenly spaced across the file '
-        f"(of {report.rows:,}); red = null, blue = present.</p>"
+        f'<p class="caption">{len(positions):,} rows spread evenly across the file '
+        f"(of {report.rows:,}"
+        + (
+            f": one drawn from each of {len(positions):,} equal stretches"
+            if len(positions) < report.rows
+            else ""
+        )
+        + "); red = null, blue = present.</p>"
     )
     return head + caption + '<div class="scroll">' + "".join(out) + "</div></section>"
 
@@ -502,7 +652,7 @@ def _null_matrix(path: Path, report: ScanReport) -> str:
 # -- duplicate and outlier samples -------------------------------------------------------
 
 
-def _samples(path: Path, report: ScanReport) -> str:
+def _samples(path: Path, report: ScanReport, ids: set[str] | None = None) -> str:
     chosen = [i for i in report.issues if i.type in ("exact_duplicates", "outliers")]
     chosen.sort(key=lambda i: (i.type != "exact_duplicates", -i.impact_score, i.id))
     wanted: dict[str, list[int]] = {
@@ -538,9 +688,9 @@ def _samples(path: Path, report: ScanReport) -> str:
         for pos in rows:
             record = frame.row(by_position[pos], named=True)
             cells = "".join(
-                f'<td class="hl">{_cell(record[c])}</td>'
+                f'<td class="hl">{_cell(record[c], c in (ids or set()))}</td>'
                 if c == issue.column
-                else f"<td>{_cell(record[c])}</td>"
+                else f"<td>{_cell(record[c], c in (ids or set()))}</td>"
                 for c in ordered
             )
             body.append(f'<tr><td class="num">{pos:,}</td>{cells}</tr>')

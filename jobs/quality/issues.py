@@ -12,6 +12,17 @@ from dataclasses import dataclass, field
 from jobs.quality.scoring import impact_score, severity_for
 from jobs.report import Dimension, Issue, Severity
 
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """``1 value``, ``2 values``, ``1,000 values`` (``many``: an irregular plural)."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def verb(n: int, one: str, many: str) -> str:
+    """``one`` for a count of 1, else ``many`` (``is``/``are``)."""
+    return one if n == 1 else many
+
+
 # Issue types with a mechanical fix: drop/impute, canonical spelling, cast, redact/hash,
 # drop rows with suspicious labels
 # (sentinel codes and impossible negatives: set to null, then impute like nulls).

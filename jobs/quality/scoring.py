@@ -165,19 +165,24 @@ def overall_score(
 ) -> float:
     """Weighted mean of the dimension scores (seed spec 4.6; defaults in
     ``DEFAULT_WEIGHTS``). Without a label column label_quality's weight is dropped and the
-    others renormalised; a dimension missing from ``weights`` weighs 0. Raises ValueError
+    others renormalised; a dimension missing from ``weights`` weighs 0. Only the ratios of
+    the weights count (any finite size, up to 1e308, is fine). Raises ValueError
     for negative weights or when no weight is left."""
     used = [d for d in DIMENSIONS if has_label or d != "label_quality"]
-    total = 0.0
-    weighted = 0.0
-    for dim in used:
-        weight = float(weights.get(dim, 0.0))
+    raw = {dim: float(weights.get(dim, 0.0)) for dim in used}
+    for dim, weight in raw.items():
         if weight < 0 or not math.isfinite(weight):
             raise ValueError(f"score weight for {dim} must be a finite number >= 0")
-        total += weight
-        weighted += weight * scores[dim]
-    if total <= 0:
+    scale = max(raw.values(), default=0.0)
+    if scale <= 0:
         raise ValueError("score weights must not all be zero")
+    # Divided by the largest first: weights are relative, and 1e308 + 1e308 would
+    # overflow to inf (inf / inf is NaN, which the clamp turned into 100).
+    total = 0.0
+    weighted = 0.0
+    for dim, weight in raw.items():
+        total += weight / scale
+        weighted += weight / scale * scores[dim]
     return _clamp(weighted / total, 0.0, 100.0)
 
 

@@ -82,6 +82,7 @@ from jobs.quality.formats import (
     infer_text_types,
     is_number,
 )
+from jobs.quality.issues import counted, verb
 from jobs.quality.missingness import SAMPLE_ROWS as MISSINGNESS_ROWS
 from jobs.quality.missingness import classify as classify_missingness
 from jobs.quality.near_duplicates import NearDuplicates, find_near_duplicates, select_columns
@@ -880,7 +881,8 @@ def _typed_findings(
         flagged = values.filter(pl.Series(bad))
         examples = ", ".join(repr(v) for v in flagged.head(EXAMPLES).to_list())
         description = (
-            f"{n_bad:,} values in column {name!r} are not {what}, though "
+            f"{counted(n_bad, 'value')} in column {name!r} {verb(n_bad, 'is', 'are')} not "
+            f"{what}, though "
             f"{100 * (1 - n_bad / n_present):.2f}% of its values are (e.g. {examples})"
         )
         findings.append((FormatFinding("type_mismatch", name, description), flagged))
@@ -929,8 +931,10 @@ def _case_variants(name: str, table: pl.DataFrame) -> tuple[FormatFinding, pl.Se
     keys = off["key"].n_unique()
     worst = off.sort(["count_main", "key"], descending=[True, False]).row(0, named=True)
     description = (
-        f"{n:,} values in column {name!r} are case/whitespace variants "
-        f"of another spelling ({keys:,} categories spelled several ways, e.g. "
+        f"{counted(n, 'value')} in column {name!r} "
+        f"{verb(n, 'is a case/whitespace variant', 'are case/whitespace variants')} "
+        f"of another spelling ({counted(keys, 'category', 'categories')} spelled "
+        "several ways, e.g. "
         f"{worst['value']!r} for {worst['canonical']!r})"
     )
     return FormatFinding("inconsistent_format", name, description), off["value"]

@@ -32,9 +32,13 @@ def test_scan_report_matches_ground_truth(cli: Cli, bench: tuple[Path, dict[str,
         "version",
         "scan_id",
         "read_as",
+        "scanned_at",
         "rows",
         "columns",
+        "label_column",
         "score",
+        "overall_dimensions",
+        "weights",
         "column_profiles",
         "issues",
     }
@@ -49,7 +53,10 @@ def test_scan_report_matches_ground_truth(cli: Cli, bench: tuple[Path, dict[str,
         "distribution",
         "label_quality",
     }
-    assert all(0 <= v <= 100 for v in doc["score"].values())
+    # no --label: label quality not assessed (null), and the overall says what it averaged
+    assert doc["label_column"] is None and doc["score"]["label_quality"] is None
+    assert doc["overall_dimensions"] == ["completeness", "consistency", "accuracy", "distribution"]
+    assert all(0 <= v <= 100 for k, v in doc["score"].items() if k != "label_quality")
 
     dups = [i for i in doc["issues"] if i["type"] == "exact_duplicates"]
     assert len(dups) == 1
@@ -68,7 +75,12 @@ def test_scan_report_matches_ground_truth(cli: Cli, bench: tuple[Path, dict[str,
             "affected_pct",
             "impact_score",
             "fix_available",
+            "missingness",
         }
+        if issue["type"] == "null_values":  # the class of the column's missingness
+            assert issue["missingness"] in ("MCAR", "MAR", "MNAR")
+        else:
+            assert issue["missingness"] is None
     impacts = [i["impact_score"] for i in doc["issues"]]
     assert impacts == sorted(impacts, reverse=True)
 

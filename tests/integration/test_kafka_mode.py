@@ -238,3 +238,37 @@ def test_cancel_skips_a_queued_job_and_stops_a_running_one(
     assert kafka_cli("audit", "verify").code == 0
     replay = kafka_cli("replay", "--verify")
     assert replay.code == 0, replay.stdout + replay.stderr
+
+
+def test_progress_in_a_terminal_shows_the_job_progress(
+    kafka_cli: KafkaCli, data: tuple[Path, dict[str, Any]]
+) -> None:
+    from tests.integration.conftest import DATRIX
+    from tests.integration.terminal import run_in_terminal
+
+    out, _ = data
+    kafka_cli.start_worker()
+    scan = run_in_terminal(
+        [DATRIX, "scan", str(out / "dirty.csv"), "--name", "tty"], kafka_cli.env()
+    )
+    assert "internal error" not in scan.text
+    assert scan.code == 0, scan.text[-3000:]
+    assert "Datrix quality report" in scan.text
+    scan_id = kafka_cli("scans", "tty", "--format", "json").json()[0]["id"]
+    run = run_in_terminal([DATRIX, "progress", scan_id[:8]], kafka_cli.env())  # a prefix
+    assert "internal error" not in run.text
+    assert run.code == 0, run.text[-3000:]
+    assert f"Progress of scan {scan_id}" in run.text
+    rows = [
+        [cell.strip() for cell in line.strip().strip("│").split("│")]
+        for line in run.text.splitlines()
+        if line.strip().startswith("│")
+    ]
+    assert [int(r[0]) for r in rows] == list(range(1, len(rows) + 1)), run.text
+    assert {"profile", "score"} <= {r[2] for r in rows}, run.text
+    # id prefixes resolve on Postgres too, and the JSON issue counts are an object
+    report = kafka_cli("report", scan_id[:6].upper(), "--format", "json")
+    assert report.code == 0, report.stderr
+    assert report.json()["scan_id"] == scan_id
+    counts = kafka_cli("scans", "tty", "--format", "json").json()[0]["issue_count"]
+    assert sum(counts.values()) == len(report.json()["issues"])

@@ -118,3 +118,16 @@ def test_engine_uses_the_weights(tmp_path: Path) -> None:
     only_completeness = dict.fromkeys(DIMENSIONS, 0.0) | {"completeness": 1.0}
     weighted = PolarsScanEngine().scan(path, ScanOptions(weights=only_completeness))
     assert weighted.score.overall == weighted.score.completeness < plain.score.overall
+
+
+def test_huge_weights_are_normalised_not_overflowed() -> None:
+    # 1e308 + 1e308 is inf; inf / inf was NaN, and the clamp turned it into 100
+    huge = dict.fromkeys(DIMENSIONS, 0.0) | {"completeness": 1e308, "accuracy": 1e308}
+    assert overall_score(SCORES, huge, has_label=False) == pytest.approx((90.0 + 70.0) / 2)
+    # the defaults left for the other dimensions weigh nothing beside 1e308
+    parsed = parse_weights("completeness=1e308,accuracy=1e308")
+    assert overall_score(SCORES, parsed, has_label=True) == pytest.approx(80.0)
+    every = dict.fromkeys(DIMENSIONS, 1.7e308)
+    assert overall_score(SCORES, every, has_label=True) == pytest.approx(70.0)
+    tiny = dict.fromkeys(DIMENSIONS, 0.0) | {"distribution": 5e-324}
+    assert overall_score(SCORES, tiny, has_label=True) == pytest.approx(60.0)
