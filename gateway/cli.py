@@ -612,7 +612,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.UsageError as exc:  # bad arguments: one line, exit 2
         hint = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
         message = " ".join(exc.format_message().split())
-        sys.stderr.write(f"datrix: {message}{hint}\n")
+        sys.stderr.write(f"datrix: {render.printable(message)}{hint}\n")
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
@@ -623,7 +623,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"datrix: {render.printable(exc)}\n")
         sys.exit(exc.exit_code)
     except SettingsError as exc:
-        sys.stderr.write(f"datrix: {exc}\n")
+        sys.stderr.write(f"datrix: {render.printable(exc)}\n")
         sys.exit(2)
     except KeyboardInterrupt:
         sys.stderr.write("datrix: interrupted\n")
