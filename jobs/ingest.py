@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+from jobs.quality.types import json_records_frame, ndjson_frame, normalise_types, write_with_notes
 from streams.object_store import sha256_file
 
 FORMATS = {
@@ -164,6 +165,7 @@ def _read_csv(path: Path, separator: str, out: Path) -> None:
 
 
 def _read_other(path: Path, fmt: str, out: Path) -> None:
+    notes: dict[str, str] = {}  # why a column is stored in another type (types.py)
     try:
         if fmt == "parquet":
             # Streamed row group by row group: memory bounded by the largest row group,
@@ -171,12 +173,12 @@ def _read_other(path: Path, fmt: str, out: Path) -> None:
             pl.scan_parquet(path).sink_parquet(out)
             return
         if fmt == "jsonl":
-            frame = pl.read_ndjson(path)
+            frame, notes = ndjson_frame(path)
         elif fmt == "json":
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
                 raise InputError(f"{path.name}: JSON must be an array of objects (one per row)")
-            frame = pl.DataFrame(data, infer_schema_length=None)
+            frame, notes = json_records_frame(data)
         elif fmt == "excel":
             frame = pl.read_excel(path)
         else:  # pragma: no cover - guarded by FORMATS
@@ -192,7 +194,7 @@ def _read_other(path: Path, fmt: str, out: Path) -> None:
     except Exception as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise InputError(f"{path.name}: not a readable {fmt} file: {first[:200]}") from None
-    frame.write_parquet(out)
+    write_with_notes(frame, out, notes)
 
 
 def _check_blank(path: Path, name: str) -> None:
@@ -267,6 +269,7 @@ def ingest(path: Path, workdir: Path, encoding: str = "utf-8") -> IngestedFile:
             out = path  # stored byte for byte: no decode and re-encode
         else:
             _read_other(source, fmt, out)
+    out = normalise_types(out, workdir)  # types every engine reads (jobs/quality/types.py)
     lazy = pl.scan_parquet(out)
     schema = lazy.collect_schema()
     if len(schema) == 0:

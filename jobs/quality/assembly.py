@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import polars as pl
@@ -42,9 +42,12 @@ def column_profile(
     missingness: str | None = None,
     drifted: drift.ColumnDrift | None = None,
     previous_version: int | None = None,
+    stored_as: str | None = None,
 ) -> ColumnProfile:
     extra: dict[str, Any] = {**({"missingness": missingness} if missingness else {})}
     extra.update(stats.extra())
+    if stored_as:  # the reader's type could not be stored as is (jobs/quality/types.py)
+        extra["stored_as"] = stored_as
     if drifted is not None:
         extra["drift"] = drifted.as_extra(previous_version)
     return ColumnProfile(
@@ -63,6 +66,7 @@ def column_profiles(
     missingness: Mapping[str, str] | None,
     drifts: Sequence[drift.ColumnDrift],
     previous_version: int | None,
+    stored_as: Mapping[str, str] | None = None,
 ) -> list[ColumnProfile]:
     by_column = {d.column: d for d in drifts}
     return [
@@ -72,6 +76,7 @@ def column_profiles(
             (missingness or {}).get(s.name),
             by_column.get(s.name),
             previous_version,
+            (stored_as or {}).get(s.name),
         )
         for s in stats
     ]
@@ -425,6 +430,8 @@ class Detected:
     near: NearDuplicates
     text: TextChecks
     missingness: Mapping[str, str] | None
+    # column -> the stored type and why it is not the reader's (types.stored_notes)
+    stored_as: Mapping[str, str] = field(default_factory=dict)
 
 
 def build_report(
@@ -464,7 +471,9 @@ def build_report(
         rows=rows,
         columns=found.columns,
         score=score,
-        column_profiles=column_profiles(stats, rows, found.missingness, found.drifts, version),
+        column_profiles=column_profiles(
+            stats, rows, found.missingness, found.drifts, version, found.stored_as
+        ),
         issues=issues,
         affected_rows=affected,
         engine=engine,

@@ -67,6 +67,7 @@ from jobs.quality.outliers import IF_FIT_ROWS, sample_step
 from jobs.quality.pii import SAMPLE_SIZE, detect_pii, pii_candidates, sample_frame
 from jobs.quality.profiling import ColumnStats, logical_type, profile_columns
 from jobs.quality.table import ScanTable
+from jobs.quality.types import stored_notes
 from jobs.report import ScanOptions, ScanReport
 
 PHASES = ("profile", "duplicates", "outliers", "score")
@@ -139,6 +140,7 @@ class PolarsScanEngine:
             near,
             text,
             missingness,
+            stored_notes(Path(parquet_path)),
         )
         # With a label column the rows are materialised (labels.py assesses every row).
         whole = functools.partial(table.collect, source)

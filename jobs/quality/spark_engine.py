@@ -45,7 +45,9 @@ distributed blocking pass for near duplicates and per-partition (``mapInArrow``)
 tests for the text checks.
 
 Known divergences: unsigned 64-bit Parquet integers are read by Spark as decimals (so
-typed "float" here, "integer" in Polars); Spark normalises -0.0 to 0.0 when grouping.
+typed "float" here, "integer" in Polars; ingest stores them as int64 or decimal(20,0), see
+``types.py``, so only versions stored before that differ); Spark normalises -0.0 to 0.0
+when grouping.
 Timestamps are read in UTC.
 
 The ``SparkSession`` is created once per process (master from ``DATRIX_SPARK_MASTER``,
@@ -54,6 +56,7 @@ default ``local[*]``) and reused by every scan.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -97,6 +100,7 @@ from jobs.quality.profiling import (
     numeric_summary,
 )
 from jobs.quality.sentinels import NegativeCounts
+from jobs.quality.types import stored_notes
 from jobs.report import ScanOptions, ScanReport
 
 PHASES = ("profile", "duplicates", "outliers", "score")
@@ -198,9 +202,11 @@ class SparkScanEngine:
         finally:
             df.unpersist()
 
+        notes = stored_notes(Path(parquet_path))
         detected = Detected(
             rows, len(names), stats, redundant, facts.nulls, found, drifts, near, text, missing
         )
+        detected = dataclasses.replace(detected, stored_as=notes)
         return build_report(
             self.name, detected, options, lambda: _driver_frame(spark, raw), progress, total
         )
