@@ -348,7 +348,7 @@ def _assess_column(c: _Column, reference: int | None, rows: int, out: DateChecks
         ref_text = iso(ref, "date")
         which = "the file's latest date" if reference is not None else "the column's own latest"
         future = keep & (c.micros > ref + GRACE_DAYS * DAY_US)
-        oldest = ref - int(MAX_AGE_YEARS * 365.2425 * DAY_US)
+        oldest = _years_before(ref, MAX_AGE_YEARS)
         ancient = keep & (c.micros < oldest)
         n_future, n_old = int(c.counts[future].sum()), int(c.counts[ancient].sum())
         if n_future or n_old:
@@ -383,6 +383,17 @@ def _assess_column(c: _Column, reference: int | None, rows: int, out: DateChecks
                     c.keys.filter(pl.Series(future)),
                 )
             )
+
+
+def _years_before(micros: int, years: int) -> int:
+    """The same calendar day (and time) ``years`` earlier (28 February for 29 February)."""
+    try:
+        moment = _EPOCH + dt.timedelta(microseconds=micros)
+        day = min(moment.day, 28) if (moment.month, moment.day) == (2, 29) else moment.day
+        earlier = moment.replace(year=moment.year - years, day=day)
+    except (OverflowError, ValueError):
+        return micros - int(years * 365.2425 * DAY_US)
+    return (earlier - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 def _histogram(
