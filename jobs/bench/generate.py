@@ -8,7 +8,8 @@ the same ``(rows, seed)`` gives the same bytes.
 How the ground truth stays exact:
 
 * Problems are injected into *base* rows together with hidden marker columns (``_out_*``,
-  ``_sentinel``); duplicate and near-duplicate copies are appended and the whole frame is
+  ``_sentinel``, and for the date problems ``_placeholder_date``, ``_impossible_birth``,
+  ``_future_purchase``); duplicate and near-duplicate copies are appended and the whole frame is
   then sorted by a key that puts every copy somewhere after its original. The markers
   travel with the rows, so every index in the ground truth is read off the final frame.
 * Null counts, and the high-cardinality list, are measured on the final frame, so copies of

@@ -229,10 +229,9 @@ class _Column:
 
 
 def _day_counts(days: np.ndarray[Any, Any], counts: np.ndarray[Any, Any]) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for d, c in zip(days.tolist(), counts.tolist(), strict=True):
-        out[d] = out.get(d, 0) + c
-    return out
+    unique, index = np.unique(days, return_inverse=True)
+    totals = np.bincount(index, weights=counts, minlength=len(unique)).astype(np.int64)
+    return dict(zip(unique.tolist(), totals.tolist(), strict=True))
 
 
 def _placeholders(per_day: Mapping[int, int]) -> dict[int, int]:
@@ -276,12 +275,12 @@ def assess(columns: Sequence[TemporalColumn], rows: int) -> DateChecks:
     if not columns:
         return DateChecks()
     prepared: list[_Column] = []
-    for c in columns:
-        dated = c.counts.filter(pl.col("micros").is_not_null())
+    for given in columns:
+        dated = given.counts.filter(pl.col("micros").is_not_null())
         micros = dated["micros"].to_numpy().astype(np.int64)
         counts = dated["count"].to_numpy().astype(np.int64)
         days = np.floor_divide(micros, DAY_US)
-        col = _Column(c, micros, counts, dated["key"], days)
+        col = _Column(given, micros, counts, dated["key"], days)
         per_day = _day_counts(days, counts)
         col.placeholders = _placeholders(per_day)
         rest = {d: n for d, n in per_day.items() if d not in col.placeholders}
@@ -296,8 +295,8 @@ def assess(columns: Sequence[TemporalColumn], rows: int) -> DateChecks:
     ]
     reference = max(events) if events else None
     checks = DateChecks()
-    for c in prepared:
-        _assess_column(c, reference, rows, checks)
+    for col in prepared:
+        _assess_column(col, reference, rows, checks)
     return checks
 
 
