@@ -425,8 +425,8 @@ def _time_histogram_svg(name: str, bins: list[dict[str, Any]]) -> str:
         )
     first, last = str(bins[0].get("start", ""))[:10], str(bins[-1].get("end", ""))[:10]
     return (
-        f'<svg class="hist" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="values of {_esc(name)} by time">'
+        f'<svg class="hist time" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="values of {_esc(name)} by time">'
         f'<line x1="{pad}" y1="{plot_h + 2}" x2="{width - pad}" y2="{plot_h + 2}" '
         'stroke="#9aa3b5"/>'
         + "".join(bars)

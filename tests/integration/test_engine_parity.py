@@ -79,6 +79,8 @@ def _close(a: Any, b: Any) -> bool:
         return a is b
     if isinstance(a, int) and isinstance(b, int):
         return a == b
+    if isinstance(a, str) or isinstance(b, str):  # a date column's ISO min / max
+        return bool(a == b)
     return math.isclose(float(a), float(b), rel_tol=REL_TOL, abs_tol=1e-12)
 
 
