@@ -130,12 +130,26 @@ def text_micros(values: pl.Series) -> tuple[pl.Series, bool, bool]:
     """Microseconds since 1970 (UTC) of each date-shaped text value (null otherwise), and
     whether any value has a time of day, and any an offset."""
     text = values.cast(pl.String).str.strip_chars()
-    fmt = date_formats(text)
     out = np.zeros(len(text), dtype=np.int64)
     valid = np.zeros(len(text), dtype=bool)
-    has_time = has_offset = False
+    # Fast path for the common ISO forms (a date; a timestamp with seconds and an offset),
+    # the shape-by-shape parse below for what is left.
+    iso_start = text.str.contains(r"^\d{4}-\d{2}-\d{2}").fill_null(False)
+    day = text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.epoch("us")
+    stamp = text.str.to_datetime(
+        "%Y-%m-%dT%H:%M:%S%.f%z", strict=False, time_zone="UTC", time_unit="us"
+    ).dt.epoch("us")
+    fast = pl.select(pl.when(iso_start).then(pl.coalesce(day, stamp))).to_series()
+    got = fast.is_not_null().to_numpy()
+    out[got] = fast.drop_nulls().to_numpy()
+    valid[got] = True
+    has_offset = bool(stamp.filter(iso_start).is_not_null().any())
+    has_time = has_offset
+    todo = np.flatnonzero(~valid & text.is_not_null().to_numpy())
+    rest = text.gather(todo)
+    fmt = date_formats(rest)
     for i, shape in enumerate(DATE_FORMATS):
-        idx = np.flatnonzero(fmt == i)
+        idx = todo[np.flatnonzero(fmt == i)]
         if idx.size == 0:
             continue
         part = text.gather(idx)
