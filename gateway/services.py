@@ -337,6 +337,8 @@ def _column_document(row: dict[str, Any]) -> dict[str, Any]:
     doc = {k: row[k] for k in ("name", "type", "null_count", "null_pct", "distinct_count")}
     extra = json.loads(row["extra_json"] or "{}")
     doc["missingness"] = extra.get("missingness", "none" if not row["null_count"] else None)
+    if "stored_as" in extra:  # stored in another type than read (jobs/quality/types.py)
+        doc["stored_as"] = extra["stored_as"]
     return doc
 
 

@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from jobs.csv_dialect import CsvOptions, Dialect, parse_rows, sniff
+from jobs.quality.types import json_records_frame, ndjson_frame, normalise_types, write_with_notes
 from streams.object_store import sha256_file
 
 FORMATS = {
@@ -416,6 +417,7 @@ def _jsonl_duplicates(path: Path) -> None:
 
 
 def _read_other(path: Path, fmt: str, out: Path) -> None:
+    notes: dict[str, str] = {}  # why a column is stored in another type (types.py)
     try:
         if fmt == "parquet":
             # Streamed row group by row group: memory bounded by the largest row group,
@@ -424,7 +426,7 @@ def _read_other(path: Path, fmt: str, out: Path) -> None:
             return
         if fmt == "jsonl":
             _jsonl_duplicates(path)
-            frame = pl.read_ndjson(path)
+            frame, notes = ndjson_frame(path)
         elif fmt == "json":
             try:
                 data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
@@ -432,7 +434,7 @@ def _read_other(path: Path, fmt: str, out: Path) -> None:
                 raise InputError(f"{path.name}: {exc}") from None
             if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
                 raise InputError(f"{path.name}: JSON must be an array of objects (one per row)")
-            frame = pl.DataFrame(data, infer_schema_length=None)
+            frame, notes = json_records_frame(data)
         else:  # pragma: no cover - guarded by FORMATS
             raise InputError(f"{path.name}: unsupported format {fmt}")
     except InputError:
@@ -446,7 +448,7 @@ def _read_other(path: Path, fmt: str, out: Path) -> None:
     except Exception as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise InputError(f"{path.name}: not a readable {fmt} file: {first[:200]}") from None
-    frame.write_parquet(out)
+    write_with_notes(frame, out, notes)
 
 
 def _read_excel(path: Path, sheet: str | None, out: Path) -> str:
@@ -624,6 +626,7 @@ def ingest(
             read_options = {"sheet": _read_excel(path, sheet, out)}
         else:
             _read_other(source, fmt, out)
+    out = normalise_types(out, workdir)  # types every engine reads (jobs/quality/types.py)
     lazy = pl.scan_parquet(out)
     schema = lazy.collect_schema()
     if len(schema) == 0:

@@ -8,7 +8,8 @@ the same ``(rows, seed)`` gives the same bytes.
 How the ground truth stays exact:
 
 * Problems are injected into *base* rows together with hidden marker columns (``_out_*``,
-  ``_sentinel``); duplicate and near-duplicate copies are appended and the whole frame is
+  ``_sentinel``, and for the date problems ``_placeholder_date``, ``_impossible_birth``,
+  ``_future_purchase``); duplicate and near-duplicate copies are appended and the whole frame is
   then sorted by a key that puts every copy somewhere after its original. The markers
   travel with the rows, so every index in the ground truth is read off the final frame.
 * Null counts, and the high-cardinality list, are measured on the final frame, so copies of
@@ -272,6 +273,16 @@ _MISSINGNESS = {"satisfaction_score": "MCAR", "annual_income": "MAR", "credit_sc
 _OUTLIER_COLUMNS = ("height_cm", "weight_kg", "account_balance", "order_amount")
 _SENTINEL_COLUMN = "days_since_last_login"
 _SENTINEL_VALUE = -1
+# Date problems (jobs/quality/dates.py), drawn from their own generator so that every
+# other column is what it was before they were added: placeholder birth dates, birth
+# dates after the file's latest date or more than 130 years before it, and purchase dates
+# in the future (years after the latest purchase, which is in 2025).
+_PLACEHOLDER_DATE = "1900-01-01"
+_PLACEHOLDER_SHARE = 0.005
+_FUTURE_BIRTH_SHARE = 0.001
+_ANCIENT_BIRTH_SHARE = 0.001
+_FUTURE_PURCHASE_SHARE = 0.002
+_NATURAL_PLACEHOLDERS = ("1970-01-01",)  # placeholder days the clean births could hit
 
 
 def _pick(
@@ -491,6 +502,39 @@ def _inject(rng: np.random.Generator, df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _inject_dates(seed: int, df: pl.DataFrame) -> pl.DataFrame:
+    """Date problems with hidden markers ``_placeholder_date``, ``_impossible_birth`` and
+    ``_future_purchase`` (see ``_PLACEHOLDER_DATE``); clean births on a placeholder day
+    move a day later, so the only placeholders are the planted ones."""
+    rng = np.random.Generator(np.random.PCG64([seed, 0xDA7E]))
+    n = df.height
+    birth = df["birth_date"].to_numpy().astype("datetime64[D]")
+    natural = np.isin(birth, np.array(_NATURAL_PLACEHOLDERS, dtype="datetime64[D]"))
+    birth = np.where(natural, birth + np.timedelta64(1, "D"), birth)
+    u = rng.random(n)
+    placeholder = u < _PLACEHOLDER_SHARE
+    future = (u >= _PLACEHOLDER_SHARE) & (u < _PLACEHOLDER_SHARE + _FUTURE_BIRTH_SHARE)
+    ancient = (u >= _PLACEHOLDER_SHARE + _FUTURE_BIRTH_SHARE) & (
+        u < _PLACEHOLDER_SHARE + _FUTURE_BIRTH_SHARE + _ANCIENT_BIRTH_SHARE
+    )
+    days = rng.integers(0, 14 * 365, n).astype("timedelta64[D]")
+    birth = np.where(future, np.datetime64("2027-01-01", "D") + days, birth)
+    birth = np.where(ancient, np.datetime64("1850-01-01", "D") + days * 3 // 14, birth)
+    birth = np.where(placeholder, np.datetime64(_PLACEHOLDER_DATE, "D"), birth)
+    purchase = df["last_purchase_date"]
+    later = (rng.random(n) < _FUTURE_PURCHASE_SHARE) & purchase.is_not_null().to_numpy()
+    when = np.datetime64("2031-01-01", "D") + rng.integers(0, 30 * 365, n).astype("timedelta64[D]")
+    return df.with_columns(
+        birth_date=pl.Series(birth).cast(pl.String),
+        last_purchase_date=pl.when(pl.Series(later))
+        .then(pl.Series(when).cast(pl.String))
+        .otherwise(purchase),
+        _placeholder_date=pl.Series(placeholder),
+        _impossible_birth=pl.Series(future | ancient),
+        _future_purchase=pl.Series(later),
+    )
+
+
 def _typo(rng: np.random.Generator, word: str) -> str:
     """One or two character edits (swap, double, substitute, drop) that change ``word``.
 
@@ -565,7 +609,7 @@ def generate(rows: int, out_dir: Path, seed: int = 0) -> dict[str, Any]:
     n_near = max(1, round(rows * _NEAR_SHARE))
     n_base = rows - n_exact - n_near
 
-    base = _inject(rng, _base(rng, n_base)).with_columns(
+    base = _inject_dates(seed, _inject(rng, _base(rng, n_base))).with_columns(
         _key=pl.Series(np.arange(n_base, dtype=np.float64)),
         _base=pl.Series(np.arange(n_base, dtype=np.int64)),
         _kind=pl.lit(0, dtype=pl.Int8),
@@ -625,6 +669,16 @@ def generate(rows: int, out_dir: Path, seed: int = 0) -> dict[str, Any]:
                 "value": _SENTINEL_VALUE,
                 "rows": rows_where(full["_sentinel"].to_numpy()),
             }
+        },
+        "placeholder_dates": {
+            "birth_date": {
+                "value": _PLACEHOLDER_DATE,
+                "rows": rows_where(full["_placeholder_date"].to_numpy()),
+            }
+        },
+        "impossible_dates": {
+            "birth_date": rows_where(full["_impossible_birth"].to_numpy()),
+            "last_purchase_date": rows_where(full["_future_purchase"].to_numpy()),
         },
         "case_variant_columns": list(_CASE_VARIANT_COLUMNS),
         "pii_columns": dict(_PII_COLUMNS),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import polars as pl
@@ -16,6 +16,7 @@ from jobs.engine import ProgressFn
 from jobs.quality import drift
 from jobs.quality.accuracy import Accuracy
 from jobs.quality.accuracy import numeric_values as numeric_cells
+from jobs.quality.dates import DateChecks
 from jobs.quality.formats import FormatFinding
 from jobs.quality.issues import Finding, counted, number_issues, verb
 from jobs.quality.near_duplicates import DEFINITION, NearDuplicates
@@ -42,9 +43,12 @@ def column_profile(
     missingness: str | None = None,
     drifted: drift.ColumnDrift | None = None,
     previous_version: int | None = None,
+    stored_as: str | None = None,
 ) -> ColumnProfile:
     extra: dict[str, Any] = {**({"missingness": missingness} if missingness else {})}
     extra.update(stats.extra())
+    if stored_as:  # the reader's type could not be stored as is (jobs/quality/types.py)
+        extra["stored_as"] = stored_as
     if drifted is not None:
         extra["drift"] = drifted.as_extra(previous_version)
     return ColumnProfile(
@@ -63,6 +67,7 @@ def column_profiles(
     missingness: Mapping[str, str] | None,
     drifts: Sequence[drift.ColumnDrift],
     previous_version: int | None,
+    stored_as: Mapping[str, str] | None = None,
 ) -> list[ColumnProfile]:
     by_column = {d.column: d for d in drifts}
     return [
@@ -72,6 +77,7 @@ def column_profiles(
             (missingness or {}).get(s.name),
             by_column.get(s.name),
             previous_version,
+            (stored_as or {}).get(s.name),
         )
         for s in stats
     ]
@@ -244,6 +250,8 @@ class TextChecks:
     pii: list[PiiColumn]
     formats: list[FormatFinding]
     cells: int  # non-null cells of the text columns checked
+    # text columns that are numbers or dates (formats.infer_text_types)
+    types: Mapping[str, str] = field(default_factory=dict)
 
 
 def near_duplicate_findings(near: NearDuplicates, rows: int) -> list[Finding]:
@@ -415,6 +423,36 @@ def distribution_findings(s: ColumnStats, rows: int) -> list[Finding]:
     return out
 
 
+def date_findings(dates: DateChecks) -> list[Finding]:
+    """Placeholder dates, future timestamps and impossible birth dates (dates.py)."""
+    return [
+        Finding(f.type, f.column, "accuracy", f.description, len(f.rows), f.rows)
+        for f in dates.findings
+    ]
+
+
+def date_score_inputs(inputs: ScoreInputs, dates: DateChecks) -> ScoreInputs:
+    """Date cells count as measurement cells of the accuracy score, their placeholder and
+    impossible values as wrong ones."""
+    return replace(
+        inputs,
+        numeric_cells=inputs.numeric_cells + dates.cells,
+        sentinel_cells=inputs.sentinel_cells + dates.placeholder_cells,
+        impossible_cells=inputs.impossible_cells + dates.impossible_cells,
+    )
+
+
+def date_profiles(profiles: list[ColumnProfile], dates: DateChecks) -> list[ColumnProfile]:
+    """The profiles of date columns with their (inferred) type, range and histogram."""
+    out = []
+    for p in profiles:
+        if p.name in dates.profiles:
+            kind, extra = dates.profiles[p.name]
+            p = replace(p, type=kind, extra={**p.extra, **extra})
+        out.append(p)
+    return out
+
+
 @dataclass(frozen=True)
 class Detected:
     """What an engine's passes found: everything the score phase needs."""
@@ -429,6 +467,10 @@ class Detected:
     near: NearDuplicates
     text: TextChecks
     missingness: Mapping[str, str] | None
+    # column -> the stored type and why it is not the reader's (types.stored_notes)
+    stored_as: Mapping[str, str] = field(default_factory=dict)
+    # date and timestamp columns, native or typed from text (dates.py)
+    dates: DateChecks = field(default_factory=DateChecks)
 
 
 def build_report(
@@ -449,11 +491,13 @@ def build_report(
         rows, stats, found.redundant, found.null_rows, found.accuracy, found.drifts, version
     )
     findings += detector_findings(found.near, found.text, rows)
+    findings += date_findings(found.dates)
     inputs = detector_score_inputs(
         core_score_inputs(rows, stats, found.redundant, found.accuracy, label, found.drifts),
         found.near,
         found.text,
     )
+    inputs = date_score_inputs(inputs, found.dates)
     if label is not None and rows > 0:
         from jobs.quality.label_quality import assess_labels
 
@@ -468,7 +512,10 @@ def build_report(
         rows=rows,
         columns=found.columns,
         score=score,
-        column_profiles=column_profiles(stats, rows, found.missingness, found.drifts, version),
+        column_profiles=date_profiles(
+            column_profiles(stats, rows, found.missingness, found.drifts, version, found.stored_as),
+            found.dates,
+        ),
         issues=issues,
         affected_rows=affected,
         engine=engine,

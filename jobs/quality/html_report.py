@@ -522,6 +522,51 @@ def _top_values_svg(name: str, top: list[dict[str, Any]], rows: int) -> str:
     return "".join(out)
 
 
+def _date_pairs(p: ColumnProfile) -> list[tuple[str, str]]:
+    """Range, time zone and origin of a date column; how a column was stored when not as
+    read (types.py)."""
+    extra = p.extra
+    pairs: list[tuple[str, str]] = []
+    if p.type in ("date", "datetime"):
+        pairs += [(k, _esc(extra[k])) for k in ("min", "max") if extra.get(k) is not None]
+        if extra.get("timezone"):
+            pairs.append(("time zone", _esc(extra["timezone"])))
+        if extra.get("inferred_from"):
+            pairs.append(("typed from", f"{_esc(extra['inferred_from'])} (stored as given)"))
+    if extra.get("stored_as"):
+        pairs.append(("stored as", _esc(extra["stored_as"])))
+    return pairs
+
+
+def _time_histogram_svg(name: str, bins: list[dict[str, Any]]) -> str:
+    """Counts by time (``dates.py`` bins: start, end, count)."""
+    width, height, pad = 330, 110, 4
+    plot_h = height - 22
+    counts = [int(b.get("count", 0)) for b in bins]
+    peak = max(counts, default=0) or 1
+    bar_w = (width - 2 * pad) / max(1, len(bins))
+    bars = []
+    for i, b in enumerate(bins):
+        h = plot_h * counts[i] / peak
+        bars.append(
+            f'<rect x="{pad + i * bar_w + 0.5:.1f}" y="{plot_h - h + 2:.1f}" '
+            f'width="{max(bar_w - 1, 0.5):.1f}" height="{h:.1f}" fill="#3f7fd9">'
+            f"<title>{_esc(b.get('start'))} \u2013 {_esc(b.get('end'))}: {counts[i]:,}"
+            "</title></rect>"
+        )
+    first, last = str(bins[0].get("start", ""))[:10], str(bins[-1].get("end", ""))[:10]
+    return (
+        f'<svg class="hist time" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="values of {_esc(name)} by time">'
+        f'<line x1="{pad}" y1="{plot_h + 2}" x2="{width - pad}" y2="{plot_h + 2}" '
+        'stroke="#9aa3b5"/>'
+        + "".join(bars)
+        + f'<text x="{pad}" y="{height - 4}" font-size="11" fill="#5a6478">{_esc(first)}</text>'
+        f'<text x="{width - pad}" y="{height - 4}" font-size="11" fill="#5a6478" '
+        f'text-anchor="end">{_esc(last)}</text></svg>'
+    )
+
+
 def _kv(pairs: Iterable[tuple[str, str]]) -> str:
     return (
         '<div class="kv">'
@@ -552,6 +597,7 @@ def _profiles(
             pairs += [(k, _num(extra.get(k), plain)) for k in ("p25", "p50", "p75")]
             if extra.get("nan_count"):
                 pairs.append(("NaN", _num(extra.get("nan_count"))))
+        pairs += _date_pairs(p)
         chart = ""
         hist = histograms.get(p.name)
         if hist is not None:
@@ -562,7 +608,11 @@ def _profiles(
                     "range are counted in the edge bins (purple)</div>"
                 )
         top = extra.get("top_values") or []
-        if hist is None and top:
+        if hist is None and extra.get("histogram"):  # a date column's (dates.py)
+            chart = _time_histogram_svg(p.name, extra["histogram"])
+            if extra.get("histogram_excludes"):
+                chart += f'<div class="caption">without {_esc(extra["histogram_excludes"])}</div>'
+        elif hist is None and top:
             chart = _top_values_svg(p.name, top, rows)
         top_text = ""
         if top and p.type in NUMERIC:

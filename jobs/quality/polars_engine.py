@@ -48,11 +48,14 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from jobs.engine import ProgressFn, no_progress
 from jobs.quality import accuracy
 from jobs.quality.assembly import Detected, TextChecks, build_report
+from jobs.quality.dates import DateChecks, TemporalColumn, assess, native_micros, text_column
 from jobs.quality.detection import duplicate_rows, evenly_spaced, row_facts
 from jobs.quality.drift import ColumnDrift
 from jobs.quality.formats import (
@@ -66,7 +69,9 @@ from jobs.quality.near_duplicates import find_near_duplicates_in
 from jobs.quality.outliers import IF_FIT_ROWS, sample_step
 from jobs.quality.pii import SAMPLE_SIZE, detect_pii, pii_candidates, sample_frame
 from jobs.quality.profiling import ColumnStats, logical_type, profile_columns
+from jobs.quality.rowset import RowSet
 from jobs.quality.table import ScanTable
+from jobs.quality.types import stored_notes
 from jobs.report import ScanOptions, ScanReport
 
 PHASES = ("profile", "duplicates", "outliers", "score")
@@ -124,6 +129,7 @@ class PolarsScanEngine:
             drifts = _drift(table, stats, rows, options.previous_path)
             missingness = classify_missingness(table, schema, plan.null_columns, rows, options.seed)
             text = _text_checks(table, schema, stats, rows)
+            dates = _date_checks(table, schema, text.types, rows)
             if pending is not None:
                 near = pending.result()
         assert near is not None
@@ -139,6 +145,8 @@ class PolarsScanEngine:
             near,
             text,
             missingness,
+            stored_notes(Path(parquet_path)),
+            dates,
         )
         # With a label column the rows are materialised (labels.py assesses every row).
         whole = functools.partial(table.collect, source)
@@ -210,4 +218,53 @@ def _text_checks(
     order = {name: i for i, name in enumerate(schema)}
     formats.sort(key=lambda f: (order[f.column], f.type))
     cells = sum(rows - s.null_count for s in stats if s.name in text_columns)
-    return TextChecks(pii, formats, cells)
+    return TextChecks(pii, formats, cells, types)
+
+
+def _date_checks(
+    source: ScanTable, schema: Mapping[str, pl.DataType], types: Mapping[str, str], rows: int
+) -> DateChecks:
+    """Date columns, native or typed from text (``dates.py``): each column's distinct
+    values with their counts (together in memory, one after the other when bounded), the
+    shared assessment, then one pass (a chunk at a time when bounded) for the rows."""
+    native = [n for n, d in schema.items() if d == pl.Date or isinstance(d, pl.Datetime)]
+    texts = [n for n in schema if types.get(n) == "date"]
+    if not native and not texts:
+        return DateChecks()
+    key = pl.col("key")
+
+    def counts(name: str) -> pl.LazyFrame:
+        values = pl.col(name) if name in native else pl.col(name).cast(pl.String)
+        found = source.lazy.select(values.alias("key")).drop_nulls()
+        return found.group_by("key").len(name="count").sort("key")
+
+    names = native + texts
+    frames = dict(zip(names, source.collect_all([counts(n) for n in names]), strict=True))
+    columns = []
+    for name in schema:
+        if name in native:
+            dtype = schema[name]
+            found = frames[name].select(key, native_micros(frames[name]["key"]), "count")
+            zone = dtype.time_zone if isinstance(dtype, pl.Datetime) else None
+            kind = "date" if dtype == pl.Date else "datetime"
+            columns.append(TemporalColumn(name, kind, zone, False, found))
+        elif name in texts:
+            columns.append(text_column(name, frames[name].rename({"key": "value"})))
+    checks = assess(columns, rows)
+    if not checks.findings:
+        return checks
+    exprs = []
+    for i, f in enumerate(checks.findings):
+        values = pl.col(f.column) if f.column in native else pl.col(f.column).cast(pl.String)
+        exprs.append(values.is_in(f.keys.implode()).fill_null(False).alias(str(i)))
+    masks: list[list[npt.NDArray[np.bool_]]] = [[] for _ in checks.findings]
+    wanted = list(dict.fromkeys(f.column for f in checks.findings))
+    for _, chunk in source.chunks(wanted):
+        hits = chunk.select(exprs)
+        for i in range(len(masks)):
+            masks[i].append(hits[str(i)].to_numpy())
+    found_rows = [RowSet.concat_masks(m) for m in masks]
+    findings = [
+        dataclasses.replace(f, rows=r) for f, r in zip(checks.findings, found_rows, strict=True)
+    ]
+    return dataclasses.replace(checks, findings=findings)

@@ -45,7 +45,9 @@ distributed blocking pass for near duplicates and per-partition (``mapInArrow``)
 tests for the text checks.
 
 Known divergences: unsigned 64-bit Parquet integers are read by Spark as decimals (so
-typed "float" here, "integer" in Polars); Spark normalises -0.0 to 0.0 when grouping.
+typed "float" here, "integer" in Polars; ingest stores them as int64 or decimal(20,0), see
+``types.py``, so only versions stored before that differ); Spark normalises -0.0 to 0.0
+when grouping.
 Timestamps are read in UTC.
 
 The ``SparkSession`` is created once per process (master from ``DATRIX_SPARK_MASTER``,
@@ -54,6 +56,7 @@ default ``local[*]``) and reused by every scan.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -67,9 +70,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from jobs.engine import ProgressFn, no_progress
-from jobs.quality import accuracy
+from jobs.quality import accuracy, dates
 from jobs.quality.accuracy import RowFacts, RowPlan
 from jobs.quality.assembly import Detected, TextChecks, build_report
+from jobs.quality.dates import DateChecks
 from jobs.quality.drift import ColumnDrift
 from jobs.quality.formats import (
     DATE_FORMATS,
@@ -98,6 +102,7 @@ from jobs.quality.profiling import (
     numeric_summary,
 )
 from jobs.quality.sentinels import NegativeCounts
+from jobs.quality.types import stored_notes
 from jobs.report import ScanOptions, ScanReport
 
 PHASES = ("profile", "duplicates", "outliers", "score")
@@ -196,12 +201,15 @@ class SparkScanEngine:
                 spark, df, position, kinds, plan.null_columns, rows, options.seed
             )
             text = _text_checks(spark, df, position, stats, rows, facts.nulls)
+            dated = _date_checks(df, position, Path(parquet_path), text.types, rows)
         finally:
             df.unpersist()
 
+        notes = stored_notes(Path(parquet_path))
         detected = Detected(
             rows, len(names), stats, redundant, facts.nulls, found, drifts, near, text, missing
         )
+        detected = dataclasses.replace(detected, stored_as=notes, dates=dated)
         return build_report(
             self.name, detected, options, lambda: _driver_frame(spark, raw), progress, total
         )
@@ -857,7 +865,62 @@ def _text_checks(
     order = {name: i for i, name in enumerate(position)}
     formats.sort(key=lambda f: (order[f.column], f.type))
     cells = sum(rows - s.null_count for s in stats if s.name in text_columns)
-    return TextChecks(pii, formats, cells)
+    return TextChecks(pii, formats, cells, types)
+
+
+def _date_checks(
+    df: Any, position: dict[str, str], path: Path, types: Mapping[str, str], rows: int
+) -> DateChecks:
+    """``polars_engine._date_checks`` with Spark: the distinct values of each date column
+    with their counts (native columns as microseconds since 1970, text columns as text),
+    the shared assessment on the driver, then the rows holding the flagged values."""
+    from pyspark.sql import functions as F
+
+    native = {n: k for n, k in dates.native_columns(path).items() if n in position}
+    texts = [n for n in position if types.get(n) == "date"]
+    if not native and not texts:
+        return DateChecks()
+
+    def micros(name: str) -> Any:
+        col = F.col(position[name])
+        if native[name][0] == "date":
+            return F.unix_date(col).cast("long") * F.lit(dates.DAY_US)
+        return F.unix_micros(col.cast("timestamp"))
+
+    text_counts = dict(zip(texts, _text_value_counts(df, position, texts), strict=True))
+    columns = []
+    for name in position:
+        if name in native:
+            kind, zone = native[name]
+            counted = (
+                df.select(micros(name).alias("m")).filter(F.col("m").isNotNull()).groupBy("m")
+            ).count()
+            found = pl.from_arrow(counted.toArrow())
+            assert isinstance(found, pl.DataFrame)
+            table = found.select(
+                pl.col("m").cast(pl.Int64).alias("key"),
+                pl.col("m").cast(pl.Int64).alias("micros"),
+                pl.col("count").cast(pl.Int64),
+            ).sort("key")
+            columns.append(dates.TemporalColumn(name, kind, zone, False, table))
+        elif name in texts:
+            columns.append(dates.text_column(name, text_counts[name]))
+    checks = dates.assess(columns, rows)
+    if not checks.findings:
+        return checks
+    located: dict[int, list[int]] = {}
+    by_text = [(i, f) for i, f in enumerate(checks.findings) if f.column not in native]
+    found_text = _rows_holding(
+        df.sparkSession, df, position, [f.column for _, f in by_text], [f.keys for _, f in by_text]
+    )
+    located.update({i: r for (i, _), r in zip(by_text, found_text, strict=True)})
+    for i, f in enumerate(checks.findings):
+        if f.column in native:
+            keys = [int(k) for k in f.keys.to_list()]
+            picked = df.filter(micros(f.column).isin(keys)).select(F.col(IDX).alias("i"))
+            located[i] = sorted(int(v) for v in picked.toArrow().column("i").to_pylist())
+    findings = [dataclasses.replace(f, rows=located[i]) for i, f in enumerate(checks.findings)]
+    return dataclasses.replace(checks, findings=findings)
 
 
 def _typed_findings(

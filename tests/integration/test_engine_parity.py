@@ -79,6 +79,8 @@ def _close(a: Any, b: Any) -> bool:
         return a is b
     if isinstance(a, int) and isinstance(b, int):
         return a == b
+    if isinstance(a, str) or isinstance(b, str):  # a date column's ISO min / max
+        return bool(a == b)
     return math.isclose(float(a), float(b), rel_tol=REL_TOL, abs_tol=1e-12)
 
 
@@ -309,3 +311,69 @@ def test_text_and_linkage_findings_on_a_small_frame(tmp_path: Path) -> None:
         p.extra.get("missingness") for p in polars.column_profiles
     ]
     assert {p.name: p.extra["missingness"] for p in polars.column_profiles}["income"] == "MAR"
+
+
+def test_date_checks_and_profiles_on_a_small_frame(tmp_path: Path) -> None:
+    """Native dates and timestamps (naive and zoned) and date text (ISO dates, offsets):
+    the same types, ranges, histograms, placeholder dates, future timestamps and
+    impossible birth dates from both engines (issue 14, item 14)."""
+    import datetime as dt
+
+    import numpy as np
+
+    rng = np.random.default_rng(9)
+    n = 1500
+    start = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)
+    stamps = [start + dt.timedelta(minutes=int(m)) for m in np.sort(rng.integers(0, 10**6, n))]
+    stamps[700] = dt.datetime(2041, 3, 1, 12, tzinfo=dt.UTC)
+    births = [
+        (dt.date(1945, 1, 1) + dt.timedelta(days=int(d))).isoformat()
+        for d in rng.integers(0, 22_000, n)
+    ]
+    for i in range(0, n, 150):
+        births[i] = "1900-01-01"
+    births[3], births[4] = "2030-02-02", "1870-07-07"
+    offsets = [s.astimezone(dt.timezone(dt.timedelta(hours=2))).isoformat() for s in stamps]
+    frame = pl.DataFrame(
+        {
+            "created_at": pl.Series(stamps).dt.convert_time_zone("Europe/Berlin"),
+            "local_time": pl.Series([s.replace(tzinfo=None) for s in stamps]),
+            "day": [s.date() for s in stamps],
+            "dob": births,
+            "sent": offsets,
+            "n": rng.normal(0, 1, n),
+        }
+    )
+    path = tmp_path / "dates.parquet"
+    frame.write_parquet(path)
+    polars = PolarsScanEngine().scan(path, ScanOptions())
+    spark = SparkScanEngine().scan(path, ScanOptions())
+    found = {(i.type, i.column) for i in polars.issues}
+    assert found >= {
+        ("sentinel_values", "dob"),
+        ("impossible_values", "dob"),
+        ("impossible_values", "created_at"),
+        ("impossible_values", "local_time"),
+        ("impossible_values", "day"),
+        ("impossible_values", "sent"),
+    }
+    types = {p.name: p.type for p in polars.column_profiles}
+    assert types == {
+        "created_at": "datetime",
+        "local_time": "datetime",
+        "day": "date",
+        "dob": "date",
+        "sent": "datetime",
+        "n": "float",
+    }
+    date_keys = ("inferred_from", "timezone", "min", "max", "histogram", "histogram_excludes")
+
+    def dated(report: ScanReport) -> list[tuple[str, str, dict[str, Any]]]:
+        return [
+            (p.name, p.type, {k: p.extra.get(k) for k in date_keys}) for p in report.column_profiles
+        ]
+
+    assert dated(spark) == dated(polars)
+    assert spark.issues == polars.issues
+    assert spark.affected_rows == polars.affected_rows
+    assert spark.score == polars.score

@@ -98,6 +98,9 @@ def test_page_renders_in_chromium(
     assert numeric
     assert dom.count("<svg") >= len(numeric)
     assert dom.count('class="hist"') == len(numeric)
+    dated = [p for p in report.column_profiles if p.extra.get("histogram")]
+    assert dated  # the generator's ISO date columns, typed at scan time
+    assert dom.count('class="hist time"') == len(dated)
     assert 'class="nullmatrix"' in dom
     sampled = [i for i in report.issues if i.type in ("exact_duplicates", "outliers")]
     for issue in sampled:

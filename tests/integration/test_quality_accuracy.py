@@ -133,13 +133,35 @@ def test_outliers_per_injected_column(
 def test_sentinel_code_exactly(report: ScanReport, generated: tuple[Path, dict[str, Any]]) -> None:
     truth = generated[1]
     found = by_column(report, "sentinel_values")
-    assert set(found) == set(truth["sentinel"])
+    # numeric codes, and the date form of the check (test_date_problems)
+    assert set(found) == set(truth["sentinel"]) | set(truth["placeholder_dates"])
     for column, planted in truth["sentinel"].items():
         assert report.affected_rows[found[column].id] == planted["rows"]
         assert f"{planted['value']:g} (" in found[column].description
     # the codes are placeholders, not outliers or impossible negatives as well
     assert not set(by_column(report, "impossible_values")) & set(truth["sentinel"])
     assert not set(by_column(report, "outliers")) & set(truth["sentinel"])
+
+
+def test_date_problems(report: ScanReport, generated: tuple[Path, dict[str, Any]]) -> None:
+    """Placeholder birth dates, impossible birth dates and future purchase dates: recall
+    and precision 1 on the planted rows; the text date columns are typed."""
+    truth = generated[1]
+    placeholders = by_column(report, "sentinel_values")
+    for column, planted in truth["placeholder_dates"].items():
+        assert report.affected_rows[placeholders[column].id] == planted["rows"]
+        assert f"{planted['value']} (" in placeholders[column].description
+    impossible = by_column(report, "impossible_values")
+    for column, rows in truth["impossible_dates"].items():
+        flagged = set(report.affected_rows[impossible[column].id])
+        hits = len(flagged & set(rows))
+        recall, precision = hits / len(rows), hits / len(flagged)
+        assert recall == 1.0 and precision == 1.0, (column, recall, precision)
+    assert not set(impossible) & {"signup_date"}
+    types = {p.name: p.type for p in report.column_profiles}
+    for column, kind in truth["column_types"].items():
+        if kind == "date":
+            assert types[column] == "date", column
 
 
 def test_no_drift_without_a_previous_version(report: ScanReport) -> None:

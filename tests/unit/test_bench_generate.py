@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -208,3 +209,26 @@ def test_pii_values_are_valid_and_nowhere_else(
 def test_rejects_tiny_requests(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         generate(10, tmp_path)
+
+
+def test_date_problems(bench: tuple[Path, dict[str, Any]], frame: pl.DataFrame) -> None:
+    """Placeholder birth dates, impossible births and future purchases are exactly the
+    rows the ground truth lists; clean births never sit on a placeholder day."""
+    truth = bench[1]
+    indexed = frame.with_row_index()
+    planted = truth["placeholder_dates"]["birth_date"]
+    hits = indexed.filter(pl.col("birth_date") == planted["value"])["index"].to_list()
+    assert hits == planted["rows"] and 0.003 < len(hits) / ROWS < 0.008
+    assert indexed.filter(pl.col("birth_date") == "1970-01-01").height == 0
+    birth = indexed.with_columns(pl.col("birth_date").str.to_date())
+    odd = birth.filter(
+        (pl.col("birth_date") > pl.date(2026, 12, 31))
+        | (pl.col("birth_date") < pl.date(1890, 1, 1))
+    )
+    assert odd["index"].to_list() == truth["impossible_dates"]["birth_date"]
+    purchase = indexed.with_columns(pl.col("last_purchase_date").str.to_date())
+    late = purchase.filter(pl.col("last_purchase_date") > pl.date(2030, 12, 31))
+    assert late["index"].to_list() == truth["impossible_dates"]["last_purchase_date"]
+    assert late.height > 0
+    clean = purchase.filter(~pl.col("index").is_in(late["index"].implode()))
+    assert clean["last_purchase_date"].max() < dt.date(2026, 1, 1)
