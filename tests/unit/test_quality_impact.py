@@ -130,7 +130,7 @@ def test_random_labels_show_no_measured_gain() -> None:
     # table were chosen by models that saw the held-out labels; dropping those from
     # training carries the held-out labels into the model (a spurious gain).
     leaky = measure_impacts(frame, "y", {"leaky": drop_rows(found.rows)}, seed=0)["leaky"]
-    assert leaky.delta > measured.delta + measured.noise
+    assert leaky.gained and leaky.delta > 0.02
 
 
 def test_measurement_is_deterministic_for_a_seed() -> None:
