@@ -16,7 +16,11 @@ the data after the issue's standard fix (``after``).
   *training folds only* (after). The held-out fold is never touched by a fix: none of its
   rows is dropped and none of its labels changes, so before and after are scored on the
   very same rows and labels, and every labelled row is scored exactly once. A fix that
-  drops rows (duplicates, label issues) drops them from the training folds; a fix that
+  drops rows (duplicates) drops them from the training folds; label issues are a
+  :class:`TrainingFix`, *found again* on the training folds alone and dropped there (the
+  rows flagged on the whole table were chosen by models that saw the held-out labels:
+  dropping them carried those labels into training, and random labels "gained" 6 to 8
+  points); a fix that
   changes values (impute, winsorise, canonical spelling, null the mistyped cells) is a
   :class:`ValueFix`: it learns its statistics (median, mode, inlier range, commonest
   spelling) on the training folds only and is applied to the held-out rows' *feature*
@@ -53,7 +57,8 @@ the data after the issue's standard fix (``after``).
 the fix for a finding type; ``measure_finding_impacts`` picks the ``limit`` findings with
 the highest estimated impact that have a standard fix and measures those (the rest keep
 their estimate). Costs: sampling plus (1 + fixes) x ``FOLDS`` model fits on at most
-``SAMPLE_ROWS`` rows, whatever the frame's size.
+``SAMPLE_ROWS`` rows, whatever the frame's size; a label-issue fix adds ``FOLDS`` runs of
+the label check on the training folds (at most 2/3 of ``SAMPLE_ROWS`` rows each).
 """
 
 from __future__ import annotations
