@@ -528,14 +528,19 @@ def describe(findings: LabelFindings, label: str) -> str:
     acc = findings.accuracy if findings.accuracy is not None else math.nan
     if looks_like_noise(findings):
         rate = findings.majority_rate if findings.majority_rate is not None else math.nan
+        flagged = (
+            f"the {len(findings.rows):,} rows ({share:.2f}%) that disagree with the other "
+            "columns are no evidence of individual wrong labels"
+            if findings.rows
+            else "no row stands out"
+        )
         return (
             f"labels in {label!r} look like noise: the other columns predict them no better "
             f"than chance (out-of-fold accuracy {acc:.3f} of {findings.model} against "
             f"{rate:.3f} for always answering the commonest class; beating chance needs "
             f"{rate + chance_margin(findings):.3f} on {findings.assessed_rows:,} rows), so "
-            f"the {len(findings.rows):,} rows ({share:.2f}%) that disagree with them are no "
-            "evidence of individual wrong labels: check how the labels were made, or "
-            "whether the columns carry what decides them"
+            f"{flagged}: check how the labels were made, or whether the columns carry what "
+            "decides them"
         )
     return (
         f"{len(findings.rows):,} rows ({share:.2f}% of assessed rows) have a label in "
