@@ -118,3 +118,14 @@ def test_engine_uses_the_weights(tmp_path: Path) -> None:
     only_completeness = dict.fromkeys(DIMENSIONS, 0.0) | {"completeness": 1.0}
     weighted = PolarsScanEngine().scan(path, ScanOptions(weights=only_completeness))
     assert weighted.score.overall == weighted.score.completeness < plain.score.overall
+
+
+def test_labels_that_look_like_noise_score_zero_label_quality() -> None:
+
+    base = ScoreInputs(rows=1_000, columns=5, label_null_share=0.0, label_issue_share=0.2)
+    assert dimension_scores(base)["label_quality"] == pytest.approx(60.0)
+    noise = ScoreInputs(
+        rows=1_000, columns=5, label_null_share=0.0, label_issue_share=0.2, label_noise=True
+    )
+    assert dimension_scores(noise)["label_quality"] == 0.0
+    assert dimension_scores(ScoreInputs(rows=1_000, columns=5))["label_quality"] == 100.0
