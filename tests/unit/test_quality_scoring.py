@@ -121,7 +121,6 @@ def test_engine_uses_the_weights(tmp_path: Path) -> None:
 
 
 def test_labels_that_look_like_noise_score_zero_label_quality() -> None:
-
     base = ScoreInputs(rows=1_000, columns=5, label_null_share=0.0, label_issue_share=0.2)
     assert dimension_scores(base)["label_quality"] == pytest.approx(60.0)
     noise = ScoreInputs(
