@@ -504,7 +504,9 @@ def build_report(
         progress("labels", total - 1, total)
         labelled = assess_labels(table(), label, findings, options.seed)
         findings = labelled.findings
-        inputs = replace(inputs, label_issue_share=labelled.flagged_share)
+        inputs = replace(
+            inputs, label_issue_share=labelled.flagged_share, label_noise=labelled.noise
+        )
     issues, affected = number_issues(findings, rows)
     score = build_scores(inputs, options.weights)
     progress("score", total, total)

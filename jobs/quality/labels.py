@@ -44,6 +44,15 @@ materialised once, as float64). Measured single-threaded on a shared 2-core mach
 feature columns: 1M rows, 2 classes in ~23 s and ~1.1 GB peak (frame included); 200k rows,
 10 classes in ~55 s.
 
+**Labels that look like noise.** Confident learning flags the rows whose label the other
+columns contradict; when the columns predict the label no better than chance, it flags a
+large share of rows (43.8 % of fully random labels) that say nothing about individual
+rows. ``looks_like_noise`` compares the out-of-fold accuracy with the majority rate (the
+accuracy of always answering the commonest class): labels look like noise when the
+accuracy does not beat it by ``NOISE_MARGIN_Z`` binomial standard errors of that rate over
+the assessed rows (``chance_margin``, at least ``NOISE_MIN_MARGIN``). Then the whole label
+column, not a set of rows, is the finding (``describe`` says so).
+
 Everything is deterministic for a given ``seed``. Scikit-learn, its OpenMP and BLAS
 thread pools and cleanlab run on ``n_jobs`` threads, 1 by default: the scan workers share
 their cores.
@@ -73,6 +82,8 @@ SVM_MAX_ROWS = 3_000
 ET_SMALL_ROWS = 5_000
 LOGLOSS_FLOOR = 1e-3
 PREDICT_CHUNK = 100_000
+NOISE_MARGIN_Z = 3.0  # out-of-fold accuracy must beat the majority rate by 3 std errors...
+NOISE_MIN_MARGIN = 0.01  # ...and by at least 1 point, or the labels look like noise
 
 NumericArray = np.ndarray[Any, np.dtype[np.float64]]
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -100,6 +111,23 @@ class LabelFindings:
     candidate_logloss: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     skipped: str | None = None
+    majority_rate: float | None = None  # share of the commonest class among assessed rows
+
+
+def chance_margin(findings: LabelFindings) -> float:
+    """How much the out-of-fold accuracy must beat the majority rate by (see the module
+    docstring): ``NOISE_MARGIN_Z`` binomial standard errors of that rate over the assessed
+    rows, at least ``NOISE_MIN_MARGIN``."""
+    rate = findings.majority_rate if findings.majority_rate is not None else 1.0
+    n = max(1, findings.assessed_rows)
+    return max(NOISE_MIN_MARGIN, NOISE_MARGIN_Z * math.sqrt(rate * (1.0 - rate) / n))
+
+
+def looks_like_noise(findings: LabelFindings) -> bool:
+    """Whether the other columns predict the label no better than chance."""
+    if findings.skipped or findings.accuracy is None or findings.majority_rate is None:
+        return False
+    return findings.accuracy < findings.majority_rate + chance_margin(findings)
 
 
 @dataclass(frozen=True)
@@ -433,6 +461,7 @@ def _find_label_issues(
         quality = get_label_quality_scores(labels=y, pred_probs=probs)
     scores[assessed] = quality
     accuracy = float(np.mean(probs.argmax(axis=1) == y))
+    majority = float(np.bincount(y, minlength=k).max() / len(y))
     return LabelFindings(
         rows=sorted(int(i) for i in assessed[np.asarray(mask, dtype=bool)]),
         scores=scores,
@@ -444,6 +473,7 @@ def _find_label_issues(
         features=features.names,
         candidate_logloss={m: round(v, 6) for m, v in losses.items()},
         seconds=time.perf_counter() - started,
+        majority_rate=majority,
     )
 
 
@@ -496,6 +526,22 @@ def describe(findings: LabelFindings, label: str) -> str:
         return f"label quality of {label!r} not assessed: {findings.skipped}"
     share = 100.0 * len(findings.rows) / max(1, findings.assessed_rows)
     acc = findings.accuracy if findings.accuracy is not None else math.nan
+    if looks_like_noise(findings):
+        rate = findings.majority_rate if findings.majority_rate is not None else math.nan
+        flagged = (
+            f"the {len(findings.rows):,} rows ({share:.2f}%) that disagree with the other "
+            "columns are no evidence of individual wrong labels"
+            if findings.rows
+            else "no row stands out"
+        )
+        return (
+            f"labels in {label!r} look like noise: the other columns predict them no better "
+            f"than chance (out-of-fold accuracy {acc:.3f} of {findings.model} against "
+            f"{rate:.3f} for always answering the commonest class; beating chance needs "
+            f"{rate + chance_margin(findings):.3f} on {findings.assessed_rows:,} rows), so "
+            f"{flagged}: check how the labels were made, or whether the columns carry what "
+            "decides them"
+        )
     return (
         f"{len(findings.rows):,} rows ({share:.2f}% of assessed rows) have a label in "
         f"{label!r} that disagrees with the other columns (confident learning on "

@@ -67,6 +67,7 @@ class ScoreInputs:
     drifted_columns: int = 0  # columns that drifted since the previous version
     label_null_share: float | None = None  # None when no label column is given
     label_issue_share: float = 0.0  # share of assessed rows whose label looks wrong
+    label_noise: bool = False  # the other columns predict the label no better than chance
     near_duplicate_rows: int = 0  # rows beyond the first of each near-duplicate pair
     text_cells: int = 0  # non-null cells of the text columns the format checks looked at
     format_cells: int = 0  # of those, case/whitespace/date-format variants and mistypes
@@ -85,7 +86,8 @@ def dimension_scores(inputs: ScoreInputs) -> dict[str, float]:
       outliers per million, so 10 % is already broken data;
     - distribution = 100 * (1 - (constant + drifted columns) / columns);
     - label_quality = 100 without a label column, else 100 * (1 - label null share
-      - 2 * share of rows whose label looks wrong): 10 % flipped labels score about 80.
+      - 2 * share of rows whose label looks wrong): 10 % flipped labels score about 80;
+      0 when the labels look like noise (``labels.looks_like_noise``).
     """
     scores: dict[str, float] = dict.fromkeys(DIMENSIONS, 100.0)
     if inputs.rows <= 0 or inputs.columns <= 0:
@@ -113,6 +115,8 @@ def dimension_scores(inputs: ScoreInputs) -> dict[str, float]:
         scores["label_quality"] = 100.0 * (
             1.0 - inputs.label_null_share - LABEL_NOISE_PENALTY * inputs.label_issue_share
         )
+        if inputs.label_noise:
+            scores["label_quality"] = 0.0
     return {k: _clamp(v, 0.0, 100.0) for k, v in scores.items()}
 
 

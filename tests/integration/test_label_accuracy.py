@@ -63,3 +63,36 @@ def test_flagged_rows_match_flipped_labels(dataset: str, record_property: Any) -
     record_property("mean_f1", round(mean, 3))
     print(f"{dataset}: mean F1 {mean:.3f} per seed {np.round(scores, 3).tolist()} {models}")
     assert mean >= AIMS[dataset]
+
+
+def test_fixing_flipped_labels_gains_on_held_out_rows(record_property: Any) -> None:
+    """Issue 14 item 8: measured impacts are scored on held-out rows no fix touched, so a
+    gain has to be real. Wine with 10 % of its labels flipped: dropping the rows the label
+    check flags (found again on the training folds alone) raises held-out accuracy on the
+    given (still noisy) labels for every seed, measurably for seed 0. Measured: +6.7, +2.8
+    and +3.9 points for seeds 0-2 (noise 4.1 and 3.7 for the first two: on 178 rows a
+    point is under two rows)."""
+    from sklearn import datasets
+
+    from jobs.quality.impact import measure_finding_impacts
+    from jobs.quality.issues import Finding
+
+    x, y = datasets.load_wine(return_X_y=True)
+    deltas: list[float] = []
+    for seed in range(3):
+        noisy, _ = flip_labels(y, seed)
+        frame = pl.DataFrame(x, schema=[f"f{i}" for i in range(x.shape[1])]).with_columns(
+            pl.Series("label", noisy)
+        )
+        found = find_label_issues(frame, "label", seed=seed)
+        finding = Finding(
+            "label_issues", "label", "label_quality", "labels", len(found.rows), found.rows
+        )
+        m = measure_finding_impacts(frame, "label", [finding], seed=seed)[0]
+        assert m.rows_scored == len(y)  # every row scored, none dropped from scoring
+        assert m.delta > 0, (seed, m)
+        if seed == 0:
+            assert m.gained and m.impact_score >= 50, m
+        deltas.append(m.delta)
+    record_property("wine_mean_gain", round(float(np.mean(deltas)), 4))
+    print(f"wine, 10 % flipped: held-out gains {np.round(deltas, 4).tolist()}")

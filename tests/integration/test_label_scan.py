@@ -49,11 +49,13 @@ def test_label_issues_are_found_and_measured(cli: Cli, noisy: tuple[Path, set[in
     hits = len(found & flipped)
     precision, recall = hits / len(found), hits / len(flipped)
     assert 2 * precision * recall / (precision + recall) >= 0.8
-    # wrong labels cost label quality; fixing them measurably helps a model
+    # wrong labels cost label quality; the fix is measured on held-out rows it did not
+    # touch (on 569 rows a gain of a point or two is within the noise, so no claim of
+    # "50+": the circular protocol claimed that by scoring on the fixed rows)
     assert doc["score"]["label_quality"] < 90
-    assert "measured" in labels[0]["description"]
-    assert labels[0]["impact_score"] > 50
-    assert doc["issues"][0]["type"] == "label_issues"  # ranked first by measured impact
+    description = labels[0]["description"]
+    assert "measured" in description and "held-out rows the fix did not touch" in description
+    assert "look like noise" not in description
 
 
 def test_missing_label_column_is_one_clear_error(cli: Cli, noisy: tuple[Path, set[int]]) -> None:
@@ -77,3 +79,28 @@ def test_spark_engine_agrees_on_labels(cli: Cli, noisy: tuple[Path, set[int]]) -
 
     assert labels(spark_doc) == labels(polars_doc)
     assert spark_doc["score"]["label_quality"] == polars_doc["score"]["label_quality"]
+
+
+def test_random_labels_are_noise_and_fixing_them_gains_nothing(cli: Cli, tmp_path: Path) -> None:
+    """Issue 14 item 8: with random labels the scan flagged 43.8 % of rows and claimed
+    "fixing moves accuracy from 0.504 to 0.778"."""
+    rng = np.random.default_rng(3)
+    n = 2_000
+    frame = pl.DataFrame(
+        {f"x{i}": rng.normal(size=n).round(4) for i in range(5)}
+        | {"y": rng.choice(["cat", "dog"], n)}
+    )
+    path = tmp_path / "random.csv"
+    frame.write_csv(path)
+    run = cli("scan", str(path), "--label", "y", "--format", "json")
+    assert run.code == 0, run.stderr
+    doc = run.json()
+    labels = [i for i in doc["issues"] if i["type"] == "label_issues"]
+    assert len(labels) == 1
+    issue = labels[0]
+    assert issue["severity"] == "critical"
+    assert issue["description"].startswith("labels in 'y' look like noise")
+    assert "measured: no measurable gain" in issue["description"]
+    assert issue["impact_score"] == 0.0
+    assert doc["score"]["label_quality"] == 0.0
+    assert not any("measured gain" in i["description"] for i in doc["issues"])

@@ -11,6 +11,8 @@ from jobs.quality.impact import (
     MIN_NOISE,
     ROW_ID,
     SAMPLE_ROWS,
+    TrainingFix,
+    ValueFix,
     canonical_spelling,
     drop_rows,
     impute,
@@ -23,6 +25,7 @@ from jobs.quality.impact import (
     winsorize,
 )
 from jobs.quality.issues import Finding
+from jobs.quality.labels import find_label_issues
 
 
 def _planted(n: int, seed: int = 0) -> tuple[pl.DataFrame, dict[str, list[int]]]:
@@ -72,27 +75,62 @@ def test_score_delta_mapping() -> None:
     assert score_delta(0.02) < score_delta(0.03) < score_delta(0.04)
 
 
-def test_harmful_issues_score_high_and_harmless_ones_zero() -> None:
+def test_fixes_are_scored_on_untouched_held_out_rows() -> None:
+    """Nothing planted here is worth fixing for a gradient-boosting model, and the held-out
+    protocol says so: imputing nulls (informative column or not) cannot beat a model that
+    reads missing values itself, dropping repeated rows removes only the copies that
+    flattered the baseline, and 10 % symmetric label noise barely moves trees trained on it
+    (the circular protocol claimed +5 and +8 points here by scoring on the fixed rows)."""
     frame, rows = _planted(3_000)
     fixes = {
         "null_x0": standard_fix("null_values", "x0", rows["null_x0"], label="y"),
         "null_x4": standard_fix("null_values", "x4", rows["null_x4"], label="y"),
-        "labels": standard_fix("label_issues", None, rows["labels"], label="y"),
+        "labels": drop_rows(rows["labels"]),  # the truth, not the label check's guess
         "duplicates": standard_fix("exact_duplicates", None, rows["duplicates"], label="y"),
     }
     assert all(fix is not None for fix in fixes.values())
     measured = measure_impacts(frame, "y", {k: v for k, v in fixes.items() if v}, seed=0)
     assert set(measured) == set(fixes)
-    # One baseline for all.
+    # One baseline for all, scored on every labelled row, the same rows after every fix.
     assert len({m.before for m in measured.values()}) == 1
-    # Nulls in the column the label depends on cost accuracy; so does label noise.
-    assert measured["null_x0"].delta > 0.02 and measured["null_x0"].impact_score >= 30
-    assert measured["labels"].delta > 0.04 and measured["labels"].impact_score >= 80
-    # Nulls in a column the label ignores, and repeated rows, cost nothing measurable.
-    assert measured["null_x4"].impact_score == 0.0
-    assert measured["duplicates"].impact_score == 0.0
+    assert {m.rows_scored for m in measured.values()} == {3_150}
+    # Rows trained on: a drop keeps the others, a value fix keeps them all.
     assert measured["duplicates"].rows_after == 3_000
-    assert measured["null_x0"].rows_after == 3_150 - 900  # the listed null rows dropped
+    assert measured["labels"].rows_after == 3_150 - len(rows["labels"])
+    assert measured["null_x0"].rows_after == measured["null_x4"].rows_after == 3_150
+    for name in ("null_x0", "null_x4", "duplicates"):
+        assert measured[name].impact_score == 0.0, (name, measured[name])
+        assert not measured[name].gained
+    # Removing the truly flipped rows from training helps a little, if at all.
+    assert -0.01 < measured["labels"].delta < 0.03
+    for m in measured.values():
+        assert m.noise >= max(MIN_NOISE, 2 * m.stderr) - 1e-6
+
+
+def _random_labels(n: int, seed: int) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame(
+        {f"x{i}": rng.normal(size=n) for i in range(5)} | {"y": rng.integers(0, 2, n)}
+    )
+
+
+def test_random_labels_show_no_measured_gain() -> None:
+    """Issue 14 item 8: random labels, about 45 % of rows flagged, and the old protocol
+    claimed fixing them moved accuracy from 0.50 to 0.78."""
+    frame = _random_labels(2_000, seed=5)
+    found = find_label_issues(frame, "y", seed=0)
+    assert len(found.rows) > 0.3 * frame.height  # confident learning flags a lot...
+    finding = Finding("label_issues", "y", "label_quality", "labels", len(found.rows), found.rows)
+    measured = measure_finding_impacts(frame, "y", [finding], seed=0)[0]
+    # ...and fixing them gains nothing measurable on held-out rows.
+    assert measured.impact_score == 0.0 and not measured.gained
+    assert abs(measured.delta) <= measured.noise
+    assert abs(measured.before - 0.5) < 0.05 and abs(measured.after - 0.5) < 0.05
+    # Why the label check is re-run on the training folds: the rows flagged on the whole
+    # table were chosen by models that saw the held-out labels; dropping those from
+    # training carries the held-out labels into the model (a spurious gain).
+    leaky = measure_impacts(frame, "y", {"leaky": drop_rows(found.rows)}, seed=0)["leaky"]
+    assert leaky.gained and leaky.delta > 0.02
 
 
 def test_measurement_is_deterministic_for_a_seed() -> None:
@@ -111,7 +149,9 @@ def test_large_frames_are_sampled() -> None:
     )
     elapsed = time.perf_counter() - started
     assert measured["labels"].rows_before == SAMPLE_ROWS
-    assert measured["labels"].impact_score >= 80
+    assert measured["labels"].rows_scored == SAMPLE_ROWS
+    assert SAMPLE_ROWS * 0.85 < measured["labels"].rows_after < SAMPLE_ROWS * 0.95
+    assert measured["labels"].delta > -0.01
     assert measured["x4"].impact_score == 0.0
     assert elapsed < 60  # a few seconds on an idle 2-core machine
 
@@ -156,9 +196,13 @@ def test_standard_fixes() -> None:
     assert standard_fix("constant_column", "num", []) is None
     assert standard_fix("pii_detected", "cat", [1]) is None
     assert standard_fix("exact_duplicates", None, []) is None
-    # Nulls: drop the rows while that keeps most of them, else impute.
+    # Nulls: impute the median (numbers) or mode, learnt on the rows it is fitted on and
+    # applied to any rows (held-out rows have nulls too).
     nulls = standard_fix("null_values", "num", [1, 5], label="y")
-    assert nulls is not None and nulls(frame)[ROW_ID].to_list() == [0, 2, 3, 4]
+    assert isinstance(nulls, ValueFix)
+    assert nulls(frame)["num"].to_list() == [1.0, 4.0, 3.0, 100.0, 5.0, 4.0]
+    learnt = nulls.fit(frame.head(3))  # median of 1 and 3
+    assert learnt(frame)["num"].to_list() == [1.0, 2.0, 3.0, 100.0, 5.0, 2.0]
     heavy = standard_fix("null_values", "mostly_null", [0, 1, 2, 3], label="y")
     assert heavy is not None and heavy(frame)["mostly_null"].to_list() == [1.5] * 4 + [1.0, 2.0]
     assert impute("int")(frame)["int"].to_list() == [1, 4, 3, 4, 5, 6]
@@ -178,6 +222,14 @@ def test_standard_fixes() -> None:
     for kind in ("exact_duplicates", "near_duplicates", "label_issues"):
         fix = standard_fix(kind, None, [0, 4])
         assert fix is not None and fix(frame)[ROW_ID].to_list() == [1, 2, 3, 5]
+    # With the label known, label issues are found again on the training rows alone.
+    assert isinstance(standard_fix("label_issues", "y", [0, 4], label="y"), TrainingFix)
+    assert standard_fix("label_issues", "y", [], label="y") is None
+    # Value fixes learn on training rows and apply to held-out ones: a spelling the
+    # training rows lack keeps its own; outliers clip to the training rows' inlier range.
+    spelled_on_train = canonical_spelling("cat").fit(frame.head(3))(frame)["cat"].to_list()
+    assert spelled_on_train[4:] == ["Blue", "blue"]
+    assert winsorize("num", [3]).fit(frame.head(3))(frame)["num"].to_list()[3] == 3.0
 
 
 def test_measure_finding_impacts_measures_the_top_estimates_only() -> None:
@@ -193,8 +245,9 @@ def test_measure_finding_impacts_measures_the_top_estimates_only() -> None:
     measured = measure_finding_impacts(frame, "y", findings, limit=2, seed=0)
     # The two 30 % null findings have the highest estimates (critical); ties keep order.
     assert set(measured) == {0, 3}
-    assert measured[3].impact_score > measured[0].impact_score == 0.0
+    assert measured[0].impact_score == measured[3].impact_score == 0.0  # imputing: no gain
     everything = measure_finding_impacts(frame, "y", findings, limit=10, seed=0)
     assert set(everything) == {0, 2, 3, 4}  # the constant column has no fix to measure
-    assert everything[2].impact_score >= 80
+    assert everything[2].rows_scored == total  # every labelled row, none dropped
+    assert everything[2].rows_after < total  # label issues found again and dropped
     assert total == 2_100

@@ -6,7 +6,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from jobs.quality.labels import MIN_CLASS_MEMBERS, build_features, find_label_issues
+from jobs.quality.labels import (
+    MIN_CLASS_MEMBERS,
+    build_features,
+    chance_margin,
+    describe,
+    find_label_issues,
+    looks_like_noise,
+)
 
 
 def _noisy_frame(n: int, seed: int, flip_share: float = 0.1) -> tuple[pl.DataFrame, set[int]]:
@@ -166,3 +173,28 @@ def test_integer_and_categorical_labels() -> None:
     b = find_label_issues(as_cat, "label")
     assert a.rows == b.rows
     assert _f1(a.rows, flipped) >= 0.6
+
+
+def test_random_labels_look_like_noise_and_real_ones_do_not() -> None:
+    rng = np.random.default_rng(11)
+    n = 1_000
+    random = pl.DataFrame(
+        {f"x{i}": rng.normal(size=n) for i in range(5)} | {"y": rng.integers(0, 2, n)}
+    )
+    found = find_label_issues(random, "y", seed=0)
+    assert found.majority_rate is not None and 0.5 <= found.majority_rate <= 0.55
+    assert found.accuracy is not None
+    assert found.accuracy < found.majority_rate + chance_margin(found)
+    assert looks_like_noise(found)
+    text = describe(found, "y")
+    assert text.startswith("labels in 'y' look like noise")
+    assert "no evidence of individual wrong labels" in text
+    # 3 binomial standard errors of a ~0.5 rate over 1,000 rows: ~4.7 points.
+    assert 0.04 <= chance_margin(found) <= 0.05
+
+    noisy, _ = _noisy_frame(400, seed=3)
+    real = find_label_issues(noisy, "label", seed=0)
+    assert not looks_like_noise(real)
+    assert "look like noise" not in describe(real, "label")
+    skipped = find_label_issues(pl.DataFrame({"x": np.arange(200.0), "y": ["a"] * 200}), "y")
+    assert not looks_like_noise(skipped)

@@ -131,3 +131,13 @@ def test_huge_weights_are_normalised_not_overflowed() -> None:
     assert overall_score(SCORES, every, has_label=True) == pytest.approx(70.0)
     tiny = dict.fromkeys(DIMENSIONS, 0.0) | {"distribution": 5e-324}
     assert overall_score(SCORES, tiny, has_label=True) == pytest.approx(60.0)
+
+
+def test_labels_that_look_like_noise_score_zero_label_quality() -> None:
+    base = ScoreInputs(rows=1_000, columns=5, label_null_share=0.0, label_issue_share=0.2)
+    assert dimension_scores(base)["label_quality"] == pytest.approx(60.0)
+    noise = ScoreInputs(
+        rows=1_000, columns=5, label_null_share=0.0, label_issue_share=0.2, label_noise=True
+    )
+    assert dimension_scores(noise)["label_quality"] == 0.0
+    assert dimension_scores(ScoreInputs(rows=1_000, columns=5))["label_quality"] == 100.0
