@@ -128,7 +128,11 @@ def _check_label(ingested: IngestedFile, label: str, file_name: str) -> None:
 
     if label not in ingested.schema:
         raise UserInputError(f"--label {label!r} is not a column of {file_name}")
-    nulls = pl.scan_parquet(ingested.parquet_path).select(pl.col(label).null_count()).collect()
+    nulls = (
+        pl.scan_parquet(ingested.parquet_path, glob=False)
+        .select(pl.col(label).null_count())
+        .collect()
+    )
     if int(nulls.item()) >= ingested.rows:
         raise UserInputError(
             f"--label {label!r} has no values (every row is empty); a label column needs values"

@@ -368,6 +368,7 @@ def _scan_csv(path: Path, dialect: Dialect, infer_rows: int | None) -> pl.LazyFr
         has_header=dialect.header,
         decimal_comma=dialect.decimal == ",",
         infer_schema_length=infer_rows,
+        glob=False,  # a file name with [ or * is a name, not a pattern
     )
 
 
@@ -422,7 +423,7 @@ def _read_other(path: Path, fmt: str, out: Path) -> None:
         if fmt == "parquet":
             # Streamed row group by row group: memory bounded by the largest row group,
             # not the file (pl.read_parquet held the whole decoded table).
-            pl.scan_parquet(path).sink_parquet(out)
+            pl.scan_parquet(path, glob=False).sink_parquet(out)
             return
         if fmt == "jsonl":
             _jsonl_duplicates(path)
@@ -532,7 +533,7 @@ def _parquet_as_is(path: Path) -> bool:
     otherwise it is rewritten (streamed) with Polars' row groups."""
     try:
         meta = pq.ParquetFile(path).metadata
-        pl.scan_parquet(path).collect_schema()
+        pl.scan_parquet(path, glob=False).collect_schema()
     except Exception:
         return False  # the rewrite reports what is wrong with it
     groups = (meta.row_group(i).num_rows for i in range(meta.num_row_groups))
@@ -627,7 +628,7 @@ def ingest(
         else:
             _read_other(source, fmt, out)
     out = normalise_types(out, workdir)  # types every engine reads (jobs/quality/types.py)
-    lazy = pl.scan_parquet(out)
+    lazy = pl.scan_parquet(out, glob=False)
     schema = lazy.collect_schema()
     if len(schema) == 0:
         raise InputError(f"{path.name}: no columns found; not a table")

@@ -219,7 +219,7 @@ def _read_rows(
     """The rows at ``positions`` (0-based, in file order), in the order given."""
     if not positions:
         return pl.DataFrame()
-    lf = pl.scan_parquet(path)
+    lf = pl.scan_parquet(path, glob=False)
     if columns is not None:
         lf = lf.select(columns)
     wanted = pl.Series("__pos", list(positions), dtype=pl.UInt32)
@@ -398,7 +398,7 @@ def _histograms(path: Path, numeric: list[ColumnProfile]) -> dict[str, _Histogra
     ranges = {p.name: r for p in numeric if (r := _bin_range(p)) is not None}
     if not ranges:
         return {}
-    data = pl.scan_parquet(path).select(list(ranges))
+    data = pl.scan_parquet(path, glob=False).select(list(ranges))
     schema = data.collect_schema()
     exprs: list[pl.Expr] = []
     for i, (name, (low, high)) in enumerate(ranges.items()):
@@ -459,7 +459,7 @@ def _variants(path: Path, columns: list[str]) -> dict[str, list[list[tuple[str, 
     found: dict[str, list[list[tuple[str, int]]]] = {}
     for name in columns:
         counts = (
-            pl.scan_parquet(path)
+            pl.scan_parquet(path, glob=False)
             .select(pl.col(name).cast(pl.String).alias("value"))
             .drop_nulls()
             .group_by("value")

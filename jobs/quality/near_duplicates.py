@@ -1139,7 +1139,7 @@ def _segment_frames(
             writer.close()
     for part in range(segments):
         if part in writers:
-            yield pl.read_parquet(paths[part])
+            yield pl.read_parquet(paths[part], glob=False)
             paths[part].unlink()
 
 

@@ -70,7 +70,7 @@ class ScanTable:
         )
         max_rows = env_number("DATRIX_SCAN_IN_MEMORY_ROWS", IN_MEMORY_ROWS)
         if decoded <= limit_mb * (1 << 20) and rows <= max_rows:
-            return cls(pl.read_parquet(path).lazy(), rows, max(rows, 1), False, decoded)
+            return cls(pl.read_parquet(path, glob=False).lazy(), rows, max(rows, 1), False, decoded)
         if chunk_rows is None:
             forced = int(env_number("DATRIX_SCAN_CHUNK_ROWS", 0))
             if forced:
@@ -79,7 +79,7 @@ class ScanTable:
                 per_row = decoded / max(rows, 1)
                 wanted = int(CHUNK_MB * (1 << 20) / max(per_row, 1.0))
                 chunk_rows = min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, wanted))
-        return cls(pl.scan_parquet(path), rows, max(1, chunk_rows), True, decoded)
+        return cls(pl.scan_parquet(path, glob=False), rows, max(1, chunk_rows), True, decoded)
 
     @classmethod
     def in_memory(cls, frame: pl.DataFrame) -> ScanTable:

@@ -114,7 +114,7 @@ def stored_notes(path: Path) -> dict[str, str]:
 def normalise_types(path: Path, workdir: Path) -> Path:
     """``path`` itself when every column is stored in a portable type; otherwise a
     rewritten copy in ``workdir`` (streamed) with the notes in its metadata."""
-    lazy = pl.scan_parquet(path)
+    lazy = pl.scan_parquet(path, glob=False)
     schema = lazy.collect_schema()
     plan = _plan(lazy, schema)
     if not plan:
