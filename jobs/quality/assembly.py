@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import polars as pl
@@ -85,8 +85,10 @@ def core_findings(
     accuracy: Accuracy,
     drifts: Sequence[drift.ColumnDrift] = (),
     previous_version: int | None = None,
+    missingness_capped: Mapping[str, tuple[int, int]] | None = None,
 ) -> list[Finding]:
     findings: list[Finding] = []
+    capped = missingness_capped or {}
     if redundant:
         n = len(redundant)
         findings.append(
@@ -111,6 +113,7 @@ def core_findings(
                     description=(
                         f"{s.null_count:,} null values in column {s.name!r} "
                         f"({pct(s.null_count, rows):.2f}% of rows)"
+                        + _capped_note(capped.get(s.name))
                     ),
                     affected_count=s.null_count,
                     rows=null_rows.get(s.name, []),
@@ -143,6 +146,16 @@ def core_findings(
         if d.drifted
     ]
     return findings
+
+
+def _capped_note(capped: tuple[int, int] | None) -> str:
+    if capped is None:
+        return ""
+    tested, could = capped
+    return (
+        f"; its missingness class was tested against the {tested:,} nearest of {could:,} "
+        f"other usable columns (a cap on wide tables)"
+    )
 
 
 def _accuracy_findings(name: str, rows: int, accuracy: Accuracy) -> list[Finding]:
@@ -425,6 +438,9 @@ class Detected:
     near: NearDuplicates
     text: TextChecks
     missingness: Mapping[str, str] | None
+    # columns whose missingness was tested against a capped set of partners:
+    # (partners tested, partners that could have been) (``missingness.MAX_PARTNERS``)
+    missingness_capped: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def build_report(
@@ -442,7 +458,14 @@ def build_report(
     version = options.previous_version
     progress("score", total - 1, total)
     findings = core_findings(
-        rows, stats, found.redundant, found.null_rows, found.accuracy, found.drifts, version
+        rows,
+        stats,
+        found.redundant,
+        found.null_rows,
+        found.accuracy,
+        found.drifts,
+        version,
+        found.missingness_capped,
     )
     findings += detector_findings(found.near, found.text, rows)
     inputs = detector_score_inputs(

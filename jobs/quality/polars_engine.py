@@ -61,7 +61,7 @@ from jobs.quality.formats import (
     infer_text_types,
     typed_column_findings,
 )
-from jobs.quality.missingness import classify as classify_missingness
+from jobs.quality.missingness import assess as assess_missingness
 from jobs.quality.near_duplicates import find_near_duplicates_in
 from jobs.quality.outliers import IF_FIT_ROWS, sample_step
 from jobs.quality.pii import SAMPLE_SIZE, detect_pii, pii_candidates, sample_frame
@@ -122,7 +122,7 @@ class PolarsScanEngine:
             sample = evenly_spaced(table, sampled, sample_step(rows, IF_FIT_ROWS))
             found = accuracy.judge_accuracy(stats, rows, plan, facts, sample, options.seed)
             drifts = _drift(table, stats, rows, options.previous_path)
-            missingness = classify_missingness(table, schema, plan.null_columns, rows, options.seed)
+            missingness = assess_missingness(table, schema, plan.null_columns, rows, options.seed)
             text = _text_checks(table, schema, stats, rows)
             if pending is not None:
                 near = pending.result()
@@ -138,7 +138,8 @@ class PolarsScanEngine:
             drifts,
             near,
             text,
-            missingness,
+            missingness.classes,
+            missingness.capped,
         )
         # With a label column the rows are materialised (labels.py assesses every row).
         whole = functools.partial(table.collect, source)
