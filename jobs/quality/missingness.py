@@ -184,9 +184,9 @@ def assess(
         seen = values[~np.isnan(values)]
         if seen.size >= 2 * MIN_GROUP and seen.min() < seen.max():
             usable.add(c)
-    order = {name: i for i, name in enumerate(schema)}
+    place = {name: i for i, name in enumerate(schema)}
     partners = [c for c in schema if c in usable]
-    positions = [order[c] for c in partners]
+    positions = [place[c] for c in partners]
     sample_rows = frame.height
     chi2_possible = _chi2_can_pass(sample_rows)
     capped: dict[str, tuple[int, int]] = {}
@@ -196,11 +196,11 @@ def assess(
         if share == 0 or share == 1:
             result[column] = "MCAR" if share else "none"
             continue
-        tested = nearest_partners(order[column], partners, positions, MAX_PARTNERS)
+        tested = nearest_partners(place[column], partners, positions, MAX_PARTNERS)
         could = len(partners) - (column in usable)
-        if could > len(tested):
-            capped[column] = (len(tested), could)
         numeric_possible = min(int(missing.sum()), sample_rows - int(missing.sum())) >= MIN_GROUP
+        if could > len(tested) and (numeric_possible or chi2_possible):
+            capped[column] = (len(tested), could)
         flag = missing.astype(np.int64)
         dependent = any(
             _numeric_dependence(numeric_values[o], missing)

@@ -55,8 +55,8 @@ def _wide_frame(columns: int, rows: int, seed: int = 0) -> pl.DataFrame:
         else:
             s = pl.Series(name, rng.integers(-5, 5, rows).astype(np.float64))
         if j % 4 == 0 and kind != 5:
-            s = pl.select(pl.when(pl.Series(rng.random(rows) < 0.2)).then(None).otherwise(s))
-            s = s.to_series().alias(name)
+            gaps = pl.Series(rng.random(rows) < 0.2)
+            s = pl.select(pl.when(gaps).then(None).otherwise(s)).to_series().alias(name)
         series.append(s)
     return pl.DataFrame(series)
 
