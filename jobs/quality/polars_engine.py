@@ -12,7 +12,8 @@ while its rows are found). The detectors are written once for both ways. The pas
 1. profile    - one ``select`` with every per-column aggregate, plus one group-by per
                 column for exact distinct counts, top values and the edge values the
                 sentinel check needs (bounded: quantiles a few columns at a time, and a
-                column with many distinct values grouped in hash parts that merge exactly);
+                column with many distinct values grouped in hash parts that merge exactly;
+                a wide table: batches of columns, value counts stacked, ``profiling.py``);
 2. duplicates - whole-row hashes, then exact verification among rows sharing a hash;
                 then near duplicates among the remaining rows (``near_duplicates.py``; a
                 bounded table of more than ``SEGMENT_ROWS`` rows is searched in segments
@@ -24,7 +25,8 @@ while its rows are found). The detectors are written once for both ways. The pas
                 or drops each candidate (``outliers.py``); with a previous version,
                 evenly spaced samples (<= 100k rows) of both versions give the drift
                 statistics (``drift.py``); the missingness class of each column with
-                nulls from a seeded sample of rows (``missingness.py``); then the text
+                nulls from a seeded sample of rows, tested against at most 100 other
+                columns (``missingness.py``); then the text
                 checks: an evenly spaced sample of every text column decides which hold
                 PII (``pii.py``) and which are numbers or dates in text form, whose
                 mismatches and mixed date formats are then found on the whole column,
