@@ -212,3 +212,29 @@ def test_null_finding_says_when_the_missingness_cap_applied() -> None:
     text = {f.column: f.description for f in findings if f.type == "null_values"}
     assert "tested against the 100 nearest of 4,321 other usable columns" in text["a"]
     assert "tested against" not in text["b"]
+
+
+def test_html_histograms_in_column_batches_equal_one_query(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobs.quality import html_report
+    from jobs.report import ColumnProfile
+
+    frame = _wide_frame(60, 200, seed=3)
+    path = tmp_path / "wide.parquet"
+    frame.write_parquet(path)
+    numeric = [
+        ColumnProfile(c, "float", 0, 0.0, 10, {"min": frame[c].min(), "max": frame[c].max()})
+        for c in frame.columns
+        if frame[c].dtype.is_numeric() and frame[c].null_count() < frame.height
+    ]
+
+    def histograms() -> dict[str, tuple[object, ...]]:
+        found = html_report._histograms(path, numeric)
+        return {k: (h.low, h.high, h.counts, h.below, h.above) for k, h in found.items()}
+
+    monkeypatch.setattr(html_report, "HISTOGRAM_COLUMNS", 3)
+    batched = histograms()
+    monkeypatch.setattr(html_report, "HISTOGRAM_COLUMNS", 10**6)
+    assert batched == histograms()
+    assert len(batched) >= 10  # several batches of 3
