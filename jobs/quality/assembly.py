@@ -91,8 +91,10 @@ def core_findings(
     accuracy: Accuracy,
     drifts: Sequence[drift.ColumnDrift] = (),
     previous_version: int | None = None,
+    missingness_capped: Mapping[str, tuple[int, int]] | None = None,
 ) -> list[Finding]:
     findings: list[Finding] = []
+    capped = missingness_capped or {}
     if redundant:
         n = len(redundant)
         findings.append(
@@ -118,6 +120,7 @@ def core_findings(
                     description=(
                         f"{counted(s.null_count, 'null value')} in column {s.name!r} "
                         f"({pct(s.null_count, rows):.2f}% of rows)"
+                        + _capped_note(capped.get(s.name))
                     ),
                     affected_count=s.null_count,
                     rows=null_rows.get(s.name, []),
@@ -150,6 +153,16 @@ def core_findings(
         if d.drifted
     ]
     return findings
+
+
+def _capped_note(capped: tuple[int, int] | None) -> str:
+    if capped is None:
+        return ""
+    tested, could = capped
+    return (
+        f"; its missingness class was tested against the {tested:,} nearest of {could:,} "
+        f"other usable columns (a cap on wide tables)"
+    )
 
 
 def _accuracy_findings(name: str, rows: int, accuracy: Accuracy) -> list[Finding]:
@@ -471,6 +484,9 @@ class Detected:
     stored_as: Mapping[str, str] = field(default_factory=dict)
     # date and timestamp columns, native or typed from text (dates.py)
     dates: DateChecks = field(default_factory=DateChecks)
+    # columns whose missingness was tested against a capped set of partners:
+    # (partners tested, partners that could have been) (``missingness.MAX_PARTNERS``)
+    missingness_capped: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def build_report(
@@ -488,7 +504,14 @@ def build_report(
     version = options.previous_version
     progress("score", total - 1, total)
     findings = core_findings(
-        rows, stats, found.redundant, found.null_rows, found.accuracy, found.drifts, version
+        rows,
+        stats,
+        found.redundant,
+        found.null_rows,
+        found.accuracy,
+        found.drifts,
+        version,
+        found.missingness_capped,
     )
     findings += detector_findings(found.near, found.text, rows)
     findings += date_findings(found.dates)

@@ -19,7 +19,7 @@ from jobs.quality.accuracy import RowFacts, RowPlan
 from jobs.quality.profiling import numeric_expr
 from jobs.quality.rowset import RowSet
 from jobs.quality.sentinels import NegativeCounts
-from jobs.quality.table import ScanTable
+from jobs.quality.table import ScanTable, select_by_column
 
 HASH_SEED = 0x5EED
 
@@ -93,25 +93,25 @@ def row_facts(
     NaN and null are never outliers or negatives; sentinel cells are neither either.
     """
     table = ScanTable.of(source)
-    exprs: list[pl.Expr] = []
+    exprs: list[tuple[str, pl.Expr]] = []  # (the column read, the expression)
     for i, name in enumerate(plan.null_columns):
-        exprs.append(pl.col(name).is_null().arg_true().implode().alias(f"n{i}"))
+        exprs.append((name, pl.col(name).is_null().arg_true().implode().alias(f"n{i}")))
     for i, (name, rule) in enumerate(plan.rules.items()):
         x = numeric_expr(name, schema[name])
         is_out = ((x < rule.fences.low) | (x > rule.fences.high)) & ~_is_sentinel(x, plan, name)
         is_out = is_out.fill_null(False)
-        exprs.append(is_out.arg_true().implode().alias(f"o{i}"))
-        exprs.append(x.cast(pl.Float64).filter(is_out).implode().alias(f"v{i}"))
+        exprs.append((name, is_out.arg_true().implode().alias(f"o{i}")))
+        exprs.append((name, x.cast(pl.Float64).filter(is_out).implode().alias(f"v{i}")))
     for i, name in enumerate(plan.sentinels):
         hit = pl.col(name).cast(pl.Float64).is_in(plan.sentinel_values(name)).fill_null(False)
-        exprs.append(hit.arg_true().implode().alias(f"s{i}"))
+        exprs.append((name, hit.arg_true().implode().alias(f"s{i}")))
     for i, (name, w) in enumerate(plan.negatives.items()):
         x = numeric_expr(name, schema[name]).cast(pl.Float64)
         real = ~_is_sentinel(x, plan, name)
         exprs += [
-            ((x < 0) & real).fill_null(False).arg_true().implode().alias(f"g{i}"),
-            ((x >= -w) & (x < 0) & real).sum().alias(f"b{i}"),
-            ((x >= 0) & (x < w)).sum().alias(f"a{i}"),
+            (name, ((x < 0) & real).fill_null(False).arg_true().implode().alias(f"g{i}")),
+            (name, ((x >= -w) & (x < 0) & real).sum().alias(f"b{i}")),
+            (name, ((x >= 0) & (x < w)).sum().alias(f"a{i}")),
         ]
     if not exprs:
         return RowFacts()
@@ -122,7 +122,7 @@ def row_facts(
     sums: dict[str, int] = {}
     rows = 0
     for start, chunk in table.chunks([c for c in schema if c in used]):
-        found = chunk.select(exprs)
+        found = select_by_column(chunk, exprs)
         rows = start + chunk.height
         for key in found.columns:
             value = found[key][0]

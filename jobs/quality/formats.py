@@ -247,7 +247,8 @@ def case_variant_findings(
     table = ScanTable.of(source)
     value = pl.col("value")
     queries = [
-        table.lazy.select(pl.col(c).cast(pl.String).alias("value"))
+        table.narrow([c])
+        .select(pl.col(c).cast(pl.String).alias("value"))
         .group_by("value")
         .len(name="count")
         .drop_nulls()

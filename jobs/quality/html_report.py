@@ -45,6 +45,7 @@ from jobs.report import DIMENSIONS, ColumnProfile, Issue, ScanReport
 __all__ = ["render_html"]
 
 BINS = 20
+HISTOGRAM_COLUMNS = 64  # numeric columns whose histograms one query counts
 HIST_K = 3.0  # histogram range: [p25 - K*IQR, p75 + K*IQR], cut to [min, max]
 NULL_SAMPLE = 200
 SAMPLE_ROWS = 10
@@ -410,7 +411,13 @@ def _histograms(path: Path, numeric: list[ColumnProfile]) -> dict[str, _Histogra
         idx = idx.cast(pl.Int8)
         exprs += [(idx == b).sum().alias(f"{i}:{b}") for b in range(BINS)]
         exprs += [(col < low).sum().alias(f"{i}:below"), (col > high).sum().alias(f"{i}:above")]
-    row = data.select(exprs).collect(engine="streaming").row(0, named=True)
+    # HISTOGRAM_COLUMNS columns a query: one query of every column's expressions is
+    # planned in a time that grows with their square (3,000 columns: 7 s)
+    row: dict[str, Any] = {}
+    per_query = (BINS + 2) * HISTOGRAM_COLUMNS
+    for start in range(0, len(exprs), per_query):
+        batch = data.select(exprs[start : start + per_query])
+        row.update(batch.collect(engine="streaming").row(0, named=True))
     return {
         name: _Histogram(
             low,

@@ -200,7 +200,8 @@ def build_features(frame: pl.DataFrame, label: str) -> Features:
             encoded = _category_levels(s)
             if encoded is not None:
                 text.append((name, *encoded))
-    exprs: list[pl.Expr] = [_numeric_expr(frame.schema[n], n) for n in numeric]
+    schema = frame.schema
+    exprs: list[pl.Expr] = [_numeric_expr(schema[n], n) for n in numeric]
     for name, levels, _ in text:
         other = len(levels)  # lumped-together rest, if any
         text_col = pl.col(name).cast(pl.String)

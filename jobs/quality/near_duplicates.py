@@ -422,11 +422,13 @@ def value_hashes(
     rows = frame.height if keep is None else int(np.count_nonzero(keep))
     out = np.empty((rows, len(columns)), dtype=np.uint64, order="F")
     mask = None if keep is None else pl.Series(keep)
-    lazy = frame.lazy()
+    schema = frame.schema  # built on each access: once, not per column (wide tables)
     for start in range(0, len(columns), HASH_BATCH):
         queries = []
         for name in columns[start : start + HASH_BATCH]:
-            query = lazy.select(_hash_expr(name, frame.schema[name]))
+            # a frame of the column alone: a query's cost grows with its frame's width
+            lazy = frame.get_column(name).to_frame().lazy()
+            query = lazy.select(_hash_expr(name, schema[name]))
             queries.append(query if mask is None else query.filter(mask))
         for k, done in enumerate(pl.collect_all(queries), start=start):
             out[:, k] = done.to_series().to_numpy()
@@ -665,12 +667,14 @@ class Comparator:
     @property
     def text(self) -> np.ndarray[Any, Any]:
         """Columns with the similarity levels (text and integers)."""
-        return np.array([_has_similarity(self.frame.schema[c]) for c in self.columns], dtype=bool)
+        schema = self.frame.schema
+        return np.array([_has_similarity(schema[c]) for c in self.columns], dtype=bool)
 
     @property
     def strings(self) -> np.ndarray[Any, Any]:
         """Text columns, the first MAX_SWAP_COLUMNS of them: those searched for swaps."""
-        strings = np.array([_is_text(self.frame.schema[c]) for c in self.columns], dtype=bool)
+        schema = self.frame.schema
+        strings = np.array([_is_text(schema[c]) for c in self.columns], dtype=bool)
         strings[np.flatnonzero(strings)[MAX_SWAP_COLUMNS:]] = False
         return strings
 

@@ -12,7 +12,8 @@ while its rows are found). The detectors are written once for both ways. The pas
 1. profile    - one ``select`` with every per-column aggregate, plus one group-by per
                 column for exact distinct counts, top values and the edge values the
                 sentinel check needs (bounded: quantiles a few columns at a time, and a
-                column with many distinct values grouped in hash parts that merge exactly);
+                column with many distinct values grouped in hash parts that merge exactly;
+                a wide table: batches of columns, value counts stacked, ``profiling.py``);
 2. duplicates - whole-row hashes, then exact verification among rows sharing a hash;
                 then near duplicates among the remaining rows (``near_duplicates.py``; a
                 bounded table of more than ``SEGMENT_ROWS`` rows is searched in segments
@@ -24,7 +25,8 @@ while its rows are found). The detectors are written once for both ways. The pas
                 or drops each candidate (``outliers.py``); with a previous version,
                 evenly spaced samples (<= 100k rows) of both versions give the drift
                 statistics (``drift.py``); the missingness class of each column with
-                nulls from a seeded sample of rows (``missingness.py``); then the text
+                nulls from a seeded sample of rows, tested against at most 100 other
+                columns (``missingness.py``); then the text
                 checks: an evenly spaced sample of every text column decides which hold
                 PII (``pii.py``) and which are numbers or dates in text form, whose
                 mismatches and mixed date formats are then found on the whole column,
@@ -64,7 +66,7 @@ from jobs.quality.formats import (
     infer_text_types,
     typed_column_findings,
 )
-from jobs.quality.missingness import classify as classify_missingness
+from jobs.quality.missingness import assess as assess_missingness
 from jobs.quality.near_duplicates import find_near_duplicates_in
 from jobs.quality.outliers import IF_FIT_ROWS, sample_step
 from jobs.quality.pii import SAMPLE_SIZE, detect_pii, pii_candidates, sample_frame
@@ -127,7 +129,7 @@ class PolarsScanEngine:
             sample = evenly_spaced(table, sampled, sample_step(rows, IF_FIT_ROWS))
             found = accuracy.judge_accuracy(stats, rows, plan, facts, sample, options.seed)
             drifts = _drift(table, stats, rows, options.previous_path)
-            missingness = classify_missingness(table, schema, plan.null_columns, rows, options.seed)
+            missingness = assess_missingness(table, schema, plan.null_columns, rows, options.seed)
             text = _text_checks(table, schema, stats, rows)
             dates = _date_checks(table, schema, text.types, rows)
             if pending is not None:
@@ -144,9 +146,10 @@ class PolarsScanEngine:
             drifts,
             near,
             text,
-            missingness,
+            missingness.classes,
             stored_notes(Path(parquet_path)),
             dates,
+            missingness_capped=missingness.capped,
         )
         # With a label column the rows are materialised (labels.py assesses every row).
         whole = functools.partial(table.collect, source)

@@ -88,7 +88,8 @@ from jobs.quality.formats import (
 )
 from jobs.quality.issues import counted, verb
 from jobs.quality.missingness import SAMPLE_ROWS as MISSINGNESS_ROWS
-from jobs.quality.missingness import classify as classify_missingness
+from jobs.quality.missingness import Missingness
+from jobs.quality.missingness import assess as assess_missingness
 from jobs.quality.near_duplicates import NearDuplicates, find_near_duplicates, select_columns
 from jobs.quality.outliers import IF_FIT_ROWS, sample_step
 from jobs.quality.pii import SAMPLE_SIZE, PiiColumn, detect_pii, kind_mask, pii_candidates
@@ -207,7 +208,17 @@ class SparkScanEngine:
 
         notes = stored_notes(Path(parquet_path))
         detected = Detected(
-            rows, len(names), stats, redundant, facts.nulls, found, drifts, near, text, missing
+            rows,
+            len(names),
+            stats,
+            redundant,
+            facts.nulls,
+            found,
+            drifts,
+            near,
+            text,
+            missing.classes,
+            missingness_capped=missing.capped,
         )
         detected = dataclasses.replace(detected, stored_as=notes, dates=dated)
         return build_report(
@@ -654,14 +665,14 @@ def _missingness(
     null_columns: list[str],
     rows: int,
     seed: int,
-) -> dict[str, str]:
-    """``missingness.classify`` on the same rows as the Polars engine: every row, or above
+) -> Missingness:
+    """``missingness.assess`` on the same rows as the Polars engine: every row, or above
     its ``SAMPLE_ROWS`` the rows Polars' seeded ``DataFrame.sample`` picks (the picked
     positions depend only on the row count and the seed), in the same order. Only the
     columns it can use are fetched: numeric, text and boolean ones, and those with nulls."""
     result = {name: "none" for name in position}
     if not null_columns or rows == 0:
-        return result
+        return Missingness(result)
     usable = {"integer", "float", "string", "boolean"}
     wanted = {
         name: c
@@ -674,8 +685,9 @@ def _missingness(
         frame = _rows_at(spark, df, wanted, positions)
     else:
         frame = _ordered(df, wanted)
-    result.update(classify_missingness(frame.lazy(), dict(frame.schema), null_columns, rows, seed))
-    return result
+    found = assess_missingness(frame.lazy(), dict(frame.schema), null_columns, rows, seed)
+    result.update(found.classes)
+    return Missingness(result, found.capped)
 
 
 # --- text checks: decided on the driver from a sample, counted by Spark -----------------

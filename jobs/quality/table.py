@@ -33,6 +33,11 @@ CHUNK_MB = 96  # decoded bytes per row chunk in bounded mode
 DECODED_PER_UNCOMPRESSED = 1.4  # decoded Polars size / Parquet uncompressed size (measured)
 MIN_CHUNK_ROWS = 16_384
 MAX_CHUNK_ROWS = 1 << 20
+# collect_all of more queries than this, in memory: MANY_QUERIES at a time on the in-memory
+# engine (the streaming engine's set-up grows with the queries run together, and costs
+# about a millisecond a query: a wide table's thousands of per-column group-bys)
+MANY_QUERIES = 100
+BATCH_COLUMNS = 64  # columns per select of select_by_column
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class ScanTable:
     decoded_bytes: int = 0
     # Called with (rows read so far, rows) after each chunk of a bounded table's pass.
     on_rows: Callable[[int, int], None] | None = field(default=None, compare=False)
+    # The decoded table when in memory and known (``narrow`` and ``chunks`` use it).
+    frame: pl.DataFrame | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def open(
@@ -70,7 +77,8 @@ class ScanTable:
         )
         max_rows = env_number("DATRIX_SCAN_IN_MEMORY_ROWS", IN_MEMORY_ROWS)
         if decoded <= limit_mb * (1 << 20) and rows <= max_rows:
-            return cls(pl.read_parquet(path, glob=False).lazy(), rows, max(rows, 1), False, decoded)
+            frame = pl.read_parquet(path, glob=False)
+            return cls(frame.lazy(), rows, max(rows, 1), False, decoded, frame=frame)
         if chunk_rows is None:
             forced = int(env_number("DATRIX_SCAN_CHUNK_ROWS", 0))
             if forced:
@@ -83,9 +91,8 @@ class ScanTable:
 
     @classmethod
     def in_memory(cls, frame: pl.DataFrame) -> ScanTable:
-        return cls(
-            frame.lazy(), frame.height, max(frame.height, 1), False, int(frame.estimated_size())
-        )
+        size = int(frame.estimated_size())
+        return cls(frame.lazy(), frame.height, max(frame.height, 1), False, size, frame=frame)
 
     @classmethod
     def of(cls, source: pl.LazyFrame | ScanTable) -> ScanTable:
@@ -103,8 +110,22 @@ class ScanTable:
         """Run queries together in memory (they share the decoded table and both cores);
         one after the other when bounded, so only one query's state is held at a time."""
         if not self.bounded:
-            return pl.collect_all(list(queries))
+            if len(queries) <= MANY_QUERIES:
+                return pl.collect_all(list(queries))
+            found: list[pl.DataFrame] = []
+            for start in range(0, len(queries), MANY_QUERIES):
+                batch = list(queries[start : start + MANY_QUERIES])
+                found += pl.collect_all(batch, engine="in-memory")
+            return found
         return [self.collect(q) for q in queries]
+
+    def narrow(self, columns: Sequence[str]) -> pl.LazyFrame:
+        """A query root over ``columns`` alone. In memory, a frame of just those columns
+        (no copy): a query's planning grows with the width of its frame, which adds up to
+        the square of the column count when each column of a wide table gets a query."""
+        if self.frame is not None:
+            return pl.DataFrame([self.frame.get_column(c) for c in columns]).lazy()
+        return self.lazy.select(list(columns))
 
     @property
     def chunk_count(self) -> int:
@@ -114,7 +135,8 @@ class ScanTable:
         """``(first row, frame)`` for consecutive row ranges of ``columns``."""
         query = self.lazy.select(list(columns))
         if not self.bounded:
-            yield 0, query.collect()
+            whole = self.frame.select(columns) if self.frame is not None else query.collect()
+            yield 0, whole
             return
         for start in range(0, max(self.rows, 1), self.chunk_rows):
             chunk = query.slice(start, self.chunk_rows).collect()
@@ -132,6 +154,26 @@ class ScanTable:
         if not parts:
             return self.lazy.select(list(columns)).head(0).collect()
         return pl.concat(parts)
+
+
+def select_by_column(frame: pl.DataFrame, exprs: Sequence[tuple[str, pl.Expr]]) -> pl.DataFrame:
+    """``frame.select`` of expressions that each read one column, given as ``(column,
+    expression)``. Over more than ``MANY_QUERIES`` columns, ``BATCH_COLUMNS`` columns'
+    expressions at a time, each batch over a frame of its columns alone (the planning of
+    one select grows with its expressions times its frame's width), results side by side
+    in batch order."""
+    by_column: dict[str, list[pl.Expr]] = {}
+    for column, expr in exprs:
+        by_column.setdefault(column, []).append(expr)
+    if len(by_column) <= MANY_QUERIES:
+        return frame.select([e for _, e in exprs])
+    names = list(by_column)
+    parts = []
+    for start in range(0, len(names), BATCH_COLUMNS):
+        batch = names[start : start + BATCH_COLUMNS]
+        narrow = pl.DataFrame([frame.get_column(c) for c in batch])
+        parts.append(narrow.select([e for c in batch for e in by_column[c]]))
+    return pl.concat(parts, how="horizontal")
 
 
 def env_number(name: str, default: float) -> float:
