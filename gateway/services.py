@@ -16,7 +16,7 @@ from jobs.csv_dialect import CsvOptions
 from jobs.engine import ProgressFn, no_progress
 from jobs.ingest import IngestedFile, InputError, describe_read_options, ingest
 from jobs.report import DEFAULT_WEIGHTS, DIMENSIONS
-from projections.queries import MAX_CANDIDATES, Views
+from projections.queries import MAX_CANDIDATES, Views, id_prefix
 from projections.store import ReadStore
 from streams import scratch
 from streams.messages import Envelope
@@ -483,23 +483,17 @@ def jobs_list(runtime: Runtime, include_ended: bool = False) -> list[dict[str, A
     return rows
 
 
-_ID_CHARS = set("0123456789abcdef-")
-
-
 def find_job(runtime: Runtime, ident: str) -> dict[str, Any]:
-    """The job whose job id or scan id starts with ``ident`` (a unique prefix)."""
-    prefix = ident.strip().lower()
-    if not prefix or not set(prefix) <= _ID_CHARS:
+    """The job whose job id or scan id starts with ``ident`` (a unique prefix, as for
+    every other id: ``_one_of`` names the candidates of an ambiguous one)."""
+    prefix = id_prefix(ident)
+    if not prefix:
         raise UserInputError(f"{ident!r} is not a job or scan id (or a prefix of one)")
     found = views(runtime).jobs_by_prefix(prefix)
     if not found:
         raise NotFound(f"no job or scan with an id starting {ident!r}")
-    if len(found) > 1:
-        ids = ", ".join(str(j["scan_id"])[:13] for j in found[:5])
-        raise UserInputError(
-            f"{ident!r} matches {len(found)} jobs (scans {ids}); give more of the id"
-        )
-    return found[0]
+    scan_id = _one_of("job", ident, [str(j["scan_id"]) for j in found])
+    return next(j for j in found if str(j["scan_id"]) == scan_id)
 
 
 def cancel_job(runtime: Runtime, ident: str) -> dict[str, Any]:
