@@ -170,23 +170,18 @@ class Views:
     def dataset_ids_starting(self, prefix: str) -> list[str]:
         """Ids of the (not deleted) datasets that start with ``prefix`` (at most
         ``MAX_CANDIDATES`` + 1, enough to say a prefix is ambiguous)."""
-        wanted = id_prefix(prefix)
-        if wanted is None:
-            return []
-        rows = self.store.query(
-            "SELECT id FROM datasets WHERE tenant = ? AND id LIKE ? AND status != 'deleted' "
-            f"ORDER BY id LIMIT {MAX_CANDIDATES + 1}",
-            (self.tenant, wanted + "%"),
-        )
-        return [str(r[0]) for r in rows]
+        return self._ids_starting("datasets", prefix, "AND status != 'deleted' ")
 
     def scan_ids_starting(self, prefix: str) -> list[str]:
         """Ids of the scans that start with ``prefix`` (at most ``MAX_CANDIDATES`` + 1)."""
+        return self._ids_starting("quality_scans", prefix)
+
+    def _ids_starting(self, table: str, prefix: str, also: str = "") -> list[str]:
         wanted = id_prefix(prefix)
         if wanted is None:
             return []
         rows = self.store.query(
-            "SELECT id FROM quality_scans WHERE tenant = ? AND id LIKE ? "
+            f"SELECT id FROM {table} WHERE tenant = ? AND id LIKE ? {also}"
             f"ORDER BY id LIMIT {MAX_CANDIDATES + 1}",
             (self.tenant, wanted + "%"),
         )
