@@ -437,7 +437,7 @@ def resolve_dataset(runtime: Runtime, name_or_id: str) -> dict[str, Any]:
 
 def write_html_report(runtime: Runtime, scan_id: str, target: Path) -> Path:
     """Render a completed scan as a self-contained HTML page at ``target``."""
-    from jobs.quality.html_report import render_html
+    from gateway.html_report import render_html
     from jobs.runner import load_report
 
     scan = resolve_scan(runtime, scan_id)

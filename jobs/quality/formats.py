@@ -174,43 +174,58 @@ def typed_column_findings(
             findings += _mixed_dates(name, np.concatenate(formats[name]))
         rows = RowSet.concat_masks(bad.pop(name))
         if rows:
-            what = "numbers" if kind == "number" else "dates"
-            shown = ", ".join(repr(v) for v in examples[name])
-            findings.append(
-                FormatFinding(
-                    type="type_mismatch",
-                    column=name,
-                    description=(
-                        f"{counted(len(rows), 'value')} in column {name!r} "
-                        f"{verb(len(rows), 'is', 'are')} not {what}, though "
-                        f"{100 * (1 - len(rows) / present[name]):.2f}% of its values are "
-                        f"(e.g. {shown})"
-                    ),
-                    rows=rows,
-                )
+            description = type_mismatch_description(
+                name, kind, len(rows), present[name], examples[name]
             )
+            findings.append(FormatFinding("type_mismatch", name, description, rows))
     return findings
 
 
+def type_mismatch_description(
+    name: str, kind: TextType, bad: int, present: int, examples: Sequence[Any]
+) -> str:
+    """A type mismatch: ``bad`` of the ``present`` values of a column of ``kind`` are not
+    of that kind (the Polars and the Spark engines)."""
+    what = "numbers" if kind == "number" else "dates"
+    shown = ", ".join(repr(v) for v in examples)
+    return (
+        f"{counted(bad, 'value')} in column {name!r} "
+        f"{verb(bad, 'is', 'are')} not {what}, though "
+        f"{100 * (1 - bad / present):.2f}% of its values are "
+        f"(e.g. {shown})"
+    )
+
+
 def _mixed_dates(name: str, fmt: np.ndarray[Any, Any]) -> list[FormatFinding]:
-    counts = np.bincount(fmt[fmt >= 0], minlength=len(DATE_FORMATS))
+    mixed = mixed_date_formats(name, fmt)
+    if mixed is None:
+        return []
+    description, off = mixed
+    return [FormatFinding("inconsistent_format", name, description, RowSet.from_mask(off))]
+
+
+def mixed_date_formats(
+    name: str, fmt: np.ndarray[Any, Any], weights: np.ndarray[Any, Any] | None = None
+) -> tuple[str, npt.NDArray[np.bool_]] | None:
+    """A column of several date formats (``fmt``: ``date_formats`` of its values, each
+    value counted ``weights`` times, once without): the description and the mask of the
+    values not in the commonest format; None when one format or none is used."""
+    dated = fmt >= 0
+    counts = np.bincount(
+        fmt[dated], weights=None if weights is None else weights[dated], minlength=len(DATE_FORMATS)
+    ).astype(np.int64)
     used = [i for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
     if len(used) < 2:
-        return []
+        return None
     main = int(used[0])
-    rows = RowSet.from_mask((fmt >= 0) & (fmt != main))
+    off = dated & (fmt != main)
+    n_off = int(off.sum()) if weights is None else int(weights[off].sum())
     others = ", ".join(f"{DATE_FORMATS[i].label} ({counts[i]:,})" for i in used[1:])
-    return [
-        FormatFinding(
-            type="inconsistent_format",
-            column=name,
-            description=(
-                f"column {name!r} mixes date formats: {counts[main]:,} values are "
-                f"{DATE_FORMATS[main].label}, {len(rows):,} are not ({others})"
-            ),
-            rows=rows,
-        )
-    ]
+    description = (
+        f"column {name!r} mixes date formats: {counts[main]:,} values are "
+        f"{DATE_FORMATS[main].label}, {n_off:,} are not ({others})"
+    )
+    return description, off
 
 
 def category_key(values: pl.Expr) -> pl.Expr:
@@ -261,13 +276,7 @@ def case_variant_findings(
     for name, found in zip(columns, tables, strict=True):
         if found.height == 0:
             continue
-        # The commonest spelling of each key is canonical (ties: the smaller value).
-        ranked = found.sort(["key", "count", "value"], descending=[False, True, False])
-        canonical = ranked.group_by("key", maintain_order=True).first()
-        off = ranked.join(canonical.select("key", canonical=value), on="key").filter(
-            value != pl.col("canonical")
-        )
-        variants[name] = off.join(canonical.select("key", "count"), on="key", suffix="_main")
+        variants[name] = spelling_variants(found)
     if not variants:
         return []
     masks: dict[str, list[npt.NDArray[np.bool_]]] = {name: [] for name in variants}
@@ -282,21 +291,34 @@ def case_variant_findings(
     findings = []
     for name, off in variants.items():
         rows = RowSet.concat_masks(masks.pop(name))
-        keys = off["key"].n_unique()
-        worst = off.sort(["count_main", "key"], descending=[True, False]).row(0, named=True)
-        findings.append(
-            FormatFinding(
-                type="inconsistent_format",
-                column=name,
-                description=(
-                    f"{counted(len(rows), 'value')} in column {name!r} "
-                    f"{verb(len(rows), 'is a', 'are')} case/whitespace "
-                    f"{verb(len(rows), 'variant', 'variants')} "
-                    f"of another spelling ({counted(keys, 'category', 'categories')} spelled "
-                    "several ways, e.g. "
-                    f"{worst['value']!r} for {worst['canonical']!r})"
-                ),
-                rows=rows,
-            )
-        )
+        description = case_variant_description(name, len(rows), off)
+        findings.append(FormatFinding("inconsistent_format", name, description, rows))
     return findings
+
+
+def spelling_variants(found: pl.DataFrame) -> pl.DataFrame:
+    """From value counts (``value``, ``count``, ``key``: ``category_key``) of categories
+    spelled several ways: the non-canonical spellings, each with its ``canonical`` one and
+    that one's ``count_main``. The commonest spelling of each key is canonical (ties: the
+    smaller value)."""
+    value = pl.col("value")
+    ranked = found.sort(["key", "count", "value"], descending=[False, True, False])
+    canonical = ranked.group_by("key", maintain_order=True).first()
+    off = ranked.join(canonical.select("key", canonical=value), on="key").filter(
+        value != pl.col("canonical")
+    )
+    return off.join(canonical.select("key", "count"), on="key", suffix="_main")
+
+
+def case_variant_description(name: str, n: int, off: pl.DataFrame) -> str:
+    """Case/whitespace variants: ``n`` values of the column spelled as the
+    ``spelling_variants`` ``off`` (the Polars and the Spark engines)."""
+    keys = off["key"].n_unique()
+    worst = off.sort(["count_main", "key"], descending=[True, False]).row(0, named=True)
+    return (
+        f"{counted(n, 'value')} in column {name!r} "
+        f"{verb(n, 'is a case/whitespace variant', 'are case/whitespace variants')} "
+        f"of another spelling ({counted(keys, 'category', 'categories')} spelled "
+        "several ways, e.g. "
+        f"{worst['value']!r} for {worst['canonical']!r})"
+    )

@@ -15,7 +15,7 @@ while its rows are found). The detectors are written once for both ways. The pas
                 column with many distinct values grouped in hash parts that merge exactly;
                 a wide table: batches of columns, value counts stacked, ``profiling.py``);
 2. duplicates - whole-row hashes, then exact verification among rows sharing a hash;
-                then near duplicates among the remaining rows (``near_duplicates.py``; a
+                then near duplicates among the remaining rows (``near_duplicates/``; a
                 bounded table of more than ``SEGMENT_ROWS`` rows is searched in segments
                 that keep rows agreeing on a partition column together);
 3. outliers   - one row pass collecting null positions, outlier candidates (values

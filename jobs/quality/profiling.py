@@ -335,7 +335,7 @@ def profile_columns(
         if kinds[name] in NUMERIC_TYPES:
             numeric = numeric_summary(row, f"{i}:", row[f"{i}:q"])
         count_row = count_rows[i]
-        top = [(_top_value(t["value"]), int(t["count"])) for t in count_row["top"]]
+        top = [(top_value(t["value"]), int(t["count"])) for t in count_row["top"]]
         stats.append(
             ColumnStats(
                 name=name,
@@ -406,7 +406,7 @@ def _bounded_counts(
     return _merge_parts(found)
 
 
-def _top_value(value: Any) -> Any:
+def top_value(value: Any) -> Any:
     """Like ``json_value``, but NaN and infinities stay visible (as "nan", "inf", "-inf")
     instead of becoming None, which would read as a count of nulls."""
     if isinstance(value, float) and not math.isfinite(value):

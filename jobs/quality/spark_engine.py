@@ -57,7 +57,6 @@ default ``local[*]``) and reused by every scan.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -76,17 +75,19 @@ from jobs.quality.assembly import Detected, TextChecks, build_report
 from jobs.quality.dates import DateChecks
 from jobs.quality.drift import ColumnDrift
 from jobs.quality.formats import (
-    DATE_FORMATS,
     EXAMPLES,
     FormatFinding,
     TextType,
+    case_variant_description,
     categorical_columns,
     category_key,
     date_formats,
     infer_text_types,
     is_number,
+    mixed_date_formats,
+    spelling_variants,
+    type_mismatch_description,
 )
-from jobs.quality.issues import counted, verb
 from jobs.quality.missingness import SAMPLE_ROWS as MISSINGNESS_ROWS
 from jobs.quality.missingness import Missingness
 from jobs.quality.missingness import assess as assess_missingness
@@ -99,8 +100,8 @@ from jobs.quality.profiling import (
     QUANTILES,
     TOP_K,
     ColumnStats,
-    json_value,
     numeric_summary,
+    top_value,
 )
 from jobs.quality.sentinels import NegativeCounts
 from jobs.quality.types import stored_notes
@@ -394,7 +395,7 @@ def _profile_columns(
     for r in tops:
         i = int(r["i"])
         slot = "s" if isinstance(dtypes[i], T.DecimalType) else next(iter(_slots("x", dtypes[i])))
-        top_values.setdefault(i, []).append((_top_value(r[slot]), int(r["count"])))
+        top_values.setdefault(i, []).append((top_value(r[slot]), int(r["count"])))
 
     stats: list[ColumnStats] = []
     for i, name in enumerate(names):
@@ -593,19 +594,6 @@ def _drift(
     )
     now = _evenly_spaced(df, {n: position[n] for n in wanted}, sample_step(rows))
     return accuracy.compare_versions(stats, rows, before_types, now, before)
-
-
-def _top_value(value: Any) -> Any:
-    """As the Polars engine: NaN and infinities stay visible as strings."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return json_value(value)
-
-
-def _number(value: Any) -> float | int | None:
-    if value is None or isinstance(value, int | float):
-        return value
-    return float(value)
 
 
 # --- detectors that run on the driver, by the Polars engine's own functions -------------
@@ -952,14 +940,9 @@ def _typed_findings(
         findings += _mixed_dates(name, values, counts, fmt)
     n_bad = int(counts[bad].sum())
     if n_bad:
-        what = "numbers" if kind == "number" else "dates"
         flagged = values.filter(pl.Series(bad))
-        examples = ", ".join(repr(v) for v in flagged.head(EXAMPLES).to_list())
-        description = (
-            f"{counted(n_bad, 'value')} in column {name!r} {verb(n_bad, 'is', 'are')} not "
-            f"{what}, though "
-            f"{100 * (1 - n_bad / n_present):.2f}% of its values are (e.g. {examples})"
-        )
+        examples = flagged.head(EXAMPLES).to_list()
+        description = type_mismatch_description(name, kind, n_bad, n_present, examples)
         findings.append((FormatFinding("type_mismatch", name, description), flagged))
     return findings
 
@@ -968,20 +951,10 @@ def _mixed_dates(
     name: str, values: pl.Series, counts: np.ndarray[Any, Any], fmt: np.ndarray[Any, Any]
 ) -> list[tuple[FormatFinding, pl.Series]]:
     """``formats._mixed_dates`` from value counts."""
-    dated = fmt >= 0
-    per_format = np.bincount(fmt[dated], weights=counts[dated], minlength=len(DATE_FORMATS))
-    per_format = per_format.astype(np.int64)
-    used = [i for i in np.argsort(-per_format, kind="stable") if per_format[i] > 0]
-    if len(used) < 2:
+    mixed = mixed_date_formats(name, fmt, counts)
+    if mixed is None:
         return []
-    main = int(used[0])
-    off = dated & (fmt != main)
-    n_off = int(counts[off].sum())
-    others = ", ".join(f"{DATE_FORMATS[i].label} ({per_format[i]:,})" for i in used[1:])
-    description = (
-        f"column {name!r} mixes date formats: {per_format[main]:,} values are "
-        f"{DATE_FORMATS[main].label}, {n_off:,} are not ({others})"
-    )
+    description, off = mixed
     return [
         (FormatFinding("inconsistent_format", name, description), values.filter(pl.Series(off)))
     ]
@@ -996,20 +969,6 @@ def _case_variants(name: str, table: pl.DataFrame) -> tuple[FormatFinding, pl.Se
     )
     if table.height == 0:
         return None
-    ranked = table.sort(["key", "count", "value"], descending=[False, True, False])
-    canonical = ranked.group_by("key", maintain_order=True).first()
-    off = ranked.join(canonical.select("key", canonical=value), on="key").filter(
-        value != pl.col("canonical")
-    )
-    off = off.join(canonical.select("key", "count"), on="key", suffix="_main")
-    n = int(off["count"].sum())
-    keys = off["key"].n_unique()
-    worst = off.sort(["count_main", "key"], descending=[True, False]).row(0, named=True)
-    description = (
-        f"{counted(n, 'value')} in column {name!r} "
-        f"{verb(n, 'is a case/whitespace variant', 'are case/whitespace variants')} "
-        f"of another spelling ({counted(keys, 'category', 'categories')} spelled "
-        "several ways, e.g. "
-        f"{worst['value']!r} for {worst['canonical']!r})"
-    )
+    off = spelling_variants(table)
+    description = case_variant_description(name, int(off["count"].sum()), off)
     return FormatFinding("inconsistent_format", name, description), off["value"]

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.html_report import render_html
 from jobs.bench.generate import generate
-from jobs.quality.html_report import render_html
 from jobs.quality.polars_engine import PolarsScanEngine
 from jobs.report import ScanOptions, ScanReport
 

@@ -13,6 +13,7 @@ import pytest
 
 from jobs.quality import near_duplicates as nd
 from jobs.quality.detection import duplicate_rows
+from jobs.quality.near_duplicates import blocking
 from jobs.quality.polars_engine import PolarsScanEngine
 from jobs.quality.profiling import profile_columns
 from jobs.report import Issue, ScanOptions, ScanReport
@@ -387,7 +388,7 @@ def test_chance_agreement_is_no_evidence(tmp_path: Path) -> None:
 
 
 def test_candidate_limit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(nd, "MAX_CANDIDATES", 5)
+    monkeypatch.setattr(blocking, "MAX_CANDIDATES", 5)
     base = customers(300, seed=5)
     copies = pl.concat([base[0]] * 40).with_columns(id=pl.int_range(7000, 7040, dtype=pl.Int64))
     issue = near_issue(scan(tmp_path, pl.concat([base, copies])))
@@ -453,7 +454,7 @@ def _grouped_candidates(
 def test_candidate_pairs_match_a_group_by(monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
     """Pairs counted as sorted uint64 codes: the same pairs, hits and order as a group-by,
     and with a cut, the same pairs kept (most hits first, ties by (a, b))."""
-    monkeypatch.setattr(nd, "MAX_CANDIDATES", limit)
+    monkeypatch.setattr(blocking, "MAX_CANDIDATES", limit)
     rng = np.random.default_rng(5)
     n = 3_000
     frame = pl.DataFrame(

@@ -217,7 +217,7 @@ def test_null_finding_says_when_the_missingness_cap_applied() -> None:
 def test_html_histograms_in_column_batches_equal_one_query(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobs.quality import html_report
+    from gateway import html_report
     from jobs.report import ColumnProfile
 
     frame = _wide_frame(60, 200, seed=3)

@@ -12,8 +12,8 @@ import numpy as np
 import polars as pl
 import pytest
 
+from gateway.html_report import SAMPLE_ROWS, _samples
 from jobs import runner
-from jobs.quality.html_report import SAMPLE_ROWS, _samples
 from jobs.quality.rowset import RowSet
 from jobs.report import Issue, ScanReport, Scores
 from streams.object_store import LocalObjectStore
