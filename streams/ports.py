@@ -1,5 +1,5 @@
 """The ports the logic talks to. Embedded adapters use SQLite and a local folder; the
-production adapters (Kafka, Postgres, S3 via fsspec) implement the same protocols."""
+production adapters (Kafka, Postgres, S3 via obstore) implement the same protocols."""
 
 from __future__ import annotations
 
