@@ -33,6 +33,8 @@ from gateway import render, services
 from gateway.errors import DatrixError, UserInputError
 from jobs.engine import ProgressFn
 from projections.queries import Views
+from streams import scratch
+from streams.object_store import ObjectStoreError
 from streams.runtime import EmbeddedRuntime
 from streams.settings import SettingsError, load_settings
 
@@ -303,7 +305,8 @@ def rows(scan_id: str, issue_id: str) -> None:
     rt = runtime()
     found = services.resolve_scan(rt, scan_id)
     issue_id = services.resolve_issue(rt, found["id"], issue_id)
-    indices = affected_rows(found["report_uri"], issue_id, rt.objects)
+    with scratch.tempdir(rt.settings.home / "tmp", "rows-") as workdir:  # remote stores
+        indices = affected_rows(found["report_uri"], issue_id, rt.objects, workdir)
     for block in row_blocks(indices):  # a block at a time: an issue may flag every row
         sys.stdout.write("".join(f"{i}\n" for i in block.tolist()))
 
@@ -625,6 +628,11 @@ def main(argv: list[str] | None = None) -> None:
     except SettingsError as exc:
         sys.stderr.write(f"datrix: {render.printable(exc)}\n")
         sys.exit(2)
+    except ObjectStoreError as exc:  # a store that is down, or refuses the keys
+        if os.environ.get("DATRIX_DEBUG"):
+            raise
+        sys.stderr.write(f"datrix: {render.printable(exc)}\n")
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.stderr.write("datrix: interrupted\n")
         sys.exit(130)

@@ -20,7 +20,7 @@ from projections.queries import MAX_CANDIDATES, Views, id_prefix
 from projections.store import ReadStore
 from streams import scratch
 from streams.messages import Envelope
-from streams.object_store import LocalObjectStore
+from streams.ports import ObjectStore
 from streams.settings import Settings
 
 
@@ -31,7 +31,7 @@ class Runtime(Protocol):
     def settings(self) -> Settings: ...
 
     @property
-    def objects(self) -> LocalObjectStore: ...
+    def objects(self) -> ObjectStore: ...
 
     @property
     def read_store(self) -> ReadStore:
@@ -449,16 +449,18 @@ def write_html_report(runtime: Runtime, scan_id: str, target: Path) -> Path:
         raise DatrixError(f"dataset version of scan {scan_id} is missing")
     dataset = views(runtime).dataset(scan["dataset_id"])
     title = f"{dataset['name'] if dataset else scan['dataset_id']} v{scan['dataset_version']}"
-    report = load_report(scan["report_uri"], runtime.objects)
-    page = render_html(
-        report,
-        runtime.objects.local_path(object_uri),
-        title,
-        scan_id=scan_id,
-        scanned_at=scan["completed_at"] or scan["created_at"],
-        label_assessed=scan["label_column"] is not None,
-        overall_dimensions=overall_dimensions(scan["label_column"], scan["weights"]),
-    )
+    # a remote store's objects are downloaded into a scratch folder, removed after
+    with scratch.tempdir(runtime.settings.home / "tmp", "report-") as workdir:
+        report = load_report(scan["report_uri"], runtime.objects, workdir)
+        page = render_html(
+            report,
+            runtime.objects.local_copy(object_uri, workdir),
+            title,
+            scan_id=scan_id,
+            scanned_at=scan["completed_at"] or scan["created_at"],
+            label_assessed=scan["label_column"] is not None,
+            overall_dimensions=overall_dimensions(scan["label_column"], scan["weights"]),
+        )
     try:
         target.write_text(page, encoding="utf-8")
     except OSError as exc:

@@ -8,6 +8,7 @@ crash resubmits the same command and the command log drops the copy.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -208,14 +209,32 @@ def _load_rows(path: Path, size: int, only: str | None = None) -> dict[str, RowS
     return {issue_id: c.rowset() for issue_id, c in collectors.items()}
 
 
-def load_report(report_uri: str, objects: ObjectStore) -> ScanReport:
+@contextlib.contextmanager
+def _workdir(workdir: Path | None) -> Iterator[Path]:
+    """``workdir`` (the caller's scratch folder), or a temporary folder removed after."""
+    if workdir is not None:
+        yield workdir
+        return
+    with tempfile.TemporaryDirectory(prefix="datrix-objects-") as tmp:
+        yield Path(tmp)
+
+
+def _stored_rows(
+    objects: ObjectStore, uri: str, size: int, only: str | None, workdir: Path | None
+) -> dict[str, RowSet]:
+    with _workdir(workdir) as folder:
+        return _load_rows(objects.local_copy(uri, folder), size, only)
+
+
+def load_report(report_uri: str, objects: ObjectStore, workdir: Path | None = None) -> ScanReport:
     """Rebuild the full report (affected rows included, as ``RowSet``s) from its stored
-    objects."""
+    objects; a remote store's rows object is downloaded into ``workdir`` (default: a
+    temporary folder)."""
     from jobs.report import ColumnProfile, Issue, Scores
 
     doc = json.loads(objects.read_bytes(report_uri))
     rows: dict[str, Sequence[int]] = dict(
-        _load_rows(objects.local_path(doc["affected_rows_uri"]), int(doc["rows"]))
+        _stored_rows(objects, doc["affected_rows_uri"], int(doc["rows"]), None, workdir)
     )
     return ScanReport(
         rows=doc["rows"],
@@ -228,23 +247,26 @@ def load_report(report_uri: str, objects: ObjectStore) -> ScanReport:
     )
 
 
-def affected_rows(report_uri: str, issue_id: str, objects: ObjectStore) -> RowSet:
+def affected_rows(
+    report_uri: str, issue_id: str, objects: ObjectStore, workdir: Path | None = None
+) -> RowSet:
     """The sorted rows one issue affects (empty when it has none), without loading the
     other issues' rows."""
     document = json.loads(objects.read_bytes(report_uri))
     size = int(document["rows"])
-    found = _load_rows(objects.local_path(document["affected_rows_uri"]), size, issue_id)
+    found = _stored_rows(objects, document["affected_rows_uri"], size, issue_id, workdir)
     return found.get(issue_id, RowSet.empty(size))
 
 
-def scan_options(job: JobRequested, objects: ObjectStore) -> ScanOptions:
+def scan_options(job: JobRequested, objects: ObjectStore, workdir: Path) -> ScanOptions:
     """The engine options a job asks for. The previous version's object is the drift
-    baseline; when it is no longer in the store (erased, or a store that lost it) the scan
-    runs without drift checks instead of failing."""
+    baseline (downloaded into ``workdir`` from a remote store); when it is no longer in
+    the store (erased, or a store that lost it) the scan runs without drift checks
+    instead of failing."""
     previous = None
     if job.previous_object_uri is not None:
         try:
-            path = objects.local_path(job.previous_object_uri)
+            path = objects.local_copy(job.previous_object_uri, workdir)
         except (OSError, ValueError, KeyError):
             path = None
         previous = path if path is not None and path.is_file() else None
@@ -267,9 +289,15 @@ def run_scan_job(
         if engine_factory is None:
             raise RuntimeError(f"engine {job.engine!r} is not available in this worker")
         engine = engine_factory()
-        report = engine.scan(
-            objects.local_path(job.object_uri), scan_options(job, objects), progress
-        )
+        # a remote store's objects are downloaded here: in a job process, TMPDIR is the
+        # job's scratch folder (streams/scratch.py), removed when the job ends
+        with tempfile.TemporaryDirectory(prefix="datrix-objects-") as tmp:
+            workdir = Path(tmp)
+            report = engine.scan(
+                objects.local_copy(job.object_uri, workdir),
+                scan_options(job, objects, workdir),
+                progress,
+            )
         report_uri, report_sha = store_report(report, job.tenant, objects)
     except Exception as exc:
         return FailScan(

@@ -1,4 +1,8 @@
-"""The process one job runs in: ``python -m streams.job_process OBJECTS_ROOT PARENT_PID``.
+"""The process one job runs in: ``python -m streams.job_process OBJECTS PARENT_PID``.
+
+OBJECTS is the parent's object store (``ObjectStore.location``: a folder, or
+``s3://bucket/prefix`` with the service's DATRIX_S3_* settings from the environment).
+Objects a remote store holds are downloaded into the job's scratch folder (its TMPDIR).
 
 It reads the ``JobRequested`` envelope on stdin, runs the scan, and writes JSON lines on
 the stdout it was given: ``{"progress": [phase, done, total]}`` while it works and
@@ -24,7 +28,6 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import IO
 
 FAULT_ENV = "DATRIX_TEST_JOB_FAULT"
@@ -60,7 +63,7 @@ def _emit(out: IO[str], doc: object) -> None:
 
 
 def main(argv: list[str]) -> int:
-    objects_root, parent = Path(argv[0]), int(argv[1])
+    objects_location, parent = argv[0], int(argv[1])
     _die_with_parent(parent)
     # our protocol keeps the real stdout; stray prints of libraries go to stderr
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
@@ -69,7 +72,8 @@ def main(argv: list[str]) -> int:
     from aggregates.scan import JobRequested
     from jobs.runner import run_scan_job
     from streams.messages import decode_envelope, decode_event, encode_payload
-    from streams.object_store import LocalObjectStore
+    from streams.object_store import open_object_store
+    from streams.settings import load_settings
 
     job = decode_event(decode_envelope(sys.stdin.buffer.read()))
     if not isinstance(job, JobRequested):
@@ -88,7 +92,8 @@ def main(argv: list[str]) -> int:
                 os._exit(3)
             os.kill(os.getpid(), signal.SIGSTOP)
 
-    result = run_scan_job(job, LocalObjectStore(objects_root), progress)
+    objects = open_object_store(load_settings(), objects_location)
+    result = run_scan_job(job, objects, progress)
     _emit(out, {"result": base64.b64encode(encode_payload(result)).decode("ascii")})
     return 0
 

@@ -88,7 +88,7 @@ def _last_line(path: Path) -> str:
 def run_supervised(
     envelope: Envelope,
     job: JobRequested,
-    objects_root: Path,
+    objects_location: str,
     tmp_root: Path,
     budgets: Budgets,
     progress: ProgressFn = no_progress,
@@ -99,7 +99,7 @@ def run_supervised(
         env = {**os.environ, "TMPDIR": str(workdir), "POLARS_TEMP_DIR": str(workdir)}
         with (workdir / "stderr.log").open("wb") as errlog:
             child = subprocess.Popen(
-                [sys.executable, "-m", "streams.job_process", str(objects_root), str(os.getpid())],
+                [sys.executable, "-m", "streams.job_process", objects_location, str(os.getpid())],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=errlog,

@@ -15,7 +15,7 @@ from projections.store import PostgresReadStore
 from streams import scratch
 from streams.kafka import KafkaCommandLog, ensure_topics, topics_from_env
 from streams.messages import Envelope, routing_key
-from streams.object_store import LocalObjectStore
+from streams.object_store import open_object_store
 from streams.progress import ProgressSubscriber, SummaryCache, TenantCounters
 from streams.runtime import client_envelope
 from streams.settings import Settings
@@ -37,7 +37,7 @@ class KafkaRuntime:
         self.owner_store = PostgresReadStore(settings.database_url, settings.database_schema)
         self.read_store = self.owner_store.for_tenant(settings.tenant)
         settings.home.mkdir(parents=True, exist_ok=True)
-        self.objects = LocalObjectStore(settings.home / "objects")
+        self.objects = open_object_store(settings)
         self.progress = ProgressSubscriber(settings.redis_url)
         self.cache = SummaryCache(settings.redis_url)
         self.counters = TenantCounters(settings.redis_url)

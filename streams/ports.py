@@ -1,5 +1,5 @@
 """The ports the logic talks to. Embedded adapters use SQLite and a local folder; the
-production adapters (Kafka, Postgres, S3 via fsspec) implement the same protocols."""
+production adapters (Kafka, Postgres, S3 via obstore) implement the same protocols."""
 
 from __future__ import annotations
 
@@ -40,7 +40,15 @@ class EventLog(Protocol):
 
 
 class ObjectStore(Protocol):
-    """Immutable, content-addressed objects (dataset versions, reports)."""
+    """Immutable, content-addressed objects (dataset versions, reports), tenant-prefixed:
+    ``datrix-object://<tenant>/sha256/ab/<sha><suffix>`` names the same bytes in every
+    store. Adapters: ``LocalObjectStore`` (a folder) and ``S3ObjectStore``."""
+
+    @property
+    def location(self) -> str:
+        """Where the objects are (a folder, or ``s3://bucket/prefix``): what a job
+        process is given to open the same store."""
+        ...
 
     def put_file(self, tenant: str, source: Path, suffix: str) -> tuple[str, str]:
         """Store a file; return (uri, sha256). Storing the same bytes twice is a no-op."""
@@ -48,11 +56,19 @@ class ObjectStore(Protocol):
 
     def put_bytes(self, tenant: str, data: bytes, suffix: str) -> tuple[str, str]: ...
 
-    def local_path(self, uri: str) -> Path:
-        """A local file with the object's bytes (downloaded first for remote stores)."""
+    def read_bytes(self, uri: str) -> bytes: ...
+
+    def local_copy(self, uri: str, folder: Path) -> Path:
+        """A local file with the object's bytes: the stored file itself in a local store,
+        a download into ``folder`` (the caller's scratch folder) from a remote one.
+        FileNotFoundError when the store does not hold the object."""
         ...
 
-    def read_bytes(self, uri: str) -> bytes: ...
+    def exists(self, uri: str) -> bool: ...
+
+    def remove(self, uri: str) -> None:
+        """Delete an object nothing refers to (the caller checks)."""
+        ...
 
 
 class AggregateLoader(Protocol):

@@ -37,7 +37,7 @@ from streams import scratch
 from streams.event_store import sqlite_event_store
 from streams.job_supervisor import Budgets, run_supervised
 from streams.messages import Envelope, command_envelope, decode_event
-from streams.object_store import LocalObjectStore
+from streams.object_store import open_object_store
 from streams.processor import CommandProcessor
 from streams.settings import Settings
 from streams.sqlite_command_log import SQLiteCommandLog
@@ -103,7 +103,7 @@ class EmbeddedRuntime:
             self.commands = SQLiteCommandLog(home / "commands.db")
             self.events = sqlite_event_store(home / "events.db")
             self.read_store = SQLiteReadStore(home / "readmodels.db")
-        self.objects = LocalObjectStore(home / "objects")
+        self.objects = open_object_store(settings)
         self.owner_store = self.read_store  # one tenant-agnostic file; views filter by tenant
         self.processor = CommandProcessor(self.events)
         self.projector = Projector(self.read_store)
@@ -363,7 +363,7 @@ class EmbeddedRuntime:
                 outcome = run_supervised(
                     envelope,
                     job,
-                    self.objects.root,
+                    self.objects.location,
                     self.tmp_root,
                     Budgets(self.settings.job_timeout_s, self.settings.job_memory_mb),
                     tracked,

@@ -5,8 +5,14 @@ from __future__ import annotations
 import getpass
 import math
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from streams.object_store import S3Location
 
 DEFAULT_JOB_TIMEOUT_S = 3600.0
 
@@ -53,10 +59,109 @@ class Settings:
     # its scan fails, saying which budget it passed.
     job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S
     job_memory_mb: int = 0
+    # The S3-API service of DATRIX_OBJECT_STORE=s3://... (None: AWS and its own
+    # AWS_* environment); read only when the object store is S3.
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = field(default=None, repr=False)
+    s3_region: str | None = None
 
     @property
     def embedded(self) -> bool:
         return self.kafka_bootstrap is None
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_PREFIX_PART = re.compile(r"^[A-Za-z0-9_.=-]+$")
+_REGION = re.compile(r"^[a-z0-9-]{1,32}$")
+
+
+def _object_store(raw: str | None) -> str | None:
+    """DATRIX_OBJECT_STORE: unset (objects under DATRIX_HOME/objects) or
+    ``s3://bucket[/prefix]``, returned without a trailing slash."""
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip()
+    usage = (
+        "DATRIX_OBJECT_STORE must be s3://bucket[/prefix] "
+        "(unset: objects under DATRIX_HOME/objects)"
+    )
+    if not value.startswith("s3://"):
+        raise SettingsError(f"{usage}, got {raw!r}")
+    bucket, _, prefix = value[len("s3://") :].partition("/")
+    if not _BUCKET.match(bucket) or ".." in bucket:
+        raise SettingsError(
+            f"DATRIX_OBJECT_STORE: {bucket!r} is not an S3 bucket name (3-63 characters: "
+            f"a-z, 0-9, '.', '-'), got {raw!r}"
+        )
+    parts = prefix.strip("/").split("/") if prefix.strip("/") else []
+    if any(p in (".", "..") or not _PREFIX_PART.match(p) for p in parts):
+        raise SettingsError(
+            f"DATRIX_OBJECT_STORE: the prefix must be folder names of A-Z a-z 0-9 _ . = - "
+            f"separated by '/', got {raw!r}"
+        )
+    return f"s3://{bucket}/{'/'.join(parts)}" if parts else f"s3://{bucket}"
+
+
+def _s3_endpoint(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip().rstrip("/")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or (port is not None and not 0 < port < 65536)
+    ):
+        raise SettingsError(f"DATRIX_S3_ENDPOINT must be an http(s)://host[:port] URL, got {raw!r}")
+    return value
+
+
+def s3_location(url: str, settings: Settings) -> S3Location:
+    """The S3 store at ``url`` (an ``s3://`` DATRIX_OBJECT_STORE) with the settings' service."""
+    from streams.object_store import S3Location
+
+    checked = _object_store(url)
+    assert checked is not None
+    bucket, _, prefix = checked[len("s3://") :].partition("/")
+    return S3Location(
+        bucket=bucket,
+        prefix=prefix,
+        endpoint=settings.s3_endpoint,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+        region=settings.s3_region,
+    )
+
+
+def _s3_settings(env: os._Environ[str] | dict[str, str]) -> dict[str, str | None]:
+    endpoint = _s3_endpoint(env.get("DATRIX_S3_ENDPOINT"))
+    access = env.get("DATRIX_S3_ACCESS_KEY") or None
+    secret = env.get("DATRIX_S3_SECRET_KEY") or None
+    if (access is None) != (secret is None):
+        raise SettingsError(
+            "DATRIX_S3_ACCESS_KEY and DATRIX_S3_SECRET_KEY go together: set both, or neither "
+            "(then the AWS_* environment or the machine's role is used)"
+        )
+    region = (env.get("DATRIX_S3_REGION") or "").strip() or None
+    if region is not None and not _REGION.match(region):
+        raise SettingsError(f"DATRIX_S3_REGION must look like us-east-1, got {region!r}")
+    if region is None and endpoint is not None:
+        region = "us-east-1"  # what S3-API servers other than AWS expect in the signature
+    return {
+        "s3_endpoint": endpoint,
+        "s3_access_key": access,
+        "s3_secret_key": secret,
+        "s3_region": region,
+    }
 
 
 def load_settings() -> Settings:
@@ -65,6 +170,8 @@ def load_settings() -> Settings:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = "unknown"
+    object_store = _object_store(env.get("DATRIX_OBJECT_STORE"))
+    s3 = _s3_settings(env) if object_store is not None else {}
     return Settings(
         home=Path(env.get("DATRIX_HOME", ".datrix")).resolve(),
         tenant=env.get("DATRIX_TENANT", "default"),
@@ -73,8 +180,9 @@ def load_settings() -> Settings:
         database_url=env.get("DATRIX_DATABASE_URL") or None,
         redis_url=env.get("DATRIX_REDIS_URL") or None,
         spark_master=env.get("DATRIX_SPARK_MASTER") or None,
-        object_store=env.get("DATRIX_OBJECT_STORE") or None,
+        object_store=object_store,
         database_schema=env.get("DATRIX_DATABASE_SCHEMA") or "public",
         job_timeout_s=_budget("DATRIX_JOB_TIMEOUT_S", DEFAULT_JOB_TIMEOUT_S, "seconds"),
         job_memory_mb=int(_budget("DATRIX_JOB_MEMORY_MB", default_job_memory_mb(), "MB")),
+        **s3,
     )

@@ -43,7 +43,7 @@ from streams.kafka import (
     to_message,
 )
 from streams.messages import Envelope, command_envelope, decode_event
-from streams.object_store import LocalObjectStore
+from streams.object_store import open_object_store
 from streams.processor import CommandProcessor
 from streams.progress import ProgressPublisher
 from streams.settings import Settings
@@ -350,7 +350,7 @@ def run_jobs(ctx: WorkerContext) -> None:
     """Run each job in a child process under its budgets. A job whose scan has already
     ended (cancelled while queued, or a redelivered copy) is skipped; a running job whose
     scan is cancelled is stopped and reports nothing (the scan has already failed)."""
-    objects = LocalObjectStore(ctx.settings.home / "objects")
+    objects = open_object_store(ctx.settings)
     tmp_root = ctx.settings.home / "tmp"
     scratch.sweep(tmp_root)  # temp folders of jobs of a killed worker
     commands = KafkaCommandLog(ctx.bootstrap, ctx.topics)
@@ -413,7 +413,7 @@ def run_jobs(ctx: WorkerContext) -> None:
             outcome = run_supervised(
                 env,
                 job,
-                objects.root,
+                objects.location,
                 tmp_root,
                 budgets,
                 progress,

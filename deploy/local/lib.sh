@@ -16,6 +16,9 @@ DATRIX_KAFKA_CONTROLLER_PORT="${DATRIX_KAFKA_CONTROLLER_PORT:-19093}"
 DATRIX_KAFKA_HEAP="${DATRIX_KAFKA_HEAP:-512m}"
 DATRIX_PG_PORT="${DATRIX_PG_PORT:-15432}"
 DATRIX_REDIS_PORT="${DATRIX_REDIS_PORT:-16379}"
+DATRIX_S3_PORT="${DATRIX_S3_PORT:-19000}"
+DATRIX_S3PROXY_VERSION="${DATRIX_S3PROXY_VERSION:-4.1.0}"
+DATRIX_S3PROXY_HEAP="${DATRIX_S3PROXY_HEAP:-256m}"
 DATRIX_START_TIMEOUT="${DATRIX_START_TIMEOUT:-180}"
 
 KAFKA_LIBS="$DATRIX_CACHE/kafka/$DATRIX_KAFKA_VERSION/libs"
@@ -28,7 +31,17 @@ PG_DATA="$PG_STATE/data"
 PG_LOG="$PG_STATE/postgres.log"
 REDIS_STATE="$DATRIX_STATE/redis"
 REDIS_PIDFILE="$REDIS_STATE/redis.pid"
+S3PROXY_LIBS="$DATRIX_CACHE/s3proxy/$DATRIX_S3PROXY_VERSION"
+S3PROXY_JAR="$S3PROXY_LIBS/s3proxy-$DATRIX_S3PROXY_VERSION-jar-with-dependencies.jar"
+S3_STATE="$DATRIX_STATE/s3proxy"
+S3_DATA="$S3_STATE/data"
+S3_PIDFILE="$S3_STATE/s3proxy.pid"
+# Fixed local keys and bucket of the S3-API server (loopback only, like the others).
+S3_ACCESS_KEY="datrix"
+S3_SECRET_KEY="datrix-local-secret"
+S3_BUCKET="datrix"
 
+# What `up` and `status` do with no names; `down` with no names also stops s3.
 ALL_SERVICES=(kafka postgres redis)
 
 # ---- output ------------------------------------------------------------------
@@ -42,11 +55,12 @@ parse_services() {
   local s
   for s in "$@"; do
     case "$s" in
-      kafka|postgres|redis) SERVICES+=("$s") ;;
+      kafka|postgres|redis|s3) SERVICES+=("$s") ;;
       pg|postgresql) SERVICES+=(postgres) ;;
+      s3proxy) SERVICES+=(s3) ;;
       all) SERVICES=("${ALL_SERVICES[@]}") ;;
       -*) ;; # flags are handled by the caller
-      *) die "unknown service '$s' (expected: kafka postgres redis)" ;;
+      *) die "unknown service '$s' (expected: kafka postgres redis s3)" ;;
     esac
   done
   if [ "${#SERVICES[@]}" -eq 0 ]; then SERVICES=("${ALL_SERVICES[@]}"); fi
@@ -142,4 +156,20 @@ pg_running() {
 redis_ping() {
   command -v redis-cli >/dev/null 2>&1 || return 1
   [ "$(timeout 3 redis-cli -h 127.0.0.1 -p "$DATRIX_REDIS_PORT" ping 2>/dev/null)" = "PONG" ]
+}
+
+# ---- S3 (S3Proxy, filesystem backend) ----------------------------------------------
+s3_pid() {
+  local pid
+  pid="$(read_pidfile "$S3_PIDFILE")"
+  if pid_matches "$pid" 'org.gaul.s3proxy\|s3proxy-'; then echo "$pid"; fi
+}
+
+# True when an S3-API server answers on the port (S3Proxy answers an anonymous GET / with
+# an S3 XML error, 403).
+s3_answers() {
+  command -v curl >/dev/null 2>&1 || return 1
+  local code
+  code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://127.0.0.1:$DATRIX_S3_PORT/" 2>/dev/null)" || return 1
+  [ "$code" = "403" ] || [ "$code" = "200" ]
 }

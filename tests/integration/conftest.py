@@ -64,11 +64,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def services() -> dict[str, str]:
-    """Kafka, PostgreSQL and Redis started by the project's own script (idempotent).
+    """Kafka, PostgreSQL, Redis and the S3-API server (S3Proxy) started by the project's
+    own script (idempotent); the S3 exports put the objects in S3.
 
     Never skips: a test that needs the services fails when they cannot be started."""
     proc = subprocess.run(
-        [str(ROOT / "deploy" / "local" / "up")],
+        [str(ROOT / "deploy" / "local" / "up"), "all", "s3"],
         capture_output=True,
         text=True,
         timeout=1500,
@@ -81,7 +82,13 @@ def services() -> dict[str, str]:
         if line.startswith("export ") and "=" in line:
             key, value = line[len("export ") :].split("=", 1)
             found[key] = value.strip().strip("'\"")
-    for key in ("DATRIX_KAFKA_BOOTSTRAP", "DATRIX_DATABASE_URL", "DATRIX_REDIS_URL"):
+    for key in (
+        "DATRIX_KAFKA_BOOTSTRAP",
+        "DATRIX_DATABASE_URL",
+        "DATRIX_REDIS_URL",
+        "DATRIX_OBJECT_STORE",
+        "DATRIX_S3_ENDPOINT",
+    ):
         if key not in found:
             pytest.fail(f"deploy/local/up did not export {key}")
     return found
@@ -89,10 +96,15 @@ def services() -> dict[str, str]:
 
 @dataclass
 class KafkaCli(Cli):
-    """The CLI in Kafka mode, isolated by a topic prefix and a Postgres schema of its own."""
+    """The CLI in Kafka mode, isolated by a topic prefix, a Postgres schema and an object
+    prefix in S3 of its own. The workers run with DATRIX_HOMEs of their own (``home`` is
+    the CLI's): they share nothing with the CLI but the services."""
 
     extra: dict[str, str] | None = None
     workers: list[subprocess.Popen[str]] | None = None
+
+    def worker_home(self, n: int) -> Path:
+        return self.home.parent / f"worker-home-{n}"
 
     def env(self) -> dict[str, str]:
         env = super().env()
@@ -103,13 +115,14 @@ class KafkaCli(Cli):
         self, roles: str | None = None, log: Path | None = None
     ) -> subprocess.Popen[str]:
         args = [DATRIX, "worker"] + (["--roles", roles] if roles else [])
-        out = open(log or (self.home.parent / f"worker-{len(self.workers or [])}.log"), "a")  # noqa: SIM115
+        n = len(self.workers or [])
+        out = open(log or (self.home.parent / f"worker-{n}.log"), "a")  # noqa: SIM115
         proc = subprocess.Popen(
             args,
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
-            env=self.env(),
+            env={**self.env(), "DATRIX_HOME": str(self.worker_home(n))},
             stdin=subprocess.DEVNULL,
         )
         assert self.workers is not None
@@ -135,7 +148,12 @@ def kafka_cli(services: dict[str, str], tmp_path: Path) -> Any:
 
     tag = uuid.uuid4().hex[:10]
     schema = f"t_{tag}"
-    extra = {**services, "DATRIX_TOPIC_PREFIX": f"t{tag}.", "DATRIX_DATABASE_SCHEMA": schema}
+    extra = {
+        **services,
+        "DATRIX_TOPIC_PREFIX": f"t{tag}.",
+        "DATRIX_DATABASE_SCHEMA": schema,
+        "DATRIX_OBJECT_STORE": f"{services['DATRIX_OBJECT_STORE']}/{schema}",
+    }
     cli = KafkaCli(home=tmp_path / "home", extra=extra, workers=[])
     try:
         yield cli

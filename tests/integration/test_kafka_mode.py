@@ -11,9 +11,43 @@ import pytest
 
 from jobs.bench.generate import generate
 from projections.store import PostgresReadStore
+from streams.settings import Settings
 from tests.integration.conftest import KafkaCli
 
 pytestmark = pytest.mark.integration
+
+
+def s3_keys(cli: KafkaCli) -> list[str]:
+    """The object keys under the test's prefix of the S3 store, relative to it."""
+    import obstore
+
+    from streams.object_store import S3ObjectStore
+    from streams.settings import s3_location
+
+    env = cli.env()
+    url = env["DATRIX_OBJECT_STORE"]
+    store = S3ObjectStore(
+        s3_location(
+            url,
+            Settings(
+                home=cli.home,
+                tenant="default",
+                actor="test",
+                kafka_bootstrap=None,
+                database_url=None,
+                redis_url=None,
+                spark_master=None,
+                object_store=url,
+                s3_endpoint=env["DATRIX_S3_ENDPOINT"],
+                s3_access_key=env["DATRIX_S3_ACCESS_KEY"],
+                s3_secret_key=env["DATRIX_S3_SECRET_KEY"],
+                s3_region=env["DATRIX_S3_REGION"],
+            ),
+        )
+    )
+    prefix = store.where.prefix + "/"
+    listed = obstore.list(store._store, prefix=prefix).collect()
+    return sorted(m["path"][len(prefix) :] for m in listed)
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +79,23 @@ def test_scan_through_kafka_matches_ground_truth(
     assert len({u["job_id"] for u in updates}) == 1
     assert len({u["phase"] for u in updates}) >= 2
 
-    second = kafka_cli("scan", str(out / "dirty.parquet"), "--name", "k", "--format", "json")
+    html = out.parent / f"k-{doc['scan_id']}.html"
+    second = kafka_cli(
+        "scan", str(out / "dirty.parquet"), "--name", "k", "--format", "json", "--html", str(html)
+    )
     assert second.code == 0, second.stderr
     assert second.json()["version"] == 2
+    page = html.read_text()  # rendered from the objects in S3, downloaded by the CLI
+    assert page.startswith("<!DOCTYPE html") and "k v2" in page
+
+    # the objects are in S3 only: neither the CLI's home nor the worker's (another
+    # DATRIX_HOME) holds one, and the store holds the versions, reports and rows
+    homes = [kafka_cli.home, kafka_cli.worker_home(0)]
+    assert all(h.is_dir() and not (h / "objects").exists() for h in homes)
+    keys = s3_keys(kafka_cli)
+    assert sum(k.endswith(".report.json") for k in keys) == 2
+    assert sum(k.endswith(".rows.parquet") for k in keys) >= 1
+    assert all(k.startswith("default/sha256/") for k in keys)
 
     datasets = kafka_cli("datasets", "--format", "json").json()
     assert [(d["name"], d["latest_version"]) for d in datasets] == [("k", 2)]

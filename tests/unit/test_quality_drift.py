@@ -123,7 +123,7 @@ class Objects:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def local_path(self, uri: str) -> Path:
+    def local_copy(self, uri: str, folder: Path) -> Path:
         return self.root / uri
 
 
@@ -154,10 +154,10 @@ def job(previous: str | None, weights: dict[str, float] | None = None) -> JobReq
 def test_the_runner_hands_the_previous_version_and_weights_to_the_engine(tmp_path: Path) -> None:
     (tmp_path / "v1.parquet").write_bytes(b"x")
     objects = Objects(tmp_path)
-    options = scan_options(job("v1.parquet", {"accuracy": 1.0}), objects)  # type: ignore[arg-type]
+    options = scan_options(job("v1.parquet", {"accuracy": 1.0}), objects, tmp_path)  # type: ignore[arg-type]
     assert options.previous_path == tmp_path / "v1.parquet" and options.previous_version == 1
     assert options.weights["accuracy"] == 1.0 and options.weights["completeness"] == 0.25
     # the baseline object is gone: scan without drift rather than fail
-    gone = scan_options(job("missing.parquet"), objects)  # type: ignore[arg-type]
+    gone = scan_options(job("missing.parquet"), objects, tmp_path)  # type: ignore[arg-type]
     assert (gone.previous_path, gone.previous_version) == (None, None)
-    assert scan_options(job(None), objects).previous_path is None  # type: ignore[arg-type]
+    assert scan_options(job(None), objects, tmp_path).previous_path is None  # type: ignore[arg-type]
