@@ -9,7 +9,9 @@ COPY projections ./projections
 COPY jobs ./jobs
 COPY gateway ./gateway
 COPY connectors ./connectors
-RUN pip install --no-cache-dir .
+# Extras, e.g. --build-arg DATRIX_EXTRAS=labels for `scan --label` (cleanlab, AGPL-3.0)
+ARG DATRIX_EXTRAS=""
+RUN pip install --no-cache-dir ".${DATRIX_EXTRAS:+[$DATRIX_EXTRAS]}"
 ENV DATRIX_HOME=/var/lib/datrix
 ENTRYPOINT []
 CMD ["datrix", "worker"]

@@ -159,6 +159,12 @@ def scan_file(
     Everything the user gave is validated before the data goes into the object store; a
     command still refused after that removes the object unless a recorded version uses
     it (objects are content-addressed, so another version may share it)."""
+    if label is not None:
+        from jobs.quality.labels import cleanlab_missing
+
+        missing = cleanlab_missing()
+        if missing is not None:
+            raise UserInputError(f"--label: {missing}")
     dataset_name = dataset_name_for(path, name)
     # sweep the temp folders of killed runs; finish interrupted scans (saying so)
     runtime.drain(progress)

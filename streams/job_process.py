@@ -14,7 +14,8 @@ so a killed CLI never leaves a scan running on its own; the parent's monitor
 ``DATRIX_TEST_JOB_FAULT=kill@PHASE`` (tests only) kills the parent and this process when
 the job reports PHASE: a CLI killed mid-job, deterministically. ``pause@PHASE`` stops this
 process there (SIGSTOP) until its monitor kills it; ``crash@PHASE`` makes it exit there
-with code 3 and a last word on stderr (a job that dies on its own).
+with code 3 and a last word on stderr (a job that dies on its own). The same switch names
+crash points of the embedded runtime too (``streams/faults.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import threading
 import time
 from typing import IO
 
-FAULT_ENV = "DATRIX_TEST_JOB_FAULT"
+from streams.faults import fault as test_fault
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -49,12 +51,6 @@ def _die_with_parent(parent: int) -> None:
     if os.getppid() != parent:
         os._exit(70)
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def _fault() -> tuple[str, str] | None:
-    raw = os.environ.get(FAULT_ENV, "")
-    action, _, phase = raw.partition("@")
-    return (action, phase) if action in ("kill", "pause", "crash") and phase else None
 
 
 def _emit(out: IO[str], doc: object) -> None:
@@ -78,7 +74,7 @@ def main(argv: list[str]) -> int:
     job = decode_event(decode_envelope(sys.stdin.buffer.read()))
     if not isinstance(job, JobRequested):
         raise SystemExit(f"not a job: {type(job).__name__}")
-    fault = _fault()
+    fault = test_fault()
 
     def progress(phase: str, done: int, total: int) -> None:
         _emit(out, {"progress": [phase, int(done), int(total)]})

@@ -35,6 +35,7 @@ from projections.projector import Projector
 from projections.store import SQLiteReadStore
 from streams import scratch
 from streams.event_store import sqlite_event_store
+from streams.faults import crash_point
 from streams.job_supervisor import Budgets, run_supervised
 from streams.messages import Envelope, command_envelope, decode_event
 from streams.object_store import open_object_store
@@ -131,6 +132,7 @@ class EmbeddedRuntime:
             self.settings, command, subject, command_id=command_id, cause=cause, actor=actor
         )
         self.commands.append(envelope)
+        crash_point("command-logged")
         return envelope
 
     # -- job ownership -----------------------------------------------------------------------
@@ -245,6 +247,7 @@ class EmbeddedRuntime:
             if not batch:
                 return count
             self.processor.process_batch(COMMAND_TRACKING, batch)
+            crash_point("events-recorded")
             count += len(batch)
 
     def project(self) -> int:
@@ -254,6 +257,7 @@ class EmbeddedRuntime:
             if not batch:
                 return count
             count += self.projector.apply_batch(batch)
+            crash_point("read-models-updated")
 
     # -- jobs ------------------------------------------------------------------------------
     def _scan_ended(self, scan_id: UUID) -> bool:
@@ -378,6 +382,7 @@ class EmbeddedRuntime:
                     cause=envelope,
                     actor="worker:embedded",
                 )
+                crash_point("job-result-logged")
             return 1
 
 

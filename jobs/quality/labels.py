@@ -56,10 +56,16 @@ column, not a set of rows, is the finding (``describe`` says so).
 Everything is deterministic for a given ``seed``. Scikit-learn, its OpenMP and BLAS
 thread pools and cleanlab run on ``n_jobs`` threads, 1 by default: the scan workers share
 their cores.
+
+cleanlab (AGPL-3.0) is an optional extra, ``pip install 'datrix[labels]'``: it is imported
+only here, when a label is assessed. ``cleanlab_missing`` tells a caller up front (the CLI
+refuses ``--label`` without it); a job that still lacks it (a worker installed without the
+extra) fails with ``LabelsUnavailable``, whose message says the same.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import time
 import warnings
@@ -84,6 +90,28 @@ LOGLOSS_FLOOR = 1e-3
 PREDICT_CHUNK = 100_000
 NOISE_MARGIN_Z = 3.0  # out-of-fold accuracy must beat the majority rate by 3 std errors...
 NOISE_MIN_MARGIN = 0.01  # ...and by at least 1 point, or the labels look like noise
+
+LABELS_INSTALL = "pip install 'datrix[labels]'"
+CLEANLAB_MISSING = (
+    "label-quality checks need cleanlab, an optional extra (AGPL-3.0) that is not "
+    f"installed: {LABELS_INSTALL}"
+)
+
+
+class LabelsUnavailable(RuntimeError):
+    """cleanlab cannot be imported (the ``labels`` extra is not installed)."""
+
+
+def cleanlab_missing() -> str | None:
+    """None when cleanlab is installed, else the line saying how to install it. Looks it
+    up without importing it (cleanlab and scikit-learn take seconds to import, and the
+    job that uses them runs in another process)."""
+    try:
+        found = importlib.util.find_spec("cleanlab") is not None
+    except (ImportError, ValueError):
+        found = False
+    return None if found else CLEANLAB_MISSING
+
 
 NumericArray = np.ndarray[Any, np.dtype[np.float64]]
 IntArray = np.ndarray[Any, np.dtype[np.int64]]
@@ -362,14 +390,19 @@ def find_label_issues(
 ) -> LabelFindings:
     """Flag rows whose ``label`` looks wrong (see the module docstring).
 
-    Raises ValueError when ``label`` is not a column of ``frame``. A frame that cannot be
-    judged (too few rows, fewer than two classes with ``MIN_CLASS_MEMBERS`` members, too
-    many classes, no usable feature column) returns empty findings whose ``skipped`` says
-    why."""
+    Raises ValueError when ``label`` is not a column of ``frame``, LabelsUnavailable
+    without cleanlab. A frame that cannot be judged (too few rows, fewer than two classes
+    with ``MIN_CLASS_MEMBERS`` members, too many classes, no usable feature column)
+    returns empty findings whose ``skipped`` says why."""
     if label not in frame.columns:
         raise ValueError(f"label column {label!r} is not a column of the dataset")
     if max_rows < MIN_ROWS:
         raise ValueError(f"max_rows must be at least {MIN_ROWS}")
+    try:  # before the models are fitted
+        import cleanlab.filter
+        import cleanlab.rank  # noqa: F401
+    except ImportError as exc:
+        raise LabelsUnavailable(f"{CLEANLAB_MISSING} ({exc})") from exc
     from threadpoolctl import threadpool_limits
 
     # OpenMP (gradient boosting) and BLAS threads too: oversubscribed OpenMP threads on a

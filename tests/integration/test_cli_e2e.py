@@ -166,9 +166,16 @@ def test_replay_as_of_shows_the_past(cli: Cli, tmp_path: Path) -> None:
     first = tmp_path / "a.csv"
     first.write_text("x,y\n1,2\n3,4\n")
     assert cli("scan", str(first), "--name", "early").code == 0
-    time.sleep(1.1)
-    between = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
-    time.sleep(1.1)
+
+    def next_second(after: datetime) -> datetime:
+        """--as-of has whole seconds: wait until the clock is in a later second."""
+        while (now := datetime.now(UTC)).replace(microsecond=0) <= after:
+            time.sleep(0.05)
+        return now.replace(microsecond=0)
+
+    cut = next_second(datetime.now(UTC).replace(microsecond=0))  # after every early event
+    between = cut.strftime("%Y-%m-%d %H:%M:%S")
+    next_second(cut)  # the late scans' events come after the cut's whole second
     second = tmp_path / "b.csv"
     second.write_text("x,y\n5,6\n")
     assert cli("scan", str(second), "--name", "late").code == 0

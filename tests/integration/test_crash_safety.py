@@ -1,41 +1,63 @@
-"""SIGKILL the CLI at several moments of a scan; the next run finishes the work and
-nothing is lost or applied twice."""
+"""SIGKILL the CLI at named moments of a scan; the next run finishes the work and nothing
+is lost or applied twice.
+
+The kills are deterministic (``DATRIX_TEST_JOB_FAULT=kill@POINT``, ``streams/faults.py``):
+each run dies at one crash point of the embedded runtime or one phase of the scan's job,
+whatever the machine's speed, and each run starts from what the previous one left."""
 
 from __future__ import annotations
 
 import collections
+import signal
 import sqlite3
-import time
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from jobs.bench.generate import generate
 from streams.event_store import sqlite_event_store
+from streams.faults import FAULT_ENV, RUNTIME_POINTS
 from streams.runtime import COMMAND_TRACKING
-from tests.integration.conftest import Cli
+from tests.integration.conftest import DATRIX, Cli
 
 pytestmark = pytest.mark.integration
 
-KILL_AFTER_S = (0.4, 1.0, 1.8, 2.6, 3.5, 5.0)
+ROWS = 20_000
+# in this order, each run resuming what the one before left:
+KILL_AT = (
+    "command-logged",  # the dataset's registration is logged, nothing processed
+    "events-recorded",  # run 2 processes it (events recorded), dies before projecting
+    "read-models-updated",  # run 3 projects them, dies after committing
+    "duplicates",  # run 4 adds a version and requests the scan; its job dies mid-way
+    "job-result-logged",  # run 5 reruns that job, dies with its result logged unprocessed
+    "profile",  # run 6 completes that scan, scans a new version; its job dies at its start
+)
 
 
 def test_sigkill_mid_scan_then_rerun(cli: Cli, tmp_path: Path) -> None:
+    assert set(KILL_AT) >= set(RUNTIME_POINTS)  # every crash point of the runtime is tried
     data = tmp_path / "data"
-    generate(150_000, data, seed=5)
-    killed = 0
-    for delay in KILL_AFTER_S:
-        proc = cli.popen("scan", str(data / "dirty.csv"), "--name", "big")
-        time.sleep(delay)
-        if proc.poll() is None:
-            proc.kill()
-            killed += 1
-        proc.communicate()
-    assert killed >= 3, "the scans finished too fast to be interrupted; raise the row count"
+    generate(ROWS, data, seed=5)
+    stderr: list[str] = []
+    for point in KILL_AT:
+        proc = subprocess.run(
+            [DATRIX, "scan", str(data / "dirty.csv"), "--name", "big"],
+            capture_output=True,
+            text=True,
+            env={**cli.env(), FAULT_ENV: f"kill@{point}"},
+            stdin=subprocess.DEVNULL,
+            timeout=600,
+        )
+        assert proc.returncode == -signal.SIGKILL, f"not killed at {point}: {proc.stderr}"
+        stderr.append(proc.stderr)
+    # runs 5 and 7 find a job whose CLI died and finish it, saying so
+    assert "finishing interrupted scan" in stderr[4]
 
     final = cli("scan", str(data / "dirty.csv"), "--name", "big", "--format", "json")
     assert final.code == 0, final.stderr
-    assert final.json()["rows"] == 150_000
+    assert final.json()["rows"] == ROWS
+    assert "finishing interrupted scan" in final.stderr
 
     replay = cli("replay", "--verify")
     assert replay.code == 0, replay.stdout + replay.stderr
@@ -45,7 +67,8 @@ def test_sigkill_mid_scan_then_rerun(cli: Cli, tmp_path: Path) -> None:
     store = sqlite_event_store(cli.home / "events.db")
     commands = sqlite3.connect(cli.home / "commands.db")
     n_commands = commands.execute("SELECT COUNT(*) FROM commands").fetchone()[0]
-    assert store.position(COMMAND_TRACKING) == n_commands
+    head = commands.execute("SELECT MAX(position) FROM commands").fetchone()[0]
+    assert store.position(COMMAND_TRACKING) == head
     events = store.read(0, 1_000_000)
     causes = {env.causation_id for _, env in events}
     assert len(causes) == n_commands

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
+
+import pytest
 
 from streams.job_progress import JobProgress, decode, encode, progress_events
 
@@ -47,9 +50,17 @@ def test_throttle_keeps_phase_changes_and_phase_ends() -> None:
     assert {u.job_id for _, u in sent} == {str(job)}
 
 
-def test_a_failing_sink_never_fails_the_job() -> None:
-    def broken(_k: bytes, _v: bytes) -> None:
+def test_a_failing_sink_never_fails_the_job(caplog: pytest.LogCaptureFixture) -> None:
+    tried: list[JobProgress] = []
+
+    def broken(_k: bytes, v: bytes) -> None:
+        tried.append(decode(v))
         raise OSError("broker gone")
 
     publish = progress_events(broken, uuid.uuid4(), uuid.uuid4(), "acme")
-    publish("read", 1, 2)  # logs a warning, raises nothing
+    with caplog.at_level(logging.WARNING, logger="datrix.progress"):
+        publish("read", 1, 2)  # raises nothing
+        publish("profile", 0, 0)  # and the next update is still tried
+    assert [(u.phase, u.seq) for u in tried] == [("read", 1), ("profile", 2)]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "datrix.progress"]
+    assert warnings == ["job progress not published: broker gone"] * 2

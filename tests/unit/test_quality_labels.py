@@ -8,6 +8,7 @@ import pytest
 
 from jobs.quality.labels import (
     MIN_CLASS_MEMBERS,
+    LabelFindings,
     build_features,
     chance_margin,
     describe,
@@ -115,9 +116,17 @@ def test_long_tail_category_is_lumped_and_free_text_dropped() -> None:
     assert int((codes == 32.0).sum()) == 71
 
 
-def test_flags_flipped_labels_on_a_small_frame() -> None:
+@pytest.fixture(scope="module")
+def small() -> tuple[pl.DataFrame, set[int], LabelFindings]:
+    """400 rows, 10 % flipped, and what the check finds (seed 0): shared, it is the cost."""
     frame, flipped = _noisy_frame(400, seed=3)
-    found = find_label_issues(frame, "label", seed=0)
+    return frame, flipped, find_label_issues(frame, "label", seed=0)
+
+
+def test_flags_flipped_labels_on_a_small_frame(
+    small: tuple[pl.DataFrame, set[int], LabelFindings],
+) -> None:
+    frame, flipped, found = small
     assert found.skipped is None
     assert found.rows == sorted(found.rows)
     assert _f1(found.rows, flipped) >= 0.7
@@ -175,7 +184,9 @@ def test_integer_and_categorical_labels() -> None:
     assert _f1(a.rows, flipped) >= 0.6
 
 
-def test_random_labels_look_like_noise_and_real_ones_do_not() -> None:
+def test_random_labels_look_like_noise_and_real_ones_do_not(
+    small: tuple[pl.DataFrame, set[int], LabelFindings],
+) -> None:
     rng = np.random.default_rng(11)
     n = 1_000
     random = pl.DataFrame(
@@ -192,8 +203,7 @@ def test_random_labels_look_like_noise_and_real_ones_do_not() -> None:
     # 3 binomial standard errors of a ~0.5 rate over 1,000 rows: ~4.7 points.
     assert 0.04 <= chance_margin(found) <= 0.05
 
-    noisy, _ = _noisy_frame(400, seed=3)
-    real = find_label_issues(noisy, "label", seed=0)
+    real = small[2]  # 400 rows, 10 % of the labels flipped
     assert not looks_like_noise(real)
     assert "look like noise" not in describe(real, "label")
     skipped = find_label_issues(pl.DataFrame({"x": np.arange(200.0), "y": ["a"] * 200}), "y")

@@ -128,11 +128,36 @@ def test_drain_twice_changes_nothing(rt: EmbeddedRuntime, tmp_path: Path) -> Non
     add_version(rt, ds_id, tmp_path, {"a": [1, 1, 1]})
     rt.submit(RequestScan(scan_id, ds_id), scan_id)
     rt.drain()
-    before = (rt.events.head(), table_checksums(rt.read_store))
+    before = (rt.commands.head(), rt.events.head(), table_checksums(rt.read_store))
     rt.drain()
-    # resubmitting a command with the same id is dropped by the log
-    assert rt.commands.read(0, 100)[0][1].id is not None
-    assert (rt.events.head(), table_checksums(rt.read_store)) == before
+    assert (rt.commands.head(), rt.events.head(), table_checksums(rt.read_store)) == before
+
+
+def test_resubmitting_a_command_id_is_dropped(rt: EmbeddedRuntime, tmp_path: Path) -> None:
+    """A client that retries (same command id) after its first try went through: the log
+    keeps the first, the retry adds no command, no event and no read-model change."""
+    ds_id, scan_id = uuid.uuid4(), uuid.uuid4()
+    register = rt.submit(RegisterDataset(ds_id, "s"), ds_id)
+    add_version(rt, ds_id, tmp_path, {"a": [1, 1, 1]})
+    request = rt.submit(RequestScan(scan_id, ds_id), scan_id)
+    rt.drain()
+    before = (rt.commands.head(), rt.events.head(), table_checksums(rt.read_store))
+    logged = [env.id for _, env in rt.commands.read(0, 100)]
+    assert logged.count(register.id) == 1 and logged.count(request.id) == 1
+
+    # the same ids again; the register retry even names another dataset: still dropped
+    rt.submit(RegisterDataset(ds_id, "other"), ds_id, command_id=register.id)
+    rt.submit(RequestScan(scan_id, ds_id), scan_id, command_id=request.id)
+    assert rt.commands.head() == before[0]
+    rt.drain()
+    assert (rt.commands.head(), rt.events.head(), table_checksums(rt.read_store)) == before
+    assert [env.id for _, env in rt.commands.read(0, 100)] == logged
+    datasets = Views(rt.read_store, "acme").datasets()
+    assert [d["name"] for d in datasets] == ["s"]
+    assert rt.commands.append(register) is False  # the log says it dropped it
+    # a new id is a new command: the log takes it (and the aggregate refuses it)
+    again = rt.submit(RegisterDataset(ds_id, "s"), ds_id)
+    assert [env.id for _, env in rt.commands.read(0, 100)] == [*logged, again.id]
 
 
 def test_job_rerun_after_crash_resubmits_the_same_result(
