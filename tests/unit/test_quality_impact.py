@@ -115,6 +115,7 @@ def _random_labels(n: int, seed: int) -> pl.DataFrame:
     )
 
 
+@pytest.mark.integration  # 12 s of model fits: runs with the integration tier (make test)
 def test_random_labels_show_no_measured_gain() -> None:
     """Issue 14 item 8: random labels, about 45 % of rows flagged, and the old protocol
     claimed fixing them moved accuracy from 0.50 to 0.78."""
