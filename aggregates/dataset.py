@@ -3,10 +3,10 @@
 Invariants: a name is printable text on one line, 1-200 characters; a dataset is
 registered once, under the id ``dataset_id_for(tenant, name)``, so a tenant has at most one
 dataset of a name however many producers race to register it (a name whose dataset was
-deleted stays taken: registering it again is refused); versions are numbered 1, 2, 3, ... with no gaps (the aggregate assigns
-them); a version of the same file read the same way as the latest one (same source and
-object digests) adds nothing, so racing scans of one file add one version; a deleted
-dataset takes no new versions and cannot be deleted twice.
+deleted stays taken: registering it again is refused); versions are numbered 1, 2, 3, ...
+with no gaps (the aggregate assigns them); a version of the same file read the same way
+as the latest one (same source and object digests) adds nothing, so racing scans of one
+file add one version; a deleted dataset takes no new versions and cannot be deleted twice.
 """
 
 from __future__ import annotations
