@@ -7,6 +7,7 @@ id, leaving two datasets named ``sales``)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,27 @@ def test_concurrent_scans_of_the_same_file_add_one_version(tmp_path: Path) -> No
     other.write_text("id,value\n1,2\n")
     assert cli("scan", str(other), "--name", "sales").code == 0
     assert _one_sales_dataset(cli)["latest_version"] == 2
+
+
+def test_concurrent_scans_of_one_name_make_one_dataset_in_kafka_mode(
+    kafka_cli: Any, tmp_path: Path
+) -> None:
+    """Kafka mode: both processes' commands about ``sales`` share its key (the uuid5 id), so
+    each RegisterDataset precedes its AddDatasetVersion on one partition."""
+    kafka_cli.start_worker()
+    files = []
+    for i in range(2):
+        path = tmp_path / f"k{i}.csv"
+        path.write_text("id,value\n" + "".join(f"{r},{r + i}\n" for r in range(20)))
+        files.append(path)
+    results = _start_together(
+        kafka_cli,
+        tmp_path,
+        [["scan", str(p), "--name", "sales", "--format", "json"] for p in files],
+    )
+    for code, stderr in results:
+        assert code == 0, stderr
+    assert _one_sales_dataset(kafka_cli)["latest_version"] == 2
+    scans = kafka_cli("scans", "sales", "--format", "json").json()
+    assert [s["status"] for s in scans] == ["completed", "completed"]
+    assert kafka_cli("replay", "--verify").code == 0
