@@ -1,14 +1,18 @@
 """The dataset aggregate: a named dataset and its immutable versions.
 
 Invariants: a name is printable text on one line, 1-200 characters; a dataset is
-registered once; versions are numbered 1, 2, 3, ... with no gaps (the aggregate assigns
-them); a deleted dataset takes no new versions and cannot be deleted twice.
+registered once, under the id ``dataset_id_for(tenant, name)``, so a tenant has at most one
+dataset of a name however many producers race to register it (a name whose dataset was
+deleted stays taken: registering it again is refused); versions are numbered 1, 2, 3, ...
+with no gaps (the aggregate assigns them); a version of the same file read the same way
+as the latest one (same source and object digests) adds nothing, so racing scans of one
+file add one version; a deleted dataset takes no new versions and cannot be deleted twice.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from aggregates.common import Command, Event, Meta, Rejected, next_version
 
@@ -85,6 +89,18 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+# Fixed for ever: changing it would give existing names other ids.
+DATASET_NAMESPACE = UUID("5b0c6f1e-3d0a-4f43-9a55-0d7a7c1d2a10")
+
+
+def dataset_id_for(tenant: str, name: str) -> UUID:
+    """The id of the dataset ``name`` (already stripped) of ``tenant``: deterministic, so
+    two producers registering the same name register the same aggregate and one of them
+    is refused. Datasets registered before this rule keep their random ids (events are
+    replayed, not re-decided); they are found by name in the read model."""
+    return uuid5(DATASET_NAMESPACE, f"{tenant}/{name}")
+
+
 # ---- state ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class DatasetVersion:
@@ -93,6 +109,7 @@ class DatasetVersion:
     object_sha256: str
     rows: int
     columns: int
+    source_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,12 +137,23 @@ class Dataset:
 
 def decide(command: Command, state: Dataset | None, meta: Meta) -> list[Event]:
     if isinstance(command, RegisterDataset):
-        if state is not None:
-            raise Rejected(f"dataset {command.dataset_id} is already registered")
         name = command.name.strip()
+        if state is not None:
+            if state.tenant != meta.tenant:  # not probeable: a uuid5 id never collides
+                raise Rejected(f"dataset {command.dataset_id} is already registered")
+            if state.deleted:
+                raise Rejected(
+                    f"dataset {state.name!r} was deleted; its name cannot be registered again"
+                )
+            raise Rejected(f"dataset {state.name!r} ({state.id}) is already registered")
         problem = name_problem(name)
         if problem is not None:
             raise Rejected(problem)
+        if command.dataset_id != dataset_id_for(meta.tenant, name):
+            raise Rejected(
+                f"dataset id {command.dataset_id} is not the id of the name {name!r}; "
+                "register it as dataset_id_for(tenant, name)"
+            )
         return [
             DatasetRegistered(
                 originator_id=command.dataset_id,
@@ -147,6 +175,13 @@ def decide(command: Command, state: Dataset | None, meta: Meta) -> list[Event]:
             raise Rejected(f"dataset {state.id} is deleted; it takes no new versions")
         if command.rows < 0 or command.columns < 0:
             raise Rejected("row and column counts cannot be negative")
+        latest = state.latest
+        if (
+            latest is not None
+            and latest.source_sha256 == command.source_sha256
+            and latest.object_sha256 == command.object_sha256
+        ):
+            return []  # the same file again (a concurrent twin added it): no new version
         return [
             DatasetVersionAdded(
                 originator_id=state.id,
@@ -194,7 +229,12 @@ def evolve(state: Dataset | None, event: Event) -> Dataset:
         if event.version != len(state.versions) + 1:
             raise ValueError(f"dataset version {event.version} is not the next one")
         added = DatasetVersion(
-            event.version, event.object_uri, event.object_sha256, event.rows, event.columns
+            event.version,
+            event.object_uri,
+            event.object_sha256,
+            event.rows,
+            event.columns,
+            event.source_sha256,
         )
         return replace(state, version=event.originator_version, versions=(*state.versions, added))
     if isinstance(event, DatasetDeleted):

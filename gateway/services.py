@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from aggregates.dataset import AddDatasetVersion, RegisterDataset, name_problem
+from aggregates.dataset import AddDatasetVersion, RegisterDataset, dataset_id_for, name_problem
 from aggregates.scan import CancelScan, RequestScan
 from gateway.errors import DatrixError, NotFound, UserInputError
 from jobs.csv_dialect import CsvOptions
@@ -220,9 +220,13 @@ def _record_and_scan(
 ) -> ScanOutcome:
     existing = views(runtime).dataset(dataset_name)
     pending: list[uuid.UUID] = []
+    register: uuid.UUID | None = None
     if existing is None:
-        dataset_id = uuid.uuid4()
-        pending.append(runtime.submit(RegisterDataset(dataset_id, dataset_name), dataset_id).id)
+        # The id follows from tenant + name: a concurrent scan of the same name registers
+        # the same aggregate, the later RegisterDataset is refused and both versions land
+        # on the one dataset (its commands share a Kafka key, so they stay in order).
+        dataset_id = dataset_id_for(runtime.settings.tenant, dataset_name)
+        register = runtime.submit(RegisterDataset(dataset_id, dataset_name), dataset_id).id
         new_version = True
     else:
         dataset_id = uuid.UUID(existing["id"])
@@ -262,15 +266,23 @@ def _record_and_scan(
 
     def settled() -> bool:
         v = views(runtime)
-        statuses = [v.command_status(str(c)) for c in pending]
-        if any(s is None for s in statuses):
+        every = pending if register is None else [register, *pending]
+        if any(v.command_status(str(c)) is None for c in every):
             return False
+        statuses = [v.command_status(str(c)) for c in pending]
         if any(s is not None and s["status"] == "rejected" for s in statuses):
             return True
         scan = v.scan(str(scan_id))
         return scan is not None and scan["status"] in ("completed", "failed")
 
     runtime.wait_for(settled, progress, scan_id=str(scan_id))
+    if register is not None:
+        # Refused because a concurrent twin registered the name first: not an error, the
+        # version went to that dataset. Any other refusal (a deleted name, a bad name)
+        # also refuses the version, so the registration's reason is the one to show.
+        refused = views(runtime).command_status(str(pending[0])) if pending else None
+        if refused is None or refused["status"] == "rejected":
+            _raise_if_rejected(runtime, register)
     for command_id in pending:
         _raise_if_rejected(runtime, command_id)
     return ScanOutcome(str(dataset_id), dataset_name, str(scan_id), new_version)

@@ -43,7 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aggregates.dataset import RegisterDataset
+from aggregates.dataset import RegisterDataset, dataset_id_for
 from projections.replay import BATCH, rebuild, rebuild_partitioned, table_checksums
 from projections.store import PostgresReadStore, SQLiteReadStore
 from streams.event_store import postgres_event_store
@@ -90,9 +90,10 @@ def rate(count: int, seconds: float) -> str:
     return f"{count / seconds:,.0f}" if seconds > 0 else "inf"
 
 
-def new_command(i: int, prefix: str) -> tuple[RegisterDataset, uuid.UUID]:
-    ds = uuid.uuid4()
-    return RegisterDataset(ds, f"{prefix}-{i:06d}"), ds
+def new_command(i: int, prefix: str, tenant: str) -> tuple[RegisterDataset, uuid.UUID]:
+    name = f"{prefix}-{i:06d}-{uuid.uuid4().hex[:8]}"  # a new name each run
+    ds = dataset_id_for(tenant, name)
+    return RegisterDataset(ds, name), ds
 
 
 # =========================================================================================
@@ -117,7 +118,7 @@ def bench_embedded(args: argparse.Namespace, home: Path) -> list[Row]:
     log(f"embedded: submitting {n:,} commands")
     t0 = time.perf_counter()
     for i in range(n):
-        command, subject = new_command(i, "tput")
+        command, subject = new_command(i, "tput", "bench")
         rt.submit(command, subject)
     t1 = time.perf_counter()
     log("embedded: draining")
@@ -146,7 +147,7 @@ def bench_embedded(args: argparse.Namespace, home: Path) -> list[Row]:
             time.sleep(due - now)
         batch: list[float] = []
         while i < total and start + i / args.rate <= time.perf_counter():
-            command, subject = new_command(i, "lat")
+            command, subject = new_command(i, "lat", "bench")
             rt.submit(command, subject)
             batch.append(start + i / args.rate)
             i += 1
@@ -394,7 +395,7 @@ class KafkaRun:
 
 
 def send(log_: KafkaCommandLog, i: int, tenant: str, prefix: str) -> str:
-    command, subject = new_command(i, prefix)
+    command, subject = new_command(i, prefix, tenant)
     envelope = command_envelope(
         command, subject=subject, tenant=tenant, actor="bench", time=datetime.now(UTC)
     )

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aggregates.dataset import RegisterDataset
+from aggregates.dataset import RegisterDataset, dataset_id_for
 from projections.store import PostgresReadStore
 from streams.event_store import postgres_event_store
 from streams.kafka import KafkaCommandLog, Topics
@@ -37,9 +37,10 @@ def produce(cli: KafkaCli, n: int, per_second: float) -> list[uuid.UUID]:
     ids = []
     start = time.monotonic()
     for i in range(n):
-        ds = uuid.uuid4()
+        name = f"ds-{i:05d}-{uuid.uuid4().hex[:8]}"  # new names each run (topics persist)
+        ds = dataset_id_for(TENANT, name)
         envelope = command_envelope(
-            RegisterDataset(ds, f"ds-{i:05d}"),
+            RegisterDataset(ds, name),
             subject=ds,
             tenant=TENANT,
             actor="fault-test",

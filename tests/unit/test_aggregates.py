@@ -39,7 +39,7 @@ def add_version(ds_id: uuid.UUID, n: int = 0) -> dataset.AddDatasetVersion:
 
 
 def registered(name: str = "sales") -> tuple[uuid.UUID, list[Event]]:
-    ds_id = uuid.uuid4()
+    ds_id = dataset.dataset_id_for("acme", name)
     return ds_id, dataset.decide(dataset.RegisterDataset(ds_id, name), None, meta())
 
 
@@ -59,7 +59,46 @@ def test_register_then_versions_are_numbered_without_gaps() -> None:
 def test_register_twice_is_rejected() -> None:
     ds_id, events = registered()
     with pytest.raises(Rejected, match="already registered"):
-        dataset.decide(dataset.RegisterDataset(ds_id, "again"), fold_dataset(events), meta())
+        dataset.decide(dataset.RegisterDataset(ds_id, "sales"), fold_dataset(events), meta())
+
+
+def test_a_name_is_one_dataset_per_tenant_by_construction() -> None:
+    """The id follows from tenant + name, so two producers registering ``sales`` at once
+    register one aggregate: the second is refused (the edge then adds its version to the
+    first), and a producer cannot dodge it with an id of its own."""
+    ds_id, events = registered("sales")
+    assert ds_id == dataset.dataset_id_for("acme", "sales")
+    assert ds_id != dataset.dataset_id_for("other", "sales")  # per tenant
+    assert ds_id != dataset.dataset_id_for("acme", "Sales")
+    state = fold_dataset(events)
+    with pytest.raises(Rejected, match=r"'sales' .* is already registered"):
+        dataset.decide(dataset.RegisterDataset(ds_id, " sales "), state, meta())
+    with pytest.raises(Rejected, match="is not the id of the name 'sales'"):
+        dataset.decide(dataset.RegisterDataset(uuid.uuid4(), "sales"), None, meta())
+    # the version the loser brings still lands on the one dataset
+    events += dataset.decide(add_version(ds_id, 1), state, meta())
+    assert [v.version for v in fold_dataset(events).versions] == [1]  # type: ignore[union-attr]
+
+
+def test_a_deleted_name_cannot_be_registered_again() -> None:
+    """Deletion is final for the name (the id is the name's): registering it again is
+    refused with the reason, and replay needs no rule for a revived stream."""
+    ds_id, events = registered("sales")
+    events += dataset.decide(dataset.DeleteDataset(ds_id), fold_dataset(events), meta())
+    with pytest.raises(Rejected, match="'sales' was deleted; its name cannot be registered"):
+        dataset.decide(dataset.RegisterDataset(ds_id, "sales"), fold_dataset(events), meta())
+
+
+def test_the_same_file_again_adds_no_version() -> None:
+    """Racing scans of one file both send AddDatasetVersion; the second, identical to the
+    latest version (source and object digests), adds nothing, so the count does not depend
+    on timing. Another file, or the same file read another way, is a new version."""
+    ds_id, events = registered()
+    events += dataset.decide(add_version(ds_id, 1), fold_dataset(events), meta())
+    assert dataset.decide(add_version(ds_id, 1), fold_dataset(events), meta()) == []
+    events += dataset.decide(add_version(ds_id, 2), fold_dataset(events), meta())
+    again_first = dataset.decide(add_version(ds_id, 1), fold_dataset(events), meta())
+    assert [e.version for e in again_first] == [3]  # type: ignore[attr-defined]
 
 
 def test_empty_name_is_rejected() -> None:
@@ -81,9 +120,11 @@ def test_names_are_printable_one_line_and_at_most_200_characters(name: str, reas
     """Held by the aggregate, so every producer of commands is held to it, not the CLI only."""
     with pytest.raises(Rejected, match=reason):
         dataset.decide(dataset.RegisterDataset(uuid.uuid4(), name), None, meta())
-    ok = dataset.decide(dataset.RegisterDataset(uuid.uuid4(), "Umsätze 2026 (v2)"), None, meta())
-    assert ok[0].name == "Umsätze 2026 (v2)"  # type: ignore[attr-defined]
-    assert dataset.decide(dataset.RegisterDataset(uuid.uuid4(), "x" * 200), None, meta())
+    for good in ("Umsätze 2026 (v2)", "x" * 200):
+        ok = dataset.decide(
+            dataset.RegisterDataset(dataset.dataset_id_for("acme", good), good), None, meta()
+        )
+        assert ok[0].name == good  # type: ignore[attr-defined]
 
 
 def test_read_options_travel_from_command_to_event() -> None:

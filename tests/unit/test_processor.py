@@ -30,7 +30,7 @@ def store(tmp_path: Path) -> EventStore:
 
 def test_redelivered_command_is_a_noop(store: EventStore) -> None:
     proc = CommandProcessor(store)
-    ds_id = uuid.uuid4()
+    ds_id = dataset.dataset_id_for("acme", "sales")
     env = envelope(dataset.RegisterDataset(ds_id, "sales"), ds_id)
     first = proc.process(NAME, 1, env)
     assert first.outcome == "applied"
@@ -43,7 +43,7 @@ def test_redelivered_command_is_a_noop(store: EventStore) -> None:
 def test_same_command_id_at_another_position_is_a_noop(store: EventStore) -> None:
     """A producer retry or a resubmitted Idempotency-Key: same id, new log position."""
     proc = CommandProcessor(store)
-    ds_id = uuid.uuid4()
+    ds_id = dataset.dataset_id_for("acme", "sales")
     env = envelope(dataset.RegisterDataset(ds_id, "sales"), ds_id)
     assert proc.process(NAME, 1, env).outcome == "applied"
     assert proc.process(NAME, 2, env).outcome == "duplicate"
@@ -54,7 +54,7 @@ def test_same_command_id_at_another_position_is_a_noop(store: EventStore) -> Non
 def test_tracking_and_events_commit_together_or_not_at_all(store: EventStore) -> None:
     """The trap in the brief: only a *process* recorder stores tracking, and a redelivered
     position is refused with IntegrityError, storing none of its events."""
-    ds_id = uuid.uuid4()
+    ds_id = dataset.dataset_id_for("acme", "sales")
     proc = CommandProcessor(store)
     proc.process(NAME, 1, envelope(dataset.RegisterDataset(ds_id, "sales"), ds_id))
     other = uuid.uuid4()
@@ -78,7 +78,7 @@ def test_an_application_recorder_would_silently_drop_tracking(tmp_path: Path) ->
 
 
 def test_optimistic_concurrency_refuses_a_taken_version(store: EventStore) -> None:
-    ds_id = uuid.uuid4()
+    ds_id = dataset.dataset_id_for("acme", "s")
     CommandProcessor(store).process(NAME, 1, envelope(dataset.RegisterDataset(ds_id, "s"), ds_id))
     clash = StoredEvent(originator_id=ds_id, originator_version=1, topic="x", state=b"y")
     with pytest.raises(IntegrityError):
@@ -99,7 +99,7 @@ def test_rejection_is_recorded_with_its_reason(store: EventStore) -> None:
 
 
 def test_undecodable_command_is_rejected_not_crashing(store: EventStore) -> None:
-    ds_id = uuid.uuid4()
+    ds_id = dataset.dataset_id_for("acme", "s")
     env = envelope(dataset.RegisterDataset(ds_id, "s"), ds_id)
     broken = type(env)(**{**env.__dict__, "data": b"\xc3\x01garbage!"})
     result = CommandProcessor(store).process(NAME, 1, broken)
@@ -109,7 +109,7 @@ def test_undecodable_command_is_rejected_not_crashing(store: EventStore) -> None
 
 def test_scan_flow_events_carry_causation(store: EventStore) -> None:
     proc = CommandProcessor(store)
-    ds_id, scan_id = uuid.uuid4(), uuid.uuid4()
+    ds_id, scan_id = dataset.dataset_id_for("acme", "s"), uuid.uuid4()
     proc.process(NAME, 1, envelope(dataset.RegisterDataset(ds_id, "s"), ds_id))
     add = dataset.AddDatasetVersion(
         ds_id, "datrix-object://acme/x", "0" * 64, "file:///x", "1" * 64, "csv", 1, 1, 1, "{}"

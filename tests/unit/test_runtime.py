@@ -9,7 +9,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from aggregates.dataset import AddDatasetVersion, DeleteDataset, RegisterDataset
+from aggregates.dataset import (
+    AddDatasetVersion,
+    DeleteDataset,
+    RegisterDataset,
+    dataset_id_for,
+)
 from aggregates.scan import RequestScan
 from jobs import runner
 from jobs.engine import ProgressFn, no_progress
@@ -72,7 +77,7 @@ def add_version(
 def test_scan_flows_to_read_models_and_replays_identically(
     rt: EmbeddedRuntime, tmp_path: Path
 ) -> None:
-    ds_id, scan_id = uuid.uuid4(), uuid.uuid4()
+    ds_id, scan_id = dataset_id_for("acme", "sales"), uuid.uuid4()
     rt.submit(RegisterDataset(ds_id, "sales"), ds_id)
     add_version(rt, ds_id, tmp_path, {"a": [1, 2, 3]})
     rt.submit(RequestScan(scan_id, ds_id), scan_id)
@@ -103,7 +108,7 @@ def test_scan_flows_to_read_models_and_replays_identically(
 
 
 def test_failed_job_becomes_scan_failed(rt: EmbeddedRuntime, tmp_path: Path) -> None:
-    ds_id, scan_id = uuid.uuid4(), uuid.uuid4()
+    ds_id, scan_id = dataset_id_for("acme", "bad"), uuid.uuid4()
     rt.submit(RegisterDataset(ds_id, "bad"), ds_id)
     add_version(rt, ds_id, tmp_path, {"boom": [1, 2, 3]})
     rt.submit(RequestScan(scan_id, ds_id), scan_id)
@@ -123,7 +128,7 @@ def test_rejections_reach_command_status(rt: EmbeddedRuntime) -> None:
 
 
 def test_drain_twice_changes_nothing(rt: EmbeddedRuntime, tmp_path: Path) -> None:
-    ds_id, scan_id = uuid.uuid4(), uuid.uuid4()
+    ds_id, scan_id = dataset_id_for("acme", "s"), uuid.uuid4()
     rt.submit(RegisterDataset(ds_id, "s"), ds_id)
     add_version(rt, ds_id, tmp_path, {"a": [1, 1, 1]})
     rt.submit(RequestScan(scan_id, ds_id), scan_id)
@@ -136,7 +141,7 @@ def test_drain_twice_changes_nothing(rt: EmbeddedRuntime, tmp_path: Path) -> Non
 def test_resubmitting_a_command_id_is_dropped(rt: EmbeddedRuntime, tmp_path: Path) -> None:
     """A client that retries (same command id) after its first try went through: the log
     keeps the first, the retry adds no command, no event and no read-model change."""
-    ds_id, scan_id = uuid.uuid4(), uuid.uuid4()
+    ds_id, scan_id = dataset_id_for("acme", "s"), uuid.uuid4()
     register = rt.submit(RegisterDataset(ds_id, "s"), ds_id)
     add_version(rt, ds_id, tmp_path, {"a": [1, 1, 1]})
     request = rt.submit(RequestScan(scan_id, ds_id), scan_id)
@@ -163,7 +168,7 @@ def test_resubmitting_a_command_id_is_dropped(rt: EmbeddedRuntime, tmp_path: Pat
 def test_job_rerun_after_crash_resubmits_the_same_result(
     rt: EmbeddedRuntime, tmp_path: Path
 ) -> None:
-    ds_id, scan_id = uuid.uuid4(), uuid.uuid4()
+    ds_id, scan_id = dataset_id_for("acme", "s"), uuid.uuid4()
     rt.submit(RegisterDataset(ds_id, "s"), ds_id)
     add_version(rt, ds_id, tmp_path, {"a": [1, 2, 3]})
     rt.submit(RequestScan(scan_id, ds_id), scan_id)
