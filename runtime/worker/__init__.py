@@ -29,10 +29,10 @@ from aggregates.scan import JobRequested
 from jobs.runner import result_command_id
 from projections.projector import Projector
 from projections.store import PostgresReadStore
+from runtime.job_supervisor import Budgets, run_supervised
 from streams import scratch
 from streams.event_store import EventStore, postgres_event_store
 from streams.job_progress import fan_out, progress_events
-from streams.job_supervisor import Budgets, run_supervised
 from streams.kafka import (
     BadMessage,
     KafkaCommandLog,
