@@ -5,6 +5,7 @@ COPY pyproject.toml README.md ./
 COPY schemas ./schemas
 COPY aggregates ./aggregates
 COPY streams ./streams
+COPY runtime ./runtime
 COPY projections ./projections
 COPY jobs ./jobs
 COPY gateway ./gateway

@@ -33,9 +33,9 @@ from gateway import render, services
 from gateway.errors import DatrixError, UserInputError
 from jobs.engine import ProgressFn
 from projections.queries import Views
+from runtime.embedded import EmbeddedRuntime
 from streams import scratch
 from streams.object_store import ObjectStoreError
-from streams.runtime import EmbeddedRuntime
 from streams.settings import SettingsError, load_settings
 
 # emoji=False: ":name:" in data stays text (markup and control characters: render.safe)
@@ -69,7 +69,7 @@ def runtime() -> services.Runtime:
     settings = load_settings()
     if settings.embedded:
         return EmbeddedRuntime(settings)
-    from streams.kafka_runtime import KafkaRuntime
+    from runtime.kafka import KafkaRuntime
 
     try:
         return KafkaRuntime(settings)
@@ -412,8 +412,8 @@ def replay(verify: bool, as_of: datetime | None, keep: bool) -> None:
             result = rp.rebuild(rt.events, target, as_of=when)
             ready = None
         else:
+            from runtime.kafka import KafkaRuntime
             from streams.kafka import read_topic
-            from streams.kafka_runtime import KafkaRuntime
 
             assert isinstance(rt, KafkaRuntime) and rt.settings.kafka_bootstrap is not None
             partitions = read_topic(rt.settings.kafka_bootstrap, rt.topics.events)
@@ -543,8 +543,8 @@ def worker(roles: str) -> None:
     """Run the Kafka-mode stream processors (needs DATRIX_KAFKA_BOOTSTRAP and _DATABASE_URL)."""
     import logging
 
+    from runtime.worker import ROLES, run_worker
     from streams.kafka import topics_from_env
-    from streams.worker import ROLES, run_worker
 
     settings = load_settings()
     if settings.embedded or not settings.database_url:

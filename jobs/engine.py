@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from jobs.report import ScanOptions, ScanReport
 
-# progress(phase, done, total): called by engines during long work; total may be 0 if unknown
-ProgressFn = Callable[[str, int, int], None]
-
-
-def no_progress(phase: str, done: int, total: int) -> None:
-    """Default progress callback: ignore."""
+# the progress callback type lives with the ports (the messaging layer reports progress too)
+from streams.ports import ProgressFn as ProgressFn
+from streams.ports import no_progress as no_progress
 
 
 class ScanEngine(Protocol):

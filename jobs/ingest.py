@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from jobs.csv_dialect import CsvOptions, Dialect, parse_rows, sniff
 from jobs.quality.types import json_records_frame, ndjson_frame, normalise_types, write_with_notes
-from streams.object_store import sha256_file
+from streams.content import sha256_file
 
 FORMATS = {
     ".csv": "csv",

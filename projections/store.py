@@ -163,7 +163,7 @@ class PostgresReadStore:
             self._migrate()
 
     def _migrate(self) -> None:
-        from streams.event_store import ensure_schema
+        from streams.postgres import ensure_schema
 
         ensure_schema(self.url, self.schema)
         with self._connect() as db:

@@ -18,6 +18,7 @@ from uuid import UUID
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, StoredEvent, Tracking
 
 from streams.messages import Envelope, decode_envelope, encode_envelope
+from streams.postgres import ensure_schema
 
 __all__ = ["EventStore", "IntegrityError", "sqlite_event_store"]
 
@@ -98,16 +99,6 @@ def sqlite_event_store(path: Path) -> EventStore:
         recorder = SQLiteProcessRecorder(datastore, events_table_name="stored_events")
         recorder.create_table()
     return EventStore(recorder)
-
-
-def ensure_schema(url: str, schema: str) -> None:
-    """CREATE SCHEMA IF NOT EXISTS is not safe under concurrency in PostgreSQL (two
-    sessions can both try, one fails on the catalog's unique index): serialise it."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=False) as db:
-        db.execute("SELECT pg_advisory_xact_lock(hashtext('datrix-create-schema'))")
-        db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
 
 
 def postgres_event_store(url: str, schema: str = "public") -> EventStore:

@@ -1,6 +1,6 @@
 """Deterministic crash points, for tests only: ``DATRIX_TEST_JOB_FAULT=ACTION@POINT``.
 
-A POINT is a job phase (``profile``, ``duplicates``...: ``streams/job_process.py``, where
+A POINT is a job phase (``profile``, ``duplicates``...: ``runtime/job_process.py``, where
 ``kill`` also kills the CLI or worker that runs the job, ``pause`` stops the job and
 ``crash`` makes it exit with code 3) or one of the embedded runtime's ``RUNTIME_POINTS``,
 where ``kill`` SIGKILLs the process that reaches it: a CLI killed at a named moment of

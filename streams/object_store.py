@@ -20,6 +20,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from streams.content import sha256_file
+
 if TYPE_CHECKING:
     from obstore.store import ClientConfig
 
@@ -35,14 +37,6 @@ _KEY = re.compile(r"^([A-Za-z0-9_.-]{1,64})/sha256/([0-9a-f]{2})/([0-9a-f]{64})(
 class ObjectStoreError(OSError):
     """A store that cannot be reached, refuses the credentials, or holds other bytes than
     a URI names: one line saying which store and why."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _key_of(uri: str) -> tuple[str, str]:

@@ -3,12 +3,19 @@ production adapters (Kafka, Postgres, S3 via obstore) implement the same protoco
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
 from streams.messages import Envelope
+
+# progress(phase, done, total): called by engines during long work; total may be 0 if unknown
+ProgressFn = Callable[[str, int, int], None]
+
+
+def no_progress(phase: str, done: int, total: int) -> None:
+    """Default progress callback: ignore."""
 
 
 class CommandLog(Protocol):

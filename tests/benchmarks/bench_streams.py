@@ -46,10 +46,10 @@ from typing import Any
 from aggregates.dataset import RegisterDataset, dataset_id_for
 from projections.replay import BATCH, rebuild, rebuild_partitioned, table_checksums
 from projections.store import PostgresReadStore, SQLiteReadStore
+from runtime.embedded import EmbeddedRuntime
 from streams.event_store import postgres_event_store
 from streams.kafka import KafkaCommandLog, Topics, ensure_topics, read_topic
 from streams.messages import command_envelope
-from streams.runtime import EmbeddedRuntime
 from streams.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]

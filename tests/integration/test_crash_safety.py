@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from jobs.bench.generate import generate
+from runtime.embedded import COMMAND_TRACKING
 from streams.event_store import sqlite_event_store
 from streams.faults import FAULT_ENV, RUNTIME_POINTS
-from streams.runtime import COMMAND_TRACKING
 from tests.integration.conftest import DATRIX, Cli
 
 pytestmark = pytest.mark.integration

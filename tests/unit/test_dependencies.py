@@ -18,7 +18,16 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ["aggregates", "streams", "projections", "jobs", "gateway", "connectors", "schemas"]
+SHIPPED = [
+    "aggregates",
+    "streams",
+    "runtime",
+    "projections",
+    "jobs",
+    "gateway",
+    "connectors",
+    "schemas",
+]
 FIRST_PARTY = {*SHIPPED, "datrix"}
 # extras of tools and tests, not of the installed product
 TOOL_EXTRAS = {"dev"}

@@ -11,7 +11,7 @@ import pytest
 
 from jobs import ingest as ingest_module
 from jobs.ingest import ingest
-from streams.object_store import sha256_file
+from streams.content import sha256_file
 
 FRAME = pl.DataFrame({"id": list(range(1_000)), "name": [f"n{i % 7}" for i in range(1_000)]})
 

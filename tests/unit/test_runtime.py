@@ -23,7 +23,7 @@ from projections import audit
 from projections.queries import Views
 from projections.replay import rebuild, table_checksums
 from projections.store import SQLiteReadStore
-from streams.runtime import EmbeddedRuntime
+from runtime.embedded import EmbeddedRuntime
 from streams.settings import load_settings
 
 

@@ -14,7 +14,7 @@ from aggregates.dataset import DeleteDataset
 from gateway import services
 from gateway.errors import UserInputError
 from jobs.engine import ProgressFn
-from streams.runtime import EmbeddedRuntime
+from runtime.embedded import EmbeddedRuntime
 from streams.settings import load_settings
 
 

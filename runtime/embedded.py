@@ -4,7 +4,7 @@
 (read models + audit, position in the same transaction) until nothing is left, under a
 short file lock (``engine.lock``) that is never held while a job runs: queries and
 ``replay`` never wait for a scan. ``drain`` also runs jobs, each in a child process under
-a monitor (``streams/job_supervisor.py``: time and memory budgets, cancellation), one at a
+a monitor (``runtime/job_supervisor.py``: time and memory budgets, cancellation), one at a
 time (``jobs.lock``); results go back to the command log as commands.
 
 Who runs which job: a process that requests a scan holds ``jobs/<scan id>.lock`` until
@@ -33,10 +33,10 @@ from jobs.engine import ProgressFn, no_progress
 from jobs.runner import result_command_id, run_scan_job
 from projections.projector import Projector
 from projections.store import SQLiteReadStore
+from runtime.job_supervisor import Budgets, run_supervised
 from streams import scratch
 from streams.event_store import sqlite_event_store
 from streams.faults import crash_point
-from streams.job_supervisor import Budgets, run_supervised
 from streams.messages import Envelope, command_envelope, decode_event
 from streams.object_store import open_object_store
 from streams.processor import CommandProcessor

@@ -1,6 +1,6 @@
 """Run one job in a child process under a monitor: time and memory budgets, cancellation.
 
-The job (``streams/job_process.py``) runs in its own process and session; this side
+The job (``runtime/job_process.py``) runs in its own process and session; this side
 passes its progress on, and every ``POLL_S`` checks the elapsed time, the memory of the
 child and its descendants (a Spark JVM counts), whether the scan was cancelled, and
 whether the caller is stopping. Over a budget, the child's process tree is killed and the
@@ -99,7 +99,7 @@ def run_supervised(
         env = {**os.environ, "TMPDIR": str(workdir), "POLARS_TEMP_DIR": str(workdir)}
         with (workdir / "stderr.log").open("wb") as errlog:
             child = subprocess.Popen(
-                [sys.executable, "-m", "streams.job_process", objects_location, str(os.getpid())],
+                [sys.executable, "-m", "runtime.job_process", objects_location, str(os.getpid())],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=errlog,

@@ -12,12 +12,12 @@ from uuid import UUID
 from aggregates.common import Command
 from jobs.engine import ProgressFn, no_progress
 from projections.store import PostgresReadStore
+from runtime.embedded import client_envelope
 from streams import scratch
 from streams.kafka import KafkaCommandLog, ensure_topics, topics_from_env
 from streams.messages import Envelope, routing_key
 from streams.object_store import open_object_store
 from streams.progress import ProgressSubscriber, SummaryCache, TenantCounters
-from streams.runtime import client_envelope
 from streams.settings import Settings
 
 

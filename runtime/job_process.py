@@ -1,4 +1,4 @@
-"""The process one job runs in: ``python -m streams.job_process OBJECTS PARENT_PID``.
+"""The process one job runs in: ``python -m runtime.job_process OBJECTS PARENT_PID``.
 
 OBJECTS is the parent's object store (``ObjectStore.location``: a folder, or
 ``s3://bucket/prefix`` with the service's DATRIX_S3_* settings from the environment).
@@ -9,7 +9,7 @@ the stdout it was given: ``{"progress": [phase, done, total]}`` while it works a
 ``{"result": <base64 Avro payload of CompleteScan or FailScan>}`` at the end. Anything
 else the libraries print goes to stderr. It dies with its parent (the CLI or the worker),
 so a killed CLI never leaves a scan running on its own; the parent's monitor
-(``streams/job_supervisor.py``) kills it when it passes its budgets or is cancelled.
+(``runtime/job_supervisor.py``) kills it when it passes its budgets or is cancelled.
 
 ``DATRIX_TEST_JOB_FAULT=kill@PHASE`` (tests only) kills the parent and this process when
 the job reports PHASE: a CLI killed mid-job, deterministically. ``pause@PHASE`` stops this

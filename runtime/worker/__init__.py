@@ -1,0 +1,76 @@
+"""``datrix worker``: the Kafka-mode processes, one thread per role.
+
+Roles: ``processor`` (commands -> event store, tracking per partition in the same
+Postgres transaction), ``relay`` (event store -> ``datrix.events`` in notification order,
+one leader at a time via a Postgres advisory lock), ``dispatcher`` (``JobRequested`` ->
+``datrix.jobs``), ``jobs`` (run jobs, results back to ``datrix.commands``), ``projector``
+(``datrix.events`` -> Postgres read models + audit chain per partition, position in the
+same transaction). Every consumer is at-least-once; every sink drops redelivered copies
+by a position it stores transactionally, so correctness never depends on Kafka
+transactions or on faust's exactly-once mode.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+
+from projections.store import PostgresReadStore
+from runtime.worker.common import WorkerContext, _retrying, log
+from runtime.worker.dispatcher import run_dispatcher
+from runtime.worker.jobs import run_jobs
+from runtime.worker.processor import run_processor
+from runtime.worker.projector import run_projector
+from runtime.worker.relay import run_relay
+from streams.event_store import postgres_event_store
+from streams.kafka import Topics, ensure_topics
+from streams.settings import Settings
+
+__all__ = ["ROLES", "RUNNERS", "run_worker"]
+
+ROLES = ("processor", "relay", "dispatcher", "jobs", "projector")
+
+RUNNERS: dict[str, Callable[[WorkerContext], None]] = {
+    "processor": run_processor,
+    "relay": run_relay,
+    "dispatcher": run_dispatcher,
+    "jobs": run_jobs,
+    "projector": run_projector,
+}
+
+
+def run_worker(settings: Settings, topics: Topics, roles: tuple[str, ...] = ROLES) -> None:
+    """Run the roles until SIGTERM/SIGINT; a role that crashes is restarted."""
+    stop = threading.Event()
+    ctx = WorkerContext(settings, topics, stop)
+    ensure_topics(ctx.bootstrap, topics)
+    # create the tables once, before the roles race to do it
+    _retrying(
+        ctx, "creating the event store", lambda: postgres_event_store(ctx.database_url, ctx.schema)
+    )
+    _retrying(
+        ctx, "creating the read models", lambda: PostgresReadStore(ctx.database_url, ctx.schema)
+    )
+
+    def guarded(role: str) -> None:
+        while not stop.is_set():
+            try:
+                RUNNERS[role](ctx)
+            except InterruptedError:
+                return
+            except Exception:
+                log.exception("role %s crashed; restarting in 1s", role)
+                stop.wait(1.0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    threads = [threading.Thread(target=guarded, args=(r,), name=r, daemon=True) for r in roles]
+    for t in threads:
+        t.start()
+    log.info("worker running roles: %s", ", ".join(roles))
+    while not stop.is_set():
+        time.sleep(0.2)
+    for t in threads:
+        t.join(timeout=10)

@@ -1,0 +1,131 @@
+"""What the worker roles share: their context (settings, topics, the stop event, Kafka
+consumers), retrying through outages, and the consume/commit helpers."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import PersistenceError
+
+from streams.kafka import Topics
+from streams.messages import Envelope
+from streams.settings import Settings
+
+log = logging.getLogger("datrix.worker")
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    topics: Topics
+    stop: threading.Event
+
+    @property
+    def bootstrap(self) -> str:
+        assert self.settings.kafka_bootstrap is not None
+        return self.settings.kafka_bootstrap
+
+    @property
+    def database_url(self) -> str:
+        if not self.settings.database_url:
+            raise RuntimeError("Kafka mode needs DATRIX_DATABASE_URL (PostgreSQL)")
+        return self.settings.database_url
+
+    @property
+    def schema(self) -> str:
+        return self.settings.database_schema
+
+    def consumer(self, group: str, **extra: Any) -> Any:
+        from confluent_kafka import Consumer
+
+        return Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"{self.topics.prefix}{group}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                # A SIGKILLed worker never leaves its group: the coordinator notices only
+                # when its session times out, and partitions wait until then (45 s by
+                # default). 6 s is the broker's minimum.
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 1500,
+                **extra,
+            }
+        )
+
+
+def _retrying(ctx: WorkerContext, what: str, fn: Callable[[], Any]) -> Any:
+    """Retry on database or broker outages until it works or the worker stops."""
+    import psycopg
+
+    delay = 0.1
+    while not ctx.stop.is_set():
+        try:
+            return fn()
+        except (PersistenceError, psycopg.Error, OSError, RuntimeError) as exc:
+            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
+            ctx.stop.wait(delay)
+            delay = min(delay * 2, 5.0)
+    raise InterruptedError(what)
+
+
+def _consume(consumer: Any, limit: int, wait: float = 0.2) -> list[Any]:
+    """Block until one record arrives (or ``wait`` passes), then take whatever else is
+    already fetched. ``consume(n, timeout)`` alone waits for a full batch or the whole
+    timeout, which adds up to ``wait`` of latency at every stage under light load."""
+    first = consumer.consume(1, timeout=wait)
+    if not first:
+        return []
+    return list(first) + list(consumer.consume(limit - 1, timeout=0))
+
+
+def _last_offsets(messages: list[Any]) -> dict[tuple[str, int], int]:
+    """The highest offset per (topic, partition) among ``messages``."""
+    last: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        if msg.error():
+            continue
+        key = (msg.topic(), msg.partition())
+        last[key] = max(last.get(key, -1), msg.offset())
+    return last
+
+
+def _commit(consumer: Any, messages: list[Any], asynchronous: bool = True) -> None:
+    """Commit exactly the offsets after ``messages``.
+
+    Never ``commit()`` without offsets: it commits the consumer's *stored* offsets when
+    the request is sent, and with an asynchronous commit that can be after the next
+    ``consume()`` returned (and stored) records nobody has handled yet. A SIGKILL then
+    leaves the group's offset past unhandled records (seen: a projector skipped 1 % of
+    events). Consumers whose sink stores its own offset seek to it on assignment anyway;
+    the committed offset is then only for lag monitoring.
+    """
+    from confluent_kafka import TopicPartition
+
+    last = _last_offsets(messages)
+    if last:
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
+        consumer.commit(offsets=offsets, asynchronous=asynchronous)
+
+
+def _poison(topic: str, partition: int, offset: int, value: bytes | None) -> Envelope:
+    """A stand-in envelope for an undecodable record, so it is rejected and recorded."""
+    from datetime import UTC, datetime
+
+    rid = uuid.uuid5(uuid.NAMESPACE_URL, f"kafka://{topic}/{partition}/{offset}")
+    return Envelope(
+        id=rid,
+        type="unknown",
+        subject=str(uuid.UUID(int=0)),
+        time=datetime.fromtimestamp(0, UTC),
+        tenant="unknown",
+        actor="unknown",
+        correlation_id=str(rid),
+        data=value or b"",
+    )

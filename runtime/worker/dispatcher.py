@@ -1,0 +1,33 @@
+"""The ``dispatcher`` role: ``JobRequested`` events -> ``datrix.jobs``."""
+
+from __future__ import annotations
+
+from runtime.worker.common import WorkerContext, _commit, _consume, log
+from streams.kafka import producer_config
+
+
+def run_dispatcher(ctx: WorkerContext) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer(producer_config(ctx.bootstrap))
+    consumer = ctx.consumer("dispatcher")
+    consumer.subscribe([ctx.topics.events])
+    try:
+        while not ctx.stop.is_set():
+            messages = _consume(consumer, 500)
+            jobs = 0
+            for msg in messages:
+                if msg.error():
+                    continue
+                headers = dict(msg.headers() or [])
+                if headers.get("ce_type") == b"datrix.job.JobRequested":
+                    producer.produce(
+                        ctx.topics.jobs, value=msg.value(), key=msg.key(), headers=msg.headers()
+                    )
+                    jobs += 1
+            if jobs and producer.flush(30):
+                log.warning("dispatcher: jobs not confirmed; will redeliver")
+                continue
+            _commit(consumer, messages, asynchronous=False)
+    finally:
+        consumer.close()

@@ -1,0 +1,123 @@
+"""The ``jobs`` role: run the jobs of ``datrix.jobs`` (each in a supervised child process),
+results back to ``datrix.commands``."""
+
+from __future__ import annotations
+
+import uuid
+
+from eventsourcing.persistence import PersistenceError
+
+from aggregates.scan import JobRequested
+from jobs.runner import result_command_id
+from runtime.job_supervisor import Budgets, run_supervised
+from runtime.worker.common import WorkerContext, _retrying, log
+from streams import scratch
+from streams.event_store import EventStore, postgres_event_store
+from streams.job_progress import fan_out, progress_events
+from streams.kafka import KafkaCommandLog, from_message, producer_config
+from streams.messages import command_envelope, decode_event
+from streams.object_store import open_object_store
+from streams.progress import ProgressPublisher
+
+SCAN_ENDED = ("datrix.scan.ScanCompleted", "datrix.scan.ScanFailed", "datrix.scan.ScanCancelled")
+
+
+def _scan_ended(store: EventStore, scan_id: uuid.UUID) -> bool:
+    return any(e.type in SCAN_ENDED for e in store.load(scan_id))
+
+
+def run_jobs(ctx: WorkerContext) -> None:
+    """Run each job in a child process under its budgets. A job whose scan has already
+    ended (cancelled while queued, or a redelivered copy) is skipped; a running job whose
+    scan is cancelled is stopped and reports nothing (the scan has already failed)."""
+    objects = open_object_store(ctx.settings)
+    tmp_root = ctx.settings.home / "tmp"
+    scratch.sweep(tmp_root)  # temp folders of jobs of a killed worker
+    commands = KafkaCommandLog(ctx.bootstrap, ctx.topics)
+    store: EventStore = _retrying(
+        ctx, "event store", lambda: postgres_event_store(ctx.database_url, ctx.schema)
+    )
+    budgets = Budgets(ctx.settings.job_timeout_s, ctx.settings.job_memory_mb)
+    from confluent_kafka import Producer
+
+    # the group must not evict a consumer busy with one long job (librdkafka's maximum
+    # is a day)
+    poll_ms = 86_400_000
+    if budgets.timeout_s:
+        poll_ms = min(max(1_800_000, int((budgets.timeout_s + 300) * 1000)), poll_ms)
+    consumer = ctx.consumer("jobs", **{"max.poll.interval.ms": poll_ms})
+    consumer.subscribe([ctx.topics.jobs])
+    publisher = ProgressPublisher(ctx.settings.redis_url)
+    progress_producer = Producer(producer_config(ctx.bootstrap, **{"linger.ms": 50}))
+
+    def send_progress(key: bytes, value: bytes) -> None:
+        progress_producer.produce(ctx.topics.progress, value=value, key=key)
+        progress_producer.poll(0)
+
+    try:
+        while not ctx.stop.is_set():
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            try:
+                env, _ = from_message(msg.headers(), msg.value())
+                job = decode_event(env)
+            except Exception as exc:
+                log.error("jobs: undecodable job record at offset %s: %s", msg.offset(), exc)
+                consumer.commit(message=msg, asynchronous=False)
+                continue
+            if not isinstance(job, JobRequested):
+                consumer.commit(message=msg, asynchronous=False)
+                continue
+            scan_id = job.originator_id
+
+            def ended(s: uuid.UUID = scan_id) -> bool:
+                return _scan_ended(store, s)
+
+            if _retrying(ctx, "reading the scan", ended):
+                log.info("jobs: skipping job %s: scan %s has ended", job.job_id, scan_id)
+                consumer.commit(message=msg, asynchronous=False)
+                continue
+            progress = fan_out(
+                publisher.for_scan(env.tenant, str(scan_id)),
+                progress_events(send_progress, job.job_id, scan_id, env.tenant),
+            )
+
+            def cancelled(s: uuid.UUID = scan_id) -> bool:
+                try:
+                    return _scan_ended(store, s)
+                except (PersistenceError, OSError) as exc:
+                    log.warning("jobs: cannot check for a cancel (%s)", exc)
+                    return False
+
+            outcome = run_supervised(
+                env,
+                job,
+                objects.location,
+                tmp_root,
+                budgets,
+                progress,
+                cancelled=cancelled,
+                stopping=ctx.stop.is_set,
+            )
+            progress_producer.flush(5)
+            if outcome.result is None:
+                if outcome.cancelled:
+                    log.info("jobs: job %s stopped: scan %s was cancelled", job.job_id, scan_id)
+                    consumer.commit(message=msg, asynchronous=False)
+                continue  # stopping: not committed, so the job is redelivered
+            reply = command_envelope(
+                outcome.result,
+                subject=scan_id,
+                tenant=env.tenant,
+                actor=f"worker:{job.engine}",
+                time=env.time,
+                command_id=result_command_id(job.job_id),
+                correlation_id=env.correlation_id,
+                causation_id=str(env.id),
+            )
+            commands.append(reply)
+            _retrying(ctx, "sending a job result", commands.flush)
+            consumer.commit(message=msg, asynchronous=False)
+    finally:
+        consumer.close()
