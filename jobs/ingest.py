@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from jobs.csv_dialect import CsvOptions, Dialect, parse_rows, sniff
+from jobs.quality.table import env_number
 from jobs.quality.types import json_records_frame, ndjson_frame, normalise_types, write_with_notes
 from streams.content import sha256_file
 
@@ -62,21 +63,19 @@ class Limits:
 
 def limits_from_env() -> Limits:
     """The limits in DATRIX_MAX_LINE_MB and DATRIX_MAX_COLUMNS (defaults when unset)."""
-    values: dict[str, float] = {}
-    for var, attr in (("DATRIX_MAX_LINE_MB", "max_line_mb"), ("DATRIX_MAX_COLUMNS", "max_columns")):
-        raw = os.environ.get(var)
-        if not raw:
-            continue
+
+    def positive(var: str, default: float) -> float:
         try:
-            number = float(raw)
+            number = env_number(var, default)
         except ValueError:
             number = -1
         if not number > 0:
-            raise InputError(f"{var} must be a positive number, got {raw!r}")
-        values[attr] = number
+            raise InputError(f"{var} must be a positive number, got {os.environ.get(var)!r}")
+        return number
+
     return Limits(
-        max_line_mb=values.get("max_line_mb", Limits.max_line_mb),
-        max_columns=int(values.get("max_columns", Limits.max_columns)),
+        max_line_mb=positive("DATRIX_MAX_LINE_MB", Limits.max_line_mb),
+        max_columns=int(positive("DATRIX_MAX_COLUMNS", Limits.max_columns)),
     )
 
 

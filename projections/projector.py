@@ -219,18 +219,16 @@ class Projector:
         if isinstance(event, scan.ScanCompleted):
             self._scan_completed(tx, env, event, scan_dataset or "")
             return scan_dataset
-        if isinstance(event, scan.ScanFailed):
-            tx.execute(
-                "UPDATE quality_scans SET status = 'failed', error = ?, completed_at = ? "
-                "WHERE id = ?",
-                (f"{event.error_type}: {event.message}", at, subject),
+        if isinstance(event, scan.ScanFailed | scan.ScanCancelled):
+            error = (
+                f"cancelled by {event.cancelled_by}"
+                if isinstance(event, scan.ScanCancelled)
+                else f"{event.error_type}: {event.message}"
             )
-            return scan_dataset
-        if isinstance(event, scan.ScanCancelled):
             tx.execute(
                 "UPDATE quality_scans SET status = 'failed', error = ?, completed_at = ? "
                 "WHERE id = ?",
-                (f"cancelled by {event.cancelled_by}", at, subject),
+                (error, at, subject),
             )
             return scan_dataset
         return None

@@ -87,6 +87,15 @@ JOB_COLS = [
     "error",
     "ended_at",
 ]
+# one row per scan's job (JOB_COLS), the tenant's; callers append conditions and order
+JOB_SELECT = (
+    "SELECT s.job_id, s.id, d.name, s.dataset_version, s.status, s.created_at, "
+    "v.row_count, s.error, s.completed_at FROM quality_scans s "
+    "LEFT JOIN datasets d ON d.id = s.dataset_id AND d.tenant = s.tenant "
+    "LEFT JOIN dataset_versions v ON v.dataset_id = s.dataset_id "
+    "AND v.version = s.dataset_version AND v.tenant = s.tenant "
+    "WHERE s.tenant = ?"
+)
 
 _ID_PREFIX = re.compile(r"[0-9a-f-]+")
 MAX_CANDIDATES = 20  # ids listed for an ambiguous prefix, at most
@@ -252,32 +261,19 @@ class Views:
     # -- jobs (one per scan) -----------------------------------------------------------------
     def jobs(self, active_only: bool = True) -> list[dict[str, Any]]:
         """The scans' jobs, oldest first; ``active_only``: those whose scan has not ended."""
-        where = "s.tenant = ?"
-        if active_only:
-            where += " AND s.status IN ('queued', 'running')"
+        where = " AND s.status IN ('queued', 'running')" if active_only else ""
         return _dicts(
-            self.store,
-            "SELECT s.job_id, s.id, d.name, s.dataset_version, s.status, s.created_at, "
-            "v.row_count, s.error, s.completed_at FROM quality_scans s "
-            "LEFT JOIN datasets d ON d.id = s.dataset_id AND d.tenant = s.tenant "
-            "LEFT JOIN dataset_versions v ON v.dataset_id = s.dataset_id "
-            "AND v.version = s.dataset_version AND v.tenant = s.tenant "
-            f"WHERE {where} ORDER BY s.created_at, s.id",
-            (self.tenant,),
-            JOB_COLS,
+            self.store, f"{JOB_SELECT}{where} ORDER BY s.created_at, s.id", (self.tenant,), JOB_COLS
         )
 
     def jobs_by_prefix(self, prefix: str) -> list[dict[str, Any]]:
         """Jobs whose job id or scan id starts with ``prefix`` (case-insensitive)."""
-        pattern = prefix.lower().replace("\\", "").replace("%", "").replace("_", "") + "%"
+        wanted = id_prefix(prefix)
+        if wanted is None:
+            return []
         return _dicts(
             self.store,
-            "SELECT s.job_id, s.id, d.name, s.dataset_version, s.status, s.created_at, "
-            "v.row_count, s.error, s.completed_at FROM quality_scans s "
-            "LEFT JOIN datasets d ON d.id = s.dataset_id AND d.tenant = s.tenant "
-            "LEFT JOIN dataset_versions v ON v.dataset_id = s.dataset_id "
-            "AND v.version = s.dataset_version AND v.tenant = s.tenant "
-            "WHERE s.tenant = ? AND (s.id LIKE ? OR s.job_id LIKE ?) ORDER BY s.created_at",
-            (self.tenant, pattern, pattern),
+            f"{JOB_SELECT} AND (s.id LIKE ? OR s.job_id LIKE ?) ORDER BY s.created_at",
+            (self.tenant, wanted + "%", wanted + "%"),
             JOB_COLS,
         )
