@@ -40,6 +40,8 @@ def safe(text: object) -> str:
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 SCORE_KEYS = ("overall", "completeness", "consistency", "accuracy", "distribution", "label_quality")
 ID_COLUMNS = frozenset({"id", "dataset_id", "scan_id", "event_id", "subject", "job_id"})
+# columns holding an id's unique 8-character prefix (as `datrix jobs list` shows them)
+PREFIX_COLUMNS = frozenset({"job", "scan"})
 
 
 def plural(count: int, word: str) -> str:
@@ -165,6 +167,8 @@ def simple_table(console: Console, title: str, rows: list[dict[str, Any]], cols:
     for col in cols:
         if col in ID_COLUMNS:
             table.add_column(col, no_wrap=True, min_width=36, overflow="ignore")
+        elif col in PREFIX_COLUMNS:
+            table.add_column(col, no_wrap=True, min_width=8, overflow="ignore")
         else:
             table.add_column(col)
     for row in rows:

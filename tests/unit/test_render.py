@@ -68,3 +68,23 @@ def test_report_renders_data_fields_safely() -> None:
     assert "[blink]ds\\x1b[5m v1" in seen and "1 row x 2 columns" in seen
     assert EVIL in seen and "\\x1b[2J" in seen and "null_values (MAR)" in seen
     assert "n/a" in seen
+
+
+def test_id_prefix_columns_are_never_cut_in_a_narrow_terminal() -> None:
+    """`datrix jobs list` shows 8-character prefixes that must work when typed; on an
+    80-column terminal rich cut them to 'bb7a17…'."""
+    buf = io.StringIO()
+    console = Console(file=buf, width=80, color_system=None)
+    row = {
+        "job": "bb7a1709",
+        "scan": "9d926b90",
+        "dataset": "a dataset with a long name",
+        "version": 1,
+        "status": "completed",
+        "phase": None,
+        "started": "2026-11-30T23:09:16.116899+00:00",
+        "rows": "500",
+        "error": "cancelled by cli:someone with a long name",
+    }
+    render.simple_table(console, "Jobs", [row], list(row))
+    assert "bb7a1709" in buf.getvalue() and "9d926b90" in buf.getvalue()
