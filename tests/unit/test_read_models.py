@@ -110,7 +110,7 @@ def _runtime(home: Path, monkeypatch: pytest.MonkeyPatch, *models: ReadModel) ->
     return EmbeddedRuntime(load_settings(), jobs_in_process=True, read_models=models)
 
 
-def _some_commands(rt: EmbeddedRuntime) -> None:
+def some_commands(rt: EmbeddedRuntime) -> None:
     sales, stock = dataset_id_for("acme", "sales"), dataset_id_for("acme", "stock")
     rt.submit(RegisterDataset(sales, "sales"), sales)
     rt.submit(RegisterDataset(stock, "stock"), stock)
@@ -128,7 +128,7 @@ def test_a_read_model_from_a_test_module_is_projected_and_replayed(
 ) -> None:
     models = (*CORE_READ_MODELS, TOY)
     rt = _runtime(tmp_path / "home", monkeypatch, *models)
-    _some_commands(rt)
+    some_commands(rt)
 
     counts = rt.read_store.query("SELECT * FROM toy_command_counts ORDER BY 1, 2, 3")
     assert counts == [
@@ -167,7 +167,7 @@ def test_a_replay_without_the_read_model_does_not_match_one_with_it(
     """The checksum covers the extension's rows: a replay that lost one would show."""
     models = (*CORE_READ_MODELS, TOY)
     rt = _runtime(tmp_path / "home", monkeypatch, *models)
-    _some_commands(rt)
+    some_commands(rt)
     target = SQLiteReadStore(tmp_path / "replay.db")
     replayed = rebuild(rt.events, target, read_models=models)
     with sqlite3.connect(target.path) as db:
@@ -182,7 +182,7 @@ def test_two_read_models_handling_one_event_both_apply_in_registration_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rt = _runtime(tmp_path / "home", monkeypatch, *CORE_READ_MODELS, FIRST, SECOND)
-    _some_commands(rt)
+    some_commands(rt)
     assert rt.read_store.query("SELECT name FROM toy_first ORDER BY name") == [
         ("sales",),
         ("stock",),
@@ -209,7 +209,7 @@ def test_events_no_read_model_handles_are_still_audited(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with pytest.MonkeyPatch.context() as mp:
         rt = _runtime(home, mp, *CORE_READ_MODELS)
-        _some_commands(rt)
+        some_commands(rt)
     bare = Projector(source, read_models=())
     assert bare.apply_batch(list(rt.events.read(0, 100))) == 7
     assert source.query("SELECT COUNT(*) FROM datasets") == [(0,)]
