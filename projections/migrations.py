@@ -9,7 +9,7 @@ drop and let ``datrix replay`` rebuild.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +123,58 @@ def apply(
             + ("?, ?" if dialect == "sqlite" else "%s, %s")
             + ")",
             (migration.version, migration.name),
+        )
+        done.append(migration.version)
+    return done
+
+
+# -- a read model's own migrations ---------------------------------------------------------
+# A read model outside the core (projections/read_model.py) brings its own migrations,
+# numbered from 1 per read model and recorded here under its name: the core's numbering
+# above never moves, and this ledger exists only once such a read model is registered.
+CREATE_READ_MODEL_LEDGER = (
+    "CREATE TABLE IF NOT EXISTS read_model_migrations (read_model TEXT NOT NULL, "
+    "version INTEGER NOT NULL, name TEXT NOT NULL, PRIMARY KEY (read_model, version))"
+)
+
+
+def tenant_isolation(table: str) -> list[str]:
+    """PostgreSQL statements that give a read model's own table what the core tables have:
+    the reader role may select from it, and only its tenant's rows (row-level security on
+    its ``tenant`` column). For a read model's postgres migration."""
+    return [
+        f"GRANT SELECT ON {table} TO {READER_ROLE}",
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"DROP POLICY IF EXISTS tenant_isolation ON {table}",
+        f"CREATE POLICY tenant_isolation ON {table} "
+        "USING (tenant = current_setting('datrix.tenant', true))",
+    ]
+
+
+def apply_owned(
+    execute: Callable[[str, tuple[Any, ...]], object],
+    dialect: str,
+    schema: str,
+    owner: str,
+    steps: Sequence[Migration],
+    applied: set[int],
+) -> list[int]:
+    """Run the read model ``owner``'s migrations not in ``applied`` (in version order) and
+    record them; return the versions applied."""
+    versions = [m.version for m in steps]
+    if len(set(versions)) != len(versions) or any(v < 1 for v in versions):
+        raise ValueError(f"read model {owner!r}: migration versions must be distinct and >= 1")
+    mark = "?, ?, ?" if dialect == "sqlite" else "%s, %s, %s"
+    done = []
+    for migration in sorted(steps, key=lambda m: m.version):
+        if migration.version in applied:
+            continue
+        statements = migration.sqlite if dialect == "sqlite" else migration.postgres(schema)
+        for statement in statements:
+            execute(statement, ())
+        execute(
+            f"INSERT INTO read_model_migrations (read_model, version, name) VALUES ({mark})",
+            (owner, migration.version, migration.name),
         )
         done.append(migration.version)
     return done

@@ -12,10 +12,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from aggregates import dataset, scan
 from aggregates.common import Event
-from aggregates.outcome import CommandAccepted, CommandRejected
 from projections import audit
+from projections.read_model import Dispatch, ReadModel, install
+from projections.read_models import CORE_READ_MODELS
 from projections.store import ReadStore, Tx
 from streams.messages import Envelope, decode_event, payload_record
 
@@ -26,18 +26,29 @@ def _iso(env: Envelope) -> str:
     return env.time.isoformat()
 
 
-def _summary(event: Event) -> str:
+def _summary(event: Event, dispatch: Dispatch) -> str:
     record = payload_record(event)
-    if isinstance(event, scan.ScanCompleted):
-        record.pop("column_profiles", None)
-        issues = record.pop("issues", [])
-        record["issue_count"] = len(issues)
+    hook = dispatch.summaries.get(type(event))
+    if hook is not None:
+        record = hook(record)
     return json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
 
 
 class Projector:
-    def __init__(self, store: ReadStore, name: str = PROJECTOR, chain: int = 0) -> None:
+    """Applies events with the handlers of its read models (``read_models``, default the
+    core ones; see ``projections/read_model.py``) and audits every event, handled or not.
+    A read model that brings its own migrations has them applied to the store here."""
+
+    def __init__(
+        self,
+        store: ReadStore,
+        name: str = PROJECTOR,
+        chain: int = 0,
+        read_models: Sequence[ReadModel] = CORE_READ_MODELS,
+    ) -> None:
         self.store = store
+        self.dispatch = Dispatch.of(read_models)
+        install(store, self.dispatch.read_models)
         self.name = name
         self.chain = chain  # the audit chain this projector appends to (a log partition)
         self._head: tuple[int, str] | None = None  # (seq, hash) of the chain's last entry
@@ -109,197 +120,12 @@ class Projector:
         at = _iso(env)
         if at < self._tenant_seen.get(env.tenant, "~"):
             self._tenant_seen[env.tenant] = at
-        dataset_id = self._dispatch(tx, env, event)
+        dataset_id: str | None = None
+        for handler in self.dispatch.handlers.get(type(event), ()):
+            named = handler(tx, env, event)
+            if dataset_id is None:
+                dataset_id = named  # the first read model that names a dataset wins
         self._audit(tx, env, event, dataset_id, self.chain)
-
-    # -- per event type ------------------------------------------------------------------
-    def _dispatch(self, tx: Tx, env: Envelope, event: Event) -> str | None:
-        subject = env.subject
-        at = _iso(env)
-        if isinstance(event, dataset.DatasetRegistered):
-            tx.execute(
-                "INSERT INTO datasets (id, tenant, name, description, source_type, status, "
-                "latest_version, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, 'registered', 0, ?, ?)",
-                (subject, env.tenant, event.name, event.description, event.source_type, at, at),
-            )
-            return subject
-        if isinstance(event, dataset.DatasetVersionAdded):
-            tx.execute(
-                "INSERT INTO dataset_versions (dataset_id, version, tenant, object_uri, "
-                "object_sha256, source_uri, source_sha256, format, row_count, column_count, "
-                "size_bytes, schema_json, created_at, read_options_json) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    subject,
-                    event.version,
-                    env.tenant,
-                    event.object_uri,
-                    event.object_sha256,
-                    event.source_uri,
-                    event.source_sha256,
-                    event.format,
-                    event.rows,
-                    event.columns,
-                    event.size_bytes,
-                    event.schema_json,
-                    at,
-                    event.read_options_json,
-                ),
-            )
-            tx.execute(
-                "UPDATE datasets SET status = 'active', latest_version = ?, row_count = ?, "
-                "column_count = ?, size_bytes = ?, storage_path = ?, updated_at = ? WHERE id = ?",
-                (
-                    event.version,
-                    event.rows,
-                    event.columns,
-                    event.size_bytes,
-                    event.object_uri,
-                    at,
-                    subject,
-                ),
-            )
-            return subject
-        if isinstance(event, dataset.DatasetDeleted):
-            tx.execute(
-                "UPDATE datasets SET status = 'deleted', updated_at = ? WHERE id = ?",
-                (at, subject),
-            )
-            return subject
-        if isinstance(event, scan.ScanRequested):
-            tx.execute(
-                "INSERT INTO quality_scans (id, tenant, dataset_id, dataset_version, status, "
-                "engine, label_column, weights_json, created_at) "
-                "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
-                (
-                    subject,
-                    env.tenant,
-                    str(event.dataset_id),
-                    event.version,
-                    event.engine,
-                    event.label_column,
-                    # as the audit summary writes it (migration 6 fills earlier scans from it)
-                    None
-                    if event.weights is None
-                    else json.dumps(event.weights, sort_keys=True, separators=(",", ":")),
-                    at,
-                ),
-            )
-            return str(event.dataset_id)
-        if isinstance(event, CommandAccepted | CommandRejected):
-            rejected = isinstance(event, CommandRejected)
-            tx.execute(
-                "INSERT INTO command_status (command_id, tenant, command_type, status, reason, "
-                "aggregate_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    subject,
-                    env.tenant,
-                    event.command_type,
-                    "rejected" if rejected else "accepted",
-                    event.reason if isinstance(event, CommandRejected) else None,
-                    str(event.aggregate_id),
-                    at,
-                ),
-            )
-            return None
-        if not isinstance(
-            event, scan.JobRequested | scan.ScanCompleted | scan.ScanFailed | scan.ScanCancelled
-        ):
-            return None
-        # Only scan events need the scan's dataset (a round trip: keep it off other events).
-        scan_row = tx.fetch_one("SELECT dataset_id FROM quality_scans WHERE id = ?", (subject,))
-        scan_dataset = str(scan_row[0]) if scan_row else None
-        if isinstance(event, scan.JobRequested):
-            tx.execute(
-                "UPDATE quality_scans SET status = 'running', job_id = ? WHERE id = ?",
-                (str(event.job_id), subject),
-            )
-            return scan_dataset
-        if isinstance(event, scan.ScanCompleted):
-            self._scan_completed(tx, env, event, scan_dataset or "")
-            return scan_dataset
-        if isinstance(event, scan.ScanFailed | scan.ScanCancelled):
-            error = (
-                f"cancelled by {event.cancelled_by}"
-                if isinstance(event, scan.ScanCancelled)
-                else f"{event.error_type}: {event.message}"
-            )
-            tx.execute(
-                "UPDATE quality_scans SET status = 'failed', error = ?, completed_at = ? "
-                "WHERE id = ?",
-                (error, at, subject),
-            )
-            return scan_dataset
-        return None
-
-    def _scan_completed(self, tx: Tx, env: Envelope, event: scan.ScanCompleted, ds: str) -> None:
-        s = event.score
-        counts: dict[str, int] = {"critical": 0, "warning": 0, "info": 0}
-        for issue in event.issues:
-            counts[issue.severity] = counts.get(issue.severity, 0) + 1
-        tx.execute(
-            "UPDATE quality_scans SET status = 'completed', engine = ?, overall_score = ?, "
-            "completeness_score = ?, consistency_score = ?, accuracy_score = ?, "
-            "distribution_score = ?, label_quality_score = ?, row_count = ?, column_count = ?, "
-            "issue_count = ?, report_uri = ?, report_sha256 = ?, scan_duration_ms = ?, "
-            "completed_at = ? WHERE id = ?",
-            (
-                event.engine,
-                s.overall,
-                s.completeness,
-                s.consistency,
-                s.accuracy,
-                s.distribution,
-                s.label_quality,
-                event.rows,
-                event.columns,
-                json.dumps(counts, sort_keys=True),
-                event.report_uri,
-                event.report_sha256,
-                event.duration_ms,
-                _iso(env),
-                env.subject,
-            ),
-        )
-        for issue in event.issues:
-            tx.execute(
-                "INSERT INTO quality_issues (scan_id, issue_id, tenant, dataset_id, column_name, "
-                "issue_type, dimension, severity, description, affected_count, affected_pct, "
-                "impact_score, fix_available, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,'open')",
-                (
-                    env.subject,
-                    issue.id,
-                    env.tenant,
-                    ds,
-                    issue.column,
-                    issue.type,
-                    issue.dimension,
-                    issue.severity,
-                    issue.description,
-                    issue.affected_count,
-                    issue.affected_pct,
-                    issue.impact_score,
-                    int(issue.fix_available),
-                ),
-            )
-        for position, col in enumerate(event.column_profiles):
-            tx.execute(
-                "INSERT INTO columns (scan_id, position, tenant, dataset_id, name, type, "
-                "null_count, null_pct, distinct_count, extra_json) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    env.subject,
-                    position,
-                    env.tenant,
-                    ds,
-                    col.name,
-                    col.type,
-                    col.null_count,
-                    col.null_pct,
-                    col.distinct_count,
-                    col.extra_json,
-                ),
-            )
 
     def _audit(
         self, tx: Tx, env: Envelope, event: Event, dataset_id: str | None, chain: int
@@ -324,7 +150,7 @@ class Projector:
             _iso(env),
             env.causation_id,
             env.correlation_id,
-            _summary(event),
+            _summary(event, self.dispatch),
             prev,
         ]
         digest = audit.entry_hash(values)

@@ -150,15 +150,3 @@ INDEXES = [
     "CREATE INDEX IF NOT EXISTS idx_issues_impact ON quality_issues (dataset_id, impact_score)",
     "CREATE INDEX IF NOT EXISTS idx_audit_dataset ON audit_log (dataset_id, occurred_at)",
 ]
-
-# Ordered primary keys used to checksum each table (replay --verify compares these).
-CHECKSUM_ORDER: dict[str, str] = {
-    "organisations": "id",
-    "datasets": "id",
-    "dataset_versions": "dataset_id, version",
-    "quality_scans": "id",
-    "quality_issues": "scan_id, issue_id",
-    "columns": "scan_id, position",
-    "command_status": "command_id",
-    "audit_log": "chain, seq",
-}

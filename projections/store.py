@@ -28,6 +28,10 @@ class ReadStore(Protocol):
 
     def position(self, name: str) -> int: ...
 
+    def install(self, read_model: str, steps: Sequence[migrations.Migration]) -> list[int]:
+        """Apply a read model's own migrations that the store has not recorded."""
+        ...
+
 
 class _SQLiteTx:
     def __init__(self, db: sqlite3.Connection) -> None:
@@ -44,6 +48,7 @@ class _SQLiteTx:
 class SQLiteReadStore:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._installed: set[tuple[str, int]] = set()  # read models' migrations known applied
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             db.execute(migrations.CREATE_LEDGER)
@@ -79,6 +84,32 @@ class SQLiteReadStore:
     def position(self, name: str) -> int:
         rows = self.query("SELECT position FROM projector_position WHERE name = ?", (name,))
         return int(rows[0][0]) if rows else 0
+
+    def install(self, read_model: str, steps: Sequence[migrations.Migration]) -> list[int]:
+        if all((read_model, m.version) in self._installed for m in steps):
+            return []
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(migrations.CREATE_READ_MODEL_LEDGER)
+            applied = _owned(db.execute, read_model)
+            done = migrations.apply_owned(
+                lambda sql, params: db.execute(sql, params),
+                "sqlite",
+                "main",
+                read_model,
+                steps,
+                applied,
+            )
+            db.execute("COMMIT")
+        self._installed |= {(read_model, v) for v in {*applied, *done}}
+        return done
+
+
+def _owned(execute: Any, read_model: str, mark: str = "?") -> set[int]:
+    rows = execute(
+        f"SELECT version FROM read_model_migrations WHERE read_model = {mark}", (read_model,)
+    ).fetchall()
+    return {int(r[0]) for r in rows}
 
 
 def _deferrable(sql: str) -> bool:
@@ -159,6 +190,7 @@ class PostgresReadStore:
         self._psycopg = psycopg
         self._conn: Any = None
         self._lock = threading.Lock()
+        self._installed: set[tuple[str, int]] = set()  # read models' migrations known applied
         if tenant is None:
             self._migrate()
 
@@ -173,6 +205,24 @@ class PostgresReadStore:
             migrations.apply(
                 lambda sql, params: db.execute(sql, params), "postgres", self.schema, applied
             )
+
+    def install(self, read_model: str, steps: Sequence[migrations.Migration]) -> list[int]:
+        if all((read_model, m.version) in self._installed for m in steps):
+            return []
+        with self._connect() as db:
+            db.execute("SELECT pg_advisory_xact_lock(hashtext('datrix-read-models-ddl'))")
+            db.execute(migrations.CREATE_READ_MODEL_LEDGER)
+            applied = _owned(db.execute, read_model, "%s")
+            done = migrations.apply_owned(
+                lambda sql, params: db.execute(sql, params),
+                "postgres",
+                self.schema,
+                read_model,
+                steps,
+                applied,
+            )
+        self._installed |= {(read_model, v) for v in {*applied, *done}}
+        return done
 
     def _connect(self) -> Any:
         return self._psycopg.connect(

@@ -21,7 +21,7 @@ import fcntl
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,8 @@ from aggregates.scan import JobRequested, RequestScan
 from jobs.engine import ProgressFn, no_progress
 from jobs.runner import result_command_id, run_scan_job
 from projections.projector import Projector
+from projections.read_model import ReadModel
+from projections.read_models import CORE_READ_MODELS
 from projections.store import SQLiteReadStore
 from runtime.job_supervisor import Budgets, run_supervised
 from streams import scratch
@@ -91,10 +93,11 @@ class EmbeddedRuntime:
         *,
         jobs_in_process: bool = False,
         notice: Callable[[str], None] | None = None,
+        read_models: Sequence[ReadModel] = CORE_READ_MODELS,
     ) -> None:
         """``jobs_in_process`` runs jobs in this process, without budgets or cancellation
         (tests with stand-in engines only); ``notice`` receives one-line messages for the
-        user (default: stderr)."""
+        user (default: stderr); ``read_models`` are what the projector keeps."""
         self.settings = settings
         home = settings.home
         home.mkdir(parents=True, exist_ok=True)
@@ -107,7 +110,8 @@ class EmbeddedRuntime:
         self.objects = open_object_store(settings)
         self.owner_store = self.read_store  # one tenant-agnostic file; views filter by tenant
         self.processor = CommandProcessor(self.events)
-        self.projector = Projector(self.read_store)
+        self.read_models = tuple(read_models)
+        self.projector = Projector(self.read_store, read_models=self.read_models)
         self._lock_path = home / "engine.lock"
         self.jobs_dir = home / "jobs"
         self.tmp_root = home / "tmp"

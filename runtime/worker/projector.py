@@ -4,19 +4,27 @@ partition, position in the same transaction."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from projections.projector import Projector
+from projections.read_model import ReadModel, install
+from projections.read_models import CORE_READ_MODELS
 from projections.store import PostgresReadStore
 from runtime.worker.common import WorkerContext, _commit, _consume, _last_offsets, _retrying, log
 from streams.kafka import BadMessage, from_message
 from streams.messages import Envelope
 
 
-def run_projector(ctx: WorkerContext) -> None:
+def run_projector(ctx: WorkerContext, read_models: Sequence[ReadModel] = CORE_READ_MODELS) -> None:
     from streams.progress import SummaryCache
 
-    store = _retrying(ctx, "read store", lambda: PostgresReadStore(ctx.database_url, ctx.schema))
+    def open_store() -> PostgresReadStore:
+        opened = PostgresReadStore(ctx.database_url, ctx.schema)
+        install(opened, read_models)  # a read model's own tables, before the first batch
+        return opened
+
+    store = _retrying(ctx, "read store", open_store)
     cache = SummaryCache(ctx.settings.redis_url)
     consumer = ctx.consumer("projector")
 
@@ -24,7 +32,12 @@ def run_projector(ctx: WorkerContext) -> None:
         from confluent_kafka import OFFSET_BEGINNING
 
         for tp in partitions:
-            projector = Projector(store, name=f"read-models:{tp.partition}", chain=tp.partition)
+            projector = Projector(
+                store,
+                name=f"read-models:{tp.partition}",
+                chain=tp.partition,
+                read_models=read_models,
+            )
             done = _retrying(ctx, "reading the projector offset", projector.source_offset)
             tp.offset = done + 1 if done is not None else OFFSET_BEGINNING
         log.debug("projector: assigned %s", [(tp.partition, tp.offset) for tp in partitions])
@@ -61,7 +74,9 @@ def run_projector(ctx: WorkerContext) -> None:
                     {p: (min(o), max(o), len(o)) for p, o in sorted(spans.items())},
                 )
             for partition, batch in by_partition.items():
-                projector = Projector(store, name=f"read-models:{partition}", chain=partition)
+                projector = Projector(
+                    store, name=f"read-models:{partition}", chain=partition, read_models=read_models
+                )
 
                 def project(
                     p: Projector = projector, b: list[Any] = batch, o: int = offsets[partition]

@@ -1,0 +1,78 @@
+"""Read model ``datasets``: the ``datasets`` and ``dataset_versions`` tables."""
+
+from __future__ import annotations
+
+from aggregates import dataset
+from projections.read_model import ReadModel
+from projections.store import Tx
+from streams.messages import Envelope
+
+
+def _registered(tx: Tx, env: Envelope, event: dataset.DatasetRegistered) -> str | None:
+    at = env.time.isoformat()
+    tx.execute(
+        "INSERT INTO datasets (id, tenant, name, description, source_type, status, "
+        "latest_version, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, 'registered', 0, ?, ?)",
+        (env.subject, env.tenant, event.name, event.description, event.source_type, at, at),
+    )
+    return env.subject
+
+
+def _version_added(tx: Tx, env: Envelope, event: dataset.DatasetVersionAdded) -> str | None:
+    subject, at = env.subject, env.time.isoformat()
+    tx.execute(
+        "INSERT INTO dataset_versions (dataset_id, version, tenant, object_uri, "
+        "object_sha256, source_uri, source_sha256, format, row_count, column_count, "
+        "size_bytes, schema_json, created_at, read_options_json) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            subject,
+            event.version,
+            env.tenant,
+            event.object_uri,
+            event.object_sha256,
+            event.source_uri,
+            event.source_sha256,
+            event.format,
+            event.rows,
+            event.columns,
+            event.size_bytes,
+            event.schema_json,
+            at,
+            event.read_options_json,
+        ),
+    )
+    tx.execute(
+        "UPDATE datasets SET status = 'active', latest_version = ?, row_count = ?, "
+        "column_count = ?, size_bytes = ?, storage_path = ?, updated_at = ? WHERE id = ?",
+        (
+            event.version,
+            event.rows,
+            event.columns,
+            event.size_bytes,
+            event.object_uri,
+            at,
+            subject,
+        ),
+    )
+    return subject
+
+
+def _deleted(tx: Tx, env: Envelope, event: dataset.DatasetDeleted) -> str | None:
+    tx.execute(
+        "UPDATE datasets SET status = 'deleted', updated_at = ? WHERE id = ?",
+        (env.time.isoformat(), env.subject),
+    )
+    return env.subject
+
+
+READ_MODEL = ReadModel(
+    name="datasets",
+    tables={"datasets": "id", "dataset_versions": "dataset_id, version"},
+    handlers={
+        dataset.DatasetRegistered: _registered,
+        dataset.DatasetVersionAdded: _version_added,
+        dataset.DatasetDeleted: _deleted,
+    },
+)
