@@ -7,8 +7,6 @@ import json
 import os
 import shutil
 import sys
-import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -32,9 +30,7 @@ from rich.text import Text
 from gateway import render, services
 from gateway.errors import DatrixError, UserInputError
 from jobs.engine import ProgressFn
-from projections.queries import Views
 from runtime.embedded import EmbeddedRuntime
-from streams import scratch
 from streams.object_store import ObjectStoreError
 from streams.settings import SettingsError, load_settings
 
@@ -201,7 +197,7 @@ def scan(
             raise UserInputError(f"--weights: {exc}") from None
     rt = runtime()
     with progress_bar(enabled=sys.stderr.isatty()) as progress:
-        outcome = services.scan_file(
+        submitted = services.submit_scan(
             rt,
             path,
             name=name,
@@ -213,6 +209,7 @@ def scan(
             csv_options=csv_options,
             sheet=sheet,
         )
+        outcome = services.await_scan(rt, submitted, progress)
     doc = services.report_document(rt, outcome.scan_id)
     if html_path is not None:
         services.write_html_report(rt, outcome.scan_id, html_path)
@@ -300,14 +297,10 @@ def issues(scan_id: str, fmt: str) -> None:
 def rows(scan_id: str, issue_id: str) -> None:
     """Print the 0-based row indices an issue affects, one per line (ids or unique
     prefixes of them)."""
-    from jobs.runner import affected_rows, row_blocks
+    from jobs.runner import row_blocks
 
-    rt = runtime()
-    found = services.resolve_scan(rt, scan_id)
-    issue_id = services.resolve_issue(rt, found["id"], issue_id)
-    with scratch.tempdir(rt.settings.home / "tmp", "rows-") as workdir:  # remote stores
-        indices = affected_rows(found["report_uri"], issue_id, rt.objects, workdir)
-    for block in row_blocks(indices):  # a block at a time: an issue may flag every row
+    found = services.issue_rows(runtime(), scan_id, issue_id)
+    for block in row_blocks(found.rows):  # a block at a time: an issue may flag every row
         sys.stdout.write("".join(f"{i}\n" for i in block.tolist()))
 
 
@@ -318,21 +311,12 @@ def progress(scan_id: str, fmt: str) -> None:
     """The job-progress events of a scan (Kafka mode: topic datrix.job-progress, kept a day)."""
     from dataclasses import asdict
 
-    from streams.job_progress import read_job_progress
-    from streams.kafka import topics_from_env
-
-    settings = load_settings()
-    if settings.embedded or settings.kafka_bootstrap is None:
-        raise UserInputError(
-            "job-progress events are published in Kafka mode (set DATRIX_KAFKA_BOOTSTRAP); "
-            "the embedded default shows progress on the scan's progress bar only"
-        )
-    scan_id = services.resolve_scan(runtime(), scan_id)["id"]
-    updates = read_job_progress(settings.kafka_bootstrap, topics_from_env().progress, scan_id)
+    found = services.job_progress(runtime(), scan_id)
+    updates = found.updates
     if fmt == "json":
         _dump([asdict(u) for u in updates])
         return
-    table = Table(title=f"Progress of scan {render.safe(scan_id)}")
+    table = Table(title=f"Progress of scan {render.safe(found.scan_id)}")
     for column in ("seq", "at", "phase", "done", "total"):
         table.add_column(column, justify="right" if column in ("seq", "done", "total") else "left")
     for u in updates:
@@ -353,9 +337,7 @@ def audit() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def audit_log(dataset: str | None, limit: int | None, fmt: str) -> None:
     """Show audit entries, oldest first."""
-    rt = runtime()
-    dataset_id = services.resolve_dataset(rt, dataset)["id"] if dataset else None
-    rows_ = services.views(rt).audit(dataset_id, limit)
+    rows_ = services.audit_trail(runtime(), dataset, limit)
     if fmt == "json":
         _dump(rows_)
     else:
@@ -370,18 +352,9 @@ def audit_log(dataset: str | None, limit: int | None, fmt: str) -> None:
 @audit.command("verify")
 def audit_verify() -> None:
     """Walk the hash chain; exit 1 naming the first broken entry."""
-    from projections import audit as chain
-
-    rt = runtime()
-    cols = ", ".join((*chain.COLUMNS, "hash"))
-    checked, broken = chain.verify(
-        rt.owner_store.query(f"SELECT {cols} FROM audit_log ORDER BY chain, seq")
-    )
-    if broken is not None:
-        raise DatrixError(
-            f"audit chain broken at entry {broken.seq} (event {broken.event_id}): {broken.reason}"
-        )
-    out.print(f"audit chain intact: {checked} entries verified")
+    check = services.verify_audit(runtime())
+    check.raise_if_broken()
+    out.print(f"audit chain intact: {check.checked} entries verified")
 
 
 @cli.command()
@@ -399,85 +372,21 @@ def audit_verify() -> None:
 @click.option("--keep", is_flag=True, help="Keep the rebuilt tables and say where they are.")
 def replay(verify: bool, as_of: datetime | None, keep: bool) -> None:
     """Rebuild the read models from the event log into fresh tables and print a checksum."""
-    from projections import replay as rp
-
-    if verify and as_of:
-        raise UserInputError("--verify compares the present state; it cannot go with --as-of")
     when = as_of.replace(tzinfo=UTC) if as_of else None
-    rt = runtime()
-    if isinstance(rt, EmbeddedRuntime):
-        rt.catch_up()  # commands and projections only: replay never waits for a job
-    with rebuilt_store(rt, keep) as (target, where):
-        if isinstance(rt, EmbeddedRuntime):
-            result = rp.rebuild(rt.events, target, as_of=when)
-            ready = None
-        else:
-            from runtime.kafka import KafkaRuntime
-            from streams.kafka import read_topic
-
-            assert isinstance(rt, KafkaRuntime) and rt.settings.kafka_bootstrap is not None
-            partitions = read_topic(rt.settings.kafka_bootstrap, rt.topics.events)
-            result = rp.rebuild_partitioned(partitions, target, as_of=when)
-            ready = {p: events[-1][0] for p, events in partitions.items() if events}
-        out.print(f"replayed {result.events} events; checksum {result.checksum}")
-        if when is not None:
-            rows = Views(target, rt.settings.tenant).datasets()
-            render.simple_table(
-                out,
-                f"Datasets as of {when.isoformat()}",
-                rows,
-                ["id", "name", "status", "latest_version", "updated_at"],
-            )
-        if keep:
-            out.print(f"rebuilt tables kept in {render.safe(where)}")
-        if verify:
-            if ready is not None:
-                wait_for_projectors(rt, ready)
-            live = rp.table_checksums(rt.owner_store)
-            differ = [t for t in live if live[t] != result.checksums.get(t)]
-            if differ:
-                raise DatrixError(f"read models differ from a full replay in: {', '.join(differ)}")
-            out.print("live read models are identical to the replay")
-
-
-@contextmanager
-def rebuilt_store(rt: services.Runtime, keep: bool) -> Iterator[tuple[Any, str]]:
-    """A fresh, empty read store beside the live one (SQLite file or Postgres schema)."""
-    tag = uuid.uuid4().hex[:8]
-    if isinstance(rt, EmbeddedRuntime):
-        from projections.store import SQLiteReadStore
-
-        target_dir = rt.settings.home / "replay"
-        target_dir.mkdir(exist_ok=True)
-        path = target_dir / f"readmodels-{tag}.db"
-        try:
-            yield SQLiteReadStore(path), str(path)
-        finally:
-            if not keep:
-                for suffix in ("", "-wal", "-shm"):
-                    Path(f"{path}{suffix}").unlink(missing_ok=True)
-        return
-    from projections.store import PostgresReadStore
-
-    schema = f"{rt.settings.database_schema}_replay_{tag}"
-    store = PostgresReadStore(rt.settings.database_url or "", schema=schema)
-    try:
-        yield store, f"Postgres schema {schema}"
-    finally:
-        if not keep:
-            store.drop_schema()
-
-
-def wait_for_projectors(rt: services.Runtime, ready: dict[int, int], timeout: float = 120) -> None:
-    """Kafka mode: wait until the live projector has applied what the replay read."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = rt.read_store.query("SELECT name, position FROM projector_position")
-        done = {str(name): int(pos) for name, pos in rows}
-        if all(done.get(f"read-models:{p}", 0) >= pos for p, pos in ready.items()):
-            return
-        time.sleep(0.2)
-    raise DatrixError("the live projector is behind the event log; is `datrix worker` running?")
+    done = services.replay(runtime(), verify=verify, as_of=when, keep=keep)
+    out.print(f"replayed {done.events} events; checksum {done.checksum}")
+    if when is not None:
+        render.simple_table(
+            out,
+            f"Datasets as of {when.isoformat()}",
+            done.datasets_as_of or [],
+            ["id", "name", "status", "latest_version", "updated_at"],
+        )
+    if done.kept_in is not None:
+        out.print(f"rebuilt tables kept in {render.safe(done.kept_in)}")
+    if verify:
+        done.raise_if_different()
+        out.print("live read models are identical to the replay")
 
 
 @cli.group()
@@ -493,10 +402,7 @@ def jobs_list(include_ended: bool, fmt: str) -> None:
 
     An interrupted job is finished by the next `datrix scan`, or ended by `datrix jobs
     cancel ID`."""
-    rt = runtime()
-    if isinstance(rt, EmbeddedRuntime):
-        rt.catch_up()
-    rows = services.jobs_list(rt, include_ended=include_ended)
+    rows = services.jobs_list(runtime(), include_ended=include_ended)
     if fmt == "json":
         _dump(rows)
         return
@@ -525,10 +431,7 @@ def jobs_list(include_ended: bool, fmt: str) -> None:
 def jobs_cancel(job_id: str) -> None:
     """Cancel a job (JOB_ID: a job or scan id, or a unique prefix of one); its scan ends as
     failed, "cancelled by" you."""
-    rt = runtime()
-    if isinstance(rt, EmbeddedRuntime):
-        rt.catch_up()
-    job = services.cancel_job(rt, job_id)
+    job = services.cancel_job(runtime(), job_id)
     out.print(f"cancelled scan {job['scan_id']} (job {job['job_id']}): {job['error']}")
 
 

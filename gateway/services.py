@@ -1,15 +1,42 @@
-"""Use cases behind the CLI (and later the API): thin, over the runtime and the views."""
+"""The application services: every use case of the CLI (and of the HTTP API next), as
+plain functions over a ``Runtime`` and plain arguments. They return dataclasses, dicts
+and lists, raise ``gateway.errors`` (UserInputError, NotFound, DatrixError) and never
+print; the CLI parses options, calls one of them and renders the result.
+
+By resource (the REST surface of the specification, section 2.3):
+
+- datasets: ``views(rt).datasets()``, ``resolve_dataset`` (GET /v1/datasets[/{id}]),
+  ``delete_dataset`` (DELETE /v1/datasets/{id});
+- scans: ``submit_scan`` (POST /v1/datasets/{id}/scan: 202 with the ids at once),
+  ``await_scan``, ``scan_file`` (both, as ``datrix scan``), ``report_document`` (GET
+  /v1/datasets/{id}/scan/{scanId}), ``scan_issues`` (GET /v1/quality/{id}/issues),
+  ``issue_rows``, ``write_html_report``;
+- jobs: ``jobs_list``, ``cancel_job``, ``job_progress`` (GET /v1/runs/{runId}/status);
+- commands: ``submit``, ``await_command``, ``command_status`` (any aggregate's command);
+- audit: ``audit_trail`` (GET /v1/compliance/audit-trail), ``verify_audit``;
+- read models: ``replay`` (rebuild, verify, as of a time).
+"""
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aggregates.dataset import AddDatasetVersion, RegisterDataset, dataset_id_for, name_problem
+from aggregates.common import Command
+from aggregates.dataset import (
+    AddDatasetVersion,
+    DeleteDataset,
+    RegisterDataset,
+    dataset_id_for,
+    name_problem,
+)
 from aggregates.scan import CancelScan, RequestScan
 from gateway.errors import DatrixError, NotFound, UserInputError
 from jobs.csv_dialect import CsvOptions
@@ -22,6 +49,10 @@ from streams import scratch
 from streams.messages import Envelope
 from streams.ports import ObjectStore
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from projections.audit import Break
+    from streams.job_progress import JobProgress
 
 
 class Runtime(Protocol):
@@ -139,6 +170,21 @@ def _check_label(ingested: IngestedFile, label: str, file_name: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class ScanSubmission:
+    """A scan handed in and not yet awaited: its ids at once (``POST /v1/datasets/{id}/scan``
+    answers 202 with these), plus what ``await_scan`` needs to settle it."""
+
+    command_id: str  # the RequestScan's
+    dataset_id: str
+    dataset_name: str
+    scan_id: str
+    new_version: bool
+    object_uri: str
+    register_command_id: str | None  # RegisterDataset, when the name was new
+    version_command_id: str | None  # AddDatasetVersion, when the data is a new version
+
+
 def scan_file(
     runtime: Runtime,
     path: Path,
@@ -152,13 +198,46 @@ def scan_file(
     csv_options: CsvOptions | None = None,
     sheet: str | None = None,
 ) -> ScanOutcome:
-    """Register (or add a version to) the dataset named ``name`` and scan it (with the
-    given score weights; None: the defaults). A scan of version N > 1 also checks drift
-    against version N - 1 (the scan aggregate names it in the job).
+    """``submit_scan`` then ``await_scan``: what ``datrix scan`` does."""
+    submitted = submit_scan(
+        runtime,
+        path,
+        name=name,
+        label=label,
+        encoding=encoding,
+        engine=engine,
+        weights=weights,
+        progress=progress,
+        csv_options=csv_options,
+        sheet=sheet,
+    )
+    return await_scan(runtime, submitted, progress)
+
+
+def submit_scan(
+    runtime: Runtime,
+    path: Path,
+    *,
+    name: str | None = None,
+    label: str | None = None,
+    encoding: str = "utf-8",
+    engine: str = "auto",
+    weights: dict[str, float] | None = None,
+    progress: ProgressFn = no_progress,
+    csv_options: CsvOptions | None = None,
+    sheet: str | None = None,
+) -> ScanSubmission:
+    """Validate and ingest ``path``, store it, and submit the commands that register the
+    dataset named ``name`` (or add a version to it) and scan it (with the given score
+    weights; None: the defaults); returns without waiting for any of them. A scan of
+    version N > 1 also checks drift against version N - 1 (the scan aggregate names it in
+    the job).
 
     Everything the user gave is validated before the data goes into the object store; a
-    command still refused after that removes the object unless a recorded version uses
-    it (objects are content-addressed, so another version may share it)."""
+    command refused after that is reported by ``await_scan``, which then removes the
+    object unless a recorded version uses it (objects are content-addressed, so another
+    version may share it). The embedded runtime runs the job in ``await_scan`` (or in the
+    next process that drains this home: an unawaited scan is finished as interrupted)."""
     if label is not None:
         from jobs.quality.labels import cleanlab_missing
 
@@ -188,25 +267,20 @@ def scan_file(
         scratch.release(workdir)
 
     try:
-        return _record_and_scan(
-            runtime,
-            path,
-            dataset_name,
-            ingested,
-            object_uri,
-            object_sha,
-            engine,
-            label,
-            weights,
-            progress,
+        return _record_and_request(
+            runtime, path, dataset_name, ingested, object_uri, object_sha, engine, label, weights
         )
     except UserInputError:
-        if not views(runtime).object_referenced(object_uri):
-            runtime.objects.remove(object_uri)
+        _remove_unreferenced(runtime, object_uri)
         raise
 
 
-def _record_and_scan(
+def _remove_unreferenced(runtime: Runtime, object_uri: str) -> None:
+    if not views(runtime).object_referenced(object_uri):
+        runtime.objects.remove(object_uri)
+
+
+def _record_and_request(
     runtime: Runtime,
     path: Path,
     dataset_name: str,
@@ -216,11 +290,10 @@ def _record_and_scan(
     engine: str,
     label: str | None,
     weights: dict[str, float] | None,
-    progress: ProgressFn,
-) -> ScanOutcome:
+) -> ScanSubmission:
     existing = views(runtime).dataset(dataset_name)
-    pending: list[uuid.UUID] = []
     register: uuid.UUID | None = None
+    version: uuid.UUID | None = None
     if existing is None:
         # The id follows from tenant + name: a concurrent scan of the same name registers
         # the same aggregate, the later RegisterDataset is refused and both versions land
@@ -249,43 +322,77 @@ def _record_and_scan(
             schema_json=json.dumps(ingested.schema),
             read_options_json=json.dumps(ingested.read_options) if ingested.read_options else None,
         )
-        pending.append(runtime.submit(add, dataset_id).id)
+        version = runtime.submit(add, dataset_id).id
     scan_id = uuid.uuid4()
-    pending.append(
-        runtime.submit(
-            RequestScan(
-                scan_id=scan_id,
-                dataset_id=dataset_id,
-                engine=engine,
-                label_column=label,
-                weights=weights,
-            ),
-            scan_id,
-        ).id
+    request = RequestScan(
+        scan_id=scan_id,
+        dataset_id=dataset_id,
+        engine=engine,
+        label_column=label,
+        weights=weights,
     )
+    command = runtime.submit(request, scan_id).id
+    return ScanSubmission(
+        command_id=str(command),
+        dataset_id=str(dataset_id),
+        dataset_name=dataset_name,
+        scan_id=str(scan_id),
+        new_version=new_version,
+        object_uri=object_uri,
+        register_command_id=str(register) if register is not None else None,
+        version_command_id=str(version) if version is not None else None,
+    )
+
+
+def await_scan(
+    runtime: Runtime,
+    submitted: ScanSubmission,
+    progress: ProgressFn = no_progress,
+    timeout: float | None = None,
+) -> ScanOutcome:
+    """Wait until the commands of ``submit_scan`` are processed and the scan has ended,
+    reporting the job's progress. Raises UserInputError when a command was refused (its
+    stored object is removed unless a recorded version uses it) and DatrixError when the
+    scan failed (or was cancelled); returns the outcome of a completed scan. ``timeout``:
+    seconds (None: the runtime's default; Kafka mode raises NoAnswer past it)."""
+    register = submitted.register_command_id
+    pending = [c for c in (submitted.version_command_id, submitted.command_id) if c is not None]
 
     def settled() -> bool:
         v = views(runtime)
         every = pending if register is None else [register, *pending]
-        if any(v.command_status(str(c)) is None for c in every):
+        if any(v.command_status(c) is None for c in every):
             return False
-        statuses = [v.command_status(str(c)) for c in pending]
+        statuses = [v.command_status(c) for c in pending]
         if any(s is not None and s["status"] == "rejected" for s in statuses):
             return True
-        scan = v.scan(str(scan_id))
+        scan = v.scan(submitted.scan_id)
         return scan is not None and scan["status"] in ("completed", "failed")
 
-    runtime.wait_for(settled, progress, scan_id=str(scan_id))
-    if register is not None:
-        # Refused because a concurrent twin registered the name first: not an error, the
-        # version went to that dataset. Any other refusal (a deleted name, a bad name)
-        # also refuses the version, so the registration's reason is the one to show.
-        refused = views(runtime).command_status(str(pending[0])) if pending else None
-        if refused is None or refused["status"] == "rejected":
-            _raise_if_rejected(runtime, register)
-    for command_id in pending:
-        _raise_if_rejected(runtime, command_id)
-    return ScanOutcome(str(dataset_id), dataset_name, str(scan_id), new_version)
+    if timeout is None:
+        runtime.wait_for(settled, progress, scan_id=submitted.scan_id)
+    else:
+        runtime.wait_for(settled, progress, scan_id=submitted.scan_id, timeout=timeout)
+    try:
+        if register is not None:
+            # Refused because a concurrent twin registered the name first: not an error,
+            # the version went to that dataset. Any other refusal (a deleted name, a bad
+            # name) also refuses the version, so the registration's reason is the one to
+            # show.
+            refused = views(runtime).command_status(pending[0])
+            if refused is None or refused["status"] == "rejected":
+                _raise_if_rejected(runtime, uuid.UUID(register))
+        for command_id in pending:
+            _raise_if_rejected(runtime, uuid.UUID(command_id))
+    except UserInputError:
+        _remove_unreferenced(runtime, submitted.object_uri)
+        raise
+    scan = views(runtime).scan(submitted.scan_id)
+    if scan is not None and scan["status"] == "failed":
+        raise DatrixError(f"scan {submitted.scan_id} failed: {scan['error']}")
+    return ScanOutcome(
+        submitted.dataset_id, submitted.dataset_name, submitted.scan_id, submitted.new_version
+    )
 
 
 def report_document(runtime: Runtime, scan_id: str) -> dict[str, Any]:
@@ -487,9 +594,19 @@ def write_html_report(runtime: Runtime, scan_id: str, target: Path) -> Path:
 
 
 # -- jobs --------------------------------------------------------------------------------
+def _catch_up(runtime: Runtime) -> None:
+    """Embedded: process the commands and events left in the logs first (never runs a
+    job), so a read sees what earlier clients submitted. Kafka mode: the workers do."""
+    from runtime.embedded import EmbeddedRuntime
+
+    if isinstance(runtime, EmbeddedRuntime):
+        runtime.catch_up()
+
+
 def jobs_list(runtime: Runtime, include_ended: bool = False) -> list[dict[str, Any]]:
     """The scans' jobs (by default those not ended). In the embedded default a job whose
     process died shows as ``interrupted``, with when it started and its last phase."""
+    _catch_up(runtime)
     rows = views(runtime).jobs(active_only=not include_ended)
     activity = getattr(runtime, "job_activity", None)
     for row in rows:
@@ -519,20 +636,292 @@ def find_job(runtime: Runtime, ident: str) -> dict[str, Any]:
 def cancel_job(runtime: Runtime, ident: str) -> dict[str, Any]:
     """Cancel the scan of a job: its queued job is skipped, a running one stopped, and
     the scan ends as failed with the reason "cancelled by <actor>". Returns the job."""
+    _catch_up(runtime)
     job = find_job(runtime, ident)
     scan_id = uuid.UUID(job["scan_id"])
     if job["status"] not in ("queued", "running"):
         raise UserInputError(
             f"scan {job['scan_id']} already {job['status']}; there is nothing to cancel"
         )
-    command = runtime.submit(CancelScan(scan_id), scan_id)
-    runtime.await_processed(
-        lambda: views(runtime).command_status(str(command.id)) is not None, timeout=60.0
-    )
-    _raise_if_rejected(runtime, command.id)
+    command_id = submit(runtime, CancelScan(scan_id), scan_id)
+    await_command(runtime, command_id).raise_if_rejected()
     ended = views(runtime).scan(job["scan_id"])
     return {
         **job,
         "status": ended["status"] if ended else job["status"],
         "error": ended["error"] if ended else None,
     }
+
+
+@dataclass(frozen=True)
+class ScanProgress:
+    scan_id: str
+    updates: list[JobProgress]  # in order (seq); empty: no job ran yet, or a day passed
+
+
+def job_progress(runtime: Runtime, scan_ref: str) -> ScanProgress:
+    """The job-progress records of a scan (an id or a unique prefix), in order: Kafka
+    mode reads them from the progress topic (kept a day; the live progress of a scan being
+    awaited goes to ``await_scan``'s callback instead). The embedded default publishes no
+    such records: UserInputError."""
+    settings = runtime.settings
+    if settings.embedded or settings.kafka_bootstrap is None:
+        raise UserInputError(
+            "job-progress events are published in Kafka mode (set DATRIX_KAFKA_BOOTSTRAP); "
+            "the embedded default shows progress on the scan's progress bar only"
+        )
+    from runtime.kafka import KafkaRuntime
+    from streams.job_progress import read_job_progress
+
+    if not isinstance(runtime, KafkaRuntime):
+        raise DatrixError("job progress needs the Kafka-mode runtime")
+    scan_id = resolve_scan(runtime, scan_ref)["id"]
+    return ScanProgress(
+        scan_id, read_job_progress(settings.kafka_bootstrap, runtime.topics.progress, scan_id)
+    )
+
+
+# -- commands (any aggregate's) ---------------------------------------------------------
+@dataclass(frozen=True)
+class CommandStatus:
+    """What became of a command (the command_status read model): ``accepted``, or
+    ``rejected`` with the aggregate's reason."""
+
+    command_id: str
+    status: str
+    reason: str | None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == "accepted"
+
+    def raise_if_rejected(self) -> None:
+        if not self.accepted:
+            raise UserInputError(f"refused: {self.reason}")
+
+
+def submit(
+    runtime: Runtime,
+    command: Command,
+    subject: uuid.UUID,
+    *,
+    command_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Hand ``command`` for aggregate ``subject`` to the runtime; returns the command id
+    at once (given: the same id again is processed once). ``await_command`` waits for
+    what became of it."""
+    return runtime.submit(command, subject, command_id=command_id).id
+
+
+def command_status(runtime: Runtime, command_id: uuid.UUID | str) -> CommandStatus | None:
+    """What became of a command; None while it is not processed (or unknown)."""
+    found = views(runtime).command_status(str(command_id))
+    if found is None:
+        return None
+    return CommandStatus(str(command_id), str(found["status"]), found["reason"])
+
+
+def await_command(
+    runtime: Runtime, command_id: uuid.UUID | str, timeout: float = 60.0
+) -> CommandStatus:
+    """Wait until the command is processed (never runs a job) and return what became of
+    it. A rejection is a status, not an error (``raise_if_rejected`` makes it one);
+    NotFound for a command the embedded runtime never got, DatrixError when the Kafka-mode
+    workers do not answer within ``timeout`` seconds."""
+    from runtime.embedded import EmbeddedRuntime
+
+    try:
+        runtime.await_processed(
+            lambda: command_status(runtime, command_id) is not None, timeout=timeout
+        )
+    except RuntimeError as exc:
+        if isinstance(runtime, EmbeddedRuntime):
+            raise NotFound(f"no command {command_id}") from None
+        raise DatrixError(str(exc)) from exc
+    found = command_status(runtime, command_id)
+    if found is None:  # await_processed returned, so it holds; for the type checker
+        raise DatrixError(f"command {command_id} was not processed")
+    return found
+
+
+def delete_dataset(runtime: Runtime, name_or_id: str, reason: str | None = None) -> str:
+    """Submit the deletion of a dataset (name, id or unique id prefix); returns the
+    command id (``DELETE /v1/datasets/{id}``; ``await_command`` for the outcome)."""
+    dataset_id = uuid.UUID(resolve_dataset(runtime, name_or_id)["id"])
+    return str(submit(runtime, DeleteDataset(dataset_id, reason), dataset_id))
+
+
+# -- affected rows ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class IssueRows:
+    scan_id: str
+    issue_id: str
+    rows: Sequence[int]  # ascending 0-based row indices (a RowSet: may be every row)
+
+
+def issue_rows(runtime: Runtime, scan_ref: str, issue_ref: str) -> IssueRows:
+    """The rows an issue of a scan affects (ids or unique prefixes of them);
+    ``jobs.runner.row_blocks(result.rows)`` walks them a block at a time."""
+    from jobs.runner import affected_rows
+
+    found = resolve_scan(runtime, scan_ref)
+    issue_id = resolve_issue(runtime, found["id"], issue_ref)
+    with scratch.tempdir(runtime.settings.home / "tmp", "rows-") as workdir:  # remote stores
+        rows = affected_rows(found["report_uri"], issue_id, runtime.objects, workdir)
+    return IssueRows(found["id"], issue_id, rows)
+
+
+# -- audit trail ------------------------------------------------------------------------
+def audit_trail(
+    runtime: Runtime, dataset: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Audit entries, oldest first; only those about ``dataset`` (name or id) if given,
+    at most ``limit`` (``GET /v1/compliance/audit-trail``)."""
+    dataset_id = resolve_dataset(runtime, dataset)["id"] if dataset else None
+    return views(runtime).audit(dataset_id, limit)
+
+
+@dataclass(frozen=True)
+class AuditCheck:
+    """The walk of every tenant's hash chains: how many entries held, and the first
+    broken one (None: the chains are intact)."""
+
+    checked: int
+    broken: Break | None
+
+    @property
+    def intact(self) -> bool:
+        return self.broken is None
+
+    def raise_if_broken(self) -> None:
+        if self.broken is not None:
+            raise DatrixError(
+                f"audit chain broken at entry {self.broken.seq} (event {self.broken.event_id}):"
+                f" {self.broken.reason}"
+            )
+
+
+def verify_audit(runtime: Runtime) -> AuditCheck:
+    """Walk the audit hash chains (all tenants': the owner's store)."""
+    from projections import audit as chain
+
+    cols = ", ".join((*chain.COLUMNS, "hash"))
+    checked, broken = chain.verify(
+        runtime.owner_store.query(f"SELECT {cols} FROM audit_log ORDER BY chain, seq")
+    )
+    return AuditCheck(checked, broken)
+
+
+# -- replay -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReplayOutcome:
+    """A rebuild of the read models from the event log into fresh tables."""
+
+    events: int
+    checksum: str
+    as_of: datetime | None
+    datasets_as_of: list[dict[str, Any]] | None  # the rebuilt state's datasets (as_of)
+    kept_in: str | None  # where the rebuilt tables are (keep)
+    verified: bool  # compared with the live read models
+    differ: list[str]  # the live tables that differ (verified)
+
+    @property
+    def identical(self) -> bool:
+        return self.verified and not self.differ
+
+    def raise_if_different(self) -> None:
+        if self.differ:
+            raise DatrixError(f"read models differ from a full replay in: {', '.join(self.differ)}")
+
+
+def replay(
+    runtime: Runtime,
+    *,
+    verify: bool = False,
+    as_of: datetime | None = None,
+    keep: bool = False,
+    projector_timeout: float = 120.0,
+) -> ReplayOutcome:
+    """Rebuild the read models from the event log into fresh tables (with ``as_of``, a
+    UTC time: the state as it was then), and with ``verify`` compare them with the live
+    ones (a difference is in the outcome; ``raise_if_different``). ``keep`` keeps the
+    rebuilt tables. Never waits for a job."""
+    from projections import replay as rp
+    from runtime.embedded import EmbeddedRuntime
+
+    if verify and as_of:
+        raise UserInputError("--verify compares the present state; it cannot go with --as-of")
+    when = as_of.replace(tzinfo=UTC) if as_of is not None and as_of.tzinfo is None else as_of
+    if isinstance(runtime, EmbeddedRuntime):
+        runtime.catch_up()  # commands and projections only: replay never waits for a job
+    with rebuilt_store(runtime, keep) as (target, where):
+        if isinstance(runtime, EmbeddedRuntime):
+            result = rp.rebuild(runtime.events, target, as_of=when)
+            ready = None
+        else:
+            from runtime.kafka import KafkaRuntime
+            from streams.kafka import read_topic
+
+            if not isinstance(runtime, KafkaRuntime) or runtime.settings.kafka_bootstrap is None:
+                raise DatrixError("replay needs the embedded or the Kafka-mode runtime")
+            partitions = read_topic(runtime.settings.kafka_bootstrap, runtime.topics.events)
+            result = rp.rebuild_partitioned(partitions, target, as_of=when)
+            ready = {p: events[-1][0] for p, events in partitions.items() if events}
+        as_of_rows = Views(target, runtime.settings.tenant).datasets() if when else None
+        differ: list[str] = []
+        if verify:
+            if ready is not None:
+                wait_for_projectors(runtime, ready, projector_timeout)
+            live = rp.table_checksums(runtime.owner_store)
+            differ = [t for t in live if live[t] != result.checksums.get(t)]
+    return ReplayOutcome(
+        events=result.events,
+        checksum=result.checksum,
+        as_of=when,
+        datasets_as_of=as_of_rows,
+        kept_in=where if keep else None,
+        verified=verify,
+        differ=differ,
+    )
+
+
+@contextmanager
+def rebuilt_store(runtime: Runtime, keep: bool) -> Iterator[tuple[ReadStore, str]]:
+    """A fresh, empty read store beside the live one (SQLite file or Postgres schema)."""
+    from runtime.embedded import EmbeddedRuntime
+
+    tag = uuid.uuid4().hex[:8]
+    if isinstance(runtime, EmbeddedRuntime):
+        from projections.store import SQLiteReadStore
+
+        target_dir = runtime.settings.home / "replay"
+        target_dir.mkdir(exist_ok=True)
+        path = target_dir / f"readmodels-{tag}.db"
+        try:
+            yield SQLiteReadStore(path), str(path)
+        finally:
+            if not keep:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return
+    from projections.store import PostgresReadStore
+
+    schema = f"{runtime.settings.database_schema}_replay_{tag}"
+    store = PostgresReadStore(runtime.settings.database_url or "", schema=schema)
+    try:
+        yield store, f"Postgres schema {schema}"
+    finally:
+        if not keep:
+            store.drop_schema()
+
+
+def wait_for_projectors(runtime: Runtime, ready: dict[int, int], timeout: float = 120) -> None:
+    """Kafka mode: wait until the live projector has applied what the replay read."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = runtime.read_store.query("SELECT name, position FROM projector_position")
+        done = {str(name): int(pos) for name, pos in rows}
+        if all(done.get(f"read-models:{p}", 0) >= pos for p, pos in ready.items()):
+            return
+        time.sleep(0.2)
+    raise DatrixError("the live projector is behind the event log; is `datrix worker` running?")
