@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -33,10 +32,11 @@ from gateway import render, services
 from gateway.errors import DatrixError, UserInputError
 from jobs.engine import ProgressFn
 from projections.queries import Views
+from runtime.bootstrap import App, bootstrap
 from runtime.embedded import EmbeddedRuntime
 from streams import scratch
 from streams.object_store import ObjectStoreError
-from streams.settings import SettingsError, load_settings
+from streams.settings import SettingsError
 
 # emoji=False: ":name:" in data stays text (markup and control characters: render.safe)
 out = Console(emoji=False)
@@ -64,15 +64,14 @@ def command_name() -> str:
         return "datrix"
 
 
-def runtime() -> services.Runtime:
-    """The embedded default, or Kafka mode when DATRIX_KAFKA_BOOTSTRAP is set."""
-    settings = load_settings()
-    if settings.embedded:
-        return EmbeddedRuntime(settings)
-    from runtime.kafka import KafkaRuntime
-
+def runtime(app: App | None = None) -> services.Runtime:
+    """The embedded default, or Kafka mode when DATRIX_KAFKA_BOOTSTRAP is set, as the
+    composition root (``runtime/bootstrap.py``) builds it from the settings."""
+    app = app or bootstrap()
+    if app.settings.embedded:
+        return app.runtime
     try:
-        return KafkaRuntime(settings)
+        return app.runtime
     except Exception as exc:
         raise DatrixError(f"cannot reach the Kafka-mode services: {exc}") from exc
 
@@ -319,16 +318,16 @@ def progress(scan_id: str, fmt: str) -> None:
     from dataclasses import asdict
 
     from streams.job_progress import read_job_progress
-    from streams.kafka import topics_from_env
 
-    settings = load_settings()
+    app = bootstrap()
+    settings = app.settings
     if settings.embedded or settings.kafka_bootstrap is None:
         raise UserInputError(
             "job-progress events are published in Kafka mode (set DATRIX_KAFKA_BOOTSTRAP); "
             "the embedded default shows progress on the scan's progress bar only"
         )
-    scan_id = services.resolve_scan(runtime(), scan_id)["id"]
-    updates = read_job_progress(settings.kafka_bootstrap, topics_from_env().progress, scan_id)
+    scan_id = services.resolve_scan(runtime(app), scan_id)["id"]
+    updates = read_job_progress(settings.kafka_bootstrap, app.topics.progress, scan_id)
     if fmt == "json":
         _dump([asdict(u) for u in updates])
         return
@@ -543,10 +542,10 @@ def worker(roles: str) -> None:
     """Run the Kafka-mode stream processors (needs DATRIX_KAFKA_BOOTSTRAP and _DATABASE_URL)."""
     import logging
 
-    from runtime.worker import ROLES, run_worker
-    from streams.kafka import topics_from_env
+    from runtime.worker import ROLES
 
-    settings = load_settings()
+    app = bootstrap()
+    settings = app.settings
     if settings.embedded or not settings.database_url:
         raise UserInputError("datrix worker needs DATRIX_KAFKA_BOOTSTRAP and DATRIX_DATABASE_URL")
     chosen = tuple(r.strip() for r in roles.split(",") if r.strip())
@@ -555,13 +554,11 @@ def worker(roles: str) -> None:
         raise UserInputError(
             f"unknown role(s) {', '.join(unknown)}; choose from {', '.join(ROLES)}"
         )
-    import os
-
     logging.basicConfig(
-        level=os.environ.get("DATRIX_LOG_LEVEL", "INFO").upper(),
+        level=settings.log_level,
         format="%(asctime)s %(threadName)s %(levelname)s %(message)s",
     )
-    run_worker(settings, topics_from_env(), chosen)
+    app.run_worker(chosen)
 
 
 @cli.group()
@@ -606,6 +603,14 @@ def demo(rows: int) -> None:
     )
 
 
+def _debug() -> bool:
+    """DATRIX_DEBUG: tracebacks instead of one-line errors (not when the settings are bad)."""
+    try:
+        return bootstrap().settings.debug
+    except SettingsError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="datrix", standalone_mode=False)
@@ -621,7 +626,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except (DatrixError, UserInputError) as exc:
-        if os.environ.get("DATRIX_DEBUG"):
+        if _debug():
             raise
         sys.stderr.write(f"datrix: {render.printable(exc)}\n")
         sys.exit(exc.exit_code)
@@ -629,7 +634,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"datrix: {render.printable(exc)}\n")
         sys.exit(2)
     except ObjectStoreError as exc:  # a store that is down, or refuses the keys
-        if os.environ.get("DATRIX_DEBUG"):
+        if _debug():
             raise
         sys.stderr.write(f"datrix: {render.printable(exc)}\n")
         sys.exit(1)
@@ -637,7 +642,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("datrix: interrupted\n")
         sys.exit(130)
     except Exception as exc:
-        if os.environ.get("DATRIX_DEBUG"):
+        if _debug():
             raise
         first = render.printable((str(exc).splitlines() or [""])[0])
         sys.stderr.write(
