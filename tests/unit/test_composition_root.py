@@ -12,6 +12,7 @@ import pytest
 
 from gateway import services
 from gateway.cli import main
+from gateway.errors import NotFound
 from jobs.engine import ScanTuning
 from jobs.report import ScanOptions, ScanReport, Scores
 from runtime.bootstrap import App, bootstrap
@@ -138,3 +139,16 @@ def test_a_bad_setting_is_one_line_and_exit_2(
     assert capsys.readouterr().err == (
         "datrix: DATRIX_SCAN_IN_MEMORY_ROWS must be a number, got 'many'\n"
     )
+
+
+def test_datrix_debug_is_a_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("DATRIX_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DATRIX_DEBUG", "0")
+    with pytest.raises(SystemExit) as ended:
+        main(["scans", "no-such-dataset"])
+    assert ended.value.code == 2 and capsys.readouterr().err.startswith("datrix: ")
+    monkeypatch.setenv("DATRIX_DEBUG", "1")
+    with pytest.raises(NotFound):  # the traceback, not one line
+        main(["scans", "no-such-dataset"])
