@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -30,9 +29,9 @@ from rich.text import Text
 from gateway import render, services
 from gateway.errors import DatrixError, UserInputError
 from jobs.engine import ProgressFn
-from runtime.embedded import EmbeddedRuntime
+from runtime.bootstrap import App, bootstrap
 from streams.object_store import ObjectStoreError
-from streams.settings import SettingsError, load_settings
+from streams.settings import SettingsError
 
 # emoji=False: ":name:" in data stays text (markup and control characters: render.safe)
 out = Console(emoji=False)
@@ -60,15 +59,14 @@ def command_name() -> str:
         return "datrix"
 
 
-def runtime() -> services.Runtime:
-    """The embedded default, or Kafka mode when DATRIX_KAFKA_BOOTSTRAP is set."""
-    settings = load_settings()
-    if settings.embedded:
-        return EmbeddedRuntime(settings)
-    from runtime.kafka import KafkaRuntime
-
+def runtime(app: App | None = None) -> services.Runtime:
+    """The embedded default, or Kafka mode when DATRIX_KAFKA_BOOTSTRAP is set, as the
+    composition root (``runtime/bootstrap.py``) builds it from the settings."""
+    app = app or bootstrap()
+    if app.settings.embedded:
+        return app.runtime
     try:
-        return KafkaRuntime(settings)
+        return app.runtime
     except Exception as exc:
         raise DatrixError(f"cannot reach the Kafka-mode services: {exc}") from exc
 
@@ -446,10 +444,10 @@ def worker(roles: str) -> None:
     """Run the Kafka-mode stream processors (needs DATRIX_KAFKA_BOOTSTRAP and _DATABASE_URL)."""
     import logging
 
-    from runtime.worker import ROLES, run_worker
-    from streams.kafka import topics_from_env
+    from runtime.worker import ROLES
 
-    settings = load_settings()
+    app = bootstrap()
+    settings = app.settings
     if settings.embedded or not settings.database_url:
         raise UserInputError("datrix worker needs DATRIX_KAFKA_BOOTSTRAP and DATRIX_DATABASE_URL")
     chosen = tuple(r.strip() for r in roles.split(",") if r.strip())
@@ -458,13 +456,11 @@ def worker(roles: str) -> None:
         raise UserInputError(
             f"unknown role(s) {', '.join(unknown)}; choose from {', '.join(ROLES)}"
         )
-    import os
-
     logging.basicConfig(
-        level=os.environ.get("DATRIX_LOG_LEVEL", "INFO").upper(),
+        level=settings.log_level,
         format="%(asctime)s %(threadName)s %(levelname)s %(message)s",
     )
-    run_worker(settings, topics_from_env(), chosen)
+    app.run_worker(chosen)
 
 
 @cli.group()
@@ -509,6 +505,14 @@ def demo(rows: int) -> None:
     )
 
 
+def _debug() -> bool:
+    """DATRIX_DEBUG: tracebacks instead of one-line errors (not when the settings are bad)."""
+    try:
+        return bootstrap().settings.debug
+    except SettingsError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="datrix", standalone_mode=False)
@@ -524,7 +528,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except (DatrixError, UserInputError) as exc:
-        if os.environ.get("DATRIX_DEBUG"):
+        if _debug():
             raise
         sys.stderr.write(f"datrix: {render.printable(exc)}\n")
         sys.exit(exc.exit_code)
@@ -532,7 +536,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"datrix: {render.printable(exc)}\n")
         sys.exit(2)
     except ObjectStoreError as exc:  # a store that is down, or refuses the keys
-        if os.environ.get("DATRIX_DEBUG"):
+        if _debug():
             raise
         sys.stderr.write(f"datrix: {render.printable(exc)}\n")
         sys.exit(1)
@@ -540,7 +544,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("datrix: interrupted\n")
         sys.exit(130)
     except Exception as exc:
-        if os.environ.get("DATRIX_DEBUG"):
+        if _debug():
             raise
         first = render.printable((str(exc).splitlines() or [""])[0])
         sys.stderr.write(

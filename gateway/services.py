@@ -41,7 +41,7 @@ from aggregates.scan import CancelScan, RequestScan
 from gateway.errors import DatrixError, NotFound, UserInputError
 from jobs.csv_dialect import CsvOptions
 from jobs.engine import ProgressFn, no_progress
-from jobs.ingest import IngestedFile, InputError, describe_read_options, ingest
+from jobs.ingest import IngestedFile, InputError, describe_read_options, ingest, limits_from
 from jobs.report import DEFAULT_WEIGHTS, DIMENSIONS
 from projections.queries import MAX_CANDIDATES, Views, id_prefix
 from projections.store import ReadStore
@@ -252,7 +252,12 @@ def submit_scan(
         progress("ingest", 0, 0)
         try:
             ingested = ingest(
-                path, workdir, encoding=encoding, csv_options=csv_options, sheet=sheet
+                path,
+                workdir,
+                encoding=encoding,
+                csv_options=csv_options,
+                sheet=sheet,
+                limits=limits_from(runtime.settings),
             )
         except InputError as exc:
             raise UserInputError(str(exc)) from None

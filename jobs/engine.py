@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -10,6 +11,31 @@ from jobs.report import ScanOptions, ScanReport
 # the progress callback type lives with the ports (the messaging layer reports progress too)
 from streams.ports import ProgressFn as ProgressFn
 from streams.ports import no_progress as no_progress
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class ScanTuning:
+    """How the engines read a table, from the settings (``DATRIX_SCAN_IN_MEMORY_MB``,
+    ``_SCAN_IN_MEMORY_ROWS``, ``_SCAN_CHUNK_ROWS``, ``_NEAR_DUP_SEGMENT_ROWS``,
+    ``_SPARK_MASTER``). A job process gets its parent's settings and builds this once;
+    the defaults are those of ``Settings`` (a unit test pins them)."""
+
+    in_memory_mb: float = 512.0  # decoded whole up to this size (jobs/quality/table.py)
+    in_memory_rows: int = 1_500_000  # ... and this many rows; else bounded
+    chunk_rows: int = 0  # rows of a bounded chunk (0: from the row width)
+    segment_rows: int = 500_000  # near duplicates of a bounded table, per segment
+    spark_master: str = "local[*]"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ScanTuning:
+        return cls(
+            in_memory_mb=settings.scan_in_memory_mb,
+            in_memory_rows=settings.scan_in_memory_rows,
+            chunk_rows=settings.scan_chunk_rows,
+            segment_rows=settings.near_dup_segment_rows,
+            spark_master=settings.spark_master or "local[*]",
+        )
 
 
 class ScanEngine(Protocol):

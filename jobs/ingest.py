@@ -10,7 +10,6 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
-import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,9 +20,9 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from jobs.csv_dialect import CsvOptions, Dialect, parse_rows, sniff
-from jobs.quality.table import env_number
 from jobs.quality.types import json_records_frame, ndjson_frame, normalise_types, write_with_notes
 from streams.content import sha256_file
+from streams.settings import Settings
 
 FORMATS = {
     ".csv": "csv",
@@ -61,22 +60,9 @@ class Limits:
         return int(self.max_line_mb * 2**20)
 
 
-def limits_from_env() -> Limits:
-    """The limits in DATRIX_MAX_LINE_MB and DATRIX_MAX_COLUMNS (defaults when unset)."""
-
-    def positive(var: str, default: float) -> float:
-        try:
-            number = env_number(var, default)
-        except ValueError:
-            number = -1
-        if not number > 0:
-            raise InputError(f"{var} must be a positive number, got {os.environ.get(var)!r}")
-        return number
-
-    return Limits(
-        max_line_mb=positive("DATRIX_MAX_LINE_MB", Limits.max_line_mb),
-        max_columns=int(positive("DATRIX_MAX_COLUMNS", Limits.max_columns)),
-    )
+def limits_from(settings: Settings) -> Limits:
+    """The limits in DATRIX_MAX_LINE_MB and DATRIX_MAX_COLUMNS (checked by the settings)."""
+    return Limits(max_line_mb=settings.max_line_mb, max_columns=settings.max_columns)
 
 
 def _mb(limits: Limits) -> str:
@@ -577,10 +563,10 @@ def ingest(
     """Validate ``path`` and convert it to Parquet in ``workdir``.
 
     CSV: ``csv_options`` forces parts of the dialect (the rest is sniffed); Excel:
-    ``sheet`` names the sheet (default the first). ``limits``: default from the
-    environment."""
+    ``sheet`` names the sheet (default the first). ``limits``: default ``Limits()``
+    (callers pass ``limits_from(settings)``)."""
     _check_encoding(encoding)
-    limits = limits or limits_from_env()
+    limits = limits or Limits()
     options = csv_options or CsvOptions()
     if not path.exists():
         raise InputError(f"{path}: no such file")

@@ -15,7 +15,7 @@ import json
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,27 +31,30 @@ from aggregates.scan import (
     JobRequested,
     ScoreCard,
 )
-from jobs.engine import ProgressFn, ScanEngine, no_progress
+from jobs.engine import ProgressFn, ScanEngine, ScanTuning, no_progress
 from jobs.quality.rowset import Indices, RowSet
 from jobs.report import DEFAULT_WEIGHTS, ScanOptions, ScanReport
 from streams.ports import ObjectStore
 
 
-def _polars_engine() -> ScanEngine:
+def _polars_engine(tuning: ScanTuning) -> ScanEngine:
     from jobs.quality.polars_engine import PolarsScanEngine
 
-    engine: ScanEngine = PolarsScanEngine()
+    engine: ScanEngine = PolarsScanEngine(tuning)
     return engine
 
 
-def _spark_engine() -> ScanEngine:
+def _spark_engine(tuning: ScanTuning) -> ScanEngine:
     from jobs.quality.spark_engine import SparkScanEngine
 
-    engine: ScanEngine = SparkScanEngine()
+    engine: ScanEngine = SparkScanEngine(tuning)
     return engine
 
 
-ENGINES: dict[str, Callable[[], ScanEngine]] = {"polars": _polars_engine, "spark": _spark_engine}
+# An engine from the settings' tuning; the composition root (runtime/bootstrap.py) may hand
+# a runtime other engines (tests: stand-ins, with jobs run in process).
+EngineFactory = Callable[[ScanTuning], ScanEngine]
+ENGINES: Mapping[str, EngineFactory] = {"polars": _polars_engine, "spark": _spark_engine}
 
 
 def result_command_id(job_id: uuid.UUID) -> uuid.UUID:
@@ -281,14 +284,20 @@ def scan_options(job: JobRequested, objects: ObjectStore, workdir: Path) -> Scan
 
 
 def run_scan_job(
-    job: JobRequested, objects: ObjectStore, progress: ProgressFn = no_progress
+    job: JobRequested,
+    objects: ObjectStore,
+    progress: ProgressFn = no_progress,
+    tuning: ScanTuning | None = None,
+    engines: Mapping[str, EngineFactory] | None = None,
 ) -> CompleteScan | FailScan:
+    """Run the job on its engine (of ``engines``, default ``ENGINES``) with ``tuning``
+    (default: the defaults)."""
     started = time.monotonic()
     try:
-        engine_factory = ENGINES.get(job.engine)
+        engine_factory = (ENGINES if engines is None else engines).get(job.engine)
         if engine_factory is None:
             raise RuntimeError(f"engine {job.engine!r} is not available in this worker")
-        engine = engine_factory()
+        engine = engine_factory(tuning or ScanTuning())
         # a remote store's objects are downloaded here: in a job process, TMPDIR is the
         # job's scratch folder (streams/scratch.py), removed when the job ends
         with tempfile.TemporaryDirectory(prefix="datrix-objects-") as tmp:

@@ -21,7 +21,7 @@ import fcntl
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +29,8 @@ from uuid import UUID
 
 from aggregates.common import Command
 from aggregates.scan import JobRequested, RequestScan
-from jobs.engine import ProgressFn, no_progress
-from jobs.runner import result_command_id, run_scan_job
+from jobs.engine import ProgressFn, ScanTuning, no_progress
+from jobs.runner import EngineFactory, result_command_id, run_scan_job
 from projections.projector import Projector
 from projections.read_model import ReadModel
 from projections.read_models import CORE_READ_MODELS
@@ -41,6 +41,7 @@ from streams.event_store import sqlite_event_store
 from streams.faults import crash_point
 from streams.messages import Envelope, command_envelope, decode_event
 from streams.object_store import open_object_store
+from streams.ports import ObjectStore
 from streams.processor import CommandProcessor
 from streams.settings import Settings
 from streams.sqlite_command_log import SQLiteCommandLog
@@ -91,13 +92,18 @@ class EmbeddedRuntime:
         self,
         settings: Settings,
         *,
+        objects: ObjectStore | None = None,
+        engines: Mapping[str, EngineFactory] | None = None,
         jobs_in_process: bool = False,
         notice: Callable[[str], None] | None = None,
         read_models: Sequence[ReadModel] = CORE_READ_MODELS,
     ) -> None:
-        """``jobs_in_process`` runs jobs in this process, without budgets or cancellation
-        (tests with stand-in engines only); ``notice`` receives one-line messages for the
-        user (default: stderr); ``read_models`` are what the projector keeps."""
+        """Built by the composition root (``runtime/bootstrap.py``). ``objects``: the
+        object store (default: the one the settings name); ``jobs_in_process`` runs jobs
+        in this process, without budgets or cancellation, on ``engines`` (default
+        ``jobs.runner.ENGINES``: tests with stand-in engines only; a job process has the
+        real ones); ``notice`` receives one-line messages for the user (default: stderr);
+        ``read_models`` are what the projector keeps."""
         self.settings = settings
         home = settings.home
         home.mkdir(parents=True, exist_ok=True)
@@ -107,7 +113,7 @@ class EmbeddedRuntime:
             self.commands = SQLiteCommandLog(home / "commands.db")
             self.events = sqlite_event_store(home / "events.db")
             self.read_store = SQLiteReadStore(home / "readmodels.db")
-        self.objects = open_object_store(settings)
+        self.objects = objects if objects is not None else open_object_store(settings)
         self.owner_store = self.read_store  # one tenant-agnostic file; views filter by tenant
         self.processor = CommandProcessor(self.events)
         self.read_models = tuple(read_models)
@@ -116,6 +122,7 @@ class EmbeddedRuntime:
         self.jobs_dir = home / "jobs"
         self.tmp_root = home / "tmp"
         self.jobs_in_process = jobs_in_process
+        self.engines = engines
         self.notice = notice or _stderr_notice
         self._claims: dict[str, int] = {}  # scan id -> fd holding jobs/<scan id>.lock
 
@@ -366,7 +373,13 @@ class EmbeddedRuntime:
 
             tracked("starting", 0, 0)
             if self.jobs_in_process:
-                result: Command | None = run_scan_job(job, self.objects, tracked)
+                result: Command | None = run_scan_job(
+                    job,
+                    self.objects,
+                    tracked,
+                    ScanTuning.from_settings(self.settings),
+                    self.engines,
+                )
             else:
                 outcome = run_supervised(
                     envelope,
@@ -376,6 +389,7 @@ class EmbeddedRuntime:
                     Budgets(self.settings.job_timeout_s, self.settings.job_memory_mb),
                     tracked,
                     cancelled=lambda: self._scan_ended(job.originator_id),
+                    settings=self.settings,
                 )
                 result = outcome.result
             if result is not None:

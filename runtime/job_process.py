@@ -1,10 +1,13 @@
 """The process one job runs in: ``python -m runtime.job_process OBJECTS PARENT_PID``.
 
 OBJECTS is the parent's object store (``ObjectStore.location``: a folder, or
-``s3://bucket/prefix`` with the service's DATRIX_S3_* settings from the environment).
-Objects a remote store holds are downloaded into the job's scratch folder (its TMPDIR).
+``s3://bucket/prefix`` with the service's DATRIX_S3_* settings). Objects a remote store
+holds are downloaded into the job's scratch folder (its TMPDIR).
 
-It reads the ``JobRequested`` envelope on stdin, runs the scan, and writes JSON lines on
+It reads its parent's ``Settings`` (one JSON line: the child reads no configuration of
+its own, so settings a test or the API gave its runtime reach the job too) and the
+``JobRequested`` envelope on stdin, runs the scan with the engines' ``ScanTuning`` from
+those settings, and writes JSON lines on
 the stdout it was given: ``{"progress": [phase, done, total]}`` while it works and
 ``{"result": <base64 Avro payload of CompleteScan or FailScan>}`` at the end. Anything
 else the libraries print goes to stderr. It dies with its parent (the CLI or the worker),
@@ -66,11 +69,13 @@ def main(argv: list[str]) -> int:
     os.dup2(2, 1)
 
     from aggregates.scan import JobRequested
+    from jobs.engine import ScanTuning
     from jobs.runner import run_scan_job
     from streams.messages import decode_envelope, decode_event, encode_payload
     from streams.object_store import open_object_store
-    from streams.settings import load_settings
+    from streams.settings import Settings
 
+    settings = Settings.model_validate_json(sys.stdin.buffer.readline())
     job = decode_event(decode_envelope(sys.stdin.buffer.read()))
     if not isinstance(job, JobRequested):
         raise SystemExit(f"not a job: {type(job).__name__}")
@@ -88,8 +93,8 @@ def main(argv: list[str]) -> int:
                 os._exit(3)
             os.kill(os.getpid(), signal.SIGSTOP)
 
-    objects = open_object_store(load_settings(), objects_location)
-    result = run_scan_job(job, objects, progress)
+    objects = open_object_store(settings, objects_location)
+    result = run_scan_job(job, objects, progress, ScanTuning.from_settings(settings))
     _emit(out, {"result": base64.b64encode(encode_payload(result)).decode("ascii")})
     return 0
 

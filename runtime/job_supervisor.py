@@ -31,6 +31,7 @@ from aggregates.scan import FailScan, JobRequested
 from jobs.engine import ProgressFn, no_progress
 from streams import scratch
 from streams.messages import Envelope, decode_command, encode_envelope
+from streams.settings import Settings
 
 POLL_S = 0.2
 CANCEL_POLL_S = 0.5
@@ -94,7 +95,11 @@ def run_supervised(
     progress: ProgressFn = no_progress,
     cancelled: Callable[[], bool] = lambda: False,
     stopping: Callable[[], bool] = lambda: False,
+    *,
+    settings: Settings,
 ) -> JobOutcome:
+    """Run the job in a child process given ``settings`` (its parent's, on stdin: the child
+    reads no configuration of its own) and monitor it."""
     with scratch.tempdir(tmp_root, f"job-{str(job.job_id)[:8]}-") as workdir:
         env = {**os.environ, "TMPDIR": str(workdir), "POLARS_TEMP_DIR": str(workdir)}
         with (workdir / "stderr.log").open("wb") as errlog:
@@ -107,7 +112,9 @@ def run_supervised(
                 start_new_session=True,  # a Ctrl-C reaches the CLI, which then stops it
             )
         try:
-            return _monitor(child, envelope, job, workdir, budgets, progress, cancelled, stopping)
+            return _monitor(
+                child, settings, envelope, job, workdir, budgets, progress, cancelled, stopping
+            )
         finally:
             if child.poll() is None:
                 _kill_tree(child.pid)
@@ -116,6 +123,7 @@ def run_supervised(
 
 def _monitor(
     child: subprocess.Popen[bytes],
+    settings: Settings,
     envelope: Envelope,
     job: JobRequested,
     workdir: Path,
@@ -127,6 +135,7 @@ def _monitor(
     assert child.stdin is not None and child.stdout is not None
     started = time.monotonic()
     try:
+        child.stdin.write(settings.model_dump_json().encode() + b"\n")
         child.stdin.write(encode_envelope(envelope))
         child.stdin.close()
     except BrokenPipeError:

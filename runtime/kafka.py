@@ -14,9 +14,10 @@ from jobs.engine import ProgressFn, no_progress
 from projections.store import PostgresReadStore
 from runtime.embedded import client_envelope
 from streams import scratch
-from streams.kafka import KafkaCommandLog, ensure_topics, topics_from_env
+from streams.kafka import KafkaCommandLog, ensure_topics, topics_for
 from streams.messages import Envelope, routing_key
 from streams.object_store import open_object_store
+from streams.ports import ObjectStore
 from streams.progress import ProgressSubscriber, SummaryCache, TenantCounters
 from streams.settings import Settings
 
@@ -26,18 +27,20 @@ class NoAnswer(RuntimeError):
 
 
 class KafkaRuntime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, objects: ObjectStore | None = None) -> None:
+        """Built by the composition root (``runtime/bootstrap.py``); ``objects``: the
+        object store (default: the one the settings name)."""
         if not settings.database_url:
             raise RuntimeError("Kafka mode needs DATRIX_DATABASE_URL as well")
         assert settings.kafka_bootstrap is not None
         self.settings = settings
-        self.topics = topics_from_env()
+        self.topics = topics_for(settings)
         ensure_topics(settings.kafka_bootstrap, self.topics)
         self.commands = KafkaCommandLog(settings.kafka_bootstrap, self.topics)
         self.owner_store = PostgresReadStore(settings.database_url, settings.database_schema)
         self.read_store = self.owner_store.for_tenant(settings.tenant)
         settings.home.mkdir(parents=True, exist_ok=True)
-        self.objects = open_object_store(settings)
+        self.objects = objects if objects is not None else open_object_store(settings)
         self.progress = ProgressSubscriber(settings.redis_url)
         self.cache = SummaryCache(settings.redis_url)
         self.counters = TenantCounters(settings.redis_url)

@@ -8,7 +8,6 @@ gap-free, per-partition increasing number the projectors use to drop redelivered
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.messages import Envelope, cloudevents_headers
+from streams.settings import Settings
 
 PARTITIONS = {"commands": 6, "events": 6, "jobs": 3, "progress": 3}
 FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
@@ -42,8 +42,9 @@ class Topics:
         return f"{self.prefix}job-progress"
 
 
-def topics_from_env() -> Topics:
-    return Topics(os.environ.get("DATRIX_TOPIC_PREFIX", "datrix."))
+def topics_for(settings: Settings) -> Topics:
+    """The topics of a deployment (``DATRIX_TOPIC_PREFIX``)."""
+    return Topics(settings.topic_prefix)
 
 
 def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None:

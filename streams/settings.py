@@ -1,19 +1,38 @@
-"""Configuration from the environment; with nothing set, the embedded default."""
+"""All configuration, in one ``Settings`` (pydantic-settings); with nothing set, the
+embedded default.
+
+``load_settings()`` is the one function that reads the environment: every ``DATRIX_*``
+variable is a field of ``Settings`` (``DATRIX_HOME`` -> ``home``...), checked here, so a
+bad value ends as one ``SettingsError`` line naming the variable (the CLI: exit 2) before
+any work starts. ``Settings(...)`` itself never reads the environment: it is the given
+values and the defaults, which is what tests and the job process (handed its parent's
+settings on stdin) want. The composition root (``runtime/bootstrap.py``) builds everything
+else from one ``Settings``.
+
+Not a setting: ``DATRIX_TEST_JOB_FAULT`` (``streams/faults.py``), a crash switch for tests
+that is read where it acts and is no part of the product's configuration.
+"""
 
 from __future__ import annotations
 
 import getpass
+import logging
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+from pydantic_settings.sources import PydanticBaseSettingsSource
 
 if TYPE_CHECKING:
     from streams.object_store import S3Location
 
+ENV_PREFIX = "DATRIX_"
 DEFAULT_JOB_TIMEOUT_S = 3600.0
 
 
@@ -31,49 +50,56 @@ def default_job_memory_mb() -> int:
     return max(int(total * 0.8) // 2**20, 1)
 
 
-def _budget(name: str, default: float, unit: str) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
+def _default_actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}"
+
+
+def _var(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _budget(name: str, raw: Any, default: float, unit: str) -> float:
+    text = _text(raw).strip()
+    if not text:
         return default
     try:
-        value = float(raw)
+        value = float(text)
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise SettingsError(f"{name} must be a number of {unit} >= 0 (0: no limit), got {raw!r}")
+        raise SettingsError(f"{name} must be a number of {unit} >= 0 (0: no limit), got {text!r}")
     return value
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    tenant: str
-    actor: str
-    kafka_bootstrap: str | None
-    database_url: str | None
-    redis_url: str | None
-    spark_master: str | None
-    object_store: str | None
-    database_schema: str = "public"
-    # Budgets of one job (a scan); 0 turns a budget off. A job over budget is stopped and
-    # its scan fails, saying which budget it passed.
-    job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S
-    job_memory_mb: int = 0
-    # The S3-API service of DATRIX_OBJECT_STORE=s3://... (None: AWS and its own
-    # AWS_* environment); read only when the object store is S3.
-    s3_endpoint: str | None = None
-    s3_access_key: str | None = None
-    s3_secret_key: str | None = field(default=None, repr=False)
-    s3_region: str | None = None
-
-    @property
-    def embedded(self) -> bool:
-        return self.kafka_bootstrap is None
+def _number(name: str, raw: Any, default: float, positive: bool = False) -> float:
+    """A number (``default`` when empty); ``positive``: > 0."""
+    text = _text(raw).strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if positive and not value > 0:
+        raise SettingsError(f"{name} must be a positive number, got {_text(raw)!r}")
+    if not math.isfinite(value):
+        raise SettingsError(f"{name} must be a number, got {_text(raw)!r}")
+    return value
 
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PREFIX_PART = re.compile(r"^[A-Za-z0-9_.=-]+$")
 _REGION = re.compile(r"^[a-z0-9-]{1,32}$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_S3_FIELDS = ("s3_endpoint", "s3_access_key", "s3_secret_key", "s3_region")
 
 
 def _object_store(raw: str | None) -> str | None:
@@ -125,6 +151,193 @@ def _s3_endpoint(raw: str | None) -> str | None:
     return value
 
 
+def _s3_settings(given: Mapping[str, Any]) -> dict[str, str | None]:
+    """The S3 service of an ``s3://`` store, from the raw (or already checked) fields."""
+
+    def raw(name: str) -> str | None:
+        value = given.get(name)
+        return None if value is None else _text(value)
+
+    endpoint = _s3_endpoint(raw("s3_endpoint"))
+    access = raw("s3_access_key") or None
+    secret = raw("s3_secret_key") or None
+    if (access is None) != (secret is None):
+        raise SettingsError(
+            "DATRIX_S3_ACCESS_KEY and DATRIX_S3_SECRET_KEY go together: set both, or neither "
+            "(then the AWS_* environment or the machine's role is used)"
+        )
+    region = (raw("s3_region") or "").strip() or None
+    if region is not None and not _REGION.match(region):
+        raise SettingsError(f"DATRIX_S3_REGION must look like us-east-1, got {region!r}")
+    if region is None and endpoint is not None:
+        region = "us-east-1"  # what S3-API servers other than AWS expect in the signature
+    return {
+        "s3_endpoint": endpoint,
+        "s3_access_key": access,
+        "s3_secret_key": secret,
+        "s3_region": region,
+    }
+
+
+class Settings(BaseSettings):
+    """Every setting, each read from ``DATRIX_<FIELD NAME>`` by ``load_settings()``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, frozen=True, extra="forbid", validate_default=True
+    )
+
+    home: Path = Path(".datrix")  # resolved against the working folder when read
+    tenant: str = "default"
+    actor: str = Field(default_factory=_default_actor)
+    kafka_bootstrap: str | None = None  # set: Kafka mode
+    database_url: str | None = None
+    redis_url: str | None = None
+    spark_master: str | None = None  # --engine spark: unset is local[*]
+    object_store: str | None = None  # s3://bucket[/prefix]; unset: DATRIX_HOME/objects
+    database_schema: str = "public"
+    topic_prefix: str = "datrix."
+    # Budgets of one job (a scan); 0 turns a budget off. A job over budget is stopped and
+    # its scan fails, saying which budget it passed.
+    job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S
+    job_memory_mb: int = Field(default_factory=default_job_memory_mb)
+    # The S3-API service of DATRIX_OBJECT_STORE=s3://... (None: AWS and its own
+    # AWS_* environment); read only when the object store is S3.
+    s3_endpoint: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = Field(default=None, repr=False)
+    s3_region: str | None = None
+    # How the Polars engine reads a table (jobs/quality/table.py, near_duplicates/segments.py;
+    # jobs.engine.ScanTuning carries them into the engines): decoded whole up to this size
+    # and row count, else bounded; chunk_rows forces the rows of a bounded chunk (tests and
+    # benchmarks; 0: from the row width).
+    scan_in_memory_mb: float = 512.0
+    scan_in_memory_rows: int = 1_500_000
+    scan_chunk_rows: int = 0
+    near_dup_segment_rows: int = 500_000
+    # Bounds on malformed text input (jobs/ingest.py Limits).
+    max_line_mb: float = 16.0
+    max_columns: int = 20_000
+    # Extension modules (comma-separated) that register aggregates, read models, job kinds.
+    extensions: Annotated[tuple[str, ...], NoDecode] = ()
+    log_level: str = "INFO"  # datrix worker
+    debug: bool = False  # tracebacks instead of one-line errors
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the values given: the environment is read by ``load_settings`` alone."""
+        return (init_settings,)
+
+    @property
+    def embedded(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (field names), checked like the environment's values."""
+        return _checked({**self.model_dump(), **changes})
+
+    # -- checks: each takes the environment's text or an already checked value --------------
+    @model_validator(mode="before")
+    @classmethod
+    def _s3_only_for_s3(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        store = data.get("object_store")
+        if store is None or not _text(store).strip():
+            return {k: v for k, v in data.items() if k not in _S3_FIELDS}
+        return {**data, **_s3_settings(data)}
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _resolved(cls, value: Path) -> Path:
+        return value.resolve()
+
+    @field_validator("kafka_bootstrap", "database_url", "redis_url", "spark_master", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return value or None
+
+    @field_validator("object_store", mode="before")
+    @classmethod
+    def _store(cls, value: Any) -> str | None:
+        return _object_store(None if value is None else _text(value))
+
+    @field_validator("database_schema", mode="before")
+    @classmethod
+    def _schema(cls, value: Any) -> Any:
+        return value or "public"
+
+    @field_validator("job_timeout_s", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> float:
+        return _budget("DATRIX_JOB_TIMEOUT_S", value, DEFAULT_JOB_TIMEOUT_S, "seconds")
+
+    @field_validator("job_memory_mb", mode="before")
+    @classmethod
+    def _memory(cls, value: Any) -> int:
+        if not _text(value).strip():
+            return default_job_memory_mb()
+        return int(_budget("DATRIX_JOB_MEMORY_MB", value, 0, "MB"))
+
+    @field_validator(
+        "scan_in_memory_mb",
+        "scan_in_memory_rows",
+        "scan_chunk_rows",
+        "near_dup_segment_rows",
+        mode="before",
+    )
+    @classmethod
+    def _tuning(cls, value: Any, info: ValidationInfo) -> float:
+        name = info.field_name or ""
+        default = cls.model_fields[name].default
+        number = _number(_var(name), value, default)
+        return number if name == "scan_in_memory_mb" else int(number)
+
+    @field_validator("max_line_mb", "max_columns", mode="before")
+    @classmethod
+    def _limit(cls, value: Any, info: ValidationInfo) -> float:
+        name = info.field_name or ""
+        number = _number(_var(name), value, cls.model_fields[name].default, positive=True)
+        return number if name == "max_line_mb" else int(number)
+
+    @field_validator("extensions", mode="before")
+    @classmethod
+    def _extensions(cls, value: Any) -> tuple[str, ...]:
+        names = value.split(",") if isinstance(value, str) else list(value)
+        found = tuple(n.strip() for n in names if n.strip())
+        bad = [n for n in found if not _MODULE.match(n)]
+        if bad:
+            raise SettingsError(
+                f"DATRIX_EXTENSIONS must be comma-separated module names (like "
+                f"my_package.datrix_extension), got {_text(value)!r}"
+            )
+        return found
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> str:
+        level = _text(value).strip().upper() or "INFO"
+        if level not in logging.getLevelNamesMapping():
+            raise SettingsError(
+                "DATRIX_LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, "
+                f"got {_text(value)!r}"
+            )
+        return level
+
+    @field_validator("debug", mode="before")
+    @classmethod
+    def _debug(cls, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        return _text(value).strip().lower() not in ("", "0", "false", "no", "off")
+
+
 def s3_location(url: str, settings: Settings) -> S3Location:
     """The S3 store at ``url`` (an ``s3://`` DATRIX_OBJECT_STORE) with the settings' service."""
     from streams.object_store import S3Location
@@ -142,47 +355,40 @@ def s3_location(url: str, settings: Settings) -> S3Location:
     )
 
 
-def _s3_settings(env: os._Environ[str] | dict[str, str]) -> dict[str, str | None]:
-    endpoint = _s3_endpoint(env.get("DATRIX_S3_ENDPOINT"))
-    access = env.get("DATRIX_S3_ACCESS_KEY") or None
-    secret = env.get("DATRIX_S3_SECRET_KEY") or None
-    if (access is None) != (secret is None):
-        raise SettingsError(
-            "DATRIX_S3_ACCESS_KEY and DATRIX_S3_SECRET_KEY go together: set both, or neither "
-            "(then the AWS_* environment or the machine's role is used)"
-        )
-    region = (env.get("DATRIX_S3_REGION") or "").strip() or None
-    if region is not None and not _REGION.match(region):
-        raise SettingsError(f"DATRIX_S3_REGION must look like us-east-1, got {region!r}")
-    if region is None and endpoint is not None:
-        region = "us-east-1"  # what S3-API servers other than AWS expect in the signature
-    return {
-        "s3_endpoint": endpoint,
-        "s3_access_key": access,
-        "s3_secret_key": secret,
-        "s3_region": region,
-    }
+class _Environment(EnvSettingsSource):
+    """pydantic-settings' reading of ``DATRIX_*`` variables, from a given mapping."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(Settings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._environ.items() if k.startswith(ENV_PREFIX)}
 
 
-def load_settings() -> Settings:
-    env = os.environ
+def _message(exc: ValidationError) -> str:
+    """One line: each refused setting's own message, or pydantic's naming the variable."""
+    lines = []
+    for error in exc.errors():
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, SettingsError):
+            lines.append(str(cause))
+            continue
+        where = ".".join(str(part) for part in error["loc"])
+        name = _var(where) if where else "settings"
+        lines.append(f"{name}: {error['msg']}, got {error.get('input')!r}")
+    return "; ".join(dict.fromkeys(" ".join(line.split()) for line in lines))
+
+
+def _checked(values: Mapping[str, Any]) -> Settings:
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    object_store = _object_store(env.get("DATRIX_OBJECT_STORE"))
-    s3 = _s3_settings(env) if object_store is not None else {}
-    return Settings(
-        home=Path(env.get("DATRIX_HOME", ".datrix")).resolve(),
-        tenant=env.get("DATRIX_TENANT", "default"),
-        actor=env.get("DATRIX_ACTOR", f"cli:{user}"),
-        kafka_bootstrap=env.get("DATRIX_KAFKA_BOOTSTRAP") or None,
-        database_url=env.get("DATRIX_DATABASE_URL") or None,
-        redis_url=env.get("DATRIX_REDIS_URL") or None,
-        spark_master=env.get("DATRIX_SPARK_MASTER") or None,
-        object_store=object_store,
-        database_schema=env.get("DATRIX_DATABASE_SCHEMA") or "public",
-        job_timeout_s=_budget("DATRIX_JOB_TIMEOUT_S", DEFAULT_JOB_TIMEOUT_S, "seconds"),
-        job_memory_mb=int(_budget("DATRIX_JOB_MEMORY_MB", default_job_memory_mb(), "MB")),
-        **s3,
-    )
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError(_message(exc)) from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """The settings in ``environ`` (default: this process's environment), then
+    ``overrides`` (field names); a value that cannot be used raises ``SettingsError``."""
+    found = _Environment(os.environ if environ is None else environ)()
+    return _checked({**found, **overrides})

@@ -46,7 +46,7 @@ import dataclasses
 import functools
 import importlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -54,7 +54,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from jobs.engine import ProgressFn, no_progress
+from jobs.engine import ProgressFn, ScanTuning, no_progress
 from jobs.quality import accuracy
 from jobs.quality.assembly import Detected, TextChecks, build_report
 from jobs.quality.dates import DateChecks, TemporalColumn, assess, native_micros, text_column
@@ -82,6 +82,14 @@ PHASES = ("profile", "duplicates", "outliers", "score")
 class PolarsScanEngine:
     name = "polars"
 
+    def __init__(self, tuning: ScanTuning | None = None) -> None:
+        """``tuning``: when a table is read whole or bounded (default: the defaults)."""
+        self.tuning = tuning or ScanTuning()
+
+    def _open(self, path: Path) -> ScanTable:
+        t = self.tuning
+        return ScanTable.open(path, t.in_memory_mb, t.chunk_rows, t.in_memory_rows)
+
     def scan(
         self, parquet_path: Path, options: ScanOptions, progress: ProgressFn = no_progress
     ) -> ScanReport:
@@ -99,7 +107,7 @@ class PolarsScanEngine:
         # otherwise read per pass, streaming or a chunk of rows at a time (table.py).
         phase = _PhaseRows(progress)
         progress = phase.report
-        table = dataclasses.replace(ScanTable.open(Path(parquet_path)), on_rows=phase.rows)
+        table = dataclasses.replace(self._open(Path(parquet_path)), on_rows=phase.rows)
         source = table.lazy
         schema: dict[str, pl.DataType] = dict(source.collect_schema())
         label = options.label_column
@@ -117,7 +125,13 @@ class PolarsScanEngine:
         # A bounded table runs them one after the other, to keep one pass's memory at once.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="near-dup") as pool:
             search = functools.partial(
-                find_near_duplicates_in, table, schema, stats, redundant, options.seed
+                find_near_duplicates_in,
+                table,
+                schema,
+                stats,
+                redundant,
+                options.seed,
+                segment_rows=self.tuning.segment_rows,
             )
             pending = pool.submit(search) if not table.bounded else None
             near = search() if pending is None else None
@@ -128,7 +142,7 @@ class PolarsScanEngine:
             sampled = accuracy.outlier_sample_columns(plan, facts)
             sample = evenly_spaced(table, sampled, sample_step(rows, IF_FIT_ROWS))
             found = accuracy.judge_accuracy(stats, rows, plan, facts, sample, options.seed)
-            drifts = _drift(table, stats, rows, options.previous_path)
+            drifts = _drift(table, stats, rows, options.previous_path, self._open)
             missingness = assess_missingness(table, schema, plan.null_columns, rows, options.seed)
             text = _text_checks(table, schema, stats, rows)
             dates = _date_checks(table, schema, text.types, rows)
@@ -185,12 +199,16 @@ def _import_in_background(module: str) -> None:
 
 
 def _drift(
-    table: ScanTable, stats: list[ColumnStats], rows: int, previous_path: Path | None
+    table: ScanTable,
+    stats: list[ColumnStats],
+    rows: int,
+    previous_path: Path | None,
+    open_table: Callable[[Path], ScanTable] = ScanTable.open,
 ) -> list[ColumnDrift]:
     """Drift against the previous version: both versions sampled the same way."""
     if previous_path is None:
         return []
-    previous = ScanTable.open(Path(previous_path))
+    previous = open_table(Path(previous_path))
     before_schema = previous.lazy.collect_schema()
     before_types = {name: logical_type(dtype) for name, dtype in before_schema.items()}
     numeric, categorical = accuracy.drift_columns(stats, before_types, rows)

@@ -50,14 +50,13 @@ typed "float" here, "integer" in Polars; ingest stores them as int64 or decimal(
 when grouping.
 Timestamps are read in UTC.
 
-The ``SparkSession`` is created once per process (master from ``DATRIX_SPARK_MASTER``,
-default ``local[*]``) and reused by every scan.
+The ``SparkSession`` is created once per process (master from ``DATRIX_SPARK_MASTER``
+through the engine's ``ScanTuning``, default ``local[*]``) and reused by every scan.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -68,7 +67,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.engine import ProgressFn, no_progress
+from jobs.engine import ProgressFn, ScanTuning, no_progress
 from jobs.quality import accuracy, dates
 from jobs.quality.accuracy import RowFacts, RowPlan
 from jobs.quality.assembly import Detected, TextChecks, build_report
@@ -116,15 +115,15 @@ _session: Any = None
 _session_lock = threading.Lock()
 
 
-def spark_session() -> Any:
-    """The process-wide ``SparkSession`` (created on first use)."""
+def spark_session(master: str = "local[*]") -> Any:
+    """The process-wide ``SparkSession`` (created on first use, on ``master``)."""
     global _session
     with _session_lock:
         if _session is None:
             from pyspark.sql import SparkSession
 
             _session = (
-                SparkSession.builder.master(os.environ.get("DATRIX_SPARK_MASTER", "local[*]"))
+                SparkSession.builder.master(master)
                 .appName("datrix-scan")
                 .config("spark.driver.memory", DRIVER_MEMORY)
                 .config("spark.ui.enabled", "false")
@@ -161,6 +160,10 @@ def logical_type(dtype: Any) -> str:
 class SparkScanEngine:
     name = "spark"
 
+    def __init__(self, tuning: ScanTuning | None = None) -> None:
+        """``tuning.spark_master``: the master of the process's session."""
+        self.tuning = tuning or ScanTuning()
+
     def scan(
         self, parquet_path: Path, options: ScanOptions, progress: ProgressFn = no_progress
     ) -> ScanReport:
@@ -170,7 +173,7 @@ class SparkScanEngine:
         4). Raises ValueError when ``options.label_column`` is not a column of the dataset.
         """
         total = len(PHASES)
-        spark = spark_session()
+        spark = spark_session(self.tuning.spark_master)
         raw = spark.read.parquet(str(Path(parquet_path)))
         names: list[str] = list(raw.columns)
         label = options.label_column

@@ -14,7 +14,6 @@ this class; in memory, ``chunks`` yields the whole table as a single chunk.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,33 +59,31 @@ class ScanTable:
 
     @classmethod
     def open(
-        cls, path: Path, in_memory_mb: float | None = None, chunk_rows: int | None = None
+        cls,
+        path: Path,
+        in_memory_mb: float | None = None,
+        chunk_rows: int | None = None,
+        in_memory_rows: int | None = None,
     ) -> ScanTable:
         """Decide from the Parquet metadata whether ``path`` is read whole or bounded.
 
-        ``in_memory_mb`` and ``chunk_rows`` default to ``DATRIX_SCAN_IN_MEMORY_MB`` and
-        ``DATRIX_SCAN_CHUNK_ROWS`` (the latter only for tests and benchmarks)."""
+        ``in_memory_mb`` and ``in_memory_rows`` default to ``IN_MEMORY_MB`` and
+        ``IN_MEMORY_ROWS``; ``chunk_rows`` (None or 0: from the row width) forces the rows
+        of a bounded chunk (tests and benchmarks). The engines pass their ``ScanTuning``
+        (``DATRIX_SCAN_*``)."""
         meta = pq.ParquetFile(path).metadata
         rows = int(meta.num_rows)
         uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         decoded = int(uncompressed * DECODED_PER_UNCOMPRESSED)
-        limit_mb = (
-            in_memory_mb
-            if in_memory_mb is not None
-            else env_number("DATRIX_SCAN_IN_MEMORY_MB", IN_MEMORY_MB)
-        )
-        max_rows = env_number("DATRIX_SCAN_IN_MEMORY_ROWS", IN_MEMORY_ROWS)
+        limit_mb = in_memory_mb if in_memory_mb is not None else IN_MEMORY_MB
+        max_rows = in_memory_rows if in_memory_rows is not None else IN_MEMORY_ROWS
         if decoded <= limit_mb * (1 << 20) and rows <= max_rows:
             frame = pl.read_parquet(path, glob=False)
             return cls(frame.lazy(), rows, max(rows, 1), False, decoded, frame=frame)
-        if chunk_rows is None:
-            forced = int(env_number("DATRIX_SCAN_CHUNK_ROWS", 0))
-            if forced:
-                chunk_rows = forced
-            else:
-                per_row = decoded / max(rows, 1)
-                wanted = int(CHUNK_MB * (1 << 20) / max(per_row, 1.0))
-                chunk_rows = min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, wanted))
+        if not chunk_rows:
+            per_row = decoded / max(rows, 1)
+            wanted = int(CHUNK_MB * (1 << 20) / max(per_row, 1.0))
+            chunk_rows = min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, wanted))
         return cls(pl.scan_parquet(path, glob=False), rows, max(1, chunk_rows), True, decoded)
 
     @classmethod
@@ -174,15 +171,3 @@ def select_by_column(frame: pl.DataFrame, exprs: Sequence[tuple[str, pl.Expr]]) 
         narrow = pl.DataFrame([frame.get_column(c) for c in batch])
         parts.append(narrow.select([e for c in batch for e in by_column[c]]))
     return pl.concat(parts, how="horizontal")
-
-
-def env_number(name: str, default: float) -> float:
-    """The number in environment variable ``name`` (``default`` when unset or empty); a
-    clear error names the variable when it is not a number."""
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc

@@ -26,6 +26,7 @@ from runtime.worker.projector import run_projector
 from runtime.worker.relay import run_relay
 from streams.event_store import postgres_event_store
 from streams.kafka import Topics, ensure_topics
+from streams.ports import ObjectStore
 from streams.settings import Settings
 
 __all__ = ["ROLES", "RUNNERS", "run_worker"]
@@ -41,10 +42,17 @@ RUNNERS: dict[str, Callable[[WorkerContext], None]] = {
 }
 
 
-def run_worker(settings: Settings, topics: Topics, roles: tuple[str, ...] = ROLES) -> None:
-    """Run the roles until SIGTERM/SIGINT; a role that crashes is restarted."""
+def run_worker(
+    settings: Settings,
+    topics: Topics,
+    roles: tuple[str, ...] = ROLES,
+    *,
+    objects: ObjectStore | None = None,
+) -> None:
+    """Run the roles until SIGTERM/SIGINT; a role that crashes is restarted. Started by
+    the composition root (``runtime/bootstrap.py``), which may pass the object store."""
     stop = threading.Event()
-    ctx = WorkerContext(settings, topics, stop)
+    ctx = WorkerContext(settings, topics, stop, objects)
     ensure_topics(ctx.bootstrap, topics)
     # create the tables once, before the roles race to do it
     _retrying(

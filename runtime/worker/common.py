@@ -14,6 +14,8 @@ from eventsourcing.persistence import PersistenceError
 
 from streams.kafka import Topics
 from streams.messages import Envelope
+from streams.object_store import open_object_store
+from streams.ports import ObjectStore
 from streams.settings import Settings
 
 log = logging.getLogger("datrix.worker")
@@ -24,6 +26,10 @@ class WorkerContext:
     settings: Settings
     topics: Topics
     stop: threading.Event
+    objects: ObjectStore | None = None  # None: the one the settings name
+
+    def object_store(self) -> ObjectStore:
+        return self.objects if self.objects is not None else open_object_store(self.settings)
 
     @property
     def bootstrap(self) -> str:

@@ -16,7 +16,6 @@ from streams.event_store import EventStore, postgres_event_store
 from streams.job_progress import fan_out, progress_events
 from streams.kafka import KafkaCommandLog, from_message, producer_config
 from streams.messages import command_envelope, decode_event
-from streams.object_store import open_object_store
 from streams.progress import ProgressPublisher
 
 SCAN_ENDED = ("datrix.scan.ScanCompleted", "datrix.scan.ScanFailed", "datrix.scan.ScanCancelled")
@@ -30,7 +29,7 @@ def run_jobs(ctx: WorkerContext) -> None:
     """Run each job in a child process under its budgets. A job whose scan has already
     ended (cancelled while queued, or a redelivered copy) is skipped; a running job whose
     scan is cancelled is stopped and reports nothing (the scan has already failed)."""
-    objects = open_object_store(ctx.settings)
+    objects = ctx.object_store()
     tmp_root = ctx.settings.home / "tmp"
     scratch.sweep(tmp_root)  # temp folders of jobs of a killed worker
     commands = KafkaCommandLog(ctx.bootstrap, ctx.topics)
@@ -99,6 +98,7 @@ def run_jobs(ctx: WorkerContext) -> None:
                 progress,
                 cancelled=cancelled,
                 stopping=ctx.stop.is_set,
+                settings=ctx.settings,
             )
             progress_producer.flush(5)
             if outcome.result is None:

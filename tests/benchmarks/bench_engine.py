@@ -11,8 +11,8 @@ column, affected count) so two runs can be diffed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import sys
 import threading
 import time
@@ -29,11 +29,15 @@ def main() -> None:
     parser.add_argument("--bounded", action="store_true", help="force the bounded path")
     parser.add_argument("--json", type=Path, help="write the issues here")
     args = parser.parse_args()
-    if args.bounded:
-        os.environ["DATRIX_SCAN_IN_MEMORY_MB"] = "0"
-
+    from jobs.engine import ScanTuning
     from jobs.quality.polars_engine import PolarsScanEngine
     from jobs.report import ScanOptions
+    from streams.settings import load_settings
+
+    # the DATRIX_SCAN_* settings, as a job process gets them
+    tuning = ScanTuning.from_settings(load_settings())
+    if args.bounded:
+        tuning = dataclasses.replace(tuning, in_memory_mb=0)
 
     me = psutil.Process()
     peak = [me.memory_info().rss]
@@ -53,7 +57,7 @@ def main() -> None:
             mib = peak[0] / 2**20
             print(f"  {time.perf_counter() - start:7.1f} s  {phase:<10} peak {mib:,.0f} MiB")
 
-    report = PolarsScanEngine().scan(args.parquet, ScanOptions(), progress)
+    report = PolarsScanEngine(tuning).scan(args.parquet, ScanOptions(), progress)
     wall = time.perf_counter() - start
     print(f"total {wall:.1f} s, peak RSS {peak[0] / 2**20:,.0f} MiB, {len(report.issues)} issues")
     if args.json:

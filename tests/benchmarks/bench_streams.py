@@ -102,8 +102,7 @@ def new_command(i: int, prefix: str, tenant: str) -> tuple[RegisterDataset, uuid
 def bench_embedded(args: argparse.Namespace, home: Path) -> list[Row]:
     mode = "embedded"
     rows: list[Row] = []
-    settings = dataclasses.replace(
-        load_settings(),
+    settings = load_settings(
         home=home,
         tenant="bench",
         actor="bench",

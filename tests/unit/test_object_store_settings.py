@@ -10,30 +10,27 @@ import pytest
 from streams.object_store import LocalObjectStore, S3ObjectStore, open_object_store
 from streams.settings import SettingsError, load_settings, s3_location
 
-S3_VARS = ("DATRIX_S3_ENDPOINT", "DATRIX_S3_ACCESS_KEY", "DATRIX_S3_SECRET_KEY", "DATRIX_S3_REGION")
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """The environment ``load_settings`` reads (a given mapping, not this process's)."""
+    return {"DATRIX_HOME": str(tmp_path / "home")}
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("DATRIX_OBJECT_STORE", *S3_VARS):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATRIX_HOME", str(tmp_path / "home"))
-
-
-def test_unset_is_the_local_folder_under_home(tmp_path: Path) -> None:
-    settings = load_settings()
+def test_unset_is_the_local_folder_under_home(tmp_path: Path, env: dict[str, str]) -> None:
+    settings = load_settings(env)
     assert settings.object_store is None
     store = open_object_store(settings)
     assert isinstance(store, LocalObjectStore)
     assert store.location == str(tmp_path / "home" / "objects")
 
 
-def test_s3_url_and_service(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATRIX_OBJECT_STORE", "s3://my-bucket/team/objects/")
-    monkeypatch.setenv("DATRIX_S3_ENDPOINT", "http://127.0.0.1:19000/")
-    monkeypatch.setenv("DATRIX_S3_ACCESS_KEY", "key")
-    monkeypatch.setenv("DATRIX_S3_SECRET_KEY", "secret")
-    settings = load_settings()
+def test_s3_url_and_service(env: dict[str, str]) -> None:
+    env["DATRIX_OBJECT_STORE"] = "s3://my-bucket/team/objects/"
+    env["DATRIX_S3_ENDPOINT"] = "http://127.0.0.1:19000/"
+    env["DATRIX_S3_ACCESS_KEY"] = "key"
+    env["DATRIX_S3_SECRET_KEY"] = "secret"
+    settings = load_settings(env)
     assert settings.object_store == "s3://my-bucket/team/objects"
     assert settings.s3_endpoint == "http://127.0.0.1:19000"
     assert settings.s3_region == "us-east-1"  # what non-AWS servers expect
@@ -47,16 +44,16 @@ def test_s3_url_and_service(monkeypatch: pytest.MonkeyPatch) -> None:
     assert other.location == "s3://other-bucket"
 
 
-def test_bucket_without_prefix_and_aws_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATRIX_OBJECT_STORE", "s3://bucket.with.dots")
-    settings = load_settings()
+def test_bucket_without_prefix_and_aws_defaults(env: dict[str, str]) -> None:
+    env["DATRIX_OBJECT_STORE"] = "s3://bucket.with.dots"
+    settings = load_settings(env)
     assert settings.object_store == "s3://bucket.with.dots"
     assert (settings.s3_endpoint, settings.s3_access_key, settings.s3_region) == (None, None, None)
 
 
-def test_s3_settings_are_ignored_for_the_local_store(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATRIX_S3_ENDPOINT", "not a url")
-    assert load_settings().s3_endpoint is None
+def test_s3_settings_are_ignored_for_the_local_store(env: dict[str, str]) -> None:
+    env["DATRIX_S3_ENDPOINT"] = "not a url"
+    assert load_settings(env).s3_endpoint is None
 
 
 @pytest.mark.parametrize(
@@ -79,12 +76,12 @@ def test_s3_settings_are_ignored_for_the_local_store(monkeypatch: pytest.MonkeyP
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(
-    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+    env: dict[str, str], name: str, value: str, message: str
 ) -> None:
     if name != "DATRIX_OBJECT_STORE":
-        monkeypatch.setenv("DATRIX_OBJECT_STORE", "s3://bucket")
-    monkeypatch.setenv(name, value)
+        env["DATRIX_OBJECT_STORE"] = "s3://bucket"
+    env[name] = value
     with pytest.raises(SettingsError) as refused:
-        load_settings()
+        load_settings(env)
     text = str(refused.value)
     assert message in text and name in text and "\n" not in text

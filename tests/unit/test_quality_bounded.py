@@ -18,10 +18,12 @@ import polars as pl
 import pytest
 
 from jobs.bench.generate import generate
+from jobs.engine import ScanTuning
 from jobs.quality.polars_engine import PolarsScanEngine
 from jobs.quality.rowset import RowSet
 from jobs.quality.table import ScanTable
 from jobs.report import ScanOptions, ScanReport
+from streams.settings import SettingsError, load_settings
 
 ROWS = 8_000
 CHUNK_ROWS = 1_500  # not a divisor of ROWS: the last chunk is short
@@ -49,13 +51,14 @@ def reports(
     path, previous = data
     options = ScanOptions(previous_path=previous, previous_version=1)
     in_memory = PolarsScanEngine().scan(path, options)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DATRIX_SCAN_IN_MEMORY_MB", "0")
-        patch.setenv("DATRIX_SCAN_CHUNK_ROWS", str(CHUNK_ROWS))
-        assert ScanTable.open(path).bounded
-        bounded = PolarsScanEngine().scan(
-            path, options, lambda phase, done, total: PROGRESS.append((phase, done, total))
-        )
+    # what DATRIX_SCAN_IN_MEMORY_MB=0 and DATRIX_SCAN_CHUNK_ROWS give a scan
+    tuning = ScanTuning.from_settings(
+        load_settings({"DATRIX_SCAN_IN_MEMORY_MB": "0", "DATRIX_SCAN_CHUNK_ROWS": str(CHUNK_ROWS)})
+    )
+    assert ScanTable.open(path, tuning.in_memory_mb, tuning.chunk_rows).bounded
+    bounded = PolarsScanEngine(tuning).scan(
+        path, options, lambda phase, done, total: PROGRESS.append((phase, done, total))
+    )
     return in_memory, bounded
 
 
@@ -135,19 +138,16 @@ def test_rowset_behaves_like_a_sorted_list() -> None:
         RowSet.from_indices([1_000], 1_000)
 
 
-def test_many_rows_are_bounded_however_small(
-    data: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_many_rows_are_bounded_however_small(data: tuple[Path, Path]) -> None:
     path, _ = data
     assert not ScanTable.open(path).bounded  # 8,000 rows of 50 columns fit both limits
-    monkeypatch.setenv("DATRIX_SCAN_IN_MEMORY_ROWS", str(ROWS - 1))
-    assert ScanTable.open(path).bounded
-    monkeypatch.setenv("DATRIX_SCAN_IN_MEMORY_ROWS", "many")
-    with pytest.raises(ValueError, match="DATRIX_SCAN_IN_MEMORY_ROWS must be a number"):
-        ScanTable.open(path)
+    few = load_settings({"DATRIX_SCAN_IN_MEMORY_ROWS": str(ROWS - 1)})
+    assert ScanTable.open(path, in_memory_rows=few.scan_in_memory_rows).bounded
+    with pytest.raises(SettingsError, match=r"^DATRIX_SCAN_IN_MEMORY_ROWS must be a number"):
+        load_settings({"DATRIX_SCAN_IN_MEMORY_ROWS": "many"})
 
 
-def test_odd_types_scan_the_same_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_odd_types_scan_the_same_bounded(tmp_path: Path) -> None:
     """Lists, categoricals, dates, datetimes, an all-null column, NaN, 0 and 1 rows."""
     n = 3_000
     frame = pl.DataFrame(
@@ -166,10 +166,8 @@ def test_odd_types_scan_the_same_bounded(tmp_path: Path, monkeypatch: pytest.Mon
         path = tmp_path / f"odd-{rows}.parquet"
         frame.head(rows).write_parquet(path)
         in_memory = PolarsScanEngine().scan(path, ScanOptions())
-        monkeypatch.setenv("DATRIX_SCAN_IN_MEMORY_MB", "0")
-        monkeypatch.setenv("DATRIX_SCAN_CHUNK_ROWS", "777")
-        bounded = PolarsScanEngine().scan(path, ScanOptions())
-        monkeypatch.delenv("DATRIX_SCAN_IN_MEMORY_MB")
+        bounded_tuning = ScanTuning(in_memory_mb=0, chunk_rows=777)
+        bounded = PolarsScanEngine(bounded_tuning).scan(path, ScanOptions())
         assert [(i.type, i.column, i.affected_count) for i in bounded.issues] == [
             (i.type, i.column, i.affected_count) for i in in_memory.issues
         ], rows

@@ -23,8 +23,9 @@ from projections import audit
 from projections.queries import Views
 from projections.replay import rebuild, table_checksums
 from projections.store import SQLiteReadStore
+from runtime.bootstrap import bootstrap
 from runtime.embedded import EmbeddedRuntime
-from streams.settings import load_settings
+from streams.settings import Settings
 
 
 class CountingEngine:
@@ -54,13 +55,16 @@ class CountingEngine:
 
 
 @pytest.fixture
-def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EmbeddedRuntime:
-    monkeypatch.setenv("DATRIX_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("DATRIX_TENANT", "acme")
-    monkeypatch.setitem(runner.ENGINES, "polars", CountingEngine)
-    # jobs in this process: the child process a job normally runs in would not see the
+def rt(tmp_path: Path) -> EmbeddedRuntime:
+    # jobs in this process: the child process a job normally runs in would not have the
     # stand-in engine (the CLI tests run jobs the real way)
-    return EmbeddedRuntime(load_settings(), jobs_in_process=True)
+    runtime = bootstrap(
+        Settings(home=tmp_path / "home", tenant="acme"),
+        engines={"polars": lambda tuning: CountingEngine()},
+        jobs_in_process=True,
+    ).runtime
+    assert isinstance(runtime, EmbeddedRuntime)
+    return runtime
 
 
 def add_version(

@@ -14,14 +14,16 @@ from aggregates.dataset import DeleteDataset
 from gateway import services
 from gateway.errors import UserInputError
 from jobs.engine import ProgressFn
+from runtime.bootstrap import bootstrap
 from runtime.embedded import EmbeddedRuntime
-from streams.settings import load_settings
+from streams.settings import Settings
 
 
 @pytest.fixture
-def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EmbeddedRuntime:
-    monkeypatch.setenv("DATRIX_HOME", str(tmp_path / "home"))
-    return EmbeddedRuntime(load_settings())
+def rt(tmp_path: Path) -> EmbeddedRuntime:
+    runtime = bootstrap(Settings(home=tmp_path / "home")).runtime
+    assert isinstance(runtime, EmbeddedRuntime)
+    return runtime
 
 
 def _objects(rt: EmbeddedRuntime) -> set[str]:

@@ -23,7 +23,7 @@ from jobs.quality.near_duplicates.columns import (
 from jobs.quality.near_duplicates.search import NearDuplicates, _detect, _find_whole, _result
 from jobs.quality.profiling import ColumnStats
 from jobs.quality.rowset import RowSet, as_indices
-from jobs.quality.table import ScanTable, env_number
+from jobs.quality.table import ScanTable
 
 # Rows searched together at most, about 1 GB of columns and hashes for 50 columns.
 SEGMENT_ROWS = 500_000  # ~0.8 GiB peak per segment of 50 mixed columns (1M: ~1.3 GiB)
@@ -43,10 +43,10 @@ def find_near_duplicates_in(
     """``find_near_duplicates`` on a ``ScanTable`` in bounded memory.
 
     When the table is in memory, or the rows left after ``exclude`` (a list or ``RowSet``
-    of the redundant exact copies) number at most ``segment_rows`` (default ``SEGMENT_ROWS``, or
-    ``DATRIX_NEAR_DUP_SEGMENT_ROWS``), this is ``find_near_duplicates`` on the whole table
-    (collected on the streaming engine when the table is bounded). Otherwise the table is
-    searched one hash segment at a time (see the module docstring, *Segments*)."""
+    of the redundant exact copies) number at most ``segment_rows`` (default ``SEGMENT_ROWS``;
+    scans pass ``DATRIX_NEAR_DUP_SEGMENT_ROWS``), this is ``find_near_duplicates`` on the
+    whole table (collected on the streaming engine when the table is bounded). Otherwise the
+    table is searched one hash segment at a time (see the module docstring, *Segments*)."""
     limit = segment_limit(segment_rows)
     unique_rows = table.rows - _count(exclude)
     if unique_rows <= limit or not table.bounded:  # in memory: the whole table at once
@@ -130,10 +130,10 @@ def _segment_frames(
 
 
 def segment_limit(segment_rows: int | None = None) -> int:
-    """Rows of one segment: ``segment_rows``, else ``DATRIX_NEAR_DUP_SEGMENT_ROWS``, else
-    SEGMENT_ROWS."""
+    """Rows of one segment: ``segment_rows`` (the engine's ``ScanTuning``, from
+    ``DATRIX_NEAR_DUP_SEGMENT_ROWS``), else SEGMENT_ROWS."""
     if segment_rows is None:
-        segment_rows = int(env_number("DATRIX_NEAR_DUP_SEGMENT_ROWS", SEGMENT_ROWS))
+        segment_rows = SEGMENT_ROWS
     return max(2, int(segment_rows))
 
 

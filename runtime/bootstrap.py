@@ -1,0 +1,130 @@
+"""The composition root: everything Datrix runs on, built from one ``Settings``.
+
+``bootstrap()`` reads the settings (``load_settings``: the environment, the only place it
+is read) and returns an ``App`` whose parts are built on first use: the object store, the
+runtime the settings choose (the embedded default, or Kafka mode when
+``DATRIX_KAFKA_BOOTSTRAP`` is set), the engines' tuning, the Kafka topics, and the
+Kafka-mode worker. The CLI (``gateway/cli.py``), ``datrix worker`` and the HTTP API build
+through it, and so do tests, which pass what they want instead of patching module globals
+or the environment::
+
+    app = bootstrap(home=tmp_path, tenant="acme", jobs_in_process=True,
+                    engines={"polars": lambda tuning: StandIn()})
+    app.runtime.submit(...)
+
+Keyword arguments that name a ``Settings`` field override it (checked like the
+environment's values); the others are parts: ``objects`` (an ``ObjectStore``),
+``engines`` with ``jobs_in_process`` (stand-in engines, run in this process: a job
+process only has the real ones), ``notice`` (the embedded runtime's one-line messages to
+the user). New parts (registries, read models) are passed to the runtimes here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from jobs.engine import ScanTuning
+from jobs.runner import EngineFactory
+from runtime.embedded import EmbeddedRuntime
+from streams.kafka import Topics, topics_for
+from streams.object_store import open_object_store
+from streams.ports import ObjectStore
+from streams.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from runtime.kafka import KafkaRuntime
+
+
+class App:
+    """The parts of one Datrix process, built from ``settings`` on first use."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        objects: ObjectStore | None = None,
+        engines: Mapping[str, EngineFactory] | None = None,
+        jobs_in_process: bool = False,
+        notice: Callable[[str], None] | None = None,
+    ) -> None:
+        if engines is not None and not jobs_in_process:
+            raise ValueError(
+                "engines= are stand-ins of this process: pass jobs_in_process=True too "
+                "(a job process runs the real engines)"
+            )
+        if (engines is not None or jobs_in_process) and not settings.embedded:
+            raise ValueError("engines= and jobs_in_process= apply to the embedded runtime")
+        self.settings = settings
+        self._objects = objects
+        self._engines = engines
+        self._jobs_in_process = jobs_in_process
+        self._notice = notice
+
+    @cached_property
+    def objects(self) -> ObjectStore:
+        """The object store given, else the one the settings name."""
+        return self._objects if self._objects is not None else open_object_store(self.settings)
+
+    @cached_property
+    def runtime(self) -> EmbeddedRuntime | KafkaRuntime:
+        """The embedded runtime, or the Kafka-mode client when the settings name a broker
+        (it connects to the services: errors are the caller's to word)."""
+        if self.settings.embedded:
+            return EmbeddedRuntime(
+                self.settings,
+                objects=self.objects,
+                engines=self._engines,
+                jobs_in_process=self._jobs_in_process,
+                notice=self._notice,
+            )
+        from runtime.kafka import KafkaRuntime
+
+        return KafkaRuntime(self.settings, objects=self.objects)
+
+    @property
+    def tuning(self) -> ScanTuning:
+        """What the engines of a job are given (the job process builds the same)."""
+        return ScanTuning.from_settings(self.settings)
+
+    @property
+    def topics(self) -> Topics:
+        return topics_for(self.settings)
+
+    def run_worker(self, roles: tuple[str, ...] | None = None) -> None:
+        """Run Kafka-mode worker roles (default: all) until SIGTERM/SIGINT."""
+        from runtime.worker import ROLES, run_worker
+
+        if self.settings.embedded or not self.settings.database_url:
+            raise SettingsError(
+                "datrix worker needs DATRIX_KAFKA_BOOTSTRAP and DATRIX_DATABASE_URL"
+            )
+        # the jobs role opens the settings' store itself (again after a crash) unless
+        # one was given
+        run_worker(self.settings, self.topics, roles or ROLES, objects=self._objects)
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    objects: ObjectStore | None = None,
+    engines: Mapping[str, EngineFactory] | None = None,
+    jobs_in_process: bool = False,
+    notice: Callable[[str], None] | None = None,
+    **overrides: Any,
+) -> App:
+    """An ``App`` from ``settings`` (default: ``load_settings()``), with ``overrides`` of
+    its fields (``home=...``, ``tenant=...``) and the parts given. A bad setting raises
+    ``SettingsError`` (one line naming the variable)."""
+    if settings is None:
+        settings = load_settings(**overrides)
+    elif overrides:
+        settings = settings.replace(**overrides)
+    return App(
+        settings,
+        objects=objects,
+        engines=engines,
+        jobs_in_process=jobs_in_process,
+        notice=notice,
+    )

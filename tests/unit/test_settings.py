@@ -1,0 +1,120 @@
+"""One ``Settings``: every DATRIX_* variable is a field read by ``load_settings`` alone,
+with the defaults the engines and ingest had, and one line naming the variable for a
+value that cannot be used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.engine import ScanTuning
+from jobs.ingest import Limits, limits_from
+from jobs.quality import table
+from jobs.quality.near_duplicates import segments
+from streams.settings import Settings, SettingsError, load_settings
+
+EVERY = {
+    "DATRIX_HOME": "/srv/datrix",
+    "DATRIX_TENANT": "acme",
+    "DATRIX_ACTOR": "api:svc",
+    "DATRIX_KAFKA_BOOTSTRAP": "broker:9092",
+    "DATRIX_DATABASE_URL": "postgresql://db/datrix",
+    "DATRIX_REDIS_URL": "redis://cache",
+    "DATRIX_SPARK_MASTER": "spark://master:7077",
+    "DATRIX_OBJECT_STORE": "s3://bucket/team",
+    "DATRIX_DATABASE_SCHEMA": "staging",
+    "DATRIX_TOPIC_PREFIX": "staging.",
+    "DATRIX_JOB_TIMEOUT_S": "60",
+    "DATRIX_JOB_MEMORY_MB": "2048",
+    "DATRIX_S3_ENDPOINT": "http://s3:9000",
+    "DATRIX_S3_ACCESS_KEY": "key",
+    "DATRIX_S3_SECRET_KEY": "secret",
+    "DATRIX_S3_REGION": "eu-west-1",
+    "DATRIX_SCAN_IN_MEMORY_MB": "64",
+    "DATRIX_SCAN_IN_MEMORY_ROWS": "1e5",
+    "DATRIX_SCAN_CHUNK_ROWS": "3000",
+    "DATRIX_NEAR_DUP_SEGMENT_ROWS": "7000",
+    "DATRIX_MAX_LINE_MB": "4",
+    "DATRIX_MAX_COLUMNS": "100",
+    "DATRIX_EXTENSIONS": " acme.datrix_ext , other ",
+    "DATRIX_LOG_LEVEL": "debug",
+    "DATRIX_DEBUG": "1",
+}
+
+
+def test_every_variable_is_a_field() -> None:
+    s = load_settings(EVERY)
+    assert set(Settings.model_fields) == {k.removeprefix("DATRIX_").lower() for k in EVERY}
+    assert (s.home, s.tenant, s.actor) == (Path("/srv/datrix"), "acme", "api:svc")
+    assert not s.embedded and s.database_schema == "staging" and s.topic_prefix == "staging."
+    assert (s.job_timeout_s, s.job_memory_mb) == (60.0, 2048)
+    assert (s.s3_endpoint, s.s3_access_key, s.s3_region) == ("http://s3:9000", "key", "eu-west-1")
+    assert s.extensions == ("acme.datrix_ext", "other")
+    assert (s.log_level, s.debug) == ("DEBUG", True)
+    assert ScanTuning.from_settings(s) == ScanTuning(
+        64.0, 100_000, 3000, 7000, "spark://master:7077"
+    )
+    assert limits_from(s) == Limits(max_line_mb=4.0, max_columns=100)
+    assert "secret" not in repr(s)
+    # what a job process is handed on stdin comes back the same
+    assert Settings.model_validate_json(s.model_dump_json()) == s
+
+
+def test_defaults_are_those_of_the_engines_and_ingest(tmp_path: Path) -> None:
+    s = load_settings({})
+    assert s.home == Path(".datrix").resolve() and s.embedded and s.extensions == ()
+    assert ScanTuning.from_settings(s) == ScanTuning()
+    assert ScanTuning() == ScanTuning(
+        table.IN_MEMORY_MB, table.IN_MEMORY_ROWS, 0, segments.SEGMENT_ROWS, "local[*]"
+    )
+    assert limits_from(s) == Limits()
+    assert (s.topic_prefix, s.log_level, s.debug) == ("datrix.", "INFO", False)
+    # empty is unset, as before
+    blank = load_settings({name: "" for name in EVERY if name != "DATRIX_HOME"})
+    assert ScanTuning.from_settings(blank) == ScanTuning() and limits_from(blank) == Limits()
+    assert blank.kafka_bootstrap is None and blank.database_schema == "public"
+    assert not load_settings({"DATRIX_DEBUG": "0"}).debug
+
+
+def test_only_the_mapping_given_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATRIX_TENANT", "from-the-environment")
+    assert load_settings().tenant == "from-the-environment"
+    assert load_settings({}).tenant == "default"
+    assert Settings().tenant == "default"  # Settings(...) never reads the environment
+    assert load_settings({"datrix_tenant": "lower"}).tenant == "default"  # names are upper case
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "DATRIX_SCAN_IN_MEMORY_MB",
+            "lots",
+            "DATRIX_SCAN_IN_MEMORY_MB must be a number, got 'lots'",
+        ),
+        ("DATRIX_SCAN_CHUNK_ROWS", "nan", "DATRIX_SCAN_CHUNK_ROWS must be a number, got 'nan'"),
+        (
+            "DATRIX_NEAR_DUP_SEGMENT_ROWS",
+            "x",
+            "DATRIX_NEAR_DUP_SEGMENT_ROWS must be a number, got 'x'",
+        ),
+        ("DATRIX_MAX_LINE_MB", "lots", "DATRIX_MAX_LINE_MB must be a positive number, got 'lots'"),
+        ("DATRIX_MAX_COLUMNS", "0", "DATRIX_MAX_COLUMNS must be a positive number, got '0'"),
+        ("DATRIX_JOB_MEMORY_MB", "-5", "DATRIX_JOB_MEMORY_MB must be a number of MB >= 0"),
+        ("DATRIX_LOG_LEVEL", "loud", "DATRIX_LOG_LEVEL must be one of DEBUG, INFO"),
+        ("DATRIX_EXTENSIONS", "a b,c", "DATRIX_EXTENSIONS must be comma-separated module names"),
+    ],
+)
+def test_bad_values_are_one_line_naming_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings({name: value})
+    assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
+
+
+def test_several_bad_values_are_named_on_one_line() -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings({"DATRIX_JOB_TIMEOUT_S": "soon", "DATRIX_MAX_COLUMNS": "many"})
+    text = str(refused.value)
+    assert "DATRIX_JOB_TIMEOUT_S must be" in text and "DATRIX_MAX_COLUMNS must be" in text
+    assert "\n" not in text and "pydantic" not in text
