@@ -4,9 +4,10 @@ OBJECTS is the parent's object store (``ObjectStore.location``: a folder, or
 ``s3://bucket/prefix`` with the service's DATRIX_S3_* settings from the environment).
 Objects a remote store holds are downloaded into the job's scratch folder (its TMPDIR).
 
-It reads the ``JobRequested`` envelope on stdin, runs the scan, and writes JSON lines on
-the stdout it was given: ``{"progress": [phase, done, total]}`` while it works and
-``{"result": <base64 Avro payload of CompleteScan or FailScan>}`` at the end. Anything
+It reads the job event (``JobRequested``) on stdin, runs the job of its kind (the
+registry's ``JobKind.run``: the scan), and writes JSON lines on the stdout it was given:
+``{"progress": [phase, done, total]}`` while it works and ``{"result": <base64 Avro
+payload of the result command, CompleteScan or FailScan>}`` at the end. Anything
 else the libraries print goes to stderr. It dies with its parent (the CLI or the worker),
 so a killed CLI never leaves a scan running on its own; the parent's monitor
 (``runtime/job_supervisor.py``) kills it when it passes its budgets or is cancelled.
@@ -65,15 +66,19 @@ def main(argv: list[str]) -> int:
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
 
-    from aggregates.scan import JobRequested
-    from jobs.runner import run_scan_job
+    from runtime.registry import load_registry
     from streams.messages import decode_envelope, decode_event, encode_payload
     from streams.object_store import open_object_store
     from streams.settings import load_settings
 
-    job = decode_event(decode_envelope(sys.stdin.buffer.read()))
-    if not isinstance(job, JobRequested):
-        raise SystemExit(f"not a job: {type(job).__name__}")
+    settings = load_settings()
+    registry = load_registry(settings)  # the job kinds and types of DATRIX_EXTENSIONS too
+    registry.install()
+    envelope = decode_envelope(sys.stdin.buffer.read())
+    if envelope.type not in registry.job_event_types:
+        raise SystemExit(f"not a job: {envelope.type}")
+    job = decode_event(envelope)
+    kind = registry.job_kind(getattr(job, "kind", ""))
     fault = test_fault()
 
     def progress(phase: str, done: int, total: int) -> None:
@@ -88,8 +93,8 @@ def main(argv: list[str]) -> int:
                 os._exit(3)
             os.kill(os.getpid(), signal.SIGSTOP)
 
-    objects = open_object_store(load_settings(), objects_location)
-    result = run_scan_job(job, objects, progress)
+    objects = open_object_store(settings, objects_location)
+    result = kind.run(job, objects, progress)
     _emit(out, {"result": base64.b64encode(encode_payload(result)).decode("ascii")})
     return 0
 

@@ -15,9 +15,10 @@ from projections.store import PostgresReadStore
 from runtime.embedded import client_envelope
 from streams import scratch
 from streams.kafka import KafkaCommandLog, ensure_topics, topics_from_env
-from streams.messages import Envelope, routing_key
+from streams.messages import Envelope
 from streams.object_store import open_object_store
 from streams.progress import ProgressSubscriber, SummaryCache, TenantCounters
+from streams.registry import Registry
 from streams.settings import Settings
 
 
@@ -26,11 +27,15 @@ class NoAnswer(RuntimeError):
 
 
 class KafkaRuntime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, registry: Registry | None = None) -> None:
         if not settings.database_url:
             raise RuntimeError("Kafka mode needs DATRIX_DATABASE_URL as well")
         assert settings.kafka_bootstrap is not None
+        from runtime.registry import load_registry
+
         self.settings = settings
+        self.registry = registry or load_registry(settings)
+        self.registry.install()
         self.topics = topics_from_env()
         ensure_topics(settings.kafka_bootstrap, self.topics)
         self.commands = KafkaCommandLog(settings.kafka_bootstrap, self.topics)
@@ -54,7 +59,7 @@ class KafkaRuntime:
         envelope = client_envelope(
             self.settings, command, subject, command_id=command_id, cause=cause, actor=actor
         )
-        self.commands.append(envelope, key=routing_key(command, subject))
+        self.commands.append(envelope, key=self.registry.routing_key(command, subject))
         self.counters.incr(envelope.tenant, "commands_submitted")
         return envelope
 

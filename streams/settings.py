@@ -65,6 +65,9 @@ class Settings:
     s3_access_key: str | None = None
     s3_secret_key: str | None = field(default=None, repr=False)
     s3_region: str | None = None
+    # Importable modules that extend the registry (aggregates, policies, job kinds): each
+    # has ``register(registry)`` (DATRIX_EXTENSIONS, comma-separated).
+    extensions: tuple[str, ...] = ()
 
     @property
     def embedded(self) -> bool:
@@ -184,5 +187,8 @@ def load_settings() -> Settings:
         database_schema=env.get("DATRIX_DATABASE_SCHEMA") or "public",
         job_timeout_s=_budget("DATRIX_JOB_TIMEOUT_S", DEFAULT_JOB_TIMEOUT_S, "seconds"),
         job_memory_mb=int(_budget("DATRIX_JOB_MEMORY_MB", default_job_memory_mb(), "MB")),
+        extensions=tuple(
+            m.strip() for m in env.get("DATRIX_EXTENSIONS", "").split(",") if m.strip()
+        ),
         **s3,
     )

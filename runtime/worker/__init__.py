@@ -5,9 +5,10 @@ Postgres transaction), ``relay`` (event store -> ``datrix.events`` in notificati
 one leader at a time via a Postgres advisory lock), ``dispatcher`` (``JobRequested`` ->
 ``datrix.jobs``), ``jobs`` (run jobs, results back to ``datrix.commands``), ``projector``
 (``datrix.events`` -> Postgres read models + audit chain per partition, position in the
-same transaction). Every consumer is at-least-once; every sink drops redelivered copies
-by a position it stores transactionally, so correctness never depends on Kafka
-transactions or on faust's exactly-once mode.
+same transaction), ``policies`` (the registry's policies: events -> commands with
+deterministic ids, back to ``datrix.commands``). Every consumer is at-least-once; every
+sink drops redelivered copies by a position it stores transactionally, so correctness
+never depends on Kafka transactions or on faust's exactly-once mode.
 """
 
 from __future__ import annotations
@@ -21,16 +22,18 @@ from projections.store import PostgresReadStore
 from runtime.worker.common import WorkerContext, _retrying, log
 from runtime.worker.dispatcher import run_dispatcher
 from runtime.worker.jobs import run_jobs
+from runtime.worker.policies import run_policies
 from runtime.worker.processor import run_processor
 from runtime.worker.projector import run_projector
 from runtime.worker.relay import run_relay
 from streams.event_store import postgres_event_store
 from streams.kafka import Topics, ensure_topics
+from streams.registry import Registry
 from streams.settings import Settings
 
 __all__ = ["ROLES", "RUNNERS", "run_worker"]
 
-ROLES = ("processor", "relay", "dispatcher", "jobs", "projector")
+ROLES = ("processor", "relay", "dispatcher", "jobs", "projector", "policies")
 
 RUNNERS: dict[str, Callable[[WorkerContext], None]] = {
     "processor": run_processor,
@@ -38,13 +41,26 @@ RUNNERS: dict[str, Callable[[WorkerContext], None]] = {
     "dispatcher": run_dispatcher,
     "jobs": run_jobs,
     "projector": run_projector,
+    "policies": run_policies,
 }
 
 
-def run_worker(settings: Settings, topics: Topics, roles: tuple[str, ...] = ROLES) -> None:
-    """Run the roles until SIGTERM/SIGINT; a role that crashes is restarted."""
+def run_worker(
+    settings: Settings,
+    topics: Topics,
+    roles: tuple[str, ...] = ROLES,
+    *,
+    registry: Registry | None = None,
+) -> None:
+    """Run the roles until SIGTERM/SIGINT; a role that crashes is restarted. ``registry``:
+    the aggregates, policies and job kinds (default: the core and the extensions of
+    ``settings``), installed for this process."""
+    from runtime.registry import load_registry
+
     stop = threading.Event()
-    ctx = WorkerContext(settings, topics, stop)
+    registry = registry or load_registry(settings)
+    registry.install()
+    ctx = WorkerContext(settings, topics, stop, registry)
     ensure_topics(ctx.bootstrap, topics)
     # create the tables once, before the roles race to do it
     _retrying(

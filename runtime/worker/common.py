@@ -7,13 +7,14 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError
 
 from streams.kafka import Topics
 from streams.messages import Envelope
+from streams.registry import Registry, core_registry
 from streams.settings import Settings
 
 log = logging.getLogger("datrix.worker")
@@ -24,6 +25,8 @@ class WorkerContext:
     settings: Settings
     topics: Topics
     stop: threading.Event
+    # aggregates, policies and job kinds of this worker (its settings' extensions)
+    registry: Registry = field(default_factory=core_registry)
 
     @property
     def bootstrap(self) -> str:
