@@ -535,7 +535,7 @@ def jobs_cancel(job_id: str) -> None:
 @cli.command()
 @click.option(
     "--roles",
-    default="processor,relay,dispatcher,jobs,projector",
+    default="processor,relay,dispatcher,jobs,projector,policies",
     show_default=True,
     help="Comma-separated roles to run in this process.",
 )
