@@ -207,13 +207,6 @@ class Registry:
         """Avro names of the events that end a job's work (any kind)."""
         return frozenset(self.type_name(e) for k in self.job_kinds.values() for e in k.ended)
 
-    def policies_for(self, event_type: str) -> list[Policy]:
-        return [
-            p
-            for p in self.policies.values()
-            if event_type in {self.type_name(e) for e in p.follows}
-        ]
-
     @cached_property
     def followed_types(self) -> frozenset[str]:
         return frozenset(self.type_name(e) for p in self.policies.values() for e in p.follows)
