@@ -11,10 +11,12 @@ file add one version; a deleted dataset takes no new versions and cannot be dele
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 from uuid import UUID, uuid5
 
-from aggregates.common import Command, Event, Meta, Rejected, next_version
+from aggregates.common import AggregateSpec, Command, Event, Meta, Rejected, next_version
 
 
 # ---- commands -------------------------------------------------------------------------
@@ -240,3 +242,20 @@ def evolve(state: Dataset | None, event: Event) -> Dataset:
     if isinstance(event, DatasetDeleted):
         return replace(state, version=event.originator_version, deleted=True)
     raise ValueError(f"the dataset aggregate does not apply {type(event).__name__}")
+
+
+def _decide(
+    command: Command, state: Dataset | None, meta: Meta, _: Mapping[str, Any]
+) -> list[Event]:
+    return decide(command, state, meta)
+
+
+AGGREGATE = AggregateSpec(
+    name="dataset",
+    namespace="datrix.dataset",
+    commands=(RegisterDataset, AddDatasetVersion, DeleteDataset),
+    events=(DatasetRegistered, DatasetVersionAdded, DatasetDeleted),
+    id_field="dataset_id",
+    decide=_decide,
+    evolve=evolve,
+)

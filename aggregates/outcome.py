@@ -25,3 +25,7 @@ class CommandRejected(Event):
     command_type: str
     aggregate_id: UUID
     reason: str
+
+
+NAMESPACE = "datrix.command"
+EVENTS: tuple[type[Event], ...] = (CommandAccepted, CommandRejected)

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
-from aggregates.common import Command, Event, Meta, Rejected, next_version
+from aggregates.common import AggregateSpec, Command, Event, Meta, Rejected, next_version
 from aggregates.dataset import Dataset
 
 ENGINES = ("polars", "spark", "gpu")
@@ -328,3 +329,24 @@ def evolve(state: Scan | None, event: Event) -> Scan:
     if isinstance(event, ScanFailed | ScanCancelled):
         return replace(state, version=event.originator_version, status="failed")
     raise ValueError(f"the scan aggregate does not apply {type(event).__name__}")
+
+
+def _decide(
+    command: Command, state: Scan | None, meta: Meta, related: Mapping[str, Any]
+) -> list[Event]:
+    return decide(command, state, meta, related.get("dataset"))
+
+
+AGGREGATE = AggregateSpec(
+    name="scan",
+    namespace="datrix.scan",
+    commands=(RequestScan, CompleteScan, FailScan, CancelScan),
+    events=(ScanRequested, JobRequested, ScanCompleted, ScanFailed, ScanCancelled),
+    id_field="scan_id",
+    decide=_decide,
+    evolve=evolve,
+    # a scan request decides against its dataset (the version to scan) and shares its key
+    loads={RequestScan: {"dataset": "dataset_id"}},
+    routing={RequestScan: "dataset_id"},
+    namespaces={JobRequested: "datrix.job"},
+)

@@ -63,6 +63,7 @@ def runtime(app: App | None = None) -> services.Runtime:
     """The embedded default, or Kafka mode when DATRIX_KAFKA_BOOTSTRAP is set, as the
     composition root (``runtime/bootstrap.py``) builds it from the settings."""
     app = app or bootstrap()
+    _ = app.registry  # a bad DATRIX_EXTENSIONS: a SettingsError line, not "cannot reach"
     if app.settings.embedded:
         return app.runtime
     try:
@@ -436,7 +437,7 @@ def jobs_cancel(job_id: str) -> None:
 @cli.command()
 @click.option(
     "--roles",
-    default="processor,relay,dispatcher,jobs,projector",
+    default="processor,relay,dispatcher,jobs,projector,policies",
     show_default=True,
     help="Comma-separated roles to run in this process.",
 )

@@ -44,6 +44,7 @@ from jobs.engine import ProgressFn, no_progress
 from jobs.ingest import IngestedFile, InputError, describe_read_options, ingest, limits_from
 from jobs.report import DEFAULT_WEIGHTS, DIMENSIONS
 from projections.queries import MAX_CANDIDATES, Views, id_prefix
+from projections.read_model import ReadModel
 from projections.store import ReadStore
 from streams import scratch
 from streams.messages import Envelope
@@ -72,6 +73,11 @@ class Runtime(Protocol):
     @property
     def owner_store(self) -> ReadStore:
         """Every tenant's rows: for replay checksums and the audit chain."""
+        ...
+
+    @property
+    def read_models(self) -> tuple[ReadModel, ...]:
+        """What the projector keeps (and replay rebuilds)."""
         ...
 
     def submit(
@@ -861,7 +867,7 @@ def replay(
         runtime.catch_up()  # commands and projections only: replay never waits for a job
     with rebuilt_store(runtime, keep) as (target, where):
         if isinstance(runtime, EmbeddedRuntime):
-            result = rp.rebuild(runtime.events, target, as_of=when)
+            result = rp.rebuild(runtime.events, target, as_of=when, read_models=runtime.read_models)
             ready = None
         else:
             from runtime.kafka import KafkaRuntime
@@ -870,14 +876,16 @@ def replay(
             if not isinstance(runtime, KafkaRuntime) or runtime.settings.kafka_bootstrap is None:
                 raise DatrixError("replay needs the embedded or the Kafka-mode runtime")
             partitions = read_topic(runtime.settings.kafka_bootstrap, runtime.topics.events)
-            result = rp.rebuild_partitioned(partitions, target, as_of=when)
+            result = rp.rebuild_partitioned(
+                partitions, target, as_of=when, read_models=runtime.read_models
+            )
             ready = {p: events[-1][0] for p, events in partitions.items() if events}
         as_of_rows = Views(target, runtime.settings.tenant).datasets() if when else None
         differ: list[str] = []
         if verify:
             if ready is not None:
                 wait_for_projectors(runtime, ready, projector_timeout)
-            live = rp.table_checksums(runtime.owner_store)
+            live = rp.table_checksums(runtime.owner_store, runtime.read_models)
             differ = [t for t in live if live[t] != result.checksums.get(t)]
     return ReplayOutcome(
         events=result.events,

@@ -14,7 +14,6 @@ import itertools
 import json
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from jobs.engine import ProgressFn, ScanEngine, ScanTuning, no_progress
 from jobs.quality.rowset import Indices, RowSet
 from jobs.report import DEFAULT_WEIGHTS, ScanOptions, ScanReport
 from streams.ports import ObjectStore
+from streams.registry import result_command_id as result_command_id
 
 
 def _polars_engine(tuning: ScanTuning) -> ScanEngine:
@@ -55,10 +55,6 @@ def _spark_engine(tuning: ScanTuning) -> ScanEngine:
 # a runtime other engines (tests: stand-ins, with jobs run in process).
 EngineFactory = Callable[[ScanTuning], ScanEngine]
 ENGINES: Mapping[str, EngineFactory] = {"polars": _polars_engine, "spark": _spark_engine}
-
-
-def result_command_id(job_id: uuid.UUID) -> uuid.UUID:
-    return uuid.uuid5(job_id, "result")
 
 
 # Rows per block of affected rows held in memory, and per row group of the Parquet object:

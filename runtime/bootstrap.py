@@ -16,21 +16,27 @@ Keyword arguments that name a ``Settings`` field override it (checked like the
 environment's values); the others are parts: ``objects`` (an ``ObjectStore``),
 ``engines`` with ``jobs_in_process`` (stand-in engines, run in this process: a job
 process only has the real ones), ``notice`` (the embedded runtime's one-line messages to
-the user). New parts (registries, read models) are passed to the runtimes here.
+the user), ``registry`` (aggregates, policies, job kinds; default: the core plus the
+modules of ``DATRIX_EXTENSIONS``) and ``read_models`` (what the projector keeps; default:
+the core's). The runtimes and the worker get the same parts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from jobs.engine import ScanTuning
 from jobs.runner import EngineFactory
+from projections.read_model import ReadModel
+from projections.read_models import CORE_READ_MODELS
 from runtime.embedded import EmbeddedRuntime
+from runtime.registry import load_registry
 from streams.kafka import Topics, topics_for
 from streams.object_store import open_object_store
 from streams.ports import ObjectStore
+from streams.registry import Registry
 from streams.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -48,6 +54,8 @@ class App:
         engines: Mapping[str, EngineFactory] | None = None,
         jobs_in_process: bool = False,
         notice: Callable[[str], None] | None = None,
+        registry: Registry | None = None,
+        read_models: Sequence[ReadModel] = CORE_READ_MODELS,
     ) -> None:
         if engines is not None and not jobs_in_process:
             raise ValueError(
@@ -61,6 +69,14 @@ class App:
         self._engines = engines
         self._jobs_in_process = jobs_in_process
         self._notice = notice
+        self._registry = registry
+        self.read_models = tuple(read_models)
+
+    @cached_property
+    def registry(self) -> Registry:
+        """The registry given, else the core plus the settings' extensions (a bad
+        ``DATRIX_EXTENSIONS`` raises ``SettingsError``)."""
+        return self._registry if self._registry is not None else load_registry(self.settings)
 
     @cached_property
     def objects(self) -> ObjectStore:
@@ -78,10 +94,17 @@ class App:
                 engines=self._engines,
                 jobs_in_process=self._jobs_in_process,
                 notice=self._notice,
+                registry=self.registry,
+                read_models=self.read_models,
             )
         from runtime.kafka import KafkaRuntime
 
-        return KafkaRuntime(self.settings, objects=self.objects)
+        return KafkaRuntime(
+            self.settings,
+            objects=self.objects,
+            registry=self.registry,
+            read_models=self.read_models,
+        )
 
     @property
     def tuning(self) -> ScanTuning:
@@ -102,7 +125,14 @@ class App:
             )
         # the jobs role opens the settings' store itself (again after a crash) unless
         # one was given
-        run_worker(self.settings, self.topics, roles or ROLES, objects=self._objects)
+        run_worker(
+            self.settings,
+            self.topics,
+            roles or ROLES,
+            objects=self._objects,
+            registry=self.registry,
+            read_models=self.read_models,
+        )
 
 
 def bootstrap(
@@ -112,6 +142,8 @@ def bootstrap(
     engines: Mapping[str, EngineFactory] | None = None,
     jobs_in_process: bool = False,
     notice: Callable[[str], None] | None = None,
+    registry: Registry | None = None,
+    read_models: Sequence[ReadModel] = CORE_READ_MODELS,
     **overrides: Any,
 ) -> App:
     """An ``App`` from ``settings`` (default: ``load_settings()``), with ``overrides`` of
@@ -127,4 +159,6 @@ def bootstrap(
         engines=engines,
         jobs_in_process=jobs_in_process,
         notice=notice,
+        registry=registry,
+        read_models=read_models,
     )

@@ -25,17 +25,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from aggregates.common import Command
-from aggregates.scan import JobRequested, RequestScan
-from jobs.engine import ProgressFn, ScanTuning, no_progress
-from jobs.runner import EngineFactory, result_command_id, run_scan_job
+from jobs.engine import ProgressFn, no_progress
+from jobs.runner import EngineFactory
 from projections.projector import Projector
 from projections.read_model import ReadModel
 from projections.read_models import CORE_READ_MODELS
 from projections.store import SQLiteReadStore
 from runtime.job_supervisor import Budgets, run_supervised
+from runtime.registry import load_registry, scan_job_kind
 from streams import scratch
 from streams.event_store import sqlite_event_store
 from streams.faults import crash_point
@@ -43,12 +44,13 @@ from streams.messages import Envelope, command_envelope, decode_event
 from streams.object_store import open_object_store
 from streams.ports import ObjectStore
 from streams.processor import CommandProcessor
+from streams.registry import JobKind, Registry, RegistryError, policy_reactions, result_command_id
 from streams.settings import Settings
 from streams.sqlite_command_log import SQLiteCommandLog
 
 COMMAND_TRACKING = "command-processor:datrix.commands"
-ENDED = ("datrix.scan.ScanCompleted", "datrix.scan.ScanFailed", "datrix.scan.ScanCancelled")
 DISPATCHER = "job-dispatcher"
+POLICY_POSITION = "policy:{}"  # one position per policy, in the command log's positions
 BATCH = 500
 
 
@@ -97,14 +99,21 @@ class EmbeddedRuntime:
         jobs_in_process: bool = False,
         notice: Callable[[str], None] | None = None,
         read_models: Sequence[ReadModel] = CORE_READ_MODELS,
+        registry: Registry | None = None,
     ) -> None:
         """Built by the composition root (``runtime/bootstrap.py``). ``objects``: the
         object store (default: the one the settings name); ``jobs_in_process`` runs jobs
-        in this process, without budgets or cancellation, on ``engines`` (default
-        ``jobs.runner.ENGINES``: tests with stand-in engines only; a job process has the
-        real ones); ``notice`` receives one-line messages for the user (default: stderr);
-        ``read_models`` are what the projector keeps."""
+        in this process, without budgets or cancellation, with the scan on ``engines``
+        (default ``jobs.runner.ENGINES``: tests with stand-in engines only; a job process
+        has the real ones); ``notice`` receives one-line messages for the user (default:
+        stderr); ``read_models`` are what the projector keeps; ``registry``: the
+        aggregates, policies and job kinds (default: the core and the extensions of
+        ``settings``), installed for this process."""
         self.settings = settings
+        self.registry = registry or load_registry(settings)
+        if engines is not None:  # stand-in engines: only for jobs run in this process
+            self.registry.add_job_kind(scan_job_kind(engines), replace=True)
+        self.registry.install()
         home = settings.home
         home.mkdir(parents=True, exist_ok=True)
         # First-run set-up (tables, migrations, the event store's tracking migration) is
@@ -115,14 +124,13 @@ class EmbeddedRuntime:
             self.read_store = SQLiteReadStore(home / "readmodels.db")
         self.objects = objects if objects is not None else open_object_store(settings)
         self.owner_store = self.read_store  # one tenant-agnostic file; views filter by tenant
-        self.processor = CommandProcessor(self.events)
+        self.processor = CommandProcessor(self.events, self.registry)
         self.read_models = tuple(read_models)
         self.projector = Projector(self.read_store, read_models=self.read_models)
         self._lock_path = home / "engine.lock"
         self.jobs_dir = home / "jobs"
         self.tmp_root = home / "tmp"
         self.jobs_in_process = jobs_in_process
-        self.engines = engines
         self.notice = notice or _stderr_notice
         self._claims: dict[str, int] = {}  # scan id -> fd holding jobs/<scan id>.lock
 
@@ -136,9 +144,10 @@ class EmbeddedRuntime:
         cause: Envelope | None = None,
         actor: str | None = None,
     ) -> Envelope:
-        if isinstance(command, RequestScan):
+        if self.registry.requests_job(command):
             # claimed before the command exists, so no one ever sees our job unclaimed
-            self._claim(str(command.scan_id), wait=True)
+            spec = self.registry.aggregate_of(type(command))
+            self._claim(str(spec.aggregate_id(command) if spec else subject), wait=True)
         envelope = client_envelope(
             self.settings, command, subject, command_id=command_id, cause=cause, actor=actor
         )
@@ -226,7 +235,8 @@ class EmbeddedRuntime:
         finally:
             if scan_id is not None:
                 history = self.events.load(UUID(scan_id))  # empty: the request was refused
-                finished = not history or any(e.type in ENDED for e in history)
+                ended = self.registry.ended_types
+                finished = not history or any(e.type in ended for e in history)
                 self._release(scan_id, finished=finished)
 
     def await_processed(self, done: Callable[[], bool], timeout: float = 0.0) -> None:
@@ -245,9 +255,10 @@ class EmbeddedRuntime:
                 return
 
     def catch_up(self) -> None:
-        """Process commands and project events until none are left; never runs a job."""
+        """Process commands, project events and let the policies react until none are
+        left; never runs a job."""
         with self._exclusive():
-            while self.process_commands() + self.project():
+            while self.process_commands() + self.project() + self.run_policies():
                 pass
 
     def process_commands(self) -> int:
@@ -270,31 +281,59 @@ class EmbeddedRuntime:
             count += self.projector.apply_batch(batch)
             crash_point("read-models-updated")
 
-    # -- jobs ------------------------------------------------------------------------------
-    def _scan_ended(self, scan_id: UUID) -> bool:
-        return any(e.type in ENDED for e in self.events.load(scan_id))
+    def run_policies(self) -> int:
+        """Let each policy react to the events after its own position; its commands go to
+        the command log. Return how many new commands they issued. Their ids derive from
+        the event (``policy_command_id``), so reacting again after a crash between the
+        append and the position adds nothing: the log drops the copies."""
+        issued = 0
+        for policy in self.registry.policies.values():
+            name = POLICY_POSITION.format(policy.name)
+            while True:
+                batch = self.events.read(self.commands.get_position(name), BATCH)
+                if not batch:
+                    break
+                for _, envelope in batch:
+                    for command, _key in policy_reactions(self.registry, policy, envelope):
+                        issued += int(self.commands.append(command))
+                self.commands.set_position(name, batch[-1][0])
+        return issued
 
-    def _job_done(self, job: JobRequested) -> bool:
+    # -- jobs ------------------------------------------------------------------------------
+    def _ended(self, subject: UUID, kind: JobKind) -> bool:
+        """Whether the job's subject (a scan) has ended: nothing left for its job to do."""
+        ended = {self.registry.type_name(e) for e in kind.ended}
+        return any(e.type in ended for e in self.events.load(subject))
+
+    def _kind(self, job: Any) -> JobKind | None:
+        try:
+            return self.registry.job_kind(job.kind)
+        except RegistryError:
+            return None
+
+    def _job_done(self, job: Any) -> bool:
         if self.commands.exists(str(result_command_id(job.job_id))):
             return True
-        return self._scan_ended(job.originator_id)
+        kind = self._kind(job)
+        return kind is not None and self._ended(job.originator_id, kind)
 
-    def pending_jobs(self) -> list[tuple[Envelope, JobRequested]]:
-        """Jobs whose scan has not ended and whose result is not in the command log, in
-        log order. The dispatcher's position moves past every job before the first one
-        still pending."""
+    def pending_jobs(self) -> list[tuple[Envelope, Any]]:
+        """Jobs (events of a registered job kind) whose subject has not ended and whose
+        result is not in the command log, in log order. The dispatcher's position moves
+        past every job before the first one still pending. The job-kind-backed reaction to
+        job events: it runs outside ``catch_up``, since a job may take long."""
         after = self.commands.get_position(DISPATCHER)
-        pending: list[tuple[int, Envelope, JobRequested]] = []
+        pending: list[tuple[int, Envelope, Any]] = []
         last = after
+        job_types = self.registry.job_event_types
         while True:
             batch = self.events.read(last, BATCH)
             if not batch:
                 break
             last = batch[-1][0]
             for position, envelope in batch:
-                if envelope.type == "datrix.job.JobRequested":
+                if envelope.type in job_types:
                     job = decode_event(envelope)
-                    assert isinstance(job, JobRequested)
                     if not self._job_done(job):
                         pending.append((position, envelope, job))
         self.commands.set_position(DISPATCHER, pending[0][0] - 1 if pending else last)
@@ -305,37 +344,28 @@ class EmbeddedRuntime:
         how many ran. Jobs held by another live process are theirs to run."""
         count = 0
         for envelope, job in self.pending_jobs():
+            kind = self._kind(job)
+            if kind is None:
+                self.notice(
+                    f"job {str(job.job_id)[:8]} is of kind {job.kind!r}, which no extension "
+                    "of this process registers (DATRIX_EXTENSIONS); it waits"
+                )
+                continue
             scan_id = str(job.originator_id)
             mine = scan_id in self._claims
             if not mine:
                 if not self._claim(scan_id):
                     continue
-                self._announce_interrupted(job)
+                self.notice(kind.interrupted(job, self.read_store.query))
             try:
-                count += self._run_job(envelope, job, progress)
+                count += self._run_job(kind, envelope, job, progress)
             finally:
                 if not mine:
                     self._release(scan_id, finished=self._job_done(job))
         return count
 
-    def _announce_interrupted(self, job: JobRequested) -> None:
-        rows = self.read_store.query(
-            "SELECT d.name, v.row_count FROM dataset_versions v "
-            "LEFT JOIN datasets d ON d.id = v.dataset_id "
-            "WHERE v.dataset_id = ? AND v.version = ?",
-            (str(job.dataset_id), job.version),
-        )
-        name, count = rows[0] if rows else (None, None)
-        size = f"{count:,} rows" if isinstance(count, int) else "size unknown"
-        of = f" of dataset {name!r} v{job.version}" if name else ""
-        short = str(job.originator_id)[:8]
-        self.notice(
-            f"finishing interrupted scan {short}{of} ({size}); "
-            f"`datrix jobs cancel {short}` ends it instead"
-        )
-
     @contextmanager
-    def _job_slot(self, job: JobRequested) -> Iterator[None]:
+    def _job_slot(self, kind: JobKind, job: Any) -> Iterator[None]:
         """One job at a time in a home (each may take most of the machine's memory)."""
         self.jobs_dir.mkdir(exist_ok=True)
         with (self.jobs_dir / "slot.lock").open("a") as fh:
@@ -343,8 +373,8 @@ class EmbeddedRuntime:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 self.notice(
-                    f"scan {str(job.originator_id)[:8]} waits for another scan's job to end "
-                    "(`datrix jobs list` shows it)"
+                    f"{kind.name} {str(job.originator_id)[:8]} waits for another "
+                    f"{kind.name}'s job to end (`datrix jobs list` shows it)"
                 )
                 fcntl.flock(fh, fcntl.LOCK_EX)
             try:
@@ -352,9 +382,9 @@ class EmbeddedRuntime:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _run_job(self, envelope: Envelope, job: JobRequested, progress: ProgressFn) -> int:
+    def _run_job(self, kind: JobKind, envelope: Envelope, job: Any, progress: ProgressFn) -> int:
         scan_id = str(job.originator_id)
-        with self._job_slot(job):
+        with self._job_slot(kind, job):
             if self._job_done(job):  # cancelled, or run by someone else meanwhile
                 return 0
             activity: dict[str, object] = {
@@ -373,22 +403,17 @@ class EmbeddedRuntime:
 
             tracked("starting", 0, 0)
             if self.jobs_in_process:
-                result: Command | None = run_scan_job(
-                    job,
-                    self.objects,
-                    tracked,
-                    ScanTuning.from_settings(self.settings),
-                    self.engines,
-                )
+                result: Command | None = kind.run(job, self.objects, tracked, self.settings)
             else:
                 outcome = run_supervised(
+                    kind,
                     envelope,
                     job,
                     self.objects.location,
                     self.tmp_root,
                     Budgets(self.settings.job_timeout_s, self.settings.job_memory_mb),
                     tracked,
-                    cancelled=lambda: self._scan_ended(job.originator_id),
+                    cancelled=lambda: self._ended(job.originator_id, kind),
                     settings=self.settings,
                 )
                 result = outcome.result

@@ -5,11 +5,12 @@ OBJECTS is the parent's object store (``ObjectStore.location``: a folder, or
 holds are downloaded into the job's scratch folder (its TMPDIR).
 
 It reads its parent's ``Settings`` (one JSON line: the child reads no configuration of
-its own, so settings a test or the API gave its runtime reach the job too) and the
-``JobRequested`` envelope on stdin, runs the scan with the engines' ``ScanTuning`` from
-those settings, and writes JSON lines on
-the stdout it was given: ``{"progress": [phase, done, total]}`` while it works and
-``{"result": <base64 Avro payload of CompleteScan or FailScan>}`` at the end. Anything
+its own, so settings a test or the API gave its runtime reach the job too) and the job
+event (``JobRequested``) on stdin, runs the job of its kind (the registry's
+``JobKind.run``: the scan, with the engines' ``ScanTuning`` from those settings), and
+writes JSON lines on the stdout it was given: ``{"progress": [phase, done, total]}``
+while it works and ``{"result": <base64 Avro payload of the result command,
+CompleteScan or FailScan>}`` at the end. Anything
 else the libraries print goes to stderr. It dies with its parent (the CLI or the worker),
 so a killed CLI never leaves a scan running on its own; the parent's monitor
 (``runtime/job_supervisor.py``) kills it when it passes its budgets or is cancelled.
@@ -68,17 +69,19 @@ def main(argv: list[str]) -> int:
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
 
-    from aggregates.scan import JobRequested
-    from jobs.engine import ScanTuning
-    from jobs.runner import run_scan_job
+    from runtime.registry import load_registry
     from streams.messages import decode_envelope, decode_event, encode_payload
     from streams.object_store import open_object_store
     from streams.settings import Settings
 
     settings = Settings.model_validate_json(sys.stdin.buffer.readline())
-    job = decode_event(decode_envelope(sys.stdin.buffer.read()))
-    if not isinstance(job, JobRequested):
-        raise SystemExit(f"not a job: {type(job).__name__}")
+    registry = load_registry(settings)  # the job kinds and types of DATRIX_EXTENSIONS too
+    registry.install()
+    envelope = decode_envelope(sys.stdin.buffer.read())
+    if envelope.type not in registry.job_event_types:
+        raise SystemExit(f"not a job: {envelope.type}")
+    job = decode_event(envelope)
+    kind = registry.job_kind(getattr(job, "kind", ""))
     fault = test_fault()
 
     def progress(phase: str, done: int, total: int) -> None:
@@ -94,7 +97,7 @@ def main(argv: list[str]) -> int:
             os.kill(os.getpid(), signal.SIGSTOP)
 
     objects = open_object_store(settings, objects_location)
-    result = run_scan_job(job, objects, progress, ScanTuning.from_settings(settings))
+    result = kind.run(job, objects, progress, settings)
     _emit(out, {"result": base64.b64encode(encode_payload(result)).decode("ascii")})
     return 0
 

@@ -4,10 +4,11 @@ The job (``runtime/job_process.py``) runs in its own process and session; this s
 passes its progress on, and every ``POLL_S`` checks the elapsed time, the memory of the
 child and its descendants (a Spark JVM counts), whether the scan was cancelled, and
 whether the caller is stopping. Over a budget, the child's process tree is killed and the
-job's result is a ``FailScan`` naming the budget; cancelled or stopping, it is killed
-and there is no result (a cancelled scan has already ended; a stopping caller leaves the
-job to be resumed). A child that dies on its own ends as a ``FailScan`` with its last
-words on stderr. Budgets are enforced from outside: a job cannot raise or dodge them.
+job's result is its kind's failure command (``JobKind.failed``: a ``FailScan``) naming
+the budget; cancelled or stopping, it is killed and there is no result (a cancelled scan
+has already ended; a stopping caller leaves the job to be resumed). A child that dies on
+its own ends as that failure with its last words on stderr. Budgets are enforced from
+outside: a job cannot raise or dodge them.
 """
 
 from __future__ import annotations
@@ -23,14 +24,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from aggregates.common import Command
-from aggregates.scan import FailScan, JobRequested
 from jobs.engine import ProgressFn, no_progress
 from streams import scratch
 from streams.messages import Envelope, decode_command, encode_envelope
+from streams.registry import JobKind
 from streams.settings import Settings
 
 POLL_S = 0.2
@@ -47,12 +49,6 @@ class Budgets:
 class JobOutcome:
     result: Command | None  # None: cancelled or stopped, nothing to report
     cancelled: bool = False
-
-
-def _fail(job: JobRequested, error_type: str, message: str) -> FailScan:
-    return FailScan(
-        scan_id=job.originator_id, job_id=job.job_id, error_type=error_type, message=message
-    )
 
 
 def _tree_rss_mb(proc: psutil.Process) -> float:
@@ -87,8 +83,9 @@ def _last_line(path: Path) -> str:
 
 
 def run_supervised(
+    kind: JobKind,
     envelope: Envelope,
-    job: JobRequested,
+    job: Any,
     objects_location: str,
     tmp_root: Path,
     budgets: Budgets,
@@ -113,7 +110,16 @@ def run_supervised(
             )
         try:
             return _monitor(
-                child, settings, envelope, job, workdir, budgets, progress, cancelled, stopping
+                child,
+                kind,
+                settings,
+                envelope,
+                job,
+                workdir,
+                budgets,
+                progress,
+                cancelled,
+                stopping,
             )
         finally:
             if child.poll() is None:
@@ -123,9 +129,10 @@ def run_supervised(
 
 def _monitor(
     child: subprocess.Popen[bytes],
+    kind: JobKind,
     settings: Settings,
     envelope: Envelope,
-    job: JobRequested,
+    job: Any,
     workdir: Path,
     budgets: Budgets,
     progress: ProgressFn,
@@ -172,7 +179,7 @@ def _monitor(
         if budgets.timeout_s and elapsed > budgets.timeout_s:
             _kill_tree(child.pid)
             return JobOutcome(
-                _fail(
+                kind.failed(
                     job,
                     "JobTimeout",
                     f"the job ran past its time budget of {budgets.timeout_s:g} s "
@@ -187,7 +194,7 @@ def _monitor(
             if used > budgets.memory_mb:
                 _kill_tree(child.pid)
                 return JobOutcome(
-                    _fail(
+                    kind.failed(
                         job,
                         "JobOutOfMemory",
                         f"the job used {used:,.0f} MB, over its memory budget of "
@@ -211,7 +218,7 @@ def _monitor(
     how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
     last = _last_line(workdir / "stderr.log")
     return JobOutcome(
-        _fail(
+        kind.failed(
             job,
             "JobCrashed",
             f"the job process ended without a result ({how})" + (f": {last}" if last else ""),

@@ -5,20 +5,23 @@ keeps; live progress comes from Redis when it is there."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
 from aggregates.common import Command
 from jobs.engine import ProgressFn, no_progress
+from projections.read_model import ReadModel
+from projections.read_models import CORE_READ_MODELS
 from projections.store import PostgresReadStore
 from runtime.embedded import client_envelope
 from streams import scratch
 from streams.kafka import KafkaCommandLog, ensure_topics, topics_for
-from streams.messages import Envelope, routing_key
+from streams.messages import Envelope
 from streams.object_store import open_object_store
 from streams.ports import ObjectStore
 from streams.progress import ProgressSubscriber, SummaryCache, TenantCounters
+from streams.registry import Registry
 from streams.settings import Settings
 
 
@@ -27,13 +30,27 @@ class NoAnswer(RuntimeError):
 
 
 class KafkaRuntime:
-    def __init__(self, settings: Settings, *, objects: ObjectStore | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        objects: ObjectStore | None = None,
+        registry: Registry | None = None,
+        read_models: Sequence[ReadModel] | None = None,
+    ) -> None:
         """Built by the composition root (``runtime/bootstrap.py``); ``objects``: the
-        object store (default: the one the settings name)."""
+        object store (default: the one the settings name); ``registry``: the aggregates,
+        policies and job kinds (default: the core and the settings' extensions);
+        ``read_models``: what replay rebuilds (default: the core's)."""
         if not settings.database_url:
             raise RuntimeError("Kafka mode needs DATRIX_DATABASE_URL as well")
         assert settings.kafka_bootstrap is not None
+        from runtime.registry import load_registry
+
         self.settings = settings
+        self.registry = registry or load_registry(settings)
+        self.registry.install()
+        self.read_models = tuple(read_models) if read_models is not None else CORE_READ_MODELS
         self.topics = topics_for(settings)
         ensure_topics(settings.kafka_bootstrap, self.topics)
         self.commands = KafkaCommandLog(settings.kafka_bootstrap, self.topics)
@@ -57,7 +74,7 @@ class KafkaRuntime:
         envelope = client_envelope(
             self.settings, command, subject, command_id=command_id, cause=cause, actor=actor
         )
-        self.commands.append(envelope, key=routing_key(command, subject))
+        self.commands.append(envelope, key=self.registry.routing_key(command, subject))
         self.counters.incr(envelope.tenant, "commands_submitted")
         return envelope
 

@@ -49,12 +49,15 @@ class SchemaSet:
             self.current_fingerprint[name] = fp
 
 
-def load_schema_set(root: Path = SCHEMA_DIR) -> SchemaSet:
+def load_schema_set(root: Path = SCHEMA_DIR, *extra: Path) -> SchemaSet:
+    """The schemas of ``root`` and of each ``extra`` folder (an extension's own schemas,
+    laid out like ``schemas/avro/``: current ones at the top, ``released/N/`` below)."""
     schemas = SchemaSet()
-    for path in sorted(root.glob("released/*/*.avsc")):
-        schemas.add(json.loads(path.read_text()), current=False)
-    for path in sorted(root.glob("*.avsc")):
-        schemas.add(json.loads(path.read_text()), current=True)
+    for folder in (root, *extra):
+        for path in sorted(folder.glob("released/*/*.avsc")):
+            schemas.add(json.loads(path.read_text()), current=False)
+        for path in sorted(folder.glob("*.avsc")):
+            schemas.add(json.loads(path.read_text()), current=True)
     return schemas
 
 

@@ -2,7 +2,8 @@
 
 A message is a CloudEvents envelope (``datrix.Envelope``) around one command or event,
 itself Avro single-object encoded. Domain objects are dataclasses; their Avro record name is
-``datrix.<aggregate>.<ClassName>`` as registered below.
+``datrix.<aggregate>.<ClassName>``, as each aggregate declares (``AGGREGATE`` in its
+module); extensions add their own through ``streams/registry.py``.
 """
 
 from __future__ import annotations
@@ -11,38 +12,61 @@ import dataclasses
 import types
 import typing
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from aggregates import dataset, outcome, scan
-from aggregates.common import Command, Event
-from streams.codec import AvroCodec, CodecError, default_codec
+from aggregates.common import Command, Event, avro_names
+from streams.codec import SCHEMA_DIR, AvroCodec, CodecError, default_codec, load_schema_set
 
 SOURCE = "urn:datrix"
 _BASE_FIELDS = ("originator_id", "originator_version", "timestamp")
 
-
-def _register(module: types.ModuleType, namespace: str) -> dict[str, type]:
-    found: dict[str, type] = {}
-    for name, obj in vars(module).items():
-        if (
-            isinstance(obj, type)
-            and obj.__module__ == module.__name__
-            and issubclass(obj, Command | Event)
-        ):
-            ns = "datrix.job" if name == "JobRequested" else namespace
-            found[f"{ns}.{name}"] = obj
-    return found
-
-
+# The core types, from the aggregates' own declarations (``AGGREGATE`` in each module)
+# plus the command outcomes every processor records.
 TYPES: dict[str, type] = {
-    **_register(dataset, "datrix.dataset"),
-    **_register(scan, "datrix.scan"),
-    **_register(outcome, "datrix.command"),
+    **dataset.AGGREGATE.avro_names(),
+    **scan.AGGREGATE.avro_names(),
+    **avro_names(outcome.NAMESPACE, outcome.EVENTS),
 }
 NAMES: dict[type, str] = {cls: name for name, cls in TYPES.items()}
+
+
+@dataclass(frozen=True)
+class TypeTable:
+    """Avro record name <-> domain class, and the codec that knows their schemas: the core
+    types, or the core plus an extension's (``streams/registry.py`` builds those)."""
+
+    types: Mapping[str, type]
+    names: Mapping[type, str]
+    schema_dirs: tuple[Path, ...] = ()
+
+    @cached_property
+    def codec(self) -> AvroCodec:
+        if not self.schema_dirs:
+            return default_codec()
+        return AvroCodec(load_schema_set(SCHEMA_DIR, *self.schema_dirs))
+
+
+CORE_TYPES = TypeTable(TYPES, NAMES)
+_active: list[TypeTable] = [CORE_TYPES]
+
+
+def active_types() -> TypeTable:
+    """The table this process encodes and decodes with (``use_types`` sets it)."""
+    return _active[0]
+
+
+def use_types(table: TypeTable) -> TypeTable:
+    """Make ``table`` this process's type table (a registry with extensions installs
+    its own); return the one it replaces."""
+    previous, _active[0] = _active[0], table
+    return previous
 
 
 @dataclass(frozen=True)
@@ -109,13 +133,19 @@ def payload_record(obj: Command | Event) -> dict[str, Any]:
     }
 
 
-def encode_payload(obj: Command | Event, codec: AvroCodec | None = None) -> bytes:
-    return (codec or default_codec()).encode(NAMES[type(obj)], payload_record(obj))
+def encode_payload(
+    obj: Command | Event, codec: AvroCodec | None = None, table: TypeTable | None = None
+) -> bytes:
+    table = table or active_types()
+    return (codec or table.codec).encode(table.names[type(obj)], payload_record(obj))
 
 
-def decode_command(data: bytes, codec: AvroCodec | None = None) -> Command:
-    name, record = (codec or default_codec()).decode(data)
-    cls = TYPES.get(name)
+def decode_command(
+    data: bytes, codec: AvroCodec | None = None, table: TypeTable | None = None
+) -> Command:
+    table = table or active_types()
+    name, record = (codec or table.codec).decode(data)
+    cls = table.types.get(name)
     if cls is None or not issubclass(cls, Command):
         raise CodecError(f"{name} is not a command")
     hints = _hints(cls)
@@ -124,9 +154,12 @@ def decode_command(data: bytes, codec: AvroCodec | None = None) -> Command:
     return command
 
 
-def decode_event(envelope: Envelope, codec: AvroCodec | None = None) -> Event:
-    name, record = (codec or default_codec()).decode(envelope.data)
-    cls = TYPES.get(name)
+def decode_event(
+    envelope: Envelope, codec: AvroCodec | None = None, table: TypeTable | None = None
+) -> Event:
+    table = table or active_types()
+    name, record = (codec or table.codec).decode(envelope.data)
+    cls = table.types.get(name)
     if cls is None or not issubclass(cls, Event):
         raise CodecError(f"{name} is not an event")
     if envelope.sequence is None:
@@ -157,11 +190,11 @@ def encode_envelope(env: Envelope, codec: AvroCodec | None = None) -> bytes:
         _ENVELOPE_FIELDS = tuple(f.name for f in dataclasses.fields(Envelope))
     record = {name: getattr(env, name) for name in _ENVELOPE_FIELDS}
     record["id"] = str(env.id)
-    return (codec or default_codec()).encode("datrix.Envelope", record)
+    return (codec or active_types().codec).encode("datrix.Envelope", record)
 
 
 def decode_envelope(data: bytes, codec: AvroCodec | None = None) -> Envelope:
-    name, record = (codec or default_codec()).decode(data)
+    name, record = (codec or active_types().codec).decode(data)
     if name != "datrix.Envelope":
         raise CodecError(f"expected an envelope, got {name}")
     record["id"] = record["id"] if isinstance(record["id"], UUID) else UUID(record["id"])
@@ -181,27 +214,30 @@ def command_envelope(
     command_id: UUID | None = None,
     correlation_id: str | None = None,
     causation_id: str | None = None,
+    table: TypeTable | None = None,
 ) -> Envelope:
     """Wrap a command for the command log. Ids are random here, at the edge, never inside."""
     cid = command_id or uuid.uuid4()
+    table = table or active_types()
     return Envelope(
         id=cid,
-        type=NAMES[type(command)],
+        type=table.names[type(command)],
         subject=str(subject),
         time=time,
         tenant=tenant,
         actor=actor,
         correlation_id=correlation_id or str(cid),
         causation_id=causation_id,
-        data=encode_payload(command),
+        data=encode_payload(command, table=table),
     )
 
 
-def event_envelope(event: Event, cause: Envelope) -> Envelope:
+def event_envelope(event: Event, cause: Envelope, table: TypeTable | None = None) -> Envelope:
     """Wrap an event decided from the command in ``cause``; the id is derived, not random."""
+    table = table or active_types()
     return Envelope(
         id=uuid.uuid5(cause.id, f"{event.originator_id}/{event.originator_version}"),
-        type=NAMES[type(event)],
+        type=table.names[type(event)],
         subject=str(event.originator_id),
         time=event.timestamp,
         tenant=cause.tenant,
@@ -209,19 +245,8 @@ def event_envelope(event: Event, cause: Envelope) -> Envelope:
         correlation_id=cause.correlation_id,
         causation_id=str(cause.id),
         sequence=event.originator_version,
-        data=encode_payload(event),
+        data=encode_payload(event, table=table),
     )
-
-
-def routing_key(command: Command, subject: UUID) -> str:
-    """The Kafka key of a command: the aggregate whose order it depends on.
-
-    Commands about a dataset and the scans requested of it share the dataset's key, so they
-    land on one partition and are processed in the order they were sent (a scan request
-    never overtakes the registration it needs)."""
-    if isinstance(command, scan.RequestScan):
-        return str(command.dataset_id)
-    return str(subject)
 
 
 def cloudevents_headers(env: Envelope) -> list[tuple[str, bytes]]:

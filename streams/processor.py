@@ -14,19 +14,18 @@ import contextlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 
-from aggregates import dataset, scan
 from aggregates.common import Command, Event, Meta, Rejected
 from aggregates.outcome import CommandAccepted, CommandRejected
 from streams.codec import CodecError
 from streams.event_store import EventStore, IntegrityError
-from streams.messages import Envelope, decode_command, decode_event, event_envelope
+from streams.messages import Envelope, TypeTable, decode_command, decode_event, event_envelope
+from streams.registry import Registry, core_registry
 
-S = TypeVar("S")
 Outcome = Literal["applied", "rejected", "duplicate"]
 
 
@@ -37,45 +36,52 @@ class Result:
     reason: str | None = None
 
 
-def _aggregate_ids(envelope: Envelope) -> list[UUID]:
-    """Aggregates a command may load, read from the envelope without a full decode."""
+def _aggregate_ids(envelope: Envelope, registry: Registry) -> list[UUID]:
+    """Aggregates a command may load: its subject, and the others its aggregate declares
+    it decides against (``loads``; those commands alone are decoded here)."""
     ids = []
     with contextlib.suppress(ValueError):
         ids.append(UUID(envelope.subject))
-    if envelope.type == "datrix.scan.RequestScan":
+    cls = registry.table.types.get(envelope.type)
+    spec = registry.aggregate_of(cls) if cls is not None else None
+    if spec is not None and cls in spec.loads:
         try:
-            command = decode_command(envelope.data)
+            command = decode_command(envelope.data, table=registry.table)
         except CodecError:
             return ids
-        if isinstance(command, scan.RequestScan):
-            ids.append(command.dataset_id)
+        ids.extend(spec.related(command).values())
     return ids
 
 
-def _fold(evolve: Callable[[S | None, Event], S], history: Sequence[Envelope]) -> S | None:
-    state: S | None = None
+def _fold(
+    evolve: Callable[[Any, Event], Any], history: Sequence[Envelope], table: TypeTable
+) -> Any:
+    state: Any = None
     for env in history:
-        state = evolve(state, decode_event(env))
+        state = evolve(state, decode_event(env, table=table))
     return state
 
 
 class CommandProcessor:
-    """Stateless between commands: aggregates are loaded from the store each time."""
+    """Stateless between commands: aggregates are loaded from the store each time.
+    Which aggregate decides a command, and what else it loads, is the registry's
+    (``streams/registry.py``: each aggregate's ``AGGREGATE`` declaration)."""
 
     MAX_CONFLICT_RETRIES = 5
 
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore, registry: Registry | None = None) -> None:
         self.store = store
+        self.registry = registry or core_registry()
 
-    def load_dataset(
-        self, dataset_id: UUID, history: Callable[[UUID], Sequence[Envelope]] | None = None
-    ) -> dataset.Dataset | None:
-        return _fold(dataset.evolve, (history or self.store.load)(dataset_id))
-
-    def load_scan(
-        self, scan_id: UUID, history: Callable[[UUID], Sequence[Envelope]] | None = None
-    ) -> scan.Scan | None:
-        return _fold(scan.evolve, (history or self.store.load)(scan_id))
+    def load(
+        self,
+        aggregate: str,
+        aggregate_id: UUID,
+        history: Callable[[UUID], Sequence[Envelope]] | None = None,
+    ) -> Any:
+        """The state of one aggregate (by its registered name), folded from its events."""
+        spec = self.registry.aggregate(aggregate)
+        return _fold(spec.evolve, (history or self.store.load)(aggregate_id), self.registry.table)
 
     def decide(
         self,
@@ -83,20 +89,14 @@ class CommandProcessor:
         meta: Meta,
         history: Callable[[UUID], Sequence[Envelope]] | None = None,
     ) -> list[Event]:
-        if isinstance(
-            command, dataset.RegisterDataset | dataset.AddDatasetVersion | dataset.DeleteDataset
-        ):
-            return dataset.decide(command, self.load_dataset(command.dataset_id, history), meta)
-        if isinstance(command, scan.RequestScan):
-            return scan.decide(
-                command,
-                self.load_scan(command.scan_id, history),
-                meta,
-                self.load_dataset(command.dataset_id, history),
-            )
-        if isinstance(command, scan.CompleteScan | scan.FailScan | scan.CancelScan):
-            return scan.decide(command, self.load_scan(command.scan_id, history), meta)
-        raise Rejected(f"no handler for {type(command).__name__}")
+        spec = self.registry.aggregate_of(type(command))
+        if spec is None:
+            raise Rejected(f"no handler for {type(command).__name__}")
+        state = self.load(spec.name, spec.aggregate_id(command), history)
+        related = {
+            name: self.load(name, other, history) for name, other in spec.related(command).items()
+        }
+        return spec.decide(command, state, meta, related)
 
     def _outcome_events(
         self, envelope: Envelope, history: Callable[[UUID], Sequence[Envelope]] | None
@@ -110,12 +110,13 @@ class CommandProcessor:
         outcome: Outcome = "applied"
         reason: str | None = None
         try:
-            command = decode_command(envelope.data)
+            command = decode_command(envelope.data, table=self.registry.table)
             events = [*self.decide(command, meta, history), self._accepted(envelope, meta)]
         except (Rejected, CodecError) as exc:
             outcome, reason = "rejected", str(exc)
             events = [self._rejected(envelope, meta, reason)]
-        return outcome, reason, tuple(event_envelope(e, envelope) for e in events)
+        table = self.registry.table
+        return outcome, reason, tuple(event_envelope(e, envelope, table) for e in events)
 
     def process_batch(
         self, tracking_name: str, batch: Sequence[tuple[int, Envelope]]
@@ -137,7 +138,7 @@ class CommandProcessor:
         ids: list[UUID] = []
         for _, env in todo:
             ids.append(env.id)
-            for aggregate_id in _aggregate_ids(env):
+            for aggregate_id in _aggregate_ids(env, self.registry):
                 ids.append(aggregate_id)
         histories = self.store.load_many(ids)
 

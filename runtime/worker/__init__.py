@@ -5,9 +5,10 @@ Postgres transaction), ``relay`` (event store -> ``datrix.events`` in notificati
 one leader at a time via a Postgres advisory lock), ``dispatcher`` (``JobRequested`` ->
 ``datrix.jobs``), ``jobs`` (run jobs, results back to ``datrix.commands``), ``projector``
 (``datrix.events`` -> Postgres read models + audit chain per partition, position in the
-same transaction). Every consumer is at-least-once; every sink drops redelivered copies
-by a position it stores transactionally, so correctness never depends on Kafka
-transactions or on faust's exactly-once mode.
+same transaction), ``policies`` (the registry's policies: events -> commands with
+deterministic ids, back to ``datrix.commands``). Every consumer is at-least-once; every
+sink drops redelivered copies by a position it stores transactionally, so correctness
+never depends on Kafka transactions or on faust's exactly-once mode.
 """
 
 from __future__ import annotations
@@ -15,23 +16,27 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from projections.read_model import ReadModel
+from projections.read_models import CORE_READ_MODELS
 from projections.store import PostgresReadStore
 from runtime.worker.common import WorkerContext, _retrying, log
 from runtime.worker.dispatcher import run_dispatcher
 from runtime.worker.jobs import run_jobs
+from runtime.worker.policies import run_policies
 from runtime.worker.processor import run_processor
 from runtime.worker.projector import run_projector
 from runtime.worker.relay import run_relay
 from streams.event_store import postgres_event_store
 from streams.kafka import Topics, ensure_topics
 from streams.ports import ObjectStore
+from streams.registry import Registry
 from streams.settings import Settings
 
 __all__ = ["ROLES", "RUNNERS", "run_worker"]
 
-ROLES = ("processor", "relay", "dispatcher", "jobs", "projector")
+ROLES = ("processor", "relay", "dispatcher", "jobs", "projector", "policies")
 
 RUNNERS: dict[str, Callable[[WorkerContext], None]] = {
     "processor": run_processor,
@@ -39,6 +44,7 @@ RUNNERS: dict[str, Callable[[WorkerContext], None]] = {
     "dispatcher": run_dispatcher,
     "jobs": run_jobs,
     "projector": run_projector,
+    "policies": run_policies,
 }
 
 
@@ -48,11 +54,19 @@ def run_worker(
     roles: tuple[str, ...] = ROLES,
     *,
     objects: ObjectStore | None = None,
+    registry: Registry | None = None,
+    read_models: Sequence[ReadModel] = CORE_READ_MODELS,
 ) -> None:
     """Run the roles until SIGTERM/SIGINT; a role that crashes is restarted. Started by
-    the composition root (``runtime/bootstrap.py``), which may pass the object store."""
+    the composition root (``runtime/bootstrap.py``), which may pass the object store,
+    the registry (default: the core and the extensions of ``settings``, installed for
+    this process) and the read models the projector keeps."""
+    from runtime.registry import load_registry
+
     stop = threading.Event()
-    ctx = WorkerContext(settings, topics, stop, objects)
+    registry = registry or load_registry(settings)
+    registry.install()
+    ctx = WorkerContext(settings, topics, stop, objects, registry, tuple(read_models))
     ensure_topics(ctx.bootstrap, topics)
     # create the tables once, before the roles race to do it
     _retrying(

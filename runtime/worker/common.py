@@ -7,15 +7,18 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError
 
+from projections.read_model import ReadModel
+from projections.read_models import CORE_READ_MODELS
 from streams.kafka import Topics
 from streams.messages import Envelope
 from streams.object_store import open_object_store
 from streams.ports import ObjectStore
+from streams.registry import Registry, core_registry
 from streams.settings import Settings
 
 log = logging.getLogger("datrix.worker")
@@ -27,6 +30,10 @@ class WorkerContext:
     topics: Topics
     stop: threading.Event
     objects: ObjectStore | None = None  # None: the one the settings name
+    # aggregates, policies and job kinds of this worker (its settings' extensions)
+    registry: Registry = field(default_factory=core_registry)
+    # what the projector role keeps
+    read_models: tuple[ReadModel, ...] = CORE_READ_MODELS
 
     def object_store(self) -> ObjectStore:
         return self.objects if self.objects is not None else open_object_store(self.settings)

@@ -1,4 +1,5 @@
-"""The ``dispatcher`` role: ``JobRequested`` events -> ``datrix.jobs``."""
+"""The ``dispatcher`` role: job events (``JobRequested``: the event types of the registry's
+job kinds) -> ``datrix.jobs``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ def run_dispatcher(ctx: WorkerContext) -> None:
     producer = Producer(producer_config(ctx.bootstrap))
     consumer = ctx.consumer("dispatcher")
     consumer.subscribe([ctx.topics.events])
+    job_types = {name.encode() for name in ctx.registry.job_event_types}
     try:
         while not ctx.stop.is_set():
             messages = _consume(consumer, 500)
@@ -20,7 +22,7 @@ def run_dispatcher(ctx: WorkerContext) -> None:
                 if msg.error():
                     continue
                 headers = dict(msg.headers() or [])
-                if headers.get("ce_type") == b"datrix.job.JobRequested":
+                if headers.get("ce_type") in job_types:
                     producer.produce(
                         ctx.topics.jobs, value=msg.value(), key=msg.key(), headers=msg.headers()
                     )

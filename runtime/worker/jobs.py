@@ -4,11 +4,10 @@ results back to ``datrix.commands``."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from eventsourcing.persistence import PersistenceError
 
-from aggregates.scan import JobRequested
-from jobs.runner import result_command_id
 from runtime.job_supervisor import Budgets, run_supervised
 from runtime.worker.common import WorkerContext, _retrying, log
 from streams import scratch
@@ -17,18 +16,20 @@ from streams.job_progress import fan_out, progress_events
 from streams.kafka import KafkaCommandLog, from_message, producer_config
 from streams.messages import command_envelope, decode_event
 from streams.progress import ProgressPublisher
+from streams.registry import JobKind, Registry, RegistryError, result_command_id
 
-SCAN_ENDED = ("datrix.scan.ScanCompleted", "datrix.scan.ScanFailed", "datrix.scan.ScanCancelled")
 
-
-def _scan_ended(store: EventStore, scan_id: uuid.UUID) -> bool:
-    return any(e.type in SCAN_ENDED for e in store.load(scan_id))
+def _ended(store: EventStore, registry: Registry, kind: JobKind, subject: uuid.UUID) -> bool:
+    """Whether the job's subject (a scan) has ended: nothing left for its job to do."""
+    ended = {registry.type_name(e) for e in kind.ended}
+    return any(e.type in ended for e in store.load(subject))
 
 
 def run_jobs(ctx: WorkerContext) -> None:
     """Run each job in a child process under its budgets. A job whose scan has already
     ended (cancelled while queued, or a redelivered copy) is skipped; a running job whose
     scan is cancelled is stopped and reports nothing (the scan has already failed)."""
+    registry = ctx.registry
     objects = ctx.object_store()
     tmp_root = ctx.settings.home / "tmp"
     scratch.sweep(tmp_root)  # temp folders of jobs of a killed worker
@@ -60,18 +61,29 @@ def run_jobs(ctx: WorkerContext) -> None:
                 continue
             try:
                 env, _ = from_message(msg.headers(), msg.value())
-                job = decode_event(env)
+                job: Any = decode_event(env)
             except Exception as exc:
                 log.error("jobs: undecodable job record at offset %s: %s", msg.offset(), exc)
                 consumer.commit(message=msg, asynchronous=False)
                 continue
-            if not isinstance(job, JobRequested):
+            if env.type not in registry.job_event_types:
                 consumer.commit(message=msg, asynchronous=False)
+                continue
+            try:
+                kind = registry.job_kind(getattr(job, "kind", ""))
+            except RegistryError as exc:
+                # not skipped: this worker tries it again (restarted with the extension,
+                # or after a rebalance another worker that has it runs it)
+                log.error("jobs: %s; set DATRIX_EXTENSIONS on this worker", exc)
+                from confluent_kafka import TopicPartition
+
+                consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+                ctx.stop.wait(5.0)
                 continue
             scan_id = job.originator_id
 
-            def ended(s: uuid.UUID = scan_id) -> bool:
-                return _scan_ended(store, s)
+            def ended(s: uuid.UUID = scan_id, k: JobKind = kind) -> bool:
+                return _ended(store, registry, k, s)
 
             if _retrying(ctx, "reading the scan", ended):
                 log.info("jobs: skipping job %s: scan %s has ended", job.job_id, scan_id)
@@ -82,14 +94,15 @@ def run_jobs(ctx: WorkerContext) -> None:
                 progress_events(send_progress, job.job_id, scan_id, env.tenant),
             )
 
-            def cancelled(s: uuid.UUID = scan_id) -> bool:
+            def cancelled(s: uuid.UUID = scan_id, k: JobKind = kind) -> bool:
                 try:
-                    return _scan_ended(store, s)
+                    return _ended(store, registry, k, s)
                 except (PersistenceError, OSError) as exc:
                     log.warning("jobs: cannot check for a cancel (%s)", exc)
                     return False
 
             outcome = run_supervised(
+                kind,
                 env,
                 job,
                 objects.location,
@@ -110,7 +123,7 @@ def run_jobs(ctx: WorkerContext) -> None:
                 outcome.result,
                 subject=scan_id,
                 tenant=env.tenant,
-                actor=f"worker:{job.engine}",
+                actor=kind.actor_of(job),
                 time=env.time,
                 command_id=result_command_id(job.job_id),
                 correlation_id=env.correlation_id,

@@ -17,7 +17,7 @@ def run_processor(ctx: WorkerContext) -> None:
     store = _retrying(
         ctx, "event store", lambda: postgres_event_store(ctx.database_url, ctx.schema)
     )
-    processor = CommandProcessor(store)
+    processor = CommandProcessor(store, ctx.registry)
     consumer = ctx.consumer("processor")
 
     def tracking_name(partition: int) -> str:

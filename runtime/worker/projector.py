@@ -4,20 +4,20 @@ partition, position in the same transaction."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from projections.projector import Projector
-from projections.read_model import ReadModel, install
-from projections.read_models import CORE_READ_MODELS
+from projections.read_model import install
 from projections.store import PostgresReadStore
 from runtime.worker.common import WorkerContext, _commit, _consume, _last_offsets, _retrying, log
 from streams.kafka import BadMessage, from_message
 from streams.messages import Envelope
 
 
-def run_projector(ctx: WorkerContext, read_models: Sequence[ReadModel] = CORE_READ_MODELS) -> None:
+def run_projector(ctx: WorkerContext) -> None:
     from streams.progress import SummaryCache
+
+    read_models = ctx.read_models
 
     def open_store() -> PostgresReadStore:
         opened = PostgresReadStore(ctx.database_url, ctx.schema)

@@ -1,0 +1,104 @@
+"""The registry a process runs with: the core aggregates, the scan job kind, and the
+extensions named in the settings (``DATRIX_EXTENSIONS=pkg.module,other.module``; each
+module has ``register(registry) -> None``).
+
+Every process that encodes, decodes or handles Datrix messages builds it from its own
+settings: the CLI (through its runtime), each ``datrix worker`` and each job process.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from aggregates.common import Command
+from aggregates.scan import (
+    FailScan,
+    JobRequested,
+    RequestScan,
+    ScanCancelled,
+    ScanCompleted,
+    ScanFailed,
+)
+from jobs.engine import ScanTuning
+from jobs.runner import EngineFactory, run_scan_job
+from streams.ports import ObjectStore, ProgressFn
+from streams.registry import JobKind, Query, Registry, core_registry
+from streams.settings import Settings, SettingsError
+
+
+def _scan_failed(job: JobRequested, error_type: str, message: str) -> FailScan:
+    return FailScan(
+        scan_id=job.originator_id, job_id=job.job_id, error_type=error_type, message=message
+    )
+
+
+def _scan_actor(job: JobRequested) -> str:
+    return f"worker:{job.engine}"
+
+
+def _scan_notice(job: JobRequested, query: Query) -> str:
+    rows = query(
+        "SELECT d.name, v.row_count FROM dataset_versions v "
+        "LEFT JOIN datasets d ON d.id = v.dataset_id "
+        "WHERE v.dataset_id = ? AND v.version = ?",
+        (str(job.dataset_id), job.version),
+    )
+    name, count = rows[0] if rows else (None, None)
+    size = f"{count:,} rows" if isinstance(count, int) else "size unknown"
+    of = f" of dataset {name!r} v{job.version}" if name else ""
+    short = str(job.originator_id)[:8]
+    return (
+        f"finishing interrupted scan {short}{of} ({size}); "
+        f"`datrix jobs cancel {short}` ends it instead"
+    )
+
+
+def scan_job_kind(engines: Mapping[str, EngineFactory] | None = None) -> JobKind:
+    """The scan job: ``run_scan_job`` on ``engines`` (default ``jobs.runner.ENGINES``;
+    tests pass stand-in engines) with the engines' tuning from the job's settings."""
+
+    def run(
+        job: JobRequested, objects: ObjectStore, progress: ProgressFn, settings: Settings
+    ) -> Command:
+        return run_scan_job(job, objects, progress, ScanTuning.from_settings(settings), engines)
+
+    return JobKind(
+        name="scan",
+        event=JobRequested,
+        run=run,
+        failed=_scan_failed,
+        ended=(ScanCompleted, ScanFailed, ScanCancelled),
+        requested_by=(RequestScan,),
+        actor=_scan_actor,
+        notice=_scan_notice,
+    )
+
+
+SCAN_JOB = scan_job_kind()
+
+
+def default_registry() -> Registry:
+    """The core: dataset and scan aggregates, the scan job kind."""
+    registry = core_registry()
+    registry.add_job_kind(SCAN_JOB)
+    return registry
+
+
+def load_registry(settings: Settings) -> Registry:
+    """The default registry plus the extension modules of ``settings.extensions``."""
+    registry = default_registry()
+    for name in settings.extensions:
+        try:
+            module: Any = importlib.import_module(name)
+        except ImportError as exc:
+            raise SettingsError(f"DATRIX_EXTENSIONS: cannot import {name!r}: {exc}") from exc
+        register = getattr(module, "register", None)
+        if not callable(register):
+            raise SettingsError(
+                f"DATRIX_EXTENSIONS: module {name!r} has no register(registry) function"
+            )
+        register(registry)
+        registry.extensions.append(name)
+    return registry
