@@ -263,6 +263,9 @@ def measure_impacts(
     result. Raises ValueError when ``label`` is not a column of ``frame``."""
     if label not in frame.columns:
         raise ValueError(f"label column {label!r} is not a column of the dataset")
+    # scikit-learn's OpenMP runtime is loaded with it: threadpool_limits only limits the
+    # libraries already loaded (in a fresh process, gradient boosting ran unlimited).
+    import sklearn.ensemble  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):  # see labels.find_label_issues

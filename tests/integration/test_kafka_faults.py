@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -30,11 +31,11 @@ def _env(cli: KafkaCli) -> dict[str, str]:
     return cli.extra or {}
 
 
-def produce(cli: KafkaCli, n: int, per_second: float) -> list[uuid.UUID]:
-    """Send n RegisterDataset commands at a steady rate; return their command ids."""
+def produce(cli: KafkaCli, n: int, per_second: float, ids: list[uuid.UUID]) -> None:
+    """Send n RegisterDataset commands at a steady rate (the pause is the rate, not a
+    wait), appending each command id to ``ids`` as it is sent."""
     env = _env(cli)
     log = KafkaCommandLog(env["DATRIX_KAFKA_BOOTSTRAP"], Topics(env["DATRIX_TOPIC_PREFIX"]))
-    ids = []
     start = time.monotonic()
     for i in range(n):
         name = f"ds-{i:05d}-{uuid.uuid4().hex[:8]}"  # new names each run (topics persist)
@@ -52,7 +53,42 @@ def produce(cli: KafkaCli, n: int, per_second: float) -> list[uuid.UUID]:
         if ahead > 0:
             time.sleep(ahead)
     log.flush(timeout=300)
-    return ids
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 300) -> None:
+    """Poll ``condition`` until it holds; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting until {what}")
+        time.sleep(0.1)
+
+
+class Worker:
+    """A worker process and its log."""
+
+    def __init__(self, cli: KafkaCli) -> None:
+        self.log = cli.home.parent / f"worker-{len(cli.workers or [])}.log"
+        self.proc = cli.start_worker(log=self.log)
+
+    def running(self) -> bool:
+        """Whether it runs its roles (topics and tables exist, every role's thread
+        started): its log says so. Fails if it exited."""
+        assert self.proc.poll() is None, f"{self.log.name}: exited with {self.proc.returncode}"
+        return self.log.exists() and "worker running roles" in self.log.read_text(
+            "utf-8", "replace"
+        )
+
+
+def start_running_worker(cli: KafkaCli) -> Worker:
+    worker = Worker(cli)
+    wait_until(worker.running, f"the worker of {worker.log.name} runs", timeout=120)
+    return worker
+
+
+def _owner(cli: KafkaCli) -> PostgresReadStore:
+    env = _env(cli)
+    return PostgresReadStore(env["DATRIX_DATABASE_URL"], env["DATRIX_DATABASE_SCHEMA"])
 
 
 def _count(owner: PostgresReadStore) -> int:
@@ -211,31 +247,46 @@ def test_sigkill_workers_while_10000_commands_stream_in(kafka_cli: KafkaCli) -> 
     groups mid-stream, so partitions move between live consumers while batches are in
     flight). Workers log at DEBUG, so a failure's diagnosis can follow every partition."""
     kafka_cli.extra = {**_env(kafka_cli), "DATRIX_TENANT": TENANT, "DATRIX_LOG_LEVEL": "DEBUG"}
-    workers = [kafka_cli.start_worker(), kafka_cli.start_worker()]
-    time.sleep(3)
+    workers = [start_running_worker(kafka_cli), start_running_worker(kafka_cli)]
+    owner = _owner(kafka_cli)
     rng = random.Random(42)
     ids: list[uuid.UUID] = []
-    producer = threading.Thread(target=lambda: ids.extend(produce(kafka_cli, 10_000, 700.0)))
+    producer = threading.Thread(target=produce, args=(kafka_cli, 10_000, 700.0, ids))
     producer.start()
-    kills = 0
-    while producer.is_alive() or kills < 6:
-        time.sleep(rng.uniform(0.8, 2.0))
-        victim = rng.randrange(len(workers))
-        workers[victim].kill()
-        workers[victim].wait()
+    # Kill points by progress, not by the clock: each kill comes once the read models have
+    # moved on by a seeded 300 to 900 commands since the last one, and hits a worker that
+    # runs its roles, so every kill lands mid-stream on a fast or a slow machine (with
+    # kills after 0.8-2 s, a slow machine could kill workers still starting up, or kill
+    # before a command was processed).
+    kills, mark = 0, 0
+    for _ in range(6):
+        target = mark + rng.randint(300, 900)
+        wait_until(
+            lambda: _count(owner) >= target,  # noqa: B023 (waited on at once)
+            f"{target} commands reached the read models",
+        )
+        mark = _count(owner)
+        assert mark < 10_000, "every command was processed before the kill: not mid-stream"
+        running = [i for i, w in enumerate(workers) if w.running()]
+        assert running  # the read models moved: some worker runs
+        victim = running[rng.randrange(len(running))]
+        workers[victim].proc.kill()
+        workers[victim].proc.wait()
         kills += 1
-        workers[victim] = kafka_cli.start_worker()
+        workers[victim] = Worker(kafka_cli)
     producer.join()
-    assert kills >= 5
+    assert kills == 6 and len(ids) == 10_000
     wait_all_processed(kafka_cli, 10_000, ids)
     check_exactly_once(kafka_cli, ids)
 
 
-def _restart(service: str) -> None:
+def _restart(service: str, down_while: Callable[[], bool]) -> None:
+    """Stop the service (``down`` returns once it has stopped), keep it down while
+    ``down_while()`` holds, then start it again."""
     subprocess.run(
         [str(ROOT / "deploy/local/down"), service], check=True, capture_output=True, timeout=120
     )
-    time.sleep(2)
+    wait_until(lambda: not down_while(), f"{service} has been down long enough")
     subprocess.run(
         [str(ROOT / "deploy/local/up"), service], check=True, capture_output=True, timeout=300
     )
@@ -243,14 +294,18 @@ def _restart(service: str) -> None:
 
 @pytest.mark.parametrize("service", ["kafka", "postgres"])
 def test_service_restart_mid_stream(kafka_cli: KafkaCli, service: str) -> None:
+    """The service goes down once commands are flowing (some 300 processed) and stays down
+    while 500 more commands are sent (a second at 500/s), whatever the machine's speed."""
     kafka_cli.extra = {**_env(kafka_cli), "DATRIX_TENANT": TENANT}
-    kafka_cli.start_worker()
-    time.sleep(3)
+    start_running_worker(kafka_cli)
+    owner = _owner(kafka_cli)
     ids: list[uuid.UUID] = []
-    producer = threading.Thread(target=lambda: ids.extend(produce(kafka_cli, 3_000, 500.0)))
+    producer = threading.Thread(target=produce, args=(kafka_cli, 3_000, 500.0, ids))
     producer.start()
-    time.sleep(2.5)
-    _restart(service)
+    wait_until(lambda: _count(owner) >= 300, "300 commands reached the read models")
+    assert _count(owner) < 3_000 and producer.is_alive(), "not mid-stream"
+    sent = len(ids)
+    _restart(service, down_while=lambda: len(ids) < min(sent + 500, 3_000))
     producer.join()
     wait_all_processed(kafka_cli, 3_000, ids)
     check_exactly_once(kafka_cli, ids)

@@ -126,7 +126,7 @@ def small() -> tuple[pl.DataFrame, set[int], LabelFindings]:
 def test_flags_flipped_labels_on_a_small_frame(
     small: tuple[pl.DataFrame, set[int], LabelFindings],
 ) -> None:
-    frame, flipped, found = small
+    _, flipped, found = small
     assert found.skipped is None
     assert found.rows == sorted(found.rows)
     assert _f1(found.rows, flipped) >= 0.7
@@ -140,9 +140,7 @@ def test_flags_flipped_labels_on_a_small_frame(
     flagged = np.zeros(400, dtype=bool)
     flagged[found.rows] = True
     assert found.scores[flagged].mean() < found.scores[~flagged].mean()
-    # Deterministic for a seed.
-    again = find_label_issues(frame, "label", seed=0)
-    assert again.rows == found.rows and again.model == found.model
+    # Deterministic for a seed: test_integer_and_categorical_labels runs it again.
 
 
 def test_null_labels_and_rare_classes_are_not_assessed() -> None:
@@ -163,32 +161,39 @@ def test_null_labels_and_rare_classes_are_not_assessed() -> None:
 
 
 def test_above_the_row_cap_every_row_is_still_assessed() -> None:
-    frame, flipped = _noisy_frame(3_000, seed=5)
-    found = find_label_issues(frame, "label", seed=1, max_rows=1_000)
+    frame, flipped = _noisy_frame(1_500, seed=5)
+    found = find_label_issues(frame, "label", seed=1, max_rows=500)
     assert found.skipped is None
-    assert found.fitted_rows == 1_000 and found.assessed_rows == 3_000
+    assert found.fitted_rows == 500 and found.assessed_rows == 1_500
     assert np.isfinite(found.scores).all()
-    assert "svm_rbf" in found.candidate_logloss  # 1,000 fitted rows: the SVM is a candidate
+    assert "svm_rbf" in found.candidate_logloss  # 500 fitted rows: the SVM is a candidate
     # Rows outside the fitting sample are flagged as well as the sampled ones.
     assert _f1(found.rows, flipped) >= 0.7
     assert len([r for r in found.rows if r in flipped]) >= 0.6 * len(flipped)
 
 
-def test_integer_and_categorical_labels() -> None:
-    frame, flipped = _noisy_frame(400, seed=6)
+def test_integer_and_categorical_labels(
+    small: tuple[pl.DataFrame, set[int], LabelFindings],
+) -> None:
+    """The same labels as text (the shared check), integers (no < yes as 0 < 1) and
+    categories find the same rows with the same models: the check is also deterministic
+    for a seed (a categorical label is read as its text, so ``b`` runs it again)."""
+    frame, flipped, found = small
     as_int = frame.with_columns((pl.col("label") == "yes").cast(pl.Int32).alias("label"))
     as_cat = frame.with_columns(pl.col("label").cast(pl.Categorical))
-    a = find_label_issues(as_int, "label")
-    b = find_label_issues(as_cat, "label")
-    assert a.rows == b.rows
-    assert _f1(a.rows, flipped) >= 0.6
+    a = find_label_issues(as_int, "label", seed=0)
+    b = find_label_issues(as_cat, "label", seed=0)
+    assert a.rows == b.rows == found.rows
+    assert a.model == b.model == found.model
+    np.testing.assert_array_equal(b.scores, found.scores)
+    assert _f1(a.rows, flipped) >= 0.7
 
 
 def test_random_labels_look_like_noise_and_real_ones_do_not(
     small: tuple[pl.DataFrame, set[int], LabelFindings],
 ) -> None:
     rng = np.random.default_rng(11)
-    n = 1_000
+    n = 400
     random = pl.DataFrame(
         {f"x{i}": rng.normal(size=n) for i in range(5)} | {"y": rng.integers(0, 2, n)}
     )
@@ -200,8 +205,8 @@ def test_random_labels_look_like_noise_and_real_ones_do_not(
     text = describe(found, "y")
     assert text.startswith("labels in 'y' look like noise")
     assert "no evidence of individual wrong labels" in text
-    # 3 binomial standard errors of a ~0.5 rate over 1,000 rows: ~4.7 points.
-    assert 0.04 <= chance_margin(found) <= 0.05
+    # 3 binomial standard errors of a ~0.5 rate over 400 rows: ~7.5 points.
+    assert 0.07 <= chance_margin(found) <= 0.08
 
     real = small[2]  # 400 rows, 10 % of the labels flipped
     assert not looks_like_noise(real)

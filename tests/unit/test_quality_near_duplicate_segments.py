@@ -70,9 +70,11 @@ def test_one_segment_is_the_whole_table_search(data: Generated) -> None:
 
 def test_segments_find_the_pairs_agreeing_on_the_partition_column(data: Generated) -> None:
     found = nd.find_near_duplicates_in(
-        data.table(), data.schema, data.stats, data.redundant, segment_rows=data.rows // 4
+        data.table(), data.schema, data.stats, data.redundant, segment_rows=data.rows // 2
     )
-    assert found.segments >= 4 and found.partition_column is not None
+    # Two segments run every branch four did; each costs about a second, whatever its
+    # rows (the u probabilities are estimated on U_SAMPLE random pairs per segment).
+    assert found.segments == 2 and found.partition_column is not None
     pairs = set(found.pairs)
     assert found.pairs == sorted(pairs)
     assert all(0 <= a < b < data.rows for a, b in pairs)
@@ -90,9 +92,9 @@ def test_excluded_rows_are_never_in_a_pair(data: Generated) -> None:
     originals = sorted(a for a, _ in data.pairs)[::3]
     exclude = RowSet.from_indices([*data.redundant, *originals], data.rows)
     found = nd.find_near_duplicates_in(
-        data.table(), data.schema, data.stats, exclude, segment_rows=data.rows // 4
+        data.table(), data.schema, data.stats, exclude, segment_rows=data.rows // 2
     )
-    assert found.segments > 1 and found.pairs
+    assert found.segments == 2 and found.pairs
     in_pairs = np.unique(np.array(found.pairs, dtype=np.int64))
     assert not set(in_pairs.tolist()) & set(exclude.tolist())
     assert not {(a, b) for a, b in data.pairs if a in set(originals)} & set(found.pairs)
