@@ -22,7 +22,7 @@ lint: install
 	$(BIN)/ruff check .
 
 typecheck: install
-	$(BIN)/mypy aggregates streams runtime projections jobs gateway
+	$(BIN)/mypy -p datrix
 
 check: lint typecheck
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID, uuid5
 
-from aggregates.common import AggregateSpec, Command, Event, Meta, Rejected, next_version
+from datrix.aggregates.common import AggregateSpec, Command, Event, Meta, Rejected, next_version
 
 
 # ---- commands -------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from aggregates.common import Event
+from datrix.aggregates.common import Event
 
 
 class CommandAccepted(Event):

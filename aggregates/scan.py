@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 from uuid import UUID
 
-from aggregates.common import AggregateSpec, Command, Event, Meta, Rejected, next_version
-from aggregates.dataset import Dataset
+from datrix.aggregates.common import AggregateSpec, Command, Event, Meta, Rejected, next_version
+from datrix.aggregates.dataset import Dataset
 
 ENGINES = ("polars", "spark", "gpu")
-# The score dimensions weights may name (the quality engine's ``jobs.report.DIMENSIONS``;
+# The score dimensions weights may name (the quality engine's ``datrix.jobs.report.DIMENSIONS``;
 # repeated here because aggregates import nothing from the compute layer).
 SCORE_DIMENSIONS = ("completeness", "consistency", "accuracy", "distribution", "label_quality")
 

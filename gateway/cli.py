@@ -26,12 +26,12 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from gateway import render, services
-from gateway.errors import DatrixError, UserInputError
-from jobs.engine import ProgressFn
-from runtime.bootstrap import App, bootstrap
-from streams.object_store import ObjectStoreError
-from streams.settings import SettingsError
+from datrix.gateway import render, services
+from datrix.gateway.errors import DatrixError, UserInputError
+from datrix.jobs.engine import ProgressFn
+from datrix.runtime.bootstrap import App, bootstrap
+from datrix.streams.object_store import ObjectStoreError
+from datrix.streams.settings import SettingsError
 
 # emoji=False: ":name:" in data stays text (markup and control characters: render.safe)
 out = Console(emoji=False)
@@ -178,8 +178,8 @@ def scan(
 
     A CSV's dialect (separator, quotes, decimal mark, header) is sniffed from its first
     megabyte and shown in the report; the CSV options override it."""
-    from jobs.csv_dialect import options_from_cli
-    from jobs.quality.scoring import parse_weights
+    from datrix.jobs.csv_dialect import options_from_cli
+    from datrix.jobs.quality.scoring import parse_weights
 
     try:
         csv_options = options_from_cli(delimiter, quote, decimal, header)
@@ -296,7 +296,7 @@ def issues(scan_id: str, fmt: str) -> None:
 def rows(scan_id: str, issue_id: str) -> None:
     """Print the 0-based row indices an issue affects, one per line (ids or unique
     prefixes of them)."""
-    from jobs.runner import row_blocks
+    from datrix.jobs.runner import row_blocks
 
     found = services.issue_rows(runtime(), scan_id, issue_id)
     for block in row_blocks(found.rows):  # a block at a time: an issue may flag every row
@@ -445,7 +445,7 @@ def worker(roles: str) -> None:
     """Run the Kafka-mode stream processors (needs DATRIX_KAFKA_BOOTSTRAP and _DATABASE_URL)."""
     import logging
 
-    from runtime.worker import ROLES
+    from datrix.runtime.worker import ROLES
 
     app = bootstrap()
     settings = app.settings
@@ -475,7 +475,7 @@ def bench() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def bench_generate(rows: int, out_dir: Path, seed: int) -> None:
     """Write a seeded dirty dataset (CSV + Parquet) and its ground truth."""
-    from jobs.bench.generate import generate
+    from datrix.jobs.bench.generate import generate
 
     with err.status(f"generating {rows:,} rows"):
         generate(rows, out_dir, seed)
@@ -487,7 +487,7 @@ def bench_generate(rows: int, out_dir: Path, seed: int) -> None:
 @click.option("--rows", type=click.IntRange(min=100), default=5000, show_default=True)
 def demo(rows: int) -> None:
     """Generate a small dirty dataset, scan it and print the report."""
-    from jobs.bench.generate import generate
+    from datrix.jobs.bench.generate import generate
 
     rt = runtime()
     demo_dir = rt.settings.home / "demo"

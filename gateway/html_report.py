@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from jobs.quality.formats import category_key
-from jobs.report import DIMENSIONS, ColumnProfile, Issue, ScanReport
+from datrix.jobs.quality.formats import category_key
+from datrix.jobs.report import DIMENSIONS, ColumnProfile, Issue, ScanReport
 
 __all__ = ["render_html"]
 

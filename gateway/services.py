@@ -1,6 +1,6 @@
 """The application services: every use case of the CLI (and of the HTTP API next), as
 plain functions over a ``Runtime`` and plain arguments. They return dataclasses, dicts
-and lists, raise ``gateway.errors`` (UserInputError, NotFound, DatrixError) and never
+and lists, raise ``datrix.gateway.errors`` (UserInputError, NotFound, DatrixError) and never
 print; the CLI parses options, calls one of them and renders the result.
 
 By resource (the REST surface of the specification, section 2.3):
@@ -29,31 +29,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from aggregates.common import Command
-from aggregates.dataset import (
+from datrix.aggregates.common import Command
+from datrix.aggregates.dataset import (
     AddDatasetVersion,
     DeleteDataset,
     RegisterDataset,
     dataset_id_for,
     name_problem,
 )
-from aggregates.scan import CancelScan, RequestScan
-from gateway.errors import DatrixError, NotFound, UserInputError
-from jobs.csv_dialect import CsvOptions
-from jobs.engine import ProgressFn, no_progress
-from jobs.ingest import IngestedFile, InputError, describe_read_options, ingest, limits_from
-from jobs.report import DEFAULT_WEIGHTS, DIMENSIONS
-from projections.queries import MAX_CANDIDATES, Views, id_prefix
-from projections.read_model import ReadModel
-from projections.store import ReadStore
-from streams import scratch
-from streams.messages import Envelope
-from streams.ports import ObjectStore
-from streams.settings import Settings
+from datrix.aggregates.scan import CancelScan, RequestScan
+from datrix.gateway.errors import DatrixError, NotFound, UserInputError
+from datrix.jobs.csv_dialect import CsvOptions
+from datrix.jobs.engine import ProgressFn, no_progress
+from datrix.jobs.ingest import IngestedFile, InputError, describe_read_options, ingest, limits_from
+from datrix.jobs.report import DEFAULT_WEIGHTS, DIMENSIONS
+from datrix.projections.queries import MAX_CANDIDATES, Views, id_prefix
+from datrix.projections.read_model import ReadModel
+from datrix.projections.store import ReadStore
+from datrix.streams import scratch
+from datrix.streams.messages import Envelope
+from datrix.streams.ports import ObjectStore
+from datrix.streams.settings import Settings
 
 if TYPE_CHECKING:
-    from projections.audit import Break
-    from streams.job_progress import JobProgress
+    from datrix.projections.audit import Break
+    from datrix.streams.job_progress import JobProgress
 
 
 class Runtime(Protocol):
@@ -245,7 +245,7 @@ def submit_scan(
     version may share it). The embedded runtime runs the job in ``await_scan`` (or in the
     next process that drains this home: an unawaited scan is finished as interrupted)."""
     if label is not None:
-        from jobs.quality.labels import cleanlab_missing
+        from datrix.jobs.quality.labels import cleanlab_missing
 
         missing = cleanlab_missing()
         if missing is not None:
@@ -573,8 +573,8 @@ def resolve_dataset(runtime: Runtime, name_or_id: str) -> dict[str, Any]:
 
 def write_html_report(runtime: Runtime, scan_id: str, target: Path) -> Path:
     """Render a completed scan as a self-contained HTML page at ``target``."""
-    from gateway.html_report import render_html
-    from jobs.runner import load_report
+    from datrix.gateway.html_report import render_html
+    from datrix.jobs.runner import load_report
 
     scan = resolve_scan(runtime, scan_id)
     scan_id = scan["id"]
@@ -608,7 +608,7 @@ def write_html_report(runtime: Runtime, scan_id: str, target: Path) -> Path:
 def _catch_up(runtime: Runtime) -> None:
     """Embedded: process the commands and events left in the logs first (never runs a
     job), so a read sees what earlier clients submitted. Kafka mode: the workers do."""
-    from runtime.embedded import EmbeddedRuntime
+    from datrix.runtime.embedded import EmbeddedRuntime
 
     if isinstance(runtime, EmbeddedRuntime):
         runtime.catch_up()
@@ -681,8 +681,8 @@ def job_progress(runtime: Runtime, scan_ref: str) -> ScanProgress:
             "job-progress events are published in Kafka mode (set DATRIX_KAFKA_BOOTSTRAP); "
             "the embedded default shows progress on the scan's progress bar only"
         )
-    from runtime.kafka import KafkaRuntime
-    from streams.job_progress import read_job_progress
+    from datrix.runtime.kafka import KafkaRuntime
+    from datrix.streams.job_progress import read_job_progress
 
     if not isinstance(runtime, KafkaRuntime):
         raise DatrixError("job progress needs the Kafka-mode runtime")
@@ -739,7 +739,7 @@ def await_command(
     it. A rejection is a status, not an error (``raise_if_rejected`` makes it one);
     NotFound for a command the embedded runtime never got, DatrixError when the Kafka-mode
     workers do not answer within ``timeout`` seconds."""
-    from runtime.embedded import EmbeddedRuntime
+    from datrix.runtime.embedded import EmbeddedRuntime
 
     try:
         runtime.await_processed(
@@ -772,8 +772,8 @@ class IssueRows:
 
 def issue_rows(runtime: Runtime, scan_ref: str, issue_ref: str) -> IssueRows:
     """The rows an issue of a scan affects (ids or unique prefixes of them);
-    ``jobs.runner.row_blocks(result.rows)`` walks them a block at a time."""
-    from jobs.runner import affected_rows
+    ``datrix.jobs.runner.row_blocks(result.rows)`` walks them a block at a time."""
+    from datrix.jobs.runner import affected_rows
 
     found = resolve_scan(runtime, scan_ref)
     issue_id = resolve_issue(runtime, found["id"], issue_ref)
@@ -814,7 +814,7 @@ class AuditCheck:
 
 def verify_audit(runtime: Runtime) -> AuditCheck:
     """Walk the audit hash chains (all tenants': the owner's store)."""
-    from projections import audit as chain
+    from datrix.projections import audit as chain
 
     cols = ", ".join((*chain.COLUMNS, "hash"))
     checked, broken = chain.verify(
@@ -857,8 +857,8 @@ def replay(
     UTC time: the state as it was then), and with ``verify`` compare them with the live
     ones (a difference is in the outcome; ``raise_if_different``). ``keep`` keeps the
     rebuilt tables. Never waits for a job."""
-    from projections import replay as rp
-    from runtime.embedded import EmbeddedRuntime
+    from datrix.projections import replay as rp
+    from datrix.runtime.embedded import EmbeddedRuntime
 
     if verify and as_of:
         raise UserInputError("--verify compares the present state; it cannot go with --as-of")
@@ -870,8 +870,8 @@ def replay(
             result = rp.rebuild(runtime.events, target, as_of=when, read_models=runtime.read_models)
             ready = None
         else:
-            from runtime.kafka import KafkaRuntime
-            from streams.kafka import read_topic
+            from datrix.runtime.kafka import KafkaRuntime
+            from datrix.streams.kafka import read_topic
 
             if not isinstance(runtime, KafkaRuntime) or runtime.settings.kafka_bootstrap is None:
                 raise DatrixError("replay needs the embedded or the Kafka-mode runtime")
@@ -901,11 +901,11 @@ def replay(
 @contextmanager
 def rebuilt_store(runtime: Runtime, keep: bool) -> Iterator[tuple[ReadStore, str]]:
     """A fresh, empty read store beside the live one (SQLite file or Postgres schema)."""
-    from runtime.embedded import EmbeddedRuntime
+    from datrix.runtime.embedded import EmbeddedRuntime
 
     tag = uuid.uuid4().hex[:8]
     if isinstance(runtime, EmbeddedRuntime):
-        from projections.store import SQLiteReadStore
+        from datrix.projections.store import SQLiteReadStore
 
         target_dir = runtime.settings.home / "replay"
         target_dir.mkdir(exist_ok=True)
@@ -917,7 +917,7 @@ def rebuilt_store(runtime: Runtime, keep: bool) -> Iterator[tuple[ReadStore, str
                 for suffix in ("", "-wal", "-shm"):
                     Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
-    from projections.store import PostgresReadStore
+    from datrix.projections.store import PostgresReadStore
 
     schema = f"{runtime.settings.database_schema}_replay_{tag}"
     store = PostgresReadStore(runtime.settings.database_url or "", schema=schema)

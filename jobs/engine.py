@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from jobs.report import ScanOptions, ScanReport
+from datrix.jobs.report import ScanOptions, ScanReport
 
 # the progress callback type lives with the ports (the messaging layer reports progress too)
-from streams.ports import ProgressFn as ProgressFn
-from streams.ports import no_progress as no_progress
-from streams.settings import Settings
+from datrix.streams.ports import ProgressFn as ProgressFn
+from datrix.streams.ports import no_progress as no_progress
+from datrix.streams.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,15 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
-from jobs.csv_dialect import CsvOptions, Dialect, parse_rows, sniff
-from jobs.quality.types import json_records_frame, ndjson_frame, normalise_types, write_with_notes
-from streams.content import sha256_file
-from streams.settings import Settings
+from datrix.jobs.csv_dialect import CsvOptions, Dialect, parse_rows, sniff
+from datrix.jobs.quality.types import (
+    json_records_frame,
+    ndjson_frame,
+    normalise_types,
+    write_with_notes,
+)
+from datrix.streams.content import sha256_file
+from datrix.streams.settings import Settings
 
 FORMATS = {
     ".csv": "csv",

@@ -99,7 +99,7 @@ class ScanReport:
     column_profiles: list[ColumnProfile]
     issues: list[Issue]  # ordered by impact_score, highest first
     # issue id -> sorted 0-based row indices; not every issue has rows (e.g. constant_column).
-    # A list or a ``jobs.quality.rowset.RowSet`` (indices or a bitmap, for issues that flag
+    # A list or a ``datrix.jobs.quality.rowset.RowSet`` (indices or a bitmap, for issues that flag
     # millions of rows): treat it as a read-only ``Sequence[int]``.
     affected_rows: dict[str, Sequence[int]] = field(default_factory=dict)
     engine: str = "polars"

@@ -22,7 +22,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aggregates.scan import (
+from datrix.aggregates.scan import (
     ColumnSummary,
     CompleteScan,
     FailScan,
@@ -30,22 +30,22 @@ from aggregates.scan import (
     JobRequested,
     ScoreCard,
 )
-from jobs.engine import ProgressFn, ScanEngine, ScanTuning, no_progress
-from jobs.quality.rowset import Indices, RowSet
-from jobs.report import DEFAULT_WEIGHTS, ScanOptions, ScanReport
-from streams.ports import ObjectStore
-from streams.registry import result_command_id as result_command_id
+from datrix.jobs.engine import ProgressFn, ScanEngine, ScanTuning, no_progress
+from datrix.jobs.quality.rowset import Indices, RowSet
+from datrix.jobs.report import DEFAULT_WEIGHTS, ScanOptions, ScanReport
+from datrix.streams.ports import ObjectStore
+from datrix.streams.registry import result_command_id as result_command_id
 
 
 def _polars_engine(tuning: ScanTuning) -> ScanEngine:
-    from jobs.quality.polars_engine import PolarsScanEngine
+    from datrix.jobs.quality.polars_engine import PolarsScanEngine
 
     engine: ScanEngine = PolarsScanEngine(tuning)
     return engine
 
 
 def _spark_engine(tuning: ScanTuning) -> ScanEngine:
-    from jobs.quality.spark_engine import SparkScanEngine
+    from datrix.jobs.quality.spark_engine import SparkScanEngine
 
     engine: ScanEngine = SparkScanEngine(tuning)
     return engine
@@ -229,7 +229,7 @@ def load_report(report_uri: str, objects: ObjectStore, workdir: Path | None = No
     """Rebuild the full report (affected rows included, as ``RowSet``s) from its stored
     objects; a remote store's rows object is downloaded into ``workdir`` (default: a
     temporary folder)."""
-    from jobs.report import ColumnProfile, Issue, Scores
+    from datrix.jobs.report import ColumnProfile, Issue, Scores
 
     doc = json.loads(objects.read_bytes(report_uri))
     rows: dict[str, Sequence[int]] = dict(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from projections.schema import INDEXES, TABLES
+from datrix.projections.schema import INDEXES, TABLES
 
 READER_ROLE = "datrix_reader"
 _BASE = {name: ddl for name, ddl in TABLES.items() if name != "organisations"}

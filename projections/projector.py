@@ -12,12 +12,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from aggregates.common import Event
-from projections import audit
-from projections.read_model import Dispatch, ReadModel, install
-from projections.read_models import CORE_READ_MODELS
-from projections.store import ReadStore, Tx
-from streams.messages import Envelope, decode_event, payload_record
+from datrix.aggregates.common import Event
+from datrix.projections import audit
+from datrix.projections.read_model import Dispatch, ReadModel, install
+from datrix.projections.read_models import CORE_READ_MODELS
+from datrix.projections.store import ReadStore, Tx
+from datrix.streams.messages import Envelope, decode_event, payload_record
 
 PROJECTOR = "read-models"
 

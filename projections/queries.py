@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from projections.store import ReadStore
+from datrix.projections.store import ReadStore
 
 
 def _dicts(

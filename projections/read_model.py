@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aggregates.common import Event
-from projections.migrations import Migration
-from projections.store import ReadStore, Tx
-from streams.messages import Envelope
+from datrix.aggregates.common import Event
+from datrix.projections.migrations import Migration
+from datrix.projections.store import ReadStore, Tx
+from datrix.streams.messages import Envelope
 
 # (transaction, envelope, decoded event) -> the dataset id its audit entry names, or None
 Handler = Callable[[Tx, Envelope, Any], str | None]

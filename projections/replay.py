@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from projections.projector import Projector
-from projections.read_model import Dispatch, ReadModel, install
-from projections.read_models import CORE_READ_MODELS
-from projections.store import ReadStore
-from streams.messages import Envelope
-from streams.ports import EventLog
+from datrix.projections.projector import Projector
+from datrix.projections.read_model import Dispatch, ReadModel, install
+from datrix.projections.read_models import CORE_READ_MODELS
+from datrix.projections.store import ReadStore
+from datrix.streams.messages import Envelope
+from datrix.streams.ports import EventLog
 
 BATCH = 1000
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from projections import migrations
+from datrix.projections import migrations
 
 
 class Tx(Protocol):
@@ -195,7 +195,7 @@ class PostgresReadStore:
             self._migrate()
 
     def _migrate(self) -> None:
-        from streams.postgres import ensure_schema
+        from datrix.streams.postgres import ensure_schema
 
         ensure_schema(self.url, self.schema)
         with self._connect() as db:

@@ -27,20 +27,20 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from jobs.engine import ScanTuning
-from jobs.runner import EngineFactory
-from projections.read_model import ReadModel
-from projections.read_models import CORE_READ_MODELS
-from runtime.embedded import EmbeddedRuntime
-from runtime.registry import load_registry
-from streams.kafka import Topics, topics_for
-from streams.object_store import open_object_store
-from streams.ports import ObjectStore
-from streams.registry import Registry
-from streams.settings import Settings, SettingsError, load_settings
+from datrix.jobs.engine import ScanTuning
+from datrix.jobs.runner import EngineFactory
+from datrix.projections.read_model import ReadModel
+from datrix.projections.read_models import CORE_READ_MODELS
+from datrix.runtime.embedded import EmbeddedRuntime
+from datrix.runtime.registry import load_registry
+from datrix.streams.kafka import Topics, topics_for
+from datrix.streams.object_store import open_object_store
+from datrix.streams.ports import ObjectStore
+from datrix.streams.registry import Registry
+from datrix.streams.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    from runtime.kafka import KafkaRuntime
+    from datrix.runtime.kafka import KafkaRuntime
 
 
 class App:
@@ -97,7 +97,7 @@ class App:
                 registry=self.registry,
                 read_models=self.read_models,
             )
-        from runtime.kafka import KafkaRuntime
+        from datrix.runtime.kafka import KafkaRuntime
 
         return KafkaRuntime(
             self.settings,
@@ -117,7 +117,7 @@ class App:
 
     def run_worker(self, roles: tuple[str, ...] | None = None) -> None:
         """Run Kafka-mode worker roles (default: all) until SIGTERM/SIGINT."""
-        from runtime.worker import ROLES, run_worker
+        from datrix.runtime.worker import ROLES, run_worker
 
         if self.settings.embedded or not self.settings.database_url:
             raise SettingsError(

@@ -28,25 +28,31 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from aggregates.common import Command
-from jobs.engine import ProgressFn, no_progress
-from jobs.runner import EngineFactory
-from projections.projector import Projector
-from projections.read_model import ReadModel
-from projections.read_models import CORE_READ_MODELS
-from projections.store import SQLiteReadStore
-from runtime.job_supervisor import Budgets, run_supervised
-from runtime.registry import load_registry, scan_job_kind
-from streams import scratch
-from streams.event_store import sqlite_event_store
-from streams.faults import crash_point
-from streams.messages import Envelope, command_envelope, decode_event
-from streams.object_store import open_object_store
-from streams.ports import ObjectStore
-from streams.processor import CommandProcessor
-from streams.registry import JobKind, Registry, RegistryError, policy_reactions, result_command_id
-from streams.settings import Settings
-from streams.sqlite_command_log import SQLiteCommandLog
+from datrix.aggregates.common import Command
+from datrix.jobs.engine import ProgressFn, no_progress
+from datrix.jobs.runner import EngineFactory
+from datrix.projections.projector import Projector
+from datrix.projections.read_model import ReadModel
+from datrix.projections.read_models import CORE_READ_MODELS
+from datrix.projections.store import SQLiteReadStore
+from datrix.runtime.job_supervisor import Budgets, run_supervised
+from datrix.runtime.registry import load_registry, scan_job_kind
+from datrix.streams import scratch
+from datrix.streams.event_store import sqlite_event_store
+from datrix.streams.faults import crash_point
+from datrix.streams.messages import Envelope, command_envelope, decode_event
+from datrix.streams.object_store import open_object_store
+from datrix.streams.ports import ObjectStore
+from datrix.streams.processor import CommandProcessor
+from datrix.streams.registry import (
+    JobKind,
+    Registry,
+    RegistryError,
+    policy_reactions,
+    result_command_id,
+)
+from datrix.streams.settings import Settings
+from datrix.streams.sqlite_command_log import SQLiteCommandLog
 
 COMMAND_TRACKING = "command-processor:datrix.commands"
 DISPATCHER = "job-dispatcher"
@@ -104,7 +110,7 @@ class EmbeddedRuntime:
         """Built by the composition root (``runtime/bootstrap.py``). ``objects``: the
         object store (default: the one the settings name); ``jobs_in_process`` runs jobs
         in this process, without budgets or cancellation, with the scan on ``engines``
-        (default ``jobs.runner.ENGINES``: tests with stand-in engines only; a job process
+        (default ``datrix.jobs.runner.ENGINES``: tests with stand-in engines only; a job process
         has the real ones); ``notice`` receives one-line messages for the user (default:
         stderr); ``read_models`` are what the projector keeps; ``registry``: the
         aggregates, policies and job kinds (default: the core and the extensions of

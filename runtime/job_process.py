@@ -1,4 +1,4 @@
-"""The process one job runs in: ``python -m runtime.job_process OBJECTS PARENT_PID``.
+"""The process one job runs in: ``python -m datrix.runtime.job_process OBJECTS PARENT_PID``.
 
 OBJECTS is the parent's object store (``ObjectStore.location``: a folder, or
 ``s3://bucket/prefix`` with the service's DATRIX_S3_* settings). Objects a remote store
@@ -35,7 +35,7 @@ import threading
 import time
 from typing import IO
 
-from streams.faults import fault as test_fault
+from datrix.streams.faults import fault as test_fault
 
 PR_SET_PDEATHSIG = 1
 
@@ -69,10 +69,10 @@ def main(argv: list[str]) -> int:
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
 
-    from runtime.registry import load_registry
-    from streams.messages import decode_envelope, decode_event, encode_payload
-    from streams.object_store import open_object_store
-    from streams.settings import Settings
+    from datrix.runtime.registry import load_registry
+    from datrix.streams.messages import decode_envelope, decode_event, encode_payload
+    from datrix.streams.object_store import open_object_store
+    from datrix.streams.settings import Settings
 
     settings = Settings.model_validate_json(sys.stdin.buffer.readline())
     registry = load_registry(settings)  # the job kinds and types of DATRIX_EXTENSIONS too

@@ -28,12 +28,12 @@ from typing import Any
 
 import psutil
 
-from aggregates.common import Command
-from jobs.engine import ProgressFn, no_progress
-from streams import scratch
-from streams.messages import Envelope, decode_command, encode_envelope
-from streams.registry import JobKind
-from streams.settings import Settings
+from datrix.aggregates.common import Command
+from datrix.jobs.engine import ProgressFn, no_progress
+from datrix.streams import scratch
+from datrix.streams.messages import Envelope, decode_command, encode_envelope
+from datrix.streams.registry import JobKind
+from datrix.streams.settings import Settings
 
 POLL_S = 0.2
 CANCEL_POLL_S = 0.5
@@ -101,7 +101,13 @@ def run_supervised(
         env = {**os.environ, "TMPDIR": str(workdir), "POLARS_TEMP_DIR": str(workdir)}
         with (workdir / "stderr.log").open("wb") as errlog:
             child = subprocess.Popen(
-                [sys.executable, "-m", "runtime.job_process", objects_location, str(os.getpid())],
+                [
+                    sys.executable,
+                    "-m",
+                    "datrix.runtime.job_process",
+                    objects_location,
+                    str(os.getpid()),
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=errlog,

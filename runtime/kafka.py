@@ -9,20 +9,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
-from aggregates.common import Command
-from jobs.engine import ProgressFn, no_progress
-from projections.read_model import ReadModel
-from projections.read_models import CORE_READ_MODELS
-from projections.store import PostgresReadStore
-from runtime.embedded import client_envelope
-from streams import scratch
-from streams.kafka import KafkaCommandLog, ensure_topics, topics_for
-from streams.messages import Envelope
-from streams.object_store import open_object_store
-from streams.ports import ObjectStore
-from streams.progress import ProgressSubscriber, SummaryCache, TenantCounters
-from streams.registry import Registry
-from streams.settings import Settings
+from datrix.aggregates.common import Command
+from datrix.jobs.engine import ProgressFn, no_progress
+from datrix.projections.read_model import ReadModel
+from datrix.projections.read_models import CORE_READ_MODELS
+from datrix.projections.store import PostgresReadStore
+from datrix.runtime.embedded import client_envelope
+from datrix.streams import scratch
+from datrix.streams.kafka import KafkaCommandLog, ensure_topics, topics_for
+from datrix.streams.messages import Envelope
+from datrix.streams.object_store import open_object_store
+from datrix.streams.ports import ObjectStore
+from datrix.streams.progress import ProgressSubscriber, SummaryCache, TenantCounters
+from datrix.streams.registry import Registry
+from datrix.streams.settings import Settings
 
 
 class NoAnswer(RuntimeError):
@@ -45,7 +45,7 @@ class KafkaRuntime:
         if not settings.database_url:
             raise RuntimeError("Kafka mode needs DATRIX_DATABASE_URL as well")
         assert settings.kafka_bootstrap is not None
-        from runtime.registry import load_registry
+        from datrix.runtime.registry import load_registry
 
         self.settings = settings
         self.registry = registry or load_registry(settings)

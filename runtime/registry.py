@@ -12,8 +12,8 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from aggregates.common import Command
-from aggregates.scan import (
+from datrix.aggregates.common import Command
+from datrix.aggregates.scan import (
     FailScan,
     JobRequested,
     RequestScan,
@@ -21,11 +21,11 @@ from aggregates.scan import (
     ScanCompleted,
     ScanFailed,
 )
-from jobs.engine import ScanTuning
-from jobs.runner import EngineFactory, run_scan_job
-from streams.ports import ObjectStore, ProgressFn
-from streams.registry import JobKind, Query, Registry, core_registry
-from streams.settings import Settings, SettingsError
+from datrix.jobs.engine import ScanTuning
+from datrix.jobs.runner import EngineFactory, run_scan_job
+from datrix.streams.ports import ObjectStore, ProgressFn
+from datrix.streams.registry import JobKind, Query, Registry, core_registry
+from datrix.streams.settings import Settings, SettingsError
 
 
 def _scan_failed(job: JobRequested, error_type: str, message: str) -> FailScan:
@@ -56,7 +56,7 @@ def _scan_notice(job: JobRequested, query: Query) -> str:
 
 
 def scan_job_kind(engines: Mapping[str, EngineFactory] | None = None) -> JobKind:
-    """The scan job: ``run_scan_job`` on ``engines`` (default ``jobs.runner.ENGINES``;
+    """The scan job: ``run_scan_job`` on ``engines`` (default ``datrix.jobs.runner.ENGINES``;
     tests pass stand-in engines) with the engines' tuning from the job's settings."""
 
     def run(

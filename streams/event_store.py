@@ -17,8 +17,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, ProcessRecorder, StoredEvent, Tracking
 
-from streams.messages import Envelope, decode_envelope, encode_envelope
-from streams.postgres import ensure_schema
+from datrix.streams.messages import Envelope, decode_envelope, encode_envelope
+from datrix.streams.postgres import ensure_schema
 
 __all__ = ["EventStore", "IntegrityError", "sqlite_event_store"]
 

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.codec import default_codec
-from streams.ports import ProgressFn
+from datrix.streams.codec import default_codec
+from datrix.streams.ports import ProgressFn
 
 log = logging.getLogger("datrix.progress")
 SCHEMA = "datrix.job.JobProgress"

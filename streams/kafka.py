@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.messages import Envelope, cloudevents_headers
-from streams.settings import Settings
+from datrix.streams.messages import Envelope, cloudevents_headers
+from datrix.streams.settings import Settings
 
 PARTITIONS = {"commands": 6, "events": 6, "jobs": 3, "progress": 3}
 FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from aggregates import dataset, outcome, scan
-from aggregates.common import Command, Event, avro_names
-from streams.codec import SCHEMA_DIR, AvroCodec, CodecError, default_codec, load_schema_set
+from datrix.aggregates import dataset, outcome, scan
+from datrix.aggregates.common import Command, Event, avro_names
+from datrix.streams.codec import SCHEMA_DIR, AvroCodec, CodecError, default_codec, load_schema_set
 
 SOURCE = "urn:datrix"
 _BASE_FIELDS = ("originator_id", "originator_version", "timestamp")

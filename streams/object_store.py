@@ -20,13 +20,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streams.content import sha256_file
+from datrix.streams.content import sha256_file
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig
 
-    from streams.ports import ObjectStore
-    from streams.settings import Settings
+    from datrix.streams.ports import ObjectStore
+    from datrix.streams.settings import Settings
 
 SCHEME = "datrix-object://"
 _TENANT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -281,7 +281,7 @@ def open_object_store(settings: Settings, location: str | None = None) -> Object
     if location is None:
         location = settings.object_store or str(settings.home / "objects")
     if location.startswith("s3://"):
-        from streams.settings import s3_location
+        from datrix.streams.settings import s3_location
 
         return S3ObjectStore(s3_location(location, settings))
     return LocalObjectStore(Path(location))

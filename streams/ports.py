@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 from uuid import UUID
 
-from streams.messages import Envelope
+from datrix.streams.messages import Envelope
 
 # progress(phase, done, total): called by engines during long work; total may be 0 if unknown
 ProgressFn = Callable[[str, int, int], None]

@@ -19,12 +19,18 @@ from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 
-from aggregates.common import Command, Event, Meta, Rejected
-from aggregates.outcome import CommandAccepted, CommandRejected
-from streams.codec import CodecError
-from streams.event_store import EventStore, IntegrityError
-from streams.messages import Envelope, TypeTable, decode_command, decode_event, event_envelope
-from streams.registry import Registry, core_registry
+from datrix.aggregates.common import Command, Event, Meta, Rejected
+from datrix.aggregates.outcome import CommandAccepted, CommandRejected
+from datrix.streams.codec import CodecError
+from datrix.streams.event_store import EventStore, IntegrityError
+from datrix.streams.messages import (
+    Envelope,
+    TypeTable,
+    decode_command,
+    decode_event,
+    event_envelope,
+)
+from datrix.streams.registry import Registry, core_registry
 
 Outcome = Literal["applied", "rejected", "duplicate"]
 

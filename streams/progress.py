@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from streams.messages import Envelope
-from streams.ports import ProgressFn, no_progress
+from datrix.streams.messages import Envelope
+from datrix.streams.ports import ProgressFn, no_progress
 
 log = logging.getLogger("datrix.redis")
 SUMMARY_TTL_S = 3600

@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from aggregates import dataset, outcome, scan
-from aggregates.common import AggregateSpec, Command, Event, avro_names
-from streams.messages import Envelope, TypeTable, command_envelope, decode_event, use_types
-from streams.ports import ObjectStore, ProgressFn
-from streams.settings import Settings
+from datrix.aggregates import dataset, outcome, scan
+from datrix.aggregates.common import AggregateSpec, Command, Event, avro_names
+from datrix.streams.messages import Envelope, TypeTable, command_envelope, decode_event, use_types
+from datrix.streams.ports import ObjectStore, ProgressFn
+from datrix.streams.settings import Settings
 
 Query = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 

@@ -30,7 +30,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, Setting
 from pydantic_settings.sources import PydanticBaseSettingsSource
 
 if TYPE_CHECKING:
-    from streams.object_store import S3Location
+    from datrix.streams.object_store import S3Location
 
 ENV_PREFIX = "DATRIX_"
 DEFAULT_JOB_TIMEOUT_S = 3600.0
@@ -207,7 +207,7 @@ class Settings(BaseSettings):
     s3_secret_key: str | None = Field(default=None, repr=False)
     s3_region: str | None = None
     # How the Polars engine reads a table (jobs/quality/table.py, near_duplicates/segments.py;
-    # jobs.engine.ScanTuning carries them into the engines): decoded whole up to this size
+    # datrix.jobs.engine.ScanTuning carries them into the engines): decoded whole up to this size
     # and row count, else bounded; chunk_rows forces the rows of a bounded chunk (tests and
     # benchmarks; 0: from the row width).
     scan_in_memory_mb: float = 512.0
@@ -340,7 +340,7 @@ class Settings(BaseSettings):
 
 def s3_location(url: str, settings: Settings) -> S3Location:
     """The S3 store at ``url`` (an ``s3://`` DATRIX_OBJECT_STORE) with the settings' service."""
-    from streams.object_store import S3Location
+    from datrix.streams.object_store import S3Location
 
     checked = _object_store(url)
     assert checked is not None

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from streams.messages import Envelope, decode_envelope, encode_envelope
+from datrix.streams.messages import Envelope, decode_envelope, encode_envelope
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS commands (

@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from jobs.quality import drift, outliers, sentinels
-from jobs.quality.profiling import ColumnStats
-from jobs.quality.sentinels import NegativeCounts, Sentinel
+from datrix.jobs.quality import drift, outliers, sentinels
+from datrix.jobs.quality.profiling import ColumnStats
+from datrix.jobs.quality.sentinels import NegativeCounts, Sentinel
 
 MAX_CATEGORIES = 10_000  # current distinct values above which a text column is not compared
 

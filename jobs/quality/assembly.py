@@ -12,19 +12,19 @@ from typing import Any
 
 import polars as pl
 
-from jobs.engine import ProgressFn
-from jobs.quality import drift
-from jobs.quality.accuracy import Accuracy
-from jobs.quality.accuracy import numeric_values as numeric_cells
-from jobs.quality.dates import DateChecks
-from jobs.quality.formats import FormatFinding
-from jobs.quality.issues import Finding, counted, number_issues, verb
-from jobs.quality.near_duplicates import DEFINITION, NearDuplicates
-from jobs.quality.outliers import IF_THRESHOLD
-from jobs.quality.pii import KIND_LABELS, PiiColumn
-from jobs.quality.profiling import ColumnStats
-from jobs.quality.scoring import ScoreInputs, build_scores
-from jobs.report import ColumnProfile, ScanOptions, ScanReport
+from datrix.jobs.engine import ProgressFn
+from datrix.jobs.quality import drift
+from datrix.jobs.quality.accuracy import Accuracy
+from datrix.jobs.quality.accuracy import numeric_values as numeric_cells
+from datrix.jobs.quality.dates import DateChecks
+from datrix.jobs.quality.formats import FormatFinding
+from datrix.jobs.quality.issues import Finding, counted, number_issues, verb
+from datrix.jobs.quality.near_duplicates import DEFINITION, NearDuplicates
+from datrix.jobs.quality.outliers import IF_THRESHOLD
+from datrix.jobs.quality.pii import KIND_LABELS, PiiColumn
+from datrix.jobs.quality.profiling import ColumnStats
+from datrix.jobs.quality.scoring import ScoreInputs, build_scores
+from datrix.jobs.report import ColumnProfile, ScanOptions, ScanReport
 
 
 def is_constant(stats: ColumnStats, rows: int) -> bool:
@@ -522,7 +522,7 @@ def build_report(
     )
     inputs = date_score_inputs(inputs, found.dates)
     if label is not None and rows > 0:
-        from jobs.quality.label_quality import assess_labels
+        from datrix.jobs.quality.label_quality import assess_labels
 
         progress("labels", total - 1, total)
         labelled = assess_labels(table(), label, findings, options.seed)

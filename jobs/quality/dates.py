@@ -60,8 +60,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from jobs.quality.formats import DATE_FORMATS, date_formats
-from jobs.quality.sentinels import SPIKE_RATIO, name_words
+from datrix.jobs.quality.formats import DATE_FORMATS, date_formats
+from datrix.jobs.quality.sentinels import SPIKE_RATIO, name_words
 
 DAY_US = 86_400_000_000
 PLACEHOLDER_DAYS: tuple[str, ...] = (

@@ -15,11 +15,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from jobs.quality.accuracy import RowFacts, RowPlan
-from jobs.quality.profiling import numeric_expr
-from jobs.quality.rowset import RowSet
-from jobs.quality.sentinels import NegativeCounts
-from jobs.quality.table import ScanTable, select_by_column
+from datrix.jobs.quality.accuracy import RowFacts, RowPlan
+from datrix.jobs.quality.profiling import numeric_expr
+from datrix.jobs.quality.rowset import RowSet
+from datrix.jobs.quality.sentinels import NegativeCounts
+from datrix.jobs.quality.table import ScanTable, select_by_column
 
 HASH_SEED = 0x5EED
 

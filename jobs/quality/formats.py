@@ -28,10 +28,10 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from jobs.quality.issues import counted, verb
-from jobs.quality.profiling import ColumnStats
-from jobs.quality.rowset import RowSet
-from jobs.quality.table import ScanTable
+from datrix.jobs.quality.issues import counted, verb
+from datrix.jobs.quality.profiling import ColumnStats
+from datrix.jobs.quality.rowset import RowSet
+from datrix.jobs.quality.table import ScanTable
 
 TYPE_SHARE = 0.95  # "mostly numbers/dates": at least 95 % of the sampled values
 MIN_TYPED_VALUES = 20  # fewer sampled values than this: no type is inferred

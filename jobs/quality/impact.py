@@ -73,10 +73,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from jobs.quality.issues import Finding
-from jobs.quality.labels import build_features
-from jobs.quality.rowset import as_indices
-from jobs.quality.scoring import impact_score, severity_for
+from datrix.jobs.quality.issues import Finding
+from datrix.jobs.quality.labels import build_features
+from datrix.jobs.quality.rowset import as_indices
+from datrix.jobs.quality.scoring import impact_score, severity_for
 
 SAMPLE_ROWS = 5_000
 FOLDS = 3
@@ -470,7 +470,7 @@ def drop_label_issues(label: str, seed: int = 0) -> TrainingFix:
     (the training folds: the check is re-run there, never shown a held-out label)."""
 
     def fit(train: pl.DataFrame) -> Fix:
-        from jobs.quality.labels import find_label_issues
+        from datrix.jobs.quality.labels import find_label_issues
 
         found = find_label_issues(train.drop(ROW_ID, strict=False), label, seed=seed)
         keep = np.ones(train.height, dtype=bool)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from jobs.quality.scoring import impact_score, severity_for
-from jobs.report import Dimension, Issue, Severity
+from datrix.jobs.quality.scoring import impact_score, severity_for
+from datrix.jobs.report import Dimension, Issue, Severity
 
 
 def counted(n: int, one: str, many: str | None = None) -> str:

@@ -28,9 +28,9 @@ from dataclasses import dataclass, replace
 
 import polars as pl
 
-from jobs.quality.impact import ImpactMeasurement, measure_finding_impacts
-from jobs.quality.issues import Finding
-from jobs.quality.labels import describe, find_label_issues, looks_like_noise
+from datrix.jobs.quality.impact import ImpactMeasurement, measure_finding_impacts
+from datrix.jobs.quality.issues import Finding
+from datrix.jobs.quality.labels import describe, find_label_issues, looks_like_noise
 
 log = logging.getLogger("datrix.quality")
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from jobs.quality.table import ScanTable
+from datrix.jobs.quality.table import ScanTable
 
 SAMPLE_ROWS = 200_000
 MAX_CATEGORIES = 50

@@ -46,7 +46,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from jobs.quality.profiling import ColumnStats
+from datrix.jobs.quality.profiling import ColumnStats
 
 # Tukey "far out" fences. With k = 1.5 about 0.7 % of perfectly normal data falls outside
 # the fences, which floods wide tables with false alarms; with k = 3.0 it is about 2 values

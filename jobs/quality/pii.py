@@ -27,9 +27,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from jobs.quality.profiling import ColumnStats
-from jobs.quality.rowset import RowSet
-from jobs.quality.table import ScanTable
+from datrix.jobs.quality.profiling import ColumnStats
+from datrix.jobs.quality.rowset import RowSet
+from datrix.jobs.quality.table import ScanTable
 
 MIN_SHARE = 0.30
 SAMPLE_SIZE = 50_000

@@ -54,27 +54,27 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from jobs.engine import ProgressFn, ScanTuning, no_progress
-from jobs.quality import accuracy
-from jobs.quality.assembly import Detected, TextChecks, build_report
-from jobs.quality.dates import DateChecks, TemporalColumn, assess, native_micros, text_column
-from jobs.quality.detection import duplicate_rows, evenly_spaced, row_facts
-from jobs.quality.drift import ColumnDrift
-from jobs.quality.formats import (
+from datrix.jobs.engine import ProgressFn, ScanTuning, no_progress
+from datrix.jobs.quality import accuracy
+from datrix.jobs.quality.assembly import Detected, TextChecks, build_report
+from datrix.jobs.quality.dates import DateChecks, TemporalColumn, assess, native_micros, text_column
+from datrix.jobs.quality.detection import duplicate_rows, evenly_spaced, row_facts
+from datrix.jobs.quality.drift import ColumnDrift
+from datrix.jobs.quality.formats import (
     case_variant_findings,
     categorical_columns,
     infer_text_types,
     typed_column_findings,
 )
-from jobs.quality.missingness import assess as assess_missingness
-from jobs.quality.near_duplicates import find_near_duplicates_in
-from jobs.quality.outliers import IF_FIT_ROWS, sample_step
-from jobs.quality.pii import SAMPLE_SIZE, detect_pii, pii_candidates, sample_frame
-from jobs.quality.profiling import ColumnStats, logical_type, profile_columns
-from jobs.quality.rowset import RowSet
-from jobs.quality.table import ScanTable
-from jobs.quality.types import stored_notes
-from jobs.report import ScanOptions, ScanReport
+from datrix.jobs.quality.missingness import assess as assess_missingness
+from datrix.jobs.quality.near_duplicates import find_near_duplicates_in
+from datrix.jobs.quality.outliers import IF_FIT_ROWS, sample_step
+from datrix.jobs.quality.pii import SAMPLE_SIZE, detect_pii, pii_candidates, sample_frame
+from datrix.jobs.quality.profiling import ColumnStats, logical_type, profile_columns
+from datrix.jobs.quality.rowset import RowSet
+from datrix.jobs.quality.table import ScanTable
+from datrix.jobs.quality.types import stored_notes
+from datrix.jobs.report import ScanOptions, ScanReport
 
 PHASES = ("profile", "duplicates", "outliers", "score")
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from jobs.quality.table import ScanTable
+from datrix.jobs.quality.table import ScanTable
 
 TOP_K = 5
 EDGE_K = 6  # smallest / largest distinct values kept per numeric column

@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from jobs.report import DEFAULT_WEIGHTS, DIMENSIONS, Scores, Severity
+from datrix.jobs.report import DEFAULT_WEIGHTS, DIMENSIONS, Scores, Severity
 
 # Severity by the share of rows an issue affects.
 CRITICAL_SHARE = 0.20  # >= 20 % of rows

@@ -42,7 +42,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from jobs.quality.profiling import ColumnStats
+from datrix.jobs.quality.profiling import ColumnStats
 
 MIN_DISTINCT = 12
 SPIKE_RATIO = 2.5

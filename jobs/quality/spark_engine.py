@@ -67,13 +67,13 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jobs.engine import ProgressFn, ScanTuning, no_progress
-from jobs.quality import accuracy, dates
-from jobs.quality.accuracy import RowFacts, RowPlan
-from jobs.quality.assembly import Detected, TextChecks, build_report
-from jobs.quality.dates import DateChecks
-from jobs.quality.drift import ColumnDrift
-from jobs.quality.formats import (
+from datrix.jobs.engine import ProgressFn, ScanTuning, no_progress
+from datrix.jobs.quality import accuracy, dates
+from datrix.jobs.quality.accuracy import RowFacts, RowPlan
+from datrix.jobs.quality.assembly import Detected, TextChecks, build_report
+from datrix.jobs.quality.dates import DateChecks
+from datrix.jobs.quality.drift import ColumnDrift
+from datrix.jobs.quality.formats import (
     EXAMPLES,
     FormatFinding,
     TextType,
@@ -87,13 +87,13 @@ from jobs.quality.formats import (
     spelling_variants,
     type_mismatch_description,
 )
-from jobs.quality.missingness import SAMPLE_ROWS as MISSINGNESS_ROWS
-from jobs.quality.missingness import Missingness
-from jobs.quality.missingness import assess as assess_missingness
-from jobs.quality.near_duplicates import NearDuplicates, find_near_duplicates, select_columns
-from jobs.quality.outliers import IF_FIT_ROWS, sample_step
-from jobs.quality.pii import SAMPLE_SIZE, PiiColumn, detect_pii, kind_mask, pii_candidates
-from jobs.quality.profiling import (
+from datrix.jobs.quality.missingness import SAMPLE_ROWS as MISSINGNESS_ROWS
+from datrix.jobs.quality.missingness import Missingness
+from datrix.jobs.quality.missingness import assess as assess_missingness
+from datrix.jobs.quality.near_duplicates import NearDuplicates, find_near_duplicates, select_columns
+from datrix.jobs.quality.outliers import IF_FIT_ROWS, sample_step
+from datrix.jobs.quality.pii import SAMPLE_SIZE, PiiColumn, detect_pii, kind_mask, pii_candidates
+from datrix.jobs.quality.profiling import (
     EDGE_K,
     NUMERIC_TYPES,
     QUANTILES,
@@ -102,9 +102,9 @@ from jobs.quality.profiling import (
     numeric_summary,
     top_value,
 )
-from jobs.quality.sentinels import NegativeCounts
-from jobs.quality.types import stored_notes
-from jobs.report import ScanOptions, ScanReport
+from datrix.jobs.quality.sentinels import NegativeCounts
+from datrix.jobs.quality.types import stored_notes
+from datrix.jobs.report import ScanOptions, ScanReport
 
 PHASES = ("profile", "duplicates", "outliers", "score")
 IDX = "__datrix_row"

@@ -3,8 +3,8 @@ registers unless told otherwise (see ``projections/read_model.py``)."""
 
 from __future__ import annotations
 
-from projections.read_model import ReadModel
-from projections.read_models import commands, datasets, quality
+from datrix.projections.read_model import ReadModel
+from datrix.projections.read_models import commands, datasets, quality
 
 CORE_READ_MODELS: tuple[ReadModel, ...] = (
     datasets.READ_MODEL,

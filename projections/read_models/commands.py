@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from aggregates.outcome import CommandAccepted, CommandRejected
-from projections.read_model import ReadModel
-from projections.store import Tx
-from streams.messages import Envelope
+from datrix.aggregates.outcome import CommandAccepted, CommandRejected
+from datrix.projections.read_model import ReadModel
+from datrix.projections.store import Tx
+from datrix.streams.messages import Envelope
 
 
 def _outcome(tx: Tx, env: Envelope, event: CommandAccepted | CommandRejected) -> str | None:

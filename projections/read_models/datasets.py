@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from aggregates import dataset
-from projections.read_model import ReadModel
-from projections.store import Tx
-from streams.messages import Envelope
+from datrix.aggregates import dataset
+from datrix.projections.read_model import ReadModel
+from datrix.projections.store import Tx
+from datrix.streams.messages import Envelope
 
 
 def _registered(tx: Tx, env: Envelope, event: dataset.DatasetRegistered) -> str | None:

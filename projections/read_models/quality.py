@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aggregates import scan
-from projections.read_model import ReadModel
-from projections.store import Tx
-from streams.messages import Envelope
+from datrix.aggregates import scan
+from datrix.projections.read_model import ReadModel
+from datrix.projections.store import Tx
+from datrix.streams.messages import Envelope
 
 
 def _requested(tx: Tx, env: Envelope, event: scan.ScanRequested) -> str | None:

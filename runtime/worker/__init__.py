@@ -18,21 +18,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from projections.read_model import ReadModel
-from projections.read_models import CORE_READ_MODELS
-from projections.store import PostgresReadStore
-from runtime.worker.common import WorkerContext, _retrying, log
-from runtime.worker.dispatcher import run_dispatcher
-from runtime.worker.jobs import run_jobs
-from runtime.worker.policies import run_policies
-from runtime.worker.processor import run_processor
-from runtime.worker.projector import run_projector
-from runtime.worker.relay import run_relay
-from streams.event_store import postgres_event_store
-from streams.kafka import Topics, ensure_topics
-from streams.ports import ObjectStore
-from streams.registry import Registry
-from streams.settings import Settings
+from datrix.projections.read_model import ReadModel
+from datrix.projections.read_models import CORE_READ_MODELS
+from datrix.projections.store import PostgresReadStore
+from datrix.runtime.worker.common import WorkerContext, _retrying, log
+from datrix.runtime.worker.dispatcher import run_dispatcher
+from datrix.runtime.worker.jobs import run_jobs
+from datrix.runtime.worker.policies import run_policies
+from datrix.runtime.worker.processor import run_processor
+from datrix.runtime.worker.projector import run_projector
+from datrix.runtime.worker.relay import run_relay
+from datrix.streams.event_store import postgres_event_store
+from datrix.streams.kafka import Topics, ensure_topics
+from datrix.streams.ports import ObjectStore
+from datrix.streams.registry import Registry
+from datrix.streams.settings import Settings
 
 __all__ = ["ROLES", "RUNNERS", "run_worker"]
 
@@ -61,7 +61,7 @@ def run_worker(
     the composition root (``runtime/bootstrap.py``), which may pass the object store,
     the registry (default: the core and the extensions of ``settings``, installed for
     this process) and the read models the projector keeps."""
-    from runtime.registry import load_registry
+    from datrix.runtime.registry import load_registry
 
     stop = threading.Event()
     registry = registry or load_registry(settings)

@@ -12,14 +12,14 @@ from typing import Any
 
 from eventsourcing.persistence import PersistenceError
 
-from projections.read_model import ReadModel
-from projections.read_models import CORE_READ_MODELS
-from streams.kafka import Topics
-from streams.messages import Envelope
-from streams.object_store import open_object_store
-from streams.ports import ObjectStore
-from streams.registry import Registry, core_registry
-from streams.settings import Settings
+from datrix.projections.read_model import ReadModel
+from datrix.projections.read_models import CORE_READ_MODELS
+from datrix.streams.kafka import Topics
+from datrix.streams.messages import Envelope
+from datrix.streams.object_store import open_object_store
+from datrix.streams.ports import ObjectStore
+from datrix.streams.registry import Registry, core_registry
+from datrix.streams.settings import Settings
 
 log = logging.getLogger("datrix.worker")
 

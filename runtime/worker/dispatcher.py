@@ -3,8 +3,8 @@ job kinds) -> ``datrix.jobs``."""
 
 from __future__ import annotations
 
-from runtime.worker.common import WorkerContext, _commit, _consume, log
-from streams.kafka import producer_config
+from datrix.runtime.worker.common import WorkerContext, _commit, _consume, log
+from datrix.streams.kafka import producer_config
 
 
 def run_dispatcher(ctx: WorkerContext) -> None:

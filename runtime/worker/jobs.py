@@ -8,15 +8,15 @@ from typing import Any
 
 from eventsourcing.persistence import PersistenceError
 
-from runtime.job_supervisor import Budgets, run_supervised
-from runtime.worker.common import WorkerContext, _retrying, log
-from streams import scratch
-from streams.event_store import EventStore, postgres_event_store
-from streams.job_progress import fan_out, progress_events
-from streams.kafka import KafkaCommandLog, from_message, producer_config
-from streams.messages import command_envelope, decode_event
-from streams.progress import ProgressPublisher
-from streams.registry import JobKind, Registry, RegistryError, result_command_id
+from datrix.runtime.job_supervisor import Budgets, run_supervised
+from datrix.runtime.worker.common import WorkerContext, _retrying, log
+from datrix.streams import scratch
+from datrix.streams.event_store import EventStore, postgres_event_store
+from datrix.streams.job_progress import fan_out, progress_events
+from datrix.streams.kafka import KafkaCommandLog, from_message, producer_config
+from datrix.streams.messages import command_envelope, decode_event
+from datrix.streams.progress import ProgressPublisher
+from datrix.streams.registry import JobKind, Registry, RegistryError, result_command_id
 
 
 def _ended(store: EventStore, registry: Registry, kind: JobKind, subject: uuid.UUID) -> bool:

@@ -9,9 +9,9 @@ the copies. With no policy registered the role has nothing to follow and waits.
 
 from __future__ import annotations
 
-from runtime.worker.common import WorkerContext, _commit, _consume, _retrying, log
-from streams.kafka import BadMessage, KafkaCommandLog, from_message
-from streams.registry import react
+from datrix.runtime.worker.common import WorkerContext, _commit, _consume, _retrying, log
+from datrix.streams.kafka import BadMessage, KafkaCommandLog, from_message
+from datrix.streams.registry import react
 
 
 def run_policies(ctx: WorkerContext) -> None:

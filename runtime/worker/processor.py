@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from runtime.worker.common import WorkerContext, _commit, _consume, _poison, _retrying
-from streams.event_store import postgres_event_store
-from streams.kafka import BadMessage, from_message
-from streams.messages import Envelope
-from streams.processor import CommandProcessor
+from datrix.runtime.worker.common import WorkerContext, _commit, _consume, _poison, _retrying
+from datrix.streams.event_store import postgres_event_store
+from datrix.streams.kafka import BadMessage, from_message
+from datrix.streams.messages import Envelope
+from datrix.streams.processor import CommandProcessor
 
 
 def run_processor(ctx: WorkerContext) -> None:

@@ -6,16 +6,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from projections.projector import Projector
-from projections.read_model import install
-from projections.store import PostgresReadStore
-from runtime.worker.common import WorkerContext, _commit, _consume, _last_offsets, _retrying, log
-from streams.kafka import BadMessage, from_message
-from streams.messages import Envelope
+from datrix.projections.projector import Projector
+from datrix.projections.read_model import install
+from datrix.projections.store import PostgresReadStore
+from datrix.runtime.worker.common import (
+    WorkerContext,
+    _commit,
+    _consume,
+    _last_offsets,
+    _retrying,
+    log,
+)
+from datrix.streams.kafka import BadMessage, from_message
+from datrix.streams.messages import Envelope
 
 
 def run_projector(ctx: WorkerContext) -> None:
-    from streams.progress import SummaryCache
+    from datrix.streams.progress import SummaryCache
 
     read_models = ctx.read_models
 

@@ -7,10 +7,10 @@ import contextlib
 
 from eventsourcing.persistence import PersistenceError, Tracking
 
-from runtime.worker.common import WorkerContext, _retrying, log
-from streams.event_store import EventStore, postgres_event_store
-from streams.kafka import producer_config, to_message
-from streams.messages import Envelope
+from datrix.runtime.worker.common import WorkerContext, _retrying, log
+from datrix.streams.event_store import EventStore, postgres_event_store
+from datrix.streams.kafka import producer_config, to_message
+from datrix.streams.messages import Envelope
 
 RELAY_TRACKING = "relay:datrix.events"
 

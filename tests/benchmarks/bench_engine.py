@@ -29,10 +29,10 @@ def main() -> None:
     parser.add_argument("--bounded", action="store_true", help="force the bounded path")
     parser.add_argument("--json", type=Path, help="write the issues here")
     args = parser.parse_args()
-    from jobs.engine import ScanTuning
-    from jobs.quality.polars_engine import PolarsScanEngine
-    from jobs.report import ScanOptions
-    from streams.settings import load_settings
+    from datrix.jobs.engine import ScanTuning
+    from datrix.jobs.quality.polars_engine import PolarsScanEngine
+    from datrix.jobs.report import ScanOptions
+    from datrix.streams.settings import load_settings
 
     # the DATRIX_SCAN_* settings, as a job process gets them
     tuning = ScanTuning.from_settings(load_settings())

@@ -40,9 +40,9 @@ import polars as pl
 from rich.console import Console
 from rich.table import Table
 
-from jobs.quality.detection import duplicate_rows
-from jobs.quality.near_duplicates import find_near_duplicates
-from jobs.quality.profiling import profile_columns
+from datrix.jobs.quality.detection import duplicate_rows
+from datrix.jobs.quality.near_duplicates import find_near_duplicates
+from datrix.jobs.quality.profiling import profile_columns
 
 ROOT = Path(__file__).resolve().parents[2]
 DATRIX = str(Path(sys.executable).with_name("datrix"))

@@ -345,7 +345,7 @@ def update_docs(block: str, name: str, keep_other_files: bool = False) -> None:
 def build_big_csv(gib: float, data_root: Path) -> tuple[Path, dict[str, Any]]:
     """A ~``gib`` GiB CSV of 1M-row chunks generated with seeds 1, 2, ... (so rows do not
     repeat across chunks), streamed chunk by chunk to disk; reused when already built."""
-    from jobs.bench.generate import generate
+    from datrix.jobs.bench.generate import generate
 
     target = data_root / f"big-{gib:g}gib.csv"
     meta_path = target.with_suffix(".json")

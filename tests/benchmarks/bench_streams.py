@@ -43,14 +43,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aggregates.dataset import RegisterDataset, dataset_id_for
-from projections.replay import BATCH, rebuild, rebuild_partitioned, table_checksums
-from projections.store import PostgresReadStore, SQLiteReadStore
-from runtime.embedded import EmbeddedRuntime
-from streams.event_store import postgres_event_store
-from streams.kafka import KafkaCommandLog, Topics, ensure_topics, read_topic
-from streams.messages import command_envelope
-from streams.settings import load_settings
+from datrix.aggregates.dataset import RegisterDataset, dataset_id_for
+from datrix.projections.replay import BATCH, rebuild, rebuild_partitioned, table_checksums
+from datrix.projections.store import PostgresReadStore, SQLiteReadStore
+from datrix.runtime.embedded import EmbeddedRuntime
+from datrix.streams.event_store import postgres_event_store
+from datrix.streams.kafka import KafkaCommandLog, Topics, ensure_topics, read_topic
+from datrix.streams.messages import command_envelope
+from datrix.streams.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DATRIX = str(Path(sys.executable).with_name("datrix"))

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from aggregates.common import AggregateSpec, Command, Event, Meta, Rejected, next_version
-from streams.messages import Envelope
-from streams.registry import Policy, Reaction, Registry
+from datrix.aggregates.common import AggregateSpec, Command, Event, Meta, Rejected, next_version
+from datrix.streams.messages import Envelope
+from datrix.streams.registry import Policy, Reaction, Registry
 
 NAMESPACE = "toy.ticket"
 SCHEMAS = Path(__file__).resolve().parent / "avro"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.ingest import ingest
-from jobs.quality.polars_engine import PolarsScanEngine
-from jobs.quality.spark_engine import SparkScanEngine
-from jobs.report import ScanOptions
+from datrix.jobs.ingest import ingest
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
+from datrix.jobs.quality.spark_engine import SparkScanEngine
+from datrix.jobs.report import ScanOptions
 from tests.awkward_types import ROWS, awkward_frame, write_mixed_json
 from tests.integration.conftest import Cli
 

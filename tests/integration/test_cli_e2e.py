@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from jobs.bench.generate import generate
+from datrix.jobs.bench.generate import generate
 from tests.integration.conftest import Cli
 
 pytestmark = pytest.mark.integration

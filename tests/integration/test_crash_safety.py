@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs.bench.generate import generate
-from runtime.embedded import COMMAND_TRACKING
-from streams.event_store import sqlite_event_store
-from streams.faults import FAULT_ENV, RUNTIME_POINTS
+from datrix.jobs.bench.generate import generate
+from datrix.runtime.embedded import COMMAND_TRACKING
+from datrix.streams.event_store import sqlite_event_store
+from datrix.streams.faults import FAULT_ENV, RUNTIME_POINTS
 from tests.integration.conftest import DATRIX, Cli
 
 pytestmark = pytest.mark.integration

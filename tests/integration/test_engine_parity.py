@@ -27,10 +27,10 @@ from typing import Any
 import polars as pl
 import pytest
 
-from jobs.bench.generate import generate
-from jobs.quality.polars_engine import PolarsScanEngine
-from jobs.quality.spark_engine import SparkScanEngine
-from jobs.report import ScanOptions, ScanReport
+from datrix.jobs.bench.generate import generate
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
+from datrix.jobs.quality.spark_engine import SparkScanEngine
+from datrix.jobs.report import ScanOptions, ScanReport
 
 pytestmark = pytest.mark.integration
 
@@ -225,8 +225,8 @@ def test_sample_positions_are_polars_gather_every() -> None:
     does (here with a step above 1: more non-null values than ``pii.SAMPLE_SIZE``)."""
     import numpy as np
 
-    from jobs.quality.pii import SAMPLE_SIZE
-    from jobs.quality.spark_engine import _sample_positions
+    from datrix.jobs.quality.pii import SAMPLE_SIZE
+    from datrix.jobs.quality.spark_engine import _sample_positions
 
     rng = np.random.default_rng(3)
     n = 2 * SAMPLE_SIZE + 777

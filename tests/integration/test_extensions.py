@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from projections.queries import Views
-from streams.messages import active_types, use_types
-from streams.registry import policy_command_id
-from streams.settings import load_settings
+from datrix.projections.queries import Views
+from datrix.streams.messages import active_types, use_types
+from datrix.streams.registry import policy_command_id
+from datrix.streams.settings import load_settings
 from tests.extensions import toy
 from tests.integration.conftest import ROOT, Cli, KafkaCli
 
@@ -85,7 +85,7 @@ def check_audit_and_replay(run: Any, low: uuid.UUID, high: uuid.UUID) -> None:
 
 
 def test_toy_extension_end_to_end_embedded(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    from runtime.embedded import EmbeddedRuntime
+    from datrix.runtime.embedded import EmbeddedRuntime
 
     monkeypatch.setenv("DATRIX_HOME", str(cli.home))
     monkeypatch.setenv("DATRIX_TENANT", "default")
@@ -110,7 +110,7 @@ def test_toy_extension_end_to_end_embedded(cli: Cli, monkeypatch: pytest.MonkeyP
 def test_toy_extension_end_to_end_in_kafka_mode(
     kafka_cli: KafkaCli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from runtime.kafka import KafkaRuntime
+    from datrix.runtime.kafka import KafkaRuntime
 
     assert kafka_cli.extra is not None
     kafka_cli.extra.update(extension_env())

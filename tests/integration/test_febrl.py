@@ -15,9 +15,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from jobs.quality.detection import duplicate_rows
-from jobs.quality.near_duplicates import find_near_duplicates
-from jobs.quality.profiling import profile_columns
+from datrix.jobs.quality.detection import duplicate_rows
+from datrix.jobs.quality.near_duplicates import find_near_duplicates
+from datrix.jobs.quality.profiling import profile_columns
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ ROUNDS = 3
 _BARRIER_MAIN = """
 import sys, time
 from pathlib import Path
-from gateway.cli import main
+from datrix.gateway.cli import main
 ready, go = Path(sys.argv[1]), Path(sys.argv[2])
 ready.touch()
 while not go.exists():

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.html_report import render_html
-from jobs.bench.generate import generate
-from jobs.quality.polars_engine import PolarsScanEngine
-from jobs.report import ScanOptions, ScanReport
+from datrix.gateway.html_report import render_html
+from datrix.jobs.bench.generate import generate
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
+from datrix.jobs.report import ScanOptions, ScanReport
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from jobs.bench.generate import generate
-from streams import scratch
+from datrix.jobs.bench.generate import generate
+from datrix.streams import scratch
 from tests.integration.conftest import DATRIX, Cli, Run
 
 pytestmark = pytest.mark.integration
@@ -210,7 +210,7 @@ def test_jobs_past_their_budgets_fail_with_the_reason(cli: Cli, data: Path) -> N
 _ORPHAN = """
 import os, sys
 from pathlib import Path
-from streams import scratch
+from datrix.streams import scratch
 folder = scratch.owned_tempdir(Path(sys.argv[1]), "ingest-")
 (folder / "part-0.parquet").write_bytes(b"PAR1" + b"x" * 4096)  # half written
 print(folder, flush=True)

@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aggregates.dataset import RegisterDataset, dataset_id_for
-from projections.store import PostgresReadStore
-from streams.event_store import postgres_event_store
-from streams.kafka import KafkaCommandLog, Topics
-from streams.messages import command_envelope
+from datrix.aggregates.dataset import RegisterDataset, dataset_id_for
+from datrix.projections.store import PostgresReadStore
+from datrix.streams.event_store import postgres_event_store
+from datrix.streams.kafka import KafkaCommandLog, Topics
+from datrix.streams.messages import command_envelope
 from tests.integration.conftest import ROOT, KafkaCli
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from jobs.bench.generate import generate
-from projections.store import PostgresReadStore
-from streams.settings import Settings
+from datrix.jobs.bench.generate import generate
+from datrix.projections.store import PostgresReadStore
+from datrix.streams.settings import Settings
 from tests.integration.conftest import KafkaCli
 
 pytestmark = pytest.mark.integration
@@ -21,8 +21,8 @@ def s3_keys(cli: KafkaCli) -> list[str]:
     """The object keys under the test's prefix of the S3 store, relative to it."""
     import obstore
 
-    from streams.object_store import S3ObjectStore
-    from streams.settings import s3_location
+    from datrix.streams.object_store import S3ObjectStore
+    from datrix.streams.settings import s3_location
 
     env = cli.env()
     url = env["DATRIX_OBJECT_STORE"]
@@ -195,7 +195,7 @@ def test_cancel_skips_a_queued_job_and_stops_a_running_one(
     import subprocess
     import time
 
-    from streams.job_progress import read_job_progress
+    from datrix.streams.job_progress import read_job_progress
     from tests.integration.conftest import DATRIX
 
     out, _ = data

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from jobs.quality.labels import find_label_issues
+from datrix.jobs.quality.labels import find_label_issues
 
 pytestmark = pytest.mark.integration
 
@@ -74,8 +74,8 @@ def test_fixing_flipped_labels_gains_on_held_out_rows(record_property: Any) -> N
     point is under two rows)."""
     from sklearn import datasets
 
-    from jobs.quality.impact import measure_finding_impacts
-    from jobs.quality.issues import Finding
+    from datrix.jobs.quality.impact import measure_finding_impacts
+    from datrix.jobs.quality.issues import Finding
 
     x, y = datasets.load_wine(return_X_y=True)
     deltas: list[float] = []

@@ -111,7 +111,7 @@ def test_a_job_without_cleanlab_fails_with_the_same_advice(bare: CliWithoutClean
     step raises LabelsUnavailable before fitting anything, naming the extra."""
     code = (
         "import polars as pl\n"
-        "from jobs.quality.labels import LabelsUnavailable, find_label_issues\n"
+        "from datrix.jobs.quality.labels import LabelsUnavailable, find_label_issues\n"
         "frame = pl.DataFrame({'x': list(range(200)), 'y': ['a', 'b'] * 100})\n"
         "try:\n    find_label_issues(frame, 'y')\n"
         "except LabelsUnavailable as exc:\n    print(exc)\n"

@@ -22,12 +22,12 @@ from typing import Any
 import polars as pl
 import pytest
 
-from jobs.bench.generate import generate
-from jobs.quality.detection import duplicate_rows
-from jobs.quality.near_duplicates import find_near_duplicates
-from jobs.quality.polars_engine import PolarsScanEngine
-from jobs.quality.profiling import profile_columns
-from jobs.report import ScanOptions, ScanReport
+from datrix.jobs.bench.generate import generate
+from datrix.jobs.quality.detection import duplicate_rows
+from datrix.jobs.quality.near_duplicates import find_near_duplicates
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
+from datrix.jobs.quality.profiling import profile_columns
+from datrix.jobs.report import ScanOptions, ScanReport
 
 pytestmark = pytest.mark.integration
 

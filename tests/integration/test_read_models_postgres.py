@@ -12,13 +12,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from projections.projector import Projector
-from projections.read_models import CORE_READ_MODELS
-from projections.replay import rebuild_partitioned, table_checksums
-from projections.store import PostgresReadStore
-from runtime.embedded import EmbeddedRuntime
-from streams.messages import Envelope
-from streams.settings import load_settings
+from datrix.projections.projector import Projector
+from datrix.projections.read_models import CORE_READ_MODELS
+from datrix.projections.replay import rebuild_partitioned, table_checksums
+from datrix.projections.store import PostgresReadStore
+from datrix.runtime.embedded import EmbeddedRuntime
+from datrix.streams.messages import Envelope
+from datrix.streams.settings import load_settings
 from tests.unit.test_read_models import TOY, some_commands
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from jobs.bench.generate import generate
+from datrix.jobs.bench.generate import generate
 from tests.integration.conftest import DATRIX, Cli
 
 pytestmark = pytest.mark.integration
@@ -248,7 +248,7 @@ def test_scan_options_in_the_read_model_match_the_migration_backfill(
     """Migration 6 fills label_column and weights_json of earlier scans from their
     ScanRequested audit entry; it must write exactly what the projector writes, or
     `replay --verify` would differ on upgraded state folders."""
-    from projections.migrations import MIGRATIONS
+    from datrix.projections.migrations import MIGRATIONS
 
     path = tmp_path / "labelled.csv"
     with path.open("w", newline="") as f:

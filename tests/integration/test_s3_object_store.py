@@ -13,7 +13,7 @@ from typing import Any
 import obstore
 import pytest
 
-from streams.object_store import SCHEME, ObjectStoreError, S3Location, S3ObjectStore
+from datrix.streams.object_store import SCHEME, ObjectStoreError, S3Location, S3ObjectStore
 from tests.integration.conftest import ROOT, Cli
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.bench.generate import generate
+from datrix.jobs.bench.generate import generate
 from tests.integration.conftest import DATRIX, Cli
 from tests.integration.terminal import run_in_terminal
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from aggregates import dataset, scan
-from aggregates.common import Event, Meta, Rejected
+from datrix.aggregates import dataset, scan
+from datrix.aggregates.common import Event, Meta, Rejected
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from jobs.bench.generate import generate
+from datrix.jobs.bench.generate import generate
 
 ROWS = 5_000
 

@@ -10,9 +10,16 @@ import pytest
 from fastavro import parse_schema
 from fastavro.utils import generate_many
 
-from aggregates import dataset, scan
-from streams.codec import MAGIC, SCHEMA_DIR, AvroCodec, CodecError, default_codec, load_schema_set
-from streams.messages import (
+from datrix.aggregates import dataset, scan
+from datrix.streams.codec import (
+    MAGIC,
+    SCHEMA_DIR,
+    AvroCodec,
+    CodecError,
+    default_codec,
+    load_schema_set,
+)
+from datrix.streams.messages import (
     NAMES,
     TYPES,
     command_envelope,
@@ -67,7 +74,7 @@ def test_current_readers_read_every_released_writer(path: Path) -> None:
 
 
 def load_schema_set_only(raw: dict[str, Any]) -> Any:
-    from streams.codec import SchemaSet
+    from datrix.streams.codec import SchemaSet
 
     s = SchemaSet()
     s.add(raw, current=True)
@@ -102,7 +109,7 @@ def test_garbage_is_refused_with_a_codec_error() -> None:
 
 
 def test_fingerprint_matches_the_avro_spec_vector() -> None:
-    from streams.codec import schema_fingerprint
+    from datrix.streams.codec import schema_fingerprint
 
     # CRC-64-AVRO of the canonical form "int" (Avro reference test vector), little-endian
     assert schema_fingerprint("int") == bytes.fromhex("8f5c393f1ad57572")[::-1]

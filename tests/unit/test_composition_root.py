@@ -10,16 +10,16 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from gateway import services
-from gateway.cli import main
-from gateway.errors import NotFound
-from jobs.engine import ScanTuning
-from jobs.report import ScanOptions, ScanReport, Scores
-from runtime.bootstrap import App, bootstrap
-from runtime.embedded import EmbeddedRuntime
-from streams.object_store import LocalObjectStore
-from streams.ports import ProgressFn, no_progress
-from streams.settings import Settings, SettingsError
+from datrix.gateway import services
+from datrix.gateway.cli import main
+from datrix.gateway.errors import NotFound
+from datrix.jobs.engine import ScanTuning
+from datrix.jobs.report import ScanOptions, ScanReport, Scores
+from datrix.runtime.bootstrap import App, bootstrap
+from datrix.runtime.embedded import EmbeddedRuntime
+from datrix.streams.object_store import LocalObjectStore
+from datrix.streams.ports import ProgressFn, no_progress
+from datrix.streams.settings import Settings, SettingsError
 
 
 class StandInEngine:

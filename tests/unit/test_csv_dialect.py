@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.csv_dialect import CsvOptions, Dialect, options_from_cli, sniff
+from datrix.jobs.csv_dialect import CsvOptions, Dialect, options_from_cli, sniff
 
 GERMAN = (
     "Kunde;Betrag;Datum;Notiz\r\n"

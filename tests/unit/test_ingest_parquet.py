@@ -9,9 +9,9 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import ingest as ingest_module
-from jobs.ingest import ingest
-from streams.content import sha256_file
+from datrix.jobs import ingest as ingest_module
+from datrix.jobs.ingest import ingest
+from datrix.streams.content import sha256_file
 
 FRAME = pl.DataFrame({"id": list(range(1_000)), "name": [f"n{i % 7}" for i in range(1_000)]})
 

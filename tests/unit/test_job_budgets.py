@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from streams import scratch
-from streams.settings import DEFAULT_JOB_TIMEOUT_S, SettingsError, load_settings
+from datrix.streams import scratch
+from datrix.streams.settings import DEFAULT_JOB_TIMEOUT_S, SettingsError, load_settings
 
 
 def test_budget_defaults_and_values() -> None:

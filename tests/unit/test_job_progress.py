@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from streams.job_progress import JobProgress, decode, encode, progress_events
+from datrix.streams.job_progress import JobProgress, decode, encode, progress_events
 
 
 def test_round_trip() -> None:

@@ -42,22 +42,26 @@ def test_the_code_keeps_the_layer_contract() -> None:
 
 def test_the_contract_catches_an_upward_import_and_io_in_the_domain(tmp_path: Path) -> None:
     """The same contract on a tree that breaks it: it must fail, naming both breaks."""
+    (tmp_path / "datrix").mkdir()
+    (tmp_path / "datrix" / "__init__.py").write_text("")
     for name in PACKAGES:
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "__init__.py").write_text("")
+        (tmp_path / "datrix" / name).mkdir()
+        (tmp_path / "datrix" / name / "__init__.py").write_text("")
     # the messaging layer reaching up into the runtime layer
-    (tmp_path / "streams" / "codec.py").write_text("import runtime.embedded\n")
-    (tmp_path / "runtime" / "embedded.py").write_text("")
+    (tmp_path / "datrix" / "streams" / "codec.py").write_text("import datrix.runtime.embedded\n")
+    (tmp_path / "datrix" / "runtime" / "embedded.py").write_text("")
     # jobs and projections are independent
-    (tmp_path / "jobs" / "runner.py").write_text("from projections import store\n")
-    (tmp_path / "projections" / "store.py").write_text("")
+    (tmp_path / "datrix" / "jobs" / "runner.py").write_text(
+        "from datrix.projections import store\n"
+    )
+    (tmp_path / "datrix" / "projections" / "store.py").write_text("")
     # the domain opening a database
-    (tmp_path / "aggregates" / "scan.py").write_text("import sqlite3\n")
+    (tmp_path / "datrix" / "aggregates" / "scan.py").write_text("import sqlite3\n")
 
     result = _lint_imports(tmp_path, tmp_path)
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "0 kept, 2 broken" in result.stdout
-    assert "streams.codec -> runtime.embedded" in result.stdout
-    assert "jobs.runner -> projections.store" in result.stdout
-    assert "aggregates.scan -> sqlite3" in result.stdout
+    assert "datrix.streams.codec -> datrix.runtime.embedded" in result.stdout
+    assert "datrix.jobs.runner -> datrix.projections.store" in result.stdout
+    assert "datrix.aggregates.scan -> sqlite3" in result.stdout

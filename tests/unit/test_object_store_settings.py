@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.object_store import LocalObjectStore, S3ObjectStore, open_object_store
-from streams.settings import SettingsError, load_settings, s3_location
+from datrix.streams.object_store import LocalObjectStore, S3ObjectStore, open_object_store
+from datrix.streams.settings import SettingsError, load_settings, s3_location
 
 
 @pytest.fixture

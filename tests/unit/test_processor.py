@@ -10,10 +10,10 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
-from aggregates import dataset, scan
-from streams.event_store import EventStore, sqlite_event_store
-from streams.messages import command_envelope, decode_event
-from streams.processor import CommandProcessor
+from datrix.aggregates import dataset, scan
+from datrix.streams.event_store import EventStore, sqlite_event_store
+from datrix.streams.messages import command_envelope, decode_event
+from datrix.streams.processor import CommandProcessor
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NAME = "command-processor:test"

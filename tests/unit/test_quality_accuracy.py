@@ -9,11 +9,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from jobs.quality import outliers, sentinels
-from jobs.quality.polars_engine import PolarsScanEngine
-from jobs.quality.profiling import ColumnStats, NumericSummary
-from jobs.quality.sentinels import NegativeCounts
-from jobs.report import ISSUE_TYPES, Issue, ScanOptions, ScanReport
+from datrix.jobs.quality import outliers, sentinels
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
+from datrix.jobs.quality.profiling import ColumnStats, NumericSummary
+from datrix.jobs.quality.sentinels import NegativeCounts
+from datrix.jobs.report import ISSUE_TYPES, Issue, ScanOptions, ScanReport
 
 
 def numeric_stats(

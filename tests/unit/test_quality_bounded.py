@@ -17,13 +17,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from jobs.bench.generate import generate
-from jobs.engine import ScanTuning
-from jobs.quality.polars_engine import PolarsScanEngine
-from jobs.quality.rowset import RowSet
-from jobs.quality.table import ScanTable
-from jobs.report import ScanOptions, ScanReport
-from streams.settings import SettingsError, load_settings
+from datrix.jobs.bench.generate import generate
+from datrix.jobs.engine import ScanTuning
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
+from datrix.jobs.quality.rowset import RowSet
+from datrix.jobs.quality.table import ScanTable
+from datrix.jobs.report import ScanOptions, ScanReport
+from datrix.streams.settings import SettingsError, load_settings
 
 ROWS = 8_000
 CHUNK_ROWS = 1_500  # not a divisor of ROWS: the last chunk is short

@@ -9,9 +9,16 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from jobs.quality.dates import DAY_US, TemporalColumn, assess, is_birth, text_column, text_micros
-from jobs.quality.polars_engine import PolarsScanEngine
-from jobs.report import ScanOptions, ScanReport
+from datrix.jobs.quality.dates import (
+    DAY_US,
+    TemporalColumn,
+    assess,
+    is_birth,
+    text_column,
+    text_micros,
+)
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
+from datrix.jobs.report import ScanOptions, ScanReport
 
 
 def micros(text: str) -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from jobs.quality.assembly import distribution_findings
-from jobs.quality.profiling import profile_columns
+from datrix.jobs.quality.assembly import distribution_findings
+from datrix.jobs.quality.profiling import profile_columns
 
 
 def findings(frame: pl.DataFrame) -> dict[str, str]:

@@ -11,11 +11,11 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from aggregates.scan import JobRequested
-from jobs.quality import drift
-from jobs.quality.polars_engine import PolarsScanEngine
-from jobs.report import ScanOptions, ScanReport
-from jobs.runner import scan_options
+from datrix.aggregates.scan import JobRequested
+from datrix.jobs.quality import drift
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
+from datrix.jobs.report import ScanOptions, ScanReport
+from datrix.jobs.runner import scan_options
 
 N = 5000
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from jobs.quality import formats
-from jobs.quality.polars_engine import PolarsScanEngine
-from jobs.report import Issue, ScanOptions, ScanReport
+from datrix.jobs.quality import formats
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
+from datrix.jobs.report import Issue, ScanOptions, ScanReport
 
 
 def scan(tmp_path: Path, frame: pl.DataFrame) -> ScanReport:
@@ -109,7 +109,7 @@ def test_date_formats_classifier() -> None:
 
 
 def test_categorical_columns_rule() -> None:
-    from jobs.quality.profiling import ColumnStats
+    from datrix.jobs.quality.profiling import ColumnStats
 
     stats = [
         ColumnStats("few", "string", 0, 5),

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from jobs.quality.impact import (
+from datrix.jobs.quality.impact import (
     FULL_SCALE_DELTA,
     MIN_NOISE,
     ROW_ID,
@@ -27,8 +27,8 @@ from jobs.quality.impact import (
     standard_fix,
     winsorize,
 )
-from jobs.quality.issues import Finding
-from jobs.quality.labels import find_label_issues
+from datrix.jobs.quality.issues import Finding
+from datrix.jobs.quality.labels import find_label_issues
 
 
 def _planted(n: int, seed: int = 0) -> tuple[pl.DataFrame, dict[str, list[int]]]:
@@ -271,7 +271,7 @@ def test_a_fresh_process_measures_on_one_thread() -> None:
     script = """
 import numpy as np, polars as pl
 from threadpoolctl import threadpool_info
-from jobs.quality.impact import measure_impacts
+from datrix.jobs.quality.impact import measure_impacts
 seen = []
 def fix(frame):
     seen.extend(i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openmp")

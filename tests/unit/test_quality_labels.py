@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from jobs.quality.labels import (
+from datrix.jobs.quality.labels import (
     MIN_CLASS_MEMBERS,
     LabelFindings,
     build_features,

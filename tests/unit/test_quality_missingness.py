@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from jobs.bench.generate import generate
-from jobs.quality.missingness import classify
+from datrix.jobs.bench.generate import generate
+from datrix.jobs.quality.missingness import classify
 
 
 def _classify(frame: pl.DataFrame) -> dict[str, str]:

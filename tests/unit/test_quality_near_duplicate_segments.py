@@ -10,12 +10,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from jobs.bench.generate import generate
-from jobs.quality import near_duplicates as nd
-from jobs.quality.detection import duplicate_rows
-from jobs.quality.profiling import ColumnStats, profile_columns
-from jobs.quality.rowset import RowSet
-from jobs.quality.table import ScanTable
+from datrix.jobs.bench.generate import generate
+from datrix.jobs.quality import near_duplicates as nd
+from datrix.jobs.quality.detection import duplicate_rows
+from datrix.jobs.quality.profiling import ColumnStats, profile_columns
+from datrix.jobs.quality.rowset import RowSet
+from datrix.jobs.quality.table import ScanTable
 
 ROWS = 20_000
 

@@ -11,12 +11,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from jobs.quality import near_duplicates as nd
-from jobs.quality.detection import duplicate_rows
-from jobs.quality.near_duplicates import blocking
-from jobs.quality.polars_engine import PolarsScanEngine
-from jobs.quality.profiling import profile_columns
-from jobs.report import Issue, ScanOptions, ScanReport
+from datrix.jobs.quality import near_duplicates as nd
+from datrix.jobs.quality.detection import duplicate_rows
+from datrix.jobs.quality.near_duplicates import blocking
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
+from datrix.jobs.quality.profiling import profile_columns
+from datrix.jobs.report import Issue, ScanOptions, ScanReport
 
 
 def scan(tmp_path: Path, frame: pl.DataFrame) -> ScanReport:

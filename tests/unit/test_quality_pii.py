@@ -9,9 +9,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from jobs.quality import pii
-from jobs.quality.polars_engine import PolarsScanEngine
-from jobs.report import ScanOptions, ScanReport
+from datrix.jobs.quality import pii
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
+from datrix.jobs.report import ScanOptions, ScanReport
 
 
 def scan(tmp_path: Path, frame: pl.DataFrame) -> ScanReport:

@@ -12,17 +12,17 @@ from typing import Any
 import polars as pl
 import pytest
 
-from jobs.engine import ScanEngine
-from jobs.quality import detection
-from jobs.quality.polars_engine import PolarsScanEngine
-from jobs.quality.scoring import (
+from datrix.jobs.engine import ScanEngine
+from datrix.jobs.quality import detection
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
+from datrix.jobs.quality.scoring import (
     ScoreInputs,
     dimension_scores,
     impact_score,
     overall_score,
     severity_for,
 )
-from jobs.report import DIMENSIONS, ISSUE_TYPES, Issue, ScanOptions, ScanReport
+from datrix.jobs.report import DIMENSIONS, ISSUE_TYPES, Issue, ScanOptions, ScanReport
 
 
 def scan(tmp_path: Path, frame: pl.DataFrame, options: ScanOptions | None = None) -> ScanReport:

@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from jobs.quality.polars_engine import PolarsScanEngine
-from jobs.quality.scoring import (
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
+from datrix.jobs.quality.scoring import (
     ScoreInputs,
     build_scores,
     dimension_scores,
@@ -17,7 +17,7 @@ from jobs.quality.scoring import (
     parse_weights,
     validate_weights,
 )
-from jobs.report import DEFAULT_WEIGHTS, DIMENSIONS, ScanOptions
+from datrix.jobs.report import DEFAULT_WEIGHTS, DIMENSIONS, ScanOptions
 
 SCORES = {
     "completeness": 90.0,

@@ -8,10 +8,10 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.ingest import ingest
-from jobs.quality.polars_engine import PolarsScanEngine
-from jobs.quality.types import json_records_frame, normalise_types, stored_notes
-from jobs.report import ScanOptions
+from datrix.jobs.ingest import ingest
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
+from datrix.jobs.quality.types import json_records_frame, normalise_types, stored_notes
+from datrix.jobs.report import ScanOptions
 from tests.awkward_types import ROWS, awkward_frame, mixed_json_records, write_mixed_json
 
 

@@ -16,11 +16,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from jobs.quality import missingness, profiling
-from jobs.quality.accuracy import Accuracy
-from jobs.quality.assembly import core_findings
-from jobs.quality.profiling import ColumnStats, profile_columns
-from jobs.quality.table import ScanTable, select_by_column
+from datrix.jobs.quality import missingness, profiling
+from datrix.jobs.quality.accuracy import Accuracy
+from datrix.jobs.quality.assembly import core_findings
+from datrix.jobs.quality.profiling import ColumnStats, profile_columns
+from datrix.jobs.quality.table import ScanTable, select_by_column
 
 
 def _wide_frame(columns: int, rows: int, seed: int = 0) -> pl.DataFrame:
@@ -120,8 +120,8 @@ def test_select_by_column_equals_select(monkeypatch: pytest.MonkeyPatch) -> None
     exprs = [(c, pl.col(c).null_count().alias(f"n:{c}")) for c in frame.columns]
     exprs += [(c, pl.col(c).len().alias(f"l:{c}")) for c in frame.columns[:5]]
     expected = frame.select([e for _, e in exprs])
-    monkeypatch.setattr("jobs.quality.table.MANY_QUERIES", 3)
-    monkeypatch.setattr("jobs.quality.table.BATCH_COLUMNS", 7)
+    monkeypatch.setattr("datrix.jobs.quality.table.MANY_QUERIES", 3)
+    monkeypatch.setattr("datrix.jobs.quality.table.BATCH_COLUMNS", 7)
     found = select_by_column(frame, exprs)
     assert found.select(expected.columns).equals(expected)
 
@@ -131,7 +131,7 @@ def test_many_queries_collect_in_batches(monkeypatch: pytest.MonkeyPatch) -> Non
     table = ScanTable.in_memory(frame)
     queries = [table.narrow([c]).select(pl.col(c).n_unique()) for c in frame.columns]
     expected = [q.collect() for q in queries]
-    monkeypatch.setattr("jobs.quality.table.MANY_QUERIES", 4)
+    monkeypatch.setattr("datrix.jobs.quality.table.MANY_QUERIES", 4)
     found = table.collect_all(queries)
     assert len(found) == len(expected)
     assert all(a.equals(b) for a, b in zip(found, expected, strict=True))
@@ -217,8 +217,8 @@ def test_null_finding_says_when_the_missingness_cap_applied() -> None:
 def test_html_histograms_in_column_batches_equal_one_query(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gateway import html_report
-    from jobs.report import ColumnProfile
+    from datrix.gateway import html_report
+    from datrix.jobs.report import ColumnProfile
 
     frame = _wide_frame(60, 200, seed=3)
     path = tmp_path / "wide.parquet"

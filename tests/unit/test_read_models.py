@@ -11,17 +11,22 @@ from typing import Any
 
 import pytest
 
-from aggregates.dataset import DatasetRegistered, DeleteDataset, RegisterDataset, dataset_id_for
-from aggregates.outcome import CommandAccepted, CommandRejected
-from projections import audit, migrations
-from projections.projector import Projector
-from projections.read_model import Dispatch, ReadModel, ReadModelError
-from projections.read_models import CORE_READ_MODELS
-from projections.replay import checksum_order, rebuild, table_checksums
-from projections.store import SQLiteReadStore, Tx
-from runtime.embedded import EmbeddedRuntime
-from streams.messages import Envelope
-from streams.settings import load_settings
+from datrix.aggregates.dataset import (
+    DatasetRegistered,
+    DeleteDataset,
+    RegisterDataset,
+    dataset_id_for,
+)
+from datrix.aggregates.outcome import CommandAccepted, CommandRejected
+from datrix.projections import audit, migrations
+from datrix.projections.projector import Projector
+from datrix.projections.read_model import Dispatch, ReadModel, ReadModelError
+from datrix.projections.read_models import CORE_READ_MODELS
+from datrix.projections.replay import checksum_order, rebuild, table_checksums
+from datrix.projections.store import SQLiteReadStore, Tx
+from datrix.runtime.embedded import EmbeddedRuntime
+from datrix.streams.messages import Envelope
+from datrix.streams.settings import load_settings
 
 # -- a toy read model: accepted and rejected commands counted per tenant and type ----------
 _TOY_TABLE = """

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from aggregates import dataset, scan
-from aggregates.common import Command
-from runtime.embedded import EmbeddedRuntime
-from runtime.registry import SCAN_JOB, default_registry, load_registry
-from streams.codec import CodecError
-from streams.event_store import EventStore, sqlite_event_store
-from streams.messages import (
+from datrix.aggregates import dataset, scan
+from datrix.aggregates.common import Command
+from datrix.runtime.embedded import EmbeddedRuntime
+from datrix.runtime.registry import SCAN_JOB, default_registry, load_registry
+from datrix.streams.codec import CodecError
+from datrix.streams.event_store import EventStore, sqlite_event_store
+from datrix.streams.messages import (
     CORE_TYPES,
     NAMES,
     TYPES,
@@ -28,8 +28,8 @@ from streams.messages import (
     decode_command,
     use_types,
 )
-from streams.processor import CommandProcessor, _aggregate_ids
-from streams.registry import (
+from datrix.streams.processor import CommandProcessor, _aggregate_ids
+from datrix.streams.registry import (
     Policy,
     Reaction,
     Registry,
@@ -40,7 +40,7 @@ from streams.registry import (
     react,
     result_command_id,
 )
-from streams.settings import SettingsError, load_settings
+from datrix.streams.settings import SettingsError, load_settings
 from tests.extensions import toy
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -79,8 +79,8 @@ def envelope(
 def test_core_type_table_is_what_the_modules_declared_before() -> None:
     """The same Avro names as the old per-module scan (every Command/Event subclass of
     dataset, scan and outcome; JobRequested in datrix.job), so old logs decode the same."""
-    from aggregates import outcome
-    from aggregates.common import Event
+    from datrix.aggregates import outcome
+    from datrix.aggregates.common import Event
 
     expected: dict[str, type] = {}
     for module, ns in (
@@ -341,7 +341,7 @@ def test_the_toy_needs_no_edit_outside_tests() -> None:
         [
             sys.executable,
             "-c",
-            "import sys, gateway.cli, runtime.worker, runtime.job_process; "
+            "import sys, datrix.gateway.cli, datrix.runtime.worker, datrix.runtime.job_process; "
             "sys.exit('tests.extensions.toy' in sys.modules)",
         ],
         cwd=ROOT,

@@ -1,4 +1,4 @@
-"""gateway.render: one sanitiser for every data-derived string the CLI prints."""
+"""datrix.gateway.render: one sanitiser for every data-derived string the CLI prints."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 from rich.console import Console
 
-from gateway import render
+from datrix.gateway import render
 
 EVIL = "[bold red]EVIL[/bold red][link=http://evil.example]x[/link]"
 SGR = re.compile(r"\x1b\[[0-9;]*m")  # colours and bold: what rich itself adds

@@ -12,11 +12,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from gateway.html_report import SAMPLE_ROWS, _samples
-from jobs import runner
-from jobs.quality.rowset import RowSet
-from jobs.report import Issue, ScanReport, Scores
-from streams.object_store import LocalObjectStore
+from datrix.gateway.html_report import SAMPLE_ROWS, _samples
+from datrix.jobs import runner
+from datrix.jobs.quality.rowset import RowSet
+from datrix.jobs.report import Issue, ScanReport, Scores
+from datrix.streams.object_store import LocalObjectStore
 
 
 def issue(issue_id: str, kind: str = "null_values", count: int = 0) -> Issue:

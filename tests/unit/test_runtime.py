@@ -9,23 +9,23 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from aggregates.dataset import (
+from datrix.aggregates.dataset import (
     AddDatasetVersion,
     DeleteDataset,
     RegisterDataset,
     dataset_id_for,
 )
-from aggregates.scan import RequestScan
-from jobs import runner
-from jobs.engine import ProgressFn, no_progress
-from jobs.report import ColumnProfile, Issue, ScanOptions, ScanReport, Scores
-from projections import audit
-from projections.queries import Views
-from projections.replay import rebuild, table_checksums
-from projections.store import SQLiteReadStore
-from runtime.bootstrap import bootstrap
-from runtime.embedded import EmbeddedRuntime
-from streams.settings import Settings
+from datrix.aggregates.scan import RequestScan
+from datrix.jobs import runner
+from datrix.jobs.engine import ProgressFn, no_progress
+from datrix.jobs.report import ColumnProfile, Issue, ScanOptions, ScanReport, Scores
+from datrix.projections import audit
+from datrix.projections.queries import Views
+from datrix.projections.replay import rebuild, table_checksums
+from datrix.projections.store import SQLiteReadStore
+from datrix.runtime.bootstrap import bootstrap
+from datrix.runtime.embedded import EmbeddedRuntime
+from datrix.streams.settings import Settings
 
 
 class CountingEngine:
@@ -187,7 +187,7 @@ def test_job_rerun_after_crash_resubmits_the_same_result(
 
 
 def test_read_model_migrations_are_recorded_once(tmp_path: Path) -> None:
-    from projections import migrations
+    from datrix.projections import migrations
 
     path = tmp_path / "rm.db"
     SQLiteReadStore(path)
@@ -197,7 +197,7 @@ def test_read_model_migrations_are_recorded_once(tmp_path: Path) -> None:
 
 
 def test_auto_engine_picks_spark_only_for_large_inputs_on_a_cluster() -> None:
-    from gateway.services import SPARK_THRESHOLD_BYTES, choose_engine
+    from datrix.gateway.services import SPARK_THRESHOLD_BYTES, choose_engine
 
     big, small = SPARK_THRESHOLD_BYTES, SPARK_THRESHOLD_BYTES - 1
     assert choose_engine("auto", big, "spark://cluster:7077") == "spark"

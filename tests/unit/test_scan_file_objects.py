@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from aggregates.dataset import DeleteDataset
-from gateway import services
-from gateway.errors import UserInputError
-from jobs.engine import ProgressFn
-from runtime.bootstrap import bootstrap
-from runtime.embedded import EmbeddedRuntime
-from streams.settings import Settings
+from datrix.aggregates.dataset import DeleteDataset
+from datrix.gateway import services
+from datrix.gateway.errors import UserInputError
+from datrix.jobs.engine import ProgressFn
+from datrix.runtime.bootstrap import bootstrap
+from datrix.runtime.embedded import EmbeddedRuntime
+from datrix.streams.settings import Settings
 
 
 @pytest.fixture

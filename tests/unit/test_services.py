@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from aggregates.dataset import DeleteDataset
-from gateway import services
-from gateway.errors import DatrixError, NotFound, UserInputError
-from runtime.embedded import EmbeddedRuntime
-from streams.settings import load_settings
+from datrix.aggregates.dataset import DeleteDataset
+from datrix.gateway import services
+from datrix.gateway.errors import DatrixError, NotFound, UserInputError
+from datrix.runtime.embedded import EmbeddedRuntime
+from datrix.streams.settings import load_settings
 
 CSV = "id,city,amount\n1,Oslo,10\n2,,20\n3,Bergen,30\n4,,40\n5,Oslo,50\n"
 

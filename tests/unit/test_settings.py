@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from jobs.engine import ScanTuning
-from jobs.ingest import Limits, limits_from
-from jobs.quality import table
-from jobs.quality.near_duplicates import segments
-from streams.settings import Settings, SettingsError, load_settings
+from datrix.jobs.engine import ScanTuning
+from datrix.jobs.ingest import Limits, limits_from
+from datrix.jobs.quality import table
+from datrix.jobs.quality.near_duplicates import segments
+from datrix.streams.settings import Settings, SettingsError, load_settings
 
 EVERY = {
     "DATRIX_HOME": "/srv/datrix",

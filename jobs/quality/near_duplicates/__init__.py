@@ -77,7 +77,7 @@ the pairs of all segments together, as the whole-table search counts the table's
 Measured (``tests/benchmarks/bench_febrl.py``, 2 busy shared cores): Febrl 1/2/3 F1
 1.0000 / 1.0000 / 0.9999 (one true pair of 6,538 missed), the same with the types a CSV
 read gives; no pair on the Febrl originals alone or on generated data with its near
-copies removed; pair precision and recall 1.0 on ``jobs.bench.generate`` data at 20k,
+copies removed; pair precision and recall 1.0 on ``datrix.jobs.bench.generate`` data at 20k,
 100k and 1M rows, the 1M-row detection in 15-25 s (profiling, exact duplicates apart).
 
 Modules (one per step): ``columns`` (what is compared, normalisation), ``hashing`` (value
@@ -88,7 +88,7 @@ result) and ``segments`` (``find_near_duplicates_in``). This package exports wha
 use.
 """
 
-from jobs.quality.near_duplicates.blocking import (
+from datrix.jobs.quality.near_duplicates.blocking import (
     KEY_BUDGET_PER_ROW,
     LSH_BELOW_KEYS,
     MAX_CANDIDATES,
@@ -97,9 +97,9 @@ from jobs.quality.near_duplicates.blocking import (
     choose_keys,
     key_pairs,
 )
-from jobs.quality.near_duplicates.blocking import _bucket_codes as _bucket_codes
-from jobs.quality.near_duplicates.columns import normalise, select_columns, surrogate_keys
-from jobs.quality.near_duplicates.comparison import (
+from datrix.jobs.quality.near_duplicates.blocking import _bucket_codes as _bucket_codes
+from datrix.jobs.quality.near_duplicates.columns import normalise, select_columns, surrogate_keys
+from datrix.jobs.quality.near_duplicates.comparison import (
     CLOSE,
     DIFFERENT,
     EQUAL,
@@ -110,11 +110,11 @@ from jobs.quality.near_duplicates.comparison import (
     Comparator,
     find_swaps,
 )
-from jobs.quality.near_duplicates.hashing import HASH_BATCH, value_counts, value_hashes
-from jobs.quality.near_duplicates.hashing import _pair_cost as _pair_cost
-from jobs.quality.near_duplicates.lsh import _bucket_pairs as _bucket_pairs
-from jobs.quality.near_duplicates.lsh import lsh_pairs, minhash, mix_tokens
-from jobs.quality.near_duplicates.model import (
+from datrix.jobs.quality.near_duplicates.hashing import HASH_BATCH, value_counts, value_hashes
+from datrix.jobs.quality.near_duplicates.hashing import _pair_cost as _pair_cost
+from datrix.jobs.quality.near_duplicates.lsh import _bucket_pairs as _bucket_pairs
+from datrix.jobs.quality.near_duplicates.lsh import lsh_pairs, minhash, mix_tokens
+from datrix.jobs.quality.near_duplicates.model import (
     EVIDENCE_STEP,
     FieldModel,
     chance_threshold,
@@ -122,12 +122,12 @@ from jobs.quality.near_duplicates.model import (
     run_em,
     score_pairs,
 )
-from jobs.quality.near_duplicates.search import (
+from datrix.jobs.quality.near_duplicates.search import (
     DEFINITION,
     NearDuplicates,
     find_near_duplicates,
 )
-from jobs.quality.near_duplicates.segments import (
+from datrix.jobs.quality.near_duplicates.segments import (
     SEGMENT_ROWS,
     find_near_duplicates_in,
     partition_column,

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from jobs.quality.near_duplicates.hashing import _pair_cost, _value_counts
-from jobs.quality.near_duplicates.lsh import BANDS, MAX_BUCKET, _band_keys, _bucket_pairs
+from datrix.jobs.quality.near_duplicates.hashing import _pair_cost, _value_counts
+from datrix.jobs.quality.near_duplicates.lsh import BANDS, MAX_BUCKET, _band_keys, _bucket_pairs
 
 # Key blocking.
 KEY_BUDGET_PER_ROW = 3.0  # a key yields at most this many candidate pairs per row...

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from jobs.quality.profiling import ColumnStats
+from datrix.jobs.quality.profiling import ColumnStats
 
 # Types compared, and types whose columns count as ids when unique (a unique float is a
 # measurement).

@@ -11,7 +11,7 @@ import polars as pl
 from rapidfuzz.distance import JaroWinkler
 from rapidfuzz.process import cpdist
 
-from jobs.quality.near_duplicates.columns import _has_similarity, _is_text, _normalised
+from datrix.jobs.quality.near_duplicates.columns import _has_similarity, _is_text, _normalised
 
 NULL, EQUAL, CLOSE, FAIR, DIFFERENT = 0, 1, 2, 3, 4
 LEVELS = 5

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from jobs.quality.near_duplicates.columns import _is_text, normalise
+from datrix.jobs.quality.near_duplicates.columns import _is_text, normalise
 
 HASH_BATCH = 4  # columns hashed together (the transient of value_hashes)
 HASH_SEED = 0x5EED

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from jobs.quality.near_duplicates.blocking import BlockingKey
-from jobs.quality.near_duplicates.comparison import (
+from datrix.jobs.quality.near_duplicates.blocking import BlockingKey
+from datrix.jobs.quality.near_duplicates.comparison import (
     CLOSE,
     DIFFERENT,
     EQUAL,
@@ -21,7 +21,7 @@ from jobs.quality.near_duplicates.comparison import (
     NULL,
     Comparator,
 )
-from jobs.quality.near_duplicates.hashing import HASH_SEED
+from datrix.jobs.quality.near_duplicates.hashing import HASH_SEED
 
 U_SAMPLE = 50_000  # random row pairs for the u probabilities of the similarity levels
 EM_SAMPLE = 50_000  # candidates the EM runs on

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from jobs.quality.near_duplicates.blocking import candidate_pairs, choose_keys
-from jobs.quality.near_duplicates.columns import select_columns, surrogate_keys
-from jobs.quality.near_duplicates.comparison import (
+from datrix.jobs.quality.near_duplicates.blocking import candidate_pairs, choose_keys
+from datrix.jobs.quality.near_duplicates.columns import select_columns, surrogate_keys
+from datrix.jobs.quality.near_duplicates.comparison import (
     CLOSE,
     DIFFERENT,
     EQUAL,
@@ -21,8 +21,8 @@ from jobs.quality.near_duplicates.comparison import (
     coarse_levels,
     find_swaps,
 )
-from jobs.quality.near_duplicates.hashing import HASH_SEED, value_hashes, value_summary
-from jobs.quality.near_duplicates.model import (
+from datrix.jobs.quality.near_duplicates.hashing import HASH_SEED, value_hashes, value_summary
+from datrix.jobs.quality.near_duplicates.model import (
     EM_SAMPLE,
     FieldModel,
     _lookup,
@@ -32,8 +32,8 @@ from jobs.quality.near_duplicates.model import (
     score_pairs,
     u_probabilities,
 )
-from jobs.quality.profiling import ColumnStats
-from jobs.quality.rowset import as_indices
+from datrix.jobs.quality.profiling import ColumnStats
+from datrix.jobs.quality.rowset import as_indices
 
 # What a near duplicate is, for the finding's description.
 DEFINITION = (

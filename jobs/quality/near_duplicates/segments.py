@@ -13,17 +13,17 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
-from jobs.quality.near_duplicates.columns import (
+from datrix.jobs.quality.near_duplicates.columns import (
     _agreement,
     _is_text,
     normalise,
     select_columns,
     surrogate_keys,
 )
-from jobs.quality.near_duplicates.search import NearDuplicates, _detect, _find_whole, _result
-from jobs.quality.profiling import ColumnStats
-from jobs.quality.rowset import RowSet, as_indices
-from jobs.quality.table import ScanTable
+from datrix.jobs.quality.near_duplicates.search import NearDuplicates, _detect, _find_whole, _result
+from datrix.jobs.quality.profiling import ColumnStats
+from datrix.jobs.quality.rowset import RowSet, as_indices
+from datrix.jobs.quality.table import ScanTable
 
 # Rows searched together at most, about 1 GB of columns and hashes for 50 columns.
 SEGMENT_ROWS = 500_000  # ~0.8 GiB peak per segment of 50 mixed columns (1M: ~1.3 GiB)
