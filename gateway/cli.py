@@ -385,7 +385,7 @@ def replay(verify: bool, as_of: datetime | None, keep: bool) -> None:
         out.print(f"rebuilt tables kept in {render.safe(done.kept_in)}")
     if verify:
         done.raise_if_different()
-        out.print("live read models are identical to the replay")
+        out.print(f"live read models are identical to the replay ({len(done.tables)} tables)")
 
 
 @cli.group()

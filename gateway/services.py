@@ -835,6 +835,7 @@ class ReplayOutcome:
     kept_in: str | None  # where the rebuilt tables are (keep)
     verified: bool  # compared with the live read models
     differ: list[str]  # the live tables that differ (verified)
+    tables: tuple[str, ...] = ()  # the tables rebuilt and checksummed
 
     @property
     def identical(self) -> bool:
@@ -895,6 +896,7 @@ def replay(
         kept_in=where if keep else None,
         verified=verify,
         differ=differ,
+        tables=tuple(sorted(result.checksums)),
     )
 
 

@@ -18,7 +18,7 @@ environment's values); the others are parts: ``objects`` (an ``ObjectStore``),
 process only has the real ones), ``notice`` (the embedded runtime's one-line messages to
 the user), ``registry`` (aggregates, policies, job kinds; default: the core plus the
 modules of ``DATRIX_EXTENSIONS``) and ``read_models`` (what the projector keeps; default:
-the core's). The runtimes and the worker get the same parts.
+the core's and those the registry's modules add). The runtimes and the worker get the same parts.
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ from typing import TYPE_CHECKING, Any
 from datrix.jobs.engine import ScanTuning
 from datrix.jobs.runner import EngineFactory
 from datrix.projections.read_model import ReadModel
-from datrix.projections.read_models import CORE_READ_MODELS
 from datrix.runtime.embedded import EmbeddedRuntime
-from datrix.runtime.registry import load_registry
+from datrix.runtime.registry import load_registry, read_models_of
 from datrix.streams.kafka import Topics, topics_for
 from datrix.streams.object_store import open_object_store
 from datrix.streams.ports import ObjectStore
@@ -55,7 +54,7 @@ class App:
         jobs_in_process: bool = False,
         notice: Callable[[str], None] | None = None,
         registry: Registry | None = None,
-        read_models: Sequence[ReadModel] = CORE_READ_MODELS,
+        read_models: Sequence[ReadModel] | None = None,
     ) -> None:
         if engines is not None and not jobs_in_process:
             raise ValueError(
@@ -70,7 +69,14 @@ class App:
         self._jobs_in_process = jobs_in_process
         self._notice = notice
         self._registry = registry
-        self.read_models = tuple(read_models)
+        self._read_models = read_models
+
+    @cached_property
+    def read_models(self) -> tuple[ReadModel, ...]:
+        """The read models given, else the core's and the registry's."""
+        if self._read_models is not None:
+            return tuple(self._read_models)
+        return read_models_of(self.registry)
 
     @cached_property
     def registry(self) -> Registry:
@@ -143,7 +149,7 @@ def bootstrap(
     jobs_in_process: bool = False,
     notice: Callable[[str], None] | None = None,
     registry: Registry | None = None,
-    read_models: Sequence[ReadModel] = CORE_READ_MODELS,
+    read_models: Sequence[ReadModel] | None = None,
     **overrides: Any,
 ) -> App:
     """An ``App`` from ``settings`` (default: ``load_settings()``), with ``overrides`` of

@@ -33,10 +33,9 @@ from datrix.jobs.engine import ProgressFn, no_progress
 from datrix.jobs.runner import EngineFactory
 from datrix.projections.projector import Projector
 from datrix.projections.read_model import ReadModel
-from datrix.projections.read_models import CORE_READ_MODELS
 from datrix.projections.store import SQLiteReadStore
 from datrix.runtime.job_supervisor import Budgets, run_supervised
-from datrix.runtime.registry import load_registry, scan_job_kind
+from datrix.runtime.registry import load_registry, read_models_of, scan_job_kind
 from datrix.streams import scratch
 from datrix.streams.event_store import sqlite_event_store
 from datrix.streams.faults import crash_point
@@ -104,7 +103,7 @@ class EmbeddedRuntime:
         engines: Mapping[str, EngineFactory] | None = None,
         jobs_in_process: bool = False,
         notice: Callable[[str], None] | None = None,
-        read_models: Sequence[ReadModel] = CORE_READ_MODELS,
+        read_models: Sequence[ReadModel] | None = None,
         registry: Registry | None = None,
     ) -> None:
         """Built by the composition root (``runtime/bootstrap.py``). ``objects``: the
@@ -112,7 +111,8 @@ class EmbeddedRuntime:
         in this process, without budgets or cancellation, with the scan on ``engines``
         (default ``datrix.jobs.runner.ENGINES``: tests with stand-in engines only; a job process
         has the real ones); ``notice`` receives one-line messages for the user (default:
-        stderr); ``read_models`` are what the projector keeps; ``registry``: the
+        stderr); ``read_models`` are what the projector keeps (default: the core's and the
+        registry's); ``registry``: the
         aggregates, policies and job kinds (default: the core and the extensions of
         ``settings``), installed for this process."""
         self.settings = settings
@@ -131,7 +131,9 @@ class EmbeddedRuntime:
         self.objects = objects if objects is not None else open_object_store(settings)
         self.owner_store = self.read_store  # one tenant-agnostic file; views filter by tenant
         self.processor = CommandProcessor(self.events, self.registry)
-        self.read_models = tuple(read_models)
+        self.read_models = (
+            tuple(read_models) if read_models is not None else read_models_of(self.registry)
+        )
         self.projector = Projector(self.read_store, read_models=self.read_models)
         self._lock_path = home / "engine.lock"
         self.jobs_dir = home / "jobs"

@@ -12,7 +12,6 @@ from uuid import UUID
 from datrix.aggregates.common import Command
 from datrix.jobs.engine import ProgressFn, no_progress
 from datrix.projections.read_model import ReadModel
-from datrix.projections.read_models import CORE_READ_MODELS
 from datrix.projections.store import PostgresReadStore
 from datrix.runtime.embedded import client_envelope
 from datrix.streams import scratch
@@ -41,16 +40,18 @@ class KafkaRuntime:
         """Built by the composition root (``runtime/bootstrap.py``); ``objects``: the
         object store (default: the one the settings name); ``registry``: the aggregates,
         policies and job kinds (default: the core and the settings' extensions);
-        ``read_models``: what replay rebuilds (default: the core's)."""
+        ``read_models``: what replay rebuilds (default: the core's and the registry's)."""
         if not settings.database_url:
             raise RuntimeError("Kafka mode needs DATRIX_DATABASE_URL as well")
         assert settings.kafka_bootstrap is not None
-        from datrix.runtime.registry import load_registry
+        from datrix.runtime.registry import load_registry, read_models_of
 
         self.settings = settings
         self.registry = registry or load_registry(settings)
         self.registry.install()
-        self.read_models = tuple(read_models) if read_models is not None else CORE_READ_MODELS
+        self.read_models = (
+            tuple(read_models) if read_models is not None else read_models_of(self.registry)
+        )
         self.topics = topics_for(settings)
         ensure_topics(settings.kafka_bootstrap, self.topics)
         self.commands = KafkaCommandLog(settings.kafka_bootstrap, self.topics)

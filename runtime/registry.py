@@ -23,8 +23,10 @@ from datrix.aggregates.scan import (
 )
 from datrix.jobs.engine import ScanTuning
 from datrix.jobs.runner import EngineFactory, run_scan_job
+from datrix.projections.read_model import ReadModel
+from datrix.projections.read_models import CORE_READ_MODELS
 from datrix.streams.ports import ObjectStore, ProgressFn
-from datrix.streams.registry import JobKind, Query, Registry, core_registry
+from datrix.streams.registry import JobKind, Query, Registry, RegistryError, core_registry
 from datrix.streams.settings import Settings, SettingsError
 
 
@@ -102,3 +104,15 @@ def load_registry(settings: Settings) -> Registry:
         register(registry)
         registry.extensions.append(name)
     return registry
+
+
+def read_models_of(registry: Registry) -> tuple[ReadModel, ...]:
+    """What the projector keeps in a process with ``registry``: the core read models, then
+    the extensions' in the order they were registered."""
+    for model in registry.read_models:
+        if not isinstance(model, ReadModel):
+            raise RegistryError(
+                f"{type(model).__name__} {model.name!r} is not a "
+                "datrix.projections.read_model.ReadModel"
+            )
+    return (*CORE_READ_MODELS, *registry.read_models)

@@ -121,6 +121,9 @@ class Registry:
     _types: dict[str, type] = field(default_factory=dict)
     _by_command: dict[type, AggregateSpec] = field(default_factory=dict)
     extensions: list[str] = field(default_factory=list)
+    # read models of the extensions (``projections.read_model.ReadModel``, a layer above:
+    # the runtime layer checks them, ``runtime.registry.read_models_of``)
+    read_models: list[Any] = field(default_factory=list)
 
     # -- registration ------------------------------------------------------------------------
     def add_types(self, names: dict[str, type]) -> None:
@@ -147,6 +150,16 @@ class Registry:
             raise RegistryError(f"policy {policy.name!r} is registered twice")
         self.policies[policy.name] = policy
         self._changed()
+
+    def add_read_model(self, read_model: Any) -> None:
+        """A ``projections.read_model.ReadModel`` the projector keeps beside the core's
+        (and replay rebuilds), in every process that loads this registry."""
+        name = getattr(read_model, "name", None)
+        if not isinstance(name, str) or not name:
+            raise RegistryError(f"{read_model!r} is not a read model (it has no name)")
+        if any(known.name == name for known in self.read_models):
+            raise RegistryError(f"read model {name!r} is registered twice")
+        self.read_models.append(read_model)
 
     def add_job_kind(self, kind: JobKind, *, replace: bool = False) -> None:
         """``replace``: swap a registered kind of that name (e.g. the scan on stand-in

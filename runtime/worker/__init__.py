@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 
 from datrix.projections.read_model import ReadModel
-from datrix.projections.read_models import CORE_READ_MODELS
 from datrix.projections.store import PostgresReadStore
 from datrix.runtime.worker.common import WorkerContext, _retrying, log
 from datrix.runtime.worker.dispatcher import run_dispatcher
@@ -55,18 +54,20 @@ def run_worker(
     *,
     objects: ObjectStore | None = None,
     registry: Registry | None = None,
-    read_models: Sequence[ReadModel] = CORE_READ_MODELS,
+    read_models: Sequence[ReadModel] | None = None,
 ) -> None:
     """Run the roles until SIGTERM/SIGINT; a role that crashes is restarted. Started by
     the composition root (``runtime/bootstrap.py``), which may pass the object store,
     the registry (default: the core and the extensions of ``settings``, installed for
-    this process) and the read models the projector keeps."""
-    from datrix.runtime.registry import load_registry
+    this process) and the read models the projector keeps (default: the core's and the
+    registry's)."""
+    from datrix.runtime.registry import load_registry, read_models_of
 
     stop = threading.Event()
     registry = registry or load_registry(settings)
     registry.install()
-    ctx = WorkerContext(settings, topics, stop, objects, registry, tuple(read_models))
+    models = tuple(read_models) if read_models is not None else read_models_of(registry)
+    ctx = WorkerContext(settings, topics, stop, objects, registry, models)
     ensure_topics(ctx.bootstrap, topics)
     # create the tables once, before the roles race to do it
     _retrying(

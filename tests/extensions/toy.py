@@ -1,6 +1,7 @@
 """A toy extension, registered from this test module only (``DATRIX_EXTENSIONS=
 tests.extensions.toy``): a ticket aggregate with two commands and two events, its own Avro
-schemas (``avro/``), and a policy that closes low-priority tickets as they open.
+schemas (``avro/``), a policy that closes low-priority tickets as they open, and a read
+model (``toy_tickets``, its own migration) that the projector keeps and replay rebuilds.
 
 Nothing outside tests/ names it: the registry, the processor, both runtimes and the
 projector handle it from this registration alone.
@@ -15,6 +16,9 @@ from typing import Any
 from uuid import UUID
 
 from datrix.aggregates.common import AggregateSpec, Command, Event, Meta, Rejected, next_version
+from datrix.projections import migrations
+from datrix.projections.read_model import ReadModel
+from datrix.projections.store import Tx
 from datrix.streams.messages import Envelope
 from datrix.streams.registry import Policy, Reaction, Registry
 
@@ -124,7 +128,51 @@ def triage(event: TicketOpened, envelope: Envelope) -> list[Reaction]:
 TRIAGE = Policy(name="ticket-triage", follows=(TicketOpened,), react=triage)
 
 
+# ---- the read model -------------------------------------------------------------------
+_TICKETS = """
+CREATE TABLE IF NOT EXISTS toy_tickets (
+    id       TEXT PRIMARY KEY,
+    tenant   TEXT NOT NULL,
+    title    TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    reason   TEXT
+)"""
+
+
+def _opened(tx: Tx, env: Envelope, event: TicketOpened) -> str | None:
+    tx.execute(
+        "INSERT INTO toy_tickets (id, tenant, title, priority, status) VALUES (?, ?, ?, ?, 'open')",
+        (env.subject, env.tenant, event.title, event.priority),
+    )
+    return None
+
+
+def _closed(tx: Tx, env: Envelope, event: TicketClosed) -> str | None:
+    tx.execute(
+        "UPDATE toy_tickets SET status = 'closed', reason = ? WHERE id = ?",
+        (event.reason, env.subject),
+    )
+    return None
+
+
+TICKETS = ReadModel(
+    name="toy-tickets",
+    tables={"toy_tickets": "id"},
+    handlers={TicketOpened: _opened, TicketClosed: _closed},
+    migrations=[
+        migrations.Migration(
+            1,
+            "tickets",
+            [_TICKETS],
+            lambda _schema: [_TICKETS, *migrations.tenant_isolation("toy_tickets")],
+        )
+    ],
+)
+
+
 def register(registry: Registry) -> None:
     registry.add_schemas(SCHEMAS)
     registry.add_aggregate(AGGREGATE)
     registry.add_policy(TRIAGE)
+    registry.add_read_model(TICKETS)

@@ -1,7 +1,8 @@
 """A toy aggregate + policy registered from a test module only (``tests/extensions/toy.py``,
 ``DATRIX_EXTENSIONS=tests.extensions.toy``) works end to end: in the embedded default and
 in Kafka mode, its commands are decided, the policy's command is processed and accepted,
-the audit trail lists the events and a replay of the read models still verifies."""
+its read model (``toy_tickets``) is kept by the projector, the audit trail lists the
+events and a replay of the read models, the toy's included, still verifies."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from datrix.gateway import services
 from datrix.projections.queries import Views
 from datrix.streams.messages import active_types, use_types
 from datrix.streams.registry import policy_command_id
@@ -84,6 +86,17 @@ def check_audit_and_replay(run: Any, low: uuid.UUID, high: uuid.UUID) -> None:
     assert "identical" in replay.stdout
 
 
+def tickets(rt: Any) -> list[tuple[str, str, str | None]]:
+    """The toy's read model, as the runtime's tenant sees it."""
+    rows = rt.read_store.query("SELECT id, status, reason FROM toy_tickets ORDER BY title")
+    return [(str(i), str(s), r) for i, s, r in rows]
+
+
+def expected_tickets(low: uuid.UUID, high: uuid.UUID) -> list[tuple[str, str, str | None]]:
+    # ordered by title: "printer jam" (low), "server down" (high)
+    return [(str(low), "closed", toy.AUTO_CLOSE_REASON), (str(high), "open", None)]
+
+
 def test_toy_extension_end_to_end_embedded(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     from datrix.runtime.embedded import EmbeddedRuntime
 
@@ -103,6 +116,10 @@ def test_toy_extension_end_to_end_embedded(cli: Cli, monkeypatch: pytest.MonkeyP
     closing = rt.events.load(low)[1]
     assert closing.causation_id == policy_command(opened_low.id, low)
     assert closing.correlation_id == str(opened_low.id)
+    assert toy.TICKETS in rt.read_models
+    assert tickets(rt) == expected_tickets(low, high)
+    replayed = services.replay(rt, verify=True)
+    assert replayed.identical and "toy_tickets" in replayed.tables
 
     check_audit_and_replay(ExtCli(cli.home), low, high)
 
@@ -133,7 +150,9 @@ def test_toy_extension_end_to_end_in_kafka_mode(
         if views.command_status(str(opened_high.id)) is None:
             return False
         types = [e["event_type"] for e in views.audit()]
-        return types.count("toy.ticket.TicketOpened") == 2 and "toy.ticket.TicketClosed" in types
+        if types.count("toy.ticket.TicketOpened") != 2 or "toy.ticket.TicketClosed" not in types:
+            return False
+        return tickets(rt) == expected_tickets(low, high)  # the worker's projector keeps it
 
     rt.wait_for(done, timeout=180)
     assert views.command_status(policy_id) == {"status": "accepted", "reason": None}

@@ -9,13 +9,16 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from datrix.aggregates import dataset, scan
 from datrix.aggregates.common import Command
+from datrix.projections.read_models import CORE_READ_MODELS
+from datrix.runtime.bootstrap import bootstrap
 from datrix.runtime.embedded import EmbeddedRuntime
-from datrix.runtime.registry import SCAN_JOB, default_registry, load_registry
+from datrix.runtime.registry import SCAN_JOB, default_registry, load_registry, read_models_of
 from datrix.streams.codec import CodecError
 from datrix.streams.event_store import EventStore, sqlite_event_store
 from datrix.streams.messages import (
@@ -289,6 +292,11 @@ def test_embedded_runtime_runs_the_policy_and_a_rerun_adds_nothing(
         ("toy.ticket.OpenTicket", "accepted"),
         ("toy.ticket.OpenTicket", "accepted"),
     ]
+    # the toy's read model, from the same registration
+    assert rt.read_store.query("SELECT title, status FROM toy_tickets ORDER BY title") == [
+        ("down", "open"),
+        ("jam", "closed"),
+    ]
     # a policy that crashed before saving its position reacts again: same ids, dropped
     before = (rt.commands.head(), rt.events.head())
     rt.commands.set_position("policy:ticket-triage", 0)
@@ -310,6 +318,21 @@ def test_extensions_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "toy.ticket.OpenTicket" not in TYPES and "toy.ticket.OpenTicket" not in CORE_TYPES.types
     monkeypatch.delenv("DATRIX_EXTENSIONS")
     assert load_settings().extensions == ()
+
+
+def test_read_models_come_from_the_registry(tmp_path: Path) -> None:
+    app = bootstrap(home=tmp_path / "home", extensions=("tests.extensions.toy",))
+    assert app.read_models == (*CORE_READ_MODELS, toy.TICKETS)
+    assert bootstrap(home=tmp_path / "home").read_models == CORE_READ_MODELS
+    registry = toy_registry()  # toy.register added TICKETS
+    assert registry.read_models == [toy.TICKETS]
+    with pytest.raises(RegistryError, match="read model 'toy-tickets' is registered twice"):
+        registry.add_read_model(toy.TICKETS)
+    with pytest.raises(RegistryError, match="has no name"):
+        registry.add_read_model(object())
+    registry.add_read_model(SimpleNamespace(name="not-a-read-model"))
+    with pytest.raises(RegistryError, match=r"is not a datrix\.projections\.read_model\.ReadModel"):
+        read_models_of(registry)
 
 
 def test_a_bad_extension_is_a_settings_error(monkeypatch: pytest.MonkeyPatch) -> None:
