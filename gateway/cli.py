@@ -196,7 +196,7 @@ def scan(
             raise UserInputError(f"--weights: {exc}") from None
     rt = runtime()
     with progress_bar(enabled=sys.stderr.isatty()) as progress:
-        submitted = services.submit_scan(
+        outcome = services.scan_file(
             rt,
             path,
             name=name,
@@ -208,7 +208,6 @@ def scan(
             csv_options=csv_options,
             sheet=sheet,
         )
-        outcome = services.await_scan(rt, submitted, progress)
     doc = services.report_document(rt, outcome.scan_id)
     if html_path is not None:
         services.write_html_report(rt, outcome.scan_id, html_path)
