@@ -77,6 +77,17 @@ def row_blocks(rows: Sequence[int], block: int = ROWS_BLOCK) -> Iterator[Indices
         yield arr[start : start + block]
 
 
+def _repeated(value: str, n: int) -> pa.Array:
+    """``value`` ``n`` times, a string array built from its buffers. Not ``pa.array`` or
+    ``pa.scalar``: those import pandas (pyarrow checks their input for pandas objects),
+    most of a second of every job process, which uses no pandas otherwise."""
+    data = value.encode()
+    offsets = (np.arange(n + 1, dtype=np.int64) * len(data)).astype(np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data * n)]
+    )
+
+
 class _RowsWriter:
     """Write (issue_id, row) pairs to Parquet in row groups of exactly ``group`` rows
     (the last one shorter), whatever the sizes of the blocks handed in: the bytes depend
@@ -108,11 +119,10 @@ class _RowsWriter:
     def _flush(self) -> None:
         if not self._pending:
             return
-        ids = pa.concat_arrays(
-            [pa.repeat(pa.scalar(i, pa.string()), len(b)) for i, b in self._parts]
-        )
-        rows = np.concatenate([b for _, b in self._parts]).astype(np.uint64)
-        table = pa.Table.from_arrays([ids, pa.array(rows, pa.uint64())], schema=ROWS_SCHEMA)
+        ids = pa.concat_arrays([_repeated(i, len(b)) for i, b in self._parts])
+        rows = np.ascontiguousarray(np.concatenate([b for _, b in self._parts]), np.uint64)
+        row_array = pa.Array.from_buffers(pa.uint64(), len(rows), [None, pa.py_buffer(rows)])
+        table = pa.Table.from_arrays([ids, row_array], schema=ROWS_SCHEMA)
         self._writer.write_table(table, row_group_size=self._group)
         self._parts, self._pending = [], 0
 

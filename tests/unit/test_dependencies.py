@@ -11,6 +11,7 @@ be imported lazily, inside a function, so the base install imports every module.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import re
 import sys
@@ -78,6 +79,7 @@ def _imports() -> dict[str, list[tuple[str, bool]]]:
     return found
 
 
+@functools.cache  # parsing every module is the cost of these tests; they only read it
 def _third_party() -> dict[str, list[tuple[str, bool]]]:
     """Distribution (normalised) -> where the shipped code imports it."""
     dists = importlib.metadata.packages_distributions()

@@ -3,6 +3,7 @@ a temporary DATRIX_HOME, real files, the real read models; what an HTTP route wi
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import uuid
 from datetime import UTC, datetime
@@ -20,16 +21,35 @@ CSV = "id,city,amount\n1,Oslo,10\n2,,20\n3,Bergen,30\n4,,40\n5,Oslo,50\n"
 
 
 @pytest.fixture
-def rt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> EmbeddedRuntime:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DATRIX_HOME", str(tmp_path / "home"))
-    return EmbeddedRuntime(load_settings())
+    return tmp_path / "home"
 
 
 @pytest.fixture
-def scanned(rt: EmbeddedRuntime, tmp_path: Path) -> services.ScanOutcome:
-    path = tmp_path / "sales.csv"
-    path.write_text(CSV)
-    return services.scan_file(rt, path)
+def rt(home: Path) -> EmbeddedRuntime:
+    return EmbeddedRuntime(load_settings())
+
+
+@pytest.fixture(scope="module")
+def scanned_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, services.ScanOutcome]:
+    """A home where CSV was scanned as sales.csv, made once: a scan is a job process (most
+    of the cost of a test here) and every test using it gets its own copy of the home."""
+    base = tmp_path_factory.mktemp("scanned")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DATRIX_HOME", str(base / "home"))
+        path = base / "sales.csv"
+        path.write_text(CSV)
+        return base / "home", services.scan_file(EmbeddedRuntime(load_settings()), path)
+
+
+@pytest.fixture
+def scanned(scanned_home: tuple[Path, services.ScanOutcome], home: Path) -> services.ScanOutcome:
+    """The scanned home copied to this test's home; request it before ``rt`` (a runtime
+    already there makes the copy fail: the home exists)."""
+    template, outcome = scanned_home
+    shutil.copytree(template, home)
+    return outcome
 
 
 def test_submit_returns_the_ids_at_once_and_await_gives_the_outcome(
@@ -81,7 +101,7 @@ def test_await_scan_of_a_refused_version_raises(rt: EmbeddedRuntime, tmp_path: P
 
 
 def test_command_status_of_a_rejected_command(
-    rt: EmbeddedRuntime, scanned: services.ScanOutcome
+    scanned: services.ScanOutcome, rt: EmbeddedRuntime
 ) -> None:
     subject = uuid.UUID(scanned.dataset_id)
     first = services.submit(rt, DeleteDataset(subject, "first"), subject)
@@ -99,7 +119,7 @@ def test_command_status_of_a_rejected_command(
         services.await_command(rt, uuid.uuid4())
 
 
-def test_replay_rebuilds_and_verifies(rt: EmbeddedRuntime, scanned: services.ScanOutcome) -> None:
+def test_replay_rebuilds_and_verifies(scanned: services.ScanOutcome, rt: EmbeddedRuntime) -> None:
     done = services.replay(rt, verify=True)
     assert done.events > 0 and len(done.checksum) == 64
     assert done.identical and done.differ == [] and done.kept_in is None
@@ -118,7 +138,7 @@ def test_replay_rebuilds_and_verifies(rt: EmbeddedRuntime, scanned: services.Sca
 
 
 def test_replay_verify_reports_a_changed_read_model(
-    rt: EmbeddedRuntime, scanned: services.ScanOutcome
+    scanned: services.ScanOutcome, rt: EmbeddedRuntime
 ) -> None:
     with sqlite3.connect(rt.settings.home / "readmodels.db") as db:
         db.execute("UPDATE quality_scans SET row_count = row_count + 1")
@@ -129,7 +149,7 @@ def test_replay_verify_reports_a_changed_read_model(
 
 
 def test_audit_verify_detects_a_tampered_row(
-    rt: EmbeddedRuntime, scanned: services.ScanOutcome
+    scanned: services.ScanOutcome, rt: EmbeddedRuntime
 ) -> None:
     check = services.verify_audit(rt)
     assert check.intact and check.checked > 3
@@ -146,7 +166,7 @@ def test_audit_verify_detects_a_tampered_row(
         check.raise_if_broken()
 
 
-def test_issue_rows(rt: EmbeddedRuntime, scanned: services.ScanOutcome) -> None:
+def test_issue_rows(scanned: services.ScanOutcome, rt: EmbeddedRuntime) -> None:
     _, issues = services.scan_issues(rt, scanned.scan_id)
     nulls = next(i for i in issues if i["type"] == "null_values" and i["column"] == "city")
     found = services.issue_rows(rt, scanned.scan_id[:8], nulls["id"].lower())  # prefixes
@@ -156,7 +176,7 @@ def test_issue_rows(rt: EmbeddedRuntime, scanned: services.ScanOutcome) -> None:
         services.issue_rows(rt, scanned.scan_id, "I999")
 
 
-def test_job_progress_and_jobs(rt: EmbeddedRuntime, scanned: services.ScanOutcome) -> None:
+def test_job_progress_and_jobs(scanned: services.ScanOutcome, rt: EmbeddedRuntime) -> None:
     with pytest.raises(UserInputError, match="published in Kafka mode"):
         services.job_progress(rt, scanned.scan_id)
     jobs = services.jobs_list(rt, include_ended=True)
