@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 import sysconfig
@@ -106,11 +107,17 @@ def _deps_without_datrix(into: Path) -> Path:
     """What this interpreter imports from beyond the standard library (its site-packages,
     and folders that .pth files add), as symlinks, minus its own datrix install and the
     checkout itself."""
+    # the standard library and lib-dynload, but not site-packages: in a venv "platstdlib"
+    # is the venv's lib/python3.X, the parent of its site-packages
     stdlib = {Path(sysconfig.get_path(k)).resolve() for k in ("stdlib", "platstdlib")}
+    sites = {Path(p).resolve() for p in site.getsitepackages()}
+    scripts = Path(sysconfig.get_path("scripts")).resolve()
     into.mkdir()
     for entry in sys.path:
         where = Path(entry or ".").resolve()
-        if not where.is_dir() or where == ROOT or where in stdlib or where.parent in stdlib:
+        if not where.is_dir() or where in (ROOT, scripts):
+            continue  # scripts: pytest's own folder when run as .venv/bin/pytest
+        if where not in sites and (where in stdlib or where.parent in stdlib):
             continue
         for item in where.iterdir():
             name = item.name
