@@ -11,6 +11,8 @@ stored and the command counts as a duplicate.
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Tracking
 
-from datrix.aggregates.common import Command, Event, Meta, Rejected
+from datrix.aggregates.common import AggregateSpec, Command, Event, Meta, Rejected
 from datrix.aggregates.outcome import CommandAccepted, CommandRejected
 from datrix.streams.codec import CodecError
 from datrix.streams.event_store import EventStore, IntegrityError
@@ -33,6 +35,7 @@ from datrix.streams.messages import (
 from datrix.streams.registry import Registry, core_registry
 
 Outcome = Literal["applied", "rejected", "duplicate"]
+log = logging.getLogger("datrix.processor")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,37 @@ class Result:
     outcome: Outcome
     events: tuple[Envelope, ...] = ()
     reason: str | None = None
+    # set when the command is not merely refused by its aggregate but cannot be handled
+    # at all (not a command, a handler that raised, a conflict that never cleared): the
+    # Kafka processor role sends its record to the dead-letter topic
+    dead_letter: str | None = None
+
+
+class HandlerError(Exception):
+    """An aggregate's ``decide`` or ``evolve`` raised something other than ``Rejected``:
+    a bug or a stored history it cannot fold. The command is recorded as rejected with
+    this reason and dead-lettered; the processor moves on."""
+
+
+def envelope_problem(env: Envelope) -> str | None:
+    """Why a command envelope cannot be processed (a required attribute missing or
+    malformed), or None. Never defaulted: a command without a tenant, actor or time is
+    refused, not applied as someone else's."""
+    if not env.type:
+        return "the envelope has no type (ce_type)"
+    if not env.tenant.strip():
+        return "the envelope has no tenant"
+    if not env.actor.strip():
+        return "the envelope has no actor"
+    if not env.correlation_id.strip():
+        return "the envelope has no correlation id"
+    if env.time.tzinfo is None or env.time.utcoffset() is None:
+        return f"the envelope time {env.time.isoformat()} has no time zone"
+    try:
+        UUID(env.subject)
+    except ValueError:
+        return f"the envelope subject {env.subject!r} is not an aggregate id (a UUID)"
+    return None
 
 
 def _aggregate_ids(envelope: Envelope, registry: Registry) -> list[UUID]:
@@ -60,12 +94,44 @@ def _aggregate_ids(envelope: Envelope, registry: Registry) -> list[UUID]:
 
 
 def _fold(
-    evolve: Callable[[Any, Event], Any], history: Sequence[Envelope], table: TypeTable
+    spec: AggregateSpec, aggregate_id: UUID, history: Sequence[Envelope], table: TypeTable
 ) -> Any:
+    """The state of one aggregate. A stream that holds another aggregate's events (an id
+    that names a scan where a dataset is expected, or a command's outcome) is a domain
+    rejection; an ``evolve`` that raises on the aggregate's own events is a HandlerError."""
     state: Any = None
+    own = set(spec.events)
     for env in history:
-        state = evolve(state, decode_event(env, table=table))
+        event = decode_event(env, table=table)
+        if type(event) not in own:
+            raise Rejected(
+                f"{aggregate_id} is not a {spec.name}: it is the id of a "
+                f"{type(event).__name__} stream"
+            )
+        try:
+            state = spec.evolve(state, event)
+        except Exception as exc:
+            raise HandlerError(
+                f"{spec.name} evolve failed on {type(event).__name__} of {aggregate_id}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
     return state
+
+
+def _report(envelope: Envelope, result: Result) -> None:
+    """Log a refused command once, structured (the fields as ``extra``, for a JSON log
+    formatter, and in the message for a plain one)."""
+    if result.outcome != "rejected":
+        return
+    fields = {
+        "command_id": str(envelope.id),
+        "command_type": envelope.type,
+        "tenant": envelope.tenant,
+        "reason": result.reason,
+        "dead_letter": result.dead_letter is not None,
+    }
+    level = logging.ERROR if result.dead_letter else logging.INFO
+    log.log(level, "command rejected %s", fields, extra=fields)
 
 
 class CommandProcessor:
@@ -87,7 +153,8 @@ class CommandProcessor:
     ) -> Any:
         """The state of one aggregate (by its registered name), folded from its events."""
         spec = self.registry.aggregate(aggregate)
-        return _fold(spec.evolve, (history or self.store.load)(aggregate_id), self.registry.table)
+        stream = (history or self.store.load)(aggregate_id)
+        return _fold(spec, aggregate_id, stream, self.registry.table)
 
     def decide(
         self,
@@ -102,11 +169,19 @@ class CommandProcessor:
         related = {
             name: self.load(name, other, history) for name, other in spec.related(command).items()
         }
-        return spec.decide(command, state, meta, related)
+        try:
+            return spec.decide(command, state, meta, related)
+        except Rejected:
+            raise
+        except Exception as exc:
+            raise HandlerError(
+                f"{spec.name} decide raised on {type(command).__name__}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     def _outcome_events(
         self, envelope: Envelope, history: Callable[[UUID], Sequence[Envelope]] | None
-    ) -> tuple[Outcome, str | None, tuple[Envelope, ...]]:
+    ) -> tuple[Outcome, str | None, tuple[Envelope, ...], str | None]:
         meta = Meta(
             command_id=envelope.id,
             time=envelope.time,
@@ -115,14 +190,40 @@ class CommandProcessor:
         )
         outcome: Outcome = "applied"
         reason: str | None = None
+        dead_letter: str | None = None
+        table = self.registry.table
         try:
-            command = decode_command(envelope.data, table=self.registry.table)
-            events = [*self.decide(command, meta, history), self._accepted(envelope, meta)]
-        except (Rejected, CodecError) as exc:
+            problem = envelope_problem(envelope)
+            if problem is not None:
+                raise CodecError(problem)
+            command = decode_command(envelope.data, table=table)
+            named = table.names[type(command)]
+            if named != envelope.type:
+                raise CodecError(
+                    f"the envelope type {envelope.type} does not match its payload, {named}"
+                )
+            decided = self.decide(command, meta, history)
+            for event in decided:
+                if event.originator_id == envelope.id:
+                    raise Rejected(
+                        f"command id {envelope.id} is also the id of the "
+                        f"{type(event).__name__} stream it would create; "
+                        "a command id must not name an aggregate"
+                    )
+            events = [*decided, self._accepted(envelope, meta)]
+        except Rejected as exc:
             outcome, reason = "rejected", str(exc)
             events = [self._rejected(envelope, meta, reason)]
-        table = self.registry.table
-        return outcome, reason, tuple(event_envelope(e, envelope, table) for e in events)
+        except (CodecError, HandlerError) as exc:
+            outcome, reason = "rejected", str(exc)
+            dead_letter = f"{type(exc).__name__}: {exc}"
+            events = [self._rejected(envelope, meta, reason)]
+        return (
+            outcome,
+            reason,
+            tuple(event_envelope(e, envelope, table) for e in events),
+            dead_letter,
+        )
 
     def process_batch(
         self, tracking_name: str, batch: Sequence[tuple[int, Envelope]]
@@ -154,38 +255,70 @@ class CommandProcessor:
         results: list[Result] = []
         recorded: list[Envelope] = []
         for _, env in todo:
-            if history(env.id):
-                results.append(Result("duplicate"))
+            seen = history(env.id)
+            if seen:
+                results.append(self._seen(env, seen))
                 continue
-            outcome, reason, envelopes = self._outcome_events(env, history)
+            outcome, reason, envelopes, dead = self._outcome_events(env, history)
             for new in envelopes:
                 history(UUID(new.subject)).append(new)
             recorded.extend(envelopes)
-            results.append(Result(outcome, envelopes, reason))
+            results.append(Result(outcome, envelopes, reason, dead))
         try:
             self.store.record(recorded, Tracking(tracking_name, todo[-1][0]))
         except IntegrityError:
             return [self.process(tracking_name, p, e) for p, e in todo]
+        for (_, env), result in zip(todo, results, strict=True):
+            _report(env, result)
         return results
 
     def process(self, tracking_name: str, position: int, envelope: Envelope) -> Result:
         tracking = Tracking(tracking_name, position)
-        for _attempt in range(self.MAX_CONFLICT_RETRIES):
+        for attempt in range(self.MAX_CONFLICT_RETRIES):
             if self.store.has_tracking(tracking_name, position):
                 return Result("duplicate")
-            if self.store.load(envelope.id):
+            seen = self.store.load(envelope.id)
+            if seen:
                 # Same command id seen at another position: only move the position on.
                 self._track_only(tracking)
-                return Result("duplicate")
-            outcome, reason, envelopes = self._outcome_events(envelope, None)
+                result = self._seen(envelope, seen)
+                _report(envelope, result)
+                return result
+            outcome, reason, envelopes, dead = self._outcome_events(envelope, None)
             try:
                 self.store.record(envelopes, tracking)
             except IntegrityError:
                 # Either this position or this command id was recorded meanwhile, or
                 # another writer took an aggregate version first: look again, decide anew.
+                time.sleep(0.01 * 2**attempt)
                 continue
-            return Result(outcome, envelopes, reason)
-        raise RuntimeError(f"command {envelope.id} kept conflicting; giving up for now")
+            result = Result(outcome, envelopes, reason, dead)
+            _report(envelope, result)
+            return result
+        # A conflict that never clears is not transient: record the refusal (or, if even
+        # that conflicts, only the position) and move on; the worker dead-letters it.
+        reason = f"command {envelope.id} kept conflicting with stored events"
+        meta = Meta(envelope.id, envelope.time, envelope.tenant, envelope.actor)
+        rejected: tuple[Envelope, ...] = (
+            event_envelope(self._rejected(envelope, meta, reason), envelope, self.registry.table),
+        )
+        try:
+            self.store.record(rejected, tracking)
+        except IntegrityError:
+            rejected = ()
+            self._track_only(tracking)
+        result = Result("rejected", rejected, reason, reason)
+        _report(envelope, result)
+        return result
+
+    def _seen(self, envelope: Envelope, stream: Sequence[Envelope]) -> Result:
+        """A command whose id already has a stream: its own outcome (a duplicate), or an
+        aggregate's (the id collides: refused, nothing recorded under its id)."""
+        outcome_types = {self.registry.table.names[c] for c in (CommandAccepted, CommandRejected)}
+        if stream[0].type in outcome_types:
+            return Result("duplicate")
+        reason = f"command id {envelope.id} is the id of an existing {stream[0].type} stream"
+        return Result("rejected", (), reason, reason)
 
     def _track_only(self, tracking: Tracking) -> None:
         with contextlib.suppress(IntegrityError):  # someone else moved it on already
