@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from datrix.streams.messages import Envelope, cloudevents_headers
@@ -41,6 +41,11 @@ class Topics:
     def progress(self) -> str:
         return f"{self.prefix}job-progress"
 
+    @property
+    def consumed(self) -> tuple[str, str, str]:
+        """The topics consumers read, each with a dead-letter topic ``<topic>.dlq``."""
+        return (self.commands, self.events, self.jobs)
+
 
 def topics_for(settings: Settings) -> Topics:
     """The topics of a deployment (``DATRIX_TOPIC_PREFIX``)."""
@@ -59,6 +64,8 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None
         NewTopic(topics.events, PARTITIONS["events"], 1, config=FOREVER),
         NewTopic(topics.jobs, PARTITIONS["jobs"], 1, config={"retention.ms": "604800000"}),
         NewTopic(topics.progress, PARTITIONS["progress"], 1, config={"retention.ms": "86400000"}),
+        # dead letters (streams/dead_letters.py): one partition each, kept until read
+        *(NewTopic(f"{t}.dlq", 1, 1, config=FOREVER) for t in topics.consumed),
     ]
     for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
         try:
@@ -84,33 +91,100 @@ class BadMessage(ValueError):
     """A record on a Datrix topic that is not a Datrix message."""
 
 
-def from_message(headers: Any, value: bytes | None) -> tuple[Envelope, int | None]:
-    """Envelope and (for events) event-store position of one Kafka record."""
+REQUIRED_HEADERS = (
+    "ce_specversion",
+    "ce_id",
+    "ce_type",
+    "ce_source",
+    "ce_subject",
+    "ce_time",
+    "tenant",
+    "actor",
+    "correlationid",
+)
+
+
+def _text_headers(headers: Any) -> dict[str, str]:
     pairs = headers.items() if isinstance(headers, dict) else (headers or [])
-    h = {k: v.decode("utf-8", "replace") if isinstance(v, bytes) else (v or "") for k, v in pairs}
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        if isinstance(value, bytes):
+            try:
+                out[key] = value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BadMessage(f"header {key} is not UTF-8") from exc
+        else:
+            out[key] = value or ""
+    return out
+
+
+def from_message(headers: Any, value: bytes | None) -> tuple[Envelope, int | None]:
+    """Envelope and (for events) event-store position of one Kafka record.
+
+    Every required attribute must be present and well-formed; a record that lacks one is
+    a ``BadMessage`` naming it, never an envelope with a made-up tenant, actor or time."""
+    h = _text_headers(headers)
+    missing = [name for name in REQUIRED_HEADERS if not h.get(name, "").strip()]
+    if missing:
+        raise BadMessage(f"missing CloudEvents header(s): {', '.join(missing)}")
+    if h["ce_specversion"] != "1.0":
+        raise BadMessage(f"unsupported ce_specversion {h['ce_specversion']!r} (expected 1.0)")
     try:
-        env = Envelope(
-            id=uuid.UUID(h["ce_id"]),
-            type=h["ce_type"],
-            subject=h["ce_subject"],
-            time=_parse_time(h["ce_time"]),
-            tenant=h["tenant"],
-            actor=h.get("actor", "unknown"),
-            correlation_id=h.get("correlationid", h["ce_id"]),
-            causation_id=h.get("causationid") or None,
-            sequence=int(h["sequence"]) if "sequence" in h else None,
-            data=value or b"",
-            source=h.get("ce_source", "urn:datrix"),
-        )
-    except (KeyError, ValueError) as exc:
-        raise BadMessage(f"missing or invalid CloudEvents header: {exc}") from exc
-    position = int(h["datrix_position"]) if "datrix_position" in h else None
+        command_id = uuid.UUID(h["ce_id"])
+    except ValueError:
+        raise BadMessage(f"ce_id {h['ce_id']!r} is not a UUID") from None
+    try:
+        when = _parse_time(h["ce_time"])
+    except ValueError as exc:
+        raise BadMessage(f"ce_time {h['ce_time']!r} is not an RFC 3339 time: {exc}") from None
+    sequence = _int_header(h, "sequence")
+    position = _int_header(h, "datrix_position")
+    env = Envelope(
+        id=command_id,
+        type=h["ce_type"],
+        subject=h["ce_subject"],
+        time=when,
+        tenant=h["tenant"],
+        actor=h["actor"],
+        correlation_id=h["correlationid"],
+        causation_id=h.get("causationid") or None,
+        sequence=sequence,
+        data=value or b"",
+        source=h["ce_source"],
+    )
     return env, position
 
 
+def readable_id(headers: Any) -> uuid.UUID | None:
+    """The ``ce_id`` of a record if it can be read, whatever else is wrong with it."""
+    pairs = headers.items() if isinstance(headers, dict) else (headers or [])
+    for key, value in pairs:
+        if key == "ce_id":
+            try:
+                text = value.decode() if isinstance(value, bytes) else str(value)
+                return uuid.UUID(text)
+            except (UnicodeDecodeError, ValueError):
+                return None
+    return None
+
+
+def _int_header(h: dict[str, str], name: str) -> int | None:
+    if name not in h:
+        return None
+    try:
+        return int(h[name])
+    except ValueError:
+        raise BadMessage(f"header {name} {h[name]!r} is not an integer") from None
+
+
 def _parse_time(value: str) -> datetime:
+    """An RFC 3339 timestamp: a date, a time and a UTC offset (``Z`` or ``+hh:mm``)."""
     parsed = datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if "T" not in value.upper() and " " not in value:
+        raise ValueError("no time of day")
+    if parsed.tzinfo is None:
+        raise ValueError("no UTC offset")
+    return parsed
 
 
 def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:

@@ -311,6 +311,31 @@ class CommandProcessor:
         _report(envelope, result)
         return result
 
+    def refuse(
+        self, tracking_name: str, position: int, reason: str, envelope: Envelope | None
+    ) -> Result:
+        """Move past a record that is no command at all (its envelope is broken): record
+        a refusal under its id when ``envelope`` holds what can be read (id, tenant,
+        time), else only the position. Nothing in it is ever applied."""
+        tracking = Tracking(tracking_name, position)
+        if self.store.has_tracking(tracking_name, position):
+            return Result("duplicate")
+        recorded: tuple[Envelope, ...] = ()
+        if envelope is not None and not self.store.load(envelope.id):
+            meta = Meta(envelope.id, envelope.time, envelope.tenant, envelope.actor)
+            rejected = self._rejected(envelope, meta, reason)
+            recorded = (event_envelope(rejected, envelope, self.registry.table),)
+            try:
+                self.store.record(recorded, tracking)
+            except IntegrityError:
+                recorded = ()
+        if not recorded:
+            self._track_only(tracking)
+        result = Result("rejected", recorded, reason, reason)
+        if envelope is not None:
+            _report(envelope, result)
+        return result
+
     def _seen(self, envelope: Envelope, stream: Sequence[Envelope]) -> Result:
         """A command whose id already has a stream: its own outcome (a duplicate), or an
         aggregate's (the id collides: refused, nothing recorded under its id)."""

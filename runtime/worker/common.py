@@ -14,7 +14,7 @@ from eventsourcing.persistence import PersistenceError
 
 from datrix.projections.read_model import ReadModel
 from datrix.projections.read_models import CORE_READ_MODELS
-from datrix.streams.kafka import Topics
+from datrix.streams.kafka import Topics, readable_id
 from datrix.streams.messages import Envelope
 from datrix.streams.object_store import open_object_store
 from datrix.streams.ports import ObjectStore
@@ -127,18 +127,37 @@ def _commit(consumer: Any, messages: list[Any], asynchronous: bool = True) -> No
         consumer.commit(offsets=offsets, asynchronous=asynchronous)
 
 
-def _poison(topic: str, partition: int, offset: int, value: bytes | None) -> Envelope:
-    """A stand-in envelope for an undecodable record, so it is rejected and recorded."""
+def _stand_in(msg: Any) -> Envelope | None:
+    """What can be read of a record whose envelope is broken, to record its refusal under
+    its own id (``CommandProcessor.refuse``): None unless its ``ce_id`` and ``tenant`` are
+    readable. Its time is its ``ce_time`` if that parses, else the broker's timestamp of
+    the record; nothing in it is ever applied, and no attribute is made up."""
     from datetime import UTC, datetime
 
-    rid = uuid.uuid5(uuid.NAMESPACE_URL, f"kafka://{topic}/{partition}/{offset}")
+    command_id = readable_id(msg.headers())
+    h = {k: v for k, v in msg.headers() or [] if isinstance(v, bytes)}
+    try:
+        tenant = h.get("tenant", b"").decode().strip()
+        actor = h.get("actor", b"").decode().strip()
+        kind = h.get("ce_type", b"").decode().strip()
+    except UnicodeDecodeError:
+        return None
+    if command_id is None or not tenant:
+        return None
+    try:
+        when = datetime.fromisoformat(h.get("ce_time", b"").decode())
+        if when.tzinfo is None:
+            raise ValueError("no UTC offset")
+    except (UnicodeDecodeError, ValueError):
+        _kind, millis = msg.timestamp()
+        when = datetime.fromtimestamp(max(millis, 0) / 1000, UTC)
     return Envelope(
-        id=rid,
-        type="unknown",
+        id=command_id,
+        type=kind,
         subject=str(uuid.UUID(int=0)),
-        time=datetime.fromtimestamp(0, UTC),
-        tenant="unknown",
-        actor="unknown",
-        correlation_id=str(rid),
-        data=value or b"",
+        time=when,
+        tenant=tenant,
+        actor=actor,
+        correlation_id=str(command_id),
+        data=msg.value() or b"",
     )

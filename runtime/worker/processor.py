@@ -1,16 +1,29 @@
 """The ``processor`` role: commands from ``datrix.commands`` -> the event store, tracking per
-partition in the same Postgres transaction."""
+partition in the same Postgres transaction.
+
+One bad record never stops a partition: a broken envelope, a payload that is no command,
+a handler that raises or a conflict that never clears is refused (recorded under the
+command's id when it can be read), copied to ``<prefix>commands.dlq`` and passed; only
+outages (database, broker) are retried."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
 
-from datrix.runtime.worker.common import WorkerContext, _commit, _consume, _poison, _retrying
+from datrix.runtime.worker.common import (
+    WorkerContext,
+    _commit,
+    _consume,
+    _retrying,
+    _stand_in,
+    log,
+)
+from datrix.streams.dead_letters import DeadLetters
 from datrix.streams.event_store import postgres_event_store
 from datrix.streams.kafka import BadMessage, from_message
 from datrix.streams.messages import Envelope
-from datrix.streams.processor import CommandProcessor
+from datrix.streams.processor import CommandProcessor, Result
 
 
 def run_processor(ctx: WorkerContext) -> None:
@@ -19,6 +32,7 @@ def run_processor(ctx: WorkerContext) -> None:
     )
     processor = CommandProcessor(store, ctx.registry)
     consumer = ctx.consumer("processor")
+    dead = DeadLetters(ctx.bootstrap, "processor")
 
     def tracking_name(partition: int) -> str:
         return f"command-processor:{ctx.topics.commands}:{partition}"
@@ -38,26 +52,76 @@ def run_processor(ctx: WorkerContext) -> None:
             tp.offset = position if position else OFFSET_BEGINNING
         c.assign(partitions)
 
+    def dead_letter(msg: Any, error: str) -> None:
+        _retrying(ctx, "sending a dead letter", lambda: dead.send(msg, error))
+
+    def refuse(name: str, msg: Any, error: str) -> None:
+        """Dead-letter first (the copy is durable before the position moves past it),
+        then record the refusal and the position."""
+        dead_letter(msg, error)
+        envelope = _stand_in(msg)
+        _retrying(
+            ctx,
+            "recording a refusal",
+            lambda: processor.refuse(name, msg.offset() + 1, error, envelope),
+        )
+
+    def run(name: str, good: list[tuple[Any, Envelope]]) -> None:
+        """Process a run of well-formed commands (one transaction); dead-letter those
+        refused as unhandleable. A non-transient error takes them one by one."""
+        if not good:
+            return
+        batch = [(msg.offset() + 1, env) for msg, env in good]
+        try:
+            results: list[Result] = _retrying(
+                ctx, "processing commands", lambda: processor.process_batch(name, batch)
+            )
+        except InterruptedError:
+            raise
+        except Exception as exc:  # a bug below the aggregates: isolate the record
+            log.error("processor: batch failed (%s); taking its records one by one", exc)
+            for msg, env in good:
+
+                def one_command(m: Any = msg, e: Envelope = env) -> Result:
+                    return processor.process(name, m.offset() + 1, e)
+
+                try:
+                    result = _retrying(ctx, "processing a command", one_command)
+                except InterruptedError:
+                    raise
+                except Exception as one:
+                    refuse(name, msg, f"{type(one).__name__}: {one}")
+                    continue
+                if result.dead_letter:
+                    dead_letter(msg, result.dead_letter)
+            return
+        # the refusal is recorded with the batch; its copy follows (a crash in between
+        # leaves the recorded refusal without its dead letter)
+        for (msg, _env), result in zip(good, results, strict=True):
+            if result.dead_letter:
+                dead_letter(msg, result.dead_letter)
+
     consumer.subscribe([ctx.topics.commands], on_assign=on_assign)
     try:
         while not ctx.stop.is_set():
             messages = _consume(consumer, 500)
-            by_partition: dict[int, list[tuple[int, Envelope]]] = defaultdict(list)
+            by_partition: dict[int, list[Any]] = defaultdict(list)
             for msg in messages:
-                if msg.error():
-                    continue
-                try:
-                    env, _ = from_message(msg.headers(), msg.value())
-                except BadMessage:
-                    env = _poison(msg.topic(), msg.partition(), msg.offset(), msg.value())
-                by_partition[msg.partition()].append((msg.offset() + 1, env))
-            for partition, batch in by_partition.items():
+                if not msg.error():
+                    by_partition[msg.partition()].append(msg)
+            for partition, records in by_partition.items():
                 name = tracking_name(partition)
-
-                def process(n: str = name, b: list[tuple[int, Envelope]] = batch) -> object:
-                    return processor.process_batch(n, b)
-
-                _retrying(ctx, "processing commands", process)
+                good: list[tuple[Any, Envelope]] = []
+                for msg in records:
+                    try:
+                        env, _ = from_message(msg.headers(), msg.value())
+                    except BadMessage as exc:
+                        run(name, good)
+                        good = []
+                        refuse(name, msg, f"BadMessage: {exc}")
+                        continue
+                    good.append((msg, env))
+                run(name, good)
             _commit(consumer, messages)
     finally:
         consumer.close()
