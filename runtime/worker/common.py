@@ -14,6 +14,7 @@ from eventsourcing.persistence import PersistenceError
 
 from datrix.projections.read_model import ReadModel
 from datrix.projections.read_models import CORE_READ_MODELS
+from datrix.streams.dead_letters import DeadLetters
 from datrix.streams.kafka import Topics, readable_id
 from datrix.streams.messages import Envelope
 from datrix.streams.object_store import open_object_store
@@ -125,6 +126,15 @@ def _commit(consumer: Any, messages: list[Any], asynchronous: bool = True) -> No
     if last:
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
         consumer.commit(offsets=offsets, asynchronous=asynchronous)
+
+
+def _dead_letter(ctx: WorkerContext, dead: DeadLetters, msg: Any, error: str) -> None:
+    """Copy ``msg`` to its topic's dead-letter topic, retrying while the broker is away."""
+
+    def send() -> None:
+        dead.send(msg, error)
+
+    _retrying(ctx, "sending a dead letter", send)
 
 
 def _stand_in(msg: Any) -> Envelope | None:

@@ -9,8 +9,9 @@ from typing import Any
 from eventsourcing.persistence import PersistenceError
 
 from datrix.runtime.job_supervisor import Budgets, run_supervised
-from datrix.runtime.worker.common import WorkerContext, _retrying, log
+from datrix.runtime.worker.common import WorkerContext, _dead_letter, _retrying, log
 from datrix.streams import scratch
+from datrix.streams.dead_letters import DeadLetters
 from datrix.streams.event_store import EventStore, postgres_event_store
 from datrix.streams.job_progress import fan_out, progress_events
 from datrix.streams.kafka import KafkaCommandLog, from_message, producer_config
@@ -47,6 +48,7 @@ def run_jobs(ctx: WorkerContext) -> None:
         poll_ms = min(max(1_800_000, int((budgets.timeout_s + 300) * 1000)), poll_ms)
     consumer = ctx.consumer("jobs", **{"max.poll.interval.ms": poll_ms})
     consumer.subscribe([ctx.topics.jobs])
+    dead = DeadLetters(ctx.bootstrap, "jobs")
     publisher = ProgressPublisher(ctx.settings.redis_url)
     progress_producer = Producer(producer_config(ctx.bootstrap, **{"linger.ms": 50}))
 
@@ -62,8 +64,9 @@ def run_jobs(ctx: WorkerContext) -> None:
             try:
                 env, _ = from_message(msg.headers(), msg.value())
                 job: Any = decode_event(env)
-            except Exception as exc:
-                log.error("jobs: undecodable job record at offset %s: %s", msg.offset(), exc)
+            except Exception as exc:  # to <prefix>jobs.dlq (logged there), then on past it
+                error = f"{type(exc).__name__}: {exc}"
+                _dead_letter(ctx, dead, msg, error)
                 consumer.commit(message=msg, asynchronous=False)
                 continue
             if env.type not in registry.job_event_types:

@@ -9,8 +9,9 @@ the copies. With no policy registered the role has nothing to follow and waits.
 
 from __future__ import annotations
 
-from datrix.runtime.worker.common import WorkerContext, _commit, _consume, _retrying, log
-from datrix.streams.kafka import BadMessage, KafkaCommandLog, from_message
+from datrix.runtime.worker.common import WorkerContext, _commit, _consume, _dead_letter, _retrying
+from datrix.streams.dead_letters import DeadLetters
+from datrix.streams.kafka import KafkaCommandLog, from_message
 from datrix.streams.registry import react
 
 
@@ -22,6 +23,7 @@ def run_policies(ctx: WorkerContext) -> None:
     followed = {name.encode() for name in registry.followed_types}
     commands = KafkaCommandLog(ctx.bootstrap, ctx.topics)
     consumer = ctx.consumer("policies")
+    dead = DeadLetters(ctx.bootstrap, "policies")
     consumer.subscribe([ctx.topics.events])
     try:
         while not ctx.stop.is_set():
@@ -35,8 +37,9 @@ def run_policies(ctx: WorkerContext) -> None:
                 try:
                     env, _ = from_message(msg.headers(), msg.value())
                     reactions = react(registry, env)
-                except (BadMessage, ValueError) as exc:
-                    log.error("policies: skipping event at offset %s: %s", msg.offset(), exc)
+                except Exception as exc:  # a broken record or a policy that raises
+                    error = f"{type(exc).__name__}: {exc}"
+                    _dead_letter(ctx, dead, msg, error)
                     continue
                 for command, key in reactions:
                     commands.append(command, key=key)

@@ -15,6 +15,7 @@ from datrix.runtime.worker.common import (
     WorkerContext,
     _commit,
     _consume,
+    _dead_letter,
     _retrying,
     _stand_in,
     log,
@@ -53,7 +54,7 @@ def run_processor(ctx: WorkerContext) -> None:
         c.assign(partitions)
 
     def dead_letter(msg: Any, error: str) -> None:
-        _retrying(ctx, "sending a dead letter", lambda: dead.send(msg, error))
+        _dead_letter(ctx, dead, msg, error)
 
     def refuse(name: str, msg: Any, error: str) -> None:
         """Dead-letter first (the copy is durable before the position moves past it),

@@ -13,10 +13,12 @@ from datrix.runtime.worker.common import (
     WorkerContext,
     _commit,
     _consume,
+    _dead_letter,
     _last_offsets,
     _retrying,
     log,
 )
+from datrix.streams.dead_letters import DeadLetters
 from datrix.streams.kafka import BadMessage, from_message
 from datrix.streams.messages import Envelope
 
@@ -34,6 +36,7 @@ def run_projector(ctx: WorkerContext) -> None:
     store = _retrying(ctx, "read store", open_store)
     cache = SummaryCache(ctx.settings.redis_url)
     consumer = ctx.consumer("projector")
+    dead = DeadLetters(ctx.bootstrap, "projector")
 
     def on_assign(c: Any, partitions: list[Any]) -> None:
         from confluent_kafka import OFFSET_BEGINNING
@@ -67,7 +70,9 @@ def run_projector(ctx: WorkerContext) -> None:
                 try:
                     env, position = from_message(msg.headers(), msg.value())
                 except BadMessage as exc:
-                    log.error("projector: skipping a non-Datrix record: %s", exc)
+                    # to <prefix>events.dlq (logged there), then on past it
+                    error = f"BadMessage: {exc}"
+                    _dead_letter(ctx, dead, msg, error)
                     continue
                 if position is None:
                     continue
