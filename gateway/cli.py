@@ -433,6 +433,61 @@ def jobs_cancel(job_id: str) -> None:
     out.print(f"cancelled scan {job['scan_id']} (job {job['job_id']}): {job['error']}")
 
 
+@cli.group()
+def dlq() -> None:
+    """Dead letters (Kafka mode): records a worker could not handle, kept with the error."""
+
+
+_DLQ_TOPIC = click.option(
+    "--topic",
+    "which",
+    type=click.Choice(["commands", "events", "jobs"]),
+    default="commands",
+    show_default=True,
+    help="Whose dead letters: the consumers of this topic.",
+)
+
+
+@dlq.command("list")
+@_DLQ_TOPIC
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def dlq_list(which: str, fmt: str) -> None:
+    """Every dead letter of one topic's consumers, oldest first."""
+    letters = services.dead_letters(bootstrap().settings, which)
+    rows = [letter.summary() for letter in letters]
+    if fmt == "json":
+        _dump(rows)
+        return
+    if not rows:
+        out.print(f"no dead letters for {which}")
+        return
+    render.simple_table(
+        out, f"Dead letters ({which})", rows, ["offset", "from", "ce_type", "ce_id", "error"]
+    )
+
+
+@dlq.command("show")
+@_DLQ_TOPIC
+@click.argument("offset", type=int)
+def dlq_show(which: str, offset: int) -> None:
+    """One dead letter (OFFSET: its offset, from `datrix dlq list`) as JSON: the error, where
+    it came from, the original headers and the first bytes of its value."""
+    _dump(services.dead_letter(bootstrap().settings, which, offset).document())
+
+
+@dlq.command("replay")
+@_DLQ_TOPIC
+@click.argument("offset", type=int)
+def dlq_replay(which: str, offset: int) -> None:
+    """Send one dead letter back to the topic it came from (a command under a new id
+    derived from the old one: its first id already has its refusal recorded)."""
+    letter, new_id = services.replay_dead_letter(bootstrap().settings, which, offset)
+    out.print(
+        f"replayed dead letter {offset} to {render.safe(letter.topic)}"
+        + (f" as {new_id}" if new_id else "")
+    )
+
+
 @cli.command()
 @click.option(
     "--roles",

@@ -940,3 +940,52 @@ def wait_for_projectors(runtime: Runtime, ready: dict[int, int], timeout: float 
             return
         time.sleep(0.2)
     raise DatrixError("the live projector is behind the event log; is `datrix worker` running?")
+
+
+# --- dead letters (Kafka mode) -------------------------------------------------------
+
+
+def _dlq_topic(settings: Settings, which: str) -> tuple[str, str]:
+    from datrix.streams.dead_letters import dlq_topics
+    from datrix.streams.kafka import topics_for
+
+    if settings.kafka_bootstrap is None:
+        raise UserInputError(
+            "dead-letter topics exist in Kafka mode only (set DATRIX_KAFKA_BOOTSTRAP); "
+            "the embedded default records a refused command in its command status"
+        )
+    topics = dlq_topics(topics_for(settings))
+    if which not in topics:
+        raise UserInputError(f"unknown topic {which!r}; choose from {', '.join(topics)}")
+    return settings.kafka_bootstrap, topics[which]
+
+
+def dead_letters(settings: Settings, which: str = "commands") -> list[Any]:
+    """The dead letters of one consumed topic (``commands``, ``events``, ``jobs``), oldest
+    first, as ``streams.dead_letters.DeadLetter``."""
+    from datrix.streams.dead_letters import DeadLetterError, read_dead_letters
+
+    bootstrap, topic = _dlq_topic(settings, which)
+    try:
+        return read_dead_letters(bootstrap, topic)
+    except DeadLetterError as exc:
+        raise DatrixError(str(exc)) from None
+
+
+def dead_letter(settings: Settings, which: str, offset: int) -> Any:
+    for letter in dead_letters(settings, which):
+        if letter.offset == offset:
+            return letter
+    raise NotFound(f"no dead letter at offset {offset} of the {which} dead-letter topic")
+
+
+def replay_dead_letter(settings: Settings, which: str, offset: int) -> tuple[Any, str | None]:
+    """Resubmit one dead letter to the topic it came from; return it and its new id."""
+    from datrix.streams.dead_letters import DeadLetterError, replay
+
+    letter = dead_letter(settings, which, offset)
+    bootstrap, _ = _dlq_topic(settings, which)
+    try:
+        return letter, replay(bootstrap, letter)
+    except DeadLetterError as exc:
+        raise DatrixError(str(exc)) from None

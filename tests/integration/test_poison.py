@@ -1,0 +1,180 @@
+"""Issue 12, items 1 and 2, against the real broker and Postgres: bad records sent by an
+external producer (plain confluent-kafka) never stop a partition. Every bad record is
+refused (its refusal recorded under its id when the id can be read), copied to
+``<prefix>commands.dlq`` with its original bytes, headers, error and origin, and the good
+command sent right behind it on the same partition is processed within seconds.
+``datrix dlq list|show|replay`` reads and resubmits them (the CLI as a subprocess)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from datrix.aggregates import dataset, scan
+from datrix.aggregates.common import Command
+from datrix.streams.event_store import EventStore, postgres_event_store
+from datrix.streams.kafka import Topics, to_message
+from datrix.streams.messages import command_envelope, encode_payload
+from tests.integration.conftest import Cli, KafkaCli
+from tests.integration.test_kafka_faults import start_running_worker
+
+pytestmark = pytest.mark.integration
+TENANT = "poison"
+KEY = b"one-partition"  # every record on one partition: a jam would stop them all
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float) -> float:
+    """Poll until ``condition`` holds; return the seconds it took."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting until {what}")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+class Sender:
+    """An external producer: plain confluent-kafka, headers as given."""
+
+    def __init__(self, cli: KafkaCli) -> None:
+        from confluent_kafka import Producer
+
+        env = cli.extra or {}
+        self.topics = Topics(env["DATRIX_TOPIC_PREFIX"])
+        self.producer = Producer({"bootstrap.servers": env["DATRIX_KAFKA_BOOTSTRAP"]})
+        self.store: EventStore = postgres_event_store(
+            env["DATRIX_DATABASE_URL"], env["DATRIX_DATABASE_SCHEMA"]
+        )
+
+    def raw(self, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        self.producer.produce(self.topics.commands, value=value, key=KEY, headers=headers)
+        assert self.producer.flush(30) == 0
+
+    def envelope(self, command: Command, subject: uuid.UUID, **kw: Any) -> Any:
+        return command_envelope(
+            command, subject=subject, tenant=TENANT, actor="ext", time=datetime.now(UTC), **kw
+        )
+
+    def send(self, env: Any, value: bytes | None = None, **headers: bytes) -> uuid.UUID:
+        _key, data, base = to_message(env)
+        merged = [(k, v) for k, v in base if k not in headers] + list(headers.items())
+        self.raw(data if value is None else value, merged)  # type: ignore[arg-type]
+        return uuid.UUID(str(env.id))
+
+    def good(self) -> float:
+        """A good command behind the bad one: seconds until it is applied."""
+        name = f"good-{uuid.uuid4().hex[:8]}"
+        ds = dataset.dataset_id_for(TENANT, name)
+        cid = self.send(self.envelope(dataset.RegisterDataset(ds, name), ds))
+        return wait_until(lambda: self.outcome(cid) == "CommandAccepted", f"{name} applied", 30)
+
+    def outcome(self, command_id: uuid.UUID) -> str | None:
+        stream = self.store.load(command_id)
+        return stream[0].type.rsplit(".", 1)[-1] if stream else None
+
+    def refused(self, command_id: uuid.UUID) -> None:
+        wait_until(lambda: self.outcome(command_id) is not None, f"{command_id} refused", 30)
+        assert self.outcome(command_id) == "CommandRejected"
+
+
+def test_bad_records_never_stop_the_partition(kafka_cli: KafkaCli) -> None:
+    start_running_worker(kafka_cli)
+    s = Sender(kafka_cli)
+    waits = [s.good()]
+    ds = dataset.dataset_id_for(TENANT, "sales")
+    register = s.envelope(dataset.RegisterDataset(ds, "sales"), ds)
+    expected_dlq: list[str] = []  # the error each dead letter must name, in order
+
+    def bad(cid: uuid.UUID | None, error: str, recorded: bool = True) -> None:
+        expected_dlq.append(error)
+        if cid is not None and recorded:
+            s.refused(cid)
+        waits.append(s.good())
+
+    # payloads that are no command: random bytes, an unknown fingerprint, a truncated
+    # body, valid Avro of an event type
+    bad(s.send(s.envelope(dataset.DeleteDataset(ds), ds), value=b"\x07random"), "bad magic")
+    env = s.envelope(dataset.DeleteDataset(ds), ds)
+    bad(s.send(env, value=b"\xc3\x01" + b"\x13" * 8 + env.data[10:]), "unknown writer schema")
+    bad(s.send(register, value=register.data[:-4]), "cannot decode")
+    event = dataset.DatasetDeleted(
+        originator_id=ds, originator_version=1, timestamp=datetime.now(UTC), reason="x"
+    )
+    env = s.envelope(dataset.DeleteDataset(ds), ds)
+    bad(s.send(env, value=encode_payload(event)), "is not a command")
+    # a RegisterDataset sent as a DeleteDataset (it used to be applied as one)
+    lying = s.envelope(dataset.RegisterDataset(ds, "sales"), ds)
+    bad(s.send(lying, ce_type=b"datrix.dataset.DeleteDataset"), "does not match its payload")
+    assert s.store.load(ds) == []
+    # envelopes: no headers at all, a time that is no time, a missing tenant
+    s.raw(register.data, [])
+    bad(None, "missing CloudEvents header")
+    bad(s.send(register, ce_time=b"yesterday"), "ce_time 'yesterday'")
+    no_tenant = s.envelope(dataset.RegisterDataset(ds, "sales"), ds)
+    bad(s.send(no_tenant, tenant=b""), "tenant", recorded=False)
+    assert s.outcome(no_tenant.id) is None  # nothing under a made-up tenant either
+    assert s.store.load(ds) == []  # none of them registered the dataset
+
+    # the two jamming commands: a version added to a scan id, a dataset whose id is the
+    # command's own id (domain refusals: recorded, not dead-lettered)
+    s.send(s.envelope(dataset.RegisterDataset(ds, "sales"), ds))  # a new id: applied
+    version = dataset.AddDatasetVersion(
+        ds, "datrix-object://poison/x", "0" * 64, "file:///x", "0" * 64, "csv", 1, 1, 1, "{}"
+    )
+    s.send(s.envelope(version, ds))
+    scan_id = uuid.uuid4()
+    s.send(s.envelope(scan.RequestScan(scan_id, ds), scan_id))
+    wait_until(lambda: len(s.store.load(scan_id)) > 0, "the scan requested", 30)
+    onto_scan = s.send(s.envelope(dataclass_replace(version, dataset_id=scan_id), scan_id))
+    s.refused(onto_scan)
+    waits.append(s.good())
+    twin = dataset.dataset_id_for(TENANT, "twin")
+    own_id = s.send(s.envelope(dataset.RegisterDataset(twin, "twin"), twin, command_id=twin))
+    s.refused(own_id)
+    waits.append(s.good())
+    assert [e.type.rsplit(".", 1)[-1] for e in s.store.load(scan_id)][:1] == ["ScanRequested"]
+
+    assert max(waits) < 10, f"good commands waited {max(waits):.1f}s"
+
+    # the dead letters, through the CLI
+    listed = kafka_cli("dlq", "list", "--format", "json")
+    assert listed.code == 0, listed.stderr
+    letters = listed.json()
+    assert len(letters) == len(expected_dlq)
+    for letter, error in zip(letters, expected_dlq, strict=True):
+        assert error in letter["error"], (error, letter)
+        assert letter["from"].startswith(f"{s.topics.commands}/")
+        assert letter["consumer"] == "processor"
+    shown = kafka_cli("dlq", "show", str(letters[0]["offset"]))
+    assert shown.code == 0, shown.stderr
+    doc = shown.json()
+    assert doc["value_hex"] == b"\x07random".hex()  # the original bytes
+    assert doc["headers"]["tenant"] == TENANT  # and headers
+
+    # replay the lying command after "fixing the producer" is not possible (the bytes are
+    # what they are), but a replay resubmits exactly them under a new id: refused again
+    replayed = kafka_cli("dlq", "replay", str(letters[4]["offset"]))
+    assert replayed.code == 0, replayed.stderr
+    new_id = uuid.UUID(replayed.stdout.split(" as ")[-1].strip())
+    s.refused(new_id)
+    again = kafka_cli("dlq", "list", "--format", "json").json()
+    assert len(again) == len(expected_dlq) + 1
+    assert again[-1]["ce_id"] == str(new_id)
+
+
+def dataclass_replace(obj: Any, **changes: Any) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
+
+
+def test_dlq_in_the_embedded_default_is_one_line_exit_2(cli: Cli) -> None:
+    run = cli("dlq", "list")
+    assert run.code == 2
+    assert run.stderr.startswith("datrix: dead-letter topics exist in Kafka mode only")
+    assert len(run.stderr.strip().splitlines()) == 1
