@@ -59,9 +59,9 @@ class KafkaRuntime:
         self.read_store = self.owner_store.for_tenant(settings.tenant)
         settings.home.mkdir(parents=True, exist_ok=True)
         self.objects = objects if objects is not None else open_object_store(settings)
-        self.progress = ProgressSubscriber(settings.redis_url)
-        self.cache = SummaryCache(settings.redis_url)
-        self.counters = TenantCounters(settings.redis_url)
+        self.progress = ProgressSubscriber(settings)
+        self.cache = SummaryCache(settings)
+        self.counters = TenantCounters(settings)
 
     def submit(
         self,

@@ -47,7 +47,7 @@ def run_jobs(ctx: WorkerContext) -> None:
         poll_ms = min(max(1_800_000, int((budgets.timeout_s + 300) * 1000)), poll_ms)
     consumer = ctx.consumer("jobs", **{"max.poll.interval.ms": poll_ms})
     consumer.subscribe([ctx.topics.jobs])
-    publisher = ProgressPublisher(ctx.settings.redis_url)
+    publisher = ProgressPublisher(ctx.settings)
     progress_producer = Producer(producer_config(ctx.bootstrap, **{"linger.ms": 50}))
 
     def send_progress(key: bytes, value: bytes) -> None:

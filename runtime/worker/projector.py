@@ -32,7 +32,7 @@ def run_projector(ctx: WorkerContext) -> None:
         return opened
 
     store = _retrying(ctx, "read store", open_store)
-    cache = SummaryCache(ctx.settings.redis_url)
+    cache = SummaryCache(ctx.settings)
     consumer = ctx.consumer("projector")
 
     def on_assign(c: Any, partitions: list[Any]) -> None:
