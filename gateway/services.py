@@ -49,6 +49,7 @@ from datrix.projections.store import ReadStore
 from datrix.streams import scratch
 from datrix.streams.messages import Envelope
 from datrix.streams.ports import ObjectStore
+from datrix.streams.private_state import private_dirs
 from datrix.streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -910,7 +911,7 @@ def rebuilt_store(runtime: Runtime, keep: bool) -> Iterator[tuple[ReadStore, str
         from datrix.projections.store import SQLiteReadStore
 
         target_dir = runtime.settings.home / "replay"
-        target_dir.mkdir(exist_ok=True)
+        private_dirs(target_dir)
         path = target_dir / f"readmodels-{tag}.db"
         try:
             yield SQLiteReadStore(path), str(path)

@@ -42,6 +42,7 @@ from datrix.streams.faults import crash_point
 from datrix.streams.messages import Envelope, command_envelope, decode_event
 from datrix.streams.object_store import open_object_store
 from datrix.streams.ports import ObjectStore
+from datrix.streams.private_state import open_home, open_private, private_dirs
 from datrix.streams.processor import CommandProcessor
 from datrix.streams.registry import (
     JobKind,
@@ -86,12 +87,15 @@ def client_envelope(
 def exclusive_file(path: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if missing); the kernel releases it
     when the process dies."""
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    fd = open_private(path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 class EmbeddedRuntime:
@@ -120,8 +124,12 @@ class EmbeddedRuntime:
         if engines is not None:  # stand-in engines: only for jobs run in this process
             self.registry.add_job_kind(scan_job_kind(engines), replace=True)
         self.registry.install()
+        self.notice = notice or _stderr_notice
         home = settings.home
-        home.mkdir(parents=True, exist_ok=True)
+        # folders 0700, files 0600 (streams/private_state.py); an open home: one warning
+        exposed = open_home(home)
+        if exposed:
+            self.notice(exposed)
         # First-run set-up (tables, migrations, the event store's tracking migration) is
         # not safe when several processes start together on a new folder: serialise it.
         with exclusive_file(home / "setup.lock"):
@@ -139,7 +147,6 @@ class EmbeddedRuntime:
         self.jobs_dir = home / "jobs"
         self.tmp_root = home / "tmp"
         self.jobs_in_process = jobs_in_process
-        self.notice = notice or _stderr_notice
         self._claims: dict[str, int] = {}  # scan id -> fd holding jobs/<scan id>.lock
 
     # -- intake ----------------------------------------------------------------------------
@@ -168,8 +175,8 @@ class EmbeddedRuntime:
         """Hold jobs/<scan id>.lock; False when another live process holds it."""
         if scan_id in self._claims:
             return True
-        self.jobs_dir.mkdir(exist_ok=True)
-        fd = os.open(self.jobs_dir / f"{scan_id}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+        private_dirs(self.jobs_dir)
+        fd = open_private(self.jobs_dir / f"{scan_id}.lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except OSError:
@@ -375,8 +382,8 @@ class EmbeddedRuntime:
     @contextmanager
     def _job_slot(self, kind: JobKind, job: Any) -> Iterator[None]:
         """One job at a time in a home (each may take most of the machine's memory)."""
-        self.jobs_dir.mkdir(exist_ok=True)
-        with (self.jobs_dir / "slot.lock").open("a") as fh:
+        private_dirs(self.jobs_dir)
+        with os.fdopen(open_private(self.jobs_dir / "slot.lock"), "a") as fh:
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:

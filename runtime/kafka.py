@@ -4,6 +4,7 @@ keeps; live progress comes from Redis when it is there."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from datrix.streams.kafka import KafkaCommandLog, ensure_topics, topics_for
 from datrix.streams.messages import Envelope
 from datrix.streams.object_store import open_object_store
 from datrix.streams.ports import ObjectStore
+from datrix.streams.private_state import open_home
 from datrix.streams.progress import ProgressSubscriber, SummaryCache, TenantCounters
 from datrix.streams.registry import Registry
 from datrix.streams.settings import Settings
@@ -57,11 +59,13 @@ class KafkaRuntime:
         self.commands = KafkaCommandLog(settings.kafka_bootstrap, self.topics)
         self.owner_store = PostgresReadStore(settings.database_url, settings.database_schema)
         self.read_store = self.owner_store.for_tenant(settings.tenant)
-        settings.home.mkdir(parents=True, exist_ok=True)
+        exposed = open_home(settings.home)  # folders 0700, files 0600
+        if exposed:
+            logging.getLogger("datrix").warning("%s", exposed)
         self.objects = objects if objects is not None else open_object_store(settings)
-        self.progress = ProgressSubscriber(settings.redis_url)
-        self.cache = SummaryCache(settings.redis_url)
-        self.counters = TenantCounters(settings.redis_url)
+        self.progress = ProgressSubscriber(settings)
+        self.cache = SummaryCache(settings)
+        self.counters = TenantCounters(settings)
 
     def submit(
         self,

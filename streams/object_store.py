@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datrix.streams.content import sha256_file
+from datrix.streams.private_state import private_dirs
 
 if TYPE_CHECKING:
     from obstore.store import ClientConfig
@@ -53,7 +54,7 @@ def _key_of(uri: str) -> tuple[str, str]:
 class LocalObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        private_dirs(root)  # datasets: the owner's alone (streams/private_state.py)
 
     @property
     def location(self) -> str:
@@ -67,7 +68,7 @@ class LocalObjectStore:
         rel = self._relative(tenant, sha, suffix)
         target = self.root / rel
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_dirs(target.parent)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
             os.close(fd)
             shutil.copyfile(source, tmp)
@@ -81,7 +82,7 @@ class LocalObjectStore:
         rel = self._relative(tenant, sha, suffix)
         target = self.root / rel
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_dirs(target.parent)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -238,7 +239,7 @@ class S3ObjectStore:
     def local_copy(self, uri: str, folder: Path) -> Path:
         """Download the object into ``folder`` (a scratch folder its caller removes)."""
         rel, _ = _key_of(uri)
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dirs(folder)
         target = folder / rel.rsplit("/", 1)[-1]
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".download-")
         try:

@@ -3,6 +3,12 @@
 Redis is an accelerator, never a source of truth: when it is missing or down, every call
 here logs one warning and degrades (no live progress, no cache), and nothing is lost —
 the read models in Postgres still answer.
+
+Every key and channel is namespaced by its deployment (``RedisKeys.of(settings)``:
+``datrix:{DATRIX_TOPIC_PREFIX}:{DATRIX_DATABASE_SCHEMA}:{tenant}:...``), like the topics
+(``topics_for``) and the Postgres schema, so deployments sharing one Redis never read or
+bump each other's progress, cached summaries or counters. The clients take the whole
+``Settings``, not a URL, so no caller can build one without its deployment's namespace.
 """
 
 from __future__ import annotations
@@ -11,28 +17,45 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from datrix.streams.messages import Envelope
 from datrix.streams.ports import ProgressFn, no_progress
+from datrix.streams.settings import Settings
 
 log = logging.getLogger("datrix.redis")
 SUMMARY_TTL_S = 3600
 
 
-def progress_channel(tenant: str, scan_id: str) -> str:
-    return f"datrix:{tenant}:progress:{scan_id}"
+@dataclass(frozen=True)
+class RedisKeys:
+    """The names one deployment uses in Redis, all under ``namespace``."""
 
+    namespace: str
 
-def summary_key(tenant: str, scan_id: str) -> str:
-    return f"datrix:{tenant}:scan-summary:{scan_id}"
+    @classmethod
+    def of(cls, settings: Settings) -> RedisKeys:
+        """``datrix:{topic prefix}:{schema}``: the ``:`` cannot occur in a Kafka topic
+        name, so two deployments with different topics or schemas never share a name."""
+        return cls(f"datrix:{settings.topic_prefix}:{settings.database_schema}")
+
+    def progress_channel(self, tenant: str, scan_id: str) -> str:
+        return f"{self.namespace}:{tenant}:progress:{scan_id}"
+
+    def summary(self, tenant: str, scan_id: str) -> str:
+        return f"{self.namespace}:{tenant}:scan-summary:{scan_id}"
+
+    def counters(self, tenant: str) -> str:
+        return f"{self.namespace}:{tenant}:counters"
 
 
 class _Redis:
     """A lazily connected client that turns outages into a warning and a no-op."""
 
-    def __init__(self, url: str | None) -> None:
-        self.url = url
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.redis_url
+        self.keys = RedisKeys.of(settings)
         self._client: Any = None
         self._warned_at = 0.0
 
@@ -65,7 +88,7 @@ class ProgressPublisher(_Redis):
     def for_scan(self, tenant: str, scan_id: str) -> ProgressFn:
         if not self.url:
             return no_progress
-        channel = progress_channel(tenant, scan_id)
+        channel = self.keys.progress_channel(tenant, scan_id)
         last = [0.0]
 
         def publish(phase: str, done: int, total: int) -> None:
@@ -85,7 +108,9 @@ class ProgressSubscriber(_Redis):
         pubsub = self.call("subscribe", lambda r: r.pubsub(ignore_subscribe_messages=True))
         if pubsub is None:
             return None
-        ok = self.call("subscribe", lambda r: pubsub.subscribe(progress_channel(tenant, scan_id)))
+        ok = self.call(
+            "subscribe", lambda r: pubsub.subscribe(self.keys.progress_channel(tenant, scan_id))
+        )
         if ok is None and not pubsub.subscribed:
             return None
 
@@ -108,19 +133,21 @@ class SummaryCache(_Redis):
     """Scan summaries cached for the query side; the projector invalidates on events."""
 
     def get(self, tenant: str, scan_id: str) -> dict[str, Any] | None:
-        raw = self.call("cache get", lambda r: r.get(summary_key(tenant, scan_id)))
+        raw = self.call("cache get", lambda r: r.get(self.keys.summary(tenant, scan_id)))
         return json.loads(raw) if raw else None
 
     def put(self, tenant: str, scan_id: str, summary: dict[str, Any]) -> None:
         body = json.dumps(summary, default=str)
         self.call(
-            "cache put", lambda r: r.set(summary_key(tenant, scan_id), body, ex=SUMMARY_TTL_S)
+            "cache put", lambda r: r.set(self.keys.summary(tenant, scan_id), body, ex=SUMMARY_TTL_S)
         )
 
     def invalidate(self, envelopes: Iterable[Envelope]) -> None:
         batch = list(envelopes)
         keys = {
-            summary_key(e.tenant, e.subject) for e in batch if e.type.startswith("datrix.scan.")
+            self.keys.summary(e.tenant, e.subject)
+            for e in batch
+            if e.type.startswith("datrix.scan.")
         }
         counts: dict[str, int] = {}
         for e in batch:
@@ -131,7 +158,7 @@ class SummaryCache(_Redis):
             if keys:
                 pipe.delete(*keys)
             for tenant, n in counts.items():
-                pipe.hincrby(f"datrix:{tenant}:counters", "events_projected", n)
+                pipe.hincrby(self.keys.counters(tenant), "events_projected", n)
             pipe.execute()
 
         if batch:
@@ -140,8 +167,8 @@ class SummaryCache(_Redis):
 
 class TenantCounters(_Redis):
     def incr(self, tenant: str, counter: str, by: int = 1) -> None:
-        self.call("counter", lambda r: r.hincrby(f"datrix:{tenant}:counters", counter, by))
+        self.call("counter", lambda r: r.hincrby(self.keys.counters(tenant), counter, by))
 
     def read(self, tenant: str) -> dict[str, int]:
-        raw = self.call("counters", lambda r: r.hgetall(f"datrix:{tenant}:counters")) or {}
+        raw = self.call("counters", lambda r: r.hgetall(self.keys.counters(tenant))) or {}
         return {k.decode(): int(v) for k, v in raw.items()}

@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from datrix.streams.private_state import private_dirs
+
 OWNER = ".owner"
 # A folder without an owner file: a process between creating the folder and locking it
 # (microseconds), or one left by a version before owner files. Removed once this old.
@@ -29,7 +31,7 @@ _held: dict[Path, int] = {}
 
 def owned_tempdir(root: Path, prefix: str = "tmp-") -> Path:
     """A new folder under ``root``, owned by this process until ``release`` (or its end)."""
-    root.mkdir(parents=True, exist_ok=True)
+    private_dirs(root)
     path = Path(tempfile.mkdtemp(dir=root, prefix=f"{prefix}{os.getpid()}-"))
     fd = os.open(path / OWNER, os.O_CREAT | os.O_RDWR, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)

@@ -66,6 +66,23 @@ parse_services() {
   if [ "${#SERVICES[@]}" -eq 0 ]; then SERVICES=("${ALL_SERVICES[@]}"); fi
 }
 
+# Private state (issue 12): the services' folders hold the events, datasets and keys
+# (s3proxy.conf has the secret key). Everything `up` and the servers it starts create
+# from here on is the owner's alone (umask 077: folders 0700, files 0600, inherited by
+# Kafka, Redis and S3Proxy), and the folders of an existing state are closed to others.
+# DATRIX_STATE itself keeps others' x bit when root runs PostgreSQL (the postgres user
+# must traverse it: pg_make_reachable), never r or w; each service's folder is 0700
+# (PostgreSQL's own data dir is 0700 already: initdb insists).
+private_state() {
+  umask 077
+  mkdir -p "$DATRIX_STATE"
+  if [ "$(id -u)" -eq 0 ]; then chmod go-rw "$DATRIX_STATE"; else chmod 700 "$DATRIX_STATE"; fi
+  local d
+  for d in "$KAFKA_STATE" "$PG_STATE" "$REDIS_STATE" "$S3_STATE"; do
+    if [ -d "$d" ]; then chmod 700 "$d"; fi
+  done
+}
+
 # One `up`/`down` at a time per state dir (two shells racing to format Kafka
 # storage or initdb would corrupt it). Daemons must be started with 9>&- so
 # they do not inherit (and hold forever) the lock.
@@ -103,12 +120,16 @@ apt_install() {
   fi
   if [ "$APT_UPDATED" -eq 0 ]; then
     log "apt-get update"
-    "${sudo[@]}" apt-get update -q >&2 || die "apt-get update failed"
+    (umask 022 && "${sudo[@]}" apt-get update -q >&2) || die "apt-get update failed"
     APT_UPDATED=1
   fi
   log "apt-get install $*"
+  # packages are installed for everyone: not under the private umask of `up`
+  local mask; mask="$(umask)"
+  umask 022
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "$@" >&2 \
     || die "apt-get install $* failed"
+  umask "$mask"
 }
 
 # ---- Kafka -------------------------------------------------------------------------

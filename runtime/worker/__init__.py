@@ -30,6 +30,7 @@ from datrix.runtime.worker.relay import run_relay
 from datrix.streams.event_store import postgres_event_store
 from datrix.streams.kafka import Topics, ensure_topics
 from datrix.streams.ports import ObjectStore
+from datrix.streams.private_state import open_home
 from datrix.streams.registry import Registry
 from datrix.streams.settings import Settings
 
@@ -63,6 +64,9 @@ def run_worker(
     registry's)."""
     from datrix.runtime.registry import load_registry, read_models_of
 
+    exposed = open_home(settings.home)  # scratch folders of jobs: 0700, files 0600
+    if exposed:
+        log.warning("%s", exposed)
     stop = threading.Event()
     registry = registry or load_registry(settings)
     registry.install()

@@ -49,7 +49,7 @@ def run_jobs(ctx: WorkerContext) -> None:
     consumer = ctx.consumer("jobs", **{"max.poll.interval.ms": poll_ms})
     consumer.subscribe([ctx.topics.jobs])
     dead = DeadLetters(ctx.bootstrap, "jobs")
-    publisher = ProgressPublisher(ctx.settings.redis_url)
+    publisher = ProgressPublisher(ctx.settings)
     progress_producer = Producer(producer_config(ctx.bootstrap, **{"linger.ms": 50}))
 
     def send_progress(key: bytes, value: bytes) -> None:

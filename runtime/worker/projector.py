@@ -34,7 +34,7 @@ def run_projector(ctx: WorkerContext) -> None:
         return opened
 
     store = _retrying(ctx, "read store", open_store)
-    cache = SummaryCache(ctx.settings.redis_url)
+    cache = SummaryCache(ctx.settings)
     consumer = ctx.consumer("projector")
     dead = DeadLetters(ctx.bootstrap, "projector")
 

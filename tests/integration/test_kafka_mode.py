@@ -11,6 +11,7 @@ import pytest
 
 from datrix.jobs.bench.generate import generate
 from datrix.projections.store import PostgresReadStore
+from datrix.streams.progress import RedisKeys
 from datrix.streams.settings import Settings
 from tests.integration.conftest import KafkaCli
 
@@ -165,9 +166,15 @@ def test_redis_caches_reports_and_counts_per_tenant(
     kafka_cli.start_worker()
     doc = kafka_cli("scan", str(out / "dirty.csv"), "--format", "json").json()
     r = redis.Redis.from_url(services["DATRIX_REDIS_URL"])
+    env = kafka_cli.env()
+    keys = RedisKeys.of(
+        Settings(
+            topic_prefix=env["DATRIX_TOPIC_PREFIX"], database_schema=env["DATRIX_DATABASE_SCHEMA"]
+        )
+    )
 
     def counters() -> dict[str, int]:
-        raw = r.hgetall(f"datrix:{tenant}:counters")
+        raw = r.hgetall(keys.counters(tenant))
         return {k.decode(): int(v) for k, v in raw.items()}
 
     deadline = time.monotonic() + 30
@@ -175,7 +182,7 @@ def test_redis_caches_reports_and_counts_per_tenant(
         time.sleep(0.1)  # the last outcome events may still be on their way
     assert counters() == {"commands_submitted": 3, "events_projected": 9}
 
-    key = f"datrix:{tenant}:scan-summary:{doc['scan_id']}"
+    key = keys.summary(tenant, doc["scan_id"])
     r.delete(key)
     again = kafka_cli("report", doc["scan_id"], "--format", "json").json()
     assert again == doc
