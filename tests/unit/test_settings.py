@@ -124,7 +124,8 @@ def test_only_the_mapping_given_is_read(monkeypatch: pytest.MonkeyPatch) -> None
         (
             "DATRIX_KAFKA_MIN_INSYNC_REPLICAS",
             "2",  # with the default replication factor, 1
-            "DATRIX_KAFKA_MIN_INSYNC_REPLICAS (2) cannot exceed DATRIX_KAFKA_REPLICATION_FACTOR (1)",
+            "DATRIX_KAFKA_MIN_INSYNC_REPLICAS (2) cannot exceed "
+            "DATRIX_KAFKA_REPLICATION_FACTOR (1)",
         ),
     ],
 )
