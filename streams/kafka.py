@@ -24,6 +24,10 @@ FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
 @dataclass(frozen=True)
 class Topics:
     prefix: str = "datrix."
+    # What ensure_topics creates them with (DATRIX_KAFKA_REPLICATION_FACTOR,
+    # DATRIX_KAFKA_MIN_INSYNC_REPLICAS); producers write with acks=all.
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
 
     @property
     def commands(self) -> str:
@@ -48,24 +52,34 @@ class Topics:
 
 
 def topics_for(settings: Settings) -> Topics:
-    """The topics of a deployment (``DATRIX_TOPIC_PREFIX``)."""
-    return Topics(settings.topic_prefix)
+    """The topics of a deployment (``DATRIX_TOPIC_PREFIX``) and their replication
+    (``DATRIX_KAFKA_REPLICATION_FACTOR``, ``DATRIX_KAFKA_MIN_INSYNC_REPLICAS``)."""
+    return Topics(
+        settings.topic_prefix,
+        replication_factor=settings.kafka_replication_factor,
+        min_insync_replicas=settings.kafka_min_insync_replicas,
+    )
 
 
 def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None:
-    """Create the topics with explicit partitions (idempotent); events and commands are
-    kept forever: they are the system's history."""
+    """Create the topics with explicit partitions, replication factor and
+    ``min.insync.replicas`` (idempotent: a topic that exists is left as it is); events and
+    commands are kept forever: they are the system's history."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined,unused-ignore]
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
+    rf = topics.replication_factor
+    isr = {"min.insync.replicas": str(topics.min_insync_replicas)}
     wanted = [
-        NewTopic(topics.commands, PARTITIONS["commands"], 1, config=FOREVER),
-        NewTopic(topics.events, PARTITIONS["events"], 1, config=FOREVER),
-        NewTopic(topics.jobs, PARTITIONS["jobs"], 1, config={"retention.ms": "604800000"}),
-        NewTopic(topics.progress, PARTITIONS["progress"], 1, config={"retention.ms": "86400000"}),
+        NewTopic(topics.commands, PARTITIONS["commands"], rf, config={**FOREVER, **isr}),
+        NewTopic(topics.events, PARTITIONS["events"], rf, config={**FOREVER, **isr}),
+        NewTopic(topics.jobs, PARTITIONS["jobs"], rf, config={"retention.ms": "604800000", **isr}),
+        NewTopic(
+            topics.progress, PARTITIONS["progress"], rf, config={"retention.ms": "86400000", **isr}
+        ),
         # dead letters (streams/dead_letters.py): one partition each, kept until read
-        *(NewTopic(f"{t}.dlq", 1, 1, config=FOREVER) for t in topics.consumed),
+        *(NewTopic(f"{t}.dlq", 1, rf, config={**FOREVER, **isr}) for t in topics.consumed),
     ]
     for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
         try:

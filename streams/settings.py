@@ -196,6 +196,10 @@ class Settings(BaseSettings):
     object_store: str | None = None  # s3://bucket[/prefix]; unset: DATRIX_HOME/objects
     database_schema: str = "public"
     topic_prefix: str = "datrix."
+    # Replication of the topics ensure_topics creates (streams/kafka.py): 1 for the single
+    # local broker; 3 and 2 on a 3-broker cluster (a write then survives one broker lost).
+    kafka_replication_factor: int = 1
+    kafka_min_insync_replicas: int = 1
     # Budgets of one job (a scan); 0 turns a budget off. A job over budget is stopped and
     # its scan fails, saying which budget it passed.
     job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S
@@ -298,6 +302,29 @@ class Settings(BaseSettings):
         default = cls.model_fields[name].default
         number = _number(_var(name), value, default)
         return number if name == "scan_in_memory_mb" else int(number)
+
+    @field_validator("kafka_replication_factor", "kafka_min_insync_replicas", mode="before")
+    @classmethod
+    def _replicas(cls, value: Any, info: ValidationInfo) -> int:
+        name = info.field_name or ""
+        text = _text(value).strip()
+        if not text:
+            return int(cls.model_fields[name].default)
+        if not text.isdigit() or not 1 <= int(text) <= 32767:
+            raise SettingsError(
+                f"{_var(name)} must be a whole number of brokers >= 1, got {text!r}"
+            )
+        return int(text)
+
+    @model_validator(mode="after")
+    def _isr_within_replicas(self) -> Settings:
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise SettingsError(
+                f"DATRIX_KAFKA_MIN_INSYNC_REPLICAS ({self.kafka_min_insync_replicas}) cannot "
+                f"exceed DATRIX_KAFKA_REPLICATION_FACTOR ({self.kafka_replication_factor}): "
+                "no write could ever be acknowledged"
+            )
+        return self
 
     @field_validator("max_line_mb", "max_columns", mode="before")
     @classmethod

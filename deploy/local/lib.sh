@@ -20,6 +20,9 @@ DATRIX_S3_PORT="${DATRIX_S3_PORT:-19000}"
 DATRIX_S3PROXY_VERSION="${DATRIX_S3PROXY_VERSION:-4.1.0}"
 DATRIX_S3PROXY_HEAP="${DATRIX_S3PROXY_HEAP:-256m}"
 DATRIX_START_TIMEOUT="${DATRIX_START_TIMEOUT:-180}"
+# PostgreSQL is durable by default (fsync, synchronous_commit, full_page_writes on);
+# DATRIX_LOCAL_FAST=1 turns the three off: a throwaway test database, never for data you keep.
+DATRIX_LOCAL_FAST="${DATRIX_LOCAL_FAST:-0}"
 
 KAFKA_LIBS="$DATRIX_CACHE/kafka/$DATRIX_KAFKA_VERSION/libs"
 KAFKA_STATE="$DATRIX_STATE/kafka"
@@ -164,6 +167,20 @@ as_pg() {
   else
     "$@"
   fi
+}
+
+# The crash-safety settings `up` writes into datrix.conf: on by default, off only with
+# DATRIX_LOCAL_FAST=1 (anything but 0/1/empty is refused rather than guessed).
+pg_durability_conf() {
+  case "$DATRIX_LOCAL_FAST" in
+    ""|0)
+      printf '%s\n' "# Durable (the default): a commit survives a crash of PostgreSQL or the machine." \
+        "fsync = on" "synchronous_commit = on" "full_page_writes = on" ;;
+    1)
+      printf '%s\n' "# DATRIX_LOCAL_FAST=1: a disposable test database, crash safety traded for speed." \
+        "fsync = off" "synchronous_commit = off" "full_page_writes = off" ;;
+    *) die "DATRIX_LOCAL_FAST must be 1 (fast, not crash-safe PostgreSQL) or 0/unset (durable), got '$DATRIX_LOCAL_FAST'" ;;
+  esac
 }
 
 pg_running() {

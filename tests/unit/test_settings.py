@@ -12,6 +12,7 @@ from datrix.jobs.engine import ScanTuning
 from datrix.jobs.ingest import Limits, limits_from
 from datrix.jobs.quality import table
 from datrix.jobs.quality.near_duplicates import segments
+from datrix.streams.kafka import Topics, topics_for
 from datrix.streams.settings import Settings, SettingsError, load_settings
 
 EVERY = {
@@ -25,6 +26,8 @@ EVERY = {
     "DATRIX_OBJECT_STORE": "s3://bucket/team",
     "DATRIX_DATABASE_SCHEMA": "staging",
     "DATRIX_TOPIC_PREFIX": "staging.",
+    "DATRIX_KAFKA_REPLICATION_FACTOR": "3",
+    "DATRIX_KAFKA_MIN_INSYNC_REPLICAS": "2",
     "DATRIX_JOB_TIMEOUT_S": "60",
     "DATRIX_JOB_MEMORY_MB": "2048",
     "DATRIX_S3_ENDPOINT": "http://s3:9000",
@@ -52,6 +55,8 @@ def test_every_variable_is_a_field() -> None:
     assert (s.s3_endpoint, s.s3_access_key, s.s3_region) == ("http://s3:9000", "key", "eu-west-1")
     assert s.extensions == ("acme.datrix_ext", "other")
     assert (s.log_level, s.debug) == ("DEBUG", True)
+    # what ensure_topics creates the topics with on a 3-broker cluster
+    assert topics_for(s) == Topics("staging.", replication_factor=3, min_insync_replicas=2)
     assert ScanTuning.from_settings(s) == ScanTuning(
         64.0, 100_000, 3000, 7000, "spark://master:7077"
     )
@@ -70,6 +75,8 @@ def test_defaults_are_those_of_the_engines_and_ingest(tmp_path: Path) -> None:
     )
     assert limits_from(s) == Limits()
     assert (s.topic_prefix, s.log_level, s.debug) == ("datrix.", "INFO", False)
+    # one replica, one in sync: the single local broker of deploy/local/up
+    assert topics_for(s) == Topics("datrix.", replication_factor=1, min_insync_replicas=1)
     # empty is unset, as before
     blank = load_settings({name: "" for name in EVERY if name != "DATRIX_HOME"})
     assert ScanTuning.from_settings(blank) == ScanTuning() and limits_from(blank) == Limits()
@@ -104,6 +111,22 @@ def test_only_the_mapping_given_is_read(monkeypatch: pytest.MonkeyPatch) -> None
         ("DATRIX_JOB_MEMORY_MB", "-5", "DATRIX_JOB_MEMORY_MB must be a number of MB >= 0"),
         ("DATRIX_LOG_LEVEL", "loud", "DATRIX_LOG_LEVEL must be one of DEBUG, INFO"),
         ("DATRIX_EXTENSIONS", "a b,c", "DATRIX_EXTENSIONS must be comma-separated module names"),
+        (
+            "DATRIX_KAFKA_REPLICATION_FACTOR",
+            "0",
+            "DATRIX_KAFKA_REPLICATION_FACTOR must be a whole number of brokers >= 1, got '0'",
+        ),
+        (
+            "DATRIX_KAFKA_MIN_INSYNC_REPLICAS",
+            "two",
+            "DATRIX_KAFKA_MIN_INSYNC_REPLICAS must be a whole number of brokers >= 1, got 'two'",
+        ),
+        (
+            "DATRIX_KAFKA_MIN_INSYNC_REPLICAS",
+            "2",  # with the default replication factor, 1
+            "DATRIX_KAFKA_MIN_INSYNC_REPLICAS (2) cannot exceed "
+            "DATRIX_KAFKA_REPLICATION_FACTOR (1)",
+        ),
     ],
 )
 def test_bad_values_are_one_line_naming_the_variable(name: str, value: str, message: str) -> None:
