@@ -81,8 +81,9 @@ def envelope(
 # -- the core, declared by the aggregates ----------------------------------------------------
 def test_core_type_table_is_what_the_modules_declared_before() -> None:
     """The same Avro names as the old per-module scan (every Command/Event subclass of
-    dataset, scan and outcome; JobRequested in datrix.job), so old logs decode the same."""
-    from datrix.aggregates import outcome
+    dataset, scan and outcome; JobRequested in datrix.job), so old logs decode the same;
+    plus the audit anchor's, added later (issue 12)."""
+    from datrix.aggregates import audit, outcome
     from datrix.aggregates.common import Event
 
     expected: dict[str, type] = {}
@@ -90,6 +91,7 @@ def test_core_type_table_is_what_the_modules_declared_before() -> None:
         (dataset, "datrix.dataset"),
         (scan, "datrix.scan"),
         (outcome, "datrix.command"),
+        (audit, "datrix.audit"),
     ):
         for name, obj in vars(module).items():
             if (
