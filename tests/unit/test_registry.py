@@ -287,7 +287,8 @@ def test_embedded_runtime_runs_the_policy_and_a_rerun_adds_nothing(
     ]
     assert [e.type for e in rt.events.load(high)] == ["toy.ticket.TicketOpened"]
     statuses = rt.read_store.query(
-        "SELECT command_type, status FROM command_status ORDER BY command_type"
+        "SELECT command_type, status FROM command_status "
+        "WHERE command_type NOT LIKE 'datrix.audit.%' ORDER BY command_type"  # the anchor's
     )
     assert statuses == [
         ("toy.ticket.CloseTicket", "accepted"),
