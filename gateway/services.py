@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -795,11 +795,19 @@ def audit_trail(
 
 @dataclass(frozen=True)
 class AuditCheck:
-    """The walk of every tenant's hash chains: how many entries held, and the first
-    broken one (None: the chains are intact)."""
+    """The audit trail checked three ways: each chain's hashes, the table against the
+    trail rebuilt from the event log (every event has exactly one entry), and the table
+    against every signed checkpoint in the log. ``checked``: entries whose chain held;
+    ``events``: entries matching their events; ``checkpoints``: checkpoints checked;
+    ``anchored``: whether a key was there to check them (Kafka mode without
+    ``DATRIX_AUDIT_KEY``: False); ``broken``: the first break, or None."""
 
     checked: int
     broken: Break | None
+    events: int = 0
+    checkpoints: int = 0
+    anchored: bool = False
+    latest_checkpoint: str | None = None  # "seq" or "chain/seq" of the newest one
 
     @property
     def intact(self) -> bool:
@@ -812,16 +820,108 @@ class AuditCheck:
                 f" {self.broken.reason}"
             )
 
+    def summary(self) -> str:
+        anchor = (
+            f"anchored by {self.checkpoints} signed checkpoint"
+            f"{'' if self.checkpoints == 1 else 's'}"
+            + (f" (latest at entry {self.latest_checkpoint})" if self.latest_checkpoint else "")
+            if self.anchored
+            else "not anchored (DATRIX_AUDIT_KEY is unset)"
+        )
+        return (
+            f"audit chain intact: {self.checked} entries verified, {self.events} match "
+            f"the event log; {anchor}"
+        )
+
 
 def verify_audit(runtime: Runtime) -> AuditCheck:
-    """Walk the audit hash chains (all tenants': the owner's store)."""
+    """Check the audit trail (all tenants': the owner's store): walk the hash chains,
+    rebuild the trail from the event log up to where the live projectors are and compare
+    entry by entry, and check the entries every ``AuditCheckpoint`` in the log signed.
+    Costs a replay of the log into a scratch SQLite file."""
+    from datrix.aggregates.audit import AuditCheckpoint
     from datrix.projections import audit as chain
+    from datrix.projections import replay as rp
+    from datrix.projections.store import SQLiteReadStore
+    from datrix.runtime.embedded import EmbeddedRuntime
+    from datrix.streams.messages import decode_event
 
     cols = ", ".join((*chain.COLUMNS, "hash"))
-    checked, broken = chain.verify(
-        runtime.owner_store.query(f"SELECT {cols} FROM audit_log ORDER BY chain, seq")
+    owner = runtime.owner_store
+    checked, broken = chain.verify(owner.query(f"SELECT {cols} FROM audit_log ORDER BY chain, seq"))
+    if broken is not None:
+        return AuditCheck(checked, broken)
+    try:
+        key = chain.anchor_key(runtime.settings)
+    except chain.AnchorKeyError as exc:
+        raise UserInputError(str(exc)) from None
+    checkpoints: list[chain.Checkpoint] = []
+
+    def collect(envelopes: Iterable[Envelope]) -> None:
+        for env in envelopes:
+            if env.type == chain.CHECKPOINT_TYPE:
+                cp = decode_event(env)
+                assert isinstance(cp, AuditCheckpoint)
+                checkpoints.append(
+                    chain.Checkpoint(
+                        cp.chain, cp.seq, cp.hash, cp.key_id, cp.signature, str(env.id)
+                    )
+                )
+
+    with scratch.tempdir(runtime.settings.home / "tmp", "audit-") as workdir:
+        target = SQLiteReadStore(workdir / "audit.db")
+        if isinstance(runtime, EmbeddedRuntime):
+            upto = runtime.projector.position()
+            rp.rebuild(runtime.events, target, upto=upto, read_models=runtime.read_models)
+            position = 0
+            while position < upto:
+                batch = [(p, e) for p, e in runtime.events.read(position, rp.BATCH) if p <= upto]
+                if not batch:
+                    break
+                position = batch[-1][0]
+                collect(e for _, e in batch)
+        else:
+            partitions = _projected_partitions(runtime)
+            rp.rebuild_partitioned(partitions, target, read_models=runtime.read_models)
+            for events in partitions.values():
+                collect(e for _, e in events)
+        sql = "SELECT chain, seq, event_id, hash FROM audit_log ORDER BY chain, seq"
+        matched, broken = chain.against_events(owner.query(sql), target.query(sql))
+    if broken is None:
+        entries = {
+            (int(c), int(s)): (str(h), str(e))
+            for c, s, e, h in owner.query("SELECT chain, seq, event_id, hash FROM audit_log")
+        }
+        broken = chain.against_checkpoints(entries, checkpoints, key)
+    latest = max(checkpoints, key=lambda c: c.seq, default=None)
+    return AuditCheck(
+        checked,
+        broken,
+        events=matched,
+        checkpoints=len(checkpoints),
+        anchored=key is not None,
+        latest_checkpoint=None if latest is None else chain._where(latest.chain, latest.seq),
     )
-    return AuditCheck(checked, broken)
+
+
+def _projected_partitions(runtime: Runtime) -> dict[int, list[tuple[int, Envelope]]]:
+    """Kafka mode: each partition's events up to the position its live projector stored."""
+    from datrix.runtime.kafka import KafkaRuntime
+    from datrix.streams.kafka import read_topic
+
+    if not isinstance(runtime, KafkaRuntime) or runtime.settings.kafka_bootstrap is None:
+        raise DatrixError("audit verify needs the embedded or the Kafka-mode runtime")
+    done = {
+        str(name): int(position)
+        for name, position in runtime.owner_store.query(
+            "SELECT name, position FROM projector_position"
+        )
+    }
+    partitions = read_topic(runtime.settings.kafka_bootstrap, runtime.topics.events)
+    return {
+        p: [(pos, e) for pos, e in events if pos <= done.get(f"read-models:{p}", 0)]
+        for p, events in partitions.items()
+    }
 
 
 # -- replay -----------------------------------------------------------------------------

@@ -3,15 +3,31 @@
 The hash covers every column of the row except the hash itself, in a canonical JSON form,
 so altering any stored field — or deleting or reordering rows — breaks the chain at the
 first affected entry, which ``verify`` names.
+
+The chain alone cannot catch whoever rewrites the table consistently (edits a row and
+re-hashes every later one, or deletes the tail). So it is anchored outside the table:
+
+- ``against_events`` compares the table with the audit trail rebuilt from the event log
+  (every event has exactly one entry, with the content the projector gives it);
+- each chain's head ``(seq, hash)`` is signed with HMAC-SHA256 under a key the database
+  does not hold (``anchor_key``: ``DATRIX_AUDIT_KEY``, or the embedded default's
+  ``DATRIX_HOME/audit.key``) and recorded in the event log as an ``AuditCheckpoint``
+  event (``datrix.aggregates.audit``); ``against_checkpoints`` checks the table against
+  every checkpoint in the log.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Iterable, Sequence
+import os
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from datrix.streams.settings import Settings
 
 GENESIS = "0" * 64
 COLUMNS = (
@@ -71,3 +87,177 @@ def verify(rows: Iterable[Sequence[Any]]) -> tuple[int, Break | None]:
         expected_seq += 1
         count += 1
     return count, None
+
+
+# -- the anchor ---------------------------------------------------------------------------
+KEY_FILE = "audit.key"
+ANCHOR_ACTOR = "datrix:audit-anchor"  # the actor of checkpoint commands
+CHECKPOINT_TYPE = "datrix.audit.AuditCheckpoint"
+# A checkpoint adds two entries of its own (its AuditCheckpoint and its CommandAccepted):
+# after a checkpoint at S, a head at S + 2 or below holds nothing new to anchor.
+CHECKPOINT_FOOTPRINT = 2
+
+
+class AnchorKeyError(Exception):
+    """The key file of the embedded default cannot be used (one line, for the user)."""
+
+
+def anchor_key(settings: Settings, create: bool = False) -> bytes | None:
+    """The key that signs checkpoints: ``DATRIX_AUDIT_KEY``; else, in the embedded default,
+    ``DATRIX_HOME/audit.key`` (made with mode 0600 when ``create``); else None (Kafka mode
+    without a key: not anchored)."""
+    if settings.audit_key:
+        return settings.audit_key.encode()
+    if not settings.embedded:
+        return None
+    path = settings.home / KEY_FILE
+    if create and not path.exists():
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first: read theirs
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+    try:
+        mode = path.stat().st_mode & 0o777
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise AnchorKeyError(f"cannot read the audit key {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise AnchorKeyError(
+            f"the audit key {path} is readable by others (mode {mode:o}); chmod 600 it"
+        )
+    if len(text) < 32:
+        raise AnchorKeyError(f"the audit key {path} is shorter than 32 characters")
+    return text.encode()
+
+
+def key_id(key: bytes) -> str:
+    """Names a key without revealing it (which key signed a checkpoint)."""
+    return hashlib.sha256(b"datrix-audit-key-id\n" + key).hexdigest()[:16]
+
+
+def sign(key: bytes, chain: int, seq: int, digest: str) -> str:
+    message = f"datrix-audit-anchor/1\n{chain}\n{seq}\n{digest}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One ``AuditCheckpoint`` event as read from the event log."""
+
+    chain: int
+    seq: int
+    hash: str
+    key_id: str
+    signature: str
+    event_id: str
+
+
+def head(rows: Sequence[Sequence[Any]]) -> tuple[int, str] | None:
+    return (int(rows[0][0]), str(rows[0][1])) if rows else None
+
+
+def checkpoint_due(
+    query: Any, chain: int, slack: int = CHECKPOINT_FOOTPRINT
+) -> tuple[int, str] | None:
+    """The chain's head ``(seq, hash)`` when it is more than ``slack`` entries past its last
+    checkpoint (as projected into the table), else None. Refuses (``AnchorMismatch``) when
+    the entry the last checkpoint names no longer has the checkpointed hash: a rewritten
+    chain is never signed. ``query(sql, params)`` reads the read store."""
+    top = head(
+        query("SELECT seq, hash FROM audit_log WHERE chain = ? ORDER BY seq DESC LIMIT 1", (chain,))
+    )
+    if top is None:
+        return None
+    last: tuple[int, str] | None = None
+    for (summary,) in query(
+        "SELECT summary FROM audit_log WHERE event_type = ?", (CHECKPOINT_TYPE,)
+    ):
+        record = json.loads(summary)
+        if int(record["chain"]) == chain and (last is None or int(record["seq"]) > last[0]):
+            last = (int(record["seq"]), str(record["hash"]))
+    if last is not None:
+        at = query("SELECT hash FROM audit_log WHERE chain = ? AND seq = ?", (chain, last[0]))
+        if not at or str(at[0][0]) != last[1]:
+            raise AnchorMismatch(
+                f"audit chain {chain} no longer matches its checkpoint at entry {last[0]}; "
+                "not signing it (run datrix audit verify)"
+            )
+    return top if top[0] > (last[0] if last else 0) + slack else None
+
+
+class AnchorMismatch(Exception):
+    """The table no longer holds what the last checkpoint signed."""
+
+
+def _where(chain: int, seq: int) -> str:
+    return f"{seq}" if chain == 0 else f"{chain}/{seq}"
+
+
+def against_checkpoints(
+    entries: Mapping[tuple[int, int], tuple[str, str]],
+    checkpoints: Sequence[Checkpoint],
+    key: bytes | None,
+) -> Break | None:
+    """Check the table's entries (``(chain, seq) -> (hash, event id)``) against every
+    checkpoint in the log: each must be signed with ``key`` and name an entry that still
+    has the signed hash. The first failing checkpoint (lowest seq) is the break."""
+    for cp in sorted(checkpoints, key=lambda c: (c.seq, c.chain)):
+        where = _where(cp.chain, cp.seq)
+        if key is None:
+            return Break(
+                where,
+                cp.event_id,
+                "the log holds audit checkpoints but no key to check them: set DATRIX_AUDIT_KEY",
+            )
+        if cp.key_id != key_id(key) or not hmac.compare_digest(
+            cp.signature, sign(key, cp.chain, cp.seq, cp.hash)
+        ):
+            return Break(
+                where, cp.event_id, "checkpoint signature invalid (forged, or another key)"
+            )
+        found = entries.get((cp.chain, cp.seq))
+        if found is None:
+            return Break(
+                where, cp.event_id, "entry missing: the chain was truncated below a checkpoint"
+            )
+        if found[0] != cp.hash:
+            return Break(
+                where, found[1], "entry does not match the signed checkpoint (chain rewritten)"
+            )
+    return None
+
+
+def against_events(
+    live: Sequence[Sequence[Any]], rebuilt: Sequence[Sequence[Any]]
+) -> tuple[int, Break | None]:
+    """Compare the table's ``(chain, seq, event_id, hash)`` rows with those rebuilt from
+    the event log (both ordered by chain, seq): every event has exactly one entry, with
+    the same content. Return (entries matched, the first difference)."""
+    have = {(int(r[0]), int(r[1])): (str(r[2]), str(r[3])) for r in live}
+    want = {(int(r[0]), int(r[1])): (str(r[2]), str(r[3])) for r in rebuilt}
+    matched = 0
+    for chain, seq in sorted(have.keys() | want.keys()):
+        where = _where(chain, seq)
+        got, expected = have.get((chain, seq)), want.get((chain, seq))
+        if got is None and expected is not None:
+            return matched, Break(
+                where, expected[0], "entry missing: the event log has an event with no entry"
+            )
+        if expected is None and got is not None:
+            return matched, Break(where, got[0], "entry has no event in the log")
+        if got != expected and got is not None and expected is not None:
+            reason = (
+                "entry does not match the event it was projected from"
+                if got[0] == expected[0]
+                else f"entry is for another event than the log's ({expected[0]})"
+            )
+            return matched, Break(where, got[0], reason)
+        matched += 1
+    return matched, None

@@ -28,9 +28,15 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from datrix.aggregates.audit import (
+    RecordAuditCheckpoint,
+    audit_chain_id,
+    checkpoint_command_id,
+)
 from datrix.aggregates.common import Command
 from datrix.jobs.engine import ProgressFn, no_progress
 from datrix.jobs.runner import EngineFactory
+from datrix.projections import audit
 from datrix.projections.projector import Projector
 from datrix.projections.read_model import ReadModel
 from datrix.projections.store import SQLiteReadStore
@@ -148,6 +154,7 @@ class EmbeddedRuntime:
         self.tmp_root = home / "tmp"
         self.jobs_in_process = jobs_in_process
         self._claims: dict[str, int] = {}  # scan id -> fd holding jobs/<scan id>.lock
+        self._anchor_warned = False
 
     # -- intake ----------------------------------------------------------------------------
     def submit(
@@ -273,8 +280,39 @@ class EmbeddedRuntime:
         """Process commands, project events and let the policies react until none are
         left; never runs a job."""
         with self._exclusive():
-            while self.process_commands() + self.project() + self.run_policies():
-                pass
+            while True:
+                if self.process_commands() + self.project() + self.run_policies():
+                    continue
+                if not self.anchor():  # the end of a catch-up: sign the chain's head
+                    return
+
+    def anchor(self) -> int:
+        """Checkpoint the audit chain's head into the event log when it holds entries the
+        last checkpoint does not cover (``projections/audit.py``); return how many
+        checkpoint commands were appended (0 or 1). The key is ``DATRIX_AUDIT_KEY`` or
+        ``DATRIX_HOME/audit.key``, made on first use with mode 0600."""
+        try:
+            key = audit.anchor_key(self.settings, create=True)
+            due = audit.checkpoint_due(self.read_store.query, 0) if key else None
+        except (audit.AnchorKeyError, audit.AnchorMismatch) as exc:
+            if not self._anchor_warned:
+                self.notice(f"audit anchoring skipped: {exc}")
+                self._anchor_warned = True
+            return 0
+        if key is None or due is None:
+            return 0
+        seq, digest = due
+        command = RecordAuditCheckpoint(
+            audit_chain_id(0), 0, seq, digest, audit.key_id(key), audit.sign(key, 0, seq, digest)
+        )
+        envelope = client_envelope(
+            self.settings,
+            command,
+            command.chain_id,
+            command_id=checkpoint_command_id(0, seq, digest),
+            actor=audit.ANCHOR_ACTOR,
+        )
+        return int(self.commands.append(envelope))
 
     def process_commands(self) -> int:
         count = 0

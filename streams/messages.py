@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from datrix.aggregates import dataset, outcome, scan
+from datrix.aggregates import audit, dataset, outcome, scan
 from datrix.aggregates.common import Command, Event, avro_names
 from datrix.streams.codec import SCHEMA_DIR, AvroCodec, CodecError, default_codec, load_schema_set
 
@@ -32,6 +32,7 @@ _BASE_FIELDS = ("originator_id", "originator_version", "timestamp")
 TYPES: dict[str, type] = {
     **dataset.AGGREGATE.avro_names(),
     **scan.AGGREGATE.avro_names(),
+    **audit.AGGREGATE.avro_names(),
     **avro_names(outcome.NAMESPACE, outcome.EVENTS),
 }
 NAMES: dict[type, str] = {cls: name for name, cls in TYPES.items()}

@@ -223,6 +223,13 @@ class Settings(BaseSettings):
     max_columns: int = 20_000
     # Extension modules (comma-separated) that register aggregates, read models, job kinds.
     extensions: Annotated[tuple[str, ...], NoDecode] = ()
+    # The audit anchor (projections/audit.py, docs/security.md "Audit anchor"): the key
+    # that signs each audit chain's head, and how many entries a chain may grow before the
+    # Kafka-mode projector checkpoints it (the embedded default checkpoints after each
+    # catch-up). Unset key: the embedded default keeps one in DATRIX_HOME/audit.key (0600);
+    # Kafka mode does not anchor and says so.
+    audit_key: str | None = Field(default=None, repr=False)
+    audit_checkpoint_every: int = 1000
     log_level: str = "INFO"  # datrix worker
     debug: bool = False  # tracebacks instead of one-line errors
 
@@ -345,6 +352,24 @@ class Settings(BaseSettings):
                 f"my_package.datrix_extension), got {_text(value)!r}"
             )
         return found
+
+    @field_validator("audit_key", mode="before")
+    @classmethod
+    def _audit_key(cls, value: Any) -> str | None:
+        if value is None or not _text(value).strip():
+            return None
+        key = _text(value).strip()
+        if len(key) < 32:
+            raise SettingsError(
+                f"DATRIX_AUDIT_KEY must be at least 32 characters (a random secret, e.g. "
+                f"`openssl rand -hex 32`), got {len(key)}"
+            )
+        return key
+
+    @field_validator("audit_checkpoint_every", mode="before")
+    @classmethod
+    def _checkpoint_every(cls, value: Any) -> int:
+        return int(_number("DATRIX_AUDIT_CHECKPOINT_EVERY", value, 1000, positive=True))
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -4,8 +4,11 @@ partition, position in the same transaction."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
+from datrix.aggregates.audit import RecordAuditCheckpoint, audit_chain_id, checkpoint_command_id
+from datrix.projections import audit
 from datrix.projections.projector import Projector
 from datrix.projections.read_model import install
 from datrix.projections.store import PostgresReadStore
@@ -19,8 +22,77 @@ from datrix.runtime.worker.common import (
     log,
 )
 from datrix.streams.dead_letters import DeadLetters
-from datrix.streams.kafka import BadMessage, from_message
-from datrix.streams.messages import Envelope
+from datrix.streams.kafka import BadMessage, KafkaCommandLog, from_message
+from datrix.streams.messages import Envelope, command_envelope
+
+
+class Anchor:
+    """Checkpoints the audit chains this projector appends to (``projections/audit.py``):
+    a chain more than ``DATRIX_AUDIT_CHECKPOINT_EVERY`` entries past its last checkpoint
+    after a batch, and every chain with anything new at shutdown. Without
+    ``DATRIX_AUDIT_KEY`` it does nothing and says so once."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.key = audit.anchor_key(ctx.settings)
+        self.commands = KafkaCommandLog(ctx.bootstrap, ctx.topics) if self.key else None
+        self.chains: set[int] = set()
+        if self.key is None:
+            log.warning(
+                "projector: audit anchoring is off (DATRIX_AUDIT_KEY is unset): the audit "
+                "chains are checked against the event log only; datrix audit verify says "
+                "'not anchored'"
+            )
+
+    def after_batch(self, store: PostgresReadStore, chain: int) -> None:
+        self.chains.add(chain)
+        self._checkpoint(store, chain, self.ctx.settings.audit_checkpoint_every)
+
+    def at_shutdown(self, store: PostgresReadStore) -> None:
+        import psycopg
+
+        for chain in sorted(self.chains):
+            try:
+                self._checkpoint(store, chain, audit.CHECKPOINT_FOOTPRINT)
+            except (psycopg.Error, OSError) as exc:
+                log.error("projector: no audit checkpoint of chain %s at shutdown: %s", chain, exc)
+
+    def _checkpoint(self, store: PostgresReadStore, chain: int, slack: int) -> None:
+        if self.key is None or self.commands is None:
+            return
+        try:
+            due = audit.checkpoint_due(store.query, chain, slack)
+        except audit.AnchorMismatch as exc:
+            log.error("projector: %s", exc)
+            return
+        if due is None:
+            return
+        seq, digest = due
+        command = RecordAuditCheckpoint(
+            audit_chain_id(chain),
+            chain,
+            seq,
+            digest,
+            audit.key_id(self.key),
+            audit.sign(self.key, chain, seq, digest),
+        )
+        self.commands.append(
+            command_envelope(
+                command,
+                subject=command.chain_id,
+                tenant=self.ctx.settings.tenant,
+                actor=audit.ANCHOR_ACTOR,
+                time=datetime.now(UTC),
+                command_id=checkpoint_command_id(chain, seq, digest),
+            )
+        )
+        if not self.ctx.stop.is_set():
+            _retrying(self.ctx, "sending an audit checkpoint", self.commands.flush)
+            return
+        try:  # shutting down: one try (_retrying gives up once the worker stops)
+            self.commands.flush()
+        except RuntimeError as exc:
+            log.error("projector: audit checkpoint at shutdown not confirmed: %s", exc)
 
 
 def run_projector(ctx: WorkerContext) -> None:
@@ -35,6 +107,7 @@ def run_projector(ctx: WorkerContext) -> None:
 
     store = _retrying(ctx, "read store", open_store)
     cache = SummaryCache(ctx.settings)
+    anchor = Anchor(ctx)
     consumer = ctx.consumer("projector")
     dead = DeadLetters(ctx.bootstrap, "projector")
 
@@ -104,6 +177,11 @@ def run_projector(ctx: WorkerContext) -> None:
                     applied,
                 )
                 cache.invalidate(env for _, env in batch)
+                if applied:
+                    anchor.after_batch(store, partition)
             _commit(consumer, messages)
     finally:
-        consumer.close()
+        try:
+            anchor.at_shutdown(store)
+        finally:
+            consumer.close()

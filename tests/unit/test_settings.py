@@ -43,6 +43,8 @@ EVERY = {
     "DATRIX_EXTENSIONS": " acme.datrix_ext , other ",
     "DATRIX_LOG_LEVEL": "debug",
     "DATRIX_DEBUG": "1",
+    "DATRIX_AUDIT_KEY": "k" * 40,
+    "DATRIX_AUDIT_CHECKPOINT_EVERY": "50",
 }
 
 
@@ -141,3 +143,13 @@ def test_several_bad_values_are_named_on_one_line() -> None:
     text = str(refused.value)
     assert "DATRIX_JOB_TIMEOUT_S must be" in text and "DATRIX_MAX_COLUMNS must be" in text
     assert "\n" not in text and "pydantic" not in text
+
+
+def test_the_audit_key_is_checked_and_never_shown() -> None:
+    with pytest.raises(SettingsError, match="DATRIX_AUDIT_KEY must be at least 32 characters"):
+        load_settings({"DATRIX_AUDIT_KEY": "short"})
+    assert load_settings({"DATRIX_AUDIT_KEY": "  "}).audit_key is None  # empty: unset
+    s = load_settings({"DATRIX_AUDIT_KEY": "s" * 40})
+    assert s.audit_key == "s" * 40 and "s" * 40 not in repr(s)
+    with pytest.raises(SettingsError, match="DATRIX_AUDIT_CHECKPOINT_EVERY"):
+        load_settings({"DATRIX_AUDIT_CHECKPOINT_EVERY": "0"})

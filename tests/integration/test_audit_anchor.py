@@ -1,0 +1,124 @@
+"""The audit anchor end to end (embedded default, the CLI as a subprocess): whoever can
+write ``readmodels.db`` but not the key or the event log cannot rewrite the audit trail
+quietly — neither by editing a row and re-hashing every later one, nor by deleting the
+tail (issue 12, item 6; docs/security.md "Audit anchor")."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from datrix.projections import audit
+from tests.integration.conftest import Cli
+
+pytestmark = pytest.mark.integration
+
+COLS = ", ".join((*audit.COLUMNS, "hash"))
+
+
+def _scan(cli: Cli, tmp_path: Path, name: str, rows: int) -> None:
+    path = tmp_path / f"{name}.csv"
+    path.write_text("id,amount\n" + "".join(f"{i},{i * 3}\n" for i in range(rows)))
+    run = cli("scan", str(path), "--name", name, "--format", "json")
+    assert run.code == 0, run.stderr
+
+
+def _rows(db: sqlite3.Connection) -> list[tuple[object, ...]]:
+    return db.execute(f"SELECT {COLS} FROM audit_log ORDER BY chain, seq").fetchall()
+
+
+def _rehash_from(db: sqlite3.Connection, seq: int) -> None:
+    """The attack the chain alone misses: recompute every hash from ``seq`` on."""
+    rows = _rows(db)
+    prev = rows[seq - 2][-1] if seq > 1 else audit.GENESIS
+    for row in rows[seq - 1 :]:
+        values = [*row[: len(audit.COLUMNS) - 1], prev]
+        digest = audit.entry_hash(values)
+        db.execute(
+            "UPDATE audit_log SET prev_hash = ?, hash = ? WHERE chain = ? AND seq = ?",
+            (prev, digest, row[0], row[1]),
+        )
+        prev = digest
+    db.commit()
+
+
+def test_checkpoints_are_signed_into_the_log_and_replay_stays_identical(
+    cli: Cli, tmp_path: Path
+) -> None:
+    _scan(cli, tmp_path, "sales", 50)
+    key = cli.home / audit.KEY_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600  # generated on first use, owner only
+    verify = cli("audit", "verify")
+    assert verify.code == 0, verify.stderr
+    assert "match the event log" in verify.stdout and "signed checkpoint" in verify.stdout
+    log = cli("audit", "log", "--format", "json").json()
+    checkpoints = [e for e in log if e["event_type"] == audit.CHECKPOINT_TYPE]
+    assert checkpoints and all(e["actor"] == audit.ANCHOR_ACTOR for e in checkpoints)
+    # a command that changes nothing adds no checkpoint (the head is already anchored)
+    assert cli("datasets").code == 0
+    again = cli("audit", "log", "--format", "json").json()
+    assert len(again) == len(log)
+    replay = cli("replay", "--verify")
+    assert replay.code == 0 and "identical" in replay.stdout, replay.stdout + replay.stderr
+
+
+def test_an_edit_rehashed_forward_is_caught_and_named(cli: Cli, tmp_path: Path) -> None:
+    _scan(cli, tmp_path, "sales", 50)
+    db = sqlite3.connect(cli.home / "readmodels.db")
+    db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
+    _rehash_from(db, 3)
+    checked, broken = audit.verify(_rows(db))  # the chain alone now looks intact
+    db.close()
+    assert broken is None and checked >= 3
+    tampered = cli("audit", "verify")
+    assert tampered.code == 1
+    assert "entry 3 " in tampered.stderr, tampered.stderr
+    assert "does not match the event it was projected from" in tampered.stderr
+    assert "Traceback" not in tampered.stderr
+    # the next run refuses to sign the rewritten chain
+    _scan(cli, tmp_path, "other", 20)
+    assert cli("audit", "verify").code == 1
+
+
+def test_a_deleted_tail_is_caught_even_after_the_sequence_is_reused(
+    cli: Cli, tmp_path: Path
+) -> None:
+    _scan(cli, tmp_path, "sales", 50)
+    db = sqlite3.connect(cli.home / "readmodels.db")
+    (top,) = db.execute("SELECT max(seq) FROM audit_log").fetchone()
+    db.execute("DELETE FROM audit_log WHERE seq > ?", (top - 4,))
+    db.commit()
+    assert audit.verify(_rows(db))[1] is None  # a shorter chain is still a valid chain
+    truncated = cli("audit", "verify")
+    assert truncated.code == 1
+    assert f"entry {top - 3} " in truncated.stderr and "entry missing" in truncated.stderr
+    # the projector then reuses the deleted sequence numbers for new events
+    _scan(cli, tmp_path, "other", 20)
+    (reused,) = db.execute("SELECT count(*) FROM audit_log WHERE seq = ?", (top - 3,)).fetchone()
+    db.close()
+    assert reused == 1
+    after = cli("audit", "verify")
+    assert after.code == 1 and f"entry {top - 3} " in after.stderr, after.stderr
+
+
+def test_a_missing_key_or_a_forged_checkpoint_is_an_error(cli: Cli, tmp_path: Path) -> None:
+    _scan(cli, tmp_path, "sales", 30)
+    key = cli.home / audit.KEY_FILE
+    real = key.read_text()
+    key.chmod(0o644)
+    loose = cli("audit", "verify")
+    assert loose.code == 2 and "chmod 600" in loose.stderr, loose.stderr
+    key.unlink()
+    # embedded verify never makes a key: without it the checkpoints cannot be checked
+    missing = cli("audit", "verify")
+    assert missing.code == 1 and "no key to check them" in missing.stderr, missing.stderr
+    # another key (an attacker's own) does not match the signatures in the log
+    key.write_text("f" * 64)
+    key.chmod(0o600)
+    other = cli("audit", "verify")
+    assert other.code == 1 and "signature invalid" in other.stderr, other.stderr
+    key.write_text(real)
+    assert cli("audit", "verify").code == 0
