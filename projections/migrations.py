@@ -98,6 +98,16 @@ MIGRATIONS: list[Migration] = [
             "AND a.event_type = 'datrix.scan.ScanRequested'",
         ],
     ),
+    # The audit anchor looks up a chain's last checkpoint entry after every batch
+    # (projections/audit.py checkpoint_due): by event type, not a scan of the whole trail.
+    Migration(
+        7,
+        "audit entries by event type",
+        ["CREATE INDEX IF NOT EXISTS idx_audit_event_type ON audit_log (event_type)"],
+        lambda _schema: [
+            "CREATE INDEX IF NOT EXISTS idx_audit_event_type ON audit_log (event_type)"
+        ],
+    ),
 ]
 
 CREATE_LEDGER = (
