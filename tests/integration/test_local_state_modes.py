@@ -23,14 +23,22 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 
 
-def state_dir() -> Path:
-    """Where deploy/local keeps its state (deploy/local/lib.sh)."""
-    found = os.environ.get("DATRIX_STATE")
-    return Path(found) if found else Path.home() / ".cache" / "datrix" / "state"
+def running_state(services: dict[str, str]) -> Path:
+    """The state folder of the services the suite runs against: where the running
+    PostgreSQL keeps its data (``<state>/postgres/data``). On a fresh machine that is this
+    HOME's (``DATRIX_STATE``, default ``~/.cache/datrix/state``); where ``up`` reused
+    services that another state folder started (another HOME on the same machine), it is
+    theirs, which is what must be private."""
+    import psycopg
+
+    with psycopg.connect(services["DATRIX_DATABASE_URL"]) as db:
+        row = db.execute("SHOW data_directory").fetchone()
+    assert row is not None
+    return Path(row[0]).parent.parent
 
 
 def test_service_state_folders_are_closed_to_others(services: dict[str, str]) -> None:
-    state = state_dir()
+    state = running_state(services)
     # the state folder: never readable or writable by others (as root, others keep x:
     # the postgres user traverses it to its data)
     assert mode(state) & 0o066 == 0, f"{state} is {mode(state):04o}"
