@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from datrix.streams.kafka import Headers, Topics, producer_config
+from datrix.streams.kafka import Headers, Topics, producer_config, records_to_end
 
 log = logging.getLogger("datrix.dlq")
 PREFIX = "datrix_dlq_"
@@ -151,45 +151,14 @@ def _dead_letter(dlq: str, msg: Any) -> DeadLetter:
 
 def read_dead_letters(bootstrap: str, dlq: str, timeout: float = 30.0) -> list[DeadLetter]:
     """Every record of one dead-letter topic, oldest first ([] when it does not exist)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"datrix-dlq-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
+    found = records_to_end(bootstrap, dlq, "datrix-dlq", timeout, timeout)
+    if found is None:
+        return []
     try:
-        meta = consumer.list_topics(dlq, timeout=timeout)
-        if dlq not in meta.topics or meta.topics[dlq].error is not None:
-            return []
-        partitions = sorted(meta.topics[dlq].partitions)
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(dlq, p), timeout=timeout)[1]
-            for p in partitions
-        }
-        todo = {p for p in partitions if ends[p] > 0}
-        consumer.assign([TopicPartition(dlq, p, OFFSET_BEGINNING) for p in todo])
-        found: list[DeadLetter] = []
-        while todo:
-            batch = consumer.consume(1000, timeout=timeout)
-            if not batch:
-                raise DeadLetterError(f"could not read {dlq} to its end")
-            for msg in batch:
-                err = msg.error()
-                p = msg.partition() or 0
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        todo.discard(p)
-                    continue
-                found.append(_dead_letter(dlq, msg))
-                if (msg.offset() or 0) + 1 >= ends[p]:
-                    todo.discard(p)
-        return sorted(found, key=lambda d: (d.time, d.offset))
-    finally:
-        consumer.close()
+        letters = [_dead_letter(dlq, msg) for msg in found[1]]
+    except RuntimeError as exc:  # not read to its end in time
+        raise DeadLetterError(str(exc)) from exc
+    return sorted(letters, key=lambda d: (d.time, d.offset))
 
 
 def replay(bootstrap: str, letter: DeadLetter, timeout: float = 30.0) -> str | None:

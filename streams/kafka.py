@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -253,55 +254,76 @@ class KafkaCommandLog:
             )
 
 
-def read_topic(
-    bootstrap: str, topic: str, timeout: float = 30.0
-) -> dict[int, list[tuple[int, Envelope]]]:
-    """Every Datrix event on ``topic`` from offset 0 to the current end, per partition, as
-    (event-store position, envelope); redelivered copies (same position) appear once."""
+def records_to_end(
+    bootstrap: str, topic: str, group: str, wait: float = 30.0, deadline: float = 600.0
+) -> tuple[list[int], Iterator[Any]] | None:
+    """The partitions of ``topic`` and every record on them from offset 0 to their end
+    when called, in offset order per partition (partitions interleave); None when the topic
+    does not exist. ``wait``: for metadata; ``deadline``: for the whole read, past
+    which it raises ``RuntimeError`` naming the partitions not read to their end."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": f"datrix-replay-{uuid.uuid4()}",
+            "group.id": f"{group}-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
-            # The relay writes in transactions, so a partition ends with a commit or abort
+            # A transactional producer (the relay) ends a partition with a commit or abort
             # marker that is never delivered as a message: "reached the end" is the EOF
             # event, not a message at the high watermark.
             "enable.partition.eof": True,
         }
     )
-    try:
-        meta = consumer.list_topics(topic, timeout=timeout)
-        if topic not in meta.topics or meta.topics[topic].error is not None:
-            raise RuntimeError(f"topic {topic} does not exist")
-        partitions = sorted(meta.topics[topic].partitions)
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
-            for p in partitions
-        }
-        out: dict[int, list[tuple[int, Envelope]]] = {p: [] for p in partitions}
-        todo = {p for p in partitions if ends[p] > 0}
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in todo])
-        last: dict[int, int] = {}
-        deadline = time.monotonic() + max(timeout, 600.0)
-        while todo and time.monotonic() < deadline:
-            for msg in consumer.consume(5000, timeout=0.5):
-                p, offset = msg.partition() or 0, msg.offset() or 0
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF and offset >= ends[p]:
-                        todo.discard(p)
-                    continue
-                env, position = from_message(msg.headers(), msg.value())
-                if position is not None and position > last.get(p, 0):
-                    out[p].append((position, env))
-                    last[p] = position
-                if offset + 1 >= ends[p]:
-                    todo.discard(p)
-        if todo:
-            raise RuntimeError(f"could not read {topic} to its end (partitions {sorted(todo)})")
-        return out
-    finally:
+    meta = consumer.list_topics(topic, timeout=wait)
+    if topic not in meta.topics or meta.topics[topic].error is not None:
         consumer.close()
+        return None
+    partitions = sorted(meta.topics[topic].partitions)
+    ends = {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=wait)[1]
+        for p in partitions
+    }
+
+    def read() -> Iterator[Any]:
+        try:
+            todo = {p for p in partitions if ends[p] > 0}
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in todo])
+            until = time.monotonic() + deadline
+            while todo and time.monotonic() < until:
+                for msg in consumer.consume(5000, timeout=0.5):
+                    p, offset = msg.partition() or 0, msg.offset() or 0
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF and offset >= ends[p]:
+                            todo.discard(p)
+                        continue
+                    yield msg
+                    if offset + 1 >= ends[p]:
+                        todo.discard(p)
+            if todo:
+                raise RuntimeError(f"could not read {topic} to its end (partitions {sorted(todo)})")
+        finally:
+            consumer.close()
+
+    return partitions, read()
+
+
+def read_topic(
+    bootstrap: str, topic: str, timeout: float = 30.0
+) -> dict[int, list[tuple[int, Envelope]]]:
+    """Every Datrix event on ``topic`` from offset 0 to the current end, per partition, as
+    (event-store position, envelope); redelivered copies (same position) appear once."""
+    found = records_to_end(bootstrap, topic, "datrix-replay", timeout, max(timeout, 600.0))
+    if found is None:
+        raise RuntimeError(f"topic {topic} does not exist")
+    partitions, records = found
+    out: dict[int, list[tuple[int, Envelope]]] = {p: [] for p in partitions}
+    last: dict[int, int] = {}
+    for msg in records:
+        p = msg.partition() or 0
+        env, position = from_message(msg.headers(), msg.value())
+        if position is not None and position > last.get(p, 0):
+            out[p].append((position, env))
+            last[p] = position
+    return out
