@@ -32,11 +32,25 @@ _held: dict[Path, int] = {}
 def owned_tempdir(root: Path, prefix: str = "tmp-") -> Path:
     """A new folder under ``root``, owned by this process until ``release`` (or its end)."""
     private_dirs(root)
-    path = Path(tempfile.mkdtemp(dir=root, prefix=f"{prefix}{os.getpid()}-"))
-    fd = os.open(path / OWNER, os.O_CREAT | os.O_RDWR, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    _held[path] = fd
-    return path
+    while True:
+        path = Path(tempfile.mkdtemp(dir=root, prefix=f"{prefix}{os.getpid()}-"))
+        fd = os.open(path / OWNER, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if _still_ours(path, fd):
+            _held[path] = fd
+            return path
+        # Another process's sweep took the lock between our open and flock (the file was
+        # not locked yet), removed the folder, then let go: ours is gone. Make another.
+        os.close(fd)
+
+
+def _still_ours(path: Path, fd: int) -> bool:
+    """Whether the owner file we hold locked is still the one in ``path``. A sweep
+    removes a folder while holding its lock, so once we hold it, this answer is final."""
+    try:
+        return os.stat(path / OWNER).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def release(path: Path) -> None:

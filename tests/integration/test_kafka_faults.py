@@ -283,12 +283,21 @@ def test_sigkill_workers_while_10000_commands_stream_in(kafka_cli: KafkaCli) -> 
 def _restart(service: str, down_while: Callable[[], bool]) -> None:
     """Stop the service (``down`` returns once it has stopped), keep it down while
     ``down_while()`` holds, then start it again."""
-    subprocess.run(
-        [str(ROOT / "deploy/local/down"), service], check=True, capture_output=True, timeout=120
-    )
+    _local("down", service, timeout=120)
     wait_until(lambda: not down_while(), f"{service} has been down long enough")
-    subprocess.run(
-        [str(ROOT / "deploy/local/up"), service], check=True, capture_output=True, timeout=300
+    _local("up", service, timeout=300)
+
+
+def _local(script: str, service: str, timeout: float) -> None:
+    """Run ``deploy/local/<script> <service>``; on failure, fail with what it printed."""
+    done = subprocess.run(
+        [str(ROOT / "deploy/local" / script), service],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, (
+        f"deploy/local/{script} {service} exited {done.returncode}:\n{done.stderr[-4000:]}"
     )
 
 
