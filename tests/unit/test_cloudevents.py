@@ -19,7 +19,13 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from datrix.aggregates import dataset, scan
 from datrix.aggregates.common import Command, Event, Meta
 from datrix.streams.codec import default_codec
-from datrix.streams.kafka import BadMessage, from_message, header_attribute, to_message
+from datrix.streams.kafka import (
+    BadMessage,
+    Headers,
+    from_message,
+    header_attribute,
+    to_message,
+)
 from datrix.streams.messages import (
     Envelope,
     command_envelope,
@@ -47,10 +53,10 @@ def registered_event() -> Envelope:
     return event_envelope(event, cause)
 
 
-def legacy_headers(env: Envelope, position: int | None = None) -> list[tuple[str, bytes]]:
+def legacy_headers(env: Envelope, position: int | None = None) -> Headers:
     """The headers exactly as Datrix wrote them before issue 12 (they are in existing logs):
     the extensions without the ``ce_`` prefix, ``sequence`` after them, no dataschema."""
-    headers = [
+    headers: Headers = [
         ("ce_specversion", b"1.0"),
         ("ce_id", str(env.id).encode()),
         ("ce_type", env.type.encode()),
