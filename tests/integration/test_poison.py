@@ -64,6 +64,8 @@ class Sender:
         self, env: Any, value: bytes | None = None, drop: tuple[str, ...] = (), **headers: bytes
     ) -> uuid.UUID:
         _key, data, base = to_message(env)
+        if value is not None:  # env's ce_dataschema describes env.data, not this value
+            drop = (*drop, "ce_dataschema")
         merged = [(k, v) for k, v in base if k not in headers and k not in drop]
         merged += list(headers.items())
         self.raw(data if value is None else value, merged)  # type: ignore[arg-type]
