@@ -144,10 +144,19 @@ def _attributes(h: dict[str, str]) -> dict[str, str]:
         if legacy not in h:
             continue
         old = out.pop(legacy)
-        if name in h and h[name] != old:
+        if name in h and not _same(h[name], old, numeric=name == "ce_sequence"):
             raise BadMessage(f"header {legacy} {old!r} contradicts {name} {h[name]!r}")
-        out[name] = old
+        out.setdefault(name, old)
     return out
+
+
+def _same(new: str, old: str, numeric: bool) -> bool:
+    """Whether two values of one attribute agree (a sequence: as numbers, since the new
+    header is zero-padded and the old one is not)."""
+    if new == old:
+        return True
+    digits = (new + old).isascii() and new.isdigit() and old.isdigit()
+    return numeric and digits and int(new) == int(old)
 
 
 def header_attribute(headers: Any, name: str) -> str | None:

@@ -307,6 +307,16 @@ def cloudevents_headers(env: Envelope) -> list[tuple[str, bytes]]:
         headers.append(("ce_dataschema", schema.encode()))
     for name, field_name in EXTENSIONS.items():
         value = getattr(env, field_name)
-        if value is not None and value != "":
-            headers.append((f"ce_{name}", str(value).encode()))
+        if value is None or value == "":
+            continue
+        if name == "sequence":
+            value = sequence_text(value)
+        headers.append((f"ce_{name}", str(value).encode()))
     return headers
+
+
+def sequence_text(version: int) -> str:
+    """An event's version as the CloudEvents ``sequence`` extension wants it: a string whose
+    plain string order is the events' order (zero-padded to 20 digits). The order is that
+    of the events of one aggregate (``ce_subject``)."""
+    return f"{version:020d}"

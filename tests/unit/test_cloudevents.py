@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -102,11 +103,24 @@ def test_every_attribute_and_extension_is_a_ce_header() -> None:
     assert h["ce_tenant"] == b"acme" and h["ce_actor"] == b"ann"
     assert h["ce_correlationid"] == str(env.correlation_id).encode()
     assert h["ce_causationid"] == str(env.causation_id).encode()
-    assert h["ce_sequence"] == b"1"
+    assert h["ce_sequence"] == b"00000000000000000001"
     # CloudEvents: attribute names are lower-case ASCII letters and digits
     for name in names:
         if name.startswith("ce_"):
             assert re.fullmatch(r"[a-z0-9]{1,20}", name[3:]), name
+
+
+def test_sequence_strings_sort_as_the_events_do() -> None:
+    """The CloudEvents sequence extension: a receiver orders events by comparing the
+    strings; the reader takes the number (an old record's ``sequence`` is unpadded)."""
+    env = registered_event()
+    texts = []
+    for version in (1, 9, 10, 11, 100, 2**62):
+        event = replace(env, sequence=version)
+        text = dict(to_message(event)[2])["ce_sequence"]
+        assert from_message(to_message(event)[2], event.data)[0].sequence == version
+        texts.append(text)
+    assert sorted(texts) == texts
 
 
 def test_a_command_has_no_causation_or_sequence_header() -> None:
@@ -176,7 +190,7 @@ def expected_attributes(env: Envelope) -> dict[str, Any]:
     if env.causation_id:
         out["causationid"] = env.causation_id
     if env.sequence is not None:
-        out["sequence"] = str(env.sequence)
+        out["sequence"] = f"{env.sequence:020d}"
     return out
 
 
