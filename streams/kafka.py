@@ -123,16 +123,22 @@ LEGACY_HEADERS = {f"ce_{name}": name for name in EXTENSIONS}
 
 
 def _text_headers(headers: Any) -> dict[str, str]:
+    """The headers as text. Kafka allows a name twice; an attribute given twice with
+    different values is refused (readers that keep the first or the last would disagree)."""
     pairs = headers.items() if isinstance(headers, dict) else (headers or [])
     out: dict[str, str] = {}
     for key, value in pairs:
         if isinstance(value, bytes):
             try:
-                out[key] = value.decode("utf-8")
+                text = value.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise BadMessage(f"header {key} is not UTF-8") from exc
         else:
-            out[key] = value or ""
+            text = value or ""
+        attribute = key.startswith("ce_") or key in LEGACY_HEADERS.values()
+        if attribute and key in out and out[key] != text:
+            raise BadMessage(f"header {key} appears twice: {out[key]!r} and {text!r}")
+        out[key] = text
     return out
 
 

@@ -114,10 +114,11 @@ def test_sequence_strings_sort_as_the_events_do() -> None:
     """The CloudEvents sequence extension: a receiver orders events by comparing the
     strings; the reader takes the number (an old record's ``sequence`` is unpadded)."""
     env = registered_event()
-    texts = []
+    texts: list[bytes] = []
     for version in (1, 9, 10, 11, 100, 2**62):
         event = replace(env, sequence=version)
         text = dict(to_message(event)[2])["ce_sequence"]
+        assert isinstance(text, bytes)
         assert from_message(to_message(event)[2], event.data)[0].sequence == version
         texts.append(text)
     assert sorted(texts) == texts
@@ -240,6 +241,20 @@ def test_old_and_new_names_together_must_agree() -> None:
     for legacy, wrong in (("tenant", b"evil"), ("actor", b"mallory"), ("sequence", b"2")):
         with pytest.raises(BadMessage, match=f"header {legacy} '.*' contradicts ce_{legacy}"):
             from_message([*headers, (legacy, wrong)], value)
+
+
+def test_an_attribute_given_twice_must_agree() -> None:
+    env = register()
+    _key, value, headers = to_message(env)
+    assert from_message([*headers, ("ce_tenant", b"acme")], value)[0] == env
+    cases: list[tuple[str, list[tuple[str, Any]]]] = [
+        ("ce_tenant", [("ce_tenant", b"evil")]),
+        ("ce_type", [("ce_type", b"datrix.dataset.DeleteDataset")]),
+        ("tenant", [("tenant", b"acme"), ("tenant", b"evil")]),
+    ]
+    for name, extra in cases:
+        with pytest.raises(BadMessage, match=f"header {name} appears twice: '.*' and '.*'"):
+            from_message([*headers, *extra], value)
 
 
 @pytest.mark.parametrize("name", ["tenant", "actor", "correlationid"])
