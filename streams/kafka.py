@@ -1,8 +1,10 @@
 """Kafka adapters: topics, the CloudEvents binary-mode mapping, the command producer.
 
 A message is keyed by the aggregate id, its value is the Avro single-object payload, and
-the envelope's attributes travel as CloudEvents Kafka headers (``ce_id``, ``ce_type``,
-...). Events also carry ``datrix_position``: their notification id in the event store, a
+the envelope's attributes and extensions travel as CloudEvents Kafka headers (``ce_id``,
+``ce_type``, ``ce_tenant``, ..., see ``streams/messages.py`` ``cloudevents_headers``);
+records written before issue 12 carry the extensions without the ``ce_`` prefix and are
+read too. Events also carry ``datrix_position``: their notification id in the event store, a
 gap-free, per-partition increasing number the projectors use to drop redelivered copies.
 """
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from datrix.streams.messages import Envelope, cloudevents_headers
+from datrix.streams.messages import EXTENSIONS, Envelope, cloudevents_headers, dataschema
 from datrix.streams.settings import Settings
 
 PARTITIONS = {"commands": 6, "events": 6, "jobs": 3, "progress": 3}
@@ -95,8 +97,6 @@ Headers = list[tuple[str, str | bytes | None]]
 
 def to_message(env: Envelope, position: int | None = None) -> tuple[bytes, bytes, Headers]:
     headers: Headers = list(cloudevents_headers(env))
-    if env.sequence is not None:
-        headers.append(("sequence", str(env.sequence).encode()))
     if position is not None:
         headers.append(("datrix_position", str(position).encode()))
     return env.subject.encode(), env.data, headers
@@ -113,32 +113,83 @@ REQUIRED_HEADERS = (
     "ce_source",
     "ce_subject",
     "ce_time",
-    "tenant",
-    "actor",
-    "correlationid",
+    "ce_tenant",
+    "ce_actor",
+    "ce_correlationid",
 )
+# Before issue 12 the extensions travelled without the ``ce_`` prefix; records in existing
+# logs still carry those names, and are read as if they had the new ones.
+LEGACY_HEADERS = {f"ce_{name}": name for name in EXTENSIONS}
 
 
 def _text_headers(headers: Any) -> dict[str, str]:
+    """The headers as text. Kafka allows a name twice; an attribute given twice with
+    different values is refused (readers that keep the first or the last would disagree)."""
     pairs = headers.items() if isinstance(headers, dict) else (headers or [])
     out: dict[str, str] = {}
     for key, value in pairs:
         if isinstance(value, bytes):
             try:
-                out[key] = value.decode("utf-8")
+                text = value.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise BadMessage(f"header {key} is not UTF-8") from exc
         else:
-            out[key] = value or ""
+            text = value or ""
+        attribute = key.startswith("ce_") or key in LEGACY_HEADERS.values()
+        if attribute and key in out and out[key] != text:
+            raise BadMessage(f"header {key} appears twice: {out[key]!r} and {text!r}")
+        out[key] = text
     return out
+
+
+def _attributes(h: dict[str, str]) -> dict[str, str]:
+    """The headers with each legacy extension name read as its ``ce_`` name. A record that
+    carries both names with different values is refused: which one is meant is unknown."""
+    out = dict(h)
+    for name, legacy in LEGACY_HEADERS.items():
+        if legacy not in h:
+            continue
+        old = out.pop(legacy)
+        if name in h and not _same(h[name], old, numeric=name == "ce_sequence"):
+            raise BadMessage(f"header {legacy} {old!r} contradicts {name} {h[name]!r}")
+        out.setdefault(name, old)
+    return out
+
+
+def _same(new: str, old: str, numeric: bool) -> bool:
+    """Whether two values of one attribute agree (a sequence: as numbers, since the new
+    header is zero-padded and the old one is not)."""
+    if new == old:
+        return True
+    digits = (new + old).isascii() and new.isdigit() and old.isdigit()
+    return numeric and digits and int(new) == int(old)
+
+
+def header_attribute(headers: Any, name: str) -> str | None:
+    """One CloudEvents attribute of a record (``tenant``: ``ce_tenant``, or ``tenant`` in a
+    record written before issue 12) as text, whatever else is wrong with the record; None
+    when it is absent or unreadable."""
+    pairs = headers.items() if isinstance(headers, dict) else (headers or [])
+    found = dict(pairs)
+    for key in (f"ce_{name}", LEGACY_HEADERS.get(f"ce_{name}")):
+        value = found.get(key) if key else None
+        if value is None:
+            continue
+        try:
+            return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        except UnicodeDecodeError:
+            return None
+    return None
 
 
 def from_message(headers: Any, value: bytes | None) -> tuple[Envelope, int | None]:
     """Envelope and (for events) event-store position of one Kafka record.
 
     Every required attribute must be present and well-formed; a record that lacks one is
-    a ``BadMessage`` naming it, never an envelope with a made-up tenant, actor or time."""
-    h = _text_headers(headers)
+    a ``BadMessage`` naming it, never an envelope with a made-up tenant, actor or time.
+    Records written before issue 12 (extensions without the ``ce_`` prefix) are read too.
+    A ``ce_dataschema``, when present, must name the payload's type and writer schema."""
+    h = _attributes(_text_headers(headers))
     missing = [name for name in REQUIRED_HEADERS if not h.get(name, "").strip()]
     if missing:
         raise BadMessage(f"missing CloudEvents header(s): {', '.join(missing)}")
@@ -152,21 +203,26 @@ def from_message(headers: Any, value: bytes | None) -> tuple[Envelope, int | Non
         when = _parse_time(h["ce_time"])
     except ValueError as exc:
         raise BadMessage(f"ce_time {h['ce_time']!r} is not an RFC 3339 time: {exc}") from None
-    sequence = _int_header(h, "sequence")
+    sequence = _int_header(h, "ce_sequence")
     position = _int_header(h, "datrix_position")
     env = Envelope(
         id=command_id,
         type=h["ce_type"],
         subject=h["ce_subject"],
         time=when,
-        tenant=h["tenant"],
-        actor=h["actor"],
-        correlation_id=h["correlationid"],
-        causation_id=h.get("causationid") or None,
+        tenant=h["ce_tenant"],
+        actor=h["ce_actor"],
+        correlation_id=h["ce_correlationid"],
+        causation_id=h.get("ce_causationid") or None,
         sequence=sequence,
         data=value or b"",
         source=h["ce_source"],
     )
+    if "ce_dataschema" in h:
+        expected = dataschema(env)
+        if h["ce_dataschema"] != expected:
+            what = "a value that is no Avro single-object" if expected is None else expected
+            raise BadMessage(f"ce_dataschema {h['ce_dataschema']!r} does not name {what}")
     return env, position
 
 

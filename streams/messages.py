@@ -22,9 +22,17 @@ from uuid import UUID
 
 from datrix.aggregates import audit, dataset, outcome, scan
 from datrix.aggregates.common import Command, Event, avro_names
-from datrix.streams.codec import SCHEMA_DIR, AvroCodec, CodecError, default_codec, load_schema_set
+from datrix.streams.codec import (
+    MAGIC,
+    SCHEMA_DIR,
+    AvroCodec,
+    CodecError,
+    default_codec,
+    load_schema_set,
+)
 
 SOURCE = "urn:datrix"
+CONTENT_TYPE = "application/avro"  # the data: Avro single-object encoding
 _BASE_FIELDS = ("originator_id", "originator_version", "timestamp")
 
 # The core types, from the aggregates' own declarations (``AGGREGATE`` in each module)
@@ -250,8 +258,41 @@ def event_envelope(event: Event, cause: Envelope, table: TypeTable | None = None
     )
 
 
+# The CloudEvents extension attributes of an envelope: attribute name -> Envelope field.
+# Extension names are lower-case letters and digits (CloudEvents 1.0, "Attribute Naming
+# Convention"); on Kafka each travels as ``ce_<name>`` like the core attributes.
+EXTENSIONS: dict[str, str] = {
+    "tenant": "tenant",
+    "actor": "actor",
+    "correlationid": "correlation_id",
+    "causationid": "causation_id",
+    "sequence": "sequence",
+}
+# ``urn:datrix:avro:<Avro full name>:<CRC-64-AVRO fingerprint, 16 hex digits>``
+DATASCHEMA_PREFIX = "urn:datrix:avro:"
+
+
+def payload_fingerprint(data: bytes) -> str | None:
+    """The writer schema's CRC-64-AVRO fingerprint of an Avro single-object encoded value,
+    as 16 hex digits (the number Avro's ``parsingFingerprint64`` gives; the value holds it
+    little-endian after ``C3 01``); None for bytes that are not such a value."""
+    if len(data) < 10 or data[:2] != MAGIC:
+        return None
+    return f"{int.from_bytes(data[2:10], 'little'):016x}"
+
+
+def dataschema(env: Envelope) -> str | None:
+    """The CloudEvents ``dataschema`` of an envelope: its payload's schema, by Avro full
+    name (``ce_type``) and the fingerprint of the schema it was written with (an event
+    written by an older release names that release's schema)."""
+    fp = payload_fingerprint(env.data)
+    return None if fp is None else f"{DATASCHEMA_PREFIX}{env.type}:{fp}"
+
+
 def cloudevents_headers(env: Envelope) -> list[tuple[str, bytes]]:
-    """Kafka headers per the CloudEvents Kafka protocol binding (binary content mode)."""
+    """Kafka headers per the CloudEvents Kafka protocol binding (binary content mode):
+    every attribute and extension as a ``ce_``-prefixed header, the data's media type as
+    ``content-type``. Optional attributes that are unset are left out."""
     headers = [
         ("ce_specversion", b"1.0"),
         ("ce_id", str(env.id).encode()),
@@ -259,11 +300,23 @@ def cloudevents_headers(env: Envelope) -> list[tuple[str, bytes]]:
         ("ce_source", env.source.encode()),
         ("ce_subject", env.subject.encode()),
         ("ce_time", env.time.isoformat().encode()),
-        ("content-type", b"application/avro"),
-        ("tenant", env.tenant.encode()),
-        ("actor", env.actor.encode()),
-        ("correlationid", env.correlation_id.encode()),
+        ("content-type", CONTENT_TYPE.encode()),
     ]
-    if env.causation_id:
-        headers.append(("causationid", env.causation_id.encode()))
+    schema = dataschema(env)
+    if schema is not None:
+        headers.append(("ce_dataschema", schema.encode()))
+    for name, field_name in EXTENSIONS.items():
+        value = getattr(env, field_name)
+        if value is None or value == "":
+            continue
+        if name == "sequence":
+            value = sequence_text(value)
+        headers.append((f"ce_{name}", str(value).encode()))
     return headers
+
+
+def sequence_text(version: int) -> str:
+    """An event's version as the CloudEvents ``sequence`` extension wants it: a string whose
+    plain string order is the events' order (zero-padded to 20 digits). The order is that
+    of the events of one aggregate (``ce_subject``)."""
+    return f"{version:020d}"

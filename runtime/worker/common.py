@@ -15,7 +15,7 @@ from eventsourcing.persistence import PersistenceError
 from datrix.projections.read_model import ReadModel
 from datrix.projections.read_models import CORE_READ_MODELS
 from datrix.streams.dead_letters import DeadLetters
-from datrix.streams.kafka import Topics, readable_id
+from datrix.streams.kafka import Topics, header_attribute, readable_id
 from datrix.streams.messages import Envelope
 from datrix.streams.object_store import open_object_store
 from datrix.streams.ports import ObjectStore
@@ -144,21 +144,18 @@ def _stand_in(msg: Any) -> Envelope | None:
     the record; nothing in it is ever applied, and no attribute is made up."""
     from datetime import UTC, datetime
 
-    command_id = readable_id(msg.headers())
-    h = {k: v for k, v in msg.headers() or [] if isinstance(v, bytes)}
-    try:
-        tenant = h.get("tenant", b"").decode().strip()
-        actor = h.get("actor", b"").decode().strip()
-        kind = h.get("ce_type", b"").decode().strip()
-    except UnicodeDecodeError:
-        return None
+    headers = msg.headers() or []
+    command_id = readable_id(headers)
+    tenant = (header_attribute(headers, "tenant") or "").strip()
+    actor = (header_attribute(headers, "actor") or "").strip()
+    kind = (header_attribute(headers, "type") or "").strip()
     if command_id is None or not tenant:
         return None
     try:
-        when = datetime.fromisoformat(h.get("ce_time", b"").decode())
+        when = datetime.fromisoformat(header_attribute(headers, "time") or "")
         if when.tzinfo is None:
             raise ValueError("no UTC offset")
-    except (UnicodeDecodeError, ValueError):
+    except ValueError:
         _kind, millis = msg.timestamp()
         when = datetime.fromtimestamp(max(millis, 0) / 1000, UTC)
     return Envelope(

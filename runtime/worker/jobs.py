@@ -4,6 +4,7 @@ results back to ``datrix.commands``."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.persistence import PersistenceError
@@ -122,12 +123,17 @@ def run_jobs(ctx: WorkerContext) -> None:
                     log.info("jobs: job %s stopped: scan %s was cancelled", job.job_id, scan_id)
                     consumer.commit(message=msg, asynchronous=False)
                 continue  # stopping: not committed, so the job is redelivered
+            # The result's time is when the job ended: the outcome event the aggregate
+            # decides from it (ScanCompleted, ScanFailed) takes the command's time, so the
+            # log says when the scan completed, not when it was requested. Stamped once,
+            # here at the edge: a redelivered job's second result has the same id and is
+            # dropped, and replay reads the time from the log.
             reply = command_envelope(
                 outcome.result,
                 subject=scan_id,
                 tenant=env.tenant,
                 actor=kind.actor_of(job),
-                time=env.time,
+                time=datetime.now(UTC),
                 command_id=result_command_id(job.job_id),
                 correlation_id=env.correlation_id,
                 causation_id=str(env.id),
