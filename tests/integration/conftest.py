@@ -85,6 +85,7 @@ def services() -> dict[str, str]:
     for key in (
         "DATRIX_KAFKA_BOOTSTRAP",
         "DATRIX_DATABASE_URL",
+        "DATRIX_DATABASE_READER_URL",
         "DATRIX_REDIS_URL",
         "DATRIX_OBJECT_STORE",
         "DATRIX_S3_ENDPOINT",
