@@ -107,6 +107,7 @@ END $$"""
     )
     return statements
 
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1, "read models", [*TABLES.values(), *INDEXES], lambda _schema: [*TABLES.values(), *INDEXES]

@@ -254,7 +254,7 @@ class PostgresReadStore:
 
     def _connect(self) -> Any:
         """The writer's connection; for a tenant's store, the reader's."""
-        url = self.url if self.tenant is None else self.reader_url
+        url = self.url if self.tenant is None or self.reader_url is None else self.reader_url
         return self._psycopg.connect(url, autocommit=False, options=f"-c search_path={self.schema}")
 
     def _writer(self) -> Any:

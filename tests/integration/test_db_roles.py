@@ -281,3 +281,67 @@ def test_kafka_mode_connections_are_the_writer_and_the_reader(
     kafka_cli.extra = {**kafka_cli.extra, "DATRIX_DATABASE_READER_URL": ""}
     missing = kafka_cli("datasets")
     assert missing.code == 2 and "DATRIX_DATABASE_READER_URL" in missing.stderr
+
+
+def test_a_schema_the_superuser_made_before_the_roles_is_handed_over_and_upgraded(
+    services: dict[str, str],
+) -> None:
+    """An existing deployment: read models migrated to version 7 by the superuser, with the
+    old policy (``current_setting('datrix.tenant')``), and a read model's own table that
+    got it from the old ``tenant_isolation``. ``postgres-init.sql`` (which every ``up``
+    re-applies) hands the schema to the writer; the writer's migration 8 replaces the
+    policy everywhere, so the old way to pick a tenant is gone."""
+    from datrix.projections import migrations
+
+    schema = f"t_roles_old_{uuid.uuid4().hex[:8]}"
+    admin = _admin_url(services)
+    init = (Path(__file__).resolve().parents[2] / "deploy" / "postgres-init.sql").read_text()
+    try:
+        with psycopg.connect(admin, autocommit=False) as db:
+            db.execute(f'CREATE SCHEMA "{schema}"')
+            db.execute(f'SET search_path = "{schema}"')
+            db.execute(migrations.CREATE_LEDGER)
+            for step in migrations.MIGRATIONS[:7]:
+                for statement in step.postgres(schema):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO schema_migrations VALUES (%s, %s)", (step.version, step.name)
+                )
+            db.execute("CREATE TABLE toy_ext (tenant TEXT NOT NULL, x INT)")
+            db.execute(
+                "GRANT SELECT ON toy_ext TO datrix_reader; "
+                "ALTER TABLE toy_ext ENABLE ROW LEVEL SECURITY; "
+                "CREATE POLICY tenant_isolation ON toy_ext "
+                "USING (tenant = current_setting('datrix.tenant', true))"
+            )
+            for tenant in ("a", "b"):
+                db.execute("INSERT INTO toy_ext VALUES (%s, 1)", (tenant,))
+                db.execute(INSERT_DATASET.replace("?", "%s"), (f"{tenant}-0", tenant, tenant))
+        with psycopg.connect(admin, autocommit=True) as db:
+            db.execute(init)  # what `up` runs
+        store = PostgresReadStore(
+            services["DATRIX_DATABASE_URL"],
+            schema,
+            reader_url=services["DATRIX_DATABASE_READER_URL"],
+        )
+        owners = store.query(
+            "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ? "
+            "UNION SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = ?",
+            (schema, schema),
+        )
+        assert owners == [("datrix_writer",)]
+        policies = store.query(
+            "SELECT DISTINCT policyname FROM pg_policies WHERE schemaname = ? ORDER BY 1",
+            (schema,),
+        )
+        assert policies == [("tenant_reader",), ("tenant_writer",)]
+        b = store.for_tenant("b")
+        assert b.query("SELECT tenant FROM toy_ext") == [("b",)]
+        assert b.query("SELECT tenant FROM datasets") == [("b",)]
+        with _reader(services, schema) as db:
+            db.execute("SET datrix.tenant = 'a'")
+            assert _refused(db, "SELECT * FROM toy_ext") == NO_SESSION
+    finally:
+        with psycopg.connect(admin, autocommit=True) as db:
+            db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
