@@ -125,9 +125,10 @@ class _PostgresTx:
     """A read-model transaction that batches plain INSERTs by statement (in order within
     a statement); a unique violation still surfaces before commit, at the flush."""
 
-    def __init__(self, cur: Any) -> None:
+    def __init__(self, cur: Any, staged: set[str]) -> None:
         self.cur = cur
         self._pending: dict[str, list[tuple[Any, ...]]] = {}
+        self._staged = staged  # the connection's staging tables, made once per connection
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         if _deferrable(sql):
@@ -147,11 +148,25 @@ class _PostgresTx:
         for sql, rows in pending.items():
             target = _INSERT_TARGET.match(sql)
             if target is not None and len(rows) >= _COPY_FROM:
-                # COPY is several times faster than even a pipelined executemany
+                # COPY is several times faster than even a pipelined executemany, but
+                # PostgreSQL refuses COPY FROM into a table whose row-level security
+                # applies to the session, as FORCE makes it apply to the owner: COPY into
+                # a temporary staging table, then one INSERT ... SELECT (policies checked)
                 table, columns = target.group(1), target.group(2)
-                with self.cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                stage = f"datrix_stage_{table}"
+                if stage not in self._staged:
+                    self.cur.execute(
+                        f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+                        f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                    )
+                    self._staged.add(stage)
+                with self.cur.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
                     for row in rows:
                         copy.write_row(row)
+                self.cur.execute(
+                    f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage}; "
+                    f"DELETE FROM {stage}"
+                )
             elif len(rows) == 1:
                 self.cur.execute(_pg(sql), rows[0])
             else:
@@ -207,6 +222,7 @@ class PostgresReadStore:
         self._lock = threading.Lock()
         self._installed: set[tuple[str, int]] = set()  # read models' migrations known applied
         self._session: tuple[str, float] | None = None  # token, monotonic renewal time
+        self._staged: set[str] = set()  # the write connection's temporary staging tables
         self._reader_checked = False
         if tenant is None:
             self._migrate()
@@ -262,6 +278,7 @@ class PostgresReadStore:
         batch cost ~10 ms, more than projecting a hundred events)."""
         if self._conn is None or self._conn.closed:
             self._conn = self._connect()
+            self._staged = set()
         return self._conn
 
     def for_tenant(self, tenant: str) -> PostgresReadStore:
@@ -303,11 +320,14 @@ class PostgresReadStore:
             try:
                 with db.transaction(), db.cursor() as cur:
                     self._scope(cur)
-                    tx = _PostgresTx(cur)
+                    tx = _PostgresTx(cur, self._staged)
                     yield tx
                     tx.flush()
             except (self._psycopg.OperationalError, self._psycopg.InterfaceError):
                 db.close()  # broken (e.g. the server restarted): reconnect next time
+                raise
+            except BaseException:
+                self._staged.clear()  # a staging table made in it was rolled back
                 raise
 
     def close(self) -> None:
