@@ -95,6 +95,15 @@ def services() -> dict[str, str]:
     return found
 
 
+def admin_url(services: dict[str, str]) -> str:
+    """The superuser ``deploy/local/up`` creates (``datrix``, administration only: nothing
+    of Datrix runs as it, so ``up`` does not export it), on the server ``up`` started."""
+    from urllib.parse import urlparse
+
+    parts = urlparse(services["DATRIX_DATABASE_URL"])
+    return f"postgresql://datrix:datrix@{parts.hostname}:{parts.port}/datrix"
+
+
 @dataclass
 class KafkaCli(Cli):
     """The CLI in Kafka mode, isolated by a topic prefix, a Postgres schema and an object

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import psycopg
 import pytest
@@ -24,7 +23,7 @@ from datrix.projections.migrations import BAD_SESSION, NO_SESSION
 from datrix.projections.store import PostgresReadStore
 from datrix.streams.event_store import postgres_event_store
 from datrix.streams.postgres import PrivilegedRoleError
-from tests.integration.conftest import DATRIX, KafkaCli
+from tests.integration.conftest import DATRIX, KafkaCli, admin_url
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +31,6 @@ INSERT_DATASET = (
     "INSERT INTO datasets (id, tenant, name, source_type, status, created_at, updated_at) "
     "VALUES (?, ?, ?, 'file', 'active', 'now', 'now')"
 )
-
-
-def _admin_url(services: dict[str, str]) -> str:
-    """The superuser deploy/local/up creates (administration only)."""
-    parts = urlparse(services["DATRIX_DATABASE_URL"])
-    return f"postgresql://datrix:datrix@{parts.hostname}:{parts.port}/datrix"
 
 
 @pytest.fixture
@@ -223,7 +216,7 @@ def test_another_sessions_token_does_not_show_in_pg_stat_activity(
 
 
 def test_a_superuser_url_is_refused(services: dict[str, str], tmp_path: Path) -> None:
-    admin = _admin_url(services)
+    admin = admin_url(services)
     schema = f"t_roles_{uuid.uuid4().hex[:8]}"
     with pytest.raises(PrivilegedRoleError, match="DATRIX_DATABASE_URL logs in as 'datrix'"):
         PostgresReadStore(admin, schema)
@@ -304,7 +297,7 @@ def test_a_schema_the_superuser_made_before_the_roles_is_handed_over_and_upgrade
     from datrix.projections import migrations
 
     schema = f"t_roles_old_{uuid.uuid4().hex[:8]}"
-    admin = _admin_url(services)
+    admin = admin_url(services)
     init = (Path(__file__).resolve().parents[2] / "deploy" / "postgres-init.sql").read_text()
     try:
         with psycopg.connect(admin, autocommit=False) as db:
