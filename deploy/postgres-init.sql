@@ -67,12 +67,23 @@ BEGIN
     IF s.nspname <> 'public' THEN
       EXECUTE format('ALTER SCHEMA %I OWNER TO datrix_writer', s.nspname);
     END IF;
+    -- (a sequence that belongs to a column, the event store's notification id, moves
+    -- with its table and may not be moved alone)
     FOR o IN SELECT c.relname, c.relkind FROM pg_class c
              WHERE c.relnamespace = s.oid AND pg_get_userbyid(c.relowner) = 'datrix'
-               AND c.relkind IN ('r', 'p', 'v', 'm', 'S') LOOP
+               AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+               AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                               AND d.objid = c.oid AND d.deptype IN ('a', 'i'))
+             ORDER BY c.relkind = 'S' LOOP
       EXECUTE format('ALTER %s %I.%I OWNER TO datrix_writer',
         CASE o.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
           WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'TABLE' END, s.nspname, o.relname);
+    END LOOP;
+    -- standalone types (the event store's composite stored_event_uuid), not tables' row types
+    FOR o IN SELECT t.typname FROM pg_type t LEFT JOIN pg_class c ON c.oid = t.typrelid
+             WHERE t.typnamespace = s.oid AND pg_get_userbyid(t.typowner) = 'datrix'
+               AND t.typelem = 0 AND (t.typtype IN ('e', 'd', 'r', 'm') OR c.relkind = 'c') LOOP
+      EXECUTE format('ALTER TYPE %I.%I OWNER TO datrix_writer', s.nspname, o.typname);
     END LOOP;
     FOR o IN SELECT p.oid::regprocedure AS fn FROM pg_proc p
              WHERE p.pronamespace = s.oid AND pg_get_userbyid(p.proowner) = 'datrix' LOOP

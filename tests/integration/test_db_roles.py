@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import psycopg
 import pytest
@@ -294,6 +295,8 @@ def test_a_schema_the_superuser_made_before_the_roles_is_handed_over_and_upgrade
     got it from the old ``tenant_isolation``. ``postgres-init.sql`` (which every ``up``
     re-applies) hands the schema to the writer; the writer's migration 8 replaces the
     policy everywhere, so the old way to pick a tenant is gone."""
+    from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
+
     from datrix.projections import migrations
 
     schema = f"t_roles_old_{uuid.uuid4().hex[:8]}"
@@ -320,6 +323,19 @@ def test_a_schema_the_superuser_made_before_the_roles_is_handed_over_and_upgrade
             for tenant in ("a", "b"):
                 db.execute("INSERT INTO toy_ext VALUES (%s, 1)", (tenant,))
                 db.execute(INSERT_DATASET.replace("?", "%s"), (f"{tenant}-0", tenant, tenant))
+        # and the event store beside them, as eventsourcing made it for the superuser
+        parts = urlparse(admin)
+        datastore = PostgresDatastore(
+            dbname="datrix",
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            user="datrix",
+            password="datrix",
+            schema=schema,
+            single_row_tracking=True,
+        )
+        PostgresProcessRecorder(datastore, events_table_name="stored_events").create_table()
+        datastore.close()
         with psycopg.connect(admin, autocommit=True) as db:
             db.execute(init)  # what `up` runs
         store = PostgresReadStore(
@@ -330,10 +346,16 @@ def test_a_schema_the_superuser_made_before_the_roles_is_handed_over_and_upgrade
         owners = store.query(
             "SELECT DISTINCT pg_get_userbyid(c.relowner) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ? "
-            "UNION SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = ?",
-            (schema, schema),
+            "UNION SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = ? "
+            "UNION SELECT pg_get_userbyid(t.typowner) FROM pg_type t "
+            "JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = ? "
+            "UNION SELECT pg_get_userbyid(p.proowner) FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = ?",
+            (schema, schema, schema, schema),
         )
+        # tables, the notification id's sequence, eventsourcing's type and function
         assert owners == [("datrix_writer",)]
+        assert postgres_event_store(services["DATRIX_DATABASE_URL"], schema).head() == 0
         policies = store.query(
             "SELECT DISTINCT policyname FROM pg_policies WHERE schemaname = ? ORDER BY 1",
             (schema,),
