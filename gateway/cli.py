@@ -68,6 +68,8 @@ def runtime(app: App | None = None) -> services.Runtime:
         return app.runtime
     try:
         return app.runtime
+    except SettingsError:
+        raise  # a setting is missing or wrong (a superuser URL): one line, exit 2
     except Exception as exc:
         raise DatrixError(f"cannot reach the Kafka-mode services: {exc}") from exc
 

@@ -16,6 +16,11 @@ from typing import Any
 from datrix.projections.schema import INDEXES, TABLES
 
 READER_ROLE = "datrix_reader"
+# The tenant of the reader's session (migration 8): the function the reader's policies call.
+SESSION_TENANT = "datrix_session_tenant"
+SESSION_SETTING = "datrix.session"
+NO_SESSION = "DX001"  # SQLSTATE: the reader queried without a tenant session
+BAD_SESSION = "DX002"  # SQLSTATE: unknown or expired tenant session
 _BASE = {name: ddl for name, ddl in TABLES.items() if name != "organisations"}
 TENANT_TABLES = [t for t in TABLES if t != "projector_position"]
 
@@ -46,6 +51,62 @@ def _rls(schema: str) -> list[str]:
 
 
 ORGANISATIONS = TABLES["organisations"]
+
+
+def _least_privilege(schema: str) -> list[str]:
+    """Migration 8: the reader sees a tenant's rows only through a tenant session the
+    writer issued (docs/security.md, "Who can read"). Before it, the policy compared the
+    tenant with ``current_setting('datrix.tenant')``, which any session may set to any
+    value: a reader that could run one statement of its own chose its tenant."""
+    function = f"""
+CREATE OR REPLACE FUNCTION {SESSION_TENANT}() RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $body$
+DECLARE
+  wanted text := current_setting('{SESSION_SETTING}', true);
+  found text;
+BEGIN
+  IF wanted IS NULL OR wanted = '' THEN
+    RAISE EXCEPTION 'no Datrix tenant session: reads go through the query layer'
+      USING ERRCODE = '{NO_SESSION}';
+  END IF;
+  SELECT s.tenant INTO found FROM "{schema}".reader_sessions s
+    WHERE s.token = wanted AND s.expires_at > now();
+  IF found IS NULL THEN
+    RAISE EXCEPTION 'unknown or expired Datrix tenant session' USING ERRCODE = '{BAD_SESSION}';
+  END IF;
+  RETURN found;
+END
+$body$"""
+    statements = [
+        # a session: a random token the writer issues for an authenticated tenant; only the
+        # writer (the owner) can read or write this table
+        "CREATE TABLE IF NOT EXISTS reader_sessions (token TEXT PRIMARY KEY, "
+        "tenant TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL)",
+        "REVOKE ALL ON reader_sessions FROM PUBLIC",
+        function,
+        f"REVOKE ALL ON FUNCTION {SESSION_TENANT}() FROM PUBLIC",
+        f"GRANT EXECUTE ON FUNCTION {SESSION_TENANT}() TO {READER_ROLE}",
+        f'GRANT USAGE ON SCHEMA "{schema}" TO {READER_ROLE}',
+    ]
+    statements += [f"GRANT SELECT ON {table} TO {READER_ROLE}" for table in TABLES]
+    for table in TENANT_TABLES:
+        statements += tenant_isolation(table)
+    # a read model's own tables that got the old policy from tenant_isolation() before
+    statements.append(
+        f"""DO $$ DECLARE t record; BEGIN
+  FOR t IN SELECT tablename FROM pg_policies
+           WHERE schemaname = '{schema}' AND policyname = 'tenant_isolation' LOOP
+    EXECUTE format('DROP POLICY tenant_isolation ON %I', t.tablename);
+    EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t.tablename);
+    EXECUTE format('CREATE POLICY tenant_reader ON %I FOR SELECT TO {READER_ROLE} '
+      'USING (tenant = (SELECT {SESSION_TENANT}()))', t.tablename);
+    EXECUTE format('CREATE POLICY tenant_writer ON %I TO CURRENT_USER '
+      'USING (true) WITH CHECK (true)', t.tablename);
+  END LOOP;
+END $$"""
+    )
+    return statements
+
 
 MIGRATIONS: list[Migration] = [
     Migration(
@@ -108,6 +169,9 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX IF NOT EXISTS idx_audit_event_type ON audit_log (event_type)"
         ],
     ),
+    # Least-privilege roles (issue 12): row-level security forced on every tenant table,
+    # the reader's tenant from a session the writer issued, not from a setting it can set.
+    Migration(8, "reader tenant sessions", [], _least_privilege),
 ]
 
 CREATE_LEDGER = (
@@ -149,15 +213,21 @@ CREATE_READ_MODEL_LEDGER = (
 
 
 def tenant_isolation(table: str) -> list[str]:
-    """PostgreSQL statements that give a read model's own table what the core tables have:
-    the reader role may select from it, and only its tenant's rows (row-level security on
-    its ``tenant`` column). For a read model's postgres migration."""
+    """PostgreSQL statements that give a read model's own table what the core tables have
+    (migration 8): the reader role may select from it, and only the rows of the tenant
+    session it presents; row-level security is forced, so the writer (the owner) reads and
+    writes through a policy of its own. For a read model's postgres migration."""
     return [
         f"GRANT SELECT ON {table} TO {READER_ROLE}",
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
         f"DROP POLICY IF EXISTS tenant_isolation ON {table}",
-        f"CREATE POLICY tenant_isolation ON {table} "
-        "USING (tenant = current_setting('datrix.tenant', true))",
+        f"DROP POLICY IF EXISTS tenant_reader ON {table}",
+        f"DROP POLICY IF EXISTS tenant_writer ON {table}",
+        # (SELECT ...): an init plan, so the session is looked up once per query, not per row
+        f"CREATE POLICY tenant_reader ON {table} FOR SELECT TO {READER_ROLE} "
+        f"USING (tenant = (SELECT {SESSION_TENANT}()))",
+        f"CREATE POLICY tenant_writer ON {table} TO CURRENT_USER USING (true) WITH CHECK (true)",
     ]
 
 

@@ -23,7 +23,7 @@ from datrix.streams.ports import ObjectStore
 from datrix.streams.private_state import open_home
 from datrix.streams.progress import ProgressSubscriber, SummaryCache, TenantCounters
 from datrix.streams.registry import Registry
-from datrix.streams.settings import Settings
+from datrix.streams.settings import Settings, SettingsError
 
 
 class NoAnswer(RuntimeError):
@@ -45,6 +45,11 @@ class KafkaRuntime:
         ``read_models``: what replay rebuilds (default: the core's and the registry's)."""
         if not settings.database_url:
             raise RuntimeError("Kafka mode needs DATRIX_DATABASE_URL as well")
+        if not settings.database_reader_url:
+            raise SettingsError(
+                "Kafka mode needs DATRIX_DATABASE_READER_URL as well (the datrix_reader "
+                "login the tenant's queries run as)"
+            )
         assert settings.kafka_bootstrap is not None
         from datrix.runtime.registry import load_registry, read_models_of
 
@@ -57,7 +62,13 @@ class KafkaRuntime:
         self.topics = topics_for(settings)
         ensure_topics(settings.kafka_bootstrap, self.topics)
         self.commands = KafkaCommandLog(settings.kafka_bootstrap, self.topics)
-        self.owner_store = PostgresReadStore(settings.database_url, settings.database_schema)
+        self.owner_store = PostgresReadStore(
+            settings.database_url,
+            settings.database_schema,
+            reader_url=settings.database_reader_url,
+        )
+        # The query layer's identity is the CLI's configured tenant (the HTTP API will take
+        # its key's): the reader sees that tenant's rows and no other.
         self.read_store = self.owner_store.for_tenant(settings.tenant)
         exposed = open_home(settings.home)  # folders 0700, files 0600
         if exposed:

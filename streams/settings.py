@@ -190,7 +190,9 @@ class Settings(BaseSettings):
     tenant: str = "default"
     actor: str = Field(default_factory=_default_actor)
     kafka_bootstrap: str | None = None  # set: Kafka mode
-    database_url: str | None = None
+    database_url: str | None = None  # the writer role (datrix_writer): workers, migrations
+    # The reader role (datrix_reader) the tenant-scoped queries run as; Kafka mode needs it.
+    database_reader_url: str | None = None
     redis_url: str | None = None
     spark_master: str | None = None  # --engine spark: unset is local[*]
     object_store: str | None = None  # s3://bucket[/prefix]; unset: DATRIX_HOME/objects
@@ -269,7 +271,14 @@ class Settings(BaseSettings):
     def _resolved(cls, value: Path) -> Path:
         return value.resolve()
 
-    @field_validator("kafka_bootstrap", "database_url", "redis_url", "spark_master", mode="before")
+    @field_validator(
+        "kafka_bootstrap",
+        "database_url",
+        "database_reader_url",
+        "redis_url",
+        "spark_master",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return value or None

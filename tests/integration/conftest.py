@@ -85,6 +85,7 @@ def services() -> dict[str, str]:
     for key in (
         "DATRIX_KAFKA_BOOTSTRAP",
         "DATRIX_DATABASE_URL",
+        "DATRIX_DATABASE_READER_URL",
         "DATRIX_REDIS_URL",
         "DATRIX_OBJECT_STORE",
         "DATRIX_S3_ENDPOINT",
@@ -92,6 +93,15 @@ def services() -> dict[str, str]:
         if key not in found:
             pytest.fail(f"deploy/local/up did not export {key}")
     return found
+
+
+def admin_url(services: dict[str, str]) -> str:
+    """The superuser ``deploy/local/up`` creates (``datrix``, administration only: nothing
+    of Datrix runs as it, so ``up`` does not export it), on the server ``up`` started."""
+    from urllib.parse import urlparse
+
+    parts = urlparse(services["DATRIX_DATABASE_URL"])
+    return f"postgresql://datrix:datrix@{parts.hostname}:{parts.port}/datrix"
 
 
 @dataclass

@@ -129,7 +129,8 @@ def test_tenants_are_isolated_by_row_level_security(
 
     # by construction: a query with no tenant filter at all still sees one tenant's rows
     url, schema = services["DATRIX_DATABASE_URL"], (kafka_cli.extra or {})["DATRIX_DATABASE_SCHEMA"]
-    scoped = PostgresReadStore(url, schema, tenant="acme")
+    reader = services["DATRIX_DATABASE_READER_URL"]
+    scoped = PostgresReadStore(url, schema, reader_url=reader).for_tenant("acme")
     names = {r[0] for r in scoped.query("SELECT name FROM datasets")}
     assert names == {"acme-data"}
     tenants = {r[0] for r in scoped.query("SELECT DISTINCT tenant FROM quality_issues")}

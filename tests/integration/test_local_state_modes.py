@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT
+from tests.integration.conftest import ROOT, admin_url
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,8 @@ def running_state(services: dict[str, str]) -> Path:
     theirs, which is what must be private."""
     import psycopg
 
-    with psycopg.connect(services["DATRIX_DATABASE_URL"]) as db:
+    # only a superuser may see it: the administrator's role, not Datrix's run-time ones
+    with psycopg.connect(admin_url(services)) as db:
         row = db.execute("SHOW data_directory").fetchone()
     assert row is not None
     return Path(row[0]).parent.parent

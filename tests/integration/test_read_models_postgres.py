@@ -50,7 +50,7 @@ def test_a_toy_read_model_on_postgres(
 ) -> None:
     url = services["DATRIX_DATABASE_URL"]
     events = _events(tmp_path, monkeypatch)
-    store = PostgresReadStore(url, schema)
+    store = PostgresReadStore(url, schema, reader_url=services["DATRIX_DATABASE_READER_URL"])
     try:
         assert Projector(store, read_models=MODELS).apply_batch(events) == len(events)
         Projector(store, read_models=MODELS)  # a second projector applies nothing again

@@ -21,6 +21,7 @@ EVERY = {
     "DATRIX_ACTOR": "api:svc",
     "DATRIX_KAFKA_BOOTSTRAP": "broker:9092",
     "DATRIX_DATABASE_URL": "postgresql://db/datrix",
+    "DATRIX_DATABASE_READER_URL": "postgresql://reader@db/datrix",
     "DATRIX_REDIS_URL": "redis://cache",
     "DATRIX_SPARK_MASTER": "spark://master:7077",
     "DATRIX_OBJECT_STORE": "s3://bucket/team",
@@ -53,6 +54,7 @@ def test_every_variable_is_a_field() -> None:
     assert set(Settings.model_fields) == {k.removeprefix("DATRIX_").lower() for k in EVERY}
     assert (s.home, s.tenant, s.actor) == (Path("/srv/datrix"), "acme", "api:svc")
     assert not s.embedded and s.database_schema == "staging" and s.topic_prefix == "staging."
+    assert s.database_reader_url == "postgresql://reader@db/datrix"
     assert (s.job_timeout_s, s.job_memory_mb) == (60.0, 2048)
     assert (s.s3_endpoint, s.s3_access_key, s.s3_region) == ("http://s3:9000", "key", "eu-west-1")
     assert s.extensions == ("acme.datrix_ext", "other")
@@ -83,6 +85,7 @@ def test_defaults_are_those_of_the_engines_and_ingest(tmp_path: Path) -> None:
     blank = load_settings({name: "" for name in EVERY if name != "DATRIX_HOME"})
     assert ScanTuning.from_settings(blank) == ScanTuning() and limits_from(blank) == Limits()
     assert blank.kafka_bootstrap is None and blank.database_schema == "public"
+    assert blank.database_reader_url is None
     assert not load_settings({"DATRIX_DEBUG": "0"}).debug
 
 
