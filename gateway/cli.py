@@ -27,9 +27,10 @@ from rich.table import Table
 from rich.text import Text
 
 from datrix.gateway import render, services
-from datrix.gateway.errors import DatrixError, UserInputError
+from datrix.gateway.errors import DatrixError, Unreachable, UserInputError
 from datrix.jobs.engine import ProgressFn
 from datrix.runtime.bootstrap import App, bootstrap
+from datrix.streams.kafka_logging import BrokerUnreachable
 from datrix.streams.object_store import ObjectStoreError
 from datrix.streams.settings import SettingsError
 
@@ -68,6 +69,8 @@ def runtime(app: App | None = None) -> services.Runtime:
         return app.runtime
     try:
         return app.runtime
+    except BrokerUnreachable as exc:
+        raise Unreachable(str(exc)) from exc
     except Exception as exc:
         raise DatrixError(f"cannot reach the Kafka-mode services: {exc}") from exc
 
@@ -592,6 +595,11 @@ def main(argv: list[str] | None = None) -> None:
     except SettingsError as exc:
         sys.stderr.write(f"datrix: {render.printable(exc)}\n")
         sys.exit(2)
+    except BrokerUnreachable as exc:  # the broker went away after the command started
+        if _debug():
+            raise
+        sys.stderr.write(f"datrix: {render.printable(exc)}\n")
+        sys.exit(Unreachable.exit_code)
     except ObjectStoreError as exc:  # a store that is down, or refuses the keys
         if _debug():
             raise

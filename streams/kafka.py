@@ -15,6 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from datrix.streams.kafka_logging import (
+    HEALTH,
+    BrokerUnreachable,
+    kafka_logging_config,
+    wait_for_broker,
+)
 from datrix.streams.messages import Envelope, cloudevents_headers
 from datrix.streams.settings import Settings
 
@@ -69,7 +75,8 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined,unused-ignore]
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **kafka_logging_config(bootstrap)})
+    wait_for_broker(admin, bootstrap, timeout)
     rf = topics.replication_factor
     isr = {"min.insync.replicas": str(topics.min_insync_replicas)}
     wanted = [
@@ -209,6 +216,7 @@ def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
         "acks": "all",
         "linger.ms": 5,
         "compression.type": "lz4",
+        **kafka_logging_config(bootstrap),
         **extra,
     }
 
@@ -216,9 +224,11 @@ def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
 class KafkaCommandLog:
     """Producer side of ``datrix.commands`` (idempotent producer, keyed by aggregate id)."""
 
-    def __init__(self, bootstrap: str, topics: Topics) -> None:
+    def __init__(self, bootstrap: str, topics: Topics, timeout: float = 30.0) -> None:
         from confluent_kafka import Producer
 
+        self.bootstrap = bootstrap
+        self.timeout = timeout  # of flush (DATRIX_KAFKA_TIMEOUT_S)
         self.topics = topics
         self.producer = Producer(producer_config(bootstrap))
         self._errors: list[str] = []
@@ -245,8 +255,14 @@ class KafkaCommandLog:
         self.producer.poll(0)
         return True
 
-    def flush(self, timeout: float = 30.0) -> None:
-        remaining = self.producer.flush(timeout)
+    def flush(self, timeout: float | None = None) -> None:
+        wait = self.timeout if timeout is None else timeout
+        remaining = self.producer.flush(wait)
+        if remaining and HEALTH.down:
+            raise BrokerUnreachable(
+                f"Kafka did not confirm {remaining} command(s) within {wait:g} s: the broker "
+                f"at {self.bootstrap} is unreachable (DATRIX_KAFKA_TIMEOUT_S)"
+            )
         if remaining or self._errors:
             errors, self._errors = self._errors, []
             raise RuntimeError(
@@ -273,6 +289,7 @@ def records_to_end(
             # marker that is never delivered as a message: "reached the end" is the EOF
             # event, not a message at the high watermark.
             "enable.partition.eof": True,
+            **kafka_logging_config(bootstrap),
         }
     )
     meta = consumer.list_topics(topic, timeout=wait)

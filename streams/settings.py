@@ -200,6 +200,9 @@ class Settings(BaseSettings):
     # local broker; 3 and 2 on a 3-broker cluster (a write then survives one broker lost).
     kafka_replication_factor: int = 1
     kafka_min_insync_replicas: int = 1
+    # How long a client (the CLI, a starting worker) waits for an unreachable broker
+    # before it gives up with one line (exit 2); streams/kafka_logging.py.
+    kafka_timeout_s: float = 30.0
     # Budgets of one job (a scan); 0 turns a budget off. A job over budget is stopped and
     # its scan fails, saying which budget it passed.
     job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S
@@ -309,6 +312,11 @@ class Settings(BaseSettings):
         default = cls.model_fields[name].default
         number = _number(_var(name), value, default)
         return number if name == "scan_in_memory_mb" else int(number)
+
+    @field_validator("kafka_timeout_s", mode="before")
+    @classmethod
+    def _kafka_timeout(cls, value: Any) -> float:
+        return _number("DATRIX_KAFKA_TIMEOUT_S", value, 30.0, positive=True)
 
     @field_validator("kafka_replication_factor", "kafka_min_insync_replicas", mode="before")
     @classmethod

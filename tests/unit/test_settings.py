@@ -28,6 +28,7 @@ EVERY = {
     "DATRIX_TOPIC_PREFIX": "staging.",
     "DATRIX_KAFKA_REPLICATION_FACTOR": "3",
     "DATRIX_KAFKA_MIN_INSYNC_REPLICAS": "2",
+    "DATRIX_KAFKA_TIMEOUT_S": "2.5",
     "DATRIX_JOB_TIMEOUT_S": "60",
     "DATRIX_JOB_MEMORY_MB": "2048",
     "DATRIX_S3_ENDPOINT": "http://s3:9000",
@@ -59,6 +60,7 @@ def test_every_variable_is_a_field() -> None:
     assert (s.log_level, s.debug) == ("DEBUG", True)
     # what ensure_topics creates the topics with on a 3-broker cluster
     assert topics_for(s) == Topics("staging.", replication_factor=3, min_insync_replicas=2)
+    assert s.kafka_timeout_s == 2.5
     assert ScanTuning.from_settings(s) == ScanTuning(
         64.0, 100_000, 3000, 7000, "spark://master:7077"
     )
@@ -79,6 +81,7 @@ def test_defaults_are_those_of_the_engines_and_ingest(tmp_path: Path) -> None:
     assert (s.topic_prefix, s.log_level, s.debug) == ("datrix.", "INFO", False)
     # one replica, one in sync: the single local broker of deploy/local/up
     assert topics_for(s) == Topics("datrix.", replication_factor=1, min_insync_replicas=1)
+    assert s.kafka_timeout_s == 30.0  # how long a client waits for an unreachable broker
     # empty is unset, as before
     blank = load_settings({name: "" for name in EVERY if name != "DATRIX_HOME"})
     assert ScanTuning.from_settings(blank) == ScanTuning() and limits_from(blank) == Limits()
@@ -118,6 +121,17 @@ def test_only_the_mapping_given_is_read(monkeypatch: pytest.MonkeyPatch) -> None
             "0",
             "DATRIX_KAFKA_REPLICATION_FACTOR must be a whole number of brokers >= 1, got '0'",
         ),
+        (
+            "DATRIX_KAFKA_TIMEOUT_S",
+            "0",
+            "DATRIX_KAFKA_TIMEOUT_S must be a positive number, got '0'",
+        ),
+        (
+            "DATRIX_KAFKA_TIMEOUT_S",
+            "soon",
+            "DATRIX_KAFKA_TIMEOUT_S must be a positive number, got 'soon'",
+        ),
+        ("DATRIX_KAFKA_TIMEOUT_S", "inf", "DATRIX_KAFKA_TIMEOUT_S must be a number, got 'inf'"),
         (
             "DATRIX_KAFKA_MIN_INSYNC_REPLICAS",
             "two",
