@@ -330,7 +330,8 @@ def read_topic(
     bootstrap: str, topic: str, timeout: float = 30.0
 ) -> dict[int, list[tuple[int, Envelope]]]:
     """Every Datrix event on ``topic`` from offset 0 to the current end, per partition, as
-    (event-store position, envelope); redelivered copies (same position) appear once."""
+    (event-store position, envelope); redelivered copies (same position) appear once, and
+    a record that is no Datrix message (what the projector dead-letters) not at all."""
     found = records_to_end(bootstrap, topic, "datrix-replay", timeout, max(timeout, 600.0))
     if found is None:
         raise RuntimeError(f"topic {topic} does not exist")
@@ -339,7 +340,10 @@ def read_topic(
     last: dict[int, int] = {}
     for msg in records:
         p = msg.partition() or 0
-        env, position = from_message(msg.headers(), msg.value())
+        try:
+            env, position = from_message(msg.headers(), msg.value())
+        except BadMessage:
+            continue  # in <prefix>events.dlq; never projected, so never replayed
         if position is not None and position > last.get(p, 0):
             out[p].append((position, env))
             last[p] = position
