@@ -892,7 +892,8 @@ def verify_audit(runtime: Runtime) -> AuditCheck:
             (int(c), int(s)): (str(h), str(e))
             for c, s, e, h in owner.query("SELECT chain, seq, event_id, hash FROM audit_log")
         }
-        broken = chain.against_checkpoints(entries, checkpoints, key)
+        keys = chain.verification_keys(runtime.settings, key)
+        broken = chain.against_checkpoints(entries, checkpoints, keys)
     latest = max(checkpoints, key=lambda c: c.seq, default=None)
     return AuditCheck(
         checked,

@@ -137,6 +137,16 @@ def anchor_key(settings: Settings, create: bool = False) -> bytes | None:
     return text.encode()
 
 
+def verification_keys(settings: Settings, current: bytes | None) -> dict[str, bytes]:
+    """The keys a verifier checks checkpoints with, by key id: the signing key
+    (``current``, from ``anchor_key``) and the retired ones
+    (``DATRIX_AUDIT_PREVIOUS_KEYS``), so checkpoints signed before a rotation still check."""
+    keys = [k.encode() for k in settings.audit_previous_keys]
+    if current is not None:
+        keys.insert(0, current)
+    return {key_id(k): k for k in keys}
+
+
 def key_id(key: bytes) -> str:
     """Names a key without revealing it (which key signed a checkpoint)."""
     return hashlib.sha256(b"datrix-audit-key-id\n" + key).hexdigest()[:16]
@@ -203,24 +213,36 @@ def _where(chain: int, seq: int) -> str:
 def against_checkpoints(
     entries: Mapping[tuple[int, int], tuple[str, str]],
     checkpoints: Sequence[Checkpoint],
-    key: bytes | None,
+    keys: Mapping[str, bytes] | bytes | None,
 ) -> Break | None:
     """Check the table's entries (``(chain, seq) -> (hash, event id)``) against every
-    checkpoint in the log: each must be signed with ``key`` and name an entry that still
-    has the signed hash. The first failing checkpoint (lowest seq) is the break."""
+    checkpoint in the log: each must be signed with the key its key id names (``keys``:
+    by key id, ``verification_keys``; one key alone is the only one) and name an entry
+    that still has the signed hash. The first failing checkpoint (lowest seq) is the
+    break."""
+    if isinstance(keys, bytes):
+        keys = {key_id(keys): keys}
+    keys = keys or {}
     for cp in sorted(checkpoints, key=lambda c: (c.seq, c.chain)):
         where = _where(cp.chain, cp.seq)
-        if key is None:
+        if not keys:
             return Break(
                 where,
                 cp.event_id,
                 "the log holds audit checkpoints but no key to check them: set DATRIX_AUDIT_KEY",
             )
-        if cp.key_id != key_id(key) or not hmac.compare_digest(
-            cp.signature, sign(key, cp.chain, cp.seq, cp.hash)
-        ):
+        key = keys.get(cp.key_id)
+        if key is None:
             return Break(
-                where, cp.event_id, "checkpoint signature invalid (forged, or another key)"
+                where,
+                cp.event_id,
+                f"checkpoint signature invalid: signed with key {cp.key_id}, which this "
+                "verifier does not hold (forged, or a retired key: add it to "
+                "DATRIX_AUDIT_PREVIOUS_KEYS)",
+            )
+        if not hmac.compare_digest(cp.signature, sign(key, cp.chain, cp.seq, cp.hash)):
+            return Break(
+                where, cp.event_id, f"checkpoint signature invalid (forged; key {cp.key_id})"
             )
         found = entries.get((cp.chain, cp.seq))
         if found is None:

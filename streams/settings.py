@@ -232,6 +232,9 @@ class Settings(BaseSettings):
     # catch-up). Unset key: the embedded default keeps one in DATRIX_HOME/audit.key (0600);
     # Kafka mode does not anchor and says so.
     audit_key: str | None = Field(default=None, repr=False)
+    # Keys that signed earlier checkpoints (comma-separated): verify-only, so the signing
+    # key can be rotated (DATRIX_AUDIT_KEY: the new one) and old checkpoints still check.
+    audit_previous_keys: Annotated[tuple[str, ...], NoDecode] = Field(default=(), repr=False)
     audit_checkpoint_every: int = 1000
     log_level: str = "INFO"  # datrix worker
     debug: bool = False  # tracebacks instead of one-line errors
@@ -373,6 +376,19 @@ class Settings(BaseSettings):
                 f"`openssl rand -hex 32`), got {len(key)}"
             )
         return key
+
+    @field_validator("audit_previous_keys", mode="before")
+    @classmethod
+    def _previous_keys(cls, value: Any) -> tuple[str, ...]:
+        keys = value.split(",") if isinstance(value, str) else list(value)
+        found = tuple(k.strip() for k in keys if k.strip())
+        short = [i for i, k in enumerate(found, 1) if len(k) < 32]
+        if short:
+            raise SettingsError(
+                "DATRIX_AUDIT_PREVIOUS_KEYS must be comma-separated keys of at least 32 "
+                f"characters each; key {short[0]} is shorter"
+            )
+        return found
 
     @field_validator("audit_checkpoint_every", mode="before")
     @classmethod

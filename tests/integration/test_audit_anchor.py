@@ -5,6 +5,7 @@ tail (issue 12, item 6; docs/security.md "Audit anchor")."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import stat
 from pathlib import Path
@@ -122,3 +123,41 @@ def test_a_missing_key_or_a_forged_checkpoint_is_an_error(cli: Cli, tmp_path: Pa
     assert other.code == 1 and "signature invalid" in other.stderr, other.stderr
     key.write_text(real)
     assert cli("audit", "verify").code == 0
+
+
+def test_the_signing_key_can_be_rotated(cli: Cli, tmp_path: Path) -> None:
+    """Checkpoints carry the id of the key that signed them: after a rotation
+    (DATRIX_AUDIT_KEY the new key, DATRIX_AUDIT_PREVIOUS_KEYS the old one) both the old
+    and the new checkpoints check; without the old key the old ones are named."""
+    import subprocess
+
+    from tests.integration.conftest import DATRIX
+
+    old, new = "a" * 64, "b" * 64
+
+    def run(key: str, *args: str, previous: str = "") -> subprocess.CompletedProcess[str]:
+        env = {**cli.env(), "DATRIX_AUDIT_KEY": key, "DATRIX_AUDIT_PREVIOUS_KEYS": previous}
+        return subprocess.run(
+            [DATRIX, *args], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
+        )
+
+    for name, key in (("before", old), ("after", new)):
+        path = tmp_path / f"{name}.csv"
+        path.write_text("id,amount\n" + "".join(f"{i},{i * 3}\n" for i in range(20)))
+        scanned = run(key, "scan", str(path), "--name", name, "--format", "json")
+        assert scanned.returncode == 0, scanned.stderr
+    db = sqlite3.connect(cli.home / "readmodels.db")
+    summaries = db.execute(
+        "SELECT summary FROM audit_log WHERE event_type = ?", (audit.CHECKPOINT_TYPE,)
+    ).fetchall()
+    db.close()
+    signed_by = {json.loads(s)["key_id"] for (s,) in summaries}
+    assert signed_by == {audit.key_id(old.encode()), audit.key_id(new.encode())}
+    rotated = run(new, "audit", "verify", previous=old)
+    assert rotated.returncode == 0, rotated.stderr
+    without_old = run(new, "audit", "verify")
+    assert without_old.returncode == 1
+    assert f"signed with key {audit.key_id(old.encode())}" in without_old.stderr
+    assert "DATRIX_AUDIT_PREVIOUS_KEYS" in without_old.stderr
+    # the old key alone does not check the new checkpoints either
+    assert run(old, "audit", "verify").returncode == 1

@@ -46,6 +46,7 @@ EVERY = {
     "DATRIX_DEBUG": "1",
     "DATRIX_AUDIT_KEY": "k" * 40,
     "DATRIX_AUDIT_CHECKPOINT_EVERY": "50",
+    "DATRIX_AUDIT_PREVIOUS_KEYS": "o" * 32 + ", " + "p" * 40,
 }
 
 
@@ -165,5 +166,13 @@ def test_the_audit_key_is_checked_and_never_shown() -> None:
     assert load_settings({"DATRIX_AUDIT_KEY": "  "}).audit_key is None  # empty: unset
     s = load_settings({"DATRIX_AUDIT_KEY": "s" * 40})
     assert s.audit_key == "s" * 40 and "s" * 40 not in repr(s)
+    # the retired keys of a rotation: verify-only, each checked, never shown
+    old = load_settings({"DATRIX_AUDIT_PREVIOUS_KEYS": " " + "o" * 32 + ",," + "p" * 40 + " "})
+    assert old.audit_previous_keys == ("o" * 32, "p" * 40) and "o" * 32 not in repr(old)
+    assert Settings.model_validate_json(old.model_dump_json()) == old  # to a job process
+    assert load_settings({}).audit_previous_keys == ()
+    with pytest.raises(SettingsError, match="key 2 is shorter") as refused:
+        load_settings({"DATRIX_AUDIT_PREVIOUS_KEYS": "o" * 32 + ",tiny-secret"})
+    assert "tiny-secret" not in str(refused.value)  # a key is never shown, even a bad one
     with pytest.raises(SettingsError, match="DATRIX_AUDIT_CHECKPOINT_EVERY"):
         load_settings({"DATRIX_AUDIT_CHECKPOINT_EVERY": "0"})
