@@ -351,11 +351,17 @@ def audit_log(dataset: str | None, limit: int | None, fmt: str) -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
+@click.option(
+    "--witness",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A file kept away from the event log: fail if a checkpoint an earlier verify "
+    "recorded there is gone from the log, then record the newest ones.",
+)
+def audit_verify(witness: Path | None) -> None:
     """Check the audit trail: its hash chains, against the event log (every event has
     exactly one entry) and against the signed checkpoints in the log; exit 1 naming the
     first bad entry."""
-    check = services.verify_audit(runtime())
+    check = services.verify_audit(runtime(), witness=witness)
     check.raise_if_broken()
     out.print(check.summary())
 

@@ -25,6 +25,7 @@ import os
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from datrix.streams.settings import Settings
@@ -283,3 +284,91 @@ def against_events(
             return matched, Break(where, got[0], reason)
         matched += 1
     return matched, None
+
+
+# -- the witness: what an earlier verify saw ------------------------------------------------
+class WitnessError(Exception):
+    """A witness file that cannot be read or written (one line, for the user)."""
+
+
+def latest_per_chain(checkpoints: Sequence[Checkpoint]) -> dict[int, Checkpoint]:
+    latest: dict[int, Checkpoint] = {}
+    for cp in checkpoints:
+        if cp.chain not in latest or cp.seq > latest[cp.chain].seq:
+            latest[cp.chain] = cp
+    return latest
+
+
+def read_witness(path: Path) -> dict[int, Checkpoint]:
+    """The newest checkpoint of each chain an earlier ``audit verify --witness`` saw
+    (none when the file does not exist yet)."""
+    try:
+        doc = json.loads(path.read_text())
+        return {
+            int(c["chain"]): Checkpoint(
+                int(c["chain"]),
+                int(c["seq"]),
+                str(c["hash"]),
+                str(c["key_id"]),
+                str(c["signature"]),
+                str(c["event_id"]),
+            )
+            for c in doc["checkpoints"]
+        }
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise WitnessError(f"cannot read the witness file {path}: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError):
+        raise WitnessError(
+            f"{path} is not a witness file written by datrix audit verify --witness"
+        ) from None
+
+
+def write_witness(path: Path, checkpoints: Sequence[Checkpoint]) -> None:
+    """Record the newest checkpoint of each chain (mode 0600, replaced atomically)."""
+    doc = {
+        "about": "datrix audit verify --witness: the newest checkpoint of each audit chain "
+        "seen in the event log; a later verify fails if one is gone",
+        "checkpoints": [
+            {
+                "chain": cp.chain,
+                "seq": cp.seq,
+                "hash": cp.hash,
+                "key_id": cp.key_id,
+                "signature": cp.signature,
+                "event_id": cp.event_id,
+            }
+            for _, cp in sorted(latest_per_chain(checkpoints).items())
+        ],
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise WitnessError(f"cannot write the witness file {path}: {exc.strerror}") from None
+
+
+def against_witness(
+    witnessed: Mapping[int, Checkpoint], checkpoints: Sequence[Checkpoint]
+) -> Break | None:
+    """Every checkpoint an earlier verify saw must still be in the log: deleting
+    checkpoint events (to hide a rewrite after them) is otherwise invisible, since what is
+    left is consistent."""
+    present = {(cp.chain, cp.seq, cp.signature) for cp in checkpoints}
+    for chain, cp in sorted(witnessed.items()):
+        if (chain, cp.seq, cp.signature) not in present:
+            return Break(
+                _where(chain, cp.seq),
+                cp.event_id,
+                "checkpoint missing from the event log, though an earlier verify saw it "
+                "(the witness file): checkpoint events were deleted",
+            )
+    return None

@@ -161,3 +161,47 @@ def test_the_signing_key_can_be_rotated(cli: Cli, tmp_path: Path) -> None:
     assert "DATRIX_AUDIT_PREVIOUS_KEYS" in without_old.stderr
     # the old key alone does not check the new checkpoints either
     assert run(old, "audit", "verify").returncode == 1
+
+
+def test_deleted_checkpoints_are_caught_by_the_witness_of_an_earlier_verify(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Whoever can rewrite the event log and the table but holds no key can delete the
+    checkpoints after the point they rewrite and re-project: what is left is consistent,
+    so the anchor alone passes. A witness file an earlier verify kept elsewhere names the
+    checkpoint that is gone."""
+    _scan(cli, tmp_path, "sales", 30)
+    witness = tmp_path / "auditor" / "witness.json"
+    witness.parent.mkdir()
+    first = cli("audit", "verify", "--witness", str(witness))
+    assert first.code == 0, first.stderr
+    assert f"witness {witness} updated" in " ".join(first.stdout.split())  # folded at 120
+    assert stat.S_IMODE(witness.stat().st_mode) == 0o600
+    seen = json.loads(witness.read_text())["checkpoints"]
+    assert [c["chain"] for c in seen] == [0]
+    again = cli("audit", "verify", "--witness", str(witness))  # nothing deleted: passes
+    assert again.code == 0, again.stderr
+
+    # the attack: the checkpoint events go from the log, the read models are projected
+    # again from what is left (and the next command signs the new head)
+    events = sqlite3.connect(cli.home / "events.db")
+    deleted = events.execute(
+        "DELETE FROM stored_events WHERE topic = ?", (audit.CHECKPOINT_TYPE,)
+    ).rowcount
+    events.commit()
+    events.close()
+    assert deleted >= 1
+    for name in ("readmodels.db", "readmodels.db-wal", "readmodels.db-shm"):
+        (cli.home / name).unlink(missing_ok=True)
+    assert cli("datasets").code == 0
+    assert cli("audit", "verify").code == 0  # without the witness: nothing to see
+    caught = cli("audit", "verify", "--witness", str(witness))
+    assert caught.code == 1
+    assert f"entry {seen[0]['seq']} (event {seen[0]['event_id']})" in caught.stderr
+    assert "checkpoint events were deleted" in caught.stderr, caught.stderr
+    assert json.loads(witness.read_text())["checkpoints"] == seen  # not overwritten
+
+    # a file that is no witness is one line, exit 2
+    witness.write_text("{}")
+    bad = cli("audit", "verify", "--witness", str(witness))
+    assert bad.code == 2 and "is not a witness file" in bad.stderr, bad.stderr
