@@ -7,19 +7,25 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined,unused-ignore]
 
+from datrix.runtime.worker.common import WorkerContext, _retrying
+from datrix.streams.kafka import KafkaCommandLog, Topics
 from datrix.streams.kafka_logging import (
+    HEALTH,
     BrokerHealth,
     BrokerUnreachable,
     kafka_logging_config,
     wait_for_broker,
 )
+from datrix.streams.settings import Settings
 
 RAW_LINE = "|FAIL|rdkafka#"  # librdkafka's own format: %3|<time>|FAIL|rdkafka#producer-1| ...
 
@@ -136,3 +142,62 @@ def test_lines_other_than_connection_failures_keep_their_level(
     levels = [(r.levelno, r.getMessage().split(" ", 1)[0]) for r in caplog.records]
     assert levels == [(logging.WARNING, "CONFWARN"), (logging.DEBUG, "FAIL")]
     assert watch.last_failure == "Connection refused"
+
+
+def test_commands_not_confirmed_during_an_outage_are_one_line(
+    closed_port: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI's command producer (the process's own ``HEALTH``): past its deadline during
+    an outage, ``BrokerUnreachable`` (the CLI: one line, exit 2), not a bare RuntimeError."""
+    from datrix.aggregates.dataset import RegisterDataset, dataset_id_for
+    from datrix.streams.messages import command_envelope
+
+    log = KafkaCommandLog(closed_port, Topics("t."), timeout=1.5)
+    ds = dataset_id_for("acme", "sales")
+    log.append(
+        command_envelope(
+            RegisterDataset(ds, "sales"),
+            subject=ds,
+            tenant="acme",
+            actor="test",
+            time=datetime.now(UTC),
+        )
+    )
+    try:
+        with pytest.raises(BrokerUnreachable) as refused:
+            log.flush()
+        assert str(refused.value) == (
+            f"Kafka did not confirm 1 command(s) within 1.5 s: the broker at {closed_port} "
+            "is unreachable (DATRIX_KAFKA_TIMEOUT_S)"
+        )
+    finally:
+        log.producer.purge()
+        HEALTH.reached(None, closed_port)  # the process's state back to "no outage"
+    assert not HEALTH.down
+    assert RAW_LINE not in capfd.readouterr().err
+
+
+def test_a_worker_retry_warns_once_and_says_when_it_works_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="datrix.worker")
+    ctx = WorkerContext(Settings(), Topics(), threading.Event())
+    attempts = iter([OSError("connection refused")] * 4 + [None])
+
+    def flaky() -> str:
+        failure = next(attempts)
+        if failure is not None:
+            raise failure
+        return "done"
+
+    assert _retrying(ctx, "sending", flaky) == "done"
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "datrix.worker"]
+    assert [level for level, _ in said] == [
+        logging.WARNING,
+        logging.DEBUG,
+        logging.DEBUG,
+        logging.DEBUG,
+        logging.WARNING,
+    ]
+    assert said[0][1].startswith("sending failed (connection refused); retrying")
+    assert said[-1][1] == "sending works again (after 4 failed attempts)"
