@@ -27,9 +27,10 @@ from rich.table import Table
 from rich.text import Text
 
 from datrix.gateway import render, services
-from datrix.gateway.errors import DatrixError, UserInputError
+from datrix.gateway.errors import DatrixError, Unreachable, UserInputError
 from datrix.jobs.engine import ProgressFn
 from datrix.runtime.bootstrap import App, bootstrap
+from datrix.streams.kafka_logging import BrokerUnreachable
 from datrix.streams.object_store import ObjectStoreError
 from datrix.streams.settings import SettingsError
 
@@ -70,6 +71,8 @@ def runtime(app: App | None = None) -> services.Runtime:
         return app.runtime
     except SettingsError:
         raise  # a setting is missing or wrong (a superuser URL): one line, exit 2
+    except BrokerUnreachable as exc:
+        raise Unreachable(str(exc)) from exc
     except Exception as exc:
         raise DatrixError(f"cannot reach the Kafka-mode services: {exc}") from exc
 
@@ -350,11 +353,17 @@ def audit_log(dataset: str | None, limit: int | None, fmt: str) -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
+@click.option(
+    "--witness",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A file kept away from the event log: fail if a checkpoint an earlier verify "
+    "recorded there is gone from the log, then record the newest ones.",
+)
+def audit_verify(witness: Path | None) -> None:
     """Check the audit trail: its hash chains, against the event log (every event has
     exactly one entry) and against the signed checkpoints in the log; exit 1 naming the
     first bad entry."""
-    check = services.verify_audit(runtime())
+    check = services.verify_audit(runtime(), witness=witness)
     check.raise_if_broken()
     out.print(check.summary())
 
@@ -594,6 +603,11 @@ def main(argv: list[str] | None = None) -> None:
     except SettingsError as exc:
         sys.stderr.write(f"datrix: {render.printable(exc)}\n")
         sys.exit(2)
+    except BrokerUnreachable as exc:  # the broker went away after the command started
+        if _debug():
+            raise
+        sys.stderr.write(f"datrix: {render.printable(exc)}\n")
+        sys.exit(Unreachable.exit_code)
     except ObjectStoreError as exc:  # a store that is down, or refuses the keys
         if _debug():
             raise

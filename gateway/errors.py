@@ -13,3 +13,11 @@ class UserInputError(DatrixError):
 
 class NotFound(DatrixError):
     exit_code = 2
+
+
+class Unreachable(DatrixError):
+    """A service the settings name did not answer within its deadline (the Kafka broker:
+    DATRIX_KAFKA_TIMEOUT_S): exit 2, like a bad setting, since the fix is the address or
+    starting the service, not a retry of the command."""
+
+    exit_code = 2

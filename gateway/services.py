@@ -808,6 +808,7 @@ class AuditCheck:
     checkpoints: int = 0
     anchored: bool = False
     latest_checkpoint: str | None = None  # "seq" or "chain/seq" of the newest one
+    witness: str | None = None  # the witness file checked against and updated
 
     @property
     def intact(self) -> bool:
@@ -828,17 +829,24 @@ class AuditCheck:
             if self.anchored
             else "not anchored (DATRIX_AUDIT_KEY is unset)"
         )
+        witness = (
+            f"; no checkpoint seen before is missing (witness {self.witness} updated)"
+            if self.witness
+            else ""
+        )
         return (
             f"audit chain intact: {self.checked} entries verified, {self.events} match "
-            f"the event log; {anchor}"
+            f"the event log; {anchor}{witness}"
         )
 
 
-def verify_audit(runtime: Runtime) -> AuditCheck:
+def verify_audit(runtime: Runtime, witness: Path | None = None) -> AuditCheck:
     """Check the audit trail (all tenants': the owner's store): walk the hash chains,
     rebuild the trail from the event log up to where the live projectors are and compare
     entry by entry, and check the entries every ``AuditCheckpoint`` in the log signed.
-    Costs a replay of the log into a scratch SQLite file."""
+    Costs a replay of the log into a scratch SQLite file. ``witness``: a file (kept by
+    the auditor, away from the log) with the newest checkpoint of each chain an earlier
+    verify saw; each must still be in the log, and the file is updated when all holds."""
     from datrix.aggregates.audit import AuditCheckpoint
     from datrix.projections import audit as chain
     from datrix.projections import replay as rp
@@ -887,12 +895,24 @@ def verify_audit(runtime: Runtime) -> AuditCheck:
                 collect(e for _, e in events)
         sql = "SELECT chain, seq, event_id, hash FROM audit_log ORDER BY chain, seq"
         matched, broken = chain.against_events(owner.query(sql), target.query(sql))
+    try:
+        witnessed = chain.read_witness(witness) if witness is not None else {}
+    except chain.WitnessError as exc:
+        raise UserInputError(str(exc)) from None
+    if broken is None:
+        broken = chain.against_witness(witnessed, checkpoints)
     if broken is None:
         entries = {
             (int(c), int(s)): (str(h), str(e))
             for c, s, e, h in owner.query("SELECT chain, seq, event_id, hash FROM audit_log")
         }
-        broken = chain.against_checkpoints(entries, checkpoints, key)
+        keys = chain.verification_keys(runtime.settings, key)
+        broken = chain.against_checkpoints(entries, checkpoints, keys)
+    if broken is None and witness is not None:
+        try:
+            chain.write_witness(witness, checkpoints)
+        except chain.WitnessError as exc:
+            raise UserInputError(str(exc)) from None
     latest = max(checkpoints, key=lambda c: c.seq, default=None)
     return AuditCheck(
         checked,
@@ -901,6 +921,7 @@ def verify_audit(runtime: Runtime) -> AuditCheck:
         checkpoints=len(checkpoints),
         anchored=key is not None,
         latest_checkpoint=None if latest is None else chain._where(latest.chain, latest.seq),
+        witness=str(witness) if witness is not None and broken is None else None,
     )
 
 

@@ -25,6 +25,7 @@ import os
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from datrix.streams.settings import Settings
@@ -137,6 +138,16 @@ def anchor_key(settings: Settings, create: bool = False) -> bytes | None:
     return text.encode()
 
 
+def verification_keys(settings: Settings, current: bytes | None) -> dict[str, bytes]:
+    """The keys a verifier checks checkpoints with, by key id: the signing key
+    (``current``, from ``anchor_key``) and the retired ones
+    (``DATRIX_AUDIT_PREVIOUS_KEYS``), so checkpoints signed before a rotation still check."""
+    keys = [k.encode() for k in settings.audit_previous_keys]
+    if current is not None:
+        keys.insert(0, current)
+    return {key_id(k): k for k in keys}
+
+
 def key_id(key: bytes) -> str:
     """Names a key without revealing it (which key signed a checkpoint)."""
     return hashlib.sha256(b"datrix-audit-key-id\n" + key).hexdigest()[:16]
@@ -203,24 +214,36 @@ def _where(chain: int, seq: int) -> str:
 def against_checkpoints(
     entries: Mapping[tuple[int, int], tuple[str, str]],
     checkpoints: Sequence[Checkpoint],
-    key: bytes | None,
+    keys: Mapping[str, bytes] | bytes | None,
 ) -> Break | None:
     """Check the table's entries (``(chain, seq) -> (hash, event id)``) against every
-    checkpoint in the log: each must be signed with ``key`` and name an entry that still
-    has the signed hash. The first failing checkpoint (lowest seq) is the break."""
+    checkpoint in the log: each must be signed with the key its key id names (``keys``:
+    by key id, ``verification_keys``; one key alone is the only one) and name an entry
+    that still has the signed hash. The first failing checkpoint (lowest seq) is the
+    break."""
+    if isinstance(keys, bytes):
+        keys = {key_id(keys): keys}
+    keys = keys or {}
     for cp in sorted(checkpoints, key=lambda c: (c.seq, c.chain)):
         where = _where(cp.chain, cp.seq)
-        if key is None:
+        if not keys:
             return Break(
                 where,
                 cp.event_id,
                 "the log holds audit checkpoints but no key to check them: set DATRIX_AUDIT_KEY",
             )
-        if cp.key_id != key_id(key) or not hmac.compare_digest(
-            cp.signature, sign(key, cp.chain, cp.seq, cp.hash)
-        ):
+        key = keys.get(cp.key_id)
+        if key is None:
             return Break(
-                where, cp.event_id, "checkpoint signature invalid (forged, or another key)"
+                where,
+                cp.event_id,
+                f"checkpoint signature invalid: signed with key {cp.key_id}, which this "
+                "verifier does not hold (forged, or a retired key: add it to "
+                "DATRIX_AUDIT_PREVIOUS_KEYS)",
+            )
+        if not hmac.compare_digest(cp.signature, sign(key, cp.chain, cp.seq, cp.hash)):
+            return Break(
+                where, cp.event_id, f"checkpoint signature invalid (forged; key {cp.key_id})"
             )
         found = entries.get((cp.chain, cp.seq))
         if found is None:
@@ -261,3 +284,91 @@ def against_events(
             return matched, Break(where, got[0], reason)
         matched += 1
     return matched, None
+
+
+# -- the witness: what an earlier verify saw ------------------------------------------------
+class WitnessError(Exception):
+    """A witness file that cannot be read or written (one line, for the user)."""
+
+
+def latest_per_chain(checkpoints: Sequence[Checkpoint]) -> dict[int, Checkpoint]:
+    latest: dict[int, Checkpoint] = {}
+    for cp in checkpoints:
+        if cp.chain not in latest or cp.seq > latest[cp.chain].seq:
+            latest[cp.chain] = cp
+    return latest
+
+
+def read_witness(path: Path) -> dict[int, Checkpoint]:
+    """The newest checkpoint of each chain an earlier ``audit verify --witness`` saw
+    (none when the file does not exist yet)."""
+    try:
+        doc = json.loads(path.read_text())
+        return {
+            int(c["chain"]): Checkpoint(
+                int(c["chain"]),
+                int(c["seq"]),
+                str(c["hash"]),
+                str(c["key_id"]),
+                str(c["signature"]),
+                str(c["event_id"]),
+            )
+            for c in doc["checkpoints"]
+        }
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise WitnessError(f"cannot read the witness file {path}: {exc.strerror}") from None
+    except (ValueError, KeyError, TypeError):
+        raise WitnessError(
+            f"{path} is not a witness file written by datrix audit verify --witness"
+        ) from None
+
+
+def write_witness(path: Path, checkpoints: Sequence[Checkpoint]) -> None:
+    """Record the newest checkpoint of each chain (mode 0600, replaced atomically)."""
+    doc = {
+        "about": "datrix audit verify --witness: the newest checkpoint of each audit chain "
+        "seen in the event log; a later verify fails if one is gone",
+        "checkpoints": [
+            {
+                "chain": cp.chain,
+                "seq": cp.seq,
+                "hash": cp.hash,
+                "key_id": cp.key_id,
+                "signature": cp.signature,
+                "event_id": cp.event_id,
+            }
+            for _, cp in sorted(latest_per_chain(checkpoints).items())
+        ],
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise WitnessError(f"cannot write the witness file {path}: {exc.strerror}") from None
+
+
+def against_witness(
+    witnessed: Mapping[int, Checkpoint], checkpoints: Sequence[Checkpoint]
+) -> Break | None:
+    """Every checkpoint an earlier verify saw must still be in the log: deleting
+    checkpoint events (to hide a rewrite after them) is otherwise invisible, since what is
+    left is consistent."""
+    present = {(cp.chain, cp.seq, cp.signature) for cp in checkpoints}
+    for chain, cp in sorted(witnessed.items()):
+        if (chain, cp.seq, cp.signature) not in present:
+            return Break(
+                _where(chain, cp.seq),
+                cp.event_id,
+                "checkpoint missing from the event log, though an earlier verify saw it "
+                "(the witness file): checkpoint events were deleted",
+            )
+    return None

@@ -4,12 +4,22 @@ Each event is applied in one read-model transaction together with the projector'
 so a crash anywhere leaves either all of an event's effects or none, and a restart resumes
 after the last applied event. Only facts from the events are written (times included), so
 replaying the same log always produces identical tables.
+
+One event never stops the projector: when a batch fails with anything but an outage, its
+events are applied one at a time, and an event that still fails (a read-model handler or
+summary hook that raises, a payload that cannot be decoded) is *not projected*: its read
+models are left as they were, it still gets its audit entry (the plain payload and the
+error's type under ``_not_projected``), and it is listed in ``Projector.failures`` for the
+caller to dead-letter and log. Live projection and replay take the same path, so they
+still agree.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from datrix.aggregates.common import Event
@@ -20,6 +30,25 @@ from datrix.projections.store import ReadStore, Tx
 from datrix.streams.messages import Envelope, decode_event, payload_record
 
 PROJECTOR = "read-models"
+NOT_PROJECTED = "_not_projected"
+
+
+@dataclass(frozen=True)
+class NotProjected:
+    """An event the read models could not take: audited, read models untouched."""
+
+    position: int
+    envelope: Envelope
+    error: str  # "<exception type>: <message>"
+
+
+def transient(exc: BaseException) -> bool:
+    """An outage (retried by the caller), not something wrong with an event."""
+    import psycopg
+
+    return isinstance(
+        exc, psycopg.OperationalError | psycopg.InterfaceError | sqlite3.OperationalError | OSError
+    )
 
 
 def _iso(env: Envelope) -> str:
@@ -53,6 +82,7 @@ class Projector:
         self.chain = chain  # the audit chain this projector appends to (a log partition)
         self._head: tuple[int, str] | None = None  # (seq, hash) of the chain's last entry
         self._tenant_seen: dict[str, str] = {}  # tenant -> earliest event time in the batch
+        self.failures: list[NotProjected] = []  # of the last apply_batch
 
     def position(self) -> int:
         return self.store.position(self.name)
@@ -71,7 +101,37 @@ class Projector:
         """Apply events in order in ONE transaction with the new position; return how many
         were applied (events at or below the stored position are skipped: redelivery).
         ``source_offset``, the log offset of the batch's last record, is stored with them
-        so a consumer can resume exactly where the read models are."""
+        so a consumer can resume exactly where the read models are.
+
+        A batch that fails with anything but an outage is applied again one event at a
+        time; an event that fails alone is audited but not projected (``failures``)."""
+        self.failures = []
+        try:
+            return self._apply(batch, source_offset)
+        except Exception as exc:
+            if transient(exc):
+                raise
+        applied = 0
+        for i, (position, env) in enumerate(batch):
+            offset = source_offset if i == len(batch) - 1 else None
+            try:
+                applied += self._apply([(position, env)], offset)
+            except Exception as exc:
+                if transient(exc):
+                    raise
+                error = f"{type(exc).__name__}: {exc}"
+                done = self._apply([(position, env)], offset, not_projected=type(exc).__name__)
+                if done:  # not when an earlier, interrupted run already recorded it
+                    self.failures.append(NotProjected(position, env, error))
+                applied += done
+        return applied
+
+    def _apply(
+        self,
+        batch: Sequence[tuple[int, Envelope]],
+        source_offset: int | None,
+        not_projected: str | None = None,
+    ) -> int:
         applied = 0
         self._head = None
         self._tenant_seen = {}
@@ -84,7 +144,10 @@ class Projector:
             for position, env in batch:
                 if position <= last:
                     continue
-                self.apply(tx, env)
+                if not_projected is None:
+                    self.apply(tx, env)
+                else:
+                    self._audit_only(tx, env, not_projected)
                 last = position
                 applied += 1
             self._organisations(tx)
@@ -127,8 +190,28 @@ class Projector:
                 dataset_id = named  # the first read model that names a dataset wins
         self._audit(tx, env, event, dataset_id, self.chain)
 
+    def _audit_only(self, tx: Tx, env: Envelope, error_type: str) -> None:
+        """The audit entry of an event the read models could not take: its payload as
+        decoded, without summary hooks (they may be what failed), or none when it cannot
+        be decoded, and the error's type (its message may vary; the type does not)."""
+        at = _iso(env)
+        if at < self._tenant_seen.get(env.tenant, "~"):
+            self._tenant_seen[env.tenant] = at
+        try:
+            record: dict[str, Any] = payload_record(decode_event(env))
+        except Exception:
+            record = {}
+        record[NOT_PROJECTED] = error_type
+        summary = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+        self._append_audit(tx, env, None, summary, self.chain)
+
     def _audit(
         self, tx: Tx, env: Envelope, event: Event, dataset_id: str | None, chain: int
+    ) -> None:
+        self._append_audit(tx, env, dataset_id, _summary(event, self.dispatch), chain)
+
+    def _append_audit(
+        self, tx: Tx, env: Envelope, dataset_id: str | None, summary: str, chain: int
     ) -> None:
         # The chain head is read once per transaction and then carried along in memory.
         if self._head is None:
@@ -150,7 +233,7 @@ class Projector:
             _iso(env),
             env.causation_id,
             env.correlation_id,
-            _summary(event, self.dispatch),
+            summary,
             prev,
         ]
         digest = audit.entry_hash(values)
@@ -168,4 +251,4 @@ def row_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(columns, row, strict=True))
 
 
-__all__ = ["PROJECTOR", "Projector", "row_dict"]
+__all__ = ["NOT_PROJECTED", "PROJECTOR", "NotProjected", "Projector", "row_dict", "transient"]

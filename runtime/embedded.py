@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -64,6 +65,7 @@ COMMAND_TRACKING = "command-processor:datrix.commands"
 DISPATCHER = "job-dispatcher"
 POLICY_POSITION = "policy:{}"  # one position per policy, in the command log's positions
 BATCH = 500
+log = logging.getLogger("datrix.projector")
 
 
 def client_envelope(
@@ -332,6 +334,14 @@ class EmbeddedRuntime:
             if not batch:
                 return count
             count += self.projector.apply_batch(batch)
+            for failed in self.projector.failures:  # audited, read models untouched
+                fields = {
+                    "position": failed.position,
+                    "ce_id": str(failed.envelope.id),
+                    "ce_type": failed.envelope.type,
+                    "error": failed.error,
+                }
+                log.error("event not projected %s", fields, extra={"not_projected": fields})
             crash_point("read-models-updated")
 
     def run_policies(self) -> int:

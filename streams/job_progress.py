@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from datrix.streams.codec import default_codec
+from datrix.streams.kafka_logging import kafka_logging_config
 from datrix.streams.ports import ProgressFn
 
 log = logging.getLogger("datrix.progress")
@@ -107,6 +108,7 @@ def read_job_progress(
             "group.id": f"datrix-progress-{uuid.uuid4()}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            **kafka_logging_config(bootstrap),
         }
     )
     try:

@@ -17,6 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from datrix.streams.kafka_logging import (
+    HEALTH,
+    BrokerUnreachable,
+    kafka_logging_config,
+    wait_for_broker,
+)
 from datrix.streams.messages import EXTENSIONS, Envelope, cloudevents_headers, dataschema
 from datrix.streams.settings import Settings
 
@@ -71,7 +77,8 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined,unused-ignore]
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **kafka_logging_config(bootstrap)})
+    wait_for_broker(admin, bootstrap, timeout)
     rf = topics.replication_factor
     isr = {"min.insync.replicas": str(topics.min_insync_replicas)}
     wanted = [
@@ -265,6 +272,7 @@ def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
         "acks": "all",
         "linger.ms": 5,
         "compression.type": "lz4",
+        **kafka_logging_config(bootstrap),
         **extra,
     }
 
@@ -272,9 +280,11 @@ def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
 class KafkaCommandLog:
     """Producer side of ``datrix.commands`` (idempotent producer, keyed by aggregate id)."""
 
-    def __init__(self, bootstrap: str, topics: Topics) -> None:
+    def __init__(self, bootstrap: str, topics: Topics, timeout: float = 30.0) -> None:
         from confluent_kafka import Producer
 
+        self.bootstrap = bootstrap
+        self.timeout = timeout  # of flush (DATRIX_KAFKA_TIMEOUT_S)
         self.topics = topics
         self.producer = Producer(producer_config(bootstrap))
         self._errors: list[str] = []
@@ -301,8 +311,14 @@ class KafkaCommandLog:
         self.producer.poll(0)
         return True
 
-    def flush(self, timeout: float = 30.0) -> None:
-        remaining = self.producer.flush(timeout)
+    def flush(self, timeout: float | None = None) -> None:
+        wait = self.timeout if timeout is None else timeout
+        remaining = self.producer.flush(wait)
+        if remaining and HEALTH.down:
+            raise BrokerUnreachable(
+                f"Kafka did not confirm {remaining} command(s) within {wait:g} s: the broker "
+                f"at {self.bootstrap} is unreachable (DATRIX_KAFKA_TIMEOUT_S)"
+            )
         if remaining or self._errors:
             errors, self._errors = self._errors, []
             raise RuntimeError(
@@ -329,6 +345,7 @@ def records_to_end(
             # marker that is never delivered as a message: "reached the end" is the EOF
             # event, not a message at the high watermark.
             "enable.partition.eof": True,
+            **kafka_logging_config(bootstrap),
         }
     )
     meta = consumer.list_topics(topic, timeout=wait)
@@ -369,7 +386,8 @@ def read_topic(
     bootstrap: str, topic: str, timeout: float = 30.0
 ) -> dict[int, list[tuple[int, Envelope]]]:
     """Every Datrix event on ``topic`` from offset 0 to the current end, per partition, as
-    (event-store position, envelope); redelivered copies (same position) appear once."""
+    (event-store position, envelope); redelivered copies (same position) appear once, and
+    a record that is no Datrix message (what the projector dead-letters) not at all."""
     found = records_to_end(bootstrap, topic, "datrix-replay", timeout, max(timeout, 600.0))
     if found is None:
         raise RuntimeError(f"topic {topic} does not exist")
@@ -378,7 +396,10 @@ def read_topic(
     last: dict[int, int] = {}
     for msg in records:
         p = msg.partition() or 0
-        env, position = from_message(msg.headers(), msg.value())
+        try:
+            env, position = from_message(msg.headers(), msg.value())
+        except BadMessage:
+            continue  # in <prefix>events.dlq; never projected, so never replayed
         if position is not None and position > last.get(p, 0):
             out[p].append((position, env))
             last[p] = position

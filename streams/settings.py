@@ -202,6 +202,9 @@ class Settings(BaseSettings):
     # local broker; 3 and 2 on a 3-broker cluster (a write then survives one broker lost).
     kafka_replication_factor: int = 1
     kafka_min_insync_replicas: int = 1
+    # How long a client (the CLI, a starting worker) waits for an unreachable broker
+    # before it gives up with one line (exit 2); streams/kafka_logging.py.
+    kafka_timeout_s: float = 30.0
     # Budgets of one job (a scan); 0 turns a budget off. A job over budget is stopped and
     # its scan fails, saying which budget it passed.
     job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S
@@ -231,6 +234,9 @@ class Settings(BaseSettings):
     # catch-up). Unset key: the embedded default keeps one in DATRIX_HOME/audit.key (0600);
     # Kafka mode does not anchor and says so.
     audit_key: str | None = Field(default=None, repr=False)
+    # Keys that signed earlier checkpoints (comma-separated): verify-only, so the signing
+    # key can be rotated (DATRIX_AUDIT_KEY: the new one) and old checkpoints still check.
+    audit_previous_keys: Annotated[tuple[str, ...], NoDecode] = Field(default=(), repr=False)
     audit_checkpoint_every: int = 1000
     log_level: str = "INFO"  # datrix worker
     debug: bool = False  # tracebacks instead of one-line errors
@@ -319,6 +325,11 @@ class Settings(BaseSettings):
         number = _number(_var(name), value, default)
         return number if name == "scan_in_memory_mb" else int(number)
 
+    @field_validator("kafka_timeout_s", mode="before")
+    @classmethod
+    def _kafka_timeout(cls, value: Any) -> float:
+        return _number("DATRIX_KAFKA_TIMEOUT_S", value, 30.0, positive=True)
+
     @field_validator("kafka_replication_factor", "kafka_min_insync_replicas", mode="before")
     @classmethod
     def _replicas(cls, value: Any, info: ValidationInfo) -> int:
@@ -374,6 +385,19 @@ class Settings(BaseSettings):
                 f"`openssl rand -hex 32`), got {len(key)}"
             )
         return key
+
+    @field_validator("audit_previous_keys", mode="before")
+    @classmethod
+    def _previous_keys(cls, value: Any) -> tuple[str, ...]:
+        keys = value.split(",") if isinstance(value, str) else list(value)
+        found = tuple(k.strip() for k in keys if k.strip())
+        short = [i for i, k in enumerate(found, 1) if len(k) < 32]
+        if short:
+            raise SettingsError(
+                "DATRIX_AUDIT_PREVIOUS_KEYS must be comma-separated keys of at least 32 "
+                f"characters each; key {short[0]} is shorter"
+            )
+        return found
 
     @field_validator("audit_checkpoint_every", mode="before")
     @classmethod

@@ -72,7 +72,7 @@ def run_worker(
     registry.install()
     models = tuple(read_models) if read_models is not None else read_models_of(registry)
     ctx = WorkerContext(settings, topics, stop, objects, registry, models)
-    ensure_topics(ctx.bootstrap, topics)
+    ensure_topics(ctx.bootstrap, topics, settings.kafka_timeout_s)
     # create the tables once, before the roles race to do it
     _retrying(
         ctx, "creating the event store", lambda: postgres_event_store(ctx.database_url, ctx.schema)

@@ -16,6 +16,7 @@ from datrix.projections.read_model import ReadModel
 from datrix.projections.read_models import CORE_READ_MODELS
 from datrix.streams.dead_letters import DeadLetters
 from datrix.streams.kafka import Topics, header_attribute, readable_id
+from datrix.streams.kafka_logging import kafka_logging_config
 from datrix.streams.messages import Envelope
 from datrix.streams.object_store import open_object_store
 from datrix.streams.ports import ObjectStore
@@ -69,23 +70,33 @@ class WorkerContext:
                 # default). 6 s is the broker's minimum.
                 "session.timeout.ms": 6000,
                 "heartbeat.interval.ms": 1500,
+                **kafka_logging_config(self.bootstrap),
                 **extra,
             }
         )
 
 
 def _retrying(ctx: WorkerContext, what: str, fn: Callable[[], Any]) -> Any:
-    """Retry on database or broker outages until it works or the worker stops."""
+    """Retry on database or broker outages until it works or the worker stops: one
+    warning when it first fails, the later attempts at DEBUG, one line when it works
+    again (an outage of minutes is two lines per role, not one every 5 s)."""
     import psycopg
 
     delay = 0.1
+    failures = 0
     while not ctx.stop.is_set():
         try:
-            return fn()
+            result = fn()
         except (PersistenceError, psycopg.Error, OSError, RuntimeError) as exc:
-            log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
+            failures += 1
+            level = logging.WARNING if failures == 1 else logging.DEBUG
+            log.log(level, "%s failed (%s); retrying every %.1f-5 s", what, exc, delay)
             ctx.stop.wait(delay)
             delay = min(delay * 2, 5.0)
+            continue
+        if failures:
+            log.warning("%s works again (after %d failed attempts)", what, failures)
+        return result
     raise InterruptedError(what)
 
 

@@ -137,6 +137,7 @@ def run_projector(ctx: WorkerContext) -> None:
             # so its offset moves on
             offsets = {p: o for (_t, p), o in _last_offsets(messages).items()}
             by_partition: dict[int, list[tuple[int, Envelope]]] = {p: [] for p in offsets}
+            records: dict[tuple[int, int], Any] = {}  # (partition, position) -> its record
             for msg in messages:
                 if msg.error():
                     continue
@@ -150,6 +151,7 @@ def run_projector(ctx: WorkerContext) -> None:
                 if position is None:
                     continue
                 by_partition[msg.partition()].append((position, env))
+                records[(msg.partition(), position)] = msg
             if messages and log.isEnabledFor(logging.DEBUG):
                 spans: dict[int, list[int]] = {}
                 for msg in messages:
@@ -169,6 +171,14 @@ def run_projector(ctx: WorkerContext) -> None:
                     return p.apply_batch(b, source_offset=o)
 
                 applied = _retrying(ctx, "projecting", project)
+                for failed in projector.failures:
+                    # audited, read models untouched: to <prefix>events.dlq (logged there)
+                    _dead_letter(
+                        ctx,
+                        dead,
+                        records[(partition, failed.position)],
+                        f"not projected: {failed.error}",
+                    )
                 log.debug(
                     "projector: partition %s offsets ..%s (%s events) applied %s",
                     partition,

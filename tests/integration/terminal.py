@@ -19,7 +19,7 @@ import struct
 import subprocess
 import termios
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 # CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \), other two-byte ESC sequences.
@@ -47,9 +47,11 @@ def run_in_terminal(
     timeout: float = 300,
     columns: int = 160,
     lines: int = 50,
+    on_output: Callable[[bytes], None] | None = None,
 ) -> TerminalRun:
     """Run ``argv`` on a fresh pty of ``columns`` x ``lines``; raises TimeoutError (after
-    killing it) when it runs longer than ``timeout`` seconds."""
+    killing it) when it runs longer than ``timeout`` seconds. ``on_output`` is called
+    with everything received so far after each read (to act when a line appears)."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
     term_env = {k: v for k, v in env.items() if k not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS")}
@@ -90,6 +92,8 @@ def run_in_terminal(
             if not chunk:
                 break
             chunks.append(chunk)
+            if on_output is not None:
+                on_output(b"".join(chunks))
     finally:
         os.close(master)
     code = proc.wait(timeout=30)

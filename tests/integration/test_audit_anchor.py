@@ -5,6 +5,7 @@ tail (issue 12, item 6; docs/security.md "Audit anchor")."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import stat
 from pathlib import Path
@@ -122,3 +123,85 @@ def test_a_missing_key_or_a_forged_checkpoint_is_an_error(cli: Cli, tmp_path: Pa
     assert other.code == 1 and "signature invalid" in other.stderr, other.stderr
     key.write_text(real)
     assert cli("audit", "verify").code == 0
+
+
+def test_the_signing_key_can_be_rotated(cli: Cli, tmp_path: Path) -> None:
+    """Checkpoints carry the id of the key that signed them: after a rotation
+    (DATRIX_AUDIT_KEY the new key, DATRIX_AUDIT_PREVIOUS_KEYS the old one) both the old
+    and the new checkpoints check; without the old key the old ones are named."""
+    import subprocess
+
+    from tests.integration.conftest import DATRIX
+
+    old, new = "a" * 64, "b" * 64
+
+    def run(key: str, *args: str, previous: str = "") -> subprocess.CompletedProcess[str]:
+        env = {**cli.env(), "DATRIX_AUDIT_KEY": key, "DATRIX_AUDIT_PREVIOUS_KEYS": previous}
+        return subprocess.run(
+            [DATRIX, *args], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
+        )
+
+    for name, key in (("before", old), ("after", new)):
+        path = tmp_path / f"{name}.csv"
+        path.write_text("id,amount\n" + "".join(f"{i},{i * 3}\n" for i in range(20)))
+        scanned = run(key, "scan", str(path), "--name", name, "--format", "json")
+        assert scanned.returncode == 0, scanned.stderr
+    db = sqlite3.connect(cli.home / "readmodels.db")
+    summaries = db.execute(
+        "SELECT summary FROM audit_log WHERE event_type = ?", (audit.CHECKPOINT_TYPE,)
+    ).fetchall()
+    db.close()
+    signed_by = {json.loads(s)["key_id"] for (s,) in summaries}
+    assert signed_by == {audit.key_id(old.encode()), audit.key_id(new.encode())}
+    rotated = run(new, "audit", "verify", previous=old)
+    assert rotated.returncode == 0, rotated.stderr
+    without_old = run(new, "audit", "verify")
+    assert without_old.returncode == 1
+    assert f"signed with key {audit.key_id(old.encode())}" in without_old.stderr
+    assert "DATRIX_AUDIT_PREVIOUS_KEYS" in without_old.stderr
+    # the old key alone does not check the new checkpoints either
+    assert run(old, "audit", "verify").returncode == 1
+
+
+def test_deleted_checkpoints_are_caught_by_the_witness_of_an_earlier_verify(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """Whoever can rewrite the event log and the table but holds no key can delete the
+    checkpoints after the point they rewrite and re-project: what is left is consistent,
+    so the anchor alone passes. A witness file an earlier verify kept elsewhere names the
+    checkpoint that is gone."""
+    _scan(cli, tmp_path, "sales", 30)
+    witness = tmp_path / "auditor" / "witness.json"
+    witness.parent.mkdir()
+    first = cli("audit", "verify", "--witness", str(witness))
+    assert first.code == 0, first.stderr
+    assert f"witness {witness} updated" in " ".join(first.stdout.split())  # folded at 120
+    assert stat.S_IMODE(witness.stat().st_mode) == 0o600
+    seen = json.loads(witness.read_text())["checkpoints"]
+    assert [c["chain"] for c in seen] == [0]
+    again = cli("audit", "verify", "--witness", str(witness))  # nothing deleted: passes
+    assert again.code == 0, again.stderr
+
+    # the attack: the checkpoint events go from the log, the read models are projected
+    # again from what is left (and the next command signs the new head)
+    events = sqlite3.connect(cli.home / "events.db")
+    deleted = events.execute(
+        "DELETE FROM stored_events WHERE topic = ?", (audit.CHECKPOINT_TYPE,)
+    ).rowcount
+    events.commit()
+    events.close()
+    assert deleted >= 1
+    for name in ("readmodels.db", "readmodels.db-wal", "readmodels.db-shm"):
+        (cli.home / name).unlink(missing_ok=True)
+    assert cli("datasets").code == 0
+    assert cli("audit", "verify").code == 0  # without the witness: nothing to see
+    caught = cli("audit", "verify", "--witness", str(witness))
+    assert caught.code == 1
+    assert f"entry {seen[0]['seq']} (event {seen[0]['event_id']})" in caught.stderr
+    assert "checkpoint events were deleted" in caught.stderr, caught.stderr
+    assert json.loads(witness.read_text())["checkpoints"] == seen  # not overwritten
+
+    # a file that is no witness is one line, exit 2
+    witness.write_text("{}")
+    bad = cli("audit", "verify", "--witness", str(witness))
+    assert bad.code == 2 and "is not a witness file" in bad.stderr, bad.stderr

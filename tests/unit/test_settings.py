@@ -29,6 +29,7 @@ EVERY = {
     "DATRIX_TOPIC_PREFIX": "staging.",
     "DATRIX_KAFKA_REPLICATION_FACTOR": "3",
     "DATRIX_KAFKA_MIN_INSYNC_REPLICAS": "2",
+    "DATRIX_KAFKA_TIMEOUT_S": "2.5",
     "DATRIX_JOB_TIMEOUT_S": "60",
     "DATRIX_JOB_MEMORY_MB": "2048",
     "DATRIX_S3_ENDPOINT": "http://s3:9000",
@@ -46,6 +47,7 @@ EVERY = {
     "DATRIX_DEBUG": "1",
     "DATRIX_AUDIT_KEY": "k" * 40,
     "DATRIX_AUDIT_CHECKPOINT_EVERY": "50",
+    "DATRIX_AUDIT_PREVIOUS_KEYS": "o" * 32 + ", " + "p" * 40,
 }
 
 
@@ -61,6 +63,7 @@ def test_every_variable_is_a_field() -> None:
     assert (s.log_level, s.debug) == ("DEBUG", True)
     # what ensure_topics creates the topics with on a 3-broker cluster
     assert topics_for(s) == Topics("staging.", replication_factor=3, min_insync_replicas=2)
+    assert s.kafka_timeout_s == 2.5
     assert ScanTuning.from_settings(s) == ScanTuning(
         64.0, 100_000, 3000, 7000, "spark://master:7077"
     )
@@ -81,6 +84,7 @@ def test_defaults_are_those_of_the_engines_and_ingest(tmp_path: Path) -> None:
     assert (s.topic_prefix, s.log_level, s.debug) == ("datrix.", "INFO", False)
     # one replica, one in sync: the single local broker of deploy/local/up
     assert topics_for(s) == Topics("datrix.", replication_factor=1, min_insync_replicas=1)
+    assert s.kafka_timeout_s == 30.0  # how long a client waits for an unreachable broker
     # empty is unset, as before
     blank = load_settings({name: "" for name in EVERY if name != "DATRIX_HOME"})
     assert ScanTuning.from_settings(blank) == ScanTuning() and limits_from(blank) == Limits()
@@ -122,6 +126,17 @@ def test_only_the_mapping_given_is_read(monkeypatch: pytest.MonkeyPatch) -> None
             "DATRIX_KAFKA_REPLICATION_FACTOR must be a whole number of brokers >= 1, got '0'",
         ),
         (
+            "DATRIX_KAFKA_TIMEOUT_S",
+            "0",
+            "DATRIX_KAFKA_TIMEOUT_S must be a positive number, got '0'",
+        ),
+        (
+            "DATRIX_KAFKA_TIMEOUT_S",
+            "soon",
+            "DATRIX_KAFKA_TIMEOUT_S must be a positive number, got 'soon'",
+        ),
+        ("DATRIX_KAFKA_TIMEOUT_S", "inf", "DATRIX_KAFKA_TIMEOUT_S must be a number, got 'inf'"),
+        (
             "DATRIX_KAFKA_MIN_INSYNC_REPLICAS",
             "two",
             "DATRIX_KAFKA_MIN_INSYNC_REPLICAS must be a whole number of brokers >= 1, got 'two'",
@@ -154,5 +169,13 @@ def test_the_audit_key_is_checked_and_never_shown() -> None:
     assert load_settings({"DATRIX_AUDIT_KEY": "  "}).audit_key is None  # empty: unset
     s = load_settings({"DATRIX_AUDIT_KEY": "s" * 40})
     assert s.audit_key == "s" * 40 and "s" * 40 not in repr(s)
+    # the retired keys of a rotation: verify-only, each checked, never shown
+    old = load_settings({"DATRIX_AUDIT_PREVIOUS_KEYS": " " + "o" * 32 + ",," + "p" * 40 + " "})
+    assert old.audit_previous_keys == ("o" * 32, "p" * 40) and "o" * 32 not in repr(old)
+    assert Settings.model_validate_json(old.model_dump_json()) == old  # to a job process
+    assert load_settings({}).audit_previous_keys == ()
+    with pytest.raises(SettingsError, match="key 2 is shorter") as refused:
+        load_settings({"DATRIX_AUDIT_PREVIOUS_KEYS": "o" * 32 + ",tiny-secret"})
+    assert "tiny-secret" not in str(refused.value)  # a key is never shown, even a bad one
     with pytest.raises(SettingsError, match="DATRIX_AUDIT_CHECKPOINT_EVERY"):
         load_settings({"DATRIX_AUDIT_CHECKPOINT_EVERY": "0"})
