@@ -55,8 +55,8 @@ class KafkaRuntime:
             tuple(read_models) if read_models is not None else read_models_of(self.registry)
         )
         self.topics = topics_for(settings)
-        ensure_topics(settings.kafka_bootstrap, self.topics)
-        self.commands = KafkaCommandLog(settings.kafka_bootstrap, self.topics)
+        ensure_topics(settings, self.topics)
+        self.commands = KafkaCommandLog(settings, self.topics)
         self.owner_store = PostgresReadStore(settings.database_url, settings.database_schema)
         self.read_store = self.owner_store.for_tenant(settings.tenant)
         exposed = open_home(settings.home)  # folders 0700, files 0600
