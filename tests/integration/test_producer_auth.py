@@ -1,0 +1,282 @@
+"""Who can produce (issue 12, item 4; docs/security.md "Who can produce"), against the
+broker `deploy/local/up` starts: SASL/SCRAM-SHA-512 on the client port, ACLs.
+
+- a client without credentials can neither produce nor consume;
+- a wrong password fails, naming authentication;
+- an external producer may write its own intake topic only (not ``commands``, and it reads
+  nothing); bound to tenant ``a``, its command for tenant ``b`` is refused (recorded
+  outcome + dead letter, nothing applied) and its good command after it is applied; a
+  ``datrix_principal`` header it sets itself does not make it someone else;
+- another tenant's dataset id is answered as if it did not exist;
+- the CLI works with the credentials `up` exports (and fails in one line without them).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from datrix.aggregates import dataset
+from datrix.streams.dead_letters import read_dead_letters
+from datrix.streams.event_store import postgres_event_store
+from datrix.streams.kafka import (
+    PRINCIPAL_HEADER,
+    KafkaCommandLog,
+    Topics,
+    client_config,
+    to_message,
+)
+from datrix.streams.messages import command_envelope, decode_event
+from datrix.streams.settings import load_settings
+from tests.integration.conftest import KafkaCli, kafka_user
+from tests.integration.test_kafka_faults import start_running_worker
+
+pytestmark = pytest.mark.integration
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting until {what}")
+        time.sleep(0.1)
+
+
+def unauthenticated(services: dict[str, str], **extra: Any) -> dict[str, Any]:
+    """A client configuration without SASL: what anyone who reaches the port can try."""
+    anonymous = {k: v for k, v in services.items() if not k.startswith("DATRIX_KAFKA_SASL")}
+    return client_config(load_settings(anonymous), **extra)
+
+
+def test_a_client_without_credentials_can_neither_produce_nor_consume(
+    services: dict[str, str],
+) -> None:
+    from confluent_kafka import Consumer, KafkaException, Producer
+
+    topic = Topics().commands
+    errors: list[str] = []
+    producer = Producer(
+        unauthenticated(
+            services,
+            **{"message.timeout.ms": 5000, "error_cb": lambda e: errors.append(str(e))},
+        )
+    )
+    delivered: list[Any] = []
+    producer.produce(topic, b"x", on_delivery=lambda err, _m: delivered.append(err))
+    producer.flush(15)
+    assert len(delivered) == 1 and delivered[0] is not None, delivered  # never written
+    consumer = Consumer(unauthenticated(services, **{"group.id": f"anon-{uuid.uuid4()}"}))
+    try:
+        with pytest.raises(KafkaException):
+            consumer.list_topics(topic, timeout=5)  # not even the topic list
+    finally:
+        consumer.close()
+
+
+def test_a_wrong_password_fails_naming_authentication(services: dict[str, str]) -> None:
+    from confluent_kafka import Producer
+
+    wrong = {**services, "DATRIX_KAFKA_SASL_PASSWORD": "not-the-password"}
+    errors: list[str] = []
+    producer = Producer(
+        client_config(
+            load_settings(wrong),
+            **{"message.timeout.ms": 5000, "error_cb": lambda e: errors.append(str(e))},
+        )
+    )
+    delivered: list[Any] = []
+    producer.produce(Topics().commands, b"x", on_delivery=lambda err, _m: delivered.append(err))
+    producer.flush(15)
+    assert delivered and delivered[0] is not None
+    assert any("Authentication failed" in e or "SASL" in e for e in errors), errors
+
+
+def test_the_cli_needs_the_exported_credentials(kafka_cli: KafkaCli) -> None:
+    """With `up`'s exports the CLI works in Kafka mode; with a wrong password it ends in
+    one line naming the authentication failure (exit 1), not a hang or a traceback."""
+    start_running_worker(kafka_cli)
+    ok = kafka_cli("datasets", "--format", "json", timeout=120)
+    assert ok.code == 0, ok.stderr
+    extra = dict(kafka_cli.extra or {})
+    kafka_cli.extra = {**extra, "DATRIX_KAFKA_SASL_PASSWORD": "wrong"}
+    try:
+        bad = kafka_cli("datasets", timeout=180)
+    finally:
+        kafka_cli.extra = extra
+    assert bad.code != 0
+    assert "Traceback" not in bad.stderr
+    assert "authentication" in bad.stderr.lower(), bad.stderr
+
+
+class External:
+    """An external producer principal of the local broker, bound to some tenants."""
+
+    def __init__(self, cli: KafkaCli, name: str) -> None:
+        from confluent_kafka import Producer
+
+        env = cli.extra or {}
+        self.name = name
+        self.topics = Topics(env["DATRIX_TOPIC_PREFIX"])
+        self.credentials = kafka_user("producer", name, self.topics.prefix)
+        own = {**env, **self.credentials}
+        self.settings = load_settings(own)
+        self.errors: list[str] = []
+        self.producer = Producer(
+            client_config(
+                self.settings,
+                **{"message.timeout.ms": 10000, "error_cb": lambda e: self.errors.append(str(e))},
+            )
+        )
+        self.store = postgres_event_store(env["DATRIX_DATABASE_URL"], env["DATRIX_DATABASE_SCHEMA"])
+
+    def send(
+        self, tenant: str, command: Any, subject: uuid.UUID, topic: str | None = None, **h: bytes
+    ) -> tuple[uuid.UUID, Any]:
+        env = command_envelope(
+            command,
+            subject=subject,
+            tenant=tenant,
+            actor=f"ext:{self.name}",
+            time=datetime.now(UTC),
+        )
+        key, value, headers = to_message(env)
+        from confluent_kafka import KafkaException
+
+        delivered: list[Any] = []
+        try:
+            self.producer.produce(
+                topic or self.topics.intake(self.name),
+                value=value,
+                key=key,
+                headers=[*headers, *h.items()],
+                on_delivery=lambda err, _m: delivered.append(err),
+            )
+        except KafkaException as exc:  # refused at once (the client knew the topic's ACL)
+            return env.id, exc.args[0]
+        self.producer.flush(30)
+        return env.id, delivered[0] if delivered else "not delivered"
+
+    def outcome(self, command_id: uuid.UUID) -> tuple[str, str | None] | None:
+        stream = self.store.load(command_id)
+        if not stream:
+            return None
+        event = decode_event(stream[0])
+        return stream[0].type.rsplit(".", 1)[-1], getattr(event, "reason", None)
+
+
+def register(tenant: str, name: str) -> tuple[dataset.RegisterDataset, uuid.UUID]:
+    ds = dataset.dataset_id_for(tenant, name)
+    return dataset.RegisterDataset(ds, name), ds
+
+
+def test_an_external_producer_produces_only_for_its_tenants(
+    kafka_cli: KafkaCli, services: dict[str, str]
+) -> None:
+    from confluent_kafka import Consumer
+
+    tag = uuid.uuid4().hex[:8]
+    name = f"feed-{tag}"
+    tenant_a, tenant_b = f"a-{tag}", f"b-{tag}"
+    prefix = (kafka_cli.extra or {})["DATRIX_TOPIC_PREFIX"]
+    ext = External(kafka_cli, name)
+    kafka_cli.worker_env = {
+        **(kafka_cli.worker_env or {}),
+        "DATRIX_KAFKA_PRODUCERS": f"{name}:{tenant_a}",
+    }
+    start_running_worker(kafka_cli)
+
+    # its own intake topic only: not the commands topic, and it reads nothing
+    _cid, err = ext.send(tenant_a, *register(tenant_a, "direct"), topic=ext.topics.commands)
+    assert err is not None and "authoriz" in str(err).lower(), err
+    reader = Consumer(client_config(ext.settings, **{"group.id": f"{prefix}snoop"}))
+    try:
+        reader.subscribe([ext.topics.events])
+        deadline = time.monotonic() + 15
+        denied = None
+        while denied is None and time.monotonic() < deadline:
+            msg = reader.poll(0.5)
+            if msg is not None and msg.error() is not None:
+                denied = msg.error()
+            elif msg is not None:
+                raise AssertionError("an external producer read an event")
+        assert denied is not None and "authoriz" in str(denied).lower(), denied
+    finally:
+        reader.close()
+
+    # for a tenant it is not bound to: refused, recorded, dead-lettered, nothing applied
+    foreign, foreign_ds = register(tenant_b, "sales")
+    bad_id, err = ext.send(tenant_b, foreign, foreign_ds)
+    assert err is None, err
+    # claiming to be another principal in the header changes nothing
+    spoof_id, err = ext.send(
+        tenant_b, *register(tenant_b, "spoof"), **{PRINCIPAL_HEADER: b"datrix-app"}
+    )
+    assert err is None, err
+    good, good_ds = register(tenant_a, "sales")
+    good_id, err = ext.send(tenant_a, good, good_ds)
+    assert err is None, err
+    assert wait_until(lambda: ext.outcome(good_id), "the good command is processed") == (
+        "CommandAccepted",
+        None,
+    )
+    for refused in (bad_id, spoof_id):
+        kind, reason = wait_until(lambda r=refused: ext.outcome(r), "the refusal is recorded")
+        assert kind == "CommandRejected"
+        assert reason == f"Unauthorized: producer {name!r} may not produce for tenant {tenant_b!r}"
+    assert ext.store.load(foreign_ds) == []
+    assert ext.store.load(good_ds) != []
+    letters = wait_until(
+        lambda: [
+            d
+            for d in read_dead_letters(load_settings(services), f"{prefix}commands.dlq")
+            if d.ce_id in (str(bad_id), str(spoof_id))
+        ],
+        "both refusals are dead-lettered",
+    )
+    assert len(letters) == 2 and all("Unauthorized" in d.error for d in letters)
+    assert all(dict(d.headers).get(PRINCIPAL_HEADER) == name.encode() for d in letters)
+
+    # Another tenant's dataset id: the same answer as an id nobody has. Tenant b's
+    # "taken" is registered through the trusted path (the gateway/CLI principal); the
+    # producer of tenant a then registers that id, and an unused one, under the same name.
+    other_ds = dataset.dataset_id_for(tenant_b, "taken")
+    log = KafkaCommandLog(load_settings(kafka_cli.extra or {}), ext.topics)
+    owner = command_envelope(
+        dataset.RegisterDataset(other_ds, "taken"),
+        subject=other_ds,
+        tenant=tenant_b,
+        actor="cli:owner",
+        time=datetime.now(UTC),
+    )
+    log.append(owner)
+    log.flush()
+    assert wait_until(lambda: ext.outcome(owner.id), "b registers 'taken'")[0] == (
+        "CommandAccepted"
+    )
+    probe_id, _ = ext.send(tenant_a, dataset.RegisterDataset(other_ds, "taken"), other_ds)
+    unused = uuid.uuid4()
+    blank_id, _ = ext.send(tenant_a, dataset.RegisterDataset(unused, "taken"), unused)
+    probe = wait_until(lambda: ext.outcome(probe_id), "the probe is answered")
+    blank = wait_until(lambda: ext.outcome(blank_id), "the unused id is answered")
+    assert probe[0] == blank[0] == "CommandRejected"
+    assert probe[1] is not None and blank[1] is not None
+    assert probe[1].replace(str(other_ds), "ID") == blank[1].replace(str(unused), "ID")
+    assert "already" not in probe[1]
+
+
+def test_up_prints_the_gateway_credentials(services: dict[str, str]) -> None:
+    """`up` exports the gateway/CLI principal (SCRAM-SHA-512) beside the other exports."""
+    assert services["DATRIX_KAFKA_SASL_USERNAME"] == "datrix-app"
+    assert services["DATRIX_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+    assert len(services["DATRIX_KAFKA_SASL_PASSWORD"]) == 32
+    worker = kafka_user("worker")
+    assert worker["DATRIX_KAFKA_SASL_USERNAME"] == "datrix-worker"
+    assert worker["DATRIX_KAFKA_SASL_PASSWORD"] != services["DATRIX_KAFKA_SASL_PASSWORD"]
