@@ -13,10 +13,12 @@ broker `deploy/local/up` starts: SASL/SCRAM-SHA-512 on the client port, ACLs.
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,7 +35,7 @@ from datrix.streams.kafka import (
 )
 from datrix.streams.messages import command_envelope, decode_event
 from datrix.streams.settings import load_settings
-from tests.integration.conftest import KafkaCli, kafka_user
+from tests.integration.conftest import ROOT, KafkaCli, exports, kafka_user
 from tests.integration.test_kafka_faults import start_running_worker
 
 pytestmark = pytest.mark.integration
@@ -280,3 +282,138 @@ def test_up_prints_the_gateway_credentials(services: dict[str, str]) -> None:
     worker = kafka_user("worker")
     assert worker["DATRIX_KAFKA_SASL_USERNAME"] == "datrix-worker"
     assert worker["DATRIX_KAFKA_SASL_PASSWORD"] != services["DATRIX_KAFKA_SASL_PASSWORD"]
+
+
+OLD_SERVER_PROPERTIES = """\
+# What an up before issue 12 item 4 wrote: no authentication on the client port.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs={data}
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_up_restarts_an_unsecured_broker_secured_and_keeps_its_data(
+    services: dict[str, str], tmp_path: Path
+) -> None:
+    """A broker an older `up` started (PLAINTEXT client port, no authorizer) in the state
+    folder: the next `up` does not reuse it open but restarts it with SASL and ACLs, and
+    its topics and records are still there for the exported principal."""
+    import os
+    import socket
+
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined,unused-ignore]
+
+    port, controller = _free_port(), _free_port()
+    state = tmp_path / "state"
+    kafka = state / "kafka"
+    (kafka / "logs").mkdir(parents=True)
+    env = {
+        **os.environ,
+        "DATRIX_STATE": str(state),
+        "DATRIX_KAFKA_PORT": str(port),
+        "DATRIX_KAFKA_CONTROLLER_PORT": str(controller),
+    }
+    cache = Path(os.environ.get("DATRIX_CACHE", Path.home() / ".cache" / "datrix"))
+    libs = cache / "kafka" / os.environ.get("DATRIX_KAFKA_VERSION", "4.3.1") / "libs"
+    props = kafka / "server.properties"
+    props.write_text(
+        OLD_SERVER_PROPERTIES.format(port=port, controller=controller, data=kafka / "data")
+    )
+    tool = str(ROOT / "deploy" / "local" / "kafka-class")
+    subprocess.run(
+        [tool, "storage", "format", "-t", "AAAAAAAAAAAAAAAAAAAAAA", "-c", str(props)],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=180,
+    )
+    with open(kafka / "logs" / "stdout.log", "ab") as log:
+        subprocess.Popen(
+            [
+                "setsid",
+                "bash",
+                "-c",
+                'echo $$ >"$1"; shift; exec "$@"',
+                "_",
+                str(kafka / "kafka.pid"),
+                "java",
+                "-Xmx256m",
+                "-cp",
+                f"{libs}/*",
+                "kafka.Kafka",
+                str(props),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    down = [str(ROOT / "deploy" / "local" / "down"), "kafka"]
+    try:
+        bootstrap = f"127.0.0.1:{port}"
+        open_client = client_config(load_settings({"DATRIX_KAFKA_BOOTSTRAP": bootstrap}))
+        admin = AdminClient(open_client)  # the old, open broker
+        wait_until(lambda: _answers(admin), "the old broker answers", timeout=180)
+        admin.create_topics([NewTopic("kept", 1, 1)])["kept"].result(timeout=60)
+        old = Producer(open_client)
+        old.produce("kept", b"written while it was open")
+        assert old.flush(30) == 0
+
+        up = subprocess.run(
+            [str(ROOT / "deploy" / "local" / "up"), "kafka"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            stdin=subprocess.DEVNULL,
+        )
+        assert up.returncode == 0, up.stderr[-3000:]
+        assert "without authentication - restarting it" in up.stderr
+        exported = exports(up.stdout)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # the port is served again
+        anonymous = AdminClient(open_client)
+        with pytest.raises(KafkaException):
+            anonymous.list_topics(timeout=5)
+        secured = load_settings(exported)
+        consumer = Consumer(client_config(secured, **{"group.id": f"kept-{uuid.uuid4()}"}))
+        try:
+            consumer.assign([TopicPartition("kept", 0, 0)])
+            msg = wait_until(lambda: consumer.poll(0.5), "the old record is read")
+            assert msg.error() is None and msg.value() == b"written while it was open"
+        finally:
+            consumer.close()
+    finally:
+        subprocess.run(down, env=env, capture_output=True, timeout=120)
+
+
+def _answers(admin: Any) -> bool:
+    from confluent_kafka import KafkaException
+
+    try:
+        admin.list_topics(timeout=5)
+        return True
+    except KafkaException:
+        return False
