@@ -182,6 +182,8 @@ kafka_admin_jaas() {
 
 # The client configuration of the admin principal, for the Kafka CLI tools.
 kafka_admin_props() {
+  mkdir -p "$KAFKA_STATE"
+  touch "$KAFKA_ADMIN_PROPS"; chmod 600 "$KAFKA_ADMIN_PROPS"
   cat >"$KAFKA_ADMIN_PROPS" <<EOF
 security.protocol=SASL_PLAINTEXT
 sasl.mechanism=PLAIN

@@ -391,6 +391,8 @@ def test_up_restarts_an_unsecured_broker_secured_and_keeps_its_data(
         )
         assert up.returncode == 0, up.stderr[-3000:]
         assert "without authentication - restarting it" in up.stderr
+        for secret in ("server.properties", "admin.properties", "secrets"):
+            assert (kafka / secret).stat().st_mode & 0o077 == 0, secret  # passwords inside
         exported = exports(up.stdout)
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass  # the port is served again
