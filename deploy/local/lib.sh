@@ -160,6 +160,30 @@ KAFKA_ADMIN_PROPS="$KAFKA_STATE/admin.properties"
 KAFKA_SECURED="$KAFKA_STATE/secured"
 KAFKA_SECURITY_VERSION="sasl-scram-acl-1"
 
+# The kafka folder of the state whose broker serves 127.0.0.1:$DATRIX_KAFKA_PORT, found
+# through the running broker's own server.properties (readable when the same user started
+# it from another DATRIX_STATE, e.g. a CI run with a HOME of its own); fails when none.
+kafka_running_state() {
+  local p props
+  for p in /proc/[0-9]*; do
+    pid_matches "${p#/proc/}" 'kafka.Kafka' || continue
+    props="$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null | tail -n 1)"
+    [ -r "$props" ] || continue
+    if grep -q "^listeners=.*://127.0.0.1:$DATRIX_KAFKA_PORT," "$props"; then
+      dirname "$props"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Take the principals of the kafka state folder $1 (another DATRIX_STATE's broker, reused).
+kafka_adopt_state() {
+  KAFKA_SECRETS="$1/secrets"
+  KAFKA_ADMIN_PROPS="$1/admin.properties"
+  KAFKA_SECURED="$1/secured"
+}
+
 # The password of principal $1, made (random, 32 hex digits) the first time.
 kafka_secret() {
   local name="$1" pw
