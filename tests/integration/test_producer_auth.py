@@ -419,3 +419,40 @@ def _answers(admin: Any) -> bool:
         return True
     except KafkaException:
         return False
+
+
+def test_up_from_another_state_reuses_the_broker_with_its_principals(
+    services: dict[str, str], tmp_path: Path
+) -> None:
+    """A CI run with a HOME (so a DATRIX_STATE) of its own finds the broker of another
+    state on the port: it reuses it with that state's principals, it does not fail or
+    print credentials the broker does not know."""
+    import os
+
+    env = {**os.environ, "DATRIX_STATE": str(tmp_path / "other-state")}
+    up = subprocess.run(
+        [str(ROOT / "deploy" / "local" / "up"), "kafka"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert up.returncode == 0, up.stderr[-3000:]
+    assert "taking that state's principals" in up.stderr
+    found = exports(up.stdout)
+    for key in (
+        "DATRIX_KAFKA_BOOTSTRAP",
+        "DATRIX_KAFKA_SASL_USERNAME",
+        "DATRIX_KAFKA_SASL_PASSWORD",
+    ):
+        assert found[key] == services[key], key
+    worker = subprocess.run(
+        [str(ROOT / "deploy" / "local" / "kafka-user"), "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert worker.returncode == 0, worker.stderr
+    assert exports(worker.stdout)["DATRIX_KAFKA_SASL_USERNAME"] == "datrix-worker"
