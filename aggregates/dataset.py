@@ -140,9 +140,12 @@ class Dataset:
 def decide(command: Command, state: Dataset | None, meta: Meta) -> list[Event]:
     if isinstance(command, RegisterDataset):
         name = command.name.strip()
+        if state is not None and state.tenant != meta.tenant:
+            # Another tenant's dataset: answered as if the id were free (the checks below
+            # then reject it, since dataset_id_for(this tenant, name) never equals another
+            # tenant's id), so its existence cannot be probed.
+            state = None
         if state is not None:
-            if state.tenant != meta.tenant:  # not probeable: a uuid5 id never collides
-                raise Rejected(f"dataset {command.dataset_id} is already registered")
             if state.deleted:
                 raise Rejected(
                     f"dataset {state.name!r} was deleted; its name cannot be registered again"

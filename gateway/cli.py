@@ -504,7 +504,7 @@ def dlq_replay(which: str, offset: int) -> None:
 @cli.command()
 @click.option(
     "--roles",
-    default="processor,relay,dispatcher,jobs,projector,policies",
+    default="processor,relay,dispatcher,jobs,projector,policies,intake",
     show_default=True,
     help="Comma-separated roles to run in this process.",
 )

@@ -688,9 +688,7 @@ def job_progress(runtime: Runtime, scan_ref: str) -> ScanProgress:
     if not isinstance(runtime, KafkaRuntime):
         raise DatrixError("job progress needs the Kafka-mode runtime")
     scan_id = resolve_scan(runtime, scan_ref)["id"]
-    return ScanProgress(
-        scan_id, read_job_progress(settings.kafka_bootstrap, runtime.topics.progress, scan_id)
-    )
+    return ScanProgress(scan_id, read_job_progress(settings, runtime.topics.progress, scan_id))
 
 
 # -- commands (any aggregate's) ---------------------------------------------------------
@@ -938,7 +936,7 @@ def _projected_partitions(runtime: Runtime) -> dict[int, list[tuple[int, Envelop
             "SELECT name, position FROM projector_position"
         )
     }
-    partitions = read_topic(runtime.settings.kafka_bootstrap, runtime.topics.events)
+    partitions = read_topic(runtime.settings, runtime.topics.events)
     return {
         p: [(pos, e) for pos, e in events if pos <= done.get(f"read-models:{p}", 0)]
         for p, events in partitions.items()
@@ -998,7 +996,7 @@ def replay(
 
             if not isinstance(runtime, KafkaRuntime) or runtime.settings.kafka_bootstrap is None:
                 raise DatrixError("replay needs the embedded or the Kafka-mode runtime")
-            partitions = read_topic(runtime.settings.kafka_bootstrap, runtime.topics.events)
+            partitions = read_topic(runtime.settings, runtime.topics.events)
             result = rp.rebuild_partitioned(
                 partitions, target, as_of=when, read_models=runtime.read_models
             )
@@ -1067,7 +1065,7 @@ def wait_for_projectors(runtime: Runtime, ready: dict[int, int], timeout: float 
 # --- dead letters (Kafka mode) -------------------------------------------------------
 
 
-def _dlq_topic(settings: Settings, which: str) -> tuple[str, str]:
+def _dlq_topic(settings: Settings, which: str) -> str:
     from datrix.streams.dead_letters import dlq_topics
     from datrix.streams.kafka import topics_for
 
@@ -1079,7 +1077,7 @@ def _dlq_topic(settings: Settings, which: str) -> tuple[str, str]:
     topics = dlq_topics(topics_for(settings))
     if which not in topics:
         raise UserInputError(f"unknown topic {which!r}; choose from {', '.join(topics)}")
-    return settings.kafka_bootstrap, topics[which]
+    return topics[which]
 
 
 def dead_letters(settings: Settings, which: str = "commands") -> list[Any]:
@@ -1087,9 +1085,9 @@ def dead_letters(settings: Settings, which: str = "commands") -> list[Any]:
     first, as ``streams.dead_letters.DeadLetter``."""
     from datrix.streams.dead_letters import DeadLetterError, read_dead_letters
 
-    bootstrap, topic = _dlq_topic(settings, which)
+    topic = _dlq_topic(settings, which)
     try:
-        return read_dead_letters(bootstrap, topic)
+        return read_dead_letters(settings, topic)
     except DeadLetterError as exc:
         raise DatrixError(str(exc)) from None
 
@@ -1106,8 +1104,7 @@ def replay_dead_letter(settings: Settings, which: str, offset: int) -> tuple[Any
     from datrix.streams.dead_letters import DeadLetterError, replay
 
     letter = dead_letter(settings, which, offset)
-    bootstrap, _ = _dlq_topic(settings, which)
     try:
-        return letter, replay(bootstrap, letter)
+        return letter, replay(settings, letter)
     except DeadLetterError as exc:
         raise DatrixError(str(exc)) from None

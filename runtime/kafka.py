@@ -60,10 +60,8 @@ class KafkaRuntime:
             tuple(read_models) if read_models is not None else read_models_of(self.registry)
         )
         self.topics = topics_for(settings)
-        ensure_topics(settings.kafka_bootstrap, self.topics, settings.kafka_timeout_s)
-        self.commands = KafkaCommandLog(
-            settings.kafka_bootstrap, self.topics, timeout=settings.kafka_timeout_s
-        )
+        ensure_topics(settings, self.topics)
+        self.commands = KafkaCommandLog(settings, self.topics)
         self.owner_store = PostgresReadStore(
             settings.database_url,
             settings.database_schema,

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from datrix.streams.kafka import Headers, Topics, producer_config, records_to_end
+from datrix.streams.settings import Settings
 
 log = logging.getLogger("datrix.dlq")
 PREFIX = "datrix_dlq_"
@@ -36,11 +37,11 @@ class DeadLetters:
     """The producer side, one per consumer role. ``send`` returns once the broker has
     the copy, so the consumer may move its position on after it."""
 
-    def __init__(self, bootstrap: str, consumer: str) -> None:
+    def __init__(self, settings: Settings, consumer: str) -> None:
         from confluent_kafka import Producer
 
         self.consumer = consumer
-        self.producer = Producer(producer_config(bootstrap))
+        self.producer = Producer(producer_config(settings))
 
     def send(self, msg: Any, error: str) -> None:
         topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
@@ -149,9 +150,9 @@ def _dead_letter(dlq: str, msg: Any) -> DeadLetter:
     )
 
 
-def read_dead_letters(bootstrap: str, dlq: str, timeout: float = 30.0) -> list[DeadLetter]:
+def read_dead_letters(settings: Settings, dlq: str, timeout: float = 30.0) -> list[DeadLetter]:
     """Every record of one dead-letter topic, oldest first ([] when it does not exist)."""
-    found = records_to_end(bootstrap, dlq, "datrix-dlq", timeout, timeout)
+    found = records_to_end(settings, dlq, "datrix-dlq", timeout, timeout)
     if found is None:
         return []
     try:
@@ -161,7 +162,7 @@ def read_dead_letters(bootstrap: str, dlq: str, timeout: float = 30.0) -> list[D
     return sorted(letters, key=lambda d: (d.time, d.offset))
 
 
-def replay(bootstrap: str, letter: DeadLetter, timeout: float = 30.0) -> str | None:
+def replay(settings: Settings, letter: DeadLetter, timeout: float = 30.0) -> str | None:
     """Send a dead letter's original record back to its topic; return the id it now has.
 
     A command whose id is readable goes back under a new id derived from it and the dead
@@ -186,7 +187,7 @@ def replay(bootstrap: str, letter: DeadLetter, timeout: float = 30.0) -> str | N
         if err is not None:
             failures.append(str(err))
 
-    producer = Producer(producer_config(bootstrap))
+    producer = Producer(producer_config(settings))
     producer.produce(
         letter.topic, value=letter.value, key=letter.key, headers=headers, on_delivery=delivered
     )

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from datrix.streams.codec import default_codec
-from datrix.streams.kafka_logging import kafka_logging_config
 from datrix.streams.ports import ProgressFn
+from datrix.streams.settings import Settings
 
 log = logging.getLogger("datrix.progress")
 SCHEMA = "datrix.job.JobProgress"
@@ -97,19 +97,22 @@ def fan_out(*callbacks: ProgressFn) -> ProgressFn:
 
 
 def read_job_progress(
-    bootstrap: str, topic: str, scan_id: str, timeout: float = 30.0
+    settings: Settings, topic: str, scan_id: str, timeout: float = 30.0
 ) -> list[JobProgress]:
     """Every JobProgress record of one scan still on ``topic`` (kept one day), in order."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+    from datrix.streams.kafka import client_config
+
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"datrix-progress-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            **kafka_logging_config(bootstrap),
-        }
+        client_config(
+            settings,
+            **{
+                "group.id": f"datrix-progress-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            },
+        )
     )
     try:
         meta = consumer.list_topics(topic, timeout=timeout)

@@ -26,7 +26,12 @@ from datrix.streams.kafka_logging import (
 from datrix.streams.messages import EXTENSIONS, Envelope, cloudevents_headers, dataschema
 from datrix.streams.settings import Settings
 
-PARTITIONS = {"commands": 6, "events": 6, "jobs": 3, "progress": 3}
+PARTITIONS = {"commands": 6, "events": 6, "jobs": 3, "progress": 3, "intake": 3}
+# The external producer a command came from, set by the intake role alone (only trusted
+# principals may write the commands topic, and the intake role drops any such header an
+# external producer sent); absent: a trusted principal's own command (gateway/CLI,
+# workers). The processor checks the envelope's tenant against the principal's binding.
+PRINCIPAL_HEADER = "datrix_principal"
 FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
 
 
@@ -54,6 +59,16 @@ class Topics:
     def progress(self) -> str:
         return f"{self.prefix}job-progress"
 
+    def intake(self, principal: str) -> str:
+        """The topic external producer ``principal`` writes its commands to (its only
+        right on the broker); the intake role forwards them to ``commands``."""
+        return f"{self.prefix}intake.{principal}"
+
+    def principal_of(self, intake_topic: str) -> str | None:
+        """The producer whose intake topic this is, or None."""
+        head = f"{self.prefix}intake."
+        return intake_topic[len(head) :] if intake_topic.startswith(head) else None
+
     @property
     def consumed(self) -> tuple[str, str, str]:
         """The topics consumers read, each with a dead-letter topic ``<topic>.dlq``."""
@@ -70,15 +85,37 @@ def topics_for(settings: Settings) -> Topics:
     )
 
 
-def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None:
+def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """The configuration of every Kafka client of Datrix (producer, consumer, admin): the
+    broker (``DATRIX_KAFKA_BOOTSTRAP``) and who this process is to it
+    (``DATRIX_KAFKA_SASL_USERNAME`` / ``_PASSWORD`` / ``_MECHANISM``), then ``extra``.
+    The one place a client configuration is built (tests included)."""
+    if settings.kafka_bootstrap is None:
+        raise RuntimeError("Kafka mode needs DATRIX_KAFKA_BOOTSTRAP")
+    config: dict[str, Any] = {"bootstrap.servers": settings.kafka_bootstrap}
+    if settings.kafka_sasl_username is not None:
+        config.update(
+            {
+                "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": settings.kafka_sasl_mechanism,
+                "sasl.username": settings.kafka_sasl_username,
+                "sasl.password": settings.kafka_sasl_password,
+            }
+        )
+    return {**config, **kafka_logging_config(settings.kafka_bootstrap), **extra}
+
+
+def ensure_topics(settings: Settings, topics: Topics, timeout: float | None = None) -> None:
     """Create the topics with explicit partitions, replication factor and
     ``min.insync.replicas`` (idempotent: a topic that exists is left as it is); events and
-    commands are kept forever: they are the system's history."""
+    commands are kept forever: they are the system's history. The intake topics of the
+    external producers the settings bind are created too."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined,unused-ignore]
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, **kafka_logging_config(bootstrap)})
-    wait_for_broker(admin, bootstrap, timeout)
+    wait = settings.kafka_timeout_s if timeout is None else timeout
+    admin = AdminClient(client_config(settings))
+    wait_for_broker(admin, str(settings.kafka_bootstrap), wait)
     rf = topics.replication_factor
     isr = {"min.insync.replicas": str(topics.min_insync_replicas)}
     wanted = [
@@ -90,10 +127,15 @@ def ensure_topics(bootstrap: str, topics: Topics, timeout: float = 30.0) -> None
         ),
         # dead letters (streams/dead_letters.py): one partition each, kept until read
         *(NewTopic(f"{t}.dlq", 1, rf, config={**FOREVER, **isr}) for t in topics.consumed),
+        # one intake topic per bound external producer (DATRIX_KAFKA_PRODUCERS)
+        *(
+            NewTopic(topics.intake(name), PARTITIONS["intake"], rf, config={**FOREVER, **isr})
+            for name, _tenants in settings.kafka_producers
+        ),
     ]
-    for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
+    for name, future in admin.create_topics(wanted, request_timeout=wait).items():
         try:
-            future.result(timeout=timeout)
+            future.result(timeout=wait)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
@@ -265,14 +307,13 @@ def _parse_time(value: str) -> datetime:
     return parsed
 
 
-def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
+def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     return {
-        "bootstrap.servers": bootstrap,
+        **client_config(settings),
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
         "compression.type": "lz4",
-        **kafka_logging_config(bootstrap),
         **extra,
     }
 
@@ -280,13 +321,13 @@ def producer_config(bootstrap: str, **extra: Any) -> dict[str, Any]:
 class KafkaCommandLog:
     """Producer side of ``datrix.commands`` (idempotent producer, keyed by aggregate id)."""
 
-    def __init__(self, bootstrap: str, topics: Topics, timeout: float = 30.0) -> None:
+    def __init__(self, settings: Settings, topics: Topics) -> None:
         from confluent_kafka import Producer
 
-        self.bootstrap = bootstrap
-        self.timeout = timeout  # of flush (DATRIX_KAFKA_TIMEOUT_S)
+        self.bootstrap = str(settings.kafka_bootstrap)
+        self.timeout = settings.kafka_timeout_s  # of flush
         self.topics = topics
-        self.producer = Producer(producer_config(bootstrap))
+        self.producer = Producer(producer_config(settings))
         self._errors: list[str] = []
 
     def _delivered(self, err: Any, _msg: Any) -> None:
@@ -327,7 +368,7 @@ class KafkaCommandLog:
 
 
 def records_to_end(
-    bootstrap: str, topic: str, group: str, wait: float = 30.0, deadline: float = 600.0
+    settings: Settings, topic: str, group: str, wait: float = 30.0, deadline: float = 600.0
 ) -> tuple[list[int], Iterator[Any]] | None:
     """The partitions of ``topic`` and every record on them from offset 0 to their end
     when called, in offset order per partition (partitions interleave); None when the topic
@@ -336,17 +377,18 @@ def records_to_end(
     from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"{group}-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            # A transactional producer (the relay) ends a partition with a commit or abort
-            # marker that is never delivered as a message: "reached the end" is the EOF
-            # event, not a message at the high watermark.
-            "enable.partition.eof": True,
-            **kafka_logging_config(bootstrap),
-        }
+        client_config(
+            settings,
+            **{
+                "group.id": f"{group}-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                # A transactional producer (the relay) ends a partition with a commit or
+                # abort marker that is never delivered as a message: "reached the end" is
+                # the EOF event, not a message at the high watermark.
+                "enable.partition.eof": True,
+            },
+        )
     )
     meta = consumer.list_topics(topic, timeout=wait)
     if topic not in meta.topics or meta.topics[topic].error is not None:
@@ -383,12 +425,11 @@ def records_to_end(
 
 
 def read_topic(
-    bootstrap: str, topic: str, timeout: float = 30.0
+    settings: Settings, topic: str, timeout: float = 30.0
 ) -> dict[int, list[tuple[int, Envelope]]]:
     """Every Datrix event on ``topic`` from offset 0 to the current end, per partition, as
-    (event-store position, envelope); redelivered copies (same position) appear once, and
-    a record that is no Datrix message (what the projector dead-letters) not at all."""
-    found = records_to_end(bootstrap, topic, "datrix-replay", timeout, max(timeout, 600.0))
+    (event-store position, envelope); redelivered copies (same position) appear once."""
+    found = records_to_end(settings, topic, "datrix-replay", timeout, max(timeout, 600.0))
     if found is None:
         raise RuntimeError(f"topic {topic} does not exist")
     partitions, records = found

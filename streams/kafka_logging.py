@@ -3,8 +3,8 @@
 Left alone, librdkafka writes every failed connection attempt to stderr
 (``%3|...|FAIL|rdkafka#producer-1| ... Connection refused``), several a second per
 client, for as long as the broker is away. ``kafka_logging_config()`` is merged into
-every client's configuration (``{"bootstrap.servers": ..., **kafka_logging_config()}``)
-and gives the client:
+every client's configuration by ``streams.kafka.client_config`` (the one place a client
+is configured) and gives the client:
 
 - ``logger``: an object whose ``log`` receives each librdkafka line and passes it to the
   ``datrix.kafka`` logger (connection failures at DEBUG: the outage warning below says

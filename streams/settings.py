@@ -99,6 +99,8 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PREFIX_PART = re.compile(r"^[A-Za-z0-9_.=-]+$")
 _REGION = re.compile(r"^[a-z0-9-]{1,32}$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_PRODUCER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 _S3_FIELDS = ("s3_endpoint", "s3_access_key", "s3_secret_key", "s3_region")
 
 
@@ -205,6 +207,16 @@ class Settings(BaseSettings):
     # How long a client (the CLI, a starting worker) waits for an unreachable broker
     # before it gives up with one line (exit 2); streams/kafka_logging.py.
     kafka_timeout_s: float = 30.0
+    # Who this process is to the broker (docs/security.md "Who can produce"): SASL
+    # credentials, both or neither; unset: an unauthenticated client, which the broker of
+    # deploy/local refuses. Every Kafka client is configured from them by
+    # streams/kafka.py client_config, and nowhere else.
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = Field(default=None, repr=False)
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    # External producers and the tenants each may produce for:
+    # "name:tenant[+tenant...],..." (the intake worker role reads <prefix>intake.<name>).
+    kafka_producers: Annotated[tuple[tuple[str, tuple[str, ...]], ...], NoDecode] = ()
     # Budgets of one job (a scan); 0 turns a budget off. A job over budget is stopped and
     # its scan fails, saying which budget it passed.
     job_timeout_s: float = DEFAULT_JOB_TIMEOUT_S
@@ -342,6 +354,57 @@ class Settings(BaseSettings):
                 f"{_var(name)} must be a whole number of brokers >= 1, got {text!r}"
             )
         return int(text)
+
+    @field_validator("kafka_sasl_username", "kafka_sasl_password", mode="before")
+    @classmethod
+    def _sasl_text(cls, value: Any) -> str | None:
+        return None if value is None or not _text(value).strip() else _text(value).strip()
+
+    @field_validator("kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _sasl_mechanism(cls, value: Any) -> str:
+        name = _text(value).strip().upper() or "SCRAM-SHA-512"
+        if name not in SASL_MECHANISMS:
+            raise SettingsError(
+                f"DATRIX_KAFKA_SASL_MECHANISM must be one of {', '.join(SASL_MECHANISMS)}, "
+                f"got {_text(value)!r}"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _sasl_pair(self) -> Settings:
+        if (self.kafka_sasl_username is None) != (self.kafka_sasl_password is None):
+            raise SettingsError(
+                "DATRIX_KAFKA_SASL_USERNAME and DATRIX_KAFKA_SASL_PASSWORD go together: set "
+                "both (the exports of deploy/local/up), or neither (an unauthenticated client)"
+            )
+        return self
+
+    @field_validator("kafka_producers", mode="before")
+    @classmethod
+    def _producers(cls, value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        if not isinstance(value, str):
+            return tuple((str(n), tuple(str(t) for t in ts)) for n, ts in value)
+        usage = (
+            "DATRIX_KAFKA_PRODUCERS must be name:tenant[+tenant...] separated by commas "
+            "(e.g. acme:a+b,partner:c)"
+        )
+        found: dict[str, tuple[str, ...]] = {}
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            name, sep, tenants = part.partition(":")
+            names = tuple(t.strip() for t in tenants.split("+") if t.strip())
+            if not sep or not _PRODUCER.match(name.strip()) or not names:
+                raise SettingsError(f"{usage}, got {value!r}")
+            if name.strip() in found:
+                raise SettingsError(f"DATRIX_KAFKA_PRODUCERS names {name.strip()!r} twice")
+            found[name.strip()] = names
+        return tuple(found.items())
+
+    def producer_tenants(self, principal: str) -> tuple[str, ...]:
+        """The tenants external producer ``principal`` may produce for (none if unbound)."""
+        return dict(self.kafka_producers).get(principal, ())
 
     @model_validator(mode="after")
     def _isr_within_replicas(self) -> Settings:

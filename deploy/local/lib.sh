@@ -144,6 +144,100 @@ kafka_pid() {
 
 kafka_libs_ready() { [ -f "$KAFKA_LIBS/.complete" ]; }
 
+# ---- Kafka security (docs/security.md "Who can produce") ---------------------------
+# The client port accepts only SASL/SCRAM-SHA-512 clients and authorizes them with
+# Kafka's StandardAuthorizer. Principals: the broker's own (a super user), the workers',
+# the gateway/CLI's, and one per external producer (deploy/local/kafka-user). Their
+# passwords are random, made once per DATRIX_STATE and kept in $KAFKA_SECRETS (0600).
+KAFKA_MECHANISM="SCRAM-SHA-512"
+KAFKA_ADMIN_USER="datrix-admin"
+KAFKA_WORKER_USER="datrix-worker"
+KAFKA_APP_USER="datrix-app"
+KAFKA_SECRETS="$KAFKA_STATE/secrets"
+KAFKA_ADMIN_PROPS="$KAFKA_STATE/admin.properties"
+# Written once the broker of this state has its principals and ACLs; its content is the
+# version of that set-up (a new one re-applies the ACLs on the next up).
+KAFKA_SECURED="$KAFKA_STATE/secured"
+KAFKA_SECURITY_VERSION="sasl-scram-acl-1"
+
+# The kafka folder of the state whose broker serves 127.0.0.1:$DATRIX_KAFKA_PORT, found
+# through the running broker's own server.properties (readable when the same user started
+# it from another DATRIX_STATE, e.g. a CI run with a HOME of its own); fails when none.
+kafka_running_state() {
+  local p props
+  for p in /proc/[0-9]*; do
+    pid_matches "${p#/proc/}" 'kafka.Kafka' || continue
+    props="$(tr '\0' '\n' <"$p/cmdline" 2>/dev/null | tail -n 1)"
+    [ -r "$props" ] || continue
+    if grep -q "^listeners=.*://127.0.0.1:$DATRIX_KAFKA_PORT," "$props"; then
+      dirname "$props"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Take the principals of the kafka state folder $1 (another DATRIX_STATE's broker, reused).
+kafka_adopt_state() {
+  KAFKA_SECRETS="$1/secrets"
+  KAFKA_ADMIN_PROPS="$1/admin.properties"
+  KAFKA_SECURED="$1/secured"
+}
+
+# The password of principal $1, made (random, 32 hex digits) the first time.
+kafka_secret() {
+  local name="$1" pw
+  mkdir -p "$KAFKA_STATE"
+  touch "$KAFKA_SECRETS"; chmod 600 "$KAFKA_SECRETS"
+  pw="$(awk -F= -v n="$name" '$1 == n {print $2}' "$KAFKA_SECRETS" | tail -n 1)"
+  if [ -z "$pw" ]; then
+    pw="$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    echo "$name=$pw" >>"$KAFKA_SECRETS"
+  fi
+  echo "$pw"
+}
+
+# The broker's own principal: PLAIN, its password in server.properties (see up).
+kafka_admin_jaas() {
+  local pw; pw="$(kafka_secret "$KAFKA_ADMIN_USER")"
+  printf 'org.apache.kafka.common.security.plain.PlainLoginModule required username="%s" password="%s" user_%s="%s";' \
+    "$KAFKA_ADMIN_USER" "$pw" "$KAFKA_ADMIN_USER" "$pw"
+}
+
+# The client configuration of the admin principal, for the Kafka CLI tools.
+kafka_admin_props() {
+  mkdir -p "$KAFKA_STATE"
+  touch "$KAFKA_ADMIN_PROPS"; chmod 600 "$KAFKA_ADMIN_PROPS"
+  cat >"$KAFKA_ADMIN_PROPS" <<EOF
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=PLAIN
+sasl.jaas.config=$(kafka_admin_jaas)
+EOF
+}
+
+# The exports a client of principal $1 needs.
+kafka_exports() {
+  echo "export DATRIX_KAFKA_SASL_USERNAME=$1"
+  echo "export DATRIX_KAFKA_SASL_PASSWORD=$(kafka_secret "$1")"
+  echo "export DATRIX_KAFKA_SASL_MECHANISM=$KAFKA_MECHANISM"
+}
+
+# Send TERM, wait up to $3 seconds, then KILL.
+stop_pid() {
+  local pid="$1" name="$2" wait_s="$3" deadline
+  kill -TERM "$pid" 2>/dev/null || return 0
+  deadline=$((SECONDS + wait_s))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      warn "$name (pid $pid) still running after ${wait_s}s; sending KILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      sleep 0.5
+      break
+    fi
+    sleep 0.3
+  done
+}
+
 # Run a Kafka main class (CLI tool) with the cached classpath; see ./kafka-class.
 kafka_class() { "$DATRIX_LOCAL_DIR/kafka-class" "$@"; }
 

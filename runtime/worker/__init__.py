@@ -6,7 +6,8 @@ one leader at a time via a Postgres advisory lock), ``dispatcher`` (``JobRequest
 ``datrix.jobs``), ``jobs`` (run jobs, results back to ``datrix.commands``), ``projector``
 (``datrix.events`` -> Postgres read models + audit chain per partition, position in the
 same transaction), ``policies`` (the registry's policies: events -> commands with
-deterministic ids, back to ``datrix.commands``). Every consumer is at-least-once; every
+deterministic ids, back to ``datrix.commands``), ``intake`` (external producers' intake
+topics -> ``datrix.commands``, stamped with their principal). Every consumer is at-least-once; every
 sink drops redelivered copies by a position it stores transactionally, so correctness
 never depends on Kafka transactions or on faust's exactly-once mode.
 """
@@ -22,6 +23,7 @@ from datrix.projections.read_model import ReadModel
 from datrix.projections.store import PostgresReadStore
 from datrix.runtime.worker.common import WorkerContext, _retrying, log
 from datrix.runtime.worker.dispatcher import run_dispatcher
+from datrix.runtime.worker.intake import run_intake
 from datrix.runtime.worker.jobs import run_jobs
 from datrix.runtime.worker.policies import run_policies
 from datrix.runtime.worker.processor import run_processor
@@ -36,7 +38,7 @@ from datrix.streams.settings import Settings
 
 __all__ = ["ROLES", "RUNNERS", "run_worker"]
 
-ROLES = ("processor", "relay", "dispatcher", "jobs", "projector", "policies")
+ROLES = ("processor", "relay", "dispatcher", "jobs", "projector", "policies", "intake")
 
 RUNNERS: dict[str, Callable[[WorkerContext], None]] = {
     "processor": run_processor,
@@ -45,6 +47,7 @@ RUNNERS: dict[str, Callable[[WorkerContext], None]] = {
     "jobs": run_jobs,
     "projector": run_projector,
     "policies": run_policies,
+    "intake": run_intake,
 }
 
 
@@ -72,7 +75,7 @@ def run_worker(
     registry.install()
     models = tuple(read_models) if read_models is not None else read_models_of(registry)
     ctx = WorkerContext(settings, topics, stop, objects, registry, models)
-    ensure_topics(ctx.bootstrap, topics, settings.kafka_timeout_s)
+    ensure_topics(ctx.settings, topics)
     # create the tables once, before the roles race to do it
     _retrying(
         ctx, "creating the event store", lambda: postgres_event_store(ctx.database_url, ctx.schema)

@@ -15,8 +15,7 @@ from eventsourcing.persistence import PersistenceError
 from datrix.projections.read_model import ReadModel
 from datrix.projections.read_models import CORE_READ_MODELS
 from datrix.streams.dead_letters import DeadLetters
-from datrix.streams.kafka import Topics, header_attribute, readable_id
-from datrix.streams.kafka_logging import kafka_logging_config
+from datrix.streams.kafka import Topics, client_config, header_attribute, readable_id
 from datrix.streams.messages import Envelope
 from datrix.streams.object_store import open_object_store
 from datrix.streams.ports import ObjectStore
@@ -41,11 +40,6 @@ class WorkerContext:
         return self.objects if self.objects is not None else open_object_store(self.settings)
 
     @property
-    def bootstrap(self) -> str:
-        assert self.settings.kafka_bootstrap is not None
-        return self.settings.kafka_bootstrap
-
-    @property
     def database_url(self) -> str:
         if not self.settings.database_url:
             raise RuntimeError("Kafka mode needs DATRIX_DATABASE_URL (PostgreSQL)")
@@ -59,20 +53,21 @@ class WorkerContext:
         from confluent_kafka import Consumer
 
         return Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"{self.topics.prefix}{group}",
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                # A SIGKILLed worker never leaves its group: the coordinator notices only
-                # when its session times out, and partitions wait until then (45 s by
-                # default). 6 s is the broker's minimum.
-                "session.timeout.ms": 6000,
-                "heartbeat.interval.ms": 1500,
-                **kafka_logging_config(self.bootstrap),
-                **extra,
-            }
+            client_config(
+                self.settings,
+                **{
+                    "group.id": f"{self.topics.prefix}{group}",
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "earliest",
+                    "isolation.level": "read_committed",
+                    # A SIGKILLed worker never leaves its group: the coordinator notices
+                    # only when its session times out, and partitions wait until then (45 s
+                    # by default). 6 s is the broker's minimum.
+                    "session.timeout.ms": 6000,
+                    "heartbeat.interval.ms": 1500,
+                    **extra,
+                },
+            )
         )
 
 

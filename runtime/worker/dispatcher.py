@@ -10,7 +10,7 @@ from datrix.streams.kafka import producer_config
 def run_dispatcher(ctx: WorkerContext) -> None:
     from confluent_kafka import Producer
 
-    producer = Producer(producer_config(ctx.bootstrap))
+    producer = Producer(producer_config(ctx.settings))
     consumer = ctx.consumer("dispatcher")
     consumer.subscribe([ctx.topics.events])
     job_types = {name.encode() for name in ctx.registry.job_event_types}

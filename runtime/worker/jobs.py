@@ -35,7 +35,7 @@ def run_jobs(ctx: WorkerContext) -> None:
     objects = ctx.object_store()
     tmp_root = ctx.settings.home / "tmp"
     scratch.sweep(tmp_root)  # temp folders of jobs of a killed worker
-    commands = KafkaCommandLog(ctx.bootstrap, ctx.topics)
+    commands = KafkaCommandLog(ctx.settings, ctx.topics)
     store: EventStore = _retrying(
         ctx, "event store", lambda: postgres_event_store(ctx.database_url, ctx.schema)
     )
@@ -49,9 +49,9 @@ def run_jobs(ctx: WorkerContext) -> None:
         poll_ms = min(max(1_800_000, int((budgets.timeout_s + 300) * 1000)), poll_ms)
     consumer = ctx.consumer("jobs", **{"max.poll.interval.ms": poll_ms})
     consumer.subscribe([ctx.topics.jobs])
-    dead = DeadLetters(ctx.bootstrap, "jobs")
+    dead = DeadLetters(ctx.settings, "jobs")
     publisher = ProgressPublisher(ctx.settings)
-    progress_producer = Producer(producer_config(ctx.bootstrap, **{"linger.ms": 50}))
+    progress_producer = Producer(producer_config(ctx.settings, **{"linger.ms": 50}))
 
     def send_progress(key: bytes, value: bytes) -> None:
         progress_producer.produce(ctx.topics.progress, value=value, key=key)

@@ -21,9 +21,9 @@ def run_policies(ctx: WorkerContext) -> None:
         ctx.stop.wait()
         return
     followed = {name.encode() for name in registry.followed_types}
-    commands = KafkaCommandLog(ctx.bootstrap, ctx.topics)
+    commands = KafkaCommandLog(ctx.settings, ctx.topics)
     consumer = ctx.consumer("policies")
-    dead = DeadLetters(ctx.bootstrap, "policies")
+    dead = DeadLetters(ctx.settings, "policies")
     consumer.subscribe([ctx.topics.events])
     try:
         while not ctx.stop.is_set():

@@ -4,7 +4,8 @@ partition in the same Postgres transaction.
 One bad record never stops a partition: a broken envelope, a payload that is no command,
 a handler that raises or a conflict that never clears is refused (recorded under the
 command's id when it can be read), copied to ``<prefix>commands.dlq`` and passed; only
-outages (database, broker) are retried."""
+outages (database, broker) are retried. A command an external producer sent for a tenant
+it is not bound to is refused the same way (``unauthorized``)."""
 
 from __future__ import annotations
 
@@ -22,9 +23,27 @@ from datrix.runtime.worker.common import (
 )
 from datrix.streams.dead_letters import DeadLetters
 from datrix.streams.event_store import postgres_event_store
-from datrix.streams.kafka import BadMessage, from_message
+from datrix.streams.kafka import PRINCIPAL_HEADER, BadMessage, from_message
 from datrix.streams.messages import Envelope
 from datrix.streams.processor import CommandProcessor, Result
+from datrix.streams.settings import Settings
+
+
+def unauthorized(settings: Settings, headers: Any, env: Envelope) -> str | None:
+    """Why the producer of a command may not produce it, or None when it may: a command
+    forwarded by the intake role names its external producer (``datrix_principal``, a
+    header only the trusted principals can have written), which must be bound to the
+    envelope's tenant (``DATRIX_KAFKA_PRODUCERS``); one without it was written by a trusted
+    principal (docs/security.md "Who can produce")."""
+    principal = next(
+        (v for k, v in headers or [] if k == PRINCIPAL_HEADER and isinstance(v, bytes)), None
+    )
+    if principal is None:
+        return None
+    name = principal.decode("utf-8", "replace")
+    if env.tenant not in settings.producer_tenants(name):
+        return f"producer {name!r} may not produce for tenant {env.tenant!r}"
+    return None
 
 
 def run_processor(ctx: WorkerContext) -> None:
@@ -33,7 +52,7 @@ def run_processor(ctx: WorkerContext) -> None:
     )
     processor = CommandProcessor(store, ctx.registry)
     consumer = ctx.consumer("processor")
-    dead = DeadLetters(ctx.bootstrap, "processor")
+    dead = DeadLetters(ctx.settings, "processor")
 
     def tracking_name(partition: int) -> str:
         return f"command-processor:{ctx.topics.commands}:{partition}"
@@ -120,6 +139,12 @@ def run_processor(ctx: WorkerContext) -> None:
                         run(name, good)
                         good = []
                         refuse(name, msg, f"BadMessage: {exc}")
+                        continue
+                    unbound = unauthorized(ctx.settings, msg.headers(), env)
+                    if unbound is not None:
+                        run(name, good)
+                        good = []
+                        refuse(name, msg, f"Unauthorized: {unbound}")
                         continue
                     good.append((msg, env))
                 run(name, good)

@@ -35,7 +35,7 @@ class Anchor:
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
         self.key = audit.anchor_key(ctx.settings)
-        self.commands = KafkaCommandLog(ctx.bootstrap, ctx.topics) if self.key else None
+        self.commands = KafkaCommandLog(ctx.settings, ctx.topics) if self.key else None
         self.chains: set[int] = set()
         if self.key is None:
             log.warning(
@@ -109,7 +109,7 @@ def run_projector(ctx: WorkerContext) -> None:
     cache = SummaryCache(ctx.settings)
     anchor = Anchor(ctx)
     consumer = ctx.consumer("projector")
-    dead = DeadLetters(ctx.bootstrap, "projector")
+    dead = DeadLetters(ctx.settings, "projector")
 
     def on_assign(c: Any, partitions: list[Any]) -> None:
         from confluent_kafka import OFFSET_BEGINNING

@@ -37,7 +37,7 @@ class _RelayProducer:
 
         self.producer = Producer(
             producer_config(
-                ctx.bootstrap,
+                ctx.settings,
                 **{
                     "linger.ms": 2,
                     "transactional.id": relay_transactional_id(ctx.schema, ctx.topics.prefix),

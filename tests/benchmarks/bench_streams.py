@@ -48,9 +48,9 @@ from datrix.projections.replay import BATCH, rebuild, rebuild_partitioned, table
 from datrix.projections.store import PostgresReadStore, SQLiteReadStore
 from datrix.runtime.embedded import EmbeddedRuntime
 from datrix.streams.event_store import postgres_event_store
-from datrix.streams.kafka import KafkaCommandLog, Topics, ensure_topics, read_topic
+from datrix.streams.kafka import KafkaCommandLog, Topics, client_config, ensure_topics, read_topic
 from datrix.streams.messages import command_envelope
-from datrix.streams.settings import load_settings
+from datrix.streams.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DATRIX = str(Path(sys.executable).with_name("datrix"))
@@ -227,6 +227,27 @@ def services_env() -> dict[str, str]:
     return found
 
 
+def worker_credentials() -> dict[str, str]:
+    """The workers' Kafka principal (``deploy/local/kafka-user worker``)."""
+    proc = subprocess.run(
+        [str(ROOT / "deploy" / "local" / "kafka-user"), "worker"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"deploy/local/kafka-user worker failed:\n{proc.stderr[-3000:]}")
+    return {
+        k: v.strip("'\"")
+        for k, _, v in (
+            line[len("export ") :].partition("=")
+            for line in proc.stdout.splitlines()
+            if line.startswith("export ")
+        )
+    }
+
+
 class Db:
     """One autocommit connection with the run's schema on the search path."""
 
@@ -319,8 +340,9 @@ class KafkaRun:
     logs: list[Path] = dataclasses.field(default_factory=list)
 
     @property
-    def bootstrap(self) -> str:
-        return self.env["DATRIX_KAFKA_BOOTSTRAP"]
+    def settings(self) -> Settings:
+        """The benchmark's own clients: the gateway/CLI principal of ``up``'s exports."""
+        return load_settings(self.env)
 
     @property
     def url(self) -> str:
@@ -329,6 +351,7 @@ class KafkaRun:
     def worker_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DATRIX_")}
         env.update(self.env)
+        env.update(worker_credentials())
         env.update(
             {
                 "DATRIX_HOME": str(self.home),
@@ -377,7 +400,7 @@ class KafkaRun:
         with psycopg.connect(self.url, autocommit=True) as db:
             for schema in (self.schema, self.replay_schema):
                 db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = AdminClient(client_config(self.settings))
         names = [self.topics.commands, self.topics.events, self.topics.jobs]
         for name, future in admin.delete_topics(names, operation_timeout=30).items():
             try:
@@ -417,12 +440,12 @@ def wait_until(
 def bench_kafka(args: argparse.Namespace, run: KafkaRun) -> list[Row]:
     mode = "kafka"
     rows: list[Row] = []
-    ensure_topics(run.bootstrap, run.topics)
+    ensure_topics(run.settings, run.topics)
     postgres_event_store(run.url, run.schema)
     PostgresReadStore(run.url, run.schema)
     for _ in range(args.workers):
         run.start_worker()
-    producer = KafkaCommandLog(run.bootstrap, run.topics)
+    producer = KafkaCommandLog(run.settings, run.topics)
     db = Db(run.url, run.schema)
     try:
         # -- ready: one warm-up round trip -----------------------------------------------
@@ -549,7 +572,7 @@ def bench_kafka(args: argparse.Namespace, run: KafkaRun) -> list[Row]:
     # -- replay (workers stopped: the log is complete and the machine is quiet) ------------
     log("kafka: reading the events topic")
     t0 = time.perf_counter()
-    partitions = read_topic(run.bootstrap, run.topics.events)
+    partitions = read_topic(run.settings, run.topics.events)
     t_read = time.perf_counter() - t0
     events = sum(len(v) for v in partitions.values())
     target = PostgresReadStore(run.url, schema=run.replay_schema)

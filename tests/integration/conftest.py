@@ -62,6 +62,37 @@ def cli(tmp_path: Path) -> Cli:
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def exports(text: str) -> dict[str, str]:
+    """The ``export NAME=value`` lines of ``text`` (what deploy/local scripts print)."""
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, value = line[len("export ") :].split("=", 1)
+            found[key] = value.strip().strip("'\"")
+    return found
+
+
+def kafka_user(*args: str) -> dict[str, str]:
+    """``deploy/local/kafka-user ARGS``: the credentials of a principal of the local broker
+    (``worker``, ``app``, ``producer NAME [PREFIX]``), as the exports it prints."""
+    proc = subprocess.run(
+        [str(ROOT / "deploy" / "local" / "kafka-user"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"deploy/local/kafka-user {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return exports(proc.stdout)
+
+
+@pytest.fixture(scope="session")
+def worker_credentials(services: dict[str, str]) -> dict[str, str]:
+    """The workers' principal (trusted: may write the commands topic)."""
+    return kafka_user("worker")
+
+
 @pytest.fixture(scope="session")
 def services() -> dict[str, str]:
     """Kafka, PostgreSQL, Redis and the S3-API server (S3Proxy) started by the project's
@@ -77,13 +108,11 @@ def services() -> dict[str, str]:
     )
     if proc.returncode != 0:
         pytest.fail(f"deploy/local/up failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    found: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("export ") and "=" in line:
-            key, value = line[len("export ") :].split("=", 1)
-            found[key] = value.strip().strip("'\"")
+    found = exports(proc.stdout)
     for key in (
         "DATRIX_KAFKA_BOOTSTRAP",
+        "DATRIX_KAFKA_SASL_USERNAME",
+        "DATRIX_KAFKA_SASL_PASSWORD",
         "DATRIX_DATABASE_URL",
         "DATRIX_DATABASE_READER_URL",
         "DATRIX_REDIS_URL",
@@ -112,6 +141,8 @@ class KafkaCli(Cli):
 
     extra: dict[str, str] | None = None
     workers: list[subprocess.Popen[str]] | None = None
+    # the workers' Kafka principal (DATRIX_KAFKA_SASL_*), over the CLI's in ``extra``
+    worker_env: dict[str, str] | None = None
 
     def worker_home(self, n: int) -> Path:
         return self.home.parent / f"worker-home-{n}"
@@ -132,7 +163,7 @@ class KafkaCli(Cli):
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**self.env(), "DATRIX_HOME": str(self.worker_home(n))},
+            env={**self.env(), **(self.worker_env or {}), "DATRIX_HOME": str(self.worker_home(n))},
             stdin=subprocess.DEVNULL,
         )
         assert self.workers is not None
@@ -151,7 +182,7 @@ class KafkaCli(Cli):
 
 
 @pytest.fixture
-def kafka_cli(services: dict[str, str], tmp_path: Path) -> Any:
+def kafka_cli(services: dict[str, str], worker_credentials: dict[str, str], tmp_path: Path) -> Any:
     import uuid
 
     import psycopg
@@ -164,7 +195,7 @@ def kafka_cli(services: dict[str, str], tmp_path: Path) -> Any:
         "DATRIX_DATABASE_SCHEMA": schema,
         "DATRIX_OBJECT_STORE": f"{services['DATRIX_OBJECT_STORE']}/{schema}",
     }
-    cli = KafkaCli(home=tmp_path / "home", extra=extra, workers=[])
+    cli = KafkaCli(home=tmp_path / "home", extra=extra, workers=[], worker_env=worker_credentials)
     try:
         yield cli
     finally:

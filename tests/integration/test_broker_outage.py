@@ -14,8 +14,9 @@ import uuid
 
 import pytest
 
-from datrix.streams.kafka import producer_config
+from datrix.streams.kafka import client_config, producer_config
 from datrix.streams.kafka_logging import HEALTH
+from datrix.streams.settings import load_settings
 from tests.integration.broker_door import BrokerDoor
 from tests.integration.conftest import DATRIX, KafkaCli
 from tests.integration.terminal import run_in_terminal
@@ -93,14 +94,15 @@ def test_clients_log_an_outage_and_its_end_once_and_deliver_after_it(
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined,unused-ignore]
 
     caplog.set_level(logging.DEBUG, logger="datrix.kafka")
-    bootstrap = kafka_cli.env()["DATRIX_KAFKA_BOOTSTRAP"]
+    settings = load_settings(kafka_cli.env())
+    bootstrap = str(settings.kafka_bootstrap)
     topic = f"{kafka_cli.env()['DATRIX_TOPIC_PREFIX']}outage"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(settings))
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
     outages = HEALTH.outages
     try:
         with BrokerDoor(bootstrap) as door:
-            producer = Producer(producer_config(door.address))
+            producer = Producer(producer_config(settings.replace(kafka_bootstrap=door.address)))
             delivered: list[object] = []
             producer.produce(
                 topic, b"sent during the outage", on_delivery=lambda e, m: delivered.append(e)
@@ -114,7 +116,7 @@ def test_clients_log_an_outage_and_its_end_once_and_deliver_after_it(
                 producer.poll(0.1)
             assert delivered == [None]  # no delivery error
             assert not HEALTH.down
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": str(uuid.uuid4())})
+        consumer = Consumer(client_config(settings, **{"group.id": str(uuid.uuid4())}))
         consumer.assign([TopicPartition(topic, 0, 0)])
         msg = consumer.poll(30)
         consumer.close()

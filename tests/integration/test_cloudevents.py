@@ -29,6 +29,7 @@ from datrix.streams.kafka import (
 )
 from datrix.streams.messages import Envelope, command_envelope
 from datrix.streams.registry import result_command_id
+from datrix.streams.settings import load_settings
 from tests.integration.conftest import KafkaCli
 from tests.integration.test_kafka_faults import start_running_worker
 from tests.unit.test_cloudevents import expected_attributes, legacy_headers, sdk_reads
@@ -46,7 +47,7 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float) -> None
 
 def records(cli: KafkaCli, topic: str) -> list[Any]:
     """Every record on ``topic``, from offset 0 to its end, read with confluent-kafka."""
-    found = records_to_end(cli.env()["DATRIX_KAFKA_BOOTSTRAP"], topic, "test-cloudevents")
+    found = records_to_end(load_settings(cli.env()), topic, "test-cloudevents")
     assert found is not None, f"no topic {topic}"
     return list(found[1])
 
@@ -126,10 +127,10 @@ def test_logs_with_the_old_header_names_are_still_read(kafka_cli: KafkaCli) -> N
     from confluent_kafka import Producer
 
     env = kafka_cli.env()
-    bootstrap = env["DATRIX_KAFKA_BOOTSTRAP"]
+    settings = load_settings(env)
     topics = Topics(env["DATRIX_TOPIC_PREFIX"])
     start_running_worker(kafka_cli)
-    producer = Producer(producer_config(bootstrap))
+    producer = Producer(producer_config(settings))
     store = postgres_event_store(env["DATRIX_DATABASE_URL"], env["DATRIX_DATABASE_SCHEMA"])
     sent = []
     for name in ("old-a", "old-b"):
@@ -164,7 +165,7 @@ def test_logs_with_the_old_header_names_are_still_read(kafka_cli: KafkaCli) -> N
     # the events topic as an old release wrote it: the same records, each in its
     # partition and order, with the old header names and no ce_dataschema
     copy = Topics(f"old{uuid.uuid4().hex[:8]}.")
-    ensure_topics(bootstrap, copy)
+    ensure_topics(settings, copy)
     rewritten = 0
     for msg in records(kafka_cli, topics.events):
         envelope, position = from_message(msg.headers(), msg.value())

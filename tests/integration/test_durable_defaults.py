@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from datrix.streams.kafka import Topics, ensure_topics, topics_for
-from datrix.streams.settings import Settings
+from datrix.streams.kafka import Topics, client_config, ensure_topics, topics_for
+from datrix.streams.settings import Settings, load_settings
 from tests.integration.conftest import DATRIX, ROOT
 
 pytestmark = pytest.mark.integration
@@ -92,15 +92,15 @@ def test_topics_get_the_configured_replication(services: dict[str, str]) -> None
         ConfigSource,
     )
 
-    bootstrap = services["DATRIX_KAFKA_BOOTSTRAP"]
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    settings = load_settings(services)
+    admin = AdminClient(client_config(settings))
     prefix = f"durable-{uuid.uuid4().hex[:8]}."
     topics = topics_for(
         Settings(topic_prefix=prefix, kafka_replication_factor=1, kafka_min_insync_replicas=1)
     )
     names = [topics.commands, topics.events, topics.jobs, topics.progress]
     try:
-        ensure_topics(bootstrap, topics)
+        ensure_topics(settings, topics)
         wanted = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
         for resource, future in admin.describe_configs(wanted).items():
             isr = future.result(timeout=30)["min.insync.replicas"]
@@ -114,7 +114,7 @@ def test_topics_get_the_configured_replication(services: dict[str, str]) -> None
         assert all(len(meta.topics[n].partitions[0].replicas) == 1 for n in names)
         # the factor really is asked for: three replicas on the one local broker is refused
         with pytest.raises(RuntimeError, match=r"cannot create topic .*replication factor"):
-            ensure_topics(bootstrap, Topics(f"{prefix}rf3.", replication_factor=3))
+            ensure_topics(settings, Topics(f"{prefix}rf3.", replication_factor=3))
     finally:
         for future in admin.delete_topics(names, operation_timeout=30).values():
             future.result(timeout=60)

@@ -19,8 +19,9 @@ import pytest
 from datrix.aggregates.dataset import RegisterDataset, dataset_id_for
 from datrix.projections.store import PostgresReadStore
 from datrix.streams.event_store import postgres_event_store
-from datrix.streams.kafka import KafkaCommandLog, Topics
+from datrix.streams.kafka import KafkaCommandLog, Topics, client_config
 from datrix.streams.messages import command_envelope
+from datrix.streams.settings import load_settings
 from tests.integration.conftest import ROOT, KafkaCli
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,7 @@ def produce(cli: KafkaCli, n: int, per_second: float, ids: list[uuid.UUID]) -> N
     """Send n RegisterDataset commands at a steady rate (the pause is the rate, not a
     wait), appending each command id to ``ids`` as it is sent."""
     env = _env(cli)
-    log = KafkaCommandLog(env["DATRIX_KAFKA_BOOTSTRAP"], Topics(env["DATRIX_TOPIC_PREFIX"]))
+    log = KafkaCommandLog(load_settings(env), Topics(env["DATRIX_TOPIC_PREFIX"]))
     start = time.monotonic()
     for i in range(n):
         name = f"ds-{i:05d}-{uuid.uuid4().hex[:8]}"  # new names each run (topics persist)
@@ -158,13 +159,15 @@ def diagnose(cli: KafkaCli, ids: list[uuid.UUID]) -> str:
             lines.append(f"{table}: {rows}")
     topic = Topics(env["DATRIX_TOPIC_PREFIX"]).events
     consumer = Consumer(
-        {
-            "bootstrap.servers": env["DATRIX_KAFKA_BOOTSTRAP"],
-            "group.id": f"diag-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
+        client_config(
+            load_settings(env),
+            **{
+                "group.id": f"diag-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            },
+        )
     )
     meta = consumer.list_topics(topic, timeout=30)
     parts = sorted(meta.topics[topic].partitions)

@@ -12,7 +12,7 @@ import pytest
 from datrix.jobs.bench.generate import generate
 from datrix.projections.store import PostgresReadStore
 from datrix.streams.progress import RedisKeys
-from datrix.streams.settings import Settings
+from datrix.streams.settings import Settings, load_settings
 from tests.integration.conftest import KafkaCli
 
 pytestmark = pytest.mark.integration
@@ -211,7 +211,7 @@ def test_cancel_skips_a_queued_job_and_stops_a_running_one(
     kafka_cli.extra = {**extra, "DATRIX_TEST_JOB_FAULT": "pause@duplicates"}
     worker = kafka_cli.start_worker()
     kafka_cli.extra = extra
-    bootstrap = extra["DATRIX_KAFKA_BOOTSTRAP"]
+    settings = load_settings(extra)
     progress_topic = f"{extra['DATRIX_TOPIC_PREFIX']}job-progress"
 
     def start_scan(name: str) -> subprocess.Popen[str]:
@@ -246,7 +246,7 @@ def test_cancel_skips_a_queued_job_and_stops_a_running_one(
             "the first job to reach its held phase",
             lambda: [
                 u.phase
-                for u in read_job_progress(bootstrap, progress_topic, running["scan_id"])
+                for u in read_job_progress(settings, progress_topic, running["scan_id"])
                 if u.phase == "duplicates"
             ],
         )
@@ -279,7 +279,7 @@ def test_cancel_skips_a_queued_job_and_stops_a_running_one(
     }
     assert jobs() == []
     # the queued job never ran: no progress of its own on the topic
-    assert read_job_progress(bootstrap, progress_topic, queued["scan_id"]) == []
+    assert read_job_progress(settings, progress_topic, queued["scan_id"]) == []
     log = (kafka_cli.home.parent / "worker-0.log").read_text()
     await_(
         "the worker to log both decisions",

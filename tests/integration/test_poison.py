@@ -18,8 +18,9 @@ import pytest
 from datrix.aggregates import dataset, scan
 from datrix.aggregates.common import Command
 from datrix.streams.event_store import EventStore, postgres_event_store
-from datrix.streams.kafka import Topics, to_message
+from datrix.streams.kafka import Topics, client_config, to_message
 from datrix.streams.messages import command_envelope, encode_payload
+from datrix.streams.settings import load_settings
 from tests.integration.conftest import Cli, KafkaCli
 from tests.integration.test_kafka_faults import start_running_worker
 
@@ -46,7 +47,7 @@ class Sender:
 
         env = cli.extra or {}
         self.topics = Topics(env["DATRIX_TOPIC_PREFIX"])
-        self.producer = Producer({"bootstrap.servers": env["DATRIX_KAFKA_BOOTSTRAP"]})
+        self.producer = Producer(client_config(load_settings(env)))
         self.store: EventStore = postgres_event_store(
             env["DATRIX_DATABASE_URL"], env["DATRIX_DATABASE_SCHEMA"]
         )

@@ -24,9 +24,10 @@ from datrix.jobs.bench.generate import generate
 from datrix.projections.projector import NOT_PROJECTED
 from datrix.projections.store import PostgresReadStore
 from datrix.streams.event_store import EventStore, postgres_event_store
-from datrix.streams.kafka import PARTITIONS, Topics, to_message
+from datrix.streams.kafka import PARTITIONS, Topics, client_config, to_message
 from datrix.streams.messages import command_envelope, decode_event
 from datrix.streams.registry import core_registry
+from datrix.streams.settings import load_settings
 from tests.extensions import fragile, toy
 from tests.integration.conftest import ROOT, KafkaCli
 from tests.integration.test_kafka_faults import start_running_worker
@@ -58,7 +59,7 @@ class Records:
 
         env = cli.extra or {}
         self.topics = Topics(env["DATRIX_TOPIC_PREFIX"])
-        self.producer = Producer({"bootstrap.servers": env["DATRIX_KAFKA_BOOTSTRAP"]})
+        self.producer = Producer(client_config(load_settings(env)))
         self.store: EventStore = postgres_event_store(
             env["DATRIX_DATABASE_URL"], env["DATRIX_DATABASE_SCHEMA"]
         )

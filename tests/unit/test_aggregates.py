@@ -80,6 +80,31 @@ def test_a_name_is_one_dataset_per_tenant_by_construction() -> None:
     assert [v.version for v in fold_dataset(events).versions] == [1]  # type: ignore[union-attr]
 
 
+def test_another_tenants_id_is_answered_as_if_it_did_not_exist() -> None:
+    """Registering another tenant's dataset id (or acting on it) gets exactly the answer a
+    never-used id gets: nothing says the id exists (issue 12, item 4)."""
+    ds_id, events = registered("sales")  # tenant acme
+    state = fold_dataset(events)
+    unused = uuid.uuid4()
+
+    def answer(command: object, with_state: dataset.Dataset | None) -> str:
+        with pytest.raises(Rejected) as caught:
+            dataset.decide(command, with_state, meta("intruder"))  # type: ignore[arg-type]
+        return str(caught.value).replace(str(ds_id), "ID").replace(str(unused), "ID")
+
+    for name in ("sales", "other", " "):
+        taken = answer(dataset.RegisterDataset(ds_id, name), state)
+        free = answer(dataset.RegisterDataset(unused, name), None)
+        assert taken == free and "already" not in taken, (name, taken, free)
+    assert answer(add_version(ds_id), state) == answer(add_version(unused), None)
+    assert answer(dataset.DeleteDataset(ds_id), state) == answer(
+        dataset.DeleteDataset(unused), None
+    )
+    # its own tenant is still told the truth
+    with pytest.raises(Rejected, match=r"'sales' .* is already registered"):
+        dataset.decide(dataset.RegisterDataset(ds_id, "sales"), state, meta())
+
+
 def test_a_deleted_name_cannot_be_registered_again() -> None:
     """Deletion is final for the name (the id is the name's): registering it again is
     refused with the reason, and replay needs no rule for a revived stream."""

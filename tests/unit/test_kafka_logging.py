@@ -17,7 +17,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient  # type: ignore[attr-defined,unused-ignore]
 
 from datrix.runtime.worker.common import WorkerContext, _retrying
-from datrix.streams.kafka import KafkaCommandLog, Topics
+from datrix.streams.kafka import KafkaCommandLog, Topics, client_config
 from datrix.streams.kafka_logging import (
     HEALTH,
     BrokerHealth,
@@ -25,7 +25,7 @@ from datrix.streams.kafka_logging import (
     kafka_logging_config,
     wait_for_broker,
 )
-from datrix.streams.settings import Settings
+from datrix.streams.settings import Settings, load_settings
 
 RAW_LINE = "|FAIL|rdkafka#"  # librdkafka's own format: %3|<time>|FAIL|rdkafka#producer-1| ...
 
@@ -41,6 +41,13 @@ def closed_port() -> Iterator[str]:
         sock.close()
 
 
+def at(bootstrap: str, timeout_s: float = 30.0) -> Settings:
+    """Settings of a client of the broker at ``bootstrap`` (no principal)."""
+    return load_settings(
+        {"DATRIX_KAFKA_BOOTSTRAP": bootstrap, "DATRIX_KAFKA_TIMEOUT_S": str(timeout_s)}
+    )
+
+
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
@@ -54,9 +61,7 @@ def test_an_unreachable_broker_is_one_warning_and_no_raw_line(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="datrix.kafka")
     health = BrokerHealth()
-    producer = Producer(
-        {"bootstrap.servers": closed_port, **kafka_logging_config(closed_port, health)}
-    )
+    producer = Producer(client_config(at(closed_port), **kafka_logging_config(closed_port, health)))
     producer.produce("anything", b"x")
     deadline = time.monotonic() + 20
     while not health.down and time.monotonic() < deadline:
@@ -83,9 +88,7 @@ def test_waiting_for_an_unreachable_broker_ends_in_one_line(
     closed_port: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     health = BrokerHealth()
-    admin = AdminClient(
-        {"bootstrap.servers": closed_port, **kafka_logging_config(closed_port, health)}
-    )
+    admin = AdminClient(client_config(at(closed_port), **kafka_logging_config(closed_port, health)))
     started = time.monotonic()
     with pytest.raises(BrokerUnreachable) as refused:
         wait_for_broker(admin, closed_port, 1.5, health)
@@ -152,7 +155,7 @@ def test_commands_not_confirmed_during_an_outage_are_one_line(
     from datrix.aggregates.dataset import RegisterDataset, dataset_id_for
     from datrix.streams.messages import command_envelope
 
-    log = KafkaCommandLog(closed_port, Topics("t."), timeout=1.5)
+    log = KafkaCommandLog(at(closed_port, timeout_s=1.5), Topics("t."))
     ds = dataset_id_for("acme", "sales")
     log.append(
         command_envelope(

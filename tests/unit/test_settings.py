@@ -30,6 +30,10 @@ EVERY = {
     "DATRIX_KAFKA_REPLICATION_FACTOR": "3",
     "DATRIX_KAFKA_MIN_INSYNC_REPLICAS": "2",
     "DATRIX_KAFKA_TIMEOUT_S": "2.5",
+    "DATRIX_KAFKA_SASL_USERNAME": "datrix-app",
+    "DATRIX_KAFKA_SASL_PASSWORD": "pw",
+    "DATRIX_KAFKA_SASL_MECHANISM": "scram-sha-256",
+    "DATRIX_KAFKA_PRODUCERS": "acme-feed:acme+acme-eu, partner:p",
     "DATRIX_JOB_TIMEOUT_S": "60",
     "DATRIX_JOB_MEMORY_MB": "2048",
     "DATRIX_S3_ENDPOINT": "http://s3:9000",
@@ -61,6 +65,10 @@ def test_every_variable_is_a_field() -> None:
     assert (s.s3_endpoint, s.s3_access_key, s.s3_region) == ("http://s3:9000", "key", "eu-west-1")
     assert s.extensions == ("acme.datrix_ext", "other")
     assert (s.log_level, s.debug) == ("DEBUG", True)
+    assert (s.kafka_sasl_username, s.kafka_sasl_mechanism) == ("datrix-app", "SCRAM-SHA-256")
+    assert "pw" not in repr(s)
+    assert s.producer_tenants("acme-feed") == ("acme", "acme-eu")
+    assert s.producer_tenants("partner") == ("p",) and s.producer_tenants("nobody") == ()
     # what ensure_topics creates the topics with on a 3-broker cluster
     assert topics_for(s) == Topics("staging.", replication_factor=3, min_insync_replicas=2)
     assert s.kafka_timeout_s == 2.5
@@ -179,3 +187,56 @@ def test_the_audit_key_is_checked_and_never_shown() -> None:
     assert "tiny-secret" not in str(refused.value)  # a key is never shown, even a bad one
     with pytest.raises(SettingsError, match="DATRIX_AUDIT_CHECKPOINT_EVERY"):
         load_settings({"DATRIX_AUDIT_CHECKPOINT_EVERY": "0"})
+
+
+def test_kafka_client_config_is_built_in_one_place_from_the_settings() -> None:
+    """Every Kafka client takes streams.kafka.client_config: the broker and, when set,
+    the SASL principal; none is built from a bare bootstrap string."""
+    from datrix.streams.kafka import client_config, producer_config
+
+    plain = load_settings({"DATRIX_KAFKA_BOOTSTRAP": "b:1"})
+    logging_keys = {"logger", "error_cb", "stats_cb", "statistics.interval.ms"}  # kafka_logging
+
+    def without_logging(config: dict[str, object]) -> dict[str, object]:
+        assert logging_keys <= config.keys()  # librdkafka's lines go through logging
+        return {k: v for k, v in config.items() if k not in logging_keys}
+
+    assert without_logging(client_config(plain)) == {"bootstrap.servers": "b:1"}
+    secured = plain.replace(kafka_sasl_username="u", kafka_sasl_password="p")
+    assert without_logging(client_config(secured, **{"group.id": "g"})) == {
+        "bootstrap.servers": "b:1",
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "u",
+        "sasl.password": "p",
+        "group.id": "g",
+    }
+    assert producer_config(secured)["sasl.username"] == "u"
+    with pytest.raises(RuntimeError, match="DATRIX_KAFKA_BOOTSTRAP"):
+        client_config(Settings())
+    root = Path(__file__).resolve().parents[2]
+    for path in [
+        *root.glob("streams/*.py"),
+        *root.glob("runtime/**/*.py"),
+        *root.glob("tests/**/*.py"),
+    ]:
+        text = path.read_text()
+        if path.name != "kafka.py" and path.name != Path(__file__).name:
+            assert '"bootstrap.servers"' not in text, path
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DATRIX_KAFKA_SASL_USERNAME": "u"}, "go together"),
+        ({"DATRIX_KAFKA_SASL_PASSWORD": "p"}, "go together"),
+        ({"DATRIX_KAFKA_SASL_MECHANISM": "GSSAPI"}, "DATRIX_KAFKA_SASL_MECHANISM must be one of"),
+        ({"DATRIX_KAFKA_PRODUCERS": "acme"}, "name:tenant"),
+        ({"DATRIX_KAFKA_PRODUCERS": "Acme:a"}, "name:tenant"),
+        ({"DATRIX_KAFKA_PRODUCERS": "acme:"}, "name:tenant"),
+        ({"DATRIX_KAFKA_PRODUCERS": "acme:a,acme:b"}, "names 'acme' twice"),
+    ],
+)
+def test_bad_kafka_security_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env)

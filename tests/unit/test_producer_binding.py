@@ -1,0 +1,49 @@
+"""The processor's check of an external producer's command against its binding
+(``DATRIX_KAFKA_PRODUCERS``; docs/security.md "Who can produce"). The same check against
+the real broker: tests/integration/test_producer_auth.py."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from datrix.aggregates import dataset
+from datrix.runtime.worker.processor import unauthorized
+from datrix.streams.kafka import PRINCIPAL_HEADER, Topics
+from datrix.streams.messages import command_envelope
+from datrix.streams.settings import load_settings
+
+
+def envelope(tenant: str) -> object:
+    ds = uuid.uuid4()
+    return command_envelope(
+        dataset.RegisterDataset(ds, "x"),
+        subject=ds,
+        tenant=tenant,
+        actor="ext",
+        time=datetime.now(UTC),
+    )
+
+
+def test_a_forwarded_command_must_be_for_a_tenant_of_its_producer() -> None:
+    settings = load_settings({"DATRIX_KAFKA_PRODUCERS": "feed:a+b,other:c"})
+    stamped = [(PRINCIPAL_HEADER, b"feed")]
+    assert unauthorized(settings, stamped, envelope("a")) is None  # type: ignore[arg-type]
+    assert unauthorized(settings, stamped, envelope("b")) is None  # type: ignore[arg-type]
+    assert (
+        unauthorized(settings, stamped, envelope("c"))  # type: ignore[arg-type]
+        == "producer 'feed' may not produce for tenant 'c'"
+    )
+    # a principal the workers do not bind may produce for no tenant (fail closed)
+    assert unauthorized(settings, [(PRINCIPAL_HEADER, b"gone")], envelope("a")) is not None  # type: ignore[arg-type]
+    # no header: a trusted principal's own command (only they can write the commands topic)
+    assert unauthorized(settings, [("tenant", b"c")], envelope("c")) is None  # type: ignore[arg-type]
+    assert unauthorized(load_settings({}), stamped, envelope("a")) is not None  # type: ignore[arg-type]
+
+
+def test_intake_topics_name_their_principal() -> None:
+    topics = Topics("staging.")
+    assert topics.intake("feed") == "staging.intake.feed"
+    assert topics.principal_of("staging.intake.feed") == "feed"
+    assert topics.principal_of("staging.commands") is None
+    assert topics.principal_of("prod.intake.feed") is None
