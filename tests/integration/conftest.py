@@ -72,16 +72,24 @@ def exports(text: str) -> dict[str, str]:
     return found
 
 
+def deploy_local(
+    script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``deploy/local/SCRIPT ARGS`` (up, down, kafka-user...), its output captured."""
+    return subprocess.run(
+        [str(ROOT / "deploy" / "local" / script), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 def kafka_user(*args: str) -> dict[str, str]:
     """``deploy/local/kafka-user ARGS``: the credentials of a principal of the local broker
     (``worker``, ``app``, ``producer NAME [PREFIX]``), as the exports it prints."""
-    proc = subprocess.run(
-        [str(ROOT / "deploy" / "local" / "kafka-user"), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = deploy_local("kafka-user", *args)
     if proc.returncode != 0:
         pytest.fail(f"deploy/local/kafka-user {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
     return exports(proc.stdout)
@@ -99,13 +107,7 @@ def services() -> dict[str, str]:
     own script (idempotent); the S3 exports put the objects in S3.
 
     Never skips: a test that needs the services fails when they cannot be started."""
-    proc = subprocess.run(
-        [str(ROOT / "deploy" / "local" / "up"), "all", "s3"],
-        capture_output=True,
-        text=True,
-        timeout=1500,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = deploy_local("up", "all", "s3", timeout=1500)
     if proc.returncode != 0:
         pytest.fail(f"deploy/local/up failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     found = exports(proc.stdout)

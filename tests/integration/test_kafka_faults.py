@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 import itertools
 import random
-import subprocess
 import threading
 import time
 import uuid
@@ -22,7 +21,7 @@ from datrix.streams.event_store import postgres_event_store
 from datrix.streams.kafka import KafkaCommandLog, Topics, client_config
 from datrix.streams.messages import command_envelope
 from datrix.streams.settings import load_settings
-from tests.integration.conftest import ROOT, KafkaCli
+from tests.integration.conftest import KafkaCli, deploy_local
 
 pytestmark = pytest.mark.integration
 TENANT = "faults"
@@ -293,12 +292,7 @@ def _restart(service: str, down_while: Callable[[], bool]) -> None:
 
 def _local(script: str, service: str, timeout: float) -> None:
     """Run ``deploy/local/<script> <service>``; on failure, fail with what it printed."""
-    done = subprocess.run(
-        [str(ROOT / "deploy/local" / script), service],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    done = deploy_local(script, service, timeout=timeout)
     assert done.returncode == 0, (
         f"deploy/local/{script} {service} exited {done.returncode}:\n{done.stderr[-4000:]}"
     )

@@ -35,7 +35,7 @@ from datrix.streams.kafka import (
 )
 from datrix.streams.messages import command_envelope, decode_event
 from datrix.streams.settings import load_settings
-from tests.integration.conftest import ROOT, KafkaCli, exports, kafka_user
+from tests.integration.conftest import ROOT, KafkaCli, deploy_local, exports, kafka_user
 from tests.integration.test_kafka_faults import start_running_worker
 
 pytestmark = pytest.mark.integration
@@ -381,14 +381,7 @@ def test_up_restarts_an_unsecured_broker_secured_and_keeps_its_data(
         old.produce("kept", b"written while it was open")
         assert old.flush(30) == 0
 
-        up = subprocess.run(
-            [str(ROOT / "deploy" / "local" / "up"), "kafka"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            stdin=subprocess.DEVNULL,
-        )
+        up = deploy_local("up", "kafka", env=env, timeout=600)
         assert up.returncode == 0, up.stderr[-3000:]
         assert "without authentication - restarting it" in up.stderr
         for secret in ("server.properties", "admin.properties", "secrets"):
@@ -430,14 +423,7 @@ def test_up_from_another_state_reuses_the_broker_with_its_principals(
     import os
 
     env = {**os.environ, "DATRIX_STATE": str(tmp_path / "other-state")}
-    up = subprocess.run(
-        [str(ROOT / "deploy" / "local" / "up"), "kafka"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+    up = deploy_local("up", "kafka", env=env)
     assert up.returncode == 0, up.stderr[-3000:]
     assert "taking that state's principals" in up.stderr
     found = exports(up.stdout)
