@@ -447,15 +447,8 @@ def _report_from_read_models(runtime: Runtime, scan_id: str) -> dict[str, Any]:
         "rows": scan["row_count"],
         "columns": scan["column_count"],
         "label_column": label,
-        "score": {
-            "overall": scan["overall_score"],
-            "completeness": scan["completeness_score"],
-            "consistency": scan["consistency_score"],
-            "accuracy": scan["accuracy_score"],
-            "distribution": scan["distribution_score"],
-            # None: no label column was named, so label quality was not assessed
-            "label_quality": scan["label_quality_score"] if label is not None else None,
-        },
+        # label_quality None: no label column was named, so it was not assessed
+        "score": score_document(scan),
         "overall_dimensions": overall_dimensions(label, scan["weights"]),
         "weights": {**DEFAULT_WEIGHTS, **(scan["weights"] or {})},
         "column_profiles": profiles,
@@ -570,6 +563,42 @@ def resolve_dataset(runtime: Runtime, name_or_id: str) -> dict[str, Any]:
     if found is None:
         raise NotFound(f"no dataset named or with id {name_or_id!r}")
     return found
+
+
+def latest_scan(runtime: Runtime, dataset_id: str, completed: bool = True) -> dict[str, Any]:
+    """The newest scan of a dataset (by default the newest *completed* one: its score and
+    issues are the dataset's current quality); NotFound when there is none."""
+    found = [
+        s for s in views(runtime).scans(dataset_id) if not completed or s["status"] == "completed"
+    ]
+    if not found:
+        raise NotFound(f"dataset {dataset_id} has no {'completed ' if completed else ''}scan yet")
+    return found[-1]
+
+
+def score_document(scan: dict[str, Any]) -> dict[str, Any]:
+    """A scan's scores: overall and per dimension (label quality None when no label column
+    was named), the dimensions the overall is the weighted mean of, and the weights."""
+    label = scan["label_column"]
+    return {
+        "overall": scan["overall_score"],
+        "completeness": scan["completeness_score"],
+        "consistency": scan["consistency_score"],
+        "accuracy": scan["accuracy_score"],
+        "distribution": scan["distribution_score"],
+        "label_quality": scan["label_quality_score"] if label is not None else None,
+    }
+
+
+def scan_columns(runtime: Runtime, scan_id: str) -> list[dict[str, Any]]:
+    """The column profiles of a scan, as in its report."""
+    return [_column_document(c) for c in views(runtime).columns(scan_id)]
+
+
+def dataset_versions(runtime: Runtime, name_or_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """The id of the dataset ``name_or_id`` names and its versions, oldest first."""
+    dataset_id = str(resolve_dataset(runtime, name_or_id)["id"])
+    return dataset_id, views(runtime).versions(dataset_id)
 
 
 def write_html_report(runtime: Runtime, scan_id: str, target: Path) -> Path:
