@@ -5,10 +5,13 @@ print; the CLI parses options, calls one of them and renders the result.
 
 By resource (the REST surface of the specification, section 2.3):
 
-- datasets: ``views(rt).datasets()``, ``resolve_dataset`` (GET /v1/datasets[/{id}]),
+- datasets: ``views(rt).datasets()`` / ``datasets_page``, ``resolve_dataset`` (GET
+  /v1/datasets[/{id}]), ``dataset_versions``,
   ``delete_dataset`` (DELETE /v1/datasets/{id});
 - scans: ``submit_scan`` (POST /v1/datasets/{id}/scan: 202 with the ids at once),
-  ``await_scan``, ``scan_file`` (both, as ``datrix scan``), ``report_document`` (GET
+  ``await_scan``, ``scan_file`` (both, as ``datrix scan``), ``latest_scan``,
+  ``score_document``, ``scan_columns`` (GET /v1/quality/{id}/score, /v1/datasets/{id}/columns),
+  ``report_document`` (GET
   /v1/datasets/{id}/scan/{scanId}), ``scan_issues`` (GET /v1/quality/{id}/issues),
   ``issue_rows``, ``write_html_report``;
 - jobs: ``jobs_list``, ``cancel_job``, ``job_progress`` (GET /v1/runs/{runId}/status);
