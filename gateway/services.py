@@ -604,6 +604,47 @@ def dataset_versions(runtime: Runtime, name_or_id: str) -> tuple[str, list[dict[
     return dataset_id, views(runtime).versions(dataset_id)
 
 
+@dataclass(frozen=True)
+class ScanRequest:
+    """A scan of a registered dataset's latest version, handed in (``POST
+    /v1/datasets/{id}/scan``): its ids at once."""
+
+    command_id: str
+    dataset_id: str
+    scan_id: str
+
+
+def request_scan(
+    runtime: Runtime,
+    name_or_id: str,
+    *,
+    engine: str = "auto",
+    weights: dict[str, float] | None = None,
+    actor: str | None = None,
+) -> ScanRequest:
+    """Submit a scan of the latest version of a registered dataset (name, id or unique
+    id prefix) without waiting; ``await_command`` / the scan's status tell the rest. The
+    embedded runtime runs the job when this process drains (``wait_for`` with the scan
+    id), or the next process that drains the home finishes it as interrupted."""
+    if weights is not None:
+        from datrix.jobs.quality.scoring import validate_weights
+
+        try:
+            validate_weights(weights)
+        except ValueError as exc:
+            raise UserInputError(f"weights: {exc}") from None
+    found = resolve_dataset(runtime, name_or_id)
+    if not found["latest_version"]:
+        raise UserInputError(f"dataset {found['name']!r} has no version to scan")
+    size = found["size_bytes"] or 0
+    chosen = choose_engine(engine, int(size), runtime.settings.spark_master)
+    dataset_id = uuid.UUID(found["id"])
+    scan_id = uuid.uuid4()
+    request = RequestScan(scan_id=scan_id, dataset_id=dataset_id, engine=chosen, weights=weights)
+    command = runtime.submit(request, scan_id, actor=actor).id
+    return ScanRequest(str(command), str(dataset_id), str(scan_id))
+
+
 def write_html_report(runtime: Runtime, scan_id: str, target: Path) -> Path:
     """Render a completed scan as a self-contained HTML page at ``target``."""
     from datrix.gateway.html_report import render_html
@@ -788,11 +829,13 @@ def await_command(
     return found
 
 
-def delete_dataset(runtime: Runtime, name_or_id: str, reason: str | None = None) -> str:
+def delete_dataset(
+    runtime: Runtime, name_or_id: str, reason: str | None = None, actor: str | None = None
+) -> str:
     """Submit the deletion of a dataset (name, id or unique id prefix); returns the
     command id (``DELETE /v1/datasets/{id}``; ``await_command`` for the outcome)."""
     dataset_id = uuid.UUID(resolve_dataset(runtime, name_or_id)["id"])
-    return str(submit(runtime, DeleteDataset(dataset_id, reason), dataset_id))
+    return str(runtime.submit(DeleteDataset(dataset_id, reason), dataset_id, actor=actor).id)
 
 
 # -- affected rows ----------------------------------------------------------------------

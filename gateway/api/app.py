@@ -20,17 +20,19 @@ import base64
 import binascii
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from datrix.gateway import services
 from datrix.gateway.api import problems
+from datrix.gateway.api.intake import Intake
 from datrix.gateway.api.keys import ApiKey, KeyStore, open_key_store
 from datrix.gateway.api.problems import ApiProblem, Problem
 from datrix.gateway.errors import Unreachable
@@ -155,8 +157,45 @@ class History(BaseModel):
 
 class CommandOutcome(BaseModel):
     id: str
-    status: Literal["accepted", "rejected"]
+    status: Literal["queued", "accepted", "rejected"] = Field(
+        description="queued: submitted here and not processed yet"
+    )
     reason: str | None
+
+
+class Accepted(BaseModel):
+    """A command handed in (202): poll ``status_url`` (also the Location header)."""
+
+    command_id: str
+    status: Literal["queued"] = "queued"
+    status_url: str
+    dataset_id: str | None = None
+    scan_id: str | None = None
+
+
+class ScanBody(BaseModel):
+    """What to scan the dataset's latest version with."""
+
+    model_config = {"extra": "forbid"}
+
+    engine: Literal["auto", "polars", "spark"] = "auto"
+    weights: dict[str, float] | None = Field(
+        default=None,
+        description="Weights of the overall score by dimension (completeness, consistency, "
+        "accuracy, distribution, label_quality); left out: the defaults",
+    )
+
+
+class ScanStatus(BaseModel):
+    scan_id: str
+    dataset_id: str
+    status: Literal["queued", "running", "completed", "failed"]
+    dataset_version: int | None = None
+    error: str | None = None
+    score: Score | None = None
+    issue_count: dict[str, int] | None = None
+    created_at: str | None = None
+    completed_at: str | None = None
 
 
 class Health(BaseModel):
@@ -194,6 +233,34 @@ class Tenants:
                     raise Unreachable(f"cannot reach the Kafka-mode services: {exc}") from exc
                 self._runtimes[tenant] = found
             return found
+
+
+class Submissions:
+    """Commands this process handed in and scans it requested, per tenant, so that their
+    status reads ``queued`` before the read models know them (lost on restart: then a
+    not yet processed command is a 404 until it is processed)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._commands: set[tuple[str, str]] = set()
+        self._scans: dict[tuple[str, str], tuple[str, str]] = {}  # -> (dataset, command)
+
+    def command(self, tenant: str, command_id: str) -> None:
+        with self._lock:
+            self._commands.add((tenant, command_id))
+
+    def scan(self, tenant: str, scan_id: str, dataset_id: str, command_id: str) -> None:
+        with self._lock:
+            self._commands.add((tenant, command_id))
+            self._scans[(tenant, scan_id)] = (dataset_id, command_id)
+
+    def has_command(self, tenant: str, command_id: str) -> bool:
+        with self._lock:
+            return (tenant, command_id) in self._commands
+
+    def scan_of(self, tenant: str, scan_id: str) -> tuple[str, str] | None:
+        with self._lock:
+            return self._scans.get((tenant, scan_id))
 
 
 @dataclass(frozen=True)
@@ -270,6 +337,8 @@ def _offset_page(
 DatasetReader = Annotated[Caller, Depends(allowed("datasets:read"))]
 QualityReader = Annotated[Caller, Depends(allowed("quality:read"))]
 CommandReader = Annotated[Caller, Depends(allowed("commands:read"))]
+ScanRunner = Annotated[Caller, Depends(allowed("scans:run"))]
+DatasetWriter = Annotated[Caller, Depends(allowed("datasets:write"))]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (at most 100)")]
 Cursor = Annotated[
     str | None, Query(max_length=2000, description="`next_cursor` of the previous page")
@@ -294,7 +363,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def create_app(settings: Settings | None = None, *, app: App | None = None) -> FastAPI:
     """The API over ``settings`` (default: the environment's), or over a built ``App``."""
     built = app or bootstrap(settings)
+    intake = Intake()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if built.settings.embedded:  # scans whose process died: finished in the background
+            intake.settle(built.runtime)
+        yield
+        intake.stop()
+
     api = FastAPI(
+        lifespan=lifespan,
         title="Datrix API",
         version="1",
         description="Data quality as a replayable, auditable event stream. Every request "
@@ -304,9 +383,12 @@ def create_app(settings: Settings | None = None, *, app: App | None = None) -> F
     api.state.datrix = built
     api.state.keys = open_key_store(built.settings)
     api.state.tenants = Tenants(built)
+    api.state.submissions = Submissions()
+    api.state.intake = intake
     problems.install(api)
     _health_routes(api)
     _dataset_routes(api)
+    _command_routes_of_datasets(api)
     _quality_routes(api)
     _command_routes(api)
     api.openapi = lambda: _openapi(api)  # type: ignore[method-assign]
@@ -454,6 +536,122 @@ def _dataset_routes(api: FastAPI) -> None:
         return Versions(dataset_id=found_id, items=[Version(**r) for r in rows])
 
 
+def _accepted(response: Response, location: str, body: Accepted) -> Accepted:
+    response.status_code = 202
+    response.headers["Location"] = location
+    return body
+
+
+def _command_routes_of_datasets(api: FastAPI) -> None:
+    accepted: dict[int | str, dict[str, Any]] = {
+        202: {"description": "Handed in: poll the Location"}
+    }
+
+    @api.post(
+        "/v1/datasets/{dataset_id}/scan",
+        tags=["datasets"],
+        status_code=202,
+        response_model=Accepted,
+        responses=accepted,
+    )
+    def post_scan(
+        request: Request,
+        response: Response,
+        caller: ScanRunner,
+        dataset_id: str,
+        body: ScanBody | None = None,
+    ) -> Accepted:
+        """Scan the dataset's latest version (asynchronous: 202, then poll the scan)."""
+        chosen = body or ScanBody()
+        done = services.request_scan(
+            caller.runtime,
+            dataset_id,
+            engine=chosen.engine,
+            weights=chosen.weights,
+            actor=caller.key.actor,
+        )
+        submissions: Submissions = request.app.state.submissions
+        submissions.scan(caller.key.tenant, done.scan_id, done.dataset_id, done.command_id)
+        intake: Intake = request.app.state.intake
+        intake.settle(caller.runtime, done.scan_id)
+        location = f"/v1/datasets/{done.dataset_id}/scan/{done.scan_id}"
+        return _accepted(
+            response,
+            location,
+            Accepted(
+                command_id=done.command_id,
+                status_url=location,
+                dataset_id=done.dataset_id,
+                scan_id=done.scan_id,
+            ),
+        )
+
+    @api.get(
+        "/v1/datasets/{dataset_id}/scan/{scan_id}",
+        tags=["datasets"],
+        response_model=ScanStatus,
+    )
+    def get_scan(
+        request: Request, caller: QualityReader, dataset_id: str, scan_id: str
+    ) -> ScanStatus:
+        """A scan's status (queued, running, completed, failed) and, once completed, its
+        scores and issue counts (the issues: /v1/quality/{datasetId}/issues)."""
+        submissions: Submissions = request.app.state.submissions
+        views = services.views(caller.runtime)
+        scan = views.scan(scan_id)
+        if scan is None:
+            mine = submissions.scan_of(caller.key.tenant, scan_id)
+            found = services.resolve_dataset(caller.runtime, dataset_id)
+            if mine is None or mine[0] != found["id"]:
+                raise ApiProblem(404, f"dataset {dataset_id} has no scan {scan_id}")
+            outcome = services.command_status(caller.runtime, mine[1])
+            if outcome is not None and not outcome.accepted:
+                return ScanStatus(
+                    scan_id=scan_id, dataset_id=mine[0], status="failed", error=outcome.reason
+                )
+            return ScanStatus(scan_id=scan_id, dataset_id=mine[0], status="queued")
+        found = services.resolve_dataset(caller.runtime, dataset_id)
+        if scan["dataset_id"] != found["id"]:
+            raise ApiProblem(404, f"dataset {dataset_id} has no scan {scan_id}")
+        status = scan["status"] if scan["status"] in ("queued", "running", "failed") else None
+        completed = scan["status"] == "completed"
+        return ScanStatus(
+            scan_id=scan_id,
+            dataset_id=scan["dataset_id"],
+            status="completed" if completed else (status or "running"),
+            dataset_version=scan["dataset_version"],
+            error=scan["error"],
+            score=Score(**services.score_document(scan)) if completed else None,
+            issue_count=scan["issue_count"] if completed else None,
+            created_at=scan["created_at"],
+            completed_at=scan["completed_at"],
+        )
+
+    @api.delete(
+        "/v1/datasets/{dataset_id}",
+        tags=["datasets"],
+        status_code=202,
+        response_model=Accepted,
+        responses=accepted,
+    )
+    def delete_dataset(
+        request: Request, response: Response, caller: DatasetWriter, dataset_id: str
+    ) -> Accepted:
+        """Delete the dataset (asynchronous: 202, then poll the command)."""
+        found_id = services.resolve_dataset(caller.runtime, dataset_id)["id"]
+        command_id = services.delete_dataset(caller.runtime, found_id, actor=caller.key.actor)
+        submissions: Submissions = request.app.state.submissions
+        submissions.command(caller.key.tenant, command_id)
+        intake: Intake = request.app.state.intake
+        intake.settle(caller.runtime)
+        location = f"/v1/commands/{command_id}"
+        return _accepted(
+            response,
+            location,
+            Accepted(command_id=command_id, status_url=location, dataset_id=found_id),
+        )
+
+
 def _quality_routes(api: FastAPI) -> None:
     @api.get("/v1/quality/{dataset_id}/score", tags=["quality"], response_model=QualityScore)
     def get_score(caller: QualityReader, dataset_id: str) -> QualityScore:
@@ -540,11 +738,14 @@ def _quality_routes(api: FastAPI) -> None:
 
 def _command_routes(api: FastAPI) -> None:
     @api.get("/v1/commands/{command_id}", tags=["commands"], response_model=CommandOutcome)
-    def get_command(caller: CommandReader, command_id: str) -> CommandOutcome:
+    def get_command(request: Request, caller: CommandReader, command_id: str) -> CommandOutcome:
         """What became of a command: accepted, or rejected with the reason."""
         found = services.command_status(caller.runtime, command_id)
         if found is None:
-            raise ApiProblem(404, f"no processed command {command_id}")
+            submissions: Submissions = request.app.state.submissions
+            if submissions.has_command(caller.key.tenant, command_id):
+                return CommandOutcome(id=command_id, status="queued", reason=None)
+            raise ApiProblem(404, f"no command {command_id}")
         status: Literal["accepted", "rejected"] = (
             "accepted" if found.status == "accepted" else "rejected"
         )

@@ -1,0 +1,133 @@
+"""Commands over HTTP against a real ``datrix serve`` (embedded default): a scan and a
+deletion answer 202 with a Location to poll, the server's intake processes them (and runs
+the scan's job), roles and tenants hold for writes too."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.api_server import Server, assert_problem, create_key, scan, start_server
+
+pytestmark = pytest.mark.integration
+
+
+def _csv(path: Path, rows: int) -> Path:
+    lines = ["id,email,amount"]
+    lines += [f"{i},{'' if i % 4 == 0 else f'u{i}@example.com'},{i % 9}" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("api-commands")
+    home = root / "home"
+    keys = {
+        f"{tenant}-{role}": create_key(home, tenant, role)
+        for tenant, role in [
+            ("acme", "admin"),
+            ("acme", "engineer"),
+            ("acme", "scientist"),
+            ("acme", "viewer"),
+            ("acme", "annotator"),
+            ("globex", "admin"),
+        ]
+    }
+    sales = scan(home, _csv(root / "sales.csv", 80), "sales", "acme")
+    scan(home, _csv(root / "old.csv", 20), "old", "acme")
+    server = start_server(home, root / "serve.log")
+    server.keys = {**keys, "sales_id": sales["dataset_id"], "sales_scan": sales["scan_id"]}
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def poll(client: httpx.Client, url: str, done: Callable[[dict[str, Any]], bool]) -> Any:
+    """GET ``url`` until ``done`` holds for its body (at most two minutes)."""
+    deadline = time.monotonic() + 120
+    while True:
+        response = client.get(url)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        if done(body):
+            return body
+        assert time.monotonic() < deadline, f"{url} still {body}"
+        time.sleep(0.1)  # the intake thread is processing: ask again
+
+
+def test_a_scan_is_accepted_then_completes(api: Server) -> None:
+    with api.client(api.keys["acme-scientist"]) as client:
+        response = client.post("/v1/datasets/sales/scan", json={"engine": "polars"})
+        assert response.status_code == 202, response.text
+        body = response.json()
+        location = response.headers["location"]
+        assert location == f"/v1/datasets/{api.keys['sales_id']}/scan/{body['scan_id']}"
+        assert body["status"] == "queued" and body["status_url"] == location
+        done = poll(client, location, lambda b: b["status"] in ("completed", "failed"))
+        assert done["status"] == "completed", done
+        assert 0 <= done["score"]["overall"] <= 100 and done["dataset_version"] == 1
+        command = client.get(f"/v1/commands/{body['command_id']}").json()
+        assert command == {"id": body["command_id"], "status": "accepted", "reason": None}
+        # the dataset's current quality is now this scan's
+        assert client.get("/v1/quality/sales/score").json()["scan_id"] == body["scan_id"]
+        history = client.get("/v1/quality/sales/history").json()["items"]
+        assert [h["scan_id"] for h in history][-1] == body["scan_id"]
+
+
+def test_a_scan_body_is_validated(api: Server) -> None:
+    with api.client(api.keys["acme-admin"]) as client:
+        for bad in ({"engine": "gpu"}, {"nope": 1}, {"weights": {"accuracy": "x"}}):
+            assert_problem(client.post("/v1/datasets/sales/scan", json=bad), 422)
+        refused = client.post("/v1/datasets/sales/scan", json={"weights": {"speed": 1}})
+        assert "weights" in assert_problem(refused, 400)["detail"]
+        assert_problem(client.post("/v1/datasets/no-such/scan"), 404)
+        assert_problem(client.get(f"/v1/datasets/sales/scan/{api.keys['sales_id']}"), 404)
+
+
+def test_writes_need_the_role(api: Server) -> None:
+    for role in ("viewer", "annotator"):
+        with api.client(api.keys[f"acme-{role}"]) as client:
+            assert_problem(client.post("/v1/datasets/sales/scan"), 403)
+            assert_problem(client.delete("/v1/datasets/sales"), 403)
+    with api.client(api.keys["acme-scientist"]) as client:  # scans, but no deletions
+        assert_problem(client.delete("/v1/datasets/sales"), 403)
+
+
+def test_another_tenant_cannot_scan_or_delete(api: Server) -> None:
+    sales = api.keys["sales_id"]
+    with api.client(api.keys["globex-admin"]) as client:
+        for ref in (sales, sales[:8], "sales"):
+            assert_problem(client.post(f"/v1/datasets/{ref}/scan"), 404)
+            assert_problem(client.delete(f"/v1/datasets/{ref}"), 404)
+        assert_problem(client.get(f"/v1/datasets/{sales}/scan/{api.keys['sales_scan']}"), 404)
+    with api.client(api.keys["acme-viewer"]) as client:
+        assert client.get("/v1/datasets/sales").status_code == 200
+
+
+def test_delete_is_accepted_then_the_dataset_is_gone(api: Server) -> None:
+    with api.client(api.keys["acme-engineer"]) as client:
+        response = client.delete("/v1/datasets/old")
+        assert response.status_code == 202, response.text
+        location = response.headers["location"]
+        assert location == f"/v1/commands/{response.json()['command_id']}"
+        done = poll(client, location, lambda b: b["status"] != "queued")
+        assert done["status"] == "accepted", done
+        assert_problem(client.get("/v1/datasets/old"), 404)
+        names = [d["name"] for d in client.get("/v1/datasets").json()["items"]]
+        assert "old" not in names and "sales" in names
+        deleted = client.get("/v1/datasets", params={"status": "deleted"}).json()["items"]
+        assert [d["name"] for d in deleted] == ["old"]
+
+
+def test_method_not_allowed_names_every_method_of_the_path(api: Server) -> None:
+    with api.client(api.keys["acme-viewer"]) as client:
+        response = client.put("/v1/datasets/sales")
+        assert_problem(response, 405)
+        assert set(response.headers["allow"].split(", ")) == {"GET", "DELETE"}
