@@ -295,17 +295,35 @@ def _remove_unreferenced(runtime: Runtime, object_uri: str) -> None:
         runtime.objects.remove(object_uri)
 
 
-def _record_and_request(
+@dataclass(frozen=True)
+class VersionSubmission:
+    """A file handed in as a dataset version (``POST /v1/datasets``), not yet processed:
+    the dataset's id at once, and the commands submitted (none when the file is the
+    dataset's latest version already)."""
+
+    dataset_id: str
+    dataset_name: str
+    new_version: bool
+    object_uri: str
+    register_command_id: str | None  # RegisterDataset, when the name was new
+    version_command_id: str | None  # AddDatasetVersion, when the data is a new version
+
+    @property
+    def command_id(self) -> str | None:
+        """The command whose outcome settles the upload (the version's, else the
+        registration's)."""
+        return self.version_command_id or self.register_command_id
+
+
+def _record_version(
     runtime: Runtime,
-    path: Path,
+    source_uri: str,
     dataset_name: str,
     ingested: IngestedFile,
     object_uri: str,
     object_sha: str,
-    engine: str,
-    label: str | None,
-    weights: dict[str, float] | None,
-) -> ScanSubmission:
+    actor: str | None = None,
+) -> VersionSubmission:
     existing = views(runtime).dataset(dataset_name)
     register: uuid.UUID | None = None
     version: uuid.UUID | None = None
@@ -314,7 +332,9 @@ def _record_and_request(
         # the same aggregate, the later RegisterDataset is refused and both versions land
         # on the one dataset (its commands share a Kafka key, so they stay in order).
         dataset_id = dataset_id_for(runtime.settings.tenant, dataset_name)
-        register = runtime.submit(RegisterDataset(dataset_id, dataset_name), dataset_id).id
+        register = runtime.submit(
+            RegisterDataset(dataset_id, dataset_name), dataset_id, actor=actor
+        ).id
         new_version = True
     else:
         dataset_id = uuid.UUID(existing["id"])
@@ -328,7 +348,7 @@ def _record_and_request(
             dataset_id=dataset_id,
             object_uri=object_uri,
             object_sha256=object_sha,
-            source_uri=path.resolve().as_uri(),
+            source_uri=source_uri,
             source_sha256=ingested.source_sha256,
             format=ingested.format,
             rows=ingested.rows,
@@ -337,7 +357,32 @@ def _record_and_request(
             schema_json=json.dumps(ingested.schema),
             read_options_json=json.dumps(ingested.read_options) if ingested.read_options else None,
         )
-        version = runtime.submit(add, dataset_id).id
+        version = runtime.submit(add, dataset_id, actor=actor).id
+    return VersionSubmission(
+        dataset_id=str(dataset_id),
+        dataset_name=dataset_name,
+        new_version=new_version,
+        object_uri=object_uri,
+        register_command_id=str(register) if register is not None else None,
+        version_command_id=str(version) if version is not None else None,
+    )
+
+
+def _record_and_request(
+    runtime: Runtime,
+    path: Path,
+    dataset_name: str,
+    ingested: IngestedFile,
+    object_uri: str,
+    object_sha: str,
+    engine: str,
+    label: str | None,
+    weights: dict[str, float] | None,
+) -> ScanSubmission:
+    recorded = _record_version(
+        runtime, path.resolve().as_uri(), dataset_name, ingested, object_uri, object_sha
+    )
+    dataset_id = uuid.UUID(recorded.dataset_id)
     scan_id = uuid.uuid4()
     request = RequestScan(
         scan_id=scan_id,
@@ -352,11 +397,66 @@ def _record_and_request(
         dataset_id=str(dataset_id),
         dataset_name=dataset_name,
         scan_id=str(scan_id),
-        new_version=new_version,
+        new_version=recorded.new_version,
         object_uri=object_uri,
-        register_command_id=str(register) if register is not None else None,
-        version_command_id=str(version) if version is not None else None,
+        register_command_id=recorded.register_command_id,
+        version_command_id=recorded.version_command_id,
     )
+
+
+def submit_version(
+    runtime: Runtime,
+    path: Path,
+    *,
+    name: str,
+    source: str,
+    encoding: str = "utf-8",
+    csv_options: CsvOptions | None = None,
+    sheet: str | None = None,
+    actor: str | None = None,
+) -> VersionSubmission:
+    """Validate and ingest the file at ``path`` (its suffix tells the format, else it is
+    sniffed), store it, and submit the commands that register the dataset ``name`` (or add
+    a version to it); no scan, no waiting, and no draining of left work (the caller's, as
+    the HTTP API's intake does). ``source``: where the file came from (its name as
+    uploaded), recorded as the version's source URI ``upload:<source>``. A bad file is
+    a UserInputError before anything is stored or recorded."""
+    problem = name_problem(name.strip())
+    if problem is not None:
+        raise UserInputError(f"name: {problem}")
+    workdir = scratch.owned_tempdir(runtime.settings.home / "tmp", "ingest-")
+    try:
+        try:
+            ingested = ingest(
+                path,
+                workdir,
+                encoding=encoding,
+                csv_options=csv_options,
+                sheet=sheet,
+                limits=limits_from(runtime.settings),
+            )
+        except InputError as exc:
+            raise UserInputError(str(exc).replace(path.name, source)) from None
+        object_uri, object_sha = runtime.objects.put_file(
+            runtime.settings.tenant, ingested.parquet_path, ".parquet"
+        )
+    finally:
+        scratch.release(workdir)
+    from urllib.parse import quote
+
+    try:
+        return _record_version(
+            runtime,
+            f"upload:{quote(source)}",
+            name.strip(),
+            ingested,
+            object_uri,
+            object_sha,
+            actor=actor,
+        )
+    except UserInputError:
+        _remove_unreferenced(runtime, object_uri)
+        raise
 
 
 def await_scan(

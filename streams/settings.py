@@ -238,6 +238,8 @@ class Settings(BaseSettings):
     # key can be rotated (DATRIX_AUDIT_KEY: the new one) and old checkpoints still check.
     audit_previous_keys: Annotated[tuple[str, ...], NoDecode] = Field(default=(), repr=False)
     audit_checkpoint_every: int = 1000
+    # The HTTP API (`datrix serve`): the largest upload it takes (413 beyond).
+    api_max_upload_mb: float = 1024.0
     log_level: str = "INFO"  # datrix worker
     debug: bool = False  # tracebacks instead of one-line errors
 
@@ -352,6 +354,11 @@ class Settings(BaseSettings):
                 "no write could ever be acknowledged"
             )
         return self
+
+    @field_validator("api_max_upload_mb", mode="before")
+    @classmethod
+    def _upload_limit(cls, value: Any) -> float:
+        return _number("DATRIX_API_MAX_UPLOAD_MB", value, 1024.0, positive=True)
 
     @field_validator("max_line_mb", "max_columns", mode="before")
     @classmethod

@@ -19,25 +19,30 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from datrix.gateway import services
 from datrix.gateway.api import problems
 from datrix.gateway.api.intake import Intake
 from datrix.gateway.api.keys import ApiKey, KeyStore, open_key_store
 from datrix.gateway.api.problems import ApiProblem, Problem
-from datrix.gateway.errors import Unreachable
+from datrix.gateway.errors import Unreachable, UserInputError
 from datrix.jobs.report import DEFAULT_WEIGHTS
 from datrix.runtime.bootstrap import App, bootstrap
+from datrix.streams import scratch
 from datrix.streams.settings import Settings, SettingsError
 
 DEFAULT_LIMIT = 20
@@ -166,8 +171,8 @@ class CommandOutcome(BaseModel):
 class Accepted(BaseModel):
     """A command handed in (202): poll ``status_url`` (also the Location header)."""
 
-    command_id: str
-    status: Literal["queued"] = "queued"
+    command_id: str | None = Field(description="None: nothing to do (the same data again)")
+    status: Literal["queued", "unchanged"] = "queued"
     status_url: str
     dataset_id: str | None = None
     scan_id: str | None = None
@@ -542,6 +547,10 @@ def _accepted(response: Response, location: str, body: Accepted) -> Accepted:
     return body
 
 
+def _too_large(limit_mb: float) -> ApiProblem:
+    return ApiProblem(413, f"the upload is larger than {limit_mb:g} MB (DATRIX_API_MAX_UPLOAD_MB)")
+
+
 def _command_routes_of_datasets(api: FastAPI) -> None:
     accepted: dict[int | str, dict[str, Any]] = {
         202: {"description": "Handed in: poll the Location"}
@@ -584,6 +593,94 @@ def _command_routes_of_datasets(api: FastAPI) -> None:
                 dataset_id=done.dataset_id,
                 scan_id=done.scan_id,
             ),
+        )
+
+    @api.post(
+        "/v1/datasets",
+        tags=["datasets"],
+        status_code=202,
+        response_model=Accepted,
+        responses={
+            **accepted,
+            200: {"description": "The file is the dataset's latest version already"},
+            413: {"model": Problem, "description": "Larger than DATRIX_API_MAX_UPLOAD_MB"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "The file's bytes (curl --data-binary @file)",
+                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def post_dataset(
+        request: Request,
+        response: Response,
+        caller: DatasetWriter,
+        name: Annotated[str, Query(min_length=1, max_length=200, description="Dataset name")],
+        filename: Annotated[
+            str | None,
+            Query(max_length=255, description="The file's name: its suffix tells the format"),
+        ] = None,
+        encoding: Annotated[str, Query(max_length=40)] = "utf-8",
+    ) -> Accepted:
+        """Upload a file as a new dataset, or a new version of the dataset ``name``
+        (asynchronous: 202, then poll the command). The body is the file itself, streamed
+        to disk in chunks; CSV, TSV, JSON, JSON Lines, Parquet or Excel, validated as the
+        CLI does (a bad file is a 422 problem and nothing is recorded)."""
+        built: App = request.app.state.datrix
+        limit = int(built.settings.api_max_upload_mb * 2**20)
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise _too_large(built.settings.api_max_upload_mb)
+        suffix = Path(filename or "").suffix.lower()
+        if not re.fullmatch(r"\.[a-z0-9]{1,8}", suffix):
+            suffix = ""
+        shown = Path(filename).name if filename else f"{name}{suffix}"
+        home = built.settings.home
+        workdir = await run_in_threadpool(scratch.owned_tempdir, home / "tmp", "upload-")
+        try:
+            target = workdir / f"upload{suffix}"
+            size = 0
+            with target.open("wb") as out:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(built.settings.api_max_upload_mb)
+                    await run_in_threadpool(out.write, chunk)
+            if size == 0:
+                raise ApiProblem(422, "the body is empty: send the file's bytes", slug="bad-file")
+            try:
+                done = await run_in_threadpool(
+                    partial(
+                        services.submit_version,
+                        caller.runtime,
+                        target,
+                        name=name,
+                        source=shown,
+                        encoding=encoding,
+                        actor=caller.key.actor,
+                    )
+                )
+            except UserInputError as exc:
+                raise ApiProblem(422, str(exc), slug="bad-file") from None
+        finally:
+            await run_in_threadpool(scratch.release, workdir)
+        location = f"/v1/datasets/{done.dataset_id}"
+        if done.command_id is None:
+            response.status_code = 200
+            return Accepted(
+                command_id=None, status="unchanged", status_url=location, dataset_id=done.dataset_id
+            )
+        submissions: Submissions = request.app.state.submissions
+        submissions.command(caller.key.tenant, done.command_id)
+        intake: Intake = request.app.state.intake
+        intake.settle(caller.runtime)
+        status_url = f"/v1/commands/{done.command_id}"
+        return _accepted(
+            response,
+            status_url,
+            Accepted(command_id=done.command_id, status_url=status_url, dataset_id=done.dataset_id),
         )
 
     @api.get(

@@ -86,7 +86,7 @@ class Server:
         return self.log.read_text()
 
 
-def start_server(home: Path, log: Path, *args: str, tenant: str = "default") -> Server:
+def start_server(home: Path, log: Path, *args: str, tenant: str = "default", **env: str) -> Server:
     """``datrix serve`` on a free port; returns once /health/live answers (fails the test
     with the server's output when the process ends first or it never answers)."""
     port = free_port()
@@ -96,7 +96,7 @@ def start_server(home: Path, log: Path, *args: str, tenant: str = "default") -> 
         stdout=out,
         stderr=subprocess.STDOUT,
         text=True,
-        env=datrix_env(home, DATRIX_TENANT=tenant),
+        env=datrix_env(home, DATRIX_TENANT=tenant, **env),
         stdin=subprocess.DEVNULL,
     )
     out.close()

@@ -131,3 +131,78 @@ def test_method_not_allowed_names_every_method_of_the_path(api: Server) -> None:
         response = client.put("/v1/datasets/sales")
         assert_problem(response, 405)
         assert set(response.headers["allow"].split(", ")) == {"GET", "DELETE"}
+
+
+def test_upload_then_scan_then_read_the_issues(api: Server, tmp_path: Path) -> None:
+    data = _csv(tmp_path / "orders.csv", 200).read_bytes()
+    with api.client(api.keys["acme-engineer"]) as client:
+        response = client.post(
+            "/v1/datasets", params={"name": "orders", "filename": "orders.csv"}, content=data
+        )
+        assert response.status_code == 202, response.text
+        body = response.json()
+        assert response.headers["location"] == f"/v1/commands/{body['command_id']}"
+        done = poll(client, response.headers["location"], lambda b: b["status"] != "queued")
+        assert done["status"] == "accepted", done
+        dataset = client.get(f"/v1/datasets/{body['dataset_id']}").json()
+        assert dataset["name"] == "orders" and dataset["latest_version"] == 1
+        assert dataset["row_count"] == 200 and dataset["score"] is None
+        (version,) = client.get("/v1/datasets/orders/versions").json()["items"]
+        assert version["format"] == "csv" and version["column_count"] == 3
+        # the same bytes again: nothing new
+        again = client.post("/v1/datasets", params={"name": "orders"}, content=data)
+        assert again.status_code == 200 and again.json()["status"] == "unchanged"
+        scan_response = client.post("/v1/datasets/orders/scan")
+        assert scan_response.status_code == 202, scan_response.text
+        ended = poll(
+            client,
+            scan_response.headers["location"],
+            lambda b: b["status"] != "queued" and b["status"] != "running",
+        )
+        assert ended["status"] == "completed", ended
+        issues = client.get("/v1/quality/orders/issues").json()["items"]
+        nulls = next(i for i in issues if i["column"] == "email" and i["type"] == "null_values")
+        assert nulls["affected_count"] == 50
+
+
+def test_a_bad_upload_is_422_and_records_nothing(api: Server) -> None:
+    with api.client(api.keys["acme-admin"]) as client:
+        before = client.get("/v1/datasets", params={"limit": 100}).json()["items"]
+        objects = sorted((api.home / "objects").rglob("*.parquet"))
+        for body, filename in (
+            (b"PAR1 not really parquet", "x.parquet"),
+            (b"a,b\n\x00\x01\x02,3\n", "x.csv"),
+            (b"", "x.csv"),
+        ):
+            response = client.post(
+                "/v1/datasets", params={"name": "broken", "filename": filename}, content=body
+            )
+            problem = assert_problem(response, 422)
+            assert problem["detail"], problem
+        assert_problem(client.post("/v1/datasets", content=b"a\n1\n"), 422)  # no name
+        assert client.get("/v1/datasets", params={"limit": 100}).json()["items"] == before
+        assert sorted((api.home / "objects").rglob("*.parquet")) == objects
+    with api.client(api.keys["acme-viewer"]) as client:
+        assert_problem(client.post("/v1/datasets", params={"name": "x"}, content=b"a\n1\n"), 403)
+
+
+def test_an_upload_over_the_limit_is_413(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    key = create_key(home, "acme", "engineer")
+    server = start_server(home, tmp_path / "serve.log", DATRIX_API_MAX_UPLOAD_MB="0.01")
+    try:
+        with server.client(key) as client:
+            big = b"a,b\n" + b"1,2\n" * 5000  # 20 kB > 10 kB
+            problem = assert_problem(client.post("/v1/datasets?name=big", content=big), 413)
+            assert "DATRIX_API_MAX_UPLOAD_MB" in problem["detail"]
+            small = client.post("/v1/datasets?name=small", content=b"a,b\n1,2\n")
+            assert small.status_code == 202, small.text
+            # chunked, without a Content-Length: counted while it streams in
+            chunks = iter([b"a,b\n", *([b"1,2\n" * 1000] * 5)])
+            streamed = client.post("/v1/datasets?name=streamed", content=chunks)
+            assert_problem(streamed, 413)
+            names = [d["name"] for d in client.get("/v1/datasets").json()["items"]]
+            assert "big" not in names and "streamed" not in names
+    finally:
+        server.stop()
+    assert not any((home / "tmp").glob("upload-*"))
