@@ -36,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 
 from datrix.gateway import services
 from datrix.gateway.api import problems
+from datrix.gateway.api.idempotency import IdempotencyMiddleware, IdempotencyStore
 from datrix.gateway.api.intake import Intake
 from datrix.gateway.api.keys import ApiKey, KeyStore, open_key_store
 from datrix.gateway.api.problems import ApiProblem, Problem
@@ -390,6 +391,9 @@ def create_app(settings: Settings | None = None, *, app: App | None = None) -> F
     api.state.tenants = Tenants(built)
     api.state.submissions = Submissions()
     api.state.intake = intake
+    api.add_middleware(
+        IdempotencyMiddleware, store=IdempotencyStore(built.settings.home / "idempotency.db")
+    )
     problems.install(api)
     _health_routes(api)
     _dataset_routes(api)

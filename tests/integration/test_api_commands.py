@@ -206,3 +206,56 @@ def test_an_upload_over_the_limit_is_413(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert not any((home / "tmp").glob("upload-*"))
+
+
+def test_idempotency_key_gives_the_first_answer_once(api: Server) -> None:
+    with api.client(api.keys["acme-scientist"]) as client:
+        before = len(client.get("/v1/quality/sales/history").json()["items"])
+        headers = {"Idempotency-Key": "scan-sales-1"}
+        first = client.post("/v1/datasets/sales/scan", headers=headers)
+        assert first.status_code == 202, first.text
+        again = client.post("/v1/datasets/sales/scan", headers=headers)
+        assert again.status_code == 202 and again.json() == first.json()
+        assert again.headers["location"] == first.headers["location"]
+        assert again.headers["idempotent-replayed"] == "true"
+        poll(client, first.headers["location"], lambda b: b["status"] in ("completed", "failed"))
+        history = client.get("/v1/quality/sales/history").json()["items"]
+        assert len(history) == before + 1
+        # the same key for another request is refused; a malformed key too
+        other = client.post("/v1/datasets/old/scan", headers=headers)
+        assert "another request" in assert_problem(other, 422)["detail"]
+        assert_problem(
+            client.post("/v1/datasets/sales/scan", headers={"Idempotency-Key": "x" * 300}), 400
+        )
+    # another API key with the same Idempotency-Key is another request
+    with api.client(api.keys["acme-admin"]) as client:
+        mine = client.post("/v1/datasets/sales/scan", headers=headers)
+        assert mine.status_code == 202 and mine.json()["scan_id"] != first.json()["scan_id"]
+        assert "idempotent-replayed" not in mine.headers
+        poll(client, mine.headers["location"], lambda b: b["status"] in ("completed", "failed"))
+
+
+def test_idempotency_survives_a_restart(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    key = create_key(home, "acme", "engineer")
+    data = _csv(tmp_path / "a.csv", 30).read_bytes()
+    headers = {"Idempotency-Key": "upload-a"}
+    server = start_server(home, tmp_path / "serve.log")
+    try:
+        with server.client(key) as client:
+            first = client.post("/v1/datasets?name=a", content=data, headers=headers)
+            assert first.status_code == 202, first.text
+            poll(client, first.headers["location"], lambda b: b["status"] != "queued")
+    finally:
+        server.stop()
+    server = start_server(home, tmp_path / "serve2.log")
+    try:
+        with server.client(key) as client:
+            changed = data.replace(b"id,", b"key,")  # what a retry sends is not compared
+            again = client.post("/v1/datasets?name=a", content=changed, headers=headers)
+            assert again.status_code == 202 and again.json() == first.json()
+            assert again.headers["idempotent-replayed"] == "true"
+            versions = client.get("/v1/datasets/a/versions").json()["items"]
+            assert len(versions) == 1
+    finally:
+        server.stop()
