@@ -4,6 +4,9 @@ the scan's job), roles and tenants hold for writes too."""
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +18,8 @@ import pytest
 from tests.integration.api_server import Server, assert_problem, create_key, scan, start_server
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _csv(path: Path, rows: int) -> Path:
@@ -259,3 +264,35 @@ def test_idempotency_survives_a_restart(tmp_path: Path) -> None:
             assert len(versions) == 1
     finally:
         server.stop()
+
+
+def test_readme_curl_example_runs(tmp_path: Path) -> None:
+    """The README's curl walk-through, as written: upload, scan, watch, read."""
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(r"<!-- api-example -->\s*```bash\n(.*?)```", readme, re.S)
+    assert found, "README.md has no api-example block"
+    home = tmp_path / "home"
+    key = create_key(home, "acme", "engineer")
+    work = tmp_path / "work"
+    work.mkdir()
+    _csv(work / "sales.csv", 100)
+    server = start_server(home, tmp_path / "serve.log")
+    try:
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", found.group(1)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=work,
+            env={"PATH": "/usr/bin:/bin", "DATRIX_URL": server.url, "DATRIX_API_KEY": key},
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stderr
+    decoder = json.JSONDecoder()  # curl prints the two bodies back to back
+    score, end = decoder.raw_decode(done.stdout)
+    page, _ = decoder.raw_decode(done.stdout, end)
+    assert score["score"]["overall"] is not None
+    issues = page["items"]
+    assert issues and issues[0]["impact_score"] >= issues[-1]["impact_score"]

@@ -350,27 +350,6 @@ def test_first_serve_makes_a_local_admin_key(tmp_path: Path) -> None:
         assert "admin API key" not in again.stop()
 
 
-def test_readme_curl_example_runs(api: Server) -> None:
-    readme = (ROOT / "README.md").read_text()
-    found = re.search(r"<!-- api-example -->\s*```bash\n(.*?)```", readme, re.S)
-    assert found, "README.md has no api-example block"
-    done = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", found.group(1)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "DATRIX_URL": api.url,
-            "DATRIX_API_KEY": api.keys["acme-viewer"],
-        },
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stderr
-    assert '"name":"sales"' in done.stdout
-    assert '"impact_score"' in done.stdout
-
-
 def test_schemathesis_against_the_live_openapi(api: Server, tmp_path: Path) -> None:
     """Property-based requests from /openapi.json: no 5xx, every response matches its
     schema and media type (errors: problem+json). Left out: positive_data_acceptance,
