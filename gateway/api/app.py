@@ -19,8 +19,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -294,7 +296,41 @@ def _authenticated(
     key = keys.authenticate(presented)
     if key is None:
         raise ApiProblem(401, "the API key is not valid (unknown or revoked)", headers=challenge)
+    limiter: RateLimiter = request.app.state.limiter
+    wait = limiter.take(key.id)
+    if wait > 0:
+        raise ApiProblem(
+            429,
+            f"this API key made more than {limiter.rate:g} requests per second; "
+            "retry after the Retry-After seconds",
+            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+        )
     return key
+
+
+class RateLimiter:
+    """Requests per second per API key, a token bucket each (bursts of twice the rate);
+    in this process (each ``--workers`` process has its own). ``rate`` 0: no limit."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.burst = max(2 * rate, 1.0)
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, who: str) -> float:
+        """0 when ``who`` may go on (one token taken), else the seconds until it may."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._buckets.get(who, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._buckets[who] = (tokens - 1, now)
+                return 0.0
+            self._buckets[who] = (tokens, now)
+            return (1 - tokens) / self.rate
 
 
 def allowed(permission: str) -> Callable[..., Caller]:
@@ -360,6 +396,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (403, "The key's role may not do this"),
         (404, "Not found (or another tenant's)"),
         (422, "The request is not valid"),
+        (429, "Too many requests for this API key (Retry-After)"),
         (500, "Internal error"),
         (503, "A service is unavailable"),
     )
@@ -390,6 +427,7 @@ def create_app(settings: Settings | None = None, *, app: App | None = None) -> F
     api.state.keys = open_key_store(built.settings)
     api.state.tenants = Tenants(built)
     api.state.submissions = Submissions()
+    api.state.limiter = RateLimiter(built.settings.api_rate_limit)
     api.state.intake = intake
     api.add_middleware(
         IdempotencyMiddleware, store=IdempotencyStore(built.settings.home / "idempotency.db")

@@ -296,3 +296,24 @@ def test_readme_curl_example_runs(tmp_path: Path) -> None:
     assert score["score"]["overall"] is not None
     issues = page["items"]
     assert issues and issues[0]["impact_score"] >= issues[-1]["impact_score"]
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    busy, other = create_key(home, "acme", "viewer"), create_key(home, "acme", "viewer")
+    server = start_server(home, tmp_path / "serve.log", DATRIX_API_RATE_LIMIT="2")
+    try:
+        with server.client(busy) as client:
+            answers = [client.get("/v1/datasets") for _ in range(12)]
+            codes = [a.status_code for a in answers]
+            assert codes[:4] == [200] * 4 and 429 in codes, codes  # a burst of twice the rate
+            limited = next(a for a in answers if a.status_code == 429)
+            assert "2 requests per second" in assert_problem(limited, 429)["detail"]
+            wait = int(limited.headers["retry-after"])
+            assert wait >= 1
+            with server.client(other) as neighbour:  # each key has its own budget
+                assert neighbour.get("/v1/datasets").status_code == 200
+            time.sleep(wait)  # what the server asked for
+            assert client.get("/v1/datasets").status_code == 200
+    finally:
+        server.stop()

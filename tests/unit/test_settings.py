@@ -43,6 +43,7 @@ EVERY = {
     "DATRIX_MAX_LINE_MB": "4",
     "DATRIX_MAX_COLUMNS": "100",
     "DATRIX_API_MAX_UPLOAD_MB": "50",
+    "DATRIX_API_RATE_LIMIT": "7.5",
     "DATRIX_EXTENSIONS": " acme.datrix_ext , other ",
     "DATRIX_LOG_LEVEL": "debug",
     "DATRIX_DEBUG": "1",
@@ -69,7 +70,7 @@ def test_every_variable_is_a_field() -> None:
         64.0, 100_000, 3000, 7000, "spark://master:7077"
     )
     assert limits_from(s) == Limits(max_line_mb=4.0, max_columns=100)
-    assert s.api_max_upload_mb == 50.0
+    assert (s.api_max_upload_mb, s.api_rate_limit) == (50.0, 7.5)
     assert "secret" not in repr(s)
     # what a job process is handed on stdin comes back the same
     assert Settings.model_validate_json(s.model_dump_json()) == s
@@ -119,6 +120,12 @@ def test_only_the_mapping_given_is_read(monkeypatch: pytest.MonkeyPatch) -> None
         ),
         ("DATRIX_MAX_LINE_MB", "lots", "DATRIX_MAX_LINE_MB must be a positive number, got 'lots'"),
         ("DATRIX_MAX_COLUMNS", "0", "DATRIX_MAX_COLUMNS must be a positive number, got '0'"),
+        (
+            "DATRIX_API_RATE_LIMIT",
+            "fast",
+            "DATRIX_API_RATE_LIMIT must be a number of requests per second >= 0 (0: no limit), "
+            "got 'fast'",
+        ),
         (
             "DATRIX_API_MAX_UPLOAD_MB",
             "-1",
