@@ -554,12 +554,13 @@ def serve(host: str, port: int, workers: int) -> None:
     app = bootstrap()
     runtime(app)  # a bad setting or an unreachable service: one line before listening
     made = ensure_local_admin(app.settings, open_key_store(app.settings))
-    if made is not None:
-        err.print(
-            f"made a local admin API key (tenant {render.safe(app.settings.tenant)}); it is in "
-            f"{render.safe(made)} (mode 0600)"
+    if made is not None:  # plain lines: a path the console wrapped could not be copied
+        sys.stderr.write(
+            f"made a local admin API key (tenant {render.printable(app.settings.tenant)}); "
+            f"it is in {render.printable(str(made))} (mode 0600)\n"
         )
-    err.print(f"Datrix API on http://{render.safe(host)}:{port} (docs: /docs)")
+    sys.stderr.write(f"Datrix API on http://{render.printable(host)}:{port} (docs: /docs)\n")
+    sys.stderr.flush()
     uvicorn.run(
         "datrix.gateway.api:create_app",
         factory=True,
