@@ -373,6 +373,10 @@ def test_schemathesis_against_the_live_openapi(api: Server, tmp_path: Path) -> N
             "1",
             "--generation-database",
             "none",
+            "--request-timeout",
+            "60",  # a shared, busy machine: slowness is not what this test is about
+            "--workers",
+            "1",
         ],
         capture_output=True,
         text=True,
