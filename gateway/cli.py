@@ -27,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from datrix.gateway import render, services
-from datrix.gateway.errors import DatrixError, Unreachable, UserInputError
+from datrix.gateway.errors import DatrixError, NotFound, Unreachable, UserInputError
 from datrix.jobs.engine import ProgressFn
 from datrix.runtime.bootstrap import App, bootstrap
 from datrix.streams.kafka_logging import BrokerUnreachable
@@ -529,6 +529,107 @@ def worker(roles: str) -> None:
         format="%(asctime)s %(threadName)s %(levelname)s %(message)s",
     )
     app.run_worker(chosen)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Server processes (each builds the API from the same settings).",
+)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API (FastAPI on uvicorn): /docs, /openapi.json, /v1/...
+
+    Every request needs an API key (`datrix keys create`). On the embedded default's first
+    serve, when no key exists yet, an admin key is made and written to
+    DATRIX_HOME/api-admin.key."""
+    import uvicorn
+
+    from datrix.gateway.api.keys import ensure_local_admin, open_key_store
+
+    app = bootstrap()
+    runtime(app)  # a bad setting or an unreachable service: one line before listening
+    made = ensure_local_admin(app.settings, open_key_store(app.settings))
+    if made is not None:  # plain lines: a path the console wrapped could not be copied
+        sys.stderr.write(
+            f"made a local admin API key (tenant {render.printable(app.settings.tenant)}); "
+            f"it is in {render.printable(str(made))} (mode 0600)\n"
+        )
+    sys.stderr.write(f"Datrix API on http://{render.printable(host)}:{port} (docs: /docs)\n")
+    sys.stderr.flush()
+    uvicorn.run(
+        "datrix.gateway.api:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=app.settings.log_level.lower(),
+        server_header=False,
+    )
+
+
+@cli.group()
+def keys() -> None:
+    """API keys of the HTTP API: each bound to one tenant and one role."""
+
+
+@keys.command("create")
+@click.option("--tenant", required=True, help="The tenant the key acts for.")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["admin", "engineer", "scientist", "annotator", "viewer"]),
+)
+@click.option("--name", default="", help="A note on what the key is for.")
+def keys_create(tenant: str, role: str, name: str) -> None:
+    """Make a key; it is printed once, as the last token of stdout (only a hash is kept)."""
+    from datrix.gateway.api.keys import KeyError_, open_key_store
+
+    try:
+        key, full = open_key_store(bootstrap().settings).create(tenant, role, name)
+    except KeyError_ as exc:
+        raise UserInputError(str(exc)) from None
+    err.print(
+        f"API key {key.id} for tenant {render.safe(key.tenant)}, role {key.role}; "
+        "shown once, keep it now:"
+    )
+    sys.stdout.write(full + "\n")
+
+
+@keys.command("list")
+@click.option("--tenant", help="Only this tenant's keys.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def keys_list(tenant: str | None, fmt: str) -> None:
+    """The keys (never their secrets): id, tenant, role, name, created, revoked."""
+    from dataclasses import asdict
+
+    from datrix.gateway.api.keys import open_key_store
+
+    rows = [asdict(k) for k in open_key_store(bootstrap().settings).list(tenant)]
+    if fmt == "json":
+        _dump(rows)
+        return
+    render.simple_table(
+        out, "API keys", rows, ["id", "tenant", "role", "name", "created_at", "revoked_at"]
+    )
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key (KEY_ID: its id, as `datrix keys list` shows it); it stops working at
+    once."""
+    from datrix.gateway.api.keys import KeyError_, open_key_store
+
+    try:
+        key = open_key_store(bootstrap().settings).revoke(key_id)
+    except KeyError_ as exc:
+        raise NotFound(str(exc)) from None
+    out.print(f"revoked API key {key.id} (tenant {render.safe(key.tenant)}, role {key.role})")
 
 
 @cli.group()

@@ -5,10 +5,13 @@ print; the CLI parses options, calls one of them and renders the result.
 
 By resource (the REST surface of the specification, section 2.3):
 
-- datasets: ``views(rt).datasets()``, ``resolve_dataset`` (GET /v1/datasets[/{id}]),
+- datasets: ``views(rt).datasets()`` / ``datasets_page``, ``resolve_dataset`` (GET
+  /v1/datasets[/{id}]), ``dataset_versions``,
   ``delete_dataset`` (DELETE /v1/datasets/{id});
 - scans: ``submit_scan`` (POST /v1/datasets/{id}/scan: 202 with the ids at once),
-  ``await_scan``, ``scan_file`` (both, as ``datrix scan``), ``report_document`` (GET
+  ``await_scan``, ``scan_file`` (both, as ``datrix scan``), ``latest_scan``,
+  ``score_document``, ``scan_columns`` (GET /v1/quality/{id}/score, /v1/datasets/{id}/columns),
+  ``report_document`` (GET
   /v1/datasets/{id}/scan/{scanId}), ``scan_issues`` (GET /v1/quality/{id}/issues),
   ``issue_rows``, ``write_html_report``;
 - jobs: ``jobs_list``, ``cancel_job``, ``job_progress`` (GET /v1/runs/{runId}/status);
@@ -292,17 +295,35 @@ def _remove_unreferenced(runtime: Runtime, object_uri: str) -> None:
         runtime.objects.remove(object_uri)
 
 
-def _record_and_request(
+@dataclass(frozen=True)
+class VersionSubmission:
+    """A file handed in as a dataset version (``POST /v1/datasets``), not yet processed:
+    the dataset's id at once, and the commands submitted (none when the file is the
+    dataset's latest version already)."""
+
+    dataset_id: str
+    dataset_name: str
+    new_version: bool
+    object_uri: str
+    register_command_id: str | None  # RegisterDataset, when the name was new
+    version_command_id: str | None  # AddDatasetVersion, when the data is a new version
+
+    @property
+    def command_id(self) -> str | None:
+        """The command whose outcome settles the upload (the version's, else the
+        registration's)."""
+        return self.version_command_id or self.register_command_id
+
+
+def _record_version(
     runtime: Runtime,
-    path: Path,
+    source_uri: str,
     dataset_name: str,
     ingested: IngestedFile,
     object_uri: str,
     object_sha: str,
-    engine: str,
-    label: str | None,
-    weights: dict[str, float] | None,
-) -> ScanSubmission:
+    actor: str | None = None,
+) -> VersionSubmission:
     existing = views(runtime).dataset(dataset_name)
     register: uuid.UUID | None = None
     version: uuid.UUID | None = None
@@ -311,7 +332,9 @@ def _record_and_request(
         # the same aggregate, the later RegisterDataset is refused and both versions land
         # on the one dataset (its commands share a Kafka key, so they stay in order).
         dataset_id = dataset_id_for(runtime.settings.tenant, dataset_name)
-        register = runtime.submit(RegisterDataset(dataset_id, dataset_name), dataset_id).id
+        register = runtime.submit(
+            RegisterDataset(dataset_id, dataset_name), dataset_id, actor=actor
+        ).id
         new_version = True
     else:
         dataset_id = uuid.UUID(existing["id"])
@@ -325,7 +348,7 @@ def _record_and_request(
             dataset_id=dataset_id,
             object_uri=object_uri,
             object_sha256=object_sha,
-            source_uri=path.resolve().as_uri(),
+            source_uri=source_uri,
             source_sha256=ingested.source_sha256,
             format=ingested.format,
             rows=ingested.rows,
@@ -334,7 +357,32 @@ def _record_and_request(
             schema_json=json.dumps(ingested.schema),
             read_options_json=json.dumps(ingested.read_options) if ingested.read_options else None,
         )
-        version = runtime.submit(add, dataset_id).id
+        version = runtime.submit(add, dataset_id, actor=actor).id
+    return VersionSubmission(
+        dataset_id=str(dataset_id),
+        dataset_name=dataset_name,
+        new_version=new_version,
+        object_uri=object_uri,
+        register_command_id=str(register) if register is not None else None,
+        version_command_id=str(version) if version is not None else None,
+    )
+
+
+def _record_and_request(
+    runtime: Runtime,
+    path: Path,
+    dataset_name: str,
+    ingested: IngestedFile,
+    object_uri: str,
+    object_sha: str,
+    engine: str,
+    label: str | None,
+    weights: dict[str, float] | None,
+) -> ScanSubmission:
+    recorded = _record_version(
+        runtime, path.resolve().as_uri(), dataset_name, ingested, object_uri, object_sha
+    )
+    dataset_id = uuid.UUID(recorded.dataset_id)
     scan_id = uuid.uuid4()
     request = RequestScan(
         scan_id=scan_id,
@@ -349,11 +397,66 @@ def _record_and_request(
         dataset_id=str(dataset_id),
         dataset_name=dataset_name,
         scan_id=str(scan_id),
-        new_version=new_version,
+        new_version=recorded.new_version,
         object_uri=object_uri,
-        register_command_id=str(register) if register is not None else None,
-        version_command_id=str(version) if version is not None else None,
+        register_command_id=recorded.register_command_id,
+        version_command_id=recorded.version_command_id,
     )
+
+
+def submit_version(
+    runtime: Runtime,
+    path: Path,
+    *,
+    name: str,
+    source: str,
+    encoding: str = "utf-8",
+    csv_options: CsvOptions | None = None,
+    sheet: str | None = None,
+    actor: str | None = None,
+) -> VersionSubmission:
+    """Validate and ingest the file at ``path`` (its suffix tells the format, else it is
+    sniffed), store it, and submit the commands that register the dataset ``name`` (or add
+    a version to it); no scan, no waiting, and no draining of left work (the caller's, as
+    the HTTP API's intake does). ``source``: where the file came from (its name as
+    uploaded), recorded as the version's source URI ``upload:<source>``. A bad file is
+    a UserInputError before anything is stored or recorded."""
+    problem = name_problem(name.strip())
+    if problem is not None:
+        raise UserInputError(f"name: {problem}")
+    workdir = scratch.owned_tempdir(runtime.settings.home / "tmp", "ingest-")
+    try:
+        try:
+            ingested = ingest(
+                path,
+                workdir,
+                encoding=encoding,
+                csv_options=csv_options,
+                sheet=sheet,
+                limits=limits_from(runtime.settings),
+            )
+        except InputError as exc:
+            raise UserInputError(str(exc).replace(path.name, source)) from None
+        object_uri, object_sha = runtime.objects.put_file(
+            runtime.settings.tenant, ingested.parquet_path, ".parquet"
+        )
+    finally:
+        scratch.release(workdir)
+    from urllib.parse import quote
+
+    try:
+        return _record_version(
+            runtime,
+            f"upload:{quote(source)}",
+            name.strip(),
+            ingested,
+            object_uri,
+            object_sha,
+            actor=actor,
+        )
+    except UserInputError:
+        _remove_unreferenced(runtime, object_uri)
+        raise
 
 
 def await_scan(
@@ -447,15 +550,8 @@ def _report_from_read_models(runtime: Runtime, scan_id: str) -> dict[str, Any]:
         "rows": scan["row_count"],
         "columns": scan["column_count"],
         "label_column": label,
-        "score": {
-            "overall": scan["overall_score"],
-            "completeness": scan["completeness_score"],
-            "consistency": scan["consistency_score"],
-            "accuracy": scan["accuracy_score"],
-            "distribution": scan["distribution_score"],
-            # None: no label column was named, so label quality was not assessed
-            "label_quality": scan["label_quality_score"] if label is not None else None,
-        },
+        # label_quality None: no label column was named, so it was not assessed
+        "score": score_document(scan),
         "overall_dimensions": overall_dimensions(label, scan["weights"]),
         "weights": {**DEFAULT_WEIGHTS, **(scan["weights"] or {})},
         "column_profiles": profiles,
@@ -570,6 +666,83 @@ def resolve_dataset(runtime: Runtime, name_or_id: str) -> dict[str, Any]:
     if found is None:
         raise NotFound(f"no dataset named or with id {name_or_id!r}")
     return found
+
+
+def latest_scan(runtime: Runtime, dataset_id: str, completed: bool = True) -> dict[str, Any]:
+    """The newest scan of a dataset (by default the newest *completed* one: its score and
+    issues are the dataset's current quality); NotFound when there is none."""
+    found = [
+        s for s in views(runtime).scans(dataset_id) if not completed or s["status"] == "completed"
+    ]
+    if not found:
+        raise NotFound(f"dataset {dataset_id} has no {'completed ' if completed else ''}scan yet")
+    return found[-1]
+
+
+def score_document(scan: dict[str, Any]) -> dict[str, Any]:
+    """A scan's scores: overall and per dimension (label quality None when no label column
+    was named), the dimensions the overall is the weighted mean of, and the weights."""
+    label = scan["label_column"]
+    return {
+        "overall": scan["overall_score"],
+        "completeness": scan["completeness_score"],
+        "consistency": scan["consistency_score"],
+        "accuracy": scan["accuracy_score"],
+        "distribution": scan["distribution_score"],
+        "label_quality": scan["label_quality_score"] if label is not None else None,
+    }
+
+
+def scan_columns(runtime: Runtime, scan_id: str) -> list[dict[str, Any]]:
+    """The column profiles of a scan, as in its report."""
+    return [_column_document(c) for c in views(runtime).columns(scan_id)]
+
+
+def dataset_versions(runtime: Runtime, name_or_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """The id of the dataset ``name_or_id`` names and its versions, oldest first."""
+    dataset_id = str(resolve_dataset(runtime, name_or_id)["id"])
+    return dataset_id, views(runtime).versions(dataset_id)
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """A scan of a registered dataset's latest version, handed in (``POST
+    /v1/datasets/{id}/scan``): its ids at once."""
+
+    command_id: str
+    dataset_id: str
+    scan_id: str
+
+
+def request_scan(
+    runtime: Runtime,
+    name_or_id: str,
+    *,
+    engine: str = "auto",
+    weights: dict[str, float] | None = None,
+    actor: str | None = None,
+) -> ScanRequest:
+    """Submit a scan of the latest version of a registered dataset (name, id or unique
+    id prefix) without waiting; ``await_command`` / the scan's status tell the rest. The
+    embedded runtime runs the job when this process drains (``wait_for`` with the scan
+    id), or the next process that drains the home finishes it as interrupted."""
+    if weights is not None:
+        from datrix.jobs.quality.scoring import validate_weights
+
+        try:
+            validate_weights(weights)
+        except ValueError as exc:
+            raise UserInputError(f"weights: {exc}") from None
+    found = resolve_dataset(runtime, name_or_id)
+    if not found["latest_version"]:
+        raise UserInputError(f"dataset {found['name']!r} has no version to scan")
+    size = found["size_bytes"] or 0
+    chosen = choose_engine(engine, int(size), runtime.settings.spark_master)
+    dataset_id = uuid.UUID(found["id"])
+    scan_id = uuid.uuid4()
+    request = RequestScan(scan_id=scan_id, dataset_id=dataset_id, engine=chosen, weights=weights)
+    command = runtime.submit(request, scan_id, actor=actor).id
+    return ScanRequest(str(command), str(dataset_id), str(scan_id))
 
 
 def write_html_report(runtime: Runtime, scan_id: str, target: Path) -> Path:
@@ -754,11 +927,13 @@ def await_command(
     return found
 
 
-def delete_dataset(runtime: Runtime, name_or_id: str, reason: str | None = None) -> str:
+def delete_dataset(
+    runtime: Runtime, name_or_id: str, reason: str | None = None, actor: str | None = None
+) -> str:
     """Submit the deletion of a dataset (name, id or unique id prefix); returns the
     command id (``DELETE /v1/datasets/{id}``; ``await_command`` for the outcome)."""
     dataset_id = uuid.UUID(resolve_dataset(runtime, name_or_id)["id"])
-    return str(submit(runtime, DeleteDataset(dataset_id, reason), dataset_id))
+    return str(runtime.submit(DeleteDataset(dataset_id, reason), dataset_id, actor=actor).id)
 
 
 # -- affected rows ----------------------------------------------------------------------

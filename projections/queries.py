@@ -277,3 +277,63 @@ class Views:
             (self.tenant, wanted + "%", wanted + "%"),
             JOB_COLS,
         )
+
+    # -- pages for the HTTP API (keyset: a cursor is the last row's sort value and id) ------
+    def datasets_page(
+        self,
+        *,
+        limit: int,
+        sort: str = "created_at",
+        descending: bool = False,
+        after: tuple[Any, str] | None = None,
+        status: str | None = None,
+        name: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """At most ``limit`` datasets ordered by ``sort`` (one of ``DATASET_SORTS``) then
+        id, those after ``after`` (the (sort value, id) of the previous page's last row);
+        deleted ones only when ``status`` asks for them."""
+        if sort not in DATASET_SORTS:
+            raise ValueError(f"cannot sort datasets by {sort!r}")
+        where, params = ["tenant = ?"], [self.tenant]
+        if status is None:
+            where.append("status != 'deleted'")
+        else:
+            where.append("status = ?")
+            params.append(status)
+        if name is not None:
+            where.append("name = ?")
+            params.append(name)
+        op, order = ("<", "DESC") if descending else (">", "ASC")
+        if after is not None:
+            where.append(f"({sort} {op} ? OR ({sort} = ? AND id {op} ?))")
+            params += [after[0], after[0], after[1]]
+        return _dicts(
+            self.store,
+            f"SELECT {', '.join(DATASET_COLS)} FROM datasets WHERE {' AND '.join(where)} "
+            f"ORDER BY {sort} {order}, id {order} LIMIT {int(limit)}",
+            tuple(params),
+            DATASET_COLS,
+        )
+
+    def versions(self, dataset_id: str) -> list[dict[str, Any]]:
+        """A dataset's versions, oldest first."""
+        return _dicts(
+            self.store,
+            f"SELECT {', '.join(VERSION_COLS)} FROM dataset_versions WHERE tenant = ? "
+            "AND dataset_id = ? ORDER BY version",
+            (self.tenant, dataset_id),
+            VERSION_COLS,
+        )
+
+
+DATASET_SORTS = ("created_at", "updated_at", "name")
+VERSION_COLS = [
+    "version",
+    "format",
+    "row_count",
+    "column_count",
+    "size_bytes",
+    "object_sha256",
+    "source_sha256",
+    "created_at",
+]

@@ -250,6 +250,11 @@ class Settings(BaseSettings):
     # key can be rotated (DATRIX_AUDIT_KEY: the new one) and old checkpoints still check.
     audit_previous_keys: Annotated[tuple[str, ...], NoDecode] = Field(default=(), repr=False)
     audit_checkpoint_every: int = 1000
+    # The HTTP API (`datrix serve`): the largest upload it takes (413 beyond).
+    api_max_upload_mb: float = 1024.0
+    # Requests per second one API key may make (bursts of twice that); 0: no limit. Per
+    # server process (an in-process limiter; Redis-backed across processes next).
+    api_rate_limit: float = 100.0
     log_level: str = "INFO"  # datrix worker
     debug: bool = False  # tracebacks instead of one-line errors
 
@@ -415,6 +420,28 @@ class Settings(BaseSettings):
                 "no write could ever be acknowledged"
             )
         return self
+
+    @field_validator("api_max_upload_mb", mode="before")
+    @classmethod
+    def _upload_limit(cls, value: Any) -> float:
+        return _number("DATRIX_API_MAX_UPLOAD_MB", value, 1024.0, positive=True)
+
+    @field_validator("api_rate_limit", mode="before")
+    @classmethod
+    def _rate_limit(cls, value: Any) -> float:
+        text = _text(value).strip()
+        if not text:
+            return 100.0
+        try:
+            rate = float(text)
+        except ValueError:
+            rate = math.nan
+        if not math.isfinite(rate) or rate < 0:
+            raise SettingsError(
+                f"DATRIX_API_RATE_LIMIT must be a number of requests per second >= 0 "
+                f"(0: no limit), got {text!r}"
+            )
+        return rate
 
     @field_validator("max_line_mb", "max_columns", mode="before")
     @classmethod

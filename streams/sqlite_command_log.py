@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,21 +29,23 @@ CREATE TABLE IF NOT EXISTS consumer_positions (
 class SQLiteCommandLog:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db: sqlite3.Connection | None = None
-        self._pid = 0
+        self._local = threading.local()  # one connection per thread of this process
         with self._connect() as db:
             db.executescript(_SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        """One connection per process, opened on first use (autocommit: each statement
-        is its own durable transaction)."""
-        if self._db is None or self._pid != os.getpid():
+        """One connection per thread of a process, opened on first use (autocommit: each
+        statement is its own durable transaction). Per thread: the HTTP API submits from
+        its request threads while its intake thread processes (sqlite3 connections stay
+        in the thread that made them)."""
+        local = self._local
+        if getattr(local, "db", None) is None or local.pid != os.getpid():
             db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            self._db, self._pid = db, os.getpid()
-        yield self._db
+            local.db, local.pid = db, os.getpid()
+        yield local.db
 
     def append(self, envelope: Envelope) -> bool:
         with self._connect() as db:

@@ -46,6 +46,8 @@ EVERY = {
     "DATRIX_NEAR_DUP_SEGMENT_ROWS": "7000",
     "DATRIX_MAX_LINE_MB": "4",
     "DATRIX_MAX_COLUMNS": "100",
+    "DATRIX_API_MAX_UPLOAD_MB": "50",
+    "DATRIX_API_RATE_LIMIT": "7.5",
     "DATRIX_EXTENSIONS": " acme.datrix_ext , other ",
     "DATRIX_LOG_LEVEL": "debug",
     "DATRIX_DEBUG": "1",
@@ -76,6 +78,7 @@ def test_every_variable_is_a_field() -> None:
         64.0, 100_000, 3000, 7000, "spark://master:7077"
     )
     assert limits_from(s) == Limits(max_line_mb=4.0, max_columns=100)
+    assert (s.api_max_upload_mb, s.api_rate_limit) == (50.0, 7.5)
     assert "secret" not in repr(s)
     # what a job process is handed on stdin comes back the same
     assert Settings.model_validate_json(s.model_dump_json()) == s
@@ -125,6 +128,17 @@ def test_only_the_mapping_given_is_read(monkeypatch: pytest.MonkeyPatch) -> None
         ),
         ("DATRIX_MAX_LINE_MB", "lots", "DATRIX_MAX_LINE_MB must be a positive number, got 'lots'"),
         ("DATRIX_MAX_COLUMNS", "0", "DATRIX_MAX_COLUMNS must be a positive number, got '0'"),
+        (
+            "DATRIX_API_RATE_LIMIT",
+            "fast",
+            "DATRIX_API_RATE_LIMIT must be a number of requests per second >= 0 (0: no limit), "
+            "got 'fast'",
+        ),
+        (
+            "DATRIX_API_MAX_UPLOAD_MB",
+            "-1",
+            "DATRIX_API_MAX_UPLOAD_MB must be a positive number, got '-1'",
+        ),
         ("DATRIX_JOB_MEMORY_MB", "-5", "DATRIX_JOB_MEMORY_MB must be a number of MB >= 0"),
         ("DATRIX_LOG_LEVEL", "loud", "DATRIX_LOG_LEVEL must be one of DEBUG, INFO"),
         ("DATRIX_EXTENSIONS", "a b,c", "DATRIX_EXTENSIONS must be comma-separated module names"),

@@ -1,0 +1,69 @@
+"""What the API submitted, settled in the background.
+
+Kafka mode: the workers process commands and run jobs; the API only makes sure its
+commands reached the broker (``drain`` flushes). The embedded default has no workers: the
+process that submits a command processes it, and the process that requests a scan holds
+its job and runs it (``runtime/embedded.py``). So the API process keeps one intake
+thread that, for each submission in order, processes the commands and runs the scan's
+job (``wait_for`` with its scan id, which also releases the job's claim). Request threads
+never wait for it: they answer 202 at once. At start it drains the home once, finishing
+scans whose process died (as the CLI's next scan would).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+
+from datrix.gateway.services import Runtime
+
+log = logging.getLogger("datrix.api")
+
+
+@dataclass(frozen=True)
+class _Work:
+    runtime: Runtime
+    scan_id: str | None
+
+
+class Intake:
+    def __init__(self) -> None:
+        self._queue: queue.Queue[_Work | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def settle(self, runtime: Runtime, scan_id: str | None = None) -> None:
+        """Process what ``runtime`` was given (and run the job of ``scan_id``), soon."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
+                self._thread.start()
+            self._queue.put(_Work(runtime, scan_id))
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            work = self._queue.get()
+            if work is None:
+                return
+            try:
+                self._settle(work)
+            except Exception:  # never let one submission stop the intake
+                log.exception("settling a submission failed")
+
+    @staticmethod
+    def _settle(work: _Work) -> None:
+        runtime = work.runtime
+        if not runtime.settings.embedded:
+            runtime.drain()
+            return
+        if work.scan_id is None:
+            runtime.drain()
+            return
+        runtime.wait_for(lambda: True, scan_id=work.scan_id)
