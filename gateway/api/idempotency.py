@@ -199,6 +199,11 @@ class IdempotencyMiddleware:
             await answer(scope, receive, send)
             return
         captured: dict[str, Any] = {"status": 0, "headers": {}, "body": bytearray()}
+        # The answer is held back until it is stored: a client that retries the moment it
+        # has the first answer must find it stored, not a reservation still pending (it
+        # got a 409 "still being processed" for a request that was done). The answers of
+        # commands are small JSON bodies.
+        held: list[Message] = []
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -210,7 +215,7 @@ class IdempotencyMiddleware:
                 captured["headers"] = {k: kept[k] for k in _KEPT if k in kept}
             elif message["type"] == "http.response.body":
                 captured["body"] += message.get("body", b"")
-            await send(message)
+            held.append(message)
 
         stored = False
         try:
@@ -222,3 +227,5 @@ class IdempotencyMiddleware:
         finally:
             if not stored:
                 await run_in_threadpool(self.store.release, owner, key)
+        for message in held:
+            await send(message)
