@@ -257,9 +257,42 @@ def submit_scan(
     dataset_name = dataset_name_for(path, name)
     # sweep the temp folders of killed runs; finish interrupted scans (saying so)
     runtime.drain(progress)
+    progress("ingest", 0, 0)
+    ingested, parquet_bytes, object_uri, object_sha = _ingest_and_store(
+        runtime,
+        path,
+        shown_name=path.name,
+        encoding=encoding,
+        csv_options=csv_options,
+        sheet=sheet,
+        label=label,
+    )
+    engine = choose_engine(engine, parquet_bytes, runtime.settings.spark_master)
+    try:
+        return _record_and_request(
+            runtime, path, dataset_name, ingested, object_uri, object_sha, engine, label, weights
+        )
+    except UserInputError:
+        _remove_unreferenced(runtime, object_uri)
+        raise
+
+
+def _ingest_and_store(
+    runtime: Runtime,
+    path: Path,
+    *,
+    shown_name: str,
+    encoding: str,
+    csv_options: CsvOptions | None,
+    sheet: str | None,
+    label: str | None = None,
+) -> tuple[IngestedFile, int, str, str]:
+    """Ingest ``path`` into an owned temp folder and put its Parquet into the object
+    store: (the ingested file, its Parquet's size in bytes, object URI, object SHA). A
+    bad file (or ``label`` column) is a UserInputError naming it ``shown_name``, before
+    anything is stored."""
     workdir = scratch.owned_tempdir(runtime.settings.home / "tmp", "ingest-")
     try:
-        progress("ingest", 0, 0)
         try:
             ingested = ingest(
                 path,
@@ -270,24 +303,16 @@ def submit_scan(
                 limits=limits_from(runtime.settings),
             )
         except InputError as exc:
-            raise UserInputError(str(exc)) from None
+            raise UserInputError(str(exc).replace(path.name, shown_name)) from None
         if label is not None:
-            _check_label(ingested, label, path.name)
-        tenant = runtime.settings.tenant
-        engine = choose_engine(
-            engine, ingested.parquet_path.stat().st_size, runtime.settings.spark_master
+            _check_label(ingested, label, shown_name)
+        parquet_bytes = ingested.parquet_path.stat().st_size
+        object_uri, object_sha = runtime.objects.put_file(
+            runtime.settings.tenant, ingested.parquet_path, ".parquet"
         )
-        object_uri, object_sha = runtime.objects.put_file(tenant, ingested.parquet_path, ".parquet")
     finally:
         scratch.release(workdir)
-
-    try:
-        return _record_and_request(
-            runtime, path, dataset_name, ingested, object_uri, object_sha, engine, label, weights
-        )
-    except UserInputError:
-        _remove_unreferenced(runtime, object_uri)
-        raise
+    return ingested, parquet_bytes, object_uri, object_sha
 
 
 def _remove_unreferenced(runtime: Runtime, object_uri: str) -> None:
@@ -424,24 +449,9 @@ def submit_version(
     problem = name_problem(name.strip())
     if problem is not None:
         raise UserInputError(f"name: {problem}")
-    workdir = scratch.owned_tempdir(runtime.settings.home / "tmp", "ingest-")
-    try:
-        try:
-            ingested = ingest(
-                path,
-                workdir,
-                encoding=encoding,
-                csv_options=csv_options,
-                sheet=sheet,
-                limits=limits_from(runtime.settings),
-            )
-        except InputError as exc:
-            raise UserInputError(str(exc).replace(path.name, source)) from None
-        object_uri, object_sha = runtime.objects.put_file(
-            runtime.settings.tenant, ingested.parquet_path, ".parquet"
-        )
-    finally:
-        scratch.release(workdir)
+    ingested, _, object_uri, object_sha = _ingest_and_store(
+        runtime, path, shown_name=source, encoding=encoding, csv_options=csv_options, sheet=sheet
+    )
     from urllib.parse import quote
 
     try:

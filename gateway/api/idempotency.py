@@ -23,11 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +34,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from datrix.gateway.api import problems
-from datrix.streams.private_state import open_home, open_private
+from datrix.gateway.api.sqlite_file import PrivateSqliteFile
 
 HEADER = "idempotency-key"
 ABANDONED_S = 300.0  # a reservation this old whose request never finished: taken over
@@ -65,23 +61,9 @@ class Stored:
     body: bytes
 
 
-class IdempotencyStore:
+class IdempotencyStore(PrivateSqliteFile):
     def __init__(self, path: Path) -> None:
-        self.path = path
-        open_home(path.parent)
-        if not path.exists():
-            os.close(open_private(path))
-        with self._connect() as db:
-            db.execute(_SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            yield db
-        finally:
-            db.close()
+        super().__init__(path, _SCHEMA)
 
     def reserve(self, owner: str, key: str, fingerprint: str) -> str | Stored:
         """``"run"`` (reserved: go on), ``"busy"``, ``"mismatch"``, or the stored answer."""

@@ -27,15 +27,13 @@ import hashlib
 import hmac
 import re
 import secrets
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from datrix.streams.private_state import open_home, open_private
+from datrix.gateway.api.sqlite_file import PrivateSqliteFile
+from datrix.streams.private_state import open_private
 from datrix.streams.settings import Settings
 
 PREFIX = "dtx_"
@@ -158,27 +156,11 @@ CREATE TABLE IF NOT EXISTS api_keys (
 _COLS = "id, tenant, role, name, created_at, revoked_at"
 
 
-class SQLiteKeyStore:
+class SQLiteKeyStore(PrivateSqliteFile):
     """Keys in ``<home>/keys.db`` (0600 in a 0700 home)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        open_home(path.parent)  # umask 077, the home 0700
-        if not path.exists():
-            import os
-
-            os.close(open_private(path))  # 0600 before SQLite opens it
-        with self._connect() as db:
-            db.execute(_SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            yield db
-        finally:
-            db.close()
+        super().__init__(path, _SCHEMA)
 
     def create(self, tenant: str, role: str, name: str = "") -> tuple[ApiKey, str]:
         check_tenant(tenant)
