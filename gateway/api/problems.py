@@ -147,22 +147,16 @@ def install(app: FastAPI) -> None:
         )
         return problem_response(request, 422, detail, errors=errors)
 
-    @app.exception_handler(NotFound)
-    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return problem_response(request, 404, str(exc))
-
-    @app.exception_handler(UserInputError)
-    async def _user_input(request: Request, exc: UserInputError) -> JSONResponse:
-        return problem_response(request, 400, str(exc))
-
-    @app.exception_handler(Unreachable)
-    async def _unreachable(request: Request, exc: Unreachable) -> JSONResponse:
-        return problem_response(request, 503, str(exc))
-
-    @app.exception_handler(DatrixError)
-    async def _conflict(request: Request, exc: DatrixError) -> JSONResponse:
-        # a use case that cannot answer in the state things are in (a scan not completed)
-        return problem_response(request, 409, str(exc))
+    # The errors of the use cases, by their status (Starlette picks the handler of the
+    # nearest class in the exception's MRO). DatrixError last: a use case that cannot
+    # answer in the state things are in (a scan not completed) is a conflict.
+    for error, status in (
+        (NotFound, 404),
+        (UserInputError, 400),
+        (Unreachable, 503),
+        (DatrixError, 409),
+    ):
+        app.add_exception_handler(error, _answer_with(status))
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
@@ -170,3 +164,12 @@ def install(app: FastAPI) -> None:
         return problem_response(
             request, 500, f"internal error ({type(exc).__name__}); the server log has details"
         )
+
+
+def _answer_with(status: int) -> Any:
+    """An exception handler answering ``status`` with the exception's message."""
+
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(request, status, str(exc))
+
+    return handler
