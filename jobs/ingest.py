@@ -533,7 +533,7 @@ def _parquet_as_is(path: Path) -> bool:
 def _check_encoding(encoding: str) -> None:
     try:
         codecs.lookup(encoding)
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a NUL in the name (from the API)
         raise InputError(
             f"--encoding {encoding!r} is not a known text encoding (e.g. utf-8, latin-1, cp1252)"
         ) from None

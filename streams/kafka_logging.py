@@ -38,6 +38,18 @@ STATS_INTERVAL_MS = 1000
 # librdkafka facilities of connection failures (their text is in the outage warning)
 _CONNECTION_FACILITIES = frozenset({"FAIL", "CONNECT", "BROKERFAIL"})
 _CONNECTION_ERRORS = frozenset({"_TRANSPORT", "_RESOLVE", "_ALL_BROKERS_DOWN"})
+# Broker answers that mean "not yet, ask again" (a broker that has just started, a
+# leader or coordinator moving): librdkafka retries them by itself and says so
+# ("...: Coordinator load in progress: retrying"). Logged at INFO, not as warnings:
+# they are not an outage, and a broker restart would otherwise add a warning of its own
+# after the "reachable again" one.
+_TRANSIENT_ANSWERS = (
+    "Coordinator load in progress",
+    "Not coordinator",
+    "Leader not available",
+    "Not leader for partition",
+    "Not leader or follower",
+)
 
 
 class BrokerUnreachable(RuntimeError):
@@ -102,6 +114,8 @@ class _ClientWatch:
             if not self.where:  # "[thrd:...]: 127.0.0.1:9092/bootstrap: Connect to ..."
                 self.where = _broker(text)
             log.debug(msg, *args)
+        elif level >= logging.WARNING and _transient(text):
+            log.info(msg, *args)
         else:
             log.log(level, msg, *args)
 
@@ -128,6 +142,11 @@ class _ClientWatch:
         if any(b.get("state") == "UP" for b in brokers.values()):
             self.lost = False
             self.health.reached(id(self), self.where)
+
+
+def _transient(text: str) -> bool:
+    """A line about an answer librdkafka retries by itself (``_TRANSIENT_ANSWERS``)."""
+    return text.rstrip().endswith("retrying") and any(a in text for a in _TRANSIENT_ANSWERS)
 
 
 def _broker(text: str) -> str:

@@ -185,6 +185,12 @@ def test_a_bad_upload_is_422_and_records_nothing(api: Server) -> None:
             problem = assert_problem(response, 422)
             assert problem["detail"], problem
         assert_problem(client.post("/v1/datasets", content=b"a\n1\n"), 422)  # no name
+        for encoding in ("bogus", "utf\x008"):  # a NUL in a query parameter was a 500
+            query = {"name": "broken", "encoding": encoding}
+            problem = assert_problem(
+                client.post("/v1/datasets", params=query, content=b"a\n1\n"), 422
+            )
+            assert "not a known text encoding" in problem["detail"]
         assert client.get("/v1/datasets", params={"limit": 100}).json()["items"] == before
         assert sorted((api.home / "objects").rglob("*.parquet")) == objects
     with api.client(api.keys["acme-viewer"]) as client:

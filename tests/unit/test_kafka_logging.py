@@ -147,6 +147,27 @@ def test_lines_other_than_connection_failures_keep_their_level(
     assert watch.last_failure == "Connection refused"
 
 
+def test_answers_librdkafka_retries_by_itself_are_info_not_warnings(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A broker that has just started answers "coordinator load in progress"; librdkafka
+    retries and says so at warning level (CI stop 18 saw it after an outage's end)."""
+    caplog.set_level(logging.DEBUG, logger="datrix.kafka")
+    watch = kafka_logging_config("broker:9092", BrokerHealth())["logger"]
+    transient = (
+        "[thrd:main]: Failed to acquire idempotence PID from broker "
+        "sasl_plaintext://127.0.0.1:19092/1: Broker: Coordinator load in progress: retrying"
+    )
+    watch.log(logging.WARNING, "%s [%s] %s", "GETPID", "rdkafka#producer-2", transient)
+    final = "[thrd:main]: Failed to acquire idempotence PID: Broker: Cluster authorization failed"
+    watch.log(logging.WARNING, "%s [%s] %s", "GETPID", "rdkafka#producer-2", final)
+    levels = [(r.levelno, r.getMessage().rsplit(": ", 1)[-1]) for r in caplog.records]
+    assert levels == [
+        (logging.INFO, "retrying"),
+        (logging.WARNING, "Cluster authorization failed"),
+    ]
+
+
 def test_commands_not_confirmed_during_an_outage_are_one_line(
     closed_port: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
