@@ -5,6 +5,7 @@ routes and wrong methods included; no stack trace ever leaves the server."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 
 from datrix.gateway.errors import DatrixError, NotFound, Unreachable, UserInputError
 
@@ -111,8 +112,10 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def install(app: FastAPI) -> None:
-    """Answer every error of ``app`` as a problem."""
+def install(app: FastAPI, routes: Sequence[BaseRoute]) -> None:
+    """Answer every error of ``app`` as a problem; a 405's ``Allow`` lists the methods of
+    those of ``routes`` that match its path (the routes as declared: FastAPI wraps an
+    included router into one opaque route of the app)."""
 
     @app.exception_handler(ApiProblem)
     async def _problem(request: Request, exc: ApiProblem) -> JSONResponse:
@@ -131,7 +134,7 @@ def install(app: FastAPI) -> None:
             # every route of the path, not only the first that matched it (GET and DELETE
             # of one path are two routes)
             allowed: set[str] = set()
-            for route in request.app.router.routes:
+            for route in routes:
                 if route.matches(request.scope)[0] != Match.NONE:
                     allowed |= getattr(route, "methods", None) or set()
             if allowed:

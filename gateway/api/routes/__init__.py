@@ -1,0 +1,16 @@
+"""The API's routers, one module per resource group. A new resource group is a module
+with a ``router`` and one line here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from datrix.gateway.api.routes import commands, dataset_commands, datasets, health, quality
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    datasets.router,
+    dataset_commands.router,
+    quality.router,
+    commands.router,
+)

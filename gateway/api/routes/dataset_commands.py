@@ -1,0 +1,226 @@
+"""Commands on datasets: upload a file (a new dataset or version), scan, delete; and the
+scan's status. Each answers 202 with a Location to poll."""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from datrix.gateway import services
+from datrix.gateway.api.deps import (
+    DatasetWriter,
+    QualityReader,
+    ScanRunner,
+    Submissions,
+    accepted,
+)
+from datrix.gateway.api.intake import Intake
+from datrix.gateway.api.models import Accepted, ScanBody, ScanStatus, Score
+from datrix.gateway.api.problems import ApiProblem, Problem
+from datrix.gateway.errors import UserInputError
+from datrix.runtime.bootstrap import App
+from datrix.streams import scratch
+
+router = APIRouter(tags=["datasets"])
+
+
+def _too_large(limit_mb: float) -> ApiProblem:
+    return ApiProblem(413, f"the upload is larger than {limit_mb:g} MB (DATRIX_API_MAX_UPLOAD_MB)")
+
+
+ACCEPTED: dict[int | str, dict[str, Any]] = {202: {"description": "Handed in: poll the Location"}}
+
+
+@router.post(
+    "/v1/datasets/{dataset_id}/scan",
+    status_code=202,
+    response_model=Accepted,
+    responses=ACCEPTED,
+)
+def post_scan(
+    request: Request,
+    response: Response,
+    caller: ScanRunner,
+    dataset_id: str,
+    body: ScanBody | None = None,
+) -> Accepted:
+    """Scan the dataset's latest version (asynchronous: 202, then poll the scan)."""
+    chosen = body or ScanBody()
+    done = services.request_scan(
+        caller.runtime,
+        dataset_id,
+        engine=chosen.engine,
+        weights=chosen.weights,
+        actor=caller.key.actor,
+    )
+    submissions: Submissions = request.app.state.submissions
+    submissions.scan(caller.key.tenant, done.scan_id, done.dataset_id, done.command_id)
+    intake: Intake = request.app.state.intake
+    intake.settle(caller.runtime, done.scan_id)
+    location = f"/v1/datasets/{done.dataset_id}/scan/{done.scan_id}"
+    return accepted(
+        response,
+        location,
+        Accepted(
+            command_id=done.command_id,
+            status_url=location,
+            dataset_id=done.dataset_id,
+            scan_id=done.scan_id,
+        ),
+    )
+
+
+@router.post(
+    "/v1/datasets",
+    status_code=202,
+    response_model=Accepted,
+    responses={
+        **ACCEPTED,
+        200: {"description": "The file is the dataset's latest version already"},
+        413: {"model": Problem, "description": "Larger than DATRIX_API_MAX_UPLOAD_MB"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The file's bytes (curl --data-binary @file)",
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def post_dataset(
+    request: Request,
+    response: Response,
+    caller: DatasetWriter,
+    name: Annotated[str, Query(min_length=1, max_length=200, description="Dataset name")],
+    filename: Annotated[
+        str | None,
+        Query(max_length=255, description="The file's name: its suffix tells the format"),
+    ] = None,
+    encoding: Annotated[str, Query(max_length=40)] = "utf-8",
+) -> Accepted:
+    """Upload a file as a new dataset, or a new version of the dataset ``name``
+    (asynchronous: 202, then poll the command). The body is the file itself, streamed
+    to disk in chunks; CSV, TSV, JSON, JSON Lines, Parquet or Excel, validated as the
+    CLI does (a bad file is a 422 problem and nothing is recorded)."""
+    built: App = request.app.state.datrix
+    limit = int(built.settings.api_max_upload_mb * 2**20)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(built.settings.api_max_upload_mb)
+    suffix = Path(filename or "").suffix.lower()
+    if not re.fullmatch(r"\.[a-z0-9]{1,8}", suffix):
+        suffix = ""
+    shown = Path(filename).name if filename else f"{name}{suffix}"
+    home = built.settings.home
+    workdir = await run_in_threadpool(scratch.owned_tempdir, home / "tmp", "upload-")
+    try:
+        target = workdir / f"upload{suffix}"
+        size = 0
+        with target.open("wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(built.settings.api_max_upload_mb)
+                await run_in_threadpool(out.write, chunk)
+        if size == 0:
+            raise ApiProblem(422, "the body is empty: send the file's bytes", slug="bad-file")
+        try:
+            done = await run_in_threadpool(
+                partial(
+                    services.submit_version,
+                    caller.runtime,
+                    target,
+                    name=name,
+                    source=shown,
+                    encoding=encoding,
+                    actor=caller.key.actor,
+                )
+            )
+        except UserInputError as exc:
+            raise ApiProblem(422, str(exc), slug="bad-file") from None
+    finally:
+        await run_in_threadpool(scratch.release, workdir)
+    location = f"/v1/datasets/{done.dataset_id}"
+    if done.command_id is None:
+        response.status_code = 200
+        return Accepted(
+            command_id=None, status="unchanged", status_url=location, dataset_id=done.dataset_id
+        )
+    submissions: Submissions = request.app.state.submissions
+    submissions.command(caller.key.tenant, done.command_id)
+    intake: Intake = request.app.state.intake
+    intake.settle(caller.runtime)
+    status_url = f"/v1/commands/{done.command_id}"
+    return accepted(
+        response,
+        status_url,
+        Accepted(command_id=done.command_id, status_url=status_url, dataset_id=done.dataset_id),
+    )
+
+
+@router.get(
+    "/v1/datasets/{dataset_id}/scan/{scan_id}",
+    response_model=ScanStatus,
+)
+def get_scan(request: Request, caller: QualityReader, dataset_id: str, scan_id: str) -> ScanStatus:
+    """A scan's status (queued, running, completed, failed) and, once completed, its
+    scores and issue counts (the issues: /v1/quality/{datasetId}/issues)."""
+    submissions: Submissions = request.app.state.submissions
+    views = services.views(caller.runtime)
+    scan = views.scan(scan_id)
+    if scan is None:
+        mine = submissions.scan_of(caller.key.tenant, scan_id)
+        found = services.resolve_dataset(caller.runtime, dataset_id)
+        if mine is None or mine[0] != found["id"]:
+            raise ApiProblem(404, f"dataset {dataset_id} has no scan {scan_id}")
+        outcome = services.command_status(caller.runtime, mine[1])
+        if outcome is not None and not outcome.accepted:
+            return ScanStatus(
+                scan_id=scan_id, dataset_id=mine[0], status="failed", error=outcome.reason
+            )
+        return ScanStatus(scan_id=scan_id, dataset_id=mine[0], status="queued")
+    found = services.resolve_dataset(caller.runtime, dataset_id)
+    if scan["dataset_id"] != found["id"]:
+        raise ApiProblem(404, f"dataset {dataset_id} has no scan {scan_id}")
+    status = scan["status"] if scan["status"] in ("queued", "running", "failed") else None
+    completed = scan["status"] == "completed"
+    return ScanStatus(
+        scan_id=scan_id,
+        dataset_id=scan["dataset_id"],
+        status="completed" if completed else (status or "running"),
+        dataset_version=scan["dataset_version"],
+        error=scan["error"],
+        score=Score(**services.score_document(scan)) if completed else None,
+        issue_count=scan["issue_count"] if completed else None,
+        created_at=scan["created_at"],
+        completed_at=scan["completed_at"],
+    )
+
+
+@router.delete(
+    "/v1/datasets/{dataset_id}",
+    status_code=202,
+    response_model=Accepted,
+    responses=ACCEPTED,
+)
+def delete_dataset(
+    request: Request, response: Response, caller: DatasetWriter, dataset_id: str
+) -> Accepted:
+    """Delete the dataset (asynchronous: 202, then poll the command)."""
+    found_id = services.resolve_dataset(caller.runtime, dataset_id)["id"]
+    command_id = services.delete_dataset(caller.runtime, found_id, actor=caller.key.actor)
+    submissions: Submissions = request.app.state.submissions
+    submissions.command(caller.key.tenant, command_id)
+    intake: Intake = request.app.state.intake
+    intake.settle(caller.runtime)
+    location = f"/v1/commands/{command_id}"
+    return accepted(
+        response,
+        location,
+        Accepted(command_id=command_id, status_url=location, dataset_id=found_id),
+    )
