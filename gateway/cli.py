@@ -552,6 +552,11 @@ def serve(host: str, port: int, workers: int) -> None:
     from datrix.gateway.api.keys import ensure_local_admin, open_key_store
 
     app = bootstrap()
+    if not app.settings.embedded and not app.settings.object_store:
+        raise SettingsError(
+            "datrix serve in Kafka mode needs DATRIX_OBJECT_STORE=s3://... : uploads go to "
+            "the object store the workers read, not to this server's disk"
+        )
     runtime(app)  # a bad setting or an unreachable service: one line before listening
     made = ensure_local_admin(app.settings, open_key_store(app.settings))
     if made is not None:  # plain lines: a path the console wrapped could not be copied

@@ -91,6 +91,10 @@ class LocalObjectStore:
             os.replace(tmp, target)
         return SCHEME + rel, sha
 
+    def probe(self) -> None:
+        """Raise OSError unless the folder can be read (``/health/ready``)."""
+        os.listdir(self.root)
+
     def local_path(self, uri: str) -> Path:
         if not uri.startswith(SCHEME):
             raise ValueError(f"not a Datrix object URI: {uri}")
@@ -170,6 +174,17 @@ class S3ObjectStore:
 
     def _key(self, rel: str) -> str:
         return f"{self.where.prefix}/{rel}" if self.where.prefix else rel
+
+    def probe(self) -> None:
+        """Raise ObjectStoreError unless the bucket answers a listing (one key at most)
+        with these credentials (``/health/ready``): a real request, not the address."""
+        import obstore
+
+        try:
+            stream = obstore.list(self._store, prefix=self.where.prefix or None, chunk_size=1)
+            next(iter(stream), None)
+        except Exception as exc:
+            raise self._fail("cannot list the bucket", exc) from None
 
     def _fail(self, what: str, exc: Exception) -> ObjectStoreError:
         first = (str(exc).splitlines() or [""])[0]

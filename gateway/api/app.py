@@ -25,11 +25,12 @@ from fastapi.openapi.utils import get_openapi
 
 from datrix.gateway.api import problems
 from datrix.gateway.api.deps import Submissions, Tenants
-from datrix.gateway.api.idempotency import IdempotencyMiddleware, IdempotencyStore
+from datrix.gateway.api.idempotency import IdempotencyMiddleware
 from datrix.gateway.api.intake import Intake
 from datrix.gateway.api.keys import open_key_store
+from datrix.gateway.api.pg_idempotency import open_idempotency_store
 from datrix.gateway.api.problems import Problem
-from datrix.gateway.api.ratelimit import RateLimiter
+from datrix.gateway.api.redis_ratelimit import open_rate_limiter
 from datrix.gateway.api.routes import ROUTERS
 from datrix.runtime.bootstrap import App, bootstrap
 from datrix.streams.settings import Settings
@@ -73,11 +74,9 @@ def create_app(settings: Settings | None = None, *, app: App | None = None) -> F
     api.state.keys = open_key_store(built.settings)
     api.state.tenants = Tenants(built)
     api.state.submissions = Submissions()
-    api.state.limiter = RateLimiter(built.settings.api_rate_limit)
+    api.state.limiter = open_rate_limiter(built.settings)  # Redis's when configured
     api.state.intake = intake
-    api.add_middleware(
-        IdempotencyMiddleware, store=IdempotencyStore(built.settings.home / "idempotency.db")
-    )
+    api.add_middleware(IdempotencyMiddleware, store=open_idempotency_store(built.settings))
     problems.install(api, [route for router in ROUTERS for route in router.routes])
     for router in ROUTERS:
         api.include_router(router)

@@ -23,6 +23,7 @@ from datrix.gateway.api.keys import ApiKey, KeyStore
 from datrix.gateway.api.models import Accepted
 from datrix.gateway.api.problems import ApiProblem
 from datrix.gateway.api.ratelimit import RateLimiter
+from datrix.gateway.api.redis_ratelimit import RedisRateLimiter
 from datrix.gateway.errors import Unreachable
 from datrix.runtime.bootstrap import App, bootstrap
 from datrix.streams.settings import SettingsError
@@ -112,7 +113,7 @@ def _authenticated(
     key = keys.authenticate(presented)
     if key is None:
         raise ApiProblem(401, "the API key is not valid (unknown or revoked)", headers=challenge)
-    limiter: RateLimiter = request.app.state.limiter
+    limiter: RateLimiter | RedisRateLimiter = request.app.state.limiter
     wait = limiter.take(key.id)
     if wait > 0:
         raise ApiProblem(

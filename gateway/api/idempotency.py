@@ -26,7 +26,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
@@ -59,6 +59,18 @@ class Stored:
     status: int
     headers: dict[str, str]
     body: bytes
+
+
+class IdempotencyBackend(Protocol):
+    """Where reservations and answers are kept: ``IdempotencyStore`` (SQLite, the
+    embedded default) or ``pg_idempotency.PostgresIdempotencyStore`` (Kafka mode: shared
+    by every API host)."""
+
+    def reserve(self, owner: str, key: str, fingerprint: str) -> str | Stored: ...
+
+    def complete(self, owner: str, key: str, answer: Stored) -> None: ...
+
+    def release(self, owner: str, key: str) -> None: ...
 
 
 class IdempotencyStore(PrivateSqliteFile):
@@ -122,7 +134,7 @@ def _credential(headers: Headers) -> str | None:
 
 
 class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp, store: IdempotencyStore) -> None:
+    def __init__(self, app: ASGIApp, store: IdempotencyBackend) -> None:
         self.app = app
         self.store = store
 

@@ -15,10 +15,12 @@ server's CPU with bad keys. A per-key salt keeps equal secrets from hashing alik
 defeats precomputed tables; the constant-time compare keeps the check from leaking how
 many bytes matched. (GitHub and Stripe tokens are stored the same way.)
 
-The store is a port (``KeyStore``) with one adapter today, ``SQLiteKeyStore``: a file
-``keys.db`` under ``DATRIX_HOME``, private like the rest of the home (folder 0700, file
-0600: ``streams/private_state.py``). A Postgres adapter can follow for several API hosts
-in Kafka mode.
+The store is a port (``KeyStore``) with two adapters, chosen by ``open_key_store``:
+``SQLiteKeyStore`` on the embedded default, a file ``keys.db`` under ``DATRIX_HOME``,
+private like the rest of the home (folder 0700, file 0600: ``streams/private_state.py``);
+``PostgresKeyStore`` (``pg_keys.py``) in Kafka mode, shared by every API host and by
+``datrix keys`` (docs/security.md, "API keys": the writer makes and revokes keys, the
+reader authenticates through one function that returns one key's row).
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from datrix.gateway.api.sqlite_file import PrivateSqliteFile
 from datrix.streams.private_state import open_private
@@ -120,6 +123,65 @@ def parse(presented: str) -> tuple[str, str] | None:
     return (found.group(1), found.group(2)) if found else None
 
 
+def key_id_of(given: str) -> str:
+    """The id of a key named by its id or given whole (``dtx_<id>_<secret>``)."""
+    wanted = given.strip().lower()
+    if wanted.startswith(PREFIX):
+        found = parse(wanted)
+        wanted = found[0] if found else wanted
+    return wanted
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A key just made: its record, secret, salt and hash (what a store inserts)."""
+
+    key: ApiKey
+    secret: str
+    salt: bytes
+
+    @classmethod
+    def make(cls, tenant: str, role: str, name: str = "") -> NewKey:
+        check_tenant(tenant)
+        check_role(role)
+        if len(name) > 200 or not name.isprintable():
+            raise KeyError_("the key's name must be printable, at most 200 characters")
+        key = ApiKey(secrets.token_hex(6), tenant, role, name, datetime.now(UTC).isoformat())
+        return cls(key, secrets.token_urlsafe(32), secrets.token_bytes(16))
+
+    @property
+    def full(self) -> str:
+        """The key as its holder presents it (shown once)."""
+        return f"{PREFIX}{self.key.id}_{self.secret}"
+
+    def row(self) -> tuple[str, str, str, str, bytes, bytes, str]:
+        """(id, tenant, role, name, salt, hash, created_at)."""
+        k = self.key
+        return (
+            k.id,
+            k.tenant,
+            k.role,
+            k.name,
+            self.salt,
+            _digest(self.salt, self.secret),
+            k.created_at,
+        )
+
+
+def checked(row: Sequence[Any] | None, secret: str) -> ApiKey | None:
+    """The key a stored ``row`` (id, tenant, role, name, created_at, revoked_at, salt,
+    hash) is when ``secret`` is its secret and it is not revoked; else None. A missing
+    row costs the same hash as a stored one."""
+    if row is None:
+        _digest(b"\0" * 16, secret)
+        return None
+    *cols, salt, stored = row
+    if not hmac.compare_digest(_digest(bytes(salt), secret), bytes(stored)):
+        return None
+    key = ApiKey(*cols)
+    return None if key.revoked_at is not None else key
+
+
 class KeyStore(Protocol):
     """Where keys are kept (hashed)."""
 
@@ -163,21 +225,14 @@ class SQLiteKeyStore(PrivateSqliteFile):
         super().__init__(path, _SCHEMA)
 
     def create(self, tenant: str, role: str, name: str = "") -> tuple[ApiKey, str]:
-        check_tenant(tenant)
-        check_role(role)
-        if len(name) > 200 or not name.isprintable():
-            raise KeyError_("the key's name must be printable, at most 200 characters")
-        key_id = secrets.token_hex(6)
-        secret = secrets.token_urlsafe(32)
-        salt = secrets.token_bytes(16)
-        created = datetime.now(UTC).isoformat()
+        made = NewKey.make(tenant, role, name)
         with self._connect() as db:
             db.execute(
                 "INSERT INTO api_keys (id, tenant, role, name, salt, hash, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key_id, tenant, role, name, salt, _digest(salt, secret), created),
+                made.row(),
             )
-        return ApiKey(key_id, tenant, role, name, created), f"{PREFIX}{key_id}_{secret}"
+        return made.key, made.full
 
     def list(self, tenant: str | None = None) -> list[ApiKey]:
         sql = f"SELECT {_COLS} FROM api_keys"
@@ -190,10 +245,7 @@ class SQLiteKeyStore(PrivateSqliteFile):
         return [ApiKey(*row) for row in rows]
 
     def revoke(self, key_id: str) -> ApiKey:
-        wanted = key_id.strip().lower()
-        if wanted.startswith(PREFIX):  # the whole key was given: its id
-            found = parse(wanted)
-            wanted = found[0] if found else wanted
+        wanted = key_id_of(key_id)
         with self._connect() as db:
             db.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
@@ -213,14 +265,7 @@ class SQLiteKeyStore(PrivateSqliteFile):
             row = db.execute(
                 f"SELECT {_COLS}, salt, hash FROM api_keys WHERE id = ?", (key_id,)
             ).fetchone()
-        if row is None:
-            _digest(b"\0" * 16, secret)  # the same work as for a stored id
-            return None
-        *cols, salt, stored = row
-        if not hmac.compare_digest(_digest(bytes(salt), secret), bytes(stored)):
-            return None
-        key = ApiKey(*cols)
-        return None if key.revoked_at is not None else key
+        return checked(row, secret)
 
     def count(self) -> int:
         with self._connect() as db:
@@ -232,7 +277,12 @@ class SQLiteKeyStore(PrivateSqliteFile):
 
 
 def open_key_store(settings: Settings) -> KeyStore:
-    """The key store of these settings: ``DATRIX_HOME/keys.db`` (both modes, for now)."""
+    """The key store of these settings: Kafka mode's in PostgreSQL (shared by every API
+    host and ``datrix keys``), the embedded default's ``DATRIX_HOME/keys.db``."""
+    if not settings.embedded:
+        from datrix.gateway.api.pg_keys import PostgresKeyStore
+
+        return PostgresKeyStore.of(settings)
     return SQLiteKeyStore(settings.home / "keys.db")
 
 
