@@ -252,8 +252,8 @@ class Settings(BaseSettings):
     audit_checkpoint_every: int = 1000
     # The HTTP API (`datrix serve`): the largest upload it takes (413 beyond).
     api_max_upload_mb: float = 1024.0
-    # Requests per second one API key may make (bursts of twice that); 0: no limit. Per
-    # server process (an in-process limiter; Redis-backed across processes next).
+    # Requests per second one API key may make (bursts of twice that); 0: no limit. Shared
+    # by every server process in Redis when DATRIX_REDIS_URL is set, else per process.
     api_rate_limit: float = 100.0
     log_level: str = "INFO"  # datrix worker
     debug: bool = False  # tracebacks instead of one-line errors

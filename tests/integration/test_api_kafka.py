@@ -1,0 +1,256 @@
+"""The HTTP API in Kafka mode, on the real services of ``deploy/local`` (SASL broker,
+PostgreSQL roles, S3Proxy, Redis): a real ``datrix serve`` as the app principal, a real
+``datrix worker`` (all roles) as the worker principal with a home of its own, keys made
+by ``datrix keys`` in PostgreSQL. Each module run has its own topic prefix, schema and
+object prefix, so it shares nothing with other tests but the services."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tests.integration.api_server import Server, assert_problem, free_port, start_server
+from tests.integration.conftest import KafkaCli
+
+pytestmark = pytest.mark.integration
+
+
+def _csv(path: Path, rows: int) -> Path:
+    lines = ["id,email,amount"]
+    lines += [f"{i},{'' if i % 4 == 0 else f'u{i}@example.com'},{i % 9}" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class Deployment:
+    """One Kafka-mode deployment: the CLI's environment (app principal), its worker, and
+    the servers started on it (each with a home of its own: no shared disk)."""
+
+    def __init__(self, cli: KafkaCli, root: Path) -> None:
+        self.cli = cli
+        self.root = root
+        self.servers: list[Server] = []
+
+    def key(self, tenant: str, role: str) -> str:
+        done = self.cli("keys", "create", "--tenant", tenant, "--role", role)
+        assert done.code == 0, done.stderr
+        return done.stdout.split()[-1]
+
+    def serve(self, name: str, **env: str) -> Server:
+        extra = {k: v for k, v in self.cli.env().items() if k.startswith("DATRIX_")}
+        extra.pop("DATRIX_HOME", None)
+        extra.update(env)
+        home = self.root / f"{name}-home"
+        server = start_server(home, self.root / f"{name}.log", **extra)
+        self.servers.append(server)
+        return server
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    services: dict[str, str], worker_credentials: dict[str, str], tmp_path_factory: Any
+) -> Iterator[Deployment]:
+    root = tmp_path_factory.mktemp("api-kafka")
+    tag = uuid.uuid4().hex[:10]
+    schema = f"t_{tag}"
+    extra = {
+        **services,
+        "DATRIX_TOPIC_PREFIX": f"t{tag}.",
+        "DATRIX_DATABASE_SCHEMA": schema,
+        "DATRIX_OBJECT_STORE": f"{services['DATRIX_OBJECT_STORE']}/{schema}",
+    }
+    cli = KafkaCli(home=root / "cli-home", extra=extra, workers=[], worker_env=worker_credentials)
+    found = Deployment(cli, root)
+    try:
+        cli.start_worker(log=root / "worker.log")
+        yield found
+    finally:
+        for server in found.servers:
+            server.stop()
+        cli.stop_workers()
+        with psycopg.connect(services["DATRIX_DATABASE_URL"], autocommit=True) as db:
+            db.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="module")
+def api(deployment: Deployment) -> Server:
+    keys = {
+        "acme-engineer": deployment.key("acme", "engineer"),
+        "acme-viewer": deployment.key("acme", "viewer"),
+        "globex-admin": deployment.key("globex", "admin"),
+    }
+    server = deployment.serve("serve")
+    server.keys = keys
+    return server
+
+
+def poll(client: httpx.Client, url: str, done: Callable[[dict[str, Any]], bool]) -> Any:
+    """GET ``url`` until ``done`` holds for its body (at most three minutes)."""
+    deadline = time.monotonic() + 180
+    while True:
+        response = client.get(url)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        if done(body):
+            return body
+        assert time.monotonic() < deadline, f"{url} still {body}"
+        time.sleep(0.2)  # the workers are processing: ask again
+
+
+@pytest.fixture(scope="module")
+def sales(api: Server, tmp_path_factory: Any) -> dict[str, Any]:
+    """A CSV uploaded over HTTP, processed by the workers, then scanned by them."""
+    data = _csv(tmp_path_factory.mktemp("sales") / "sales.csv", 200).read_bytes()
+    with api.client(api.keys["acme-engineer"]) as client:
+        response = client.post(
+            "/v1/datasets", params={"name": "sales", "filename": "sales.csv"}, content=data
+        )
+        assert response.status_code == 202, response.text
+        body = response.json()
+        done = poll(client, response.headers["location"], lambda b: b["status"] != "queued")
+        assert done["status"] == "accepted", done
+        scanned = client.post(f"/v1/datasets/{body['dataset_id']}/scan")
+        assert scanned.status_code == 202, scanned.text
+        ended = poll(
+            client, scanned.headers["location"], lambda b: b["status"] in ("completed", "failed")
+        )
+        assert ended["status"] == "completed", ended
+    return {"dataset_id": body["dataset_id"], "scan_id": scanned.json()["scan_id"]}
+
+
+def test_upload_scan_and_read_back(api: Server, sales: dict[str, Any]) -> None:
+    with api.client(api.keys["acme-viewer"]) as client:
+        dataset = client.get(f"/v1/datasets/{sales['dataset_id']}").json()
+        assert dataset["name"] == "sales" and dataset["row_count"] == 200
+        score = client.get("/v1/quality/sales/score").json()
+        assert score["scan_id"] == sales["scan_id"] and 0 <= score["score"]["overall"] <= 100
+        issues = client.get("/v1/quality/sales/issues").json()["items"]
+        nulls = next(i for i in issues if i["column"] == "email" and i["type"] == "null_values")
+        assert nulls["affected_count"] == 50
+    # the upload went to S3, not to the server's disk: the workers read it from there
+    assert not list((api.home / "objects").rglob("*.parquet"))
+    assert "Traceback" not in api.log.read_text()
+
+
+def test_another_tenant_sees_nothing(api: Server, sales: dict[str, Any]) -> None:
+    dataset, scan = sales["dataset_id"], sales["scan_id"]
+    with api.client(api.keys["globex-admin"]) as client:
+        assert client.get("/v1/datasets").json()["items"] == []
+        for path in (
+            f"/v1/datasets/{dataset}",
+            "/v1/datasets/sales",
+            f"/v1/datasets/{dataset[:8]}",
+            f"/v1/datasets/{dataset}/columns",
+            f"/v1/datasets/{dataset}/versions",
+            f"/v1/datasets/{dataset}/scan/{scan}",
+            f"/v1/quality/{dataset}/score",
+            f"/v1/quality/{dataset}/issues",
+            f"/v1/quality/{dataset}/history",
+        ):
+            assert_problem(client.get(path), 404)
+        assert_problem(client.post(f"/v1/datasets/{dataset}/scan"), 404)
+        assert_problem(client.delete(f"/v1/datasets/{dataset}"), 404)
+
+
+def test_keys_live_in_postgres(deployment: Deployment, api: Server) -> None:
+    listed = deployment.cli("keys", "list", "--format", "json")
+    assert listed.code == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert {(r["tenant"], r["role"]) for r in rows} >= {("acme", "engineer"), ("globex", "admin")}
+    assert not any(key in listed.stdout for key in api.keys.values())  # never a secret
+    assert not (deployment.cli.home / "keys.db").exists() and not (api.home / "keys.db").exists()
+    env = deployment.cli.env()
+    schema = env["DATRIX_DATABASE_SCHEMA"]
+    with psycopg.connect(env["DATRIX_DATABASE_URL"]) as db:
+        stored = db.execute(f'SELECT id, salt, hash FROM "{schema}".api_keys').fetchall()
+    assert len(stored) == len(rows)
+    secrets = [k.split("_", 2)[2].encode() for k in api.keys.values()]
+    assert not any(s in bytes(salt) + bytes(h) for _, salt, h in stored for s in secrets)
+    # the reader (the API's per-request role) cannot read the table, only look up one id
+    reader = psycopg.connect(env["DATRIX_DATABASE_READER_URL"])
+    with reader as db, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        db.execute(f'SELECT * FROM "{schema}".api_keys')
+    # a key made and revoked through the CLI works, then stops working at once
+    key = deployment.key("acme", "viewer")
+    with api.client(key) as client:
+        assert client.get("/v1/datasets").status_code == 200
+        revoked = deployment.cli("keys", "revoke", key.split("_")[1])
+        assert revoked.code == 0, revoked.stderr
+        assert_problem(client.get("/v1/datasets"), 401)
+
+
+def test_the_rate_limit_is_shared_by_two_servers_through_redis(deployment: Deployment) -> None:
+    first = deployment.serve("limited-a", DATRIX_API_RATE_LIMIT="1")
+    second = deployment.serve("limited-b", DATRIX_API_RATE_LIMIT="1")
+    warm = deployment.key("acme", "viewer")
+    for server in (first, second):  # each builds the tenant's runtime once, unhurried
+        with server.client(warm) as client:
+            assert client.get("/v1/datasets").status_code == 200
+    key = deployment.key("acme", "viewer")
+    # rate 1/s, bursts of 2: two requests to the first server take the bucket; a third to
+    # the second server, at once, finds it empty (on its own it would have had two)
+    with first.client(key) as a, second.client(key) as b:
+        assert a.get("/v1/datasets").status_code == 200
+        assert a.get("/v1/datasets").status_code == 200
+        refused = b.get("/v1/datasets")
+    problem = assert_problem(refused, 429)
+    assert int(refused.headers["retry-after"]) >= 1 and "per second" in problem["detail"]
+    # the bucket is the Redis key of this deployment's namespace
+    import redis
+
+    env = deployment.cli.env()
+    client = redis.Redis.from_url(env["DATRIX_REDIS_URL"])
+    namespace = f"datrix:{env['DATRIX_TOPIC_PREFIX']}:{env['DATRIX_DATABASE_SCHEMA']}"
+    assert client.exists(f"{namespace}:_api:ratelimit:{key.split('_')[1]}")
+    client.close()
+
+
+def test_ready_checks_each_service(api: Server) -> None:
+    with httpx.Client(base_url=api.url, timeout=30) as client:
+        response = client.get("/health/ready")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "ready"
+    assert body["checks"] == {
+        name: "ok" for name in ("read_models", "keys", "object_store", "kafka", "redis")
+    }
+
+
+def test_ready_is_503_naming_a_service_that_is_down(deployment: Deployment) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    server = deployment.serve("no-s3", DATRIX_S3_ENDPOINT=closed)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        response = client.get("/health/ready")
+    problem = assert_problem(response, 503)
+    assert "object_store" in problem["detail"]
+    assert problem["checks"]["object_store"].startswith("failed: ")
+    others = {k: v for k, v in problem["checks"].items() if k != "object_store"}
+    assert others == {name: "ok" for name in ("read_models", "keys", "kafka", "redis")}
+
+
+def test_without_redis_the_api_is_degraded_and_limits_in_process(deployment: Deployment) -> None:
+    server = deployment.serve(
+        "no-redis",
+        DATRIX_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+        DATRIX_API_RATE_LIMIT="1",
+    )
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        response = client.get("/health/ready")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "degraded" and body["checks"]["redis"].startswith("failed: ")
+    assert {v for k, v in body["checks"].items() if k != "redis"} == {"ok"}
+    key = deployment.key("acme", "viewer")
+    with server.client(key) as client:
+        answers = [client.get("/v1/datasets").status_code for _ in range(4)]
+    assert answers[:2] == [200, 200] and 429 in answers[2:]  # this process's bucket
+    log = server.stop()
+    assert log.count("Redis unavailable for rate limits") == 1, log
