@@ -254,3 +254,48 @@ def test_without_redis_the_api_is_degraded_and_limits_in_process(deployment: Dep
     assert answers[:2] == [200, 200] and 429 in answers[2:]  # this process's bucket
     log = server.stop()
     assert log.count("Redis unavailable for rate limits") == 1, log
+
+
+def test_serve_in_kafka_mode_needs_an_object_store_the_workers_share(
+    deployment: Deployment,
+) -> None:
+    import subprocess
+
+    from tests.integration.api_server import DATRIX, datrix_env
+
+    env = {k: v for k, v in deployment.cli.env().items() if k.startswith("DATRIX_")}
+    env.pop("DATRIX_OBJECT_STORE")
+    env.pop("DATRIX_HOME")
+    done = subprocess.run(
+        [DATRIX, "serve", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env=datrix_env(deployment.root / "no-store-home", **env),
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "DATRIX_OBJECT_STORE=s3://" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_an_idempotent_retry_on_another_server_gets_the_first_answer(
+    deployment: Deployment, api: Server, sales: dict[str, Any]
+) -> None:
+    other = deployment.serve("serve-b")
+    scan_url = f"/v1/datasets/{sales['dataset_id']}/scan"
+    headers = {"Idempotency-Key": f"scan-{uuid.uuid4()}"}
+    key = api.keys["acme-engineer"]
+    with api.client(key) as a, other.client(key) as b:
+        first = a.post(scan_url, headers=headers)
+        assert first.status_code == 202, first.text
+        again = b.post(scan_url, headers=headers)  # a retry the load balancer sent elsewhere
+        assert again.status_code == 202 and again.json() == first.json()
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.headers["location"] == first.headers["location"]
+        ended = poll(
+            b, first.headers["location"], lambda body: body["status"] in ("completed", "failed")
+        )
+        assert ended["status"] == "completed", ended
+        history = b.get("/v1/quality/sales/history").json()["items"]
+    # one new scan, not two
+    assert [h["scan_id"] for h in history] == [sales["scan_id"], first.json()["scan_id"]]
