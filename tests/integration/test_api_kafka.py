@@ -224,16 +224,33 @@ def test_ready_checks_each_service(api: Server) -> None:
     }
 
 
-def test_ready_is_503_naming_a_service_that_is_down(deployment: Deployment) -> None:
-    closed = f"http://127.0.0.1:{free_port()}"
-    server = deployment.serve("no-s3", DATRIX_S3_ENDPOINT=closed)
+@pytest.mark.parametrize(
+    ("variable", "closed", "failing"),
+    [
+        ("DATRIX_S3_ENDPOINT", "http://127.0.0.1:{port}", {"object_store"}),
+        (
+            "DATRIX_DATABASE_READER_URL",
+            "postgresql://datrix_reader:x@127.0.0.1:{port}/datrix",
+            {"read_models", "keys"},
+        ),
+    ],
+)
+def test_ready_is_503_naming_a_service_that_is_down(
+    deployment: Deployment, api: Server, variable: str, closed: str, failing: set[str]
+) -> None:
+    server = deployment.serve(f"down-{variable}", **{variable: closed.format(port=free_port())})
     with httpx.Client(base_url=server.url, timeout=30) as client:
         response = client.get("/health/ready")
     problem = assert_problem(response, 503)
-    assert "object_store" in problem["detail"]
-    assert problem["checks"]["object_store"].startswith("failed: ")
-    others = {k: v for k, v in problem["checks"].items() if k != "object_store"}
-    assert others == {name: "ok" for name in ("read_models", "keys", "kafka", "redis")}
+    assert problem["detail"] == "not ready: " + ", ".join(
+        name for name in problem["checks"] if name in failing
+    )
+    assert {k for k, v in problem["checks"].items() if v.startswith("failed: ")} == failing
+    every = {"read_models", "keys", "object_store", "kafka", "redis"}
+    assert {k for k, v in problem["checks"].items() if v == "ok"} == every - failing
+    if "keys" in failing:  # no key can be checked: every request is a 503, never a 500
+        with server.client(api.keys["acme-viewer"]) as client:
+            assert "unreachable" in assert_problem(client.get("/v1/datasets"), 503)["detail"]
 
 
 def test_without_redis_the_api_is_degraded_and_limits_in_process(deployment: Deployment) -> None:
