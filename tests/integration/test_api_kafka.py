@@ -30,6 +30,9 @@ def _csv(path: Path, rows: int) -> Path:
     return path
 
 
+APP_NAME = f"datrix-api-{uuid.uuid4().hex[:8]}"
+
+
 class Deployment:
     """One Kafka-mode deployment: the CLI's environment (app principal), its worker, and
     the servers started on it (each with a home of its own: no shared disk)."""
@@ -87,7 +90,7 @@ def api(deployment: Deployment) -> Server:
         "acme-viewer": deployment.key("acme", "viewer"),
         "globex-admin": deployment.key("globex", "admin"),
     }
-    server = deployment.serve("serve")
+    server = deployment.serve("serve", PGAPPNAME=APP_NAME)  # tags its connections
     server.keys = keys
     return server
 
@@ -158,6 +161,26 @@ def test_another_tenant_sees_nothing(api: Server, sales: dict[str, Any]) -> None
             assert_problem(client.get(path), 404)
         assert_problem(client.post(f"/v1/datasets/{dataset}/scan"), 404)
         assert_problem(client.delete(f"/v1/datasets/{dataset}"), 404)
+
+
+def test_the_server_reads_as_the_reader_in_the_keys_tenant_session(
+    deployment: Deployment, api: Server, sales: dict[str, Any]
+) -> None:
+    with api.client(api.keys["globex-admin"]) as client:
+        assert client.get("/v1/datasets").status_code == 200
+    env = deployment.cli.env()
+    with psycopg.connect(env["DATRIX_DATABASE_URL"]) as db:
+        sessions = db.execute(
+            "SELECT DISTINCT a.usename, r.rolsuper FROM pg_stat_activity a "
+            "JOIN pg_roles r ON r.rolname = a.usename WHERE a.application_name = %s",
+            (APP_NAME,),
+        ).fetchall()
+        issued = db.execute(
+            f'SELECT DISTINCT tenant FROM "{env["DATRIX_DATABASE_SCHEMA"]}".reader_sessions'
+        ).fetchall()
+    assert ("datrix_reader", False) in sessions  # the key lookups' connections, kept open
+    assert {role for role, _ in sessions} <= {"datrix_writer", "datrix_reader"}
+    assert {"acme", "globex"} <= {tenant for (tenant,) in issued}  # the keys' tenants
 
 
 def test_keys_live_in_postgres(deployment: Deployment, api: Server) -> None:
