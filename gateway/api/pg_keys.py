@@ -35,6 +35,12 @@ def _schema_v1(schema: str) -> list[str]:
         "created_at TEXT NOT NULL, revoked_at TEXT)",
         "CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant)",
         "REVOKE ALL ON api_keys FROM PUBLIC",
+        # like every tenant-bearing table: row-level security forced; only the writer (the
+        # owner, and the lookup function, which runs as it) has a policy; the reader none
+        "ALTER TABLE api_keys ENABLE ROW LEVEL SECURITY",
+        "ALTER TABLE api_keys FORCE ROW LEVEL SECURITY",
+        "DROP POLICY IF EXISTS api_keys_writer ON api_keys",
+        "CREATE POLICY api_keys_writer ON api_keys TO CURRENT_USER USING (true) WITH CHECK (true)",
         f"""CREATE OR REPLACE FUNCTION {LOOKUP}(wanted text)
 RETURNS TABLE (id text, tenant text, role text, name text, created_at text,
                revoked_at text, salt bytea, hash bytea)

@@ -194,6 +194,11 @@ def test_keys_live_in_postgres(deployment: Deployment, api: Server) -> None:
     schema = env["DATRIX_DATABASE_SCHEMA"]
     with psycopg.connect(env["DATRIX_DATABASE_URL"]) as db:
         stored = db.execute(f'SELECT id, salt, hash FROM "{schema}".api_keys').fetchall()
+        forced = db.execute(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = %s::regclass",
+            (f'"{schema}".api_keys',),
+        ).fetchone()
+    assert forced == (True, True)  # like every table with a tenant column
     assert len(stored) == len(rows)
     secrets = [k.split("_", 2)[2].encode() for k in api.keys.values()]
     assert not any(s in bytes(salt) + bytes(h) for _, salt, h in stored for s in secrets)
