@@ -47,12 +47,12 @@ class Deployment:
         assert done.code == 0, done.stderr
         return done.stdout.split()[-1]
 
-    def serve(self, name: str, **env: str) -> Server:
+    def serve(self, name: str, *args: str, **env: str) -> Server:
         extra = {k: v for k, v in self.cli.env().items() if k.startswith("DATRIX_")}
         extra.pop("DATRIX_HOME", None)
         extra.update(env)
         home = self.root / f"{name}-home"
-        server = start_server(home, self.root / f"{name}.log", **extra)
+        server = start_server(home, self.root / f"{name}.log", *args, **extra)
         self.servers.append(server)
         return server
 
@@ -217,14 +217,15 @@ def test_keys_live_in_postgres(deployment: Deployment, api: Server) -> None:
 
 def test_the_rate_limit_is_shared_by_two_servers_through_redis(deployment: Deployment) -> None:
     first = deployment.serve("limited-a", DATRIX_API_RATE_LIMIT="1")
-    second = deployment.serve("limited-b", DATRIX_API_RATE_LIMIT="1")
+    second = deployment.serve("limited-b", "--workers", "2", DATRIX_API_RATE_LIMIT="1")
     warm = deployment.key("acme", "viewer")
     for server in (first, second):  # each builds the tenant's runtime once, unhurried
         with server.client(warm) as client:
             assert client.get("/v1/datasets").status_code == 200
     key = deployment.key("acme", "viewer")
     # rate 1/s, bursts of 2: two requests to the first server take the bucket; a third to
-    # the second server, at once, finds it empty (on its own it would have had two)
+    # the second server (either of its processes), at once, finds it empty (on their own
+    # each would have had two)
     with first.client(key) as a, second.client(key) as b:
         assert a.get("/v1/datasets").status_code == 200
         assert a.get("/v1/datasets").status_code == 200
