@@ -1,7 +1,10 @@
 """What the API submitted, settled in the background.
 
 Kafka mode: the workers process commands and run jobs; the API only makes sure its
-commands reached the broker (``drain`` flushes). The embedded default has no workers: the
+commands reached the broker, before it answers 202 (``settle`` flushes in the request's
+thread: a 202 is a command the broker has, acks=all; a broker that does not confirm within
+DATRIX_KAFKA_TIMEOUT_S is a 503 problem, and the client's retry, with its
+Idempotency-Key, submits it again). The embedded default has no workers: the
 process that submits a command processes it, and the process that requests a scan holds
 its job and runs it (``runtime/embedded.py``). So the API process keeps one intake
 thread that, for each submission in order, processes the commands and runs the scan's
@@ -17,7 +20,9 @@ import queue
 import threading
 from dataclasses import dataclass
 
+from datrix.gateway.errors import Unreachable
 from datrix.gateway.services import Runtime
+from datrix.streams.kafka_logging import BrokerUnreachable
 
 log = logging.getLogger("datrix.api")
 
@@ -35,7 +40,14 @@ class Intake:
         self._lock = threading.Lock()
 
     def settle(self, runtime: Runtime, scan_id: str | None = None) -> None:
-        """Process what ``runtime`` was given (and run the job of ``scan_id``), soon."""
+        """Process what ``runtime`` was given (and run the job of ``scan_id``), soon;
+        Kafka mode: now, in this thread (``Unreachable`` when the broker does not confirm)."""
+        if not runtime.settings.embedded:
+            try:
+                runtime.drain()
+            except BrokerUnreachable as exc:
+                raise Unreachable(str(exc)) from None
+            return
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
@@ -59,10 +71,7 @@ class Intake:
 
     @staticmethod
     def _settle(work: _Work) -> None:
-        runtime = work.runtime
-        if not runtime.settings.embedded:
-            runtime.drain()
-            return
+        runtime = work.runtime  # the embedded default's (Kafka mode settles in settle)
         if work.scan_id is None:
             runtime.drain()
             return

@@ -154,7 +154,7 @@ async def post_dataset(
     submissions: Submissions = request.app.state.submissions
     submissions.command(caller.key.tenant, done.command_id)
     intake: Intake = request.app.state.intake
-    intake.settle(caller.runtime)
+    await run_in_threadpool(intake.settle, caller.runtime)  # Kafka mode: flushes
     status_url = f"/v1/commands/{done.command_id}"
     return accepted(
         response,
