@@ -28,7 +28,9 @@ from datrix.gateway.api.deps import Submissions, Tenants
 from datrix.gateway.api.idempotency import IdempotencyMiddleware, IdempotencyStore
 from datrix.gateway.api.intake import Intake
 from datrix.gateway.api.keys import open_key_store
+from datrix.gateway.api.metrics import Metrics, MetricsMiddleware
 from datrix.gateway.api.problems import Problem
+from datrix.gateway.api.progress import ProgressBoard
 from datrix.gateway.api.ratelimit import RateLimiter
 from datrix.gateway.api.routes import ROUTERS
 from datrix.runtime.bootstrap import App, bootstrap
@@ -75,9 +77,12 @@ def create_app(settings: Settings | None = None, *, app: App | None = None) -> F
     api.state.submissions = Submissions()
     api.state.limiter = RateLimiter(built.settings.api_rate_limit)
     api.state.intake = intake
+    api.state.progress = ProgressBoard()  # the jobs this process runs (routes/events.py)
+    api.state.metrics = Metrics(built)
     api.add_middleware(
         IdempotencyMiddleware, store=IdempotencyStore(built.settings.home / "idempotency.db")
     )
+    api.add_middleware(MetricsMiddleware, metrics=api.state.metrics)  # outermost: times all
     problems.install(api, [route for router in ROUTERS for route in router.routes])
     for router in ROUTERS:
         api.include_router(router)

@@ -15,9 +15,11 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from datrix.gateway.services import Runtime
+from datrix.streams.ports import ProgressFn, no_progress
 
 log = logging.getLogger("datrix.api")
 
@@ -26,6 +28,8 @@ log = logging.getLogger("datrix.api")
 class _Work:
     runtime: Runtime
     scan_id: str | None
+    progress: ProgressFn = no_progress
+    settled: Callable[[], None] | None = None  # called once done, even when it failed
 
 
 class Intake:
@@ -34,13 +38,20 @@ class Intake:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def settle(self, runtime: Runtime, scan_id: str | None = None) -> None:
-        """Process what ``runtime`` was given (and run the job of ``scan_id``), soon."""
+    def settle(
+        self,
+        runtime: Runtime,
+        scan_id: str | None = None,
+        progress: ProgressFn = no_progress,
+        settled: Callable[[], None] | None = None,
+    ) -> None:
+        """Process what ``runtime`` was given (and run the job of ``scan_id``, reporting
+        to ``progress``), soon; then call ``settled``."""
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
                 self._thread.start()
-            self._queue.put(_Work(runtime, scan_id))
+            self._queue.put(_Work(runtime, scan_id, progress, settled))
 
     def stop(self) -> None:
         if self._thread is not None:
@@ -56,6 +67,9 @@ class Intake:
                 self._settle(work)
             except Exception:  # never let one submission stop the intake
                 log.exception("settling a submission failed")
+            finally:
+                if work.settled is not None:
+                    work.settled()
 
     @staticmethod
     def _settle(work: _Work) -> None:
@@ -66,4 +80,4 @@ class Intake:
         if work.scan_id is None:
             runtime.drain()
             return
-        runtime.wait_for(lambda: True, scan_id=work.scan_id)
+        runtime.wait_for(lambda: True, work.progress, scan_id=work.scan_id)
