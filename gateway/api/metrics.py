@@ -115,7 +115,8 @@ class _StateCollector(Collector):
             labels=["type", "outcome"],
         )
         rows = self.app.runtime.owner_store.query(
-            "SELECT command_type, status, COUNT(*) FROM command_status GROUP BY command_type, status"
+            "SELECT command_type, status, COUNT(*) FROM command_status "
+            "GROUP BY command_type, status"
         )
         for command_type, status, count in rows:
             family.add_metric([str(command_type), str(status)], float(count))
