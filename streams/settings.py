@@ -435,6 +435,18 @@ class Settings(BaseSettings):
     def _keepalive(cls, value: Any) -> float:
         return _number("DATRIX_API_EVENTS_KEEPALIVE_S", value, 15.0, positive=True)
 
+    @field_validator("api_metrics", mode="before")
+    @classmethod
+    def _metrics(cls, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = _text(value).strip().lower()
+        if text in ("", "1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"DATRIX_API_METRICS must be true or false, got {_text(value)!r}")
+
     @field_validator("api_rate_limit", mode="before")
     @classmethod
     def _rate_limit(cls, value: Any) -> float:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
@@ -90,6 +90,31 @@ def _remote_phase(caller: Caller, scan_id: str) -> tuple[str, int, int] | None:
     return phase, int(found.get("done") or 0), int(found.get("total") or 0)
 
 
+Live = Iterator[tuple[str, int, int]]
+
+
+def _subscribe(caller: Caller, scan_id: str) -> Live | None:
+    """Kafka mode: the job's live progress, as the workers publish it on Redis pub/sub;
+    None on the embedded default or without Redis."""
+    settings = caller.runtime.settings
+    if settings.embedded or not settings.redis_url:
+        return None
+    from datrix.streams.progress import ProgressSubscriber
+
+    return ProgressSubscriber(settings).listen(caller.key.tenant, scan_id)
+
+
+def _drain(live: Live) -> list[tuple[str, int, int]]:
+    """What arrived on ``live`` since the last call (each empty poll waits 50 ms)."""
+    found = []
+    for _ in range(1000):
+        phase, done, total = next(live, ("", -1, -1))
+        if done < 0:
+            break
+        found.append((phase, done, total))
+    return found
+
+
 def _progress(scan_id: str, update: Update) -> JobEvent:
     data = {
         "job_id": scan_id,
@@ -116,34 +141,49 @@ async def job_events(
     keepalive: float = conn.app.state.datrix.settings.api_events_keepalive_s
     tenant = caller.key.tenant
     status, stale, last = first, False, after
-    remote: tuple[str, int, int] | None = None
+    remote: tuple[str, int, int] | None = None  # the last progress from elsewhere
+    live: Live | None = None
+    subscribed = False
     idle = 0.0
-    while True:
-        snap = board.snapshot(tenant, scan_id, last)
-        for update in snap.updates if snap is not None else ():
-            yield _progress(scan_id, update)
-            last = update.seq
-        if snap is None or snap.settled or stale:
-            status, stale = await run_in_threadpool(_status, conn, caller, scan_id), False
-        outcome = _outcome(status)
-        if outcome is not None:
-            yield outcome
-            return
-        if snap is not None and not snap.settled:  # run here: wait for the intake's news
-            if not await board.changed(tenant, scan_id, last, keepalive):
+    try:
+        while True:
+            snap = board.snapshot(tenant, scan_id, last)
+            for update in snap.updates if snap is not None else ():
+                yield _progress(scan_id, update)
+                last = update.seq
+            if snap is None or snap.settled or stale:
+                status, stale = await run_in_threadpool(_status, conn, caller, scan_id), False
+            outcome = _outcome(status)
+            if outcome is not None:
+                yield outcome
+                return
+            if snap is not None and not snap.settled:  # run here: wait for the intake's news
+                if not await board.changed(tenant, scan_id, last, keepalive):
+                    yield None
+                    stale = True  # a while without news: read the status again
+                continue
+            # run by another process (or settled without an outcome): follow it from here
+            if not subscribed:
+                live, subscribed = await run_in_threadpool(_subscribe, caller, scan_id), True
+            if live is not None:
+                arrived = await run_in_threadpool(_drain, live)
+            else:
+                phase = await run_in_threadpool(_remote_phase, caller, scan_id)
+                arrived = [phase] if phase is not None else []
+            for i, news in enumerate(arrived):
+                newest = i == len(arrived) - 1
+                if news != remote and (newest or remote is None or news[0] != remote[0]):
+                    remote, last, idle = news, last + 1, 0.0
+                    yield _progress(scan_id, Update(last, *news))
+            await asyncio.sleep(POLL_S)
+            idle += POLL_S
+            if idle >= keepalive:
+                idle = 0.0
                 yield None
-                stale = True  # a while without news: read the status again
-            continue
-        # run by another process (or settled without an outcome): follow the read models
-        phase = await run_in_threadpool(_remote_phase, caller, scan_id)
-        if phase is not None and (remote is None or phase[0] != remote[0]):
-            remote, last, idle = phase, last + 1, 0.0
-            yield _progress(scan_id, Update(last, *phase))
-        await asyncio.sleep(POLL_S)
-        idle += POLL_S
-        if idle >= keepalive:
-            idle = 0.0
-            yield None
+    finally:
+        close = getattr(live, "close", None)
+        if close is not None:  # unsubscribe (the generator's pub/sub)
+            close()
 
 
 _EVENTS_DOC = (
