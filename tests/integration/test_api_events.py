@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.integration.api_server import Server, assert_problem, create_key, start_server
+from tests.integration.conftest import KafkaCli
 
 pytestmark = pytest.mark.integration
 
@@ -354,3 +355,34 @@ def test_several_workers_stream_the_outcome_and_sum_the_metrics(tmp_path: Path) 
     finally:
         server.stop()
     assert (home / "metrics").is_dir()
+
+
+def test_kafka_mode_streams_live_progress_and_the_outcome(kafka_cli: KafkaCli) -> None:
+    """Kafka mode: the workers run the job; the stream relays their live progress (Redis
+    pub/sub) and ends with the outcome from the read models (Postgres)."""
+    home = kafka_cli.home
+    key = create_key(home, "acme", "admin")
+    kafka_cli.start_worker()
+    env = {k: v for k, v in kafka_cli.env().items() if k.startswith("DATRIX_")}
+    env.pop("DATRIX_HOME")
+    server = start_server(home, home.parent / "serve.log", **env)
+    try:
+        with server.client(key) as client:
+            upload(client, _csv(home.parent / "sales.csv", 20_000, "k"), "sales")
+            accepted = request_scan(client, "sales")
+            stream = read_sse(client, accepted["events_url"])
+            assert stream.kinds[-1] == "completed" and stream.kinds.count("completed") == 1
+            assert stream.kinds.count("progress") >= 1, stream.kinds
+            assert set(stream.kinds[:-1]) == {"progress"}
+            ids = [int(i) for i, kind, _ in stream.events if kind == "progress"]
+            assert ids == list(range(1, len(ids) + 1))
+            assert stream.events[-1][2]["score"]["overall"] is not None
+            # a finished job answers at once with its outcome
+            assert read_sse(client, accepted["events_url"]).kinds == ["completed"]
+            metrics = client.get("/metrics").text
+        assert "datrix_commands_processed{" in metrics
+        lag = dict(re.findall(r'^datrix_consumer_lag\{group="(\w+)"\} (\S+)$', metrics, re.M))
+        assert set(lag) == {"processor", "projector"}, metrics
+        assert all(float(v) >= 0 for v in lag.values())
+    finally:
+        server.stop()

@@ -14,10 +14,11 @@ as ``GET /v1/datasets/{id}/scan/{scanId}`` answers it), so a finished job answer
 from any process. Progress: a job this process runs (the embedded default: its intake
 thread) is recorded in ``progress.py`` and awaited without polling. A job run elsewhere
 (another ``datrix serve --workers`` process, a CLI scan on the same home, or Kafka mode's
-workers) is followed by reading the read models every ``POLL_S``, with the embedded
-home's job activity file (``jobs/<scan id>.json``: each phase as it starts) as progress;
-Kafka mode sends no progress events, only the outcome (its live progress is on Redis and
-``datrix.job-progress``: not read here yet).
+workers) is followed by reading the read models every ``POLL_S``; its progress: on the
+embedded default the home's job activity file (``jobs/<scan id>.json``: each phase as it
+starts), in Kafka mode the workers' live updates on Redis pub/sub (``streams/progress.py``;
+live only, none without Redis). Such events are numbered by the stream, from its
+``Last-Event-ID`` on.
 """
 
 from __future__ import annotations
