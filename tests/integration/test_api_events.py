@@ -249,6 +249,10 @@ def test_websocket_keys_roles_and_tenants(api: Server, watched: Any) -> None:
             assert answer["problem"]["status"] == 404
         ws.send(json.dumps({"watch": 1}))
         assert recv(ws)["problem"]["status"] == 400
+        ws.send(b"\xff not json")  # a binary frame that is not JSON either
+        assert recv(ws)["problem"]["detail"] == "not JSON"
+        ws.send(json.dumps({"subscribe": watched["scan_id"], "last_event_id": "x"}))
+        assert recv(ws)["problem"]["status"] == 400
 
 
 def test_sse_keys_roles_and_tenants(api: Server, watched: Any) -> None:

@@ -269,19 +269,36 @@ def _check_key(websocket: WebSocket, presented: str) -> ApiKey | str:
     return key
 
 
+_NOT_JSON = object()
+
+
+async def _receive(websocket: WebSocket) -> Any:
+    """The next message, parsed as JSON (text or UTF-8 bytes); ``_NOT_JSON`` when it is
+    not. Raises WebSocketDisconnect when the client has gone."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    raw = message.get("text")
+    if raw is None:
+        raw = message.get("bytes") or b""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return _NOT_JSON
+
+
 async def _authenticate(websocket: WebSocket) -> ApiKey | None:
     """The connection's key: from the upgrade request's headers, else from a first
     message ``{"api_key": ...}``; closes the socket (4401) and returns None when bad."""
     presented = _presented_key(websocket)
     if presented is None:
         try:
-            first = await asyncio.wait_for(websocket.receive_text(), WS_AUTH_TIMEOUT_S)
-            doc = json.loads(first)
-            presented = doc.get("api_key") if isinstance(doc, dict) else None
+            doc = await asyncio.wait_for(_receive(websocket), WS_AUTH_TIMEOUT_S)
+        except WebSocketDisconnect:
+            return None
         except TimeoutError:
-            presented = None
-        except ValueError:
-            presented = None
+            doc = None
+        presented = doc.get("api_key") if isinstance(doc, dict) else None
         if not isinstance(presented, str) or not presented:
             await websocket.close(4401, 'no API key: send {"api_key": "dtx_..."} first')
             return None
@@ -296,11 +313,11 @@ async def _authenticate(websocket: WebSocket) -> ApiKey | None:
 async def websocket_events(websocket: WebSocket) -> None:
     """Job events for dashboards. Authenticate (the upgrade's ``Authorization: Bearer``
     header or a first message ``{"api_key": "dtx_..."}``; a bad key closes with 4401, a
-    role without quality:read with 4403), then send ``{"subscribe": "<job id>"}`` (and
-    ``"last_event_id"`` to resume) for each job: every event comes as ``{"job_id", "id",
-    "event", "data"}`` (the documents of the SSE stream), the last of each job its
-    ``completed`` or ``failed``; an unknown job is ``{"job_id", "event": "error",
-    "problem": {...}}``."""
+    role without quality:read with 4403, a key over its rate with 4429), then send
+    ``{"subscribe": "<job id>"}`` (and ``"last_event_id"`` to resume) for each job: every
+    event comes as ``{"job_id", "id", "event", "data"}`` (the documents of the SSE
+    stream), the last of each job its ``completed`` or ``failed``; an unknown job is
+    ``{"job_id", "event": "error", "problem": {...}}``."""
     await websocket.accept()
     key = await _authenticate(websocket)
     if key is None:
@@ -333,9 +350,8 @@ async def websocket_events(websocket: WebSocket) -> None:
     await send({"event": "ready", "tenant": key.tenant})
     try:
         while True:
-            try:
-                message = json.loads(await websocket.receive_text())
-            except ValueError:
+            message = await _receive(websocket)
+            if message is _NOT_JSON:
                 await send({"event": "error", "problem": {"status": 400, "detail": "not JSON"}})
                 continue
             job_id = message.get("subscribe") if isinstance(message, dict) else None
