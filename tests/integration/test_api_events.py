@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +18,14 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from tests.integration.api_server import Server, assert_problem, create_key, start_server
+from tests.integration.api_server import (
+    DATRIX,
+    Server,
+    assert_problem,
+    create_key,
+    datrix_env,
+    start_server,
+)
 from tests.integration.conftest import KafkaCli
 
 pytestmark = pytest.mark.integration
@@ -110,7 +118,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             server.keys["sales_id"] = upload(client, _csv(root / "sales.csv", 3000, "s"), "sales")
         yield server
     finally:
-        server.stop()
+        log = server.stop()
+    assert "Traceback" not in log and "Exception in ASGI" not in log, log[-5000:]
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +168,40 @@ def test_reconnecting_with_last_event_id_resumes_after_it(api: Server, watched: 
         done = client.get(watched["url"], headers={"Last-Event-ID": "end"})
         assert done.status_code == 204 and done.content == b""
         assert_problem(client.get(watched["url"], headers={"Last-Event-ID": "x1"}), 422)
+
+
+def test_a_job_another_process_runs_is_followed(api: Server, tmp_path: Path) -> None:
+    """A scan the CLI runs on the server's home: the server does not run its job, so the
+    stream follows its phases from the home's job files and ends with its outcome."""
+    path = _csv(tmp_path / "cli.csv", 60_000, "cli")
+    cli = subprocess.Popen(
+        [DATRIX, "scan", str(path), "--name", "by-cli"],
+        env=datrix_env(api.home, DATRIX_TENANT="acme"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        with api.client(api.keys["acme-viewer"]) as client:
+            deadline = time.monotonic() + 120
+            while True:  # the scan is known once the CLI's command is processed
+                history = client.get("/v1/quality/by-cli/history")
+                if history.status_code == 200 and history.json()["items"]:
+                    break
+                assert cli.poll() is None and time.monotonic() < deadline, "no scan by the CLI"
+                time.sleep(0.05)  # the CLI is ingesting the file: ask again
+            (entry,) = history.json()["items"]
+            assert entry["status"] in ("queued", "running"), entry
+            stream = read_sse(client, f"/v1/jobs/{entry['scan_id']}/events")
+    finally:
+        _, err = cli.communicate(timeout=600)
+    assert cli.returncode == 0, err
+    assert stream.kinds[-1] == "completed" and set(stream.kinds[:-1]) == {"progress"}
+    ids = [int(i) for i, _, _ in stream.events[:-1]]
+    assert ids == list(range(1, len(ids) + 1))
+    phases = [data["phase"] for _, _, data in stream.events[:-1]]
+    assert len(set(phases)) == len(phases)  # one event per phase, as each starts
 
 
 def test_a_failed_job_ends_with_failed(api: Server, tmp_path: Path) -> None:
