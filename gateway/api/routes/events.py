@@ -43,6 +43,7 @@ from datrix.gateway.api.problems import TYPE_BASE, ApiProblem, Problem
 from datrix.gateway.api.progress import ProgressBoard, Update
 from datrix.gateway.api.ratelimit import RateLimiter
 from datrix.gateway.api.routes.dataset_commands import get_scan
+from datrix.gateway.errors import DatrixError, NotFound
 
 router = APIRouter(tags=["jobs"])
 log = logging.getLogger("datrix.api")
@@ -127,6 +128,10 @@ def _progress(scan_id: str, update: Update) -> JobEvent:
     return JobEvent(str(update.seq), "progress", data)
 
 
+def _gone(scan_id: str, detail: str | None) -> dict[str, Any]:
+    return {"job_id": scan_id, "scan_id": scan_id, "status": "failed", "error": detail}
+
+
 def _outcome(status: ScanStatus) -> JobEvent | None:
     if status.status not in ("completed", "failed"):
         return None
@@ -153,7 +158,15 @@ async def job_events(
                 yield _progress(scan_id, update)
                 last = update.seq
             if snap is None or snap.settled or stale:
-                status, stale = await run_in_threadpool(_status, conn, caller, scan_id), False
+                try:
+                    status, stale = await run_in_threadpool(_status, conn, caller, scan_id), False
+                except (ApiProblem, NotFound) as gone:  # deleted with its dataset meanwhile
+                    detail = gone.detail if isinstance(gone, ApiProblem) else str(gone)
+                    yield JobEvent(END_ID, "failed", _gone(scan_id, detail))
+                    return
+                except DatrixError as exc:  # a service is down: end; the client reconnects
+                    log.warning("the stream of job %s ends early: %s", scan_id, exc)
+                    return
             outcome = _outcome(status)
             if outcome is not None:
                 yield outcome
