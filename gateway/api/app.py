@@ -54,7 +54,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def create_app(settings: Settings | None = None, *, app: App | None = None) -> FastAPI:
     """The API over ``settings`` (default: the environment's), or over a built ``App``."""
     built = app or bootstrap(settings)
-    intake = Intake()
+    board = ProgressBoard()  # the jobs this process runs (routes/events.py)
+    intake = Intake(board.recorder())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -77,7 +78,7 @@ def create_app(settings: Settings | None = None, *, app: App | None = None) -> F
     api.state.submissions = Submissions()
     api.state.limiter = RateLimiter(built.settings.api_rate_limit)
     api.state.intake = intake
-    api.state.progress = ProgressBoard()  # the jobs this process runs (routes/events.py)
+    api.state.progress = board
     api.state.metrics = Metrics(built)
     api.add_middleware(
         IdempotencyMiddleware, store=IdempotencyStore(built.settings.home / "idempotency.db")

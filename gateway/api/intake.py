@@ -28,12 +28,14 @@ log = logging.getLogger("datrix.api")
 class _Work:
     runtime: Runtime
     scan_id: str | None
-    progress: ProgressFn = no_progress
     settled: Callable[[], None] | None = None  # called once done, even when it failed
 
 
 class Intake:
-    def __init__(self) -> None:
+    def __init__(self, progress: ProgressFn = no_progress) -> None:
+        """``progress``: where the jobs it runs report (whichever submission's drain runs
+        a job: a job may run in the drain of a submission that came before its own)."""
+        self._progress = progress
         self._queue: queue.Queue[_Work | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -42,16 +44,15 @@ class Intake:
         self,
         runtime: Runtime,
         scan_id: str | None = None,
-        progress: ProgressFn = no_progress,
         settled: Callable[[], None] | None = None,
     ) -> None:
-        """Process what ``runtime`` was given (and run the job of ``scan_id``, reporting
-        to ``progress``), soon; then call ``settled``."""
+        """Process what ``runtime`` was given (and run the job of ``scan_id``), soon;
+        then call ``settled``."""
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
                 self._thread.start()
-            self._queue.put(_Work(runtime, scan_id, progress, settled))
+            self._queue.put(_Work(runtime, scan_id, settled))
 
     def stop(self) -> None:
         if self._thread is not None:
@@ -71,13 +72,12 @@ class Intake:
                 if work.settled is not None:
                     work.settled()
 
-    @staticmethod
-    def _settle(work: _Work) -> None:
+    def _settle(self, work: _Work) -> None:
         runtime = work.runtime
         if not runtime.settings.embedded:
             runtime.drain()
             return
         if work.scan_id is None:
-            runtime.drain()
+            runtime.drain(self._progress)
             return
-        runtime.wait_for(lambda: True, work.progress, scan_id=work.scan_id)
+        runtime.wait_for(lambda: True, self._progress, scan_id=work.scan_id)

@@ -53,7 +53,7 @@ class Snapshot:
 
 @dataclass
 class _Job:
-    tenant: str
+    tenant: str | None  # None: not opened (yet): its job started before its request returned
     updates: deque[Update] = field(default_factory=lambda: deque(maxlen=KEEP_UPDATES))
     seq: int = 0
     phase: str | None = None
@@ -83,20 +83,27 @@ class ProgressBoard:
 
     # -- the intake's side (any thread) ----------------------------------------------------
     def open(self, tenant: str, scan_id: str) -> None:
-        """A scan this process will run the job of (``POST /v1/datasets/{id}/scan``)."""
+        """A scan this process will run the job of (``POST /v1/datasets/{id}/scan``):
+        its progress is shown to ``tenant``'s readers (what its job recorded before this,
+        the intake being quick, included)."""
         with self._lock:
-            self._jobs.setdefault(scan_id, _Job(tenant))
+            self._jobs.setdefault(scan_id, _Job(tenant)).tenant = tenant
             self._forget_old()
 
     def recorder(self) -> PerJobProgress:
         return _Recorder(self)
 
     def record(self, scan_id: str, phase: str, done: int, total: int) -> None:
-        """One progress call of the job of ``scan_id`` (a job not opened here: dropped)."""
+        """One progress call of the job of ``scan_id`` (kept, but shown to no reader,
+        until the job is opened: a job this process runs that no request of it opened,
+        such as an interrupted scan's, never is)."""
         now = self._clock()
         with self._lock:
             job = self._jobs.get(scan_id)
-            if job is None or job.settled:
+            if job is None:
+                job = self._jobs[scan_id] = _Job(None)
+                self._forget_old()
+            if job.settled:
                 return
             changed = phase != job.phase
             finished = total > 0 and done >= total
@@ -150,8 +157,9 @@ class ProgressBoard:
                     job.waiters.remove((loop, event))
 
     def _forget_old(self) -> None:
-        settled = [k for k, job in self._jobs.items() if job.settled]
-        for key in settled[: max(0, len(settled) - KEEP_JOBS)]:
+        """Keep at most KEEP_JOBS settled or never opened jobs (the oldest go first)."""
+        done = [k for k, job in self._jobs.items() if job.settled or job.tenant is None]
+        for key in done[: max(0, len(done) - KEEP_JOBS)]:
             del self._jobs[key]
 
 

@@ -35,7 +35,7 @@ def test_the_recorder_reports_per_job_and_throttles() -> None:
     job("profile", 2, 4)  # a while later: kept
     job("score", 3, 4)  # a new phase: kept at once
     job("score", 4, 4)  # the end of a phase: kept at once
-    other("profile", 0, 1)  # a job not opened here: dropped
+    other("profile", 0, 1)  # a job not opened (yet): kept, shown to nobody
     snap = board.snapshot("acme", "s1", 0)
     assert snap is not None and not snap.settled
     assert snap.updates == (
@@ -47,6 +47,10 @@ def test_the_recorder_reports_per_job_and_throttles() -> None:
     assert [u.seq for u in board.snapshot("acme", "s1", 2).updates] == [3, 4]  # type: ignore[union-attr]
     assert board.snapshot("globex", "s1", 0) is None  # another tenant's: not here
     assert board.snapshot("acme", "not-opened", 0) is None
+    # its request returns after the intake started its job: opened, what it did shows
+    board.open("acme", "not-opened")
+    early = board.snapshot("acme", "not-opened", 0)
+    assert early is not None and early.updates == (Update(1, "profile", 0, 1),)
     board.settle("s1")
     job("late", 0, 0)  # after the job settled: dropped
     settled = board.snapshot("acme", "s1", 4)

@@ -65,9 +65,7 @@ def post_scan(
     board: ProgressBoard = request.app.state.progress
     if caller.runtime.settings.embedded:  # this process runs the job: its progress is here
         board.open(caller.key.tenant, done.scan_id)
-    intake.settle(
-        caller.runtime, done.scan_id, board.recorder(), partial(board.settle, done.scan_id)
-    )
+    intake.settle(caller.runtime, done.scan_id, partial(board.settle, done.scan_id))
     location = f"/v1/datasets/{done.dataset_id}/scan/{done.scan_id}"
     return accepted(
         response,
