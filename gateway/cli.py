@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -564,6 +565,12 @@ def serve(host: str, port: int, workers: int) -> None:
             f"made a local admin API key (tenant {render.printable(app.settings.tenant)}); "
             f"it is in {render.printable(str(made))} (mode 0600)\n"
         )
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics sums every worker process's (gateway/api/metrics.py): a fresh folder
+        metrics_dir = app.settings.home / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(mode=0o700, parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     sys.stderr.write(f"Datrix API on http://{render.printable(host)}:{port} (docs: /docs)\n")
     sys.stderr.flush()
     uvicorn.run(

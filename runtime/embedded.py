@@ -48,7 +48,7 @@ from datrix.streams.event_store import sqlite_event_store
 from datrix.streams.faults import crash_point
 from datrix.streams.messages import Envelope, command_envelope, decode_event
 from datrix.streams.object_store import open_object_store
-from datrix.streams.ports import ObjectStore
+from datrix.streams.ports import ObjectStore, PerJobProgress
 from datrix.streams.private_state import open_home, open_private, private_dirs
 from datrix.streams.processor import CommandProcessor
 from datrix.streams.registry import (
@@ -458,11 +458,13 @@ class EmbeddedRuntime:
             }
             self._write_activity(scan_id, activity)
 
+            report = progress.for_job(scan_id) if isinstance(progress, PerJobProgress) else progress
+
             def tracked(phase: str, done: int, total: int) -> None:
                 if phase != activity["phase"]:
                     activity.update(phase=phase, done=done, total=total)
                     self._write_activity(scan_id, activity)
-                progress(phase, done, total)
+                report(phase, done, total)
 
             tracked("starting", 0, 0)
             if self.jobs_in_process:

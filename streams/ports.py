@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from uuid import UUID
 
 from datrix.streams.messages import Envelope
@@ -16,6 +16,17 @@ ProgressFn = Callable[[str, int, int], None]
 
 def no_progress(phase: str, done: int, total: int) -> None:
     """Default progress callback: ignore."""
+
+
+@runtime_checkable
+class PerJobProgress(Protocol):
+    """A progress callback that tells jobs apart: a runtime that runs several jobs under
+    one callback (the embedded ``drain``) reports each job's progress to
+    ``for_job(its scan id)`` instead of the callback itself."""
+
+    def __call__(self, phase: str, done: int, total: int) -> None: ...
+
+    def for_job(self, scan_id: str) -> ProgressFn: ...
 
 
 class CommandLog(Protocol):

@@ -255,6 +255,10 @@ class Settings(BaseSettings):
     # Requests per second one API key may make (bursts of twice that); 0: no limit. Shared
     # by every server process in Redis when DATRIX_REDIS_URL is set, else per process.
     api_rate_limit: float = 100.0
+    # Seconds between keep-alive comments of an idle event stream (GET /v1/jobs/{id}/events).
+    api_events_keepalive_s: float = 15.0
+    # Whether GET /metrics answers (Prometheus text; no key: docs/security.md "/metrics").
+    api_metrics: bool = True
     log_level: str = "INFO"  # datrix worker
     debug: bool = False  # tracebacks instead of one-line errors
 
@@ -425,6 +429,23 @@ class Settings(BaseSettings):
     @classmethod
     def _upload_limit(cls, value: Any) -> float:
         return _number("DATRIX_API_MAX_UPLOAD_MB", value, 1024.0, positive=True)
+
+    @field_validator("api_events_keepalive_s", mode="before")
+    @classmethod
+    def _keepalive(cls, value: Any) -> float:
+        return _number("DATRIX_API_EVENTS_KEEPALIVE_S", value, 15.0, positive=True)
+
+    @field_validator("api_metrics", mode="before")
+    @classmethod
+    def _metrics(cls, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = _text(value).strip().lower()
+        if text in ("", "1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"DATRIX_API_METRICS must be true or false, got {_text(value)!r}")
 
     @field_validator("api_rate_limit", mode="before")
     @classmethod

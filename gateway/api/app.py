@@ -28,8 +28,10 @@ from datrix.gateway.api.deps import Submissions, Tenants
 from datrix.gateway.api.idempotency import IdempotencyMiddleware
 from datrix.gateway.api.intake import Intake
 from datrix.gateway.api.keys import open_key_store
+from datrix.gateway.api.metrics import Metrics, MetricsMiddleware
 from datrix.gateway.api.pg_idempotency import open_idempotency_store
 from datrix.gateway.api.problems import Problem
+from datrix.gateway.api.progress import ProgressBoard
 from datrix.gateway.api.redis_ratelimit import open_rate_limiter
 from datrix.gateway.api.routes import ROUTERS
 from datrix.runtime.bootstrap import App, bootstrap
@@ -53,7 +55,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def create_app(settings: Settings | None = None, *, app: App | None = None) -> FastAPI:
     """The API over ``settings`` (default: the environment's), or over a built ``App``."""
     built = app or bootstrap(settings)
-    intake = Intake()
+    board = ProgressBoard()  # the jobs this process runs (routes/events.py)
+    intake = Intake(board.recorder())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -76,7 +79,10 @@ def create_app(settings: Settings | None = None, *, app: App | None = None) -> F
     api.state.submissions = Submissions()
     api.state.limiter = open_rate_limiter(built.settings)  # Redis's when configured
     api.state.intake = intake
+    api.state.progress = board
+    api.state.metrics = Metrics(built)
     api.add_middleware(IdempotencyMiddleware, store=open_idempotency_store(built.settings))
+    api.add_middleware(MetricsMiddleware, metrics=api.state.metrics)  # outermost: times all
     problems.install(api, [route for router in ROUTERS for route in router.routes])
     for router in ROUTERS:
         api.include_router(router)

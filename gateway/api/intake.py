@@ -18,11 +18,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from datrix.gateway.errors import Unreachable
 from datrix.gateway.services import Runtime
 from datrix.streams.kafka_logging import BrokerUnreachable
+from datrix.streams.ports import ProgressFn, no_progress
 
 log = logging.getLogger("datrix.api")
 
@@ -31,28 +33,41 @@ log = logging.getLogger("datrix.api")
 class _Work:
     runtime: Runtime
     scan_id: str | None
+    settled: Callable[[], None] | None = None  # called once done, even when it failed
 
 
 class Intake:
-    def __init__(self) -> None:
+    def __init__(self, progress: ProgressFn = no_progress) -> None:
+        """``progress``: where the jobs it runs report (whichever submission's drain runs
+        a job: a job may run in the drain of a submission that came before its own)."""
+        self._progress = progress
         self._queue: queue.Queue[_Work | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def settle(self, runtime: Runtime, scan_id: str | None = None) -> None:
+    def settle(
+        self,
+        runtime: Runtime,
+        scan_id: str | None = None,
+        settled: Callable[[], None] | None = None,
+    ) -> None:
         """Process what ``runtime`` was given (and run the job of ``scan_id``), soon;
-        Kafka mode: now, in this thread (``Unreachable`` when the broker does not confirm)."""
+        then call ``settled``. Kafka mode: now, in this thread (``Unreachable`` when the
+        broker does not confirm); ``settled`` is called once the broker has it."""
         if not runtime.settings.embedded:
             try:
                 runtime.drain()
             except BrokerUnreachable as exc:
                 raise Unreachable(str(exc)) from None
+            finally:
+                if settled is not None:
+                    settled()
             return
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="intake", daemon=True)
                 self._thread.start()
-            self._queue.put(_Work(runtime, scan_id))
+            self._queue.put(_Work(runtime, scan_id, settled))
 
     def stop(self) -> None:
         if self._thread is not None:
@@ -68,11 +83,13 @@ class Intake:
                 self._settle(work)
             except Exception:  # never let one submission stop the intake
                 log.exception("settling a submission failed")
+            finally:
+                if work.settled is not None:
+                    work.settled()
 
-    @staticmethod
-    def _settle(work: _Work) -> None:
+    def _settle(self, work: _Work) -> None:
         runtime = work.runtime  # the embedded default's (Kafka mode settles in settle)
         if work.scan_id is None:
-            runtime.drain()
+            runtime.drain(self._progress)
             return
-        runtime.wait_for(lambda: True, scan_id=work.scan_id)
+        runtime.wait_for(lambda: True, self._progress, scan_id=work.scan_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 
 class Score(BaseModel):
@@ -134,6 +134,10 @@ class Accepted(BaseModel):
     dataset_id: str | None = None
     scan_id: str | None = None
 
+    @computed_field(description="A scan's progress as server-sent events (None: no scan)")
+    def events_url(self) -> str | None:
+        return events_url(self.scan_id) if self.scan_id else None
+
 
 class ScanBody(BaseModel):
     """What to scan the dataset's latest version with."""
@@ -158,6 +162,16 @@ class ScanStatus(BaseModel):
     issue_count: dict[str, int] | None = None
     created_at: str | None = None
     completed_at: str | None = None
+
+    @computed_field(description="The scan's progress as server-sent events")
+    def events_url(self) -> str:
+        return events_url(self.scan_id)
+
+
+def events_url(scan_id: str) -> str:
+    """Where a scan's job streams its progress (``routes/events.py``): a job's id is its
+    scan's id."""
+    return f"/v1/jobs/{scan_id}/events"
 
 
 class Health(BaseModel):

@@ -296,9 +296,13 @@ def test_readme_curl_example_runs(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert done.returncode == 0, done.stderr
-    decoder = json.JSONDecoder()  # curl prints the two bodies back to back
-    score, end = decoder.raw_decode(done.stdout)
-    page, _ = decoder.raw_decode(done.stdout, end)
+    # the scan's event stream, ending with its outcome, then the two bodies back to back
+    events, _, bodies = done.stdout.partition("event: completed\n")
+    assert "event: progress" in events and bodies.startswith("data: "), done.stdout[:2000]
+    decoder = json.JSONDecoder()
+    start = bodies.index("\n\n") + 2  # the outcome's data line, then an empty line
+    score, end = decoder.raw_decode(bodies, start)
+    page, _ = decoder.raw_decode(bodies, end)
     assert score["score"]["overall"] is not None
     issues = page["items"]
     assert issues and issues[0]["impact_score"] >= issues[-1]["impact_score"]

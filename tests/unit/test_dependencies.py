@@ -34,7 +34,9 @@ FIRST_PARTY = {*SHIPPED, "datrix"}
 TOOL_EXTRAS = {"dev"}
 # declared though no module imports it: distribution -> why (none today; psycopg-pool
 # comes with eventsourcing[postgres], fastexcel is imported by jobs/ingest.py)
-NOT_IMPORTED: dict[str, str] = {}
+NOT_IMPORTED: dict[str, str] = {
+    "websockets": "uvicorn's WebSocket protocol (`/v1/ws`); uvicorn imports it",
+}
 
 
 def _norm(name: str) -> str:

@@ -48,6 +48,8 @@ EVERY = {
     "DATRIX_MAX_COLUMNS": "100",
     "DATRIX_API_MAX_UPLOAD_MB": "50",
     "DATRIX_API_RATE_LIMIT": "7.5",
+    "DATRIX_API_EVENTS_KEEPALIVE_S": "2.5",
+    "DATRIX_API_METRICS": "off",
     "DATRIX_EXTENSIONS": " acme.datrix_ext , other ",
     "DATRIX_LOG_LEVEL": "debug",
     "DATRIX_DEBUG": "1",
@@ -66,6 +68,7 @@ def test_every_variable_is_a_field() -> None:
     assert (s.job_timeout_s, s.job_memory_mb) == (60.0, 2048)
     assert (s.s3_endpoint, s.s3_access_key, s.s3_region) == ("http://s3:9000", "key", "eu-west-1")
     assert s.extensions == ("acme.datrix_ext", "other")
+    assert (s.api_events_keepalive_s, s.api_metrics) == (2.5, False)
     assert (s.log_level, s.debug) == ("DEBUG", True)
     assert (s.kafka_sasl_username, s.kafka_sasl_mechanism) == ("datrix-app", "SCRAM-SHA-256")
     assert "pw" not in repr(s)
@@ -134,6 +137,12 @@ def test_only_the_mapping_given_is_read(monkeypatch: pytest.MonkeyPatch) -> None
             "DATRIX_API_RATE_LIMIT must be a number of requests per second >= 0 (0: no limit), "
             "got 'fast'",
         ),
+        (
+            "DATRIX_API_EVENTS_KEEPALIVE_S",
+            "0",
+            "DATRIX_API_EVENTS_KEEPALIVE_S must be a positive number, got '0'",
+        ),
+        ("DATRIX_API_METRICS", "maybe", "DATRIX_API_METRICS must be true or false, got 'maybe'"),
         (
             "DATRIX_API_MAX_UPLOAD_MB",
             "-1",

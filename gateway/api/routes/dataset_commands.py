@@ -22,6 +22,7 @@ from datrix.gateway.api.deps import (
 from datrix.gateway.api.intake import Intake
 from datrix.gateway.api.models import Accepted, ScanBody, ScanStatus, Score
 from datrix.gateway.api.problems import ApiProblem, Problem
+from datrix.gateway.api.progress import ProgressBoard
 from datrix.gateway.errors import UserInputError
 from datrix.runtime.bootstrap import App
 from datrix.streams import scratch
@@ -61,7 +62,10 @@ def post_scan(
     submissions: Submissions = request.app.state.submissions
     submissions.scan(caller.key.tenant, done.scan_id, done.dataset_id, done.command_id)
     intake: Intake = request.app.state.intake
-    intake.settle(caller.runtime, done.scan_id)
+    board: ProgressBoard = request.app.state.progress
+    if caller.runtime.settings.embedded:  # this process runs the job: its progress is here
+        board.open(caller.key.tenant, done.scan_id)
+    intake.settle(caller.runtime, done.scan_id, partial(board.settle, done.scan_id))
     location = f"/v1/datasets/{done.dataset_id}/scan/{done.scan_id}"
     return accepted(
         response,
