@@ -408,7 +408,9 @@ def test_kafka_mode_streams_live_progress_and_the_outcome(kafka_cli: KafkaCli) -
     """Kafka mode: the workers run the job; the stream relays their live progress (Redis
     pub/sub) and ends with the outcome from the read models (Postgres)."""
     home = kafka_cli.home
-    key = create_key(home, "acme", "admin")
+    made = kafka_cli("keys", "create", "--tenant", "acme", "--role", "admin")  # in Postgres
+    assert made.code == 0, made.stderr
+    key = made.stdout.split()[-1]
     kafka_cli.start_worker()
     env = {k: v for k, v in kafka_cli.env().items() if k.startswith("DATRIX_")}
     env.pop("DATRIX_HOME")
