@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from datrix.gateway.api.routes import commands, dataset_commands, datasets, health, quality
+from datrix.gateway.api.routes import (
+    audit,
+    commands,
+    dataset_commands,
+    datasets,
+    health,
+    quality,
+    scans,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
@@ -13,4 +21,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     dataset_commands.router,
     quality.router,
     commands.router,
+    scans.router,
+    audit.router,
 )
