@@ -303,6 +303,15 @@ class Views:
             cols,
         )
 
+    def dataset_of_command(self, command_id: str) -> str | None:
+        """The dataset the events a command caused are about (its audit entries)."""
+        rows = self.store.query(
+            "SELECT dataset_id FROM audit_log WHERE tenant = ? AND causation_id = ? "
+            "AND dataset_id IS NOT NULL LIMIT 1",
+            (self.tenant, command_id),
+        )
+        return str(rows[0][0]) if rows else None
+
     def audit_count(self) -> int:
         rows = self.store.query("SELECT COUNT(*) FROM audit_log WHERE tenant = ?", (self.tenant,))
         return int(rows[0][0])

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from datrix.gateway import services
-from datrix.gateway.api import upload
+from datrix.gateway.api import idempotency, upload
 from datrix.gateway.api.deps import (
     DatasetWriter,
     QualityReader,
@@ -54,6 +54,7 @@ def post_scan(
         engine=chosen.engine,
         weights=chosen.weights,
         actor=caller.key.actor,
+        idempotency=idempotency.seed(request),
     )
     submissions: Submissions = request.app.state.submissions
     submissions.scan(caller.key.tenant, done.scan_id, done.dataset_id, done.command_id)
@@ -176,6 +177,7 @@ async def post_dataset(
                     source=shown,
                     encoding=text,
                     actor=caller.key.actor,
+                    idempotency=idempotency.seed(request),
                 )
             )
         except UserInputError as exc:
@@ -249,8 +251,21 @@ def delete_dataset(
     request: Request, response: Response, caller: DatasetWriter, dataset_id: str
 ) -> Accepted:
     """Delete the dataset (asynchronous: 202, then poll the command)."""
+    retried = services.derived_id(idempotency.seed(request), "delete")
+    if retried is not None and services.command_status(caller.runtime, retried) is not None:
+        # a retry of a deletion that was processed and whose answer was lost (the server
+        # killed before it stored it): the dataset is gone, the answer is the same
+        location = f"/v1/commands/{retried}"
+        done_on = services.views(caller.runtime).dataset_of_command(str(retried))
+        return accepted(
+            response,
+            location,
+            Accepted(command_id=str(retried), status_url=location, dataset_id=done_on),
+        )
     found_id = services.resolve_dataset(caller.runtime, dataset_id)["id"]
-    command_id = services.delete_dataset(caller.runtime, found_id, actor=caller.key.actor)
+    command_id = services.delete_dataset(
+        caller.runtime, found_id, actor=caller.key.actor, idempotency=idempotency.seed(request)
+    )
     submissions: Submissions = request.app.state.submissions
     submissions.command(caller.key.tenant, command_id)
     intake: Intake = request.app.state.intake
