@@ -369,3 +369,54 @@ def test_a_large_upload_keeps_server_memory_flat(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert not any((home / "tmp").glob("upload-*"))
+
+
+def test_readme_multipart_rows_and_audit_examples_run(tmp_path: Path) -> None:
+    """The README's second curl block, as written, against a live server."""
+    import re
+    import subprocess
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    found = re.search(r"<!-- api-example-more -->\s*```bash\n(.*?)```", readme, re.S)
+    assert found, "README.md has no api-example-more block"
+    home = tmp_path / "home"
+    key = create_key(home, "acme", "admin")
+    work = tmp_path / "work"
+    work.mkdir()
+    done = scan(home, _csv(work / "sales.csv", 50), "sales", "acme")
+    server = start_server(home, tmp_path / "serve.log")
+    try:
+        ran = subprocess.run(
+            [
+                "bash",
+                "-euo",
+                "pipefail",
+                "-c",
+                'auth="Authorization: Bearer $DATRIX_API_KEY"\n' + found.group(1),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            cwd=work,
+            env={
+                "PATH": "/usr/bin:/bin",
+                "DATRIX_URL": server.url,
+                "DATRIX_API_KEY": key,
+                "SCAN_ID": done["scan_id"],
+            },
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        server.stop()
+    assert ran.returncode == 0, ran.stderr
+    decoder = json.JSONDecoder()  # curl prints the bodies back to back
+    bodies, at = [], 0
+    while at < len(ran.stdout.rstrip()):
+        body, at = decoder.raw_decode(ran.stdout, at)
+        bodies.append(body)
+        while at < len(ran.stdout) and ran.stdout[at].isspace():
+            at += 1
+    uploaded, rows, audit, verified = bodies
+    assert uploaded["status"] == "unchanged"  # the file scanned already, by the CLI
+    assert rows["issue_id"] == "I001" and rows["items"]
+    assert audit["items"] and verified["ok"] is True
