@@ -61,3 +61,44 @@ def test_the_answer_is_stored_before_the_client_gets_it(tmp_path: Path) -> None:
     assert isinstance(found, Stored) and found.status == 202, found
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert sent[1]["body"] == b'{"scan_id": "1"}'
+
+
+def test_a_reservation_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+    import sqlite3
+    import subprocess
+    import sys
+
+    store = IdempotencyStore(tmp_path / "idempotency.db")
+    assert store.reserve("owner", KEY, "POST /x?") == "run"
+    assert store.reserve("owner", KEY, "POST /x?") == "busy"  # this process holds it
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    db = sqlite3.connect(tmp_path / "idempotency.db")
+    with db:  # as a server killed mid-request leaves it
+        db.execute("UPDATE idempotency SET holder = ?", (int(gone.stdout),))
+    db.close()
+    assert store.reserve("owner", KEY, "POST /x?") == "run"
+    assert store.reserve("owner", KEY, "POST /y?") == "mismatch"
+
+
+def test_an_older_table_gains_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "idempotency.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE idempotency (owner TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT "
+        "NOT NULL, state TEXT NOT NULL, status INTEGER, headers TEXT, body BLOB, updated "
+        "REAL NOT NULL, PRIMARY KEY (owner, key))"
+    )
+    db.execute(
+        "INSERT INTO idempotency VALUES ('o', 'k', 'POST /x?', 'done', 202, '{}', x'7b7d', 0)"
+    )
+    db.commit()
+    db.close()
+    store = IdempotencyStore(path)
+    assert store.reserve("o", "k", "POST /x?") == Stored(202, {}, b"{}", None)

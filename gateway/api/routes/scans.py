@@ -25,16 +25,16 @@ class IssueRowPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page")
 
 
-def rows_after(rows: Sequence[int], after: int, limit: int) -> list[int]:
-    """At most ``limit`` of the ascending ``rows`` greater than ``after``, walked a block at
-    a time (an issue may flag every row of a large file: never all of them at once)."""
+def rows_after(rows: Sequence[int], after: int, limit: int, block: int = 1 << 20) -> list[int]:
+    """At most ``limit`` of the ascending ``rows`` greater than ``after``, walked ``block``
+    rows at a time (an issue may flag every row of a large file: never all of them at once)."""
     from datrix.jobs.runner import row_blocks
 
     found: list[int] = []
-    for block in row_blocks(rows):
-        if block.size == 0 or int(block[-1]) <= after:
+    for block_ in row_blocks(rows, block):
+        if block_.size == 0 or int(block_[-1]) <= after:
             continue
-        found.extend(int(i) for i in block[block > after][: limit - len(found)])
+        found.extend(int(i) for i in block_[block_ > after][: limit - len(found)])
         if len(found) >= limit:
             break
     return found
