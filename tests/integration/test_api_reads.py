@@ -146,6 +146,11 @@ def test_audit_log_pages_and_filters_like_the_cli(api: Server) -> None:
         assert later and earlier and len(later) + len(earlier) == len(entries)
         assert all(e["occurred_at"] >= middle for e in later)
         assert_problem(client.get("/v1/audit", params={"since": "yesterday"}), 422)
+        early = {"since": "0001-01-01T00:00:00+01:00"}  # before year 1 in UTC
+        assert (
+            "out of range" in assert_problem(client.get("/v1/audit", params=early), 422)["detail"]
+        )
+        assert_problem(client.get("/v1/audit", params={"actor": "a\x00b"}), 422)
         assert_problem(client.get("/v1/audit", params={"dataset": "no-such"}), 404)
         # a cursor holds its filters
         page = client.get("/v1/audit", params={"limit": 1}).json()

@@ -23,6 +23,7 @@ from datrix.gateway.errors import NotFound
 router = APIRouter(tags=["audit"])
 
 AuditReader = Annotated[Caller, Depends(allowed("audit:read"))]
+_TEXT = r"^[^\x00-\x1f]*$"  # no control characters (a NUL is no text in Postgres)
 
 
 class AuditEntry(BaseModel):
@@ -58,13 +59,32 @@ class AuditVerification(BaseModel):
     broken: AuditBreak | None = Field(description="The first break, when not ok")
 
 
-def _utc(value: datetime | None) -> str | None:
-    """The ISO 8601 text the trail stores (UTC); a time without a zone is taken as UTC."""
-    if value is None:
+def _utc(given: str | None, which: str) -> str | None:
+    """The ISO 8601 text the trail stores (UTC) of the ISO 8601 time ``given`` (a time
+    without a zone is taken as UTC). Parsed here, not by pydantic, which also takes a
+    number (seconds since 1970) for a datetime."""
+    if given is None:
         return None
+    try:
+        value = datetime.fromisoformat(given.strip().upper())
+    except ValueError:
+        raise ApiProblem(
+            422, f"{which}: not an ISO 8601 time (e.g. 2026-12-01T12:00:00Z)"
+        ) from None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat()
+    try:
+        return value.astimezone(UTC).isoformat()
+    except OverflowError:  # 0001-01-01T00:00+01:00: before year 1 in UTC
+        raise ApiProblem(422, f"{value.isoformat()}: out of range in UTC") from None
+
+
+def _text(description: str) -> Any:
+    return Query(max_length=200, pattern=_TEXT, description=description)
+
+
+def _time(description: str) -> Any:
+    return Query(max_length=64, description=description, json_schema_extra={"format": "date-time"})
 
 
 def _dataset_id(caller: Caller, dataset: str | None) -> str | None:
@@ -93,18 +113,17 @@ def list_audit(
     caller: AuditReader,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-    dataset: Annotated[
-        str | None, Query(max_length=200, description="Dataset name, id or id prefix")
-    ] = None,
-    actor: Annotated[str | None, Query(max_length=200, description="Exact actor")] = None,
-    event_type: Annotated[str | None, Query(max_length=200, description="Exact event type")] = None,
-    since: Annotated[datetime | None, Query(description="From this time (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="Before this time (ISO 8601)")] = None,
+    dataset: Annotated[str | None, _text("Dataset name, id or id prefix")] = None,
+    actor: Annotated[str | None, _text("Exact actor")] = None,
+    event_type: Annotated[str | None, _text("Exact event type")] = None,
+    since: Annotated[str | None, _time("From this time (ISO 8601)")] = None,
+    until: Annotated[str | None, _time("Before this time (ISO 8601)")] = None,
 ) -> AuditPage:
     """The tenant's audit entries, oldest first; filters: dataset, actor, event type and
     the time range ``since`` (inclusive) to ``until`` (exclusive)."""
     dataset_id = _dataset_id(caller, dataset)
-    scope = json.dumps([dataset_id, actor, event_type, _utc(since), _utc(until)])
+    start, end = _utc(since, "since"), _utc(until, "until")
+    scope = json.dumps([dataset_id, actor, event_type, start, end])
     after = None
     if cursor is not None:
         _, was, at, chain, seq = paging.decode(cursor, "audit", 5)
@@ -123,8 +142,8 @@ def list_audit(
         dataset_id=dataset_id,
         actor=actor,
         event_type=event_type,
-        since=_utc(since),
-        until=_utc(until),
+        since=start,
+        until=end,
         after=after,
     )
     page = rows[:limit]
