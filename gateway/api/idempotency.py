@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -199,7 +200,7 @@ class IdempotencyMiddleware:
         fingerprint = f"{scope['method']} {scope['path']}?{query}"
         decision = await run_in_threadpool(self.store.reserve, owner, key, fingerprint)
         if isinstance(decision, Stored) and decision.request_sha is not None:
-            digest = _RequestHash(fingerprint, receive)
+            digest = _RequestHash(fingerprint, receive, _boundary(headers))
             await digest.drain()
             if digest.hexdigest() != decision.request_sha:
                 decision = "mismatch"
@@ -239,7 +240,7 @@ class IdempotencyMiddleware:
         key_id = parse(credential)
         if key_id is not None:  # else a 401 to come
             scope.setdefault("state", {})[SEED] = uuid.uuid5(_NAMESPACE, f"{key_id[0]}\n{key}")
-        digest = _RequestHash(fingerprint, receive)
+        digest = _RequestHash(fingerprint, receive, _boundary(headers))
         captured: dict[str, Any] = {"status": 0, "headers": {}, "body": bytearray()}
         # The answer is held back until it is stored: a client that retries the moment it
         # has the first answer must find it stored, not a reservation still pending (it
@@ -279,20 +280,47 @@ class IdempotencyMiddleware:
             await send(message)
 
 
+def _boundary(headers: Headers) -> bytes | None:
+    """The boundary of a multipart body, else None."""
+    kind, options = parse_options_header(headers.get("content-type", ""))
+    if not kind.lower().startswith(b"multipart/"):
+        return None
+    return options.get(b"boundary") or None
+
+
 class _RequestHash:
     """SHA-256 of a request (its method, path and query, then its body), the body hashed
-    chunk by chunk as it is received (never held)."""
+    chunk by chunk as it is received (never held). A multipart body's boundary is hashed
+    as a fixed token: clients draw a new random one for every request, a retry too."""
 
-    def __init__(self, fingerprint: str, receive: Receive) -> None:
+    def __init__(self, fingerprint: str, receive: Receive, boundary: bytes | None) -> None:
         self._receive = receive
         self._sha = hashlib.sha256(fingerprint.encode() + b"\n")
         self._done = False
+        self._boundary = boundary
+        self._carry = b""  # the tail that may be the start of a boundary
+
+    def _update(self, chunk: bytes, last: bool) -> None:
+        b = self._boundary
+        if not b:
+            self._sha.update(chunk)
+            return
+        data = self._carry + chunk
+        at = 0
+        while (found := data.find(b, at)) != -1:
+            self._sha.update(data[at:found])
+            self._sha.update(b"\x00boundary\x00")
+            at = found + len(b)
+        safe = len(data) if last else max(at, len(data) - (len(b) - 1))
+        self._sha.update(data[at:safe])
+        self._carry = data[safe:]
 
     async def receive(self) -> Message:
         message = await self._receive()
         if message["type"] == "http.request":
-            self._sha.update(message.get("body", b""))
-            if not message.get("more_body", False):
+            last = not message.get("more_body", False)
+            self._update(message.get("body", b""), last)
+            if last:
                 self._done = True
         elif message["type"] == "http.disconnect":
             self._done = True

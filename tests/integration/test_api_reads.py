@@ -249,6 +249,33 @@ def test_a_multipart_upload_is_the_same_as_a_raw_one(api: Server, tmp_path: Path
         assert version["format"] == "jsonl" and version["row_count"] == 10
 
 
+def test_a_retried_multipart_upload_is_replayed(api: Server, tmp_path: Path) -> None:
+    """httpx (like curl) draws a new random boundary for every request: the retry's body
+    differs in its boundaries only, so it is the same request and gets the first answer;
+    another file under the same key is refused."""
+    data = _csv(tmp_path / "retry.csv", 60).read_bytes()
+    headers = {"Idempotency-Key": "upload-retry-mp"}
+    with api.client(api.keys["acme-engineer"]) as client:
+
+        def send(content: bytes) -> httpx.Response:
+            return client.post(
+                "/v1/datasets",
+                data={"name": "retry-mp"},
+                files={"file": ("retry.csv", content)},
+                headers=headers,
+            )
+
+        first = send(data)
+        assert first.status_code == 202, first.text
+        again = send(data)
+        assert again.status_code == 202 and again.json() == first.json(), again.text
+        assert again.headers["idempotent-replayed"] == "true"
+        other = send(data + b"999,x@example.com,1\n")
+        assert "body" in assert_problem(other, 422)["detail"]
+        _settled(client, first.headers["location"])
+        assert len(client.get("/v1/datasets/retry-mp/versions").json()["items"]) == 1
+
+
 def _settled(client: httpx.Client, location: str) -> None:
     import time
 

@@ -102,3 +102,39 @@ def test_an_older_table_gains_the_new_columns(tmp_path: Path) -> None:
     db.close()
     store = IdempotencyStore(path)
     assert store.reserve("o", "k", "POST /x?") == Stored(202, {}, b"{}", None)
+
+
+def test_a_multipart_body_hashes_alike_whatever_its_boundary_and_chunks() -> None:
+    from datrix.gateway.api.idempotency import _RequestHash
+
+    def form(boundary: bytes, content: bytes) -> bytes:
+        return (
+            b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; '
+            b'filename="a.csv"\r\n\r\n' + content + b"\r\n--" + boundary + b"--\r\n"
+        )
+
+    def digest(body: bytes, boundary: bytes | None, size: int) -> str:
+        chunks = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
+        messages = [
+            {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+            for i, c in enumerate(chunks)
+        ]
+
+        async def receive() -> Any:
+            return messages.pop(0)
+
+        hashed = _RequestHash("POST /v1/datasets?", receive, boundary)
+        asyncio.run(hashed.drain())
+        return hashed.hexdigest()
+
+    content = b"a,b\n" + b"1,2\n" * 50
+    first, second = b"x" * 30 + b"abc", b"y" * 25 + b"defgh"
+    seen = {
+        digest(form(b, content), b, size)
+        for b in (first, second)
+        for size in (1, 7, 32, 33, 64, 10_000)
+    }
+    assert len(seen) == 1
+    assert digest(form(first, content + b"3,4\n"), first, 7) not in seen
+    # a raw body: the bytes as they are
+    assert digest(content, None, 5) == digest(content, None, 1000)
