@@ -140,6 +140,14 @@ def views(runtime: Runtime) -> Views:
     return Views(runtime.read_store, runtime.settings.tenant)
 
 
+def derived_id(seed: uuid.UUID | None, what: str) -> uuid.UUID | None:
+    """The id ``what`` of a request made under ``seed`` (the HTTP API's ``Idempotency-Key``
+    of one API key): a retry derives the same ids, so a command submitted twice is one
+    command (the command log and the processor drop a command id seen before); None
+    without a seed (fresh ids)."""
+    return uuid.uuid5(seed, what) if seed is not None else None
+
+
 def _raise_if_rejected(runtime: Runtime, command_id: uuid.UUID) -> None:
     status = views(runtime).command_status(str(command_id))
     if status is None:
@@ -348,8 +356,10 @@ def _record_version(
     object_uri: str,
     object_sha: str,
     actor: str | None = None,
+    idempotency: uuid.UUID | None = None,
 ) -> VersionSubmission:
     existing = views(runtime).dataset(dataset_name)
+    version_id = derived_id(idempotency, "version")
     register: uuid.UUID | None = None
     version: uuid.UUID | None = None
     if existing is None:
@@ -358,7 +368,10 @@ def _record_version(
         # on the one dataset (its commands share a Kafka key, so they stay in order).
         dataset_id = dataset_id_for(runtime.settings.tenant, dataset_name)
         register = runtime.submit(
-            RegisterDataset(dataset_id, dataset_name), dataset_id, actor=actor
+            RegisterDataset(dataset_id, dataset_name),
+            dataset_id,
+            actor=actor,
+            command_id=derived_id(idempotency, "register"),
         ).id
         new_version = True
     else:
@@ -368,6 +381,10 @@ def _record_version(
         same_source = v.latest_source_sha(str(dataset_id)) == ingested.source_sha256
         latest = v.version_object(str(dataset_id), int(existing["latest_version"]))
         new_version = not same_source or latest != object_uri
+        if not new_version and version_id is not None and command_status(runtime, version_id):
+            # a retry of the request that added this version (its answer was lost): the
+            # same command again, not "unchanged"
+            version = version_id
     if new_version:
         add = AddDatasetVersion(
             dataset_id=dataset_id,
@@ -382,7 +399,7 @@ def _record_version(
             schema_json=json.dumps(ingested.schema),
             read_options_json=json.dumps(ingested.read_options) if ingested.read_options else None,
         )
-        version = runtime.submit(add, dataset_id, actor=actor).id
+        version = runtime.submit(add, dataset_id, actor=actor, command_id=version_id).id
     return VersionSubmission(
         dataset_id=str(dataset_id),
         dataset_name=dataset_name,
@@ -439,13 +456,15 @@ def submit_version(
     csv_options: CsvOptions | None = None,
     sheet: str | None = None,
     actor: str | None = None,
+    idempotency: uuid.UUID | None = None,
 ) -> VersionSubmission:
     """Validate and ingest the file at ``path`` (its suffix tells the format, else it is
     sniffed), store it, and submit the commands that register the dataset ``name`` (or add
     a version to it); no scan, no waiting, and no draining of left work (the caller's, as
     the HTTP API's intake does). ``source``: where the file came from (its name as
     uploaded), recorded as the version's source URI ``upload:<source>``. A bad file is
-    a UserInputError before anything is stored or recorded."""
+    a UserInputError before anything is stored or recorded. ``idempotency``: a seed the
+    command ids derive from (``derived_id``), the same for a retry."""
     problem = name_problem(name.strip())
     if problem is not None:
         raise UserInputError(f"name: {problem}")
@@ -463,6 +482,7 @@ def submit_version(
             object_uri,
             object_sha,
             actor=actor,
+            idempotency=idempotency,
         )
     except UserInputError:
         _remove_unreferenced(runtime, object_uri)
@@ -731,11 +751,13 @@ def request_scan(
     engine: str = "auto",
     weights: dict[str, float] | None = None,
     actor: str | None = None,
+    idempotency: uuid.UUID | None = None,
 ) -> ScanRequest:
     """Submit a scan of the latest version of a registered dataset (name, id or unique
     id prefix) without waiting; ``await_command`` / the scan's status tell the rest. The
     embedded runtime runs the job when this process drains (``wait_for`` with the scan
-    id), or the next process that drains the home finishes it as interrupted."""
+    id), or the next process that drains the home finishes it as interrupted.
+    ``idempotency``: a seed the scan and command ids derive from (``derived_id``)."""
     if weights is not None:
         from datrix.jobs.quality.scoring import validate_weights
 
@@ -749,9 +771,10 @@ def request_scan(
     size = found["size_bytes"] or 0
     chosen = choose_engine(engine, int(size), runtime.settings.spark_master)
     dataset_id = uuid.UUID(found["id"])
-    scan_id = uuid.uuid4()
+    scan_id = derived_id(idempotency, "scan") or uuid.uuid4()
     request = RequestScan(scan_id=scan_id, dataset_id=dataset_id, engine=chosen, weights=weights)
-    command = runtime.submit(request, scan_id, actor=actor).id
+    command_id = derived_id(idempotency, "scan-command")
+    command = runtime.submit(request, scan_id, actor=actor, command_id=command_id).id
     return ScanRequest(str(command), str(dataset_id), str(scan_id))
 
 
@@ -938,12 +961,19 @@ def await_command(
 
 
 def delete_dataset(
-    runtime: Runtime, name_or_id: str, reason: str | None = None, actor: str | None = None
+    runtime: Runtime,
+    name_or_id: str,
+    reason: str | None = None,
+    actor: str | None = None,
+    idempotency: uuid.UUID | None = None,
 ) -> str:
     """Submit the deletion of a dataset (name, id or unique id prefix); returns the
-    command id (``DELETE /v1/datasets/{id}``; ``await_command`` for the outcome)."""
+    command id (``DELETE /v1/datasets/{id}``; ``await_command`` for the outcome).
+    ``idempotency``: a seed the command id derives from (``derived_id``)."""
     dataset_id = uuid.UUID(resolve_dataset(runtime, name_or_id)["id"])
-    return str(runtime.submit(DeleteDataset(dataset_id, reason), dataset_id, actor=actor).id)
+    command_id = derived_id(idempotency, "delete")
+    deletion = DeleteDataset(dataset_id, reason)
+    return str(runtime.submit(deletion, dataset_id, actor=actor, command_id=command_id).id)
 
 
 # -- affected rows ----------------------------------------------------------------------

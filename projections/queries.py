@@ -258,6 +258,72 @@ class Views:
             sql += f" LIMIT {int(limit)}"
         return _dicts(self.store, sql, tuple(params), AUDIT_COLS)
 
+    def audit_page(
+        self,
+        *,
+        limit: int,
+        dataset_id: str | None = None,
+        actor: str | None = None,
+        event_type: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        after: tuple[str, int, int] | None = None,
+    ) -> list[dict[str, Any]]:
+        """At most ``limit`` of the tenant's audit entries, oldest first (by time, then
+        chain and seq), filtered by dataset, actor, event type and ``since <= occurred_at
+        < until`` (ISO 8601 UTC text), those after ``after`` (the previous page's last
+        ``(occurred_at, chain, seq)``)."""
+        where: list[str] = ["tenant = ?"]
+        params: list[Any] = [self.tenant]
+        for column, value in (
+            ("dataset_id", dataset_id),
+            ("actor", actor),
+            ("event_type", event_type),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("occurred_at >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("occurred_at < ?")
+            params.append(until)
+        if after is not None:
+            where.append(
+                "(occurred_at > ? OR (occurred_at = ? AND (chain > ? OR (chain = ? AND seq > ?))))"
+            )
+            params += [after[0], after[0], after[1], after[1], after[2]]
+        cols = ["chain", *AUDIT_COLS]
+        return _dicts(
+            self.store,
+            f"SELECT {', '.join(cols)} FROM audit_log WHERE {' AND '.join(where)} "
+            f"ORDER BY occurred_at, chain, seq LIMIT {int(limit)}",
+            tuple(params),
+            cols,
+        )
+
+    def dataset_of_command(self, command_id: str) -> str | None:
+        """The dataset the events a command caused are about (its audit entries)."""
+        rows = self.store.query(
+            "SELECT dataset_id FROM audit_log WHERE tenant = ? AND causation_id = ? "
+            "AND dataset_id IS NOT NULL LIMIT 1",
+            (self.tenant, command_id),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def audit_count(self) -> int:
+        rows = self.store.query("SELECT COUNT(*) FROM audit_log WHERE tenant = ?", (self.tenant,))
+        return int(rows[0][0])
+
+    def audit_has_event(self, event_id: str) -> bool:
+        return bool(
+            self.store.query(
+                "SELECT 1 FROM audit_log WHERE tenant = ? AND event_id = ?",
+                (self.tenant, event_id),
+            )
+        )
+
     # -- jobs (one per scan) -----------------------------------------------------------------
     def jobs(self, active_only: bool = True) -> list[dict[str, Any]]:
         """The scans' jobs, oldest first; ``active_only``: those whose scan has not ended."""

@@ -1,5 +1,7 @@
 """``Idempotency-Key`` on the API's commands (POST and DELETE): a retried request with
-the same key returns the first answer and submits nothing new, also after a restart.
+the same key returns the first answer and submits nothing new, also after a restart (and
+after a kill), and the same key on a different request is refused (the IETF
+idempotency-key draft).
 
 An ASGI middleware in front of the routes. For a POST or DELETE that carries the header
 it reserves ``(credential, key)`` in a SQLite table (``DATRIX_HOME/idempotency.db``,
@@ -7,38 +9,49 @@ it reserves ``(credential, key)`` in a SQLite table (``DATRIX_HOME/idempotency.d
 no key is stored); then:
 
 - the first request runs; a 2xx answer (status, body, ``Content-Type``, ``Location``) is
-  stored, anything else releases the reservation so that a retry runs again;
-- a repeat of a stored one gets that answer again, with ``Idempotent-Replayed: true``;
-- a repeat while the first still runs is a 409 problem with ``Retry-After``;
-- the same key on another method, path or query is a 422 problem (the body is not part
-  of the comparison: an upload is streamed, never held to be hashed).
+  stored with a SHA-256 of the request (method, path, query and body: the body hashed as
+  it streams through, never held), anything else releases the reservation so that a
+  retry runs again;
+- a repeat of a stored one gets that answer again, with ``Idempotent-Replayed: true``,
+  when its method, path, query and body are the same (its body is read and hashed as it
+  streams in); another request under the same key is a 422 problem;
+- a repeat while the first still runs is a 409 problem with ``Retry-After``.
 
-Known gap: a server killed after a command was submitted and before its answer was stored
-leaves the reservation pending; after ``ABANDONED_S`` a retry runs the request again and
-may submit the command a second time (deterministic command ids from the key would close
-it: next step).
+The command ids of the request derive from ``(API key id, Idempotency-Key)``
+(``seed``: routes pass it to the use cases, ``services.derived_id``), so when the answer
+was lost (the server killed after the command was submitted and before its answer was
+stored) the retry runs the request again and submits the *same* command ids, which the
+command log and the processor drop as seen before: a double submission is one command.
+A reservation left pending by a process that is gone (its pid no longer runs; the file
+is local to the host) is taken over at once, one older than ``ABANDONED_S`` too.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from datrix.gateway.api import problems
+from datrix.gateway.api.keys import parse
 from datrix.gateway.api.sqlite_file import PrivateSqliteFile
 
 HEADER = "idempotency-key"
 ABANDONED_S = 300.0  # a reservation this old whose request never finished: taken over
 _KEPT = ("content-type", "location")
+SEED = "idempotency_seed"  # the request state's entry (routes: ``seed(request)``)
+_NAMESPACE = uuid.UUID("6f1c2a52-3f0e-5e47-9b1a-8f7d7f0c6d21")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -50,8 +63,31 @@ CREATE TABLE IF NOT EXISTS idempotency (
     headers     TEXT,
     body        BLOB,
     updated     REAL NOT NULL,
+    request_sha TEXT,
+    holder      INTEGER,
     PRIMARY KEY (owner, key)
 )"""
+_ADDED = (("request_sha", "TEXT"), ("holder", "INTEGER"))  # columns later than the table
+
+
+def seed(request: Request) -> uuid.UUID | None:
+    """The seed this request's command ids derive from, when it has an Idempotency-Key."""
+    found = getattr(request.state, SEED, None)
+    return found if isinstance(found, uuid.UUID) else None
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -59,6 +95,7 @@ class Stored:
     status: int
     headers: dict[str, str]
     body: bytes
+    request_sha: str | None = None  # None: stored before requests were hashed
 
 
 class IdempotencyBackend(Protocol):
@@ -76,6 +113,11 @@ class IdempotencyBackend(Protocol):
 class IdempotencyStore(PrivateSqliteFile):
     def __init__(self, path: Path) -> None:
         super().__init__(path, _SCHEMA)
+        with self._connect() as db:
+            have = {row[1] for row in db.execute("PRAGMA table_info(idempotency)")}
+            for column, kind in _ADDED:
+                if column not in have:
+                    db.execute(f"ALTER TABLE idempotency ADD COLUMN {column} {kind}")
 
     def reserve(self, owner: str, key: str, fingerprint: str) -> str | Stored:
         """``"run"`` (reserved: go on), ``"busy"``, ``"mismatch"``, or the stored answer."""
@@ -84,27 +126,29 @@ class IdempotencyStore(PrivateSqliteFile):
             db.execute("BEGIN IMMEDIATE")
             try:
                 row = db.execute(
-                    "SELECT fingerprint, state, status, headers, body, updated FROM idempotency "
-                    "WHERE owner = ? AND key = ?",
+                    "SELECT fingerprint, state, status, headers, body, updated, request_sha, "
+                    "holder FROM idempotency WHERE owner = ? AND key = ?",
                     (owner, key),
                 ).fetchone()
                 if row is None:
                     db.execute(
-                        "INSERT INTO idempotency (owner, key, fingerprint, state, updated) "
-                        "VALUES (?, ?, ?, 'pending', ?)",
-                        (owner, key, fingerprint, now),
+                        "INSERT INTO idempotency (owner, key, fingerprint, state, updated, "
+                        "holder) VALUES (?, ?, ?, 'pending', ?, ?)",
+                        (owner, key, fingerprint, now, os.getpid()),
                     )
                     return "run"
-                was, state, status, headers, body, updated = row
+                was, state, status, headers, body, updated, request_sha, holder = row
                 if was != fingerprint:
                     return "mismatch"
                 if state == "done":
-                    return Stored(int(status), json.loads(headers), bytes(body))
-                if now - float(updated) < ABANDONED_S:
+                    return Stored(int(status), json.loads(headers), bytes(body), request_sha)
+                if now - float(updated) < ABANDONED_S and _alive(holder):
                     return "busy"
+                # the process that reserved it is gone (killed) or it is stale: run again
+                # (the same command ids: a command it did submit is not submitted twice)
                 db.execute(
-                    "UPDATE idempotency SET updated = ? WHERE owner = ? AND key = ?",
-                    (now, owner, key),
+                    "UPDATE idempotency SET updated = ?, holder = ? WHERE owner = ? AND key = ?",
+                    (now, os.getpid(), owner, key),
                 )
                 return "run"
             finally:
@@ -114,8 +158,16 @@ class IdempotencyStore(PrivateSqliteFile):
         with self._connect() as db:
             db.execute(
                 "UPDATE idempotency SET state = 'done', status = ?, headers = ?, body = ?, "
-                "updated = ? WHERE owner = ? AND key = ?",
-                (answer.status, json.dumps(answer.headers), answer.body, time.time(), owner, key),
+                "updated = ?, request_sha = ? WHERE owner = ? AND key = ?",
+                (
+                    answer.status,
+                    json.dumps(answer.headers),
+                    answer.body,
+                    time.time(),
+                    answer.request_sha,
+                    owner,
+                    key,
+                ),
             )
 
     def release(self, owner: str, key: str) -> None:
@@ -159,6 +211,11 @@ class IdempotencyMiddleware:
         query = scope.get("query_string", b"").decode("latin-1")
         fingerprint = f"{scope['method']} {scope['path']}?{query}"
         decision = await run_in_threadpool(self.store.reserve, owner, key, fingerprint)
+        if isinstance(decision, Stored) and decision.request_sha is not None:
+            digest = _RequestHash(fingerprint, receive, _boundary(headers))
+            await digest.drain()
+            if digest.hexdigest() != decision.request_sha:
+                decision = "mismatch"
         if isinstance(decision, Stored):
             await send(
                 {
@@ -177,7 +234,7 @@ class IdempotencyMiddleware:
             answer = problems.problem_response(
                 request,
                 422,
-                "this Idempotency-Key was used for another request (method, path or query)",
+                "this Idempotency-Key was used for another request (method, path, query or body)",
                 slug="idempotency-key-reused",
             )
             await answer(scope, receive, send)
@@ -192,6 +249,10 @@ class IdempotencyMiddleware:
             )
             await answer(scope, receive, send)
             return
+        key_id = parse(credential)
+        if key_id is not None:  # else a 401 to come
+            scope.setdefault("state", {})[SEED] = uuid.uuid5(_NAMESPACE, f"{key_id[0]}\n{key}")
+        digest = _RequestHash(fingerprint, receive, _boundary(headers))
         captured: dict[str, Any] = {"status": 0, "headers": {}, "body": bytearray()}
         # The answer is held back until it is stored: a client that retries the moment it
         # has the first answer must find it stored, not a reservation still pending (it
@@ -213,9 +274,15 @@ class IdempotencyMiddleware:
 
         stored = False
         try:
-            await self.app(scope, receive, capture)
+            await self.app(scope, digest.receive, capture)
             if 200 <= captured["status"] < 300:
-                answer_ = Stored(captured["status"], captured["headers"], bytes(captured["body"]))
+                await digest.drain()  # what the route left unread counts too
+                answer_ = Stored(
+                    captured["status"],
+                    captured["headers"],
+                    bytes(captured["body"]),
+                    digest.hexdigest(),
+                )
                 await run_in_threadpool(self.store.complete, owner, key, answer_)
                 stored = True
         finally:
@@ -223,3 +290,57 @@ class IdempotencyMiddleware:
                 await run_in_threadpool(self.store.release, owner, key)
         for message in held:
             await send(message)
+
+
+def _boundary(headers: Headers) -> bytes | None:
+    """The boundary of a multipart body, else None."""
+    kind, options = parse_options_header(headers.get("content-type", ""))
+    if not kind.lower().startswith(b"multipart/"):
+        return None
+    return options.get(b"boundary") or None
+
+
+class _RequestHash:
+    """SHA-256 of a request (its method, path and query, then its body), the body hashed
+    chunk by chunk as it is received (never held). A multipart body's boundary is hashed
+    as a fixed token: clients draw a new random one for every request, a retry too."""
+
+    def __init__(self, fingerprint: str, receive: Receive, boundary: bytes | None) -> None:
+        self._receive = receive
+        self._sha = hashlib.sha256(fingerprint.encode() + b"\n")
+        self._done = False
+        self._boundary = boundary
+        self._carry = b""  # the tail that may be the start of a boundary
+
+    def _update(self, chunk: bytes, last: bool) -> None:
+        b = self._boundary
+        if not b:
+            self._sha.update(chunk)
+            return
+        data = self._carry + chunk
+        at = 0
+        while (found := data.find(b, at)) != -1:
+            self._sha.update(data[at:found])
+            self._sha.update(b"\x00boundary\x00")
+            at = found + len(b)
+        safe = len(data) if last else max(at, len(data) - (len(b) - 1))
+        self._sha.update(data[at:safe])
+        self._carry = data[safe:]
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            last = not message.get("more_body", False)
+            self._update(message.get("body", b""), last)
+            if last:
+                self._done = True
+        elif message["type"] == "http.disconnect":
+            self._done = True
+        return message
+
+    async def drain(self) -> None:
+        while not self._done:
+            await self.receive()
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()

@@ -34,7 +34,16 @@ def _schema_v1(schema: str) -> list[str]:
     ]
 
 
-MIGRATIONS = [Migration(1, "idempotent answers", [], _schema_v1)]
+def _schema_v2(schema: str) -> list[str]:
+    # a hash of the first request (method, path, query, body): a reuse of the key with
+    # another request is refused (idempotency.py)
+    return ["ALTER TABLE api_idempotency ADD COLUMN IF NOT EXISTS request_sha TEXT"]
+
+
+MIGRATIONS = [
+    Migration(1, "idempotent answers", [], _schema_v1),
+    Migration(2, "the first request's hash", [], _schema_v2),
+]
 
 
 class PostgresIdempotencyStore:
@@ -54,7 +63,8 @@ class PostgresIdempotencyStore:
             if inserted:
                 return "run"
             row = db.execute(
-                "SELECT fingerprint, state, status, headers, body, updated FROM api_idempotency "
+                "SELECT fingerprint, state, status, headers, body, updated, request_sha "
+                "FROM api_idempotency "
                 "WHERE owner = %s AND key = %s FOR UPDATE",
                 (owner, key),
             ).fetchone()
@@ -65,11 +75,11 @@ class PostgresIdempotencyStore:
                     (owner, key, fingerprint, now),
                 )
                 return "run"
-            was, state, status, headers, body, updated = row
+            was, state, status, headers, body, updated, request_sha = row
             if was != fingerprint:
                 return "mismatch"
             if state == "done":
-                return Stored(int(status), json.loads(headers), bytes(body))
+                return Stored(int(status), json.loads(headers), bytes(body), request_sha)
             if now - float(updated) < ABANDONED_S:
                 return "busy"
             db.execute(
@@ -82,8 +92,16 @@ class PostgresIdempotencyStore:
         with self._pool.connection() as db:
             db.execute(
                 "UPDATE api_idempotency SET state = 'done', status = %s, headers = %s, "
-                "body = %s, updated = %s WHERE owner = %s AND key = %s",
-                (answer.status, json.dumps(answer.headers), answer.body, time.time(), owner, key),
+                "body = %s, updated = %s, request_sha = %s WHERE owner = %s AND key = %s",
+                (
+                    answer.status,
+                    json.dumps(answer.headers),
+                    answer.body,
+                    time.time(),
+                    answer.request_sha,
+                    owner,
+                    key,
+                ),
             )
 
     def release(self, owner: str, key: str) -> None:

@@ -262,14 +262,93 @@ def test_idempotency_survives_a_restart(tmp_path: Path) -> None:
     server = start_server(home, tmp_path / "serve2.log")
     try:
         with server.client(key) as client:
-            changed = data.replace(b"id,", b"key,")  # what a retry sends is not compared
-            again = client.post("/v1/datasets?name=a", content=changed, headers=headers)
+            again = client.post("/v1/datasets?name=a", content=data, headers=headers)
             assert again.status_code == 202 and again.json() == first.json()
             assert again.headers["idempotent-replayed"] == "true"
+            # the same key with another body is another request: refused (IETF draft)
+            changed = data.replace(b"id,", b"key,")
+            refused = client.post("/v1/datasets?name=a", content=changed, headers=headers)
+            assert "body" in assert_problem(refused, 422)["detail"]
             versions = client.get("/v1/datasets/a/versions").json()["items"]
             assert len(versions) == 1
     finally:
         server.stop()
+
+
+def test_idempotency_key_with_another_body_is_refused(api: Server) -> None:
+    with api.client(api.keys["acme-scientist"]) as client:
+        headers = {"Idempotency-Key": "scan-sales-body"}
+        first = client.post("/v1/datasets/sales/scan", json={"engine": "polars"}, headers=headers)
+        assert first.status_code == 202, first.text
+        same = client.post("/v1/datasets/sales/scan", json={"engine": "polars"}, headers=headers)
+        assert same.status_code == 202 and same.json() == first.json()
+        other = client.post("/v1/datasets/sales/scan", json={"engine": "auto"}, headers=headers)
+        problem = assert_problem(other, 422)
+        assert problem["type"].endswith("idempotency-key-reused"), problem
+        poll(client, first.headers["location"], lambda b: b["status"] in ("completed", "failed"))
+
+
+def _killed(server: Server, send: Callable[[httpx.Client], httpx.Response], key: str) -> None:
+    """``send`` reaches a server that SIGKILLs itself once the command is in the log
+    (DATRIX_TEST_JOB_FAULT=kill@command-logged): no answer, nothing stored for it."""
+    with server.client(key) as client, pytest.raises(httpx.TransportError):
+        send(client)
+    assert server.proc.wait(timeout=30) == -9
+
+
+def test_a_retry_after_a_kill_submits_the_same_command_once(tmp_path: Path) -> None:
+    """The server is killed after the command is submitted and before its answer is
+    stored: the retry (at once: the reservation's process is gone) runs again with the
+    same command ids (derived from the API key and Idempotency-Key), so one version and
+    one scan come of two submissions."""
+    home = tmp_path / "home"
+    key = create_key(home, "acme", "engineer")
+    first = scan(home, _csv(tmp_path / "k1.csv", 30), "k", "acme")  # version 1
+    data = _csv(tmp_path / "k.csv", 40).read_bytes()  # version 2: one command to submit
+    upload = {"Idempotency-Key": "upload-k"}
+    fault = {"DATRIX_TEST_JOB_FAULT": "kill@command-logged"}
+
+    def post_upload(client: httpx.Client) -> httpx.Response:
+        return client.post("/v1/datasets?name=k", content=data, headers=upload)
+
+    _killed(start_server(home, tmp_path / "s1.log", **fault), post_upload, key)
+    server = start_server(home, tmp_path / "s2.log")
+    try:
+        with server.client(key) as client:
+            retried = post_upload(client)
+            # the same command again (fresh ids: 200 "unchanged", the version being there)
+            assert retried.status_code == 202, retried.text
+            assert "idempotent-replayed" not in retried.headers  # ran again
+            done = poll(client, retried.headers["location"], lambda b: b["status"] != "queued")
+            assert done["status"] == "accepted", done
+            assert len(client.get("/v1/datasets/k/versions").json()["items"]) == 2
+            replayed = post_upload(client)
+            assert replayed.json() == retried.json()
+            assert replayed.headers["idempotent-replayed"] == "true"
+    finally:
+        server.stop()
+    scan_key = {"Idempotency-Key": "scan-k"}
+
+    def post_scan(client: httpx.Client) -> httpx.Response:
+        return client.post("/v1/datasets/k/scan", json={"engine": "polars"}, headers=scan_key)
+
+    _killed(start_server(home, tmp_path / "s3.log", **fault), post_scan, key)
+    server = start_server(home, tmp_path / "s4.log")
+    try:
+        with server.client(key) as client:
+            retried = post_scan(client)
+            assert retried.status_code == 202, retried.text
+            ended = poll(client, retried.headers["location"], lambda b: b["status"] not in QUEUED)
+            assert ended["status"] == "completed", ended
+            history = client.get("/v1/quality/k/history").json()["items"]
+            assert [h["scan_id"] for h in history] == [first["scan_id"], retried.json()["scan_id"]]
+            command = client.get(f"/v1/commands/{retried.json()['command_id']}").json()
+            assert command["status"] == "accepted", command
+    finally:
+        server.stop()
+
+
+QUEUED = ("queued", "running")
 
 
 def test_readme_curl_example_runs(tmp_path: Path) -> None:

@@ -336,6 +336,10 @@ def test_an_idempotent_retry_on_another_server_gets_the_first_answer(
         assert again.status_code == 202 and again.json() == first.json()
         assert again.headers["idempotent-replayed"] == "true"
         assert again.headers["location"] == first.headers["location"]
+        # the key reused with another request, on the other host, is refused
+        other_body = b.post(scan_url, headers=headers, json={"engine": "polars"})
+        assert other_body.status_code == 422, other_body.text
+        assert "another request" in other_body.json()["detail"]
         ended = poll(
             b, first.headers["location"], lambda body: body["status"] in ("completed", "failed")
         )

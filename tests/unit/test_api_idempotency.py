@@ -61,3 +61,80 @@ def test_the_answer_is_stored_before_the_client_gets_it(tmp_path: Path) -> None:
     assert isinstance(found, Stored) and found.status == 202, found
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert sent[1]["body"] == b'{"scan_id": "1"}'
+
+
+def test_a_reservation_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+    import sqlite3
+    import subprocess
+    import sys
+
+    store = IdempotencyStore(tmp_path / "idempotency.db")
+    assert store.reserve("owner", KEY, "POST /x?") == "run"
+    assert store.reserve("owner", KEY, "POST /x?") == "busy"  # this process holds it
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    db = sqlite3.connect(tmp_path / "idempotency.db")
+    with db:  # as a server killed mid-request leaves it
+        db.execute("UPDATE idempotency SET holder = ?", (int(gone.stdout),))
+    db.close()
+    assert store.reserve("owner", KEY, "POST /x?") == "run"
+    assert store.reserve("owner", KEY, "POST /y?") == "mismatch"
+
+
+def test_an_older_table_gains_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "idempotency.db"
+    db = sqlite3.connect(path)
+    db.execute(
+        "CREATE TABLE idempotency (owner TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT "
+        "NOT NULL, state TEXT NOT NULL, status INTEGER, headers TEXT, body BLOB, updated "
+        "REAL NOT NULL, PRIMARY KEY (owner, key))"
+    )
+    db.execute(
+        "INSERT INTO idempotency VALUES ('o', 'k', 'POST /x?', 'done', 202, '{}', x'7b7d', 0)"
+    )
+    db.commit()
+    db.close()
+    store = IdempotencyStore(path)
+    assert store.reserve("o", "k", "POST /x?") == Stored(202, {}, b"{}", None)
+
+
+def test_a_multipart_body_hashes_alike_whatever_its_boundary_and_chunks() -> None:
+    from datrix.gateway.api.idempotency import _RequestHash
+
+    def form(boundary: bytes, content: bytes) -> bytes:
+        return (
+            b"--" + boundary + b'\r\nContent-Disposition: form-data; name="file"; '
+            b'filename="a.csv"\r\n\r\n' + content + b"\r\n--" + boundary + b"--\r\n"
+        )
+
+    def digest(body: bytes, boundary: bytes | None, size: int) -> str:
+        chunks = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
+        messages = [
+            {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+            for i, c in enumerate(chunks)
+        ]
+
+        async def receive() -> Any:
+            return messages.pop(0)
+
+        hashed = _RequestHash("POST /v1/datasets?", receive, boundary)
+        asyncio.run(hashed.drain())
+        return hashed.hexdigest()
+
+    content = b"a,b\n" + b"1,2\n" * 50
+    first, second = b"x" * 30 + b"abc", b"y" * 25 + b"defgh"
+    seen = {
+        digest(form(b, content), b, size)
+        for b in (first, second)
+        for size in (1, 7, 32, 33, 64, 10_000)
+    }
+    assert len(seen) == 1
+    assert digest(form(first, content + b"3,4\n"), first, 7) not in seen
+    # a raw body: the bytes as they are
+    assert digest(content, None, 5) == digest(content, None, 1000)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from datrix.gateway.api.routes import (
+    audit,
     commands,
     dataset_commands,
     datasets,
@@ -13,6 +14,7 @@ from datrix.gateway.api.routes import (
     health,
     metrics,
     quality,
+    scans,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -21,6 +23,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     dataset_commands.router,
     quality.router,
     commands.router,
+    scans.router,
+    audit.router,
     events.router,
     metrics.router,
 )

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from datrix.gateway import services
+from datrix.gateway.api import idempotency, upload
 from datrix.gateway.api.deps import (
     DatasetWriter,
     QualityReader,
@@ -28,10 +29,6 @@ from datrix.runtime.bootstrap import App
 from datrix.streams import scratch
 
 router = APIRouter(tags=["datasets"])
-
-
-def _too_large(limit_mb: float) -> ApiProblem:
-    return ApiProblem(413, f"the upload is larger than {limit_mb:g} MB (DATRIX_API_MAX_UPLOAD_MB)")
 
 
 ACCEPTED: dict[int | str, dict[str, Any]] = {202: {"description": "Handed in: poll the Location"}}
@@ -58,6 +55,7 @@ def post_scan(
         engine=chosen.engine,
         weights=chosen.weights,
         actor=caller.key.actor,
+        idempotency=idempotency.seed(request),
     )
     submissions: Submissions = request.app.state.submissions
     submissions.scan(caller.key.tenant, done.scan_id, done.dataset_id, done.command_id)
@@ -79,6 +77,40 @@ def post_scan(
     )
 
 
+UPLOAD_BODY = {
+    "required": True,
+    "description": "The file: its bytes as the body (curl --data-binary @file), or a "
+    "multipart/form-data form with the file as its `file` part (curl -F file=@file) and "
+    "optionally `name`, `filename`, `encoding` as fields instead of the query",
+    "content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        upload.MULTIPART: {
+            "schema": {
+                "type": "object",
+                "required": [upload.FILE_PART],
+                "properties": {
+                    upload.FILE_PART: {"type": "string", "format": "binary"},
+                    "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "filename": {"type": "string", "maxLength": 255},
+                    "encoding": {"type": "string", "maxLength": 40},
+                },
+            }
+        },
+    },
+}
+
+
+def _field(query: str | None, form: dict[str, str], key: str, longest: int) -> str | None:
+    """A parameter given in the query or as a form field (not both, unless equal)."""
+    given = form.get(key)
+    if given is not None and query is not None and given != query:
+        raise ApiProblem(422, f"{key}: given in the query and the form, differently")
+    found = query if query is not None else given
+    if found is not None and len(found) > longest:
+        raise ApiProblem(422, f"{key}: at most {longest} characters")
+    return found
+
+
 @router.post(
     "/v1/datasets",
     status_code=202,
@@ -88,61 +120,68 @@ def post_scan(
         200: {"description": "The file is the dataset's latest version already"},
         413: {"model": Problem, "description": "Larger than DATRIX_API_MAX_UPLOAD_MB"},
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "The file's bytes (curl --data-binary @file)",
-            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
-        }
-    },
+    openapi_extra={"requestBody": UPLOAD_BODY},
 )
 async def post_dataset(
     request: Request,
     response: Response,
     caller: DatasetWriter,
-    name: Annotated[str, Query(min_length=1, max_length=200, description="Dataset name")],
+    name: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Dataset name (required here or as a multipart field)",
+        ),
+    ] = None,
     filename: Annotated[
         str | None,
         Query(max_length=255, description="The file's name: its suffix tells the format"),
     ] = None,
-    encoding: Annotated[str, Query(max_length=40)] = "utf-8",
+    encoding: Annotated[str | None, Query(max_length=40, description="Default utf-8")] = None,
 ) -> Accepted:
     """Upload a file as a new dataset, or a new version of the dataset ``name``
-    (asynchronous: 202, then poll the command). The body is the file itself, streamed
-    to disk in chunks; CSV, TSV, JSON, JSON Lines, Parquet or Excel, validated as the
-    CLI does (a bad file is a 422 problem and nothing is recorded)."""
+    (asynchronous: 202, then poll the command). The body is the file itself, or a
+    multipart form whose ``file`` part is; either is streamed to disk in chunks. CSV,
+    TSV, JSON, JSON Lines, Parquet or Excel, validated as the CLI does (a bad file is a
+    422 problem and nothing is recorded)."""
     built: App = request.app.state.datrix
-    limit = int(built.settings.api_max_upload_mb * 2**20)
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(built.settings.api_max_upload_mb)
-    suffix = Path(filename or "").suffix.lower()
-    if not re.fullmatch(r"\.[a-z0-9]{1,8}", suffix):
-        suffix = ""
-    shown = Path(filename).name if filename else f"{name}{suffix}"
+    multipart = upload.is_multipart(request)
+    if name is None and not multipart:
+        raise ApiProblem(422, "name: the dataset's name is required (query parameter)")
+    limit_mb = built.settings.api_max_upload_mb
     home = built.settings.home
     workdir = await run_in_threadpool(scratch.owned_tempdir, home / "tmp", "upload-")
     try:
-        target = workdir / f"upload{suffix}"
-        size = 0
-        with target.open("wb") as out:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(built.settings.api_max_upload_mb)
-                await run_in_threadpool(out.write, chunk)
-        if size == 0:
+        target = workdir / "upload"
+        if multipart:
+            got = await upload.receive_multipart(request, target, limit_mb)
+        else:
+            got = await upload.receive_raw(request, target, limit_mb)
+        chosen = _field(name, got.fields, "name", 200)
+        if not chosen:
+            raise ApiProblem(422, "name: the dataset's name is required (query or form field)")
+        shown_name = _field(filename, got.fields, "filename", 255) or got.part_filename
+        text = _field(encoding, got.fields, "encoding", 40) or "utf-8"
+        if got.size == 0:
             raise ApiProblem(422, "the body is empty: send the file's bytes", slug="bad-file")
+        suffix = Path(shown_name or "").suffix.lower()
+        if not re.fullmatch(r"\.[a-z0-9]{1,8}", suffix):
+            suffix = ""
+        shown = Path(shown_name).name if shown_name else f"{chosen}{suffix}"
+        if suffix:  # the suffix tells the format
+            target = await run_in_threadpool(target.rename, workdir / f"upload{suffix}")
         try:
             done = await run_in_threadpool(
                 partial(
                     services.submit_version,
                     caller.runtime,
                     target,
-                    name=name,
+                    name=chosen,
                     source=shown,
-                    encoding=encoding,
+                    encoding=text,
                     actor=caller.key.actor,
+                    idempotency=idempotency.seed(request),
                 )
             )
         except UserInputError as exc:
@@ -216,8 +255,21 @@ def delete_dataset(
     request: Request, response: Response, caller: DatasetWriter, dataset_id: str
 ) -> Accepted:
     """Delete the dataset (asynchronous: 202, then poll the command)."""
+    retried = services.derived_id(idempotency.seed(request), "delete")
+    if retried is not None and services.command_status(caller.runtime, retried) is not None:
+        # a retry of a deletion that was processed and whose answer was lost (the server
+        # killed before it stored it): the dataset is gone, the answer is the same
+        location = f"/v1/commands/{retried}"
+        done_on = services.views(caller.runtime).dataset_of_command(str(retried))
+        return accepted(
+            response,
+            location,
+            Accepted(command_id=str(retried), status_url=location, dataset_id=done_on),
+        )
     found_id = services.resolve_dataset(caller.runtime, dataset_id)["id"]
-    command_id = services.delete_dataset(caller.runtime, found_id, actor=caller.key.actor)
+    command_id = services.delete_dataset(
+        caller.runtime, found_id, actor=caller.key.actor, idempotency=idempotency.seed(request)
+    )
     submissions: Submissions = request.app.state.submissions
     submissions.command(caller.key.tenant, command_id)
     intake: Intake = request.app.state.intake
