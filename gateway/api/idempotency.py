@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 import uuid
@@ -52,6 +53,7 @@ ABANDONED_S = 300.0  # a reservation this old whose request never finished: take
 _KEPT = ("content-type", "location")
 SEED = "idempotency_seed"  # the request state's entry (routes: ``seed(request)``)
 _NAMESPACE = uuid.UUID("6f1c2a52-3f0e-5e47-9b1a-8f7d7f0c6d21")
+log = logging.getLogger("datrix.api")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -210,7 +212,18 @@ class IdempotencyMiddleware:
         owner = hashlib.sha256(credential.encode()).hexdigest()
         query = scope.get("query_string", b"").decode("latin-1")
         fingerprint = f"{scope['method']} {scope['path']}?{query}"
-        decision = await run_in_threadpool(self.store.reserve, owner, key, fingerprint)
+        try:
+            decision = await run_in_threadpool(self.store.reserve, owner, key, fingerprint)
+        except Exception as exc:  # the store's database is down: a 503, not a 500
+            log.warning("idempotency store unavailable: %s", exc)
+            answer = problems.problem_response(
+                request,
+                503,
+                "the idempotency store is unavailable; retry with the same Idempotency-Key",
+                headers={"Retry-After": "5"},
+            )
+            await answer(scope, receive, send)
+            return
         if isinstance(decision, Stored) and decision.request_sha is not None:
             digest = _RequestHash(fingerprint, receive, _boundary(headers))
             await digest.drain()
@@ -283,11 +296,19 @@ class IdempotencyMiddleware:
                     bytes(captured["body"]),
                     digest.hexdigest(),
                 )
-                await run_in_threadpool(self.store.complete, owner, key, answer_)
-                stored = True
+                try:
+                    await run_in_threadpool(self.store.complete, owner, key, answer_)
+                    stored = True
+                except Exception as exc:
+                    # the command was handed in: answer it. A retry runs the request again,
+                    # with the same derived command ids, so it submits nothing new.
+                    log.warning("idempotency store: answer not kept: %s", exc)
         finally:
             if not stored:
-                await run_in_threadpool(self.store.release, owner, key)
+                try:
+                    await run_in_threadpool(self.store.release, owner, key)
+                except Exception as exc:
+                    log.warning("idempotency store: reservation not released: %s", exc)
         for message in held:
             await send(message)
 

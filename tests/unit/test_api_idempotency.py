@@ -138,3 +138,37 @@ def test_a_multipart_body_hashes_alike_whatever_its_boundary_and_chunks() -> Non
     assert digest(form(first, content + b"3,4\n"), first, 7) not in seen
     # a raw body: the bytes as they are
     assert digest(content, None, 5) == digest(content, None, 1000)
+
+
+def test_a_store_that_cannot_be_reached_is_a_503_and_the_route_never_runs(
+    tmp_path: Path,
+) -> None:
+    """The store's database gone (Kafka mode: PostgreSQL down) is a 503 problem with
+    Retry-After, not a 500, and nothing is submitted without a reservation."""
+    path = tmp_path / "idempotency.db"
+    store = IdempotencyStore(path)
+    for leftover in tmp_path.glob("idempotency.db*"):
+        leftover.unlink()
+    path.mkdir()  # a real failure to open the database, not a stand-in
+    ran: list[bool] = []
+
+    async def route(scope: Any, receive: Any, send: Any) -> None:
+        ran.append(True)
+        await _accepted(scope, receive, send)
+
+    sent: list[dict[str, Any]] = []
+
+    async def client(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def nothing() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    asyncio.run(IdempotencyMiddleware(route, store)(_scope(), nothing, client))
+    assert not ran
+    start = sent[0]
+    assert start["status"] == 503
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    assert headers["content-type"].startswith("application/problem+json")
+    assert headers["retry-after"] == "5"
+    assert b"idempotency store is unavailable" in sent[1]["body"]
