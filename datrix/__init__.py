@@ -2,5 +2,25 @@
 
 The repository's top-level folders are installed as the subpackages of this one
 (``datrix.aggregates``, ``datrix.streams``, ``datrix.runtime``, ``datrix.projections``,
-``datrix.jobs``, ``datrix.gateway``, ``datrix.connectors``, ``datrix.schemas``); in a
-checkout they are reached through the symlinks beside this file."""
+``datrix.jobs``, ``datrix.gateway``, ``datrix.connectors``, ``datrix.schemas``,
+``datrix.sdk``); in a checkout they are reached through the symlinks beside this file.
+
+``from datrix import Datrix`` is the Python SDK's client (``datrix.sdk``), imported on
+first use only, so a worker that imports ``datrix.streams`` never loads the SDK (httpx)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datrix.sdk import Datrix
+
+__all__ = ["Datrix"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Datrix":
+        from datrix.sdk import Datrix
+
+        return Datrix
+    raise AttributeError(f"module 'datrix' has no attribute {name!r}")
