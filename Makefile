@@ -40,6 +40,7 @@ SCAN_ARGS ?=
 bench: install
 	$(BIN)/python tests/benchmarks/bench_scan.py $(SCAN_ARGS)
 	$(BIN)/python tests/benchmarks/bench_streams.py
+	$(BIN)/python tests/benchmarks/bench_api.py
 
 clean:
 	rm -rf .datrix .pytest_cache .mypy_cache .ruff_cache
