@@ -21,6 +21,7 @@ jitter.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -88,7 +89,31 @@ class Sleep:
     seconds: float
 
 
-Step = Send | Sleep
+@dataclass(frozen=True)
+class OpenStream:
+    """Perform this request and keep its body open (server-sent events); send back the
+    ``httpx.Response`` (status and headers read, body not), or the
+    ``httpx.TransportError`` it raised."""
+
+    send: Send
+
+
+@dataclass(frozen=True)
+class ReadLine:
+    """Read the next line of the open ``response``; send back the line (without its end),
+    None at the end of the body, or the ``httpx.TransportError`` the read raised."""
+
+    response: httpx.Response
+
+
+@dataclass(frozen=True)
+class CloseStream:
+    """Close the open ``response``; send back None."""
+
+    response: httpx.Response
+
+
+Step = Send | Sleep | OpenStream | ReadLine | CloseStream
 Flow = Generator[Step, Any, T]
 
 
@@ -102,15 +127,20 @@ class Answer:
 
 
 class Reporter(Protocol):
-    """Told what a wait sees (``ScanStatus.status`` and the seconds waited so far)."""
+    """Told what a wait sees: the scan's status, the seconds waited so far and, when
+    the server streams progress, the job's phase and the share of it done (0-1)."""
 
-    def update(self, status: str, elapsed: float) -> None: ...
+    def update(
+        self, status: str, elapsed: float, phase: str | None = None, done: float | None = None
+    ) -> None: ...
 
     def close(self) -> None: ...
 
 
 class Silent:
-    def update(self, status: str, elapsed: float) -> None:
+    def update(
+        self, status: str, elapsed: float, phase: str | None = None, done: float | None = None
+    ) -> None:
         pass
 
     def close(self) -> None:
@@ -396,16 +426,128 @@ def scan_status(config: Config, dataset_id: str, scan_id: str) -> Flow[ScanStatu
     return ScanStatus.from_api(answer.body)
 
 
+@dataclass(frozen=True)
+class Event:
+    """One server-sent event (``event:`` name, default ``message``; ``data:`` lines
+    joined by newlines; ``id:``)."""
+
+    name: str
+    data: str
+    id: str | None = None
+
+
+class EventParser:
+    """Server-sent events from lines (the WHATWG event-stream format): ``feed`` each
+    line; an event is complete at a blank line. Comments (``:``) and unknown fields are
+    skipped."""
+
+    def __init__(self) -> None:
+        self._name = ""
+        self._data: list[str] = []
+        self._id: str | None = None
+
+    def feed(self, line: str) -> Event | None:
+        if not line:
+            if not self._data and not self._name:
+                return None
+            event = Event(self._name or "message", "\n".join(self._data), self._id)
+            self._name, self._data = "", []
+            return event
+        if line.startswith(":"):
+            return None
+        key, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if key == "event":
+            self._name = value
+        elif key == "data":
+            self._data.append(value)
+        elif key == "id" and "\0" not in value:
+            self._id = value
+        return None
+
+
+EVENT_STREAM = "text/event-stream"
+ENDINGS = ("completed", "failed")  # the events that end a job's stream
+
+
+def follow_events(config: Config, path: str, reporter: Reporter, deadline: Deadline) -> Flow[None]:
+    """Report a job's progress from its server-sent events (``GET path``, ``Accept:
+    text/event-stream``) until an ending event (``completed``, ``failed``), the end of
+    the stream, or any trouble: a server without the stream (404...), a broken
+    connection, a silence longer than the read timeout. It decides nothing: the caller
+    reads the outcome from the status resource afterwards. ``progress`` events are read
+    as JSON ``{"phase": ..., "done": n, "total": n}`` (the job-progress records)."""
+    opened = yield OpenStream(Send("GET", path, headers={"Accept": f"{EVENT_STREAM}, {PROBLEM}"}))
+    if isinstance(opened, httpx.TransportError):
+        return
+    response: httpx.Response = opened
+    kind = response.headers.get("content-type", "")
+    if response.status_code == 200 and kind.startswith(EVENT_STREAM):
+        yield from _read_events(response, reporter, deadline)
+    yield CloseStream(response)
+
+
+def _read_events(response: httpx.Response, reporter: Reporter, deadline: Deadline) -> Flow[None]:
+    parser = EventParser()
+    while True:
+        line = yield ReadLine(response)
+        if line is None or isinstance(line, httpx.TransportError):
+            return
+        event = parser.feed(line)
+        if event is None:
+            continue
+        if event.name in ENDINGS:
+            return
+        if event.name == "progress":
+            phase, done = _progress(event.data)
+            reporter.update("running", deadline.elapsed, phase, done)
+        left = deadline.left()
+        if left is not None and left <= 0:
+            return
+
+
+def _progress(data: str) -> tuple[str | None, float | None]:
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None, None
+    if not isinstance(doc, dict):
+        return None, None
+    phase = doc.get("phase") if isinstance(doc.get("phase"), str) else None
+    done, total = doc.get("done"), doc.get("total")
+    if isinstance(done, int | float) and isinstance(total, int | float) and total > 0:
+        return phase, max(0.0, min(1.0, float(done) / float(total)))
+    return phase, None
+
+
 def wait_scan(
-    config: Config, dataset_id: str, scan_id: str, timeout: float | None, reporter: Reporter
+    config: Config,
+    dataset_id: str,
+    scan_id: str,
+    timeout: float | None,
+    reporter: Reporter,
+    events: bool = True,
 ) -> Flow[ScanStatus]:
-    """Poll the scan (pauses growing from ``poll_min`` to ``poll_max``) until it is
-    completed (returned) or failed (``ScanFailed``); ``WaitTimeout`` past ``timeout``."""
+    """Wait for the scan: completed (returned) or failed (``ScanFailed``);
+    ``WaitTimeout`` past ``timeout``. With ``events``, first follow the job's
+    server-sent events (``/v1/jobs/{scanId}/events``, when the server has them: the
+    progress bar then shows the phase and the share done); then, or without them, poll
+    the scan's status (pauses growing from ``poll_min`` to ``poll_max``), which alone
+    decides the outcome."""
     deadline = Deadline(timeout)
     polls = 0
+    known: ScanStatus | None = None
     try:
+        if events:
+            known = yield from scan_status(config, dataset_id, scan_id)
+            if not known.done:
+                reporter.update(known.status, deadline.elapsed)
+                path = f"/v1/jobs/{ref(scan_id)}/events"
+                yield from follow_events(config, path, reporter, deadline)
+                known = None  # the stream ended: the status says how
         while True:
-            status = yield from scan_status(config, dataset_id, scan_id)
+            status = known or (yield from scan_status(config, dataset_id, scan_id))
+            known = None
             reporter.update(status.status, deadline.elapsed)
             if status.status == "completed":
                 return status

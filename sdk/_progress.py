@@ -16,7 +16,9 @@ class TerminalProgress:
         self._progress: Any = None
         self._task: Any = None
 
-    def update(self, status: str, elapsed: float) -> None:
+    def update(
+        self, status: str, elapsed: float, phase: str | None = None, done: float | None = None
+    ) -> None:
         if self._progress is None:
             from rich.console import Console
             from rich.progress import (
@@ -37,10 +39,13 @@ class TerminalProgress:
             )
             self._progress.start()
             self._task = self._progress.add_task(self._label, total=None, status=status)
-        done = status in ("completed", "failed")
-        self._progress.update(
-            self._task, status=status, total=1 if done else None, completed=1 if done else 0
-        )
+        shown = f"{status}: {phase}" if phase else status
+        if status in ("completed", "failed"):
+            self._progress.update(self._task, status=shown, total=1, completed=1)
+        elif done is not None:  # the server streams the job's progress: a real bar
+            self._progress.update(self._task, status=shown, total=1000, completed=done * 1000)
+        else:
+            self._progress.update(self._task, status=shown)
 
     def close(self) -> None:
         if self._progress is not None:

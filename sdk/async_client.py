@@ -30,7 +30,18 @@ from typing import Any, TypeVar
 import httpx
 
 from datrix.sdk import _core
-from datrix.sdk._core import Config, DatasetQuery, Flow, IssueQuery, Pager, Send, Sleep
+from datrix.sdk._core import (
+    Config,
+    DatasetQuery,
+    Flow,
+    IssueQuery,
+    OpenStream,
+    Pager,
+    ReadLine,
+    Send,
+    Sleep,
+    Step,
+)
 from datrix.sdk._progress import reporter
 from datrix.sdk.errors import ScanNotCompleted
 from datrix.sdk.models import (
@@ -98,28 +109,46 @@ class AsyncDatrix:
 
     # -- the driver ------------------------------------------------------------------------
     async def _run(self, flow: Flow[T]) -> T:
+        """Perform the flow's steps until it returns (or raises)."""
         result: Any = None
+        streams: dict[int, tuple[httpx.Response, AsyncIterator[str]]] = {}
         try:
             while True:
-                step = flow.send(result)
-                if isinstance(step, Sleep):
-                    await asyncio.sleep(step.seconds)
-                    result = None
-                else:
-                    result = await self._perform(step)
+                result = await self._perform(flow.send(result), streams)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+        finally:
+            for response, _ in streams.values():  # a flow that ended while reading
+                await response.aclose()
 
-    async def _perform(self, step: Send) -> httpx.Response | httpx.TransportError:
+    async def _perform(
+        self, step: Step, streams: dict[int, tuple[httpx.Response, AsyncIterator[str]]]
+    ) -> Any:
         try:
-            return await self._http.request(
-                step.method,
-                step.path,
-                params=step.params,
-                headers=step.headers,
-                json=step.json,
-                content=_chunks(step.upload) if step.upload is not None else None,
-            )
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                return None
+            if isinstance(step, Send):
+                return await self._http.request(
+                    step.method,
+                    step.path,
+                    params=step.params,
+                    headers=step.headers,
+                    json=step.json,
+                    content=_chunks(step.upload) if step.upload is not None else None,
+                )
+            if isinstance(step, OpenStream):
+                request = self._http.build_request(
+                    step.send.method, step.send.path, headers=step.send.headers
+                )
+                response = await self._http.send(request, stream=True)
+                streams[id(response)] = (response, response.aiter_lines())
+                return response
+            if isinstance(step, ReadLine):
+                return await anext(streams[id(step.response)][1], None)
+            streams.pop(id(step.response), None)
+            await step.response.aclose()
+            return None
         except httpx.TransportError as exc:
             return exc
 

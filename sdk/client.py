@@ -26,7 +26,18 @@ from typing import Any, TypeVar
 import httpx
 
 from datrix.sdk import _core
-from datrix.sdk._core import Config, DatasetQuery, Flow, IssueQuery, Pager, Send, Sleep
+from datrix.sdk._core import (
+    Config,
+    DatasetQuery,
+    Flow,
+    IssueQuery,
+    OpenStream,
+    Pager,
+    ReadLine,
+    Send,
+    Sleep,
+    Step,
+)
 from datrix.sdk._progress import reporter
 from datrix.sdk.errors import ScanNotCompleted
 from datrix.sdk.models import (
@@ -94,28 +105,44 @@ class Datrix:
 
     # -- the driver ------------------------------------------------------------------------
     def _run(self, flow: Flow[T]) -> T:
+        """Perform the flow's steps until it returns (or raises)."""
         result: Any = None
+        streams: dict[int, tuple[httpx.Response, Iterator[str]]] = {}
         try:
             while True:
-                step = flow.send(result)
-                if isinstance(step, Sleep):
-                    time.sleep(step.seconds)
-                    result = None
-                else:
-                    result = self._perform(step)
+                result = self._perform(flow.send(result), streams)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
+        finally:
+            for response, _ in streams.values():  # a flow that ended while reading
+                response.close()
 
-    def _perform(self, step: Send) -> httpx.Response | httpx.TransportError:
+    def _perform(self, step: Step, streams: dict[int, tuple[httpx.Response, Iterator[str]]]) -> Any:
         try:
-            return self._http.request(
-                step.method,
-                step.path,
-                params=step.params,
-                headers=step.headers,
-                json=step.json,
-                content=_chunks(step.upload) if step.upload is not None else None,
-            )
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                return None
+            if isinstance(step, Send):
+                return self._http.request(
+                    step.method,
+                    step.path,
+                    params=step.params,
+                    headers=step.headers,
+                    json=step.json,
+                    content=_chunks(step.upload) if step.upload is not None else None,
+                )
+            if isinstance(step, OpenStream):
+                request = self._http.build_request(
+                    step.send.method, step.send.path, headers=step.send.headers
+                )
+                response = self._http.send(request, stream=True)
+                streams[id(response)] = (response, response.iter_lines())
+                return response
+            if isinstance(step, ReadLine):
+                return next(streams[id(step.response)][1], None)
+            streams.pop(id(step.response), None)
+            step.response.close()
+            return None
         except httpx.TransportError as exc:
             return exc
 

@@ -18,7 +18,17 @@ import httpx
 import pytest
 
 from datrix.sdk import _core
-from datrix.sdk._core import Config, DatasetQuery, Flow, IssueQuery, Send, Sleep
+from datrix.sdk._core import (
+    CloseStream,
+    Config,
+    DatasetQuery,
+    Flow,
+    IssueQuery,
+    OpenStream,
+    ReadLine,
+    Send,
+    Sleep,
+)
 from datrix.sdk.errors import (
     AuthenticationError,
     CommandRejected,
@@ -66,16 +76,31 @@ def problem(status: int, detail: str, slug: str = "x", **extra: Any) -> dict[str
     }
 
 
-def drive(flow: Flow[Any], handler: Handler) -> tuple[Any, list[Send | Sleep]]:
-    """Run ``flow`` with ``handler`` answering its requests; its result and its steps."""
-    steps: list[Send | Sleep] = []
+def drive(flow: Flow[Any], handler: Handler) -> tuple[Any, list[Any]]:
+    """Run ``flow`` with ``handler`` answering its requests (a stream's lines: its
+    answer's text); its result and its steps."""
+    steps: list[Any] = []
     result: Any = None
+    lines: dict[int, list[str]] = {}
     try:
         while True:
             step = flow.send(result)
             steps.append(step)
-            result = None if isinstance(step, Sleep) else handler(step)
+            if isinstance(step, Send):
+                result = handler(step)
+            elif isinstance(step, OpenStream):
+                result = handler(step.send)
+                if isinstance(result, httpx.Response):
+                    lines[id(result)] = result.text.splitlines()
+            elif isinstance(step, ReadLine):
+                pending = lines[id(step.response)]
+                result = pending.pop(0) if pending else None
+            else:
+                assert isinstance(step, Sleep | CloseStream)
+                lines.pop(id(getattr(step, "response", None)), None)
+                result = None
     except StopIteration as stop:
+        assert not lines, "a stream was left open"
         return stop.value, steps
 
 
@@ -89,11 +114,11 @@ def scripted(*answers: httpx.Response | httpx.TransportError) -> Handler:
     return handler
 
 
-def sends(steps: list[Send | Sleep]) -> list[Send]:
+def sends(steps: list[Any]) -> list[Send]:
     return [s for s in steps if isinstance(s, Send)]
 
 
-def sleeps(steps: list[Send | Sleep]) -> list[float]:
+def sleeps(steps: list[Any]) -> list[float]:
     return [s.seconds for s in steps if isinstance(s, Sleep)]
 
 
@@ -317,10 +342,14 @@ def test_the_same_file_again_is_unchanged_and_not_waited_for(tmp_path: Path) -> 
 class Recorder:
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.progress: list[tuple[str | None, float | None]] = []
         self.closed = False
 
-    def update(self, status: str, elapsed: float) -> None:
+    def update(
+        self, status: str, elapsed: float, phase: str | None = None, done: float | None = None
+    ) -> None:
         self.seen.append(status)
+        self.progress.append((phase, done))
 
     def close(self) -> None:
         self.closed = True
@@ -343,7 +372,7 @@ SCORE = {
 def test_waiting_for_a_scan_polls_with_growing_pauses_until_it_completes() -> None:
     shown = Recorder()
     status, steps = drive(
-        _core.wait_scan(CONFIG, "ds-1", "s1", None, shown),
+        _core.wait_scan(CONFIG, "ds-1", "s1", None, shown, events=False),
         scripted(
             response(200, _scan("queued")),
             response(200, _scan("running")),
@@ -367,9 +396,67 @@ def test_a_failed_scan_raises_and_a_wait_can_time_out() -> None:
             scripted(response(200, _scan("failed", error="out of memory"))),
         )
     assert shown.closed
-    flow = _core.wait_scan(CONFIG, "ds-1", "s1", 0.01, Recorder())
+    flow = _core.wait_scan(CONFIG, "ds-1", "s1", 0.01, Recorder(), events=False)
     with pytest.raises(WaitTimeout, match="still running"):
         drive(flow, lambda step: response(200, _scan("running")))
+
+
+SSE = (
+    ": the job's events\n\n"
+    'event: progress\ndata: {"phase": "profiling", "done": 1, "total": 4}\nid: 1\n\n'
+    'event: progress\ndata: {"phase": "issues", "done": 3, "total": 4}\nid: 2\n\n'
+    "event: completed\ndata: {}\nid: 3\n\n"
+)
+
+
+def _events(status: int = 200, text: str = SSE) -> httpx.Response:
+    kind = "text/event-stream" if status == 200 else "application/problem+json"
+    return httpx.Response(status, text=text, headers={"content-type": kind})
+
+
+def test_a_wait_follows_the_jobs_events_then_reads_the_outcome() -> None:
+    shown = Recorder()
+    status, steps = drive(
+        _core.wait_scan(CONFIG, "ds-1", "s1", None, shown),
+        scripted(
+            response(200, _scan("running")),
+            _events(),
+            response(200, _scan("completed", score=SCORE)),
+        ),
+    )
+    assert status.status == "completed"
+    (opened,) = [s for s in steps if isinstance(s, OpenStream)]
+    assert opened.send.path == "/v1/jobs/s1/events"
+    assert opened.send.headers["Accept"].startswith("text/event-stream")
+    assert shown.progress[1:3] == [("profiling", 0.25), ("issues", 0.75)]
+    assert sleeps(steps) == [] and sum(isinstance(s, CloseStream) for s in steps) == 1
+
+
+def test_without_the_events_a_wait_polls() -> None:
+    """A server without /v1/jobs/{id}/events (today's), or a stream that breaks."""
+    for trouble in (_events(404, "{}"), httpx.ReadTimeout("silence"), _events(text="data: x\n")):
+        shown = Recorder()
+        status, steps = drive(
+            _core.wait_scan(CONFIG, "ds-1", "s1", None, shown),
+            scripted(
+                response(200, _scan("queued")),
+                trouble,
+                response(200, _scan("running")),
+                response(200, _scan("completed", score=SCORE)),
+            ),
+        )
+        assert status.status == "completed" and len(sleeps(steps)) == 1
+        assert shown.seen == ["queued", "running", "completed"]
+
+
+def test_the_event_parser_follows_the_event_stream_format() -> None:
+    parser = _core.EventParser()
+    lines = [": comment", "event: progress", "data: a", "data:b", "id: 7", "retry: 10", ""]
+    events = [parser.feed(line) for line in lines]
+    assert events[:-1] == [None] * 6
+    assert events[-1] == _core.Event("progress", "a\nb", "7")
+    assert parser.feed("") is None  # no event without data or a name
+    assert [parser.feed("data: x"), parser.feed("")][1] == _core.Event("message", "x", "7")
 
 
 def test_the_quality_score_reads_like_the_seeds() -> None:
@@ -500,6 +587,7 @@ class FakeApi:
     def __init__(self) -> None:
         self.requests: list[httpx.Request] = []
         self.uploaded = b""
+        self.polls = 0
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -521,7 +609,11 @@ class FakeApi:
         if path == "/v1/datasets/ds-1/scan":
             return response(202, {"command_id": "c2", "dataset_id": "ds-1", "scan_id": "s1"})
         if path == "/v1/datasets/ds-1/scan/s1":
-            return response(200, _scan("completed", score=SCORE))
+            self.polls += 1
+            done = self.polls > 1
+            return response(200, _scan("completed", score=SCORE) if done else _scan("running"))
+        if path == "/v1/jobs/s1/events":
+            return _events()
         if path == "/v1/quality/ds-1/issues":
             return _issue_server(30)(Send("GET", path, params=dict(params)))  # type: ignore[arg-type]
         return response(404, problem(404, f"no resource at {path}"))
@@ -539,6 +631,10 @@ def test_the_sync_client_drives_the_flows(tmp_path: Path) -> None:
         assert api.uploaded == file.read_bytes()
         scan = ds.scan()
         assert scan.wait(progress=False) is scan and scan.score.overall == 74.0
+        assert [r.url.path for r in api.requests].count("/v1/jobs/s1/events") == 1
+        api.polls, shown = 0, Recorder()  # the stream's lines, read by this driver
+        client._run(_core.wait_scan(client._config, "ds-1", "s1", None, shown))
+        assert shown.progress[1:3] == [("profiling", 0.25), ("issues", 0.75)]
         top = list(scan.issues.order_by("impact").limit(5))
         assert [i.impact_pct for i in top] == [100.0, 99.0, 98.0, 97.0, 96.0]
         with pytest.raises(NotFound):
@@ -568,6 +664,10 @@ def test_the_async_client_drives_the_same_flows(tmp_path: Path) -> None:
                 _ = scan.score
             await scan.wait(progress=False)
             assert scan.score.overall == 74.0
+            assert [r.url.path for r in api.requests].count("/v1/jobs/s1/events") == 1
+            api.polls, shown = 0, Recorder()
+            await client._run(_core.wait_scan(client._config, "ds-1", "s1", None, shown))
+            assert shown.progress[1:3] == [("profiling", 0.25), ("issues", 0.75)]
             top = [i async for i in scan.issues.order_by("impact").limit(5)]
             assert [i.id for i in top] == ["I000", "I001", "I002", "I003", "I004"]
             with pytest.raises(NotFound):
