@@ -393,12 +393,15 @@ def wait_command(
         polls += 1
 
 
-def delete_dataset(config: Config, dataset_id: str, wait: bool) -> Flow[CommandStatus]:
+def delete_dataset(
+    config: Config, dataset_id: str, wait: bool, timeout: float | None
+) -> Flow[CommandStatus]:
+    deadline = Deadline(timeout)
     answer = yield from send(config, "DELETE", f"/v1/datasets/{ref(dataset_id)}")
     status = CommandStatus(id=answer.body["command_id"], status="queued")
     if not wait:
         return status
-    done = yield from wait_command(config, status.id)
+    done = yield from wait_command(config, status.id, deadline)
     if done.status == "rejected":
         raise CommandRejected(done.id, done.reason)
     return done

@@ -219,7 +219,7 @@ class Dataset(DatasetFields):
         return self
 
     def scan(self, *, engine: str = "auto", weights: dict[str, float] | None = None) -> Scan:
-        """Scan the dataset's latest version: returns at once (``wait()`` on the scan)."""
+        """Scan the dataset's latest version: returns at once (then ``wait()`` on the scan)."""
         flow = _core.request_scan(self._client._config, self.id, engine, weights)
         dataset_id, scan_id, command_id = self._client._run(flow)
         return Scan(self._client, dataset_id, scan_id, command_id)
@@ -233,9 +233,11 @@ class Dataset(DatasetFields):
         """The issues of the dataset's newest completed scan (a lazy query)."""
         return IssueList(self._client, IssueQuery(self.id))
 
-    def delete(self, *, wait: bool = True) -> CommandStatus:
-        """Delete the dataset; by default wait until the deletion is accepted."""
-        return self._client._run(_core.delete_dataset(self._client._config, self.id, wait))
+    def delete(self, *, wait: bool = True, timeout: float | None = 300.0) -> CommandStatus:
+        """Delete the dataset; by default wait (at most ``timeout`` s) until the deletion
+        is accepted (``CommandRejected`` if it is refused)."""
+        flow = _core.delete_dataset(self._client._config, self.id, wait, timeout)
+        return self._client._run(flow)
 
 
 class Scan:
