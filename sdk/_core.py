@@ -480,10 +480,20 @@ def follow_events(config: Config, path: str, reporter: Reporter, deadline: Deadl
     connection, a silence longer than the read timeout. It decides nothing: the caller
     reads the outcome from the status resource afterwards. ``progress`` events are read
     as JSON ``{"phase": ..., "done": n, "total": n}`` (the job-progress records)."""
-    opened = yield OpenStream(Send("GET", path, headers={"Accept": f"{EVENT_STREAM}, {PROBLEM}"}))
-    if isinstance(opened, httpx.TransportError):
-        return
-    response: httpx.Response = opened
+    attempt = 0
+    while True:  # a 429 or 503 is waited out and asked again, as any GET is
+        opened = yield OpenStream(
+            Send("GET", path, headers={"Accept": f"{EVENT_STREAM}, {PROBLEM}"})
+        )
+        if isinstance(opened, httpx.TransportError):
+            return
+        response: httpx.Response = opened
+        if response.status_code not in (429, 503) or attempt >= config.max_retries:
+            break
+        waited = parse_retry_after(response.headers.get("retry-after"))
+        yield CloseStream(response)
+        yield Sleep(min(config.pause(attempt) if waited is None else waited, config.max_backoff))
+        attempt += 1
     kind = response.headers.get("content-type", "")
     if response.status_code == 200 and kind.startswith(EVENT_STREAM):
         yield from _read_events(response, reporter, deadline)

@@ -255,6 +255,7 @@ def test_429_is_retried_after_retry_after_on_the_real_rate_limiter(tmp_path: Pat
             ds = client.datasets.upload(_csv(tmp_path / "limited.csv", 20))
             assert client.datasets.get(ds.id).id == ds.id  # the bucket is empty again
             scan = ds.scan()
+            scan.wait(timeout=300, progress=False)  # its polls are throttled too
         with server.client(reader) as raw:  # another key: a bucket of its own
             history = raw.get(f"/v1/quality/{ds.id}/history").json()["items"]
     finally:

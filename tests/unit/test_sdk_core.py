@@ -432,6 +432,22 @@ def test_a_wait_follows_the_jobs_events_then_reads_the_outcome() -> None:
     assert sleeps(steps) == [] and sum(isinstance(s, CloseStream) for s in steps) == 1
 
 
+def test_opening_the_events_waits_out_a_429() -> None:
+    limited = response(429, problem(429, "slow"), {"Retry-After": "2"})
+    status, steps = drive(
+        _core.wait_scan(CONFIG, "ds-1", "s1", None, Recorder()),
+        scripted(
+            response(200, _scan("running")),
+            limited,
+            _events(),
+            response(200, _scan("completed", score=SCORE)),
+        ),
+    )
+    assert status.status == "completed" and sleeps(steps) == [2.0]
+    assert sum(isinstance(s, OpenStream) for s in steps) == 2
+    assert sum(isinstance(s, CloseStream) for s in steps) == 2
+
+
 def test_without_the_events_a_wait_polls() -> None:
     """A server without /v1/jobs/{id}/events (today's), or a stream that breaks."""
     for trouble in (_events(404, "{}"), httpx.ReadTimeout("silence"), _events(text="data: x\n")):
