@@ -31,6 +31,7 @@ from datrix.sdk import (
     ValidationFailed,
 )
 from tests.integration.api_server import Server, create_key, start_server
+from tests.integration.terminal import run_in_terminal
 
 pytestmark = pytest.mark.integration
 
@@ -291,6 +292,12 @@ def test_readme_sdk_example_runs(tmp_path: Path) -> None:
     work.mkdir()
     _csv(work / "sales.csv", 100)
     server = start_server(home, tmp_path / "serve.log")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "DATRIX_URL": server.url,
+        "DATRIX_API_KEY": key,
+    }
     try:
         done = subprocess.run(
             [sys.executable, "-c", code],
@@ -298,16 +305,18 @@ def test_readme_sdk_example_runs(tmp_path: Path) -> None:
             text=True,
             timeout=300,
             cwd=work,
-            env={
-                "PATH": "/usr/bin:/bin",
-                "PYTHONPATH": str(ROOT),
-                "DATRIX_URL": server.url,
-                "DATRIX_API_KEY": key,
-            },
+            env=env,
             stdin=subprocess.DEVNULL,
         )
+        # at a terminal: the same, with the wait's progress line (rich, on stderr)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(work)  # the terminal's process starts in the working folder
+            seen = run_in_terminal([sys.executable, "-c", code], env, timeout=300)
     finally:
         server.stop()
+    assert seen.code == 0, seen.text
+    assert re.search(r"scan [0-9a-f]{8} .*completed", seen.text), seen.text
+    assert "QualityScore(overall=" in seen.text
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("QualityScore(overall="), done.stdout
