@@ -234,7 +234,8 @@ def send(
     attempt = 0
     while True:
         if upload is not None:  # the size as the server will see it (413 before the body)
-            step.headers["Content-Length"] = str(upload.stat().st_size)
+            size = str(upload.stat().st_size)
+            step = replace(step, headers={**step.headers, "Content-Length": size})
         result = yield step
         if isinstance(result, httpx.TransportError):
             if not step.retry_is_safe or attempt >= config.max_retries:
