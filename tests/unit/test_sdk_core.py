@@ -707,3 +707,43 @@ def test_importing_the_server_does_not_load_the_sdk() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
     assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_retried_upload_sends_the_whole_file_again_with_its_key(
+    kind: str, tmp_path: Path
+) -> None:
+    """The body is streamed from the file: each attempt must read it afresh."""
+    from datrix import Datrix
+    from datrix.async_client import AsyncDatrix
+
+    file = tmp_path / "sales.csv"
+    file.write_bytes(b"a,b\n" + b"1,2\n" * 300_000)
+    bodies: list[tuple[bytes, str | None, str | None]] = []
+    api = FakeApi()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.path == "/v1/datasets":
+            headers = request.headers
+            bodies.append(
+                (request.read(), headers.get("idempotency-key"), headers.get("content-length"))
+            )
+            if len(bodies) == 1:
+                return response(503, problem(503, "busy"), {"Retry-After": "0"})
+        return api(request)
+
+    if kind == "sync":
+        with Datrix(api_key="dtx_test", url=URL, transport=httpx.MockTransport(handler)) as c:
+            c.datasets.upload(file)
+    else:
+
+        async def main() -> None:
+            transport = httpx.MockTransport(handler)
+            async with AsyncDatrix(api_key="dtx_test", url=URL, transport=transport) as c:
+                await c.datasets.upload(file)
+
+        asyncio.run(main())
+    assert len(bodies) == 2
+    assert bodies[0][0] == bodies[1][0] == file.read_bytes()
+    assert bodies[0][1] == bodies[1][1] is not None
+    assert bodies[0][2] == bodies[1][2] == str(file.stat().st_size)
