@@ -258,8 +258,7 @@ class Scan:
         self.last: ScanStatus | None = None  # the status last read
 
     def __repr__(self) -> str:
-        status = self.last.status if self.last else "submitted"
-        return f"Scan(id={self.id!r}, dataset_id={self.dataset_id!r}, status={status!r})"
+        return f"Scan(id={self.id!r}, dataset_id={self.dataset_id!r}, status={self.status!r})"
 
     async def refresh(self) -> ScanStatus:
         """Read the scan's status now."""

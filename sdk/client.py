@@ -251,8 +251,7 @@ class Scan:
         self.last: ScanStatus | None = None  # the status last read
 
     def __repr__(self) -> str:
-        status = self.last.status if self.last else "submitted"
-        return f"Scan(id={self.id!r}, dataset_id={self.dataset_id!r}, status={status!r})"
+        return f"Scan(id={self.id!r}, dataset_id={self.dataset_id!r}, status={self.status!r})"
 
     def refresh(self) -> ScanStatus:
         """Read the scan's status now."""
@@ -278,14 +277,14 @@ class Scan:
     @property
     def score(self) -> QualityScore:
         """The scan's scores (read once more if the scan was not seen completed yet)."""
-        if self.last is None or self.last.status != "completed":
-            self.refresh()
-        assert self.last is not None
-        if self.last.score is None:
+        last = self.last
+        if last is None or last.status != "completed":
+            last = self.refresh()
+        if last.score is None:
             raise ScanNotCompleted(
-                f"scan {self.id} is {self.last.status}: no score yet (scan.wait() first)"
+                f"scan {self.id} is {last.status}: no score yet (scan.wait() first)"
             )
-        return self.last.score
+        return last.score
 
     @property
     def issues(self) -> IssueList:
