@@ -2,7 +2,7 @@
 server). ``from datrix import Datrix`` (sync) and ``from datrix.async_client import
 AsyncDatrix`` (async) are its entry points; docs/sdk.md describes it."""
 
-from datrix.sdk.client import Datrix
+from datrix.sdk.client import Dataset, Datrix, Scan
 from datrix.sdk.errors import (
     AuthenticationError,
     BadRequest,
@@ -31,6 +31,7 @@ __all__ = [
     "CommandStatus",
     "Conflict",
     "ConnectionFailed",
+    "Dataset",
     "DatasetInfo",
     "Datrix",
     "DatrixError",
@@ -40,6 +41,7 @@ __all__ = [
     "PermissionDenied",
     "QualityScore",
     "RateLimited",
+    "Scan",
     "ScanFailed",
     "ScanNotCompleted",
     "ScanStatus",

@@ -697,16 +697,20 @@ def test_importing_the_server_does_not_load_the_sdk() -> None:
     code = (
         "import sys, datrix, datrix.streams.settings, datrix.runtime.bootstrap\n"
         "assert 'httpx' not in sys.modules and 'datrix.sdk' not in sys.modules\n"
-        "from datrix import Datrix\n"
+        "from datrix import Dataset, Datrix\n"
         "from datrix.async_client import AsyncDatrix\n"
-        "assert Datrix.__module__ == 'datrix.sdk.client' and 'httpx' in sys.modules\n"
+        "assert Datrix.__module__ == Dataset.__module__ == 'datrix.sdk.client'\n"
+        "assert 'httpx' in sys.modules\n"
+        "try:\n    from datrix import Pipeline\nexcept ImportError as e:\n    print(e)\n"
         "print('ok')\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
     )
-    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
+    assert done.returncode == 0, done.stderr
+    refused, ok = done.stdout.splitlines()
+    assert refused.startswith("cannot import name 'Pipeline' from 'datrix'") and ok == "ok"
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
