@@ -10,6 +10,7 @@ COPY projections ./projections
 COPY jobs ./jobs
 COPY gateway ./gateway
 COPY connectors ./connectors
+COPY sdk ./sdk
 COPY datrix ./datrix
 # Extras, e.g. --build-arg DATRIX_EXTRAS=labels for `scan --label` (cleanlab, AGPL-3.0)
 ARG DATRIX_EXTRAS=""

@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python tests/benchmarks/bench_scan.py $(SCAN_ARGS)
 	$(BIN)/python tests/benchmarks/bench_streams.py
 	$(BIN)/python tests/benchmarks/bench_upload.py
+	$(BIN)/python tests/benchmarks/bench_api.py
 
 clean:
 	rm -rf .datrix .pytest_cache .mypy_cache .ruff_cache

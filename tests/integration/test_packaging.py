@@ -161,6 +161,7 @@ def test_an_install_adds_only_datrix_and_the_demo_runs_from_it(wheel: Path, tmp_
         python,
         "-c",
         "import datrix, datrix.jobs, importlib.util;"
+        " from datrix import Datrix; from datrix.async_client import AsyncDatrix;"
         " print(datrix.__file__);"
         " print([n for n in ('jobs', 'streams', 'gateway', 'schemas')"
         " if importlib.util.find_spec(n)])",

@@ -28,6 +28,7 @@ SHIPPED = [
     "gateway",
     "connectors",
     "schemas",
+    "sdk",
 ]
 FIRST_PARTY = {*SHIPPED, "datrix"}
 # extras of tools and tests, not of the installed product

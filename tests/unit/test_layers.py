@@ -1,6 +1,7 @@
 """The import contract of docs/architecture.md ("Layout"), declared under
 ``[tool.importlinter]`` in pyproject.toml: gateway > runtime > jobs | projections >
-streams > aggregates, and the domain does no I/O."""
+streams > aggregates, the domain does no I/O, and the SDK (a client over HTTP) imports no
+layer of the server."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["aggregates", "streams", "runtime", "projections", "jobs", "gateway"]
+PACKAGES = ["aggregates", "streams", "runtime", "projections", "jobs", "gateway", "sdk"]
 
 
 def _lint_imports(pythonpath: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -37,7 +38,7 @@ def _lint_imports(pythonpath: Path, cwd: Path) -> subprocess.CompletedProcess[st
 def test_the_code_keeps_the_layer_contract() -> None:
     result = _lint_imports(ROOT, ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 kept, 0 broken" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
 
 
 def test_the_contract_catches_an_upward_import_and_io_in_the_domain(tmp_path: Path) -> None:
@@ -57,11 +58,15 @@ def test_the_contract_catches_an_upward_import_and_io_in_the_domain(tmp_path: Pa
     (tmp_path / "datrix" / "projections" / "store.py").write_text("")
     # the domain opening a database
     (tmp_path / "datrix" / "aggregates" / "scan.py").write_text("import sqlite3\n")
+    # the SDK reaching into the server instead of calling it over HTTP
+    (tmp_path / "datrix" / "sdk" / "client.py").write_text("from datrix.gateway import services\n")
+    (tmp_path / "datrix" / "gateway" / "services.py").write_text("")
 
     result = _lint_imports(tmp_path, tmp_path)
 
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "0 kept, 2 broken" in result.stdout
+    assert "0 kept, 3 broken" in result.stdout
     assert "datrix.streams.codec -> datrix.runtime.embedded" in result.stdout
     assert "datrix.jobs.runner -> datrix.projections.store" in result.stdout
     assert "datrix.aggregates.scan -> sqlite3" in result.stdout
+    assert "datrix.sdk.client -> datrix.gateway.services" in result.stdout

@@ -78,13 +78,15 @@ def test_no_module_imports_a_folder_as_a_top_level_package() -> None:
 
 
 def test_every_folder_is_linked_into_the_package() -> None:
-    assert {"aggregates", "streams", "jobs", "gateway", "schemas"} <= set(FOLDERS)
+    assert {"aggregates", "streams", "jobs", "gateway", "schemas", "sdk"} <= set(FOLDERS)
     for folder in FOLDERS:
         link = ROOT / "datrix" / folder
         assert link.is_symlink(), f"datrix/{folder} must be a symlink to ../{folder}"
         assert Path(os.readlink(link)) == Path("..") / folder
-    # nothing else is in datrix/ but the package's own files
-    extra = {p.name for p in (ROOT / "datrix").iterdir()} - {*FOLDERS, "__init__.py", "py.typed"}
+    # nothing else is in datrix/ but the package's own files (async_client.py: the SDK's
+    # async client at the seeds' import path, `from datrix.async_client import AsyncDatrix`)
+    own = {"__init__.py", "py.typed", "async_client.py"}
+    extra = {p.name for p in (ROOT / "datrix").iterdir()} - {*FOLDERS, *own}
     assert extra <= {"__pycache__"}, extra
 
 
