@@ -391,3 +391,100 @@ def test_schemathesis_against_the_live_openapi(api: Server, tmp_path: Path) -> N
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert re.search(r"\d+ passed", done.stdout), done.stdout[-2000:]
+
+
+# -- every endpoint: its permission, and another tenant's key -------------------------------
+# The permission each operation needs (None: public). The test reads the live OpenAPI
+# document: an operation missing here fails it, so a new endpoint gets its access checks.
+PERMISSION: dict[tuple[str, str], str | None] = {
+    ("GET", "/health/live"): None,
+    ("GET", "/health/ready"): None,
+    ("GET", "/metrics"): None,
+    ("GET", "/v1/datasets"): "datasets:read",
+    ("POST", "/v1/datasets"): "datasets:write",
+    ("GET", "/v1/datasets/{dataset_id}"): "datasets:read",
+    ("DELETE", "/v1/datasets/{dataset_id}"): "datasets:write",
+    ("GET", "/v1/datasets/{dataset_id}/columns"): "datasets:read",
+    ("GET", "/v1/datasets/{dataset_id}/versions"): "datasets:read",
+    ("POST", "/v1/datasets/{dataset_id}/scan"): "scans:run",
+    ("GET", "/v1/datasets/{dataset_id}/scan/{scan_id}"): "quality:read",
+    ("GET", "/v1/quality/{dataset_id}/score"): "quality:read",
+    ("GET", "/v1/quality/{dataset_id}/issues"): "quality:read",
+    ("GET", "/v1/quality/{dataset_id}/history"): "quality:read",
+    ("GET", "/v1/commands/{command_id}"): "commands:read",
+    ("GET", "/v1/scans/{scan_id}/issues/{issue_id}/rows"): "quality:read",
+    ("GET", "/v1/audit"): "audit:read",
+    ("GET", "/v1/audit/verify"): "audit:read",
+    ("GET", "/v1/jobs/{job_id}/events"): "quality:read",
+}
+# operations on no single resource: another tenant's key gets its own tenant's answer
+# (checked below to hold nothing of acme's) or, for an upload, makes its own dataset
+UNADDRESSED = {("GET", "/v1/datasets"), ("POST", "/v1/datasets"), ("GET", "/v1/audit")}
+UNADDRESSED |= {("GET", "/v1/audit/verify")}
+
+
+def _acme_resources(api: Server) -> dict[str, str]:
+    with sqlite3.connect(api.home / "readmodels.db") as db:
+        [(command,)] = db.execute(
+            "SELECT command_id FROM command_status WHERE tenant = 'acme' LIMIT 1"
+        ).fetchall()
+    return {
+        "dataset_id": api.keys["sales_id"],
+        "scan_id": api.keys["sales_scan"],
+        "job_id": api.keys["sales_scan"],
+        "issue_id": "I001",
+        "command_id": command,
+    }
+
+
+def _send(api: Server, key: str, method: str, path: str) -> Any:
+    """One request of ``method path`` that changes nothing whatever the answer: an upload
+    with an empty body (a 422 once allowed), a scan or deletion of acme's data only by a
+    key that must be refused."""
+    with api.client(api.keys[key]) as client:
+        if method == "POST" and path == "/v1/datasets":
+            return client.post(path, params={"name": "access-check"}, content=b"")
+        return client.request(method, path)
+
+
+def test_every_endpoint_checks_the_role_and_hides_other_tenants(api: Server) -> None:
+    from datrix.gateway.api.keys import ROLES
+
+    with api.client() as anonymous:
+        doc = anonymous.get("/openapi.json").json()
+    operations = {(m.upper(), p) for p, item in doc["paths"].items() for m in item}
+    operations.add(("GET", "/metrics"))  # not in the document (a text exposition)
+    assert operations == set(PERMISSION), "give each new endpoint its permission here"
+    acme = _acme_resources(api)
+    harmless = {**acme, "dataset_id": "no-such-dataset"}  # what an allowed write is sent
+    for (method, template), permission in sorted(PERMISSION.items()):
+        if permission is None:
+            continue
+        for role, granted in ROLES.items():
+            writes = method != "GET"
+            path = template.format(**(harmless if writes else acme))
+            response = _send(api, f"acme-{role}", method, path)
+            if permission not in granted:
+                body = assert_problem(response, 403)
+                assert role in body["detail"], (role, method, path)
+            elif writes:  # allowed, and refused for what it was sent: nothing changed
+                expected = 422 if template == "/v1/datasets" else 404
+                assert_problem(response, expected)
+            else:
+                assert response.status_code == 200, (role, method, path, response.text)
+        if (method, template) in UNADDRESSED:
+            continue
+        # another tenant's admin, naming acme's resource: as if it did not exist
+        path = template.format(**acme)
+        body = assert_problem(_send(api, "globex-admin", method, path), 404)
+        assert api.keys["sales_id"] not in body.get("title", ""), path
+    # what the unaddressed reads give globex holds nothing of acme's
+    for path in ("/v1/datasets", "/v1/audit", "/v1/audit/verify"):
+        response = _send(api, "globex-admin", "GET", path)
+        assert response.status_code == 200, (path, response.text)
+        for ref in (api.keys["sales_id"], api.keys["sales_scan"], acme["command_id"]):
+            assert ref not in response.text, (path, ref)
+    # and acme's data is untouched by all of that
+    assert get(api, "acme-admin", f"/v1/datasets/{api.keys['sales_id']}").status_code == 200
+    names = [d["name"] for d in get(api, "acme-admin", "/v1/datasets").json()["items"]]
+    assert "access-check" not in names
