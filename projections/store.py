@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import sqlite3
@@ -51,6 +52,7 @@ class SQLiteReadStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._installed: set[tuple[str, int]] = set()  # read models' migrations known applied
+        self._readers = threading.local()  # each thread's reading connection (``query``)
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             db.execute(migrations.CREATE_LEDGER)
@@ -80,8 +82,28 @@ class SQLiteReadStore:
             db.execute("COMMIT")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._connect() as db:
-            return [tuple(r) for r in db.execute(sql, tuple(params)).fetchall()]
+        db = self._reader()
+        return [tuple(r) for r in db.execute(sql, tuple(params)).fetchall()]
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's reading connection, kept: opening one (and its PRAGMAs) cost more
+        than the API's queries themselves (bench_api.py). Autocommit, so an idle one holds
+        no read transaction (checkpoints are not held up); a new one after a fork, or when
+        the file was replaced (another inode)."""
+        here = self._readers
+        try:
+            inode = os.stat(self.path).st_ino
+        except FileNotFoundError:  # removed: connecting makes it anew, as before
+            inode = -1
+        kept: tuple[sqlite3.Connection, int, int] | None = getattr(here, "kept", None)
+        if kept is not None and kept[1] == os.getpid() and kept[2] == inode:
+            return kept[0]
+        if kept is not None and kept[1] == os.getpid():
+            kept[0].close()
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=True)
+        db.execute("PRAGMA journal_mode=WAL")
+        here.kept = (db, os.getpid(), inode)
+        return db
 
     def position(self, name: str) -> int:
         rows = self.query("SELECT position FROM projector_position WHERE name = ?", (name,))
