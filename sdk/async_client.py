@@ -43,6 +43,7 @@ from datrix.sdk._core import (
     Step,
 )
 from datrix.sdk._progress import reporter
+from datrix.sdk._shared import IssueRefinements
 from datrix.sdk.errors import ScanNotCompleted
 from datrix.sdk.models import (
     CommandStatus,
@@ -297,38 +298,9 @@ class Scan:
         return IssueList(self._client, IssueQuery(self.dataset_id, scan_id=self.id))
 
 
-class IssueList:
+class IssueList(IssueRefinements["AsyncDatrix"]):
     """A lazy query of issues: refine it (``order_by``, ``where``, ``limit``), then
     iterate it (pages are fetched as needed)."""
-
-    def __init__(self, client: AsyncDatrix, query: IssueQuery) -> None:
-        self._client = client
-        self.query = query
-
-    def order_by(self, order: str) -> IssueList:
-        """``'impact'`` or ``'-impact'``: the highest impact first (the API's order)."""
-        return IssueList(self._client, self.query.order_by(order))
-
-    def where(
-        self,
-        *,
-        dimension: str | None = None,
-        severity: str | None = None,
-        column: str | None = None,
-    ) -> IssueList:
-        """Only issues of this dimension, severity and/or column."""
-        chosen = {"dimension": dimension, "severity": severity, "column": column}
-        return IssueList(
-            self._client, self.query.where(**{k: v for k, v in chosen.items() if v is not None})
-        )
-
-    def limit(self, n: int) -> IssueList:
-        """At most ``n`` issues."""
-        return IssueList(self._client, self.query.limited(n))
-
-    def page_size(self, n: int) -> IssueList:
-        """Fetch ``n`` (1-100) per request."""
-        return IssueList(self._client, self.query.sized(n))
 
     def __aiter__(self) -> AsyncIterator[Issue]:
         return self._client._iterate(self.query.pager(self._client._config))
