@@ -426,8 +426,17 @@ def test_kafka_mode_streams_live_progress_and_the_outcome(kafka_cli: KafkaCli) -
             ids = [int(i) for i, kind, _ in stream.events if kind == "progress"]
             assert ids == list(range(1, len(ids) + 1))
             assert stream.events[-1][2]["score"]["overall"] is not None
-            # a finished job answers at once with its outcome
-            assert read_sse(client, accepted["events_url"]).kinds == ["completed"]
+            # a finished job answers at once: what the workers published (read from the
+            # job-progress topic, numbered by them), then its outcome
+            again = read_sse(client, accepted["events_url"])
+            assert again.kinds[-1] == "completed" and again.kinds.count("progress") >= 1
+            published = [int(i) for i, kind, _ in again.events if kind == "progress"]
+            assert published == list(range(1, len(published) + 1))
+            # and a reconnect after the last of them gets only the outcome
+            resumed = read_sse(
+                client, accepted["events_url"], **{"Last-Event-ID": str(published[-1])}
+            )
+            assert resumed.kinds == ["completed"]
             metrics = client.get("/metrics").text
         assert "datrix_commands_processed{" in metrics
         lag = dict(re.findall(r'^datrix_consumer_lag\{group="(\w+)"\} (\S+)$', metrics, re.M))

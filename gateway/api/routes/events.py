@@ -16,9 +16,11 @@ thread) is recorded in ``progress.py`` and awaited without polling. A job run el
 (another ``datrix serve --workers`` process, a CLI scan on the same home, or Kafka mode's
 workers) is followed by reading the read models every ``POLL_S``; its progress: on the
 embedded default the home's job activity file (``jobs/<scan id>.json``: each phase as it
-starts), in Kafka mode the workers' live updates on Redis pub/sub (``streams/progress.py``;
-live only, none without Redis). Such events are numbered by the stream, from its
-``Last-Event-ID`` on.
+starts), in Kafka mode what the workers published before the stream began, read once from
+the job-progress topic (``streams/job_progress.py``: numbered by the workers, so a
+reconnect resumes after its ``Last-Event-ID``), then their live updates on Redis pub/sub
+(``streams/progress.py``; none without Redis: then the outcome follows the history). Live
+events are numbered by the stream, on from the last id it sent.
 """
 
 from __future__ import annotations
@@ -106,6 +108,29 @@ def _subscribe(caller: Caller, scan_id: str) -> Live | None:
     return ProgressSubscriber(settings).listen(caller.key.tenant, scan_id)
 
 
+def _published(caller: Caller, scan_id: str, after: int) -> list[Update]:
+    """Kafka mode: the job's progress already on the job-progress topic, after number
+    ``after`` (of its latest run, when the job ran more than once); [] elsewhere or when
+    the topic cannot be read (one warning: the live updates and the outcome still come)."""
+    if caller.runtime.settings.embedded:
+        return []
+    try:
+        updates = services.job_progress(caller.runtime, scan_id).updates
+    except NotFound:  # not in the read models yet (just requested): nothing published
+        return []
+    except DatrixError as exc:
+        log.warning("job %s: published progress not read: %s", scan_id, exc)
+        return []
+    if not updates:
+        return []
+    latest = max(updates, key=lambda u: u.at).job_id
+    return [
+        Update(u.seq, u.phase, u.done, u.total)
+        for u in updates
+        if u.job_id == latest and u.seq > after
+    ]
+
+
 def _drain(live: Live) -> list[tuple[str, int, int]]:
     """What arrived on ``live`` since the last call (each empty poll waits 50 ms)."""
     found = []
@@ -152,6 +177,13 @@ async def job_events(
     subscribed = False
     idle = 0.0
     try:
+        if board.snapshot(tenant, scan_id, last) is None and not caller.runtime.settings.embedded:
+            # Kafka mode: subscribe first (nothing published meanwhile is missed), then
+            # what the workers published before now, also when the job has ended
+            live, subscribed = await run_in_threadpool(_subscribe, caller, scan_id), True
+            for update in await run_in_threadpool(_published, caller, scan_id, last):
+                yield _progress(scan_id, update)
+                remote, last = (update.phase, update.done, update.total), update.seq
         while True:
             snap = board.snapshot(tenant, scan_id, last)
             for update in snap.updates if snap is not None else ():
