@@ -148,7 +148,3 @@ def accepted(response: Response, location: str, body: Accepted) -> Accepted:
     response.status_code = 202
     response.headers["Location"] = location
     return body
-
-
-def _too_large(limit_mb: float) -> ApiProblem:
-    return ApiProblem(413, f"the upload is larger than {limit_mb:g} MB (DATRIX_API_MAX_UPLOAD_MB)")

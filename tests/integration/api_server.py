@@ -58,6 +58,30 @@ def scan(home: Path, path: Path, name: str, tenant: str) -> dict[str, Any]:
     return doc
 
 
+ROLES_OF_THE_TESTS = [
+    ("acme", "admin"),
+    ("acme", "engineer"),
+    ("acme", "scientist"),
+    ("acme", "viewer"),
+    ("acme", "annotator"),
+    ("globex", "admin"),
+]
+
+
+def role_keys(home: Path) -> dict[str, str]:
+    """A key of every role for tenant acme and an admin key for globex, named
+    ``<tenant>-<role>``."""
+    return {f"{t}-{r}": create_key(home, t, r) for t, r in ROLES_OF_THE_TESTS}
+
+
+def small_csv(path: Path, rows: int) -> Path:
+    """``rows`` rows of id, email (every fourth empty), amount."""
+    lines = ["id,email,amount"]
+    lines += [f"{i},{'' if i % 4 == 0 else f'u{i}@example.com'},{i % 9}" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @dataclass
 class Server:
     home: Path

@@ -15,37 +15,28 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.api_server import Server, assert_problem, create_key, scan, start_server
+from tests.integration.api_server import (
+    Server,
+    assert_problem,
+    create_key,
+    role_keys,
+    scan,
+    small_csv,
+    start_server,
+)
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _csv(path: Path, rows: int) -> Path:
-    lines = ["id,email,amount"]
-    lines += [f"{i},{'' if i % 4 == 0 else f'u{i}@example.com'},{i % 9}" for i in range(rows)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("api-commands")
     home = root / "home"
-    keys = {
-        f"{tenant}-{role}": create_key(home, tenant, role)
-        for tenant, role in [
-            ("acme", "admin"),
-            ("acme", "engineer"),
-            ("acme", "scientist"),
-            ("acme", "viewer"),
-            ("acme", "annotator"),
-            ("globex", "admin"),
-        ]
-    }
-    sales = scan(home, _csv(root / "sales.csv", 80), "sales", "acme")
-    scan(home, _csv(root / "old.csv", 20), "old", "acme")
+    keys = role_keys(home)
+    sales = scan(home, small_csv(root / "sales.csv", 80), "sales", "acme")
+    scan(home, small_csv(root / "old.csv", 20), "old", "acme")
     server = start_server(home, root / "serve.log")
     server.keys = {**keys, "sales_id": sales["dataset_id"], "sales_scan": sales["scan_id"]}
     try:
@@ -139,7 +130,7 @@ def test_method_not_allowed_names_every_method_of_the_path(api: Server) -> None:
 
 
 def test_upload_then_scan_then_read_the_issues(api: Server, tmp_path: Path) -> None:
-    data = _csv(tmp_path / "orders.csv", 200).read_bytes()
+    data = small_csv(tmp_path / "orders.csv", 200).read_bytes()
     with api.client(api.keys["acme-engineer"]) as client:
         response = client.post(
             "/v1/datasets", params={"name": "orders", "filename": "orders.csv"}, content=data
@@ -249,7 +240,7 @@ def test_idempotency_key_gives_the_first_answer_once(api: Server) -> None:
 def test_idempotency_survives_a_restart(tmp_path: Path) -> None:
     home = tmp_path / "home"
     key = create_key(home, "acme", "engineer")
-    data = _csv(tmp_path / "a.csv", 30).read_bytes()
+    data = small_csv(tmp_path / "a.csv", 30).read_bytes()
     headers = {"Idempotency-Key": "upload-a"}
     server = start_server(home, tmp_path / "serve.log")
     try:
@@ -303,8 +294,8 @@ def test_a_retry_after_a_kill_submits_the_same_command_once(tmp_path: Path) -> N
     one scan come of two submissions."""
     home = tmp_path / "home"
     key = create_key(home, "acme", "engineer")
-    first = scan(home, _csv(tmp_path / "k1.csv", 30), "k", "acme")  # version 1
-    data = _csv(tmp_path / "k.csv", 40).read_bytes()  # version 2: one command to submit
+    first = scan(home, small_csv(tmp_path / "k1.csv", 30), "k", "acme")  # version 1
+    data = small_csv(tmp_path / "k.csv", 40).read_bytes()  # version 2: one command to submit
     upload = {"Idempotency-Key": "upload-k"}
     fault = {"DATRIX_TEST_JOB_FAULT": "kill@command-logged"}
 
@@ -360,7 +351,7 @@ def test_readme_curl_example_runs(tmp_path: Path) -> None:
     key = create_key(home, "acme", "engineer")
     work = tmp_path / "work"
     work.mkdir()
-    _csv(work / "sales.csv", 100)
+    small_csv(work / "sales.csv", 100)
     server = start_server(home, tmp_path / "serve.log")
     try:
         done = subprocess.run(

@@ -19,38 +19,23 @@ from tests.integration.api_server import (
     Server,
     assert_problem,
     create_key,
+    role_keys,
     run_cli,
     scan,
+    small_csv,
     start_server,
 )
 
 pytestmark = pytest.mark.integration
 
 
-def _csv(path: Path, rows: int) -> Path:
-    lines = ["id,email,amount"]
-    lines += [f"{i},{'' if i % 4 == 0 else f'u{i}@example.com'},{i % 9}" for i in range(rows)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("api-reads")
     home = root / "home"
-    keys = {
-        f"{tenant}-{role}": create_key(home, tenant, role)
-        for tenant, role in [
-            ("acme", "admin"),
-            ("acme", "engineer"),
-            ("acme", "scientist"),
-            ("acme", "viewer"),
-            ("acme", "annotator"),
-            ("globex", "admin"),
-        ]
-    }
-    sales = scan(home, _csv(root / "sales.csv", 90), "sales", "acme")
-    ledger = scan(home, _csv(root / "ledger.csv", 30), "ledger", "globex")
+    keys = role_keys(home)
+    sales = scan(home, small_csv(root / "sales.csv", 90), "sales", "acme")
+    ledger = scan(home, small_csv(root / "ledger.csv", 30), "ledger", "globex")
     server = start_server(home, root / "serve.log")
     server.keys = {
         **keys,
@@ -177,8 +162,8 @@ def test_audit_verify_reports_intact_then_the_first_break(tmp_path: Path) -> Non
     home = tmp_path / "home"
     key = create_key(home, "acme", "admin")
     other = create_key(home, "globex", "admin")
-    scan(home, _csv(tmp_path / "a.csv", 20), "a", "acme")
-    scan(home, _csv(tmp_path / "b.csv", 20), "b", "globex")
+    scan(home, small_csv(tmp_path / "a.csv", 20), "a", "acme")
+    scan(home, small_csv(tmp_path / "b.csv", 20), "b", "globex")
     server = start_server(home, tmp_path / "serve.log")
     try:
         with server.client(key) as client:
@@ -213,7 +198,7 @@ def test_audit_verify_reports_intact_then_the_first_break(tmp_path: Path) -> Non
 
 # -- multipart upload -----------------------------------------------------------------
 def test_a_multipart_upload_is_the_same_as_a_raw_one(api: Server, tmp_path: Path) -> None:
-    data = _csv(tmp_path / "orders.csv", 120).read_bytes()
+    data = small_csv(tmp_path / "orders.csv", 120).read_bytes()
     with api.client(api.keys["acme-engineer"]) as client:
         response = client.post(
             "/v1/datasets",
@@ -253,7 +238,7 @@ def test_a_retried_multipart_upload_is_replayed(api: Server, tmp_path: Path) -> 
     """httpx (like curl) draws a new random boundary for every request: the retry's body
     differs in its boundaries only, so it is the same request and gets the first answer;
     another file under the same key is refused."""
-    data = _csv(tmp_path / "retry.csv", 60).read_bytes()
+    data = small_csv(tmp_path / "retry.csv", 60).read_bytes()
     headers = {"Idempotency-Key": "upload-retry-mp"}
     with api.client(api.keys["acme-engineer"]) as client:
 
@@ -415,7 +400,7 @@ def test_readme_multipart_rows_and_audit_examples_run(tmp_path: Path) -> None:
     key = create_key(home, "acme", "admin")
     work = tmp_path / "work"
     work.mkdir()
-    done = scan(home, _csv(work / "sales.csv", 50), "sales", "acme")
+    done = scan(home, small_csv(work / "sales.csv", 50), "sales", "acme")
     server = start_server(home, tmp_path / "serve.log")
     try:
         ran = subprocess.run(
