@@ -112,6 +112,24 @@ class IdempotencyBackend(Protocol):
     def release(self, owner: str, key: str) -> None: ...
 
 
+def decide(
+    row: tuple[Any, ...], fingerprint: str, now: float, *, holder_alive: bool = True
+) -> str | Stored:
+    """What a stored reservation ``row`` (fingerprint, state, status, headers, body,
+    updated, request_sha) means for a request: ``"mismatch"``, the stored answer,
+    ``"busy"``, or ``"run"`` — its holder is gone (killed) or it is stale, so the caller
+    takes it over and runs the request again (with the same derived command ids: a
+    command the holder did submit is not submitted twice). Both stores decide here."""
+    was, state, status, headers, body, updated, request_sha = row
+    if was != fingerprint:
+        return "mismatch"
+    if state == "done":
+        return Stored(int(status), json.loads(headers), bytes(body), request_sha)
+    if now - float(updated) < ABANDONED_S and holder_alive:
+        return "busy"
+    return "run"
+
+
 class IdempotencyStore(PrivateSqliteFile):
     def __init__(self, path: Path) -> None:
         super().__init__(path, _SCHEMA)
@@ -139,20 +157,14 @@ class IdempotencyStore(PrivateSqliteFile):
                         (owner, key, fingerprint, now, os.getpid()),
                     )
                     return "run"
-                was, state, status, headers, body, updated, request_sha, holder = row
-                if was != fingerprint:
-                    return "mismatch"
-                if state == "done":
-                    return Stored(int(status), json.loads(headers), bytes(body), request_sha)
-                if now - float(updated) < ABANDONED_S and _alive(holder):
-                    return "busy"
-                # the process that reserved it is gone (killed) or it is stale: run again
-                # (the same command ids: a command it did submit is not submitted twice)
-                db.execute(
-                    "UPDATE idempotency SET updated = ?, holder = ? WHERE owner = ? AND key = ?",
-                    (now, os.getpid(), owner, key),
-                )
-                return "run"
+                decision = decide(row[:7], fingerprint, now, holder_alive=_alive(row[7]))
+                if decision == "run":
+                    db.execute(
+                        "UPDATE idempotency SET updated = ?, holder = ? "
+                        "WHERE owner = ? AND key = ?",
+                        (now, os.getpid(), owner, key),
+                    )
+                return decision
             finally:
                 db.execute("COMMIT")
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 
-from datrix.gateway.api.idempotency import ABANDONED_S, IdempotencyBackend, Stored
+from datrix.gateway.api.idempotency import IdempotencyBackend, Stored, decide
 from datrix.gateway.api.postgres import Pool, migrate
 from datrix.projections.migrations import Migration
 from datrix.streams.settings import Settings
@@ -75,18 +75,13 @@ class PostgresIdempotencyStore:
                     (owner, key, fingerprint, now),
                 )
                 return "run"
-            was, state, status, headers, body, updated, request_sha = row
-            if was != fingerprint:
-                return "mismatch"
-            if state == "done":
-                return Stored(int(status), json.loads(headers), bytes(body), request_sha)
-            if now - float(updated) < ABANDONED_S:
-                return "busy"
-            db.execute(
-                "UPDATE api_idempotency SET updated = %s WHERE owner = %s AND key = %s",
-                (now, owner, key),
-            )
-            return "run"
+            decision = decide(tuple(row), fingerprint, now)
+            if decision == "run":  # abandoned: taken over
+                db.execute(
+                    "UPDATE api_idempotency SET updated = %s WHERE owner = %s AND key = %s",
+                    (now, owner, key),
+                )
+            return decision
 
     def complete(self, owner: str, key: str, answer: Stored) -> None:
         with self._pool.connection() as db:
