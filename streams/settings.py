@@ -250,6 +250,13 @@ class Settings(BaseSettings):
     # key can be rotated (DATRIX_AUDIT_KEY: the new one) and old checkpoints still check.
     audit_previous_keys: Annotated[tuple[str, ...], NoDecode] = Field(default=(), repr=False)
     audit_checkpoint_every: int = 1000
+    # The fixes' PII secrets (jobs/fixes.py, docs/security.md "PII salt and token key"):
+    # the salt of the salted hash (Pii action "hash") and the key of reversible tokens
+    # (action "tokenise"). Each tenant gets its own, derived as HMAC-SHA256(secret,
+    # tenant); unset, a fix that asks for that action fails saying which variable to set.
+    # Secrets: never in a repr, a log line or an event.
+    pii_salt: str | None = Field(default=None, repr=False)
+    token_key: str | None = Field(default=None, repr=False)
     # The HTTP API (`datrix serve`): the largest upload it takes (413 beyond).
     api_max_upload_mb: float = 1024.0
     # Requests per second one API key may make (bursts of twice that); 0: no limit. Shared
@@ -496,6 +503,19 @@ class Settings(BaseSettings):
                 f"`openssl rand -hex 32`), got {len(key)}"
             )
         return key
+
+    @field_validator("pii_salt", "token_key", mode="before")
+    @classmethod
+    def _fix_secret(cls, value: Any, info: ValidationInfo) -> str | None:
+        if value is None or not _text(value).strip():
+            return None
+        secret = _text(value).strip()
+        if len(secret) < 32:
+            raise SettingsError(
+                f"{_var(info.field_name or '')} must be at least 32 characters (a random "
+                f"secret, e.g. `openssl rand -hex 32`), got {len(secret)}"
+            )
+        return secret
 
     @field_validator("audit_previous_keys", mode="before")
     @classmethod

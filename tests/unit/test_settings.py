@@ -56,6 +56,8 @@ EVERY = {
     "DATRIX_AUDIT_KEY": "k" * 40,
     "DATRIX_AUDIT_CHECKPOINT_EVERY": "50",
     "DATRIX_AUDIT_PREVIOUS_KEYS": "o" * 32 + ", " + "p" * 40,
+    "DATRIX_PII_SALT": "s" * 32,
+    "DATRIX_TOKEN_KEY": "t" * 64,
 }
 
 
