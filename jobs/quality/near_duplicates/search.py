@@ -60,6 +60,9 @@ class NearDuplicates:
     # both rows fell in the same segment by chance (one in ``segments``).
     segments: int = 1
     partition_column: str | None = None
+    # The model's match probability of each pair of ``pairs`` (same order): what a fix
+    # that merges or removes a near duplicate records as its confidence.
+    probabilities: list[float] = field(default_factory=list)
 
 
 def hopeful_pairs(
@@ -147,10 +150,10 @@ def _find_whole(
     # candidate's strings are gathered from the whole frame through ``kept_rows``.
     frame = collect(source.select(used))
     filtered = kept_rows.size < frame.height
-    pairs_arr, candidates, truncated = _detect(
+    pairs_arr, scores, candidates, truncated = _detect(
         frame, used, informative, keep if filtered else None, kept_rows, seed
     )
-    return _result(pairs_arr, candidates, truncated, len(used), ignored)
+    return _result(pairs_arr, candidates, truncated, len(used), ignored, scores=scores)
 
 
 def _detect(
@@ -161,14 +164,16 @@ def _detect(
     row_ids: np.ndarray[Any, Any],
     seed: int,
     chance_scale: float = 1.0,
-) -> tuple[np.ndarray[Any, Any], int, bool]:
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], int, bool]:
     """The search on the rows of ``frame`` (those in ``keep``, a mask, when given): the
-    pairs found as (pairs x 2) ``row_ids`` (the table row of each searched row), the
-    number of candidates and whether they were cut. The chance threshold is set for
-    ``chance_scale`` times the frame's row pairs (the segments searched alike)."""
+    pairs found as (pairs x 2) ``row_ids`` (the table row of each searched row), their
+    match log-odds, the number of candidates and whether they were cut. The chance
+    threshold is set for ``chance_scale`` times the frame's row pairs (the segments
+    searched alike)."""
     hashes = value_hashes(frame, used, keep)
     n = hashes.shape[0]
     empty = np.empty((0, 2), dtype=np.int64)
+    no_scores = np.empty(0, dtype=np.float64)
     costs, present = value_summary(hashes)
     equal_share = np.array(costs) / np.maximum(1.0, present * (present - 1) / 2)
 
@@ -176,7 +181,7 @@ def _detect(
     keys = choose_keys(hashes, costs)
     candidates, truncated = candidate_pairs(hashes, keys, tokens_from, seed)
     if candidates.height == 0:
-        return empty, 0, truncated
+        return empty, no_scores, 0, truncated
     a, b = candidates["a"].to_numpy(), candidates["b"].to_numpy()
     frame_rows = None if keep is None else np.flatnonzero(keep).astype(np.int64)
     compare = Comparator(frame, hashes, used, rows=frame_rows)
@@ -191,6 +196,7 @@ def _detect(
     model = fit_model(sample_levels, u, compare.text, keys, both_present, all_pairs, a.size)
     needed = chance_threshold(u, both_present, all_pairs * chance_scale)
     found: list[np.ndarray[Any, Any]] = []
+    odds: list[np.ndarray[Any, Any]] = []
     for start in range(0, a.size, VERIFY_CHUNK):
         ca, cb = a[start : start + VERIFY_CHUNK], b[start : start + VERIFY_CHUNK]
         alive = hopeful_pairs(compare, ca, cb, model, needed)
@@ -200,8 +206,10 @@ def _detect(
         score, evidence = score_pairs(compare.levels(ca, cb), model)
         match = (score >= 0.0) & (evidence >= needed)
         found.append(np.stack([row_ids[ca[match]], row_ids[cb[match]]], axis=1))
+        odds.append(score[match])
     pairs_arr = np.concatenate(found) if found else empty
-    return pairs_arr, int(candidates.height), truncated
+    scores = np.concatenate(odds) if odds else no_scores
+    return pairs_arr, scores, int(candidates.height), truncated
 
 
 def _result(
@@ -212,8 +220,10 @@ def _result(
     ignored: tuple[str, ...],
     segments: int = 1,
     partition: str | None = None,
+    scores: np.ndarray[Any, Any] | None = None,
 ) -> NearDuplicates:
-    """The finding from the (pairs x 2) table rows found, each pair ``(i, j)``, ``i < j``."""
+    """The finding from the (pairs x 2) table rows found, each pair ``(i, j)``, ``i < j``,
+    and their match log-odds ``scores``."""
     base = NearDuplicates(
         candidates=candidates,
         truncated=truncated,
@@ -224,9 +234,14 @@ def _result(
     )
     if pairs_arr.shape[0] == 0:
         return base
+    if scores is None:
+        scores = np.zeros(pairs_arr.shape[0], dtype=np.float64)
+    order = np.lexsort((pairs_arr[:, 1], pairs_arr[:, 0]))
+    probability = 1.0 / (1.0 + np.exp(-np.clip(scores[order], -700.0, 700.0)))
     return replace(
         base,
-        pairs=sorted((int(x), int(y)) for x, y in pairs_arr),
+        pairs=[(int(x), int(y)) for x, y in pairs_arr[order]],
+        probabilities=[float(p) for p in probability],
         rows=np.unique(pairs_arr).tolist(),
         redundant=int(np.unique(pairs_arr[:, 1]).size),
     )

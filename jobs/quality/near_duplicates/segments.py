@@ -64,6 +64,7 @@ def find_near_duplicates_in(
     # for all the pairs compared in all segments together, as the whole-table search sets
     # it for all the table's pairs.
     found: list[np.ndarray[Any, Any]] = []
+    odds: list[np.ndarray[Any, Any]] = []
     candidates, truncated = 0, False
     with tempfile.TemporaryDirectory(prefix="datrix-segments-") as spill:
         for frame in _segment_frames(table, used, index, which, segments, dropped, Path(spill)):
@@ -71,13 +72,14 @@ def find_near_duplicates_in(
             frame = frame.drop(index)
             if ids.size < 2:
                 continue
-            pairs_arr, count, cut = _detect(
+            pairs_arr, scores, count, cut = _detect(
                 frame, used, informative, None, ids, seed, chance_scale=float(segments)
             )
             del frame
             candidates += count
             truncated = truncated or cut
             found.append(pairs_arr)
+            odds.append(scores)
     pairs_arr = np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
     return _result(
         np.sort(pairs_arr, axis=1),
@@ -87,6 +89,7 @@ def find_near_duplicates_in(
         ignored,
         segments=segments,
         partition=partition,
+        scores=np.concatenate(odds) if odds else None,
     )
 
 
