@@ -7,6 +7,24 @@ deleted stays taken: registering it again is refused); versions are numbered 1, 
 with no gaps (the aggregate assigns them); a version of the same file read the same way
 as the latest one (same source and object digests) adds nothing, so racing scans of one
 file add one version; a deleted dataset takes no new versions and cannot be deleted twice.
+
+Every version has a ``cause``: ``upload`` (``AddDatasetVersion``; events written before
+causes existed replay as uploads), ``pipeline`` (``AddDatasetVersion`` with that cause),
+``fix`` (``AddFixedVersion`` -> ``FixApplied``, issued by the policy ``fix-versions`` when a
+fix job completes: the fixed Parquet and its provenance object, built on ``base_version``,
+which must still be the latest version) or ``rollback`` (``RollbackFix`` ->
+``FixRolledBack``: the new version *is* the version before the fix, the same object URI and
+SHA-256, so its content is byte for byte that version's).
+
+Fixes chain; rollbacks undo them in reverse order. Each version stands on one below it: a
+fix on its base version, an upload (or pipeline output) on the version that was latest when
+it came, and a rollback version stands for the version it restores. The *top* of the
+dataset is the latest version, seen through rollbacks to the version it restores. Rolling
+back fix F (its version vF) is allowed only while vF is the top; otherwise the versions
+standing on vF (later fixes not rolled back, uploads) are named in the refusal, newest
+first, and rolling those fixes back first makes F's rollback possible (an upload on top of
+a fix cannot be rolled back: upload the content wanted instead). A fix is rolled back at
+most once, and a fixed version is added once per fix.
 """
 
 from __future__ import annotations
@@ -43,6 +61,35 @@ class AddDatasetVersion(Command):
     # How the file was read, as JSON (CSV: the sniffed or given dialect; Excel: the sheet);
     # None in events written before it existed.
     read_options_json: str | None = None
+    cause: str = "upload"  # upload | pipeline (fixes and rollbacks have their own commands)
+
+
+@dataclass(frozen=True)
+class AddFixedVersion(Command):
+    """The version a completed fix wrote (issued by the policy ``fix-versions``)."""
+
+    dataset_id: UUID
+    fix_id: UUID
+    object_uri: str
+    object_sha256: str
+    rows: int
+    columns: int
+    size_bytes: int
+    schema_json: str
+    provenance_uri: str
+    provenance_sha256: str
+    base_version: int
+    scan_id: UUID
+    engine: str = "polars"
+    label_column: str | None = None
+
+
+@dataclass(frozen=True)
+class RollbackFix(Command):
+    """Undo a fix: a new version equal to the version before it."""
+
+    dataset_id: UUID
+    fix_id: UUID
 
 
 @dataclass(frozen=True)
@@ -71,6 +118,42 @@ class DatasetVersionAdded(Event):
     size_bytes: int
     schema_json: str
     read_options_json: str | None = None
+    cause: str = "upload"
+
+
+class FixApplied(Event):
+    version: int
+    fix_id: UUID
+    base_version: int
+    object_uri: str
+    object_sha256: str
+    rows: int
+    columns: int
+    size_bytes: int
+    schema_json: str
+    provenance_uri: str
+    provenance_sha256: str
+    scan_id: UUID
+    engine: str
+    label_column: str | None
+
+
+class FixRolledBack(Event):
+    """``version`` is new and holds exactly ``restored_version``'s object: the version
+    before the fix that made ``fixed_version``."""
+
+    version: int
+    fix_id: UUID
+    fixed_version: int
+    restored_version: int
+    object_uri: str
+    object_sha256: str
+    rows: int
+    columns: int
+    size_bytes: int
+    schema_json: str
+    engine: str
+    label_column: str | None
 
 
 class DatasetDeleted(Event):
@@ -104,6 +187,9 @@ def dataset_id_for(tenant: str, name: str) -> UUID:
 
 
 # ---- state ----------------------------------------------------------------------------
+CAUSES = ("upload", "fix", "rollback", "pipeline")
+
+
 @dataclass(frozen=True)
 class DatasetVersion:
     version: int
@@ -112,6 +198,15 @@ class DatasetVersion:
     rows: int
     columns: int
     source_sha256: str = ""
+    size_bytes: int = 0
+    schema_json: str = ""
+    cause: str = "upload"
+    fix_id: UUID | None = None
+    # fix: the version it was built on; rollback: the version it restores
+    base_version: int | None = None
+    engine: str = "polars"  # fix versions: how the fix's scan ran (its re-scans run so)
+    label_column: str | None = None
+    rolled_back_by: int | None = None  # fix versions: the rollback version that undid it
 
 
 @dataclass(frozen=True)
@@ -135,6 +230,34 @@ class Dataset:
     def previous(self, number: int) -> DatasetVersion | None:
         """The version before ``number`` (what a scan of ``number`` checks drift against)."""
         return self.get_version(number - 1) if number > 1 else None
+
+    def fixed_by(self, fix_id: UUID) -> DatasetVersion | None:
+        """The version fix ``fix_id`` made, if any."""
+        return next((v for v in self.versions if v.cause == "fix" and v.fix_id == fix_id), None)
+
+    def stands_for(self, number: int) -> DatasetVersion:
+        """The version ``number`` is, seen through rollbacks (a rollback version stands
+        for the version it restores)."""
+        version = self.versions[number - 1]
+        while version.cause == "rollback" and version.base_version is not None:
+            version = self.versions[version.base_version - 1]
+        return version
+
+    def below(self, version: DatasetVersion) -> DatasetVersion | None:
+        """The version ``version`` stands on (a fix: its base; an upload: the version that
+        was latest before it), seen through rollbacks."""
+        under = version.base_version if version.cause == "fix" else version.version - 1
+        return self.stands_for(under) if under is not None and under >= 1 else None
+
+    def standing_on(self, number: int) -> list[DatasetVersion]:
+        """The versions above version ``number`` in the chain of the top, newest first
+        (empty when ``number`` is the top)."""
+        found: list[DatasetVersion] = []
+        current = self.stands_for(len(self.versions)) if self.versions else None
+        while current is not None and current.version != number:
+            found.append(current)
+            current = self.below(current)
+        return found
 
 
 def decide(command: Command, state: Dataset | None, meta: Meta) -> list[Event]:
@@ -180,6 +303,11 @@ def decide(command: Command, state: Dataset | None, meta: Meta) -> list[Event]:
             raise Rejected(f"dataset {state.id} is deleted; it takes no new versions")
         if command.rows < 0 or command.columns < 0:
             raise Rejected("row and column counts cannot be negative")
+        if command.cause not in ("upload", "pipeline"):
+            raise Rejected(
+                f"a version added by upload has cause upload or pipeline, not {command.cause!r} "
+                "(fixes and rollbacks have commands of their own)"
+            )
         latest = state.latest
         if (
             latest is not None
@@ -203,8 +331,13 @@ def decide(command: Command, state: Dataset | None, meta: Meta) -> list[Event]:
                 size_bytes=command.size_bytes,
                 schema_json=command.schema_json,
                 read_options_json=command.read_options_json,
+                cause=command.cause,
             )
         ]
+    if isinstance(command, AddFixedVersion):
+        return [_fixed(command, state, meta)]
+    if isinstance(command, RollbackFix):
+        return [_rollback(command, state, meta)]
     if isinstance(command, DeleteDataset):
         if state.deleted:
             raise Rejected(f"dataset {state.id} is already deleted")
@@ -217,6 +350,85 @@ def decide(command: Command, state: Dataset | None, meta: Meta) -> list[Event]:
             )
         ]
     raise Rejected(f"the dataset aggregate does not handle {type(command).__name__}")
+
+
+def _fixed(command: AddFixedVersion, state: Dataset, meta: Meta) -> FixApplied:
+    if state.deleted:
+        raise Rejected(f"dataset {state.id} is deleted; it takes no fixed version")
+    done = state.fixed_by(command.fix_id)
+    if done is not None:
+        raise Rejected(f"fix {command.fix_id} already made version {done.version}")
+    latest = state.latest
+    if latest is None or latest.version != command.base_version:
+        raise Rejected(
+            f"fix {command.fix_id} was built on version {command.base_version} of dataset "
+            f"{state.name!r}, whose latest version is now "
+            f"{latest.version if latest else 'none'}; scan it and fix again"
+        )
+    if min(command.rows, command.columns, command.size_bytes) < 0:
+        raise Rejected("row, column and byte counts cannot be negative")
+    return FixApplied(
+        originator_id=state.id,
+        originator_version=next_version(state.version),
+        timestamp=meta.time,
+        version=len(state.versions) + 1,
+        fix_id=command.fix_id,
+        base_version=command.base_version,
+        object_uri=command.object_uri,
+        object_sha256=command.object_sha256,
+        rows=command.rows,
+        columns=command.columns,
+        size_bytes=command.size_bytes,
+        schema_json=command.schema_json,
+        provenance_uri=command.provenance_uri,
+        provenance_sha256=command.provenance_sha256,
+        scan_id=command.scan_id,
+        engine=command.engine,
+        label_column=command.label_column,
+    )
+
+
+def _describe(version: DatasetVersion) -> str:
+    if version.cause == "fix":
+        return f"fix {version.fix_id} (version {version.version})"
+    return f"{version.cause} version {version.version}"
+
+
+def _rollback(command: RollbackFix, state: Dataset, meta: Meta) -> FixRolledBack:
+    if state.deleted:
+        raise Rejected(f"dataset {state.id} is deleted; its fixes cannot be rolled back")
+    fixed = state.fixed_by(command.fix_id)
+    if fixed is None or fixed.base_version is None:
+        raise Rejected(f"dataset {state.name!r} has no version made by fix {command.fix_id}")
+    if fixed.rolled_back_by is not None:
+        raise Rejected(
+            f"fix {command.fix_id} was already rolled back (version {fixed.rolled_back_by})"
+        )
+    above = state.standing_on(fixed.version)
+    if above:
+        raise Rejected(
+            f"fix {command.fix_id} (version {fixed.version}) cannot be rolled back: "
+            + ", ".join(_describe(v) for v in above)
+            + " built on it; roll back later fixes first, newest first"
+        )
+    restored = state.versions[fixed.base_version - 1]
+    return FixRolledBack(
+        originator_id=state.id,
+        originator_version=next_version(state.version),
+        timestamp=meta.time,
+        version=len(state.versions) + 1,
+        fix_id=command.fix_id,
+        fixed_version=fixed.version,
+        restored_version=restored.version,
+        object_uri=restored.object_uri,
+        object_sha256=restored.object_sha256,
+        rows=restored.rows,
+        columns=restored.columns,
+        size_bytes=restored.size_bytes,
+        schema_json=restored.schema_json,
+        engine=fixed.engine,
+        label_column=fixed.label_column,
+    )
 
 
 def evolve(state: Dataset | None, event: Event) -> Dataset:
@@ -240,8 +452,40 @@ def evolve(state: Dataset | None, event: Event) -> Dataset:
             event.rows,
             event.columns,
             event.source_sha256,
+            size_bytes=event.size_bytes,
+            schema_json=event.schema_json,
+            cause=event.cause or "upload",
         )
         return replace(state, version=event.originator_version, versions=(*state.versions, added))
+    if isinstance(event, FixApplied | FixRolledBack):
+        if event.version != len(state.versions) + 1:
+            raise ValueError(f"dataset version {event.version} is not the next one")
+        versions = list(state.versions)
+        if isinstance(event, FixApplied):
+            base, cause, source = event.base_version, "fix", ""
+        else:
+            base, cause = event.restored_version, "rollback"
+            source = versions[event.restored_version - 1].source_sha256
+            undone = versions[event.fixed_version - 1]
+            versions[event.fixed_version - 1] = replace(undone, rolled_back_by=event.version)
+        versions.append(
+            DatasetVersion(
+                event.version,
+                event.object_uri,
+                event.object_sha256,
+                event.rows,
+                event.columns,
+                source,
+                size_bytes=event.size_bytes,
+                schema_json=event.schema_json,
+                cause=cause,
+                fix_id=event.fix_id,
+                base_version=base,
+                engine=event.engine,
+                label_column=event.label_column,
+            )
+        )
+        return replace(state, version=event.originator_version, versions=tuple(versions))
     if isinstance(event, DatasetDeleted):
         return replace(state, version=event.originator_version, deleted=True)
     raise ValueError(f"the dataset aggregate does not apply {type(event).__name__}")
@@ -256,8 +500,8 @@ def _decide(
 AGGREGATE = AggregateSpec(
     name="dataset",
     namespace="datrix.dataset",
-    commands=(RegisterDataset, AddDatasetVersion, DeleteDataset),
-    events=(DatasetRegistered, DatasetVersionAdded, DatasetDeleted),
+    commands=(RegisterDataset, AddDatasetVersion, AddFixedVersion, RollbackFix, DeleteDataset),
+    events=(DatasetRegistered, DatasetVersionAdded, FixApplied, FixRolledBack, DatasetDeleted),
     id_field="dataset_id",
     decide=_decide,
     evolve=evolve,

@@ -177,6 +177,11 @@ class Scan:
     dataset_version: int
     status: ScanStatus
     job_id: UUID | None = None
+    # what a fix of this scan needs (aggregates/fix.py): how it was run, and its findings
+    engine: str = "polars"
+    label_column: str | None = None
+    report_uri: str | None = None
+    issues: tuple[IssueSummary, ...] = ()
 
 
 def job_id_for(scan_id: UUID, attempt: int) -> UUID:
@@ -315,6 +320,8 @@ def evolve(state: Scan | None, event: Event) -> Scan:
             dataset_id=event.dataset_id,
             dataset_version=event.version,
             status="running",
+            engine=event.engine,
+            label_column=event.label_column,
         )
     if state is None:
         raise ValueError(f"{type(event).__name__} before ScanRequested")
@@ -325,7 +332,13 @@ def evolve(state: Scan | None, event: Event) -> Scan:
     if isinstance(event, JobRequested):
         return replace(state, version=event.originator_version, job_id=event.job_id)
     if isinstance(event, ScanCompleted):
-        return replace(state, version=event.originator_version, status="completed")
+        return replace(
+            state,
+            version=event.originator_version,
+            status="completed",
+            report_uri=event.report_uri,
+            issues=event.issues,
+        )
     if isinstance(event, ScanFailed | ScanCancelled):
         return replace(state, version=event.originator_version, status="failed")
     raise ValueError(f"the scan aggregate does not apply {type(event).__name__}")

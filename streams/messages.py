@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from datrix.aggregates import audit, dataset, outcome, scan
+from datrix.aggregates import audit, dataset, fix, outcome, scan
 from datrix.aggregates.common import Command, Event, avro_names
 from datrix.streams.codec import (
     MAGIC,
@@ -40,6 +40,7 @@ _BASE_FIELDS = ("originator_id", "originator_version", "timestamp")
 TYPES: dict[str, type] = {
     **dataset.AGGREGATE.avro_names(),
     **scan.AGGREGATE.avro_names(),
+    **fix.AGGREGATE.avro_names(),
     **audit.AGGREGATE.avro_names(),
     **avro_names(outcome.NAMESPACE, outcome.EVENTS),
 }

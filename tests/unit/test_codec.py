@@ -181,4 +181,4 @@ def test_version_events_written_before_read_options_decode_with_none() -> None:
     )
     name, record = default_codec().decode(data)
     assert name == "datrix.dataset.DatasetVersionAdded"
-    assert record == {**old, "read_options_json": None}
+    assert record == {**old, "read_options_json": None, "cause": "upload"}  # pre-fix: uploads

@@ -82,8 +82,8 @@ def envelope(
 def test_core_type_table_is_what_the_modules_declared_before() -> None:
     """The same Avro names as the old per-module scan (every Command/Event subclass of
     dataset, scan and outcome; JobRequested in datrix.job), so old logs decode the same;
-    plus the audit anchor's, added later (issue 12)."""
-    from datrix.aggregates import audit, outcome
+    plus the audit anchor's, added later (issue 12), and the fix aggregate's (issue 10)."""
+    from datrix.aggregates import audit, fix, outcome
     from datrix.aggregates.common import Event
 
     expected: dict[str, type] = {}
@@ -92,6 +92,7 @@ def test_core_type_table_is_what_the_modules_declared_before() -> None:
         (scan, "datrix.scan"),
         (outcome, "datrix.command"),
         (audit, "datrix.audit"),
+        (fix, "datrix.fix"),
     ):
         for name, obj in vars(module).items():
             if (
