@@ -21,7 +21,7 @@ from datrix.jobs.quality.formats import FormatFinding
 from datrix.jobs.quality.issues import Finding, counted, number_issues, verb
 from datrix.jobs.quality.near_duplicates import DEFINITION, NearDuplicates
 from datrix.jobs.quality.outliers import IF_THRESHOLD
-from datrix.jobs.quality.pii import KIND_LABELS, PiiColumn
+from datrix.jobs.quality.pii import KIND_LABELS, SPAN_LABELS, PiiColumn, mask_profiles
 from datrix.jobs.quality.profiling import ColumnStats
 from datrix.jobs.quality.scoring import ScoreInputs, build_scores
 from datrix.jobs.report import ColumnProfile, ScanOptions, ScanReport
@@ -308,16 +308,24 @@ def pii_findings(columns: list[PiiColumn], rows: int) -> list[Finding]:
     findings = []
     for c in columns:
         n = len(c.rows)
-        kinds = ", ".join(f"{KIND_LABELS[k]} [{k}]: {c.counts[k]:,}" for k in c.kinds)
+        labels = SPAN_LABELS if c.embedded else KIND_LABELS
+        kinds = ", ".join(f"{labels[k]} [{k}]: {c.counts[k]:,}" for k in c.kinds)
+        description = (
+            f"column {c.column!r} holds personal data: {kinds} "
+            f"({pct(n, rows):.2f}% of rows); redact, mask or hash it"
+        )
+        if c.embedded:  # counts are rows per kind; never the values themselves
+            description = (
+                f"column {c.column!r} has personal data inside its values in "
+                f"{counted(n, 'row')} ({pct(n, rows):.2f}% of rows): {kinds}; "
+                "redact the spans (<EMAIL>, <PHONE>, ...)"
+            )
         findings.append(
             Finding(
                 type="pii_detected",
                 column=c.column,
                 dimension="consistency",
-                description=(
-                    f"column {c.column!r} holds personal data: {kinds} "
-                    f"({pct(n, rows):.2f}% of rows); redact, mask or hash it"
-                ),
+                description=description,
                 affected_count=n,
                 rows=c.rows,
                 severity="warning",
@@ -537,9 +545,14 @@ def build_report(
         rows=rows,
         columns=found.columns,
         score=score,
-        column_profiles=date_profiles(
-            column_profiles(stats, rows, found.missingness, found.drifts, version, found.stored_as),
-            found.dates,
+        column_profiles=mask_profiles(
+            date_profiles(
+                column_profiles(
+                    stats, rows, found.missingness, found.drifts, version, found.stored_as
+                ),
+                found.dates,
+            ),
+            {c.column for c in found.text.pii},
         ),
         issues=issues,
         affected_rows=affected,

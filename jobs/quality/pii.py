@@ -1,5 +1,5 @@
 """Personal data (PII) in columns: e-mail addresses, phone numbers, payment cards, IBANs,
-IPv4 addresses and US social security numbers.
+IP addresses and national ids (US social security numbers and others).
 
 A value counts as a kind only when the *whole* value (trimmed) has that shape and, where the
 kind has one, passes its check: the Luhn checksum for cards, ISO 13616 mod-97 for IBANs,
@@ -12,24 +12,39 @@ the sample and on the whole column.
 A column is flagged when at least ``MIN_SHARE`` of an evenly spaced sample of up to
 ``SAMPLE_SIZE`` of its non-null values is one kind; its counts and rows are then taken on
 the whole column. Integer columns with 13+ digit values are checked for card numbers only
-(a CSV reader turns card numbers into integers). PII embedded in free text ("call me at
-...") is not looked for: a column is reported when it *holds* personal data.
+(a CSV reader turns card numbers into integers).
+
+PII inside values ("call me at +44 20 7946 0958") is found value by value in every other
+text column (not those typed as numbers or dates): ``find_pii_spans`` (below) returns
+the spans of e-mail addresses, phone numbers (international, and national forms of the
+regions in ``PHONE_REGIONS``, validated by libphonenumber), payment cards (issuer prefix,
+length, Luhn), IBANs (country length, mod-97), IP addresses (v4 and v6) and national ids
+(US SSN, UK NINO, Dutch BSN with its 11-test after the word BSN, French NIR with its
+key). A column with at least one such value is reported, with the rows and the rows per
+kind. A cheap prefilter (``PREFILTER``, run by Polars' regex engine) lets through only
+the values that could hold a span. Person names and postal addresses are not detected:
+no NER model installs offline from PyPI (docs/quality.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import dataclasses
+import ipaddress
+import re
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import phonenumbers
 import polars as pl
 import pyarrow as pa
 
 from datrix.jobs.quality.profiling import ColumnStats
 from datrix.jobs.quality.rowset import RowSet
 from datrix.jobs.quality.table import ScanTable
+from datrix.jobs.report import ColumnProfile
 
 MIN_SHARE = 0.30
 SAMPLE_SIZE = 50_000
@@ -199,9 +214,12 @@ def shape_counts(values: pl.Series, kinds: Sequence[str]) -> dict[str, int]:
 class PiiColumn:
     column: str
     kinds: tuple[str, ...]  # most frequent first
-    counts: dict[str, int]  # kind -> values of that kind in the whole column
+    counts: dict[str, int]  # kind -> values (embedded: rows) of that kind in the whole column
     rows: Sequence[int]  # rows holding any of the kinds (a RowSet)
     sample_share: float  # share of the sample held by the kinds
+    # True: found by the per-value span detector (``find_pii_spans``) inside the values of
+    # a column the whole-value rule did not flag; kinds are then ``SPAN_KINDS``.
+    embedded: bool = False
 
 
 def pii_candidates(
@@ -258,9 +276,75 @@ def detect_pii(
     schema: Mapping[str, pl.DataType],
     rows: int,
     samples: pl.DataFrame | None = None,
+    skip: Collection[str] = (),
 ) -> list[PiiColumn]:
     """PII columns in schema order (see the module docstring). ``samples`` may carry the
-    sampled values already drawn for other checks (``sample_frame``)."""
+    sampled values already drawn for other checks (``sample_frame``). Text columns the
+    whole-value rule does not flag are searched value by value (``embedded_columns``),
+    except those in ``skip`` (text columns that are numbers or dates)."""
+    whole = whole_value_pii(source, stats, schema, rows, samples)
+    flagged = {c.column for c in whole}
+    embedded = embedded_columns(source, stats, flagged | set(skip))
+    order = {s.name: i for i, s in enumerate(stats)}
+    return sorted([*whole, *embedded], key=lambda c: order[c.column])
+
+
+def embedded_candidates(stats: Sequence[ColumnStats], exclude: Collection[str]) -> list[str]:
+    """Text columns with values that the per-value search looks into."""
+    return [
+        s.name
+        for s in stats
+        if s.logical_type == "string" and s.name not in exclude and s.distinct_count > 0
+    ]
+
+
+def embedded_column(
+    name: str, kinds: np.ndarray[Any, Any] | Sequence[np.ndarray[Any, Any]]
+) -> PiiColumn | None:
+    """The finding of a column searched value by value, from its per-row kind bits (one
+    array, or one per chunk): None when no value holds a span."""
+    parts = [kinds] if isinstance(kinds, np.ndarray) else list(kinds)
+    per_kind = dict.fromkeys(SPAN_KINDS, 0)
+    for part in parts:
+        for k, n in kind_bits(part).items():
+            per_kind[k] += n
+    found = {k: n for k, n in per_kind.items() if n}
+    if not found:
+        return None
+    ordered = tuple(sorted(found, key=lambda k: (-found[k], SPAN_KINDS.index(k))))
+    rows = RowSet.concat_masks([p != 0 for p in parts])
+    return PiiColumn(name, ordered, found, rows, 0.0, embedded=True)
+
+
+def embedded_columns(
+    source: pl.LazyFrame | ScanTable, stats: Sequence[ColumnStats], exclude: Collection[str]
+) -> list[PiiColumn]:
+    """Per-value PII (``embedded_pii``) in every text column not in ``exclude``, over the
+    whole column (a chunk at a time when the table is bounded)."""
+    names = embedded_candidates(stats, exclude)
+    if not names:
+        return []
+    table = ScanTable.of(source)
+    kinds: dict[str, list[np.ndarray[Any, Any]]] = {name: [] for name in names}
+
+    def search(chunk: pl.DataFrame, name: str) -> None:
+        kinds[name].append(embedded_pii(chunk[name]).kinds)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for _, chunk in table.chunks(names):
+            list(pool.map(search, [chunk] * len(names), names))
+    found = [embedded_column(name, kinds.pop(name)) for name in names]
+    return [c for c in found if c is not None]
+
+
+def whole_value_pii(
+    source: pl.LazyFrame | ScanTable,
+    stats: Sequence[ColumnStats],
+    schema: Mapping[str, pl.DataType],
+    rows: int,
+    samples: pl.DataFrame | None = None,
+) -> list[PiiColumn]:
+    """Columns that *hold* PII: a real share of the sample is one kind (module docstring)."""
     candidates = pii_candidates(stats, schema)
     present = {s.name: rows - s.null_count for s in stats if s.name in candidates}
     present = {k: v for k, v in present.items() if v >= MIN_SAMPLE}
@@ -309,3 +393,400 @@ def detect_pii(
         )
         for name, kinds in flagged.items()
     ]
+
+
+# --- PII inside values: spans of free text ----------------------------------------------
+#
+# ``find_pii_spans`` finds personal data *inside* a value ("call me on +44 20 7946 0958").
+# Each kind is a candidate regex (Python ``re``) followed by an exact validator, and a
+# cheap prefilter (``PREFILTER``, also run by Polars over whole columns) decides which
+# values are worth the regexes at all. Precision matters as much as recall: a kind without
+# a check digit is accepted only in a shape that ordinary numbers do not have.
+
+SPAN_KINDS = ("email", "phone", "card", "iban", "ip", "national_id")
+SPAN_LABELS: dict[str, str] = {
+    "email": "e-mail addresses",
+    "phone": "phone numbers",
+    "card": "payment card numbers (Luhn-valid)",
+    "iban": "IBANs (mod-97 valid)",
+    "ip": "IP addresses (v4/v6)",
+    "national_id": "national ids (US SSN, UK NINO, Dutch BSN, French NIR)",
+}
+SPAN_TOKENS: dict[str, str] = {k: f"<{k.upper()}>" for k in SPAN_KINDS}
+# A value can hold a span only when this matches: an @, a run of at least 7 digit-ish
+# characters, two capitals and two digits (IBAN, NINO), or two colons (IPv6). Written
+# without look-around so Polars' regex engine runs it too.
+PREFILTER = r"@|\d[\d ()./-]{5,}\d|[A-Z]{2} ?\d{2}|[0-9A-Fa-f]*:[0-9A-Fa-f]*:"
+_PREFILTER = re.compile(PREFILTER)
+
+
+@dataclass(frozen=True, order=True)
+class PiiSpan:
+    """``text[start:end]`` is personal data of ``kind`` (one of ``SPAN_KINDS``)."""
+
+    start: int
+    end: int
+    kind: str
+
+
+_EMAIL_RE = re.compile(
+    r"(?<![\w.%+'-])[A-Za-z0-9](?:[A-Za-z0-9._%+'-]{0,63})@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])"
+)
+
+
+def _emails(text: str) -> Iterator[PiiSpan]:
+    for m in _EMAIL_RE.finditer(text):
+        local = m.group().split("@", 1)[0]
+        if ".." not in local and not local.endswith("."):
+            yield PiiSpan(m.start(), m.end(), "email")
+
+
+# IBAN lengths per country (ISO 13616 registry, the SEPA countries and a few more).
+IBAN_LENGTHS: dict[str, int] = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22,
+    "BH": 22, "BR": 29, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18,
+    "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22,
+    "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22,
+    "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28,
+    "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29,
+    "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24, "SE": 24, "SI": 19, "SK": 24,
+    "SM": 27, "TN": 24, "TR": 26, "UA": 29, "VG": 24, "XK": 20,
+}  # fmt: skip
+_IBAN_START = re.compile(r"(?<![A-Za-z0-9])([A-Z]{2}) ?(\d{2})")
+
+
+def mod97_ok(compact: str) -> bool:
+    """ISO 13616: the first four characters moved to the end, letters as 10..35, the
+    number is 1 modulo 97."""
+    moved = compact[4:] + compact[:4]
+    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+
+
+def _ibans(text: str) -> Iterator[PiiSpan]:
+    """From each ``CC dd`` start, alphanumerics (single spaces between groups allowed)
+    up to the country's length; the next character must not continue the token."""
+    for m in _IBAN_START.finditer(text):
+        length = IBAN_LENGTHS.get(m.group(1))
+        if length is None:
+            continue
+        chars = [*m.group(1), *m.group(2)]
+        i = m.end()
+        while len(chars) < length and i < len(text):
+            c = text[i]
+            if c.isascii() and c.isalnum():
+                chars.append(c.upper())
+            elif c != " " or i + 1 >= len(text) or not text[i + 1].isalnum():
+                break
+            i += 1
+        if len(chars) != length or (i < len(text) and text[i].isalnum()):
+            continue
+        if mod97_ok("".join(chars)):
+            yield PiiSpan(m.start(), i, "iban")
+
+
+_CARD_RE = re.compile(r"(?<![\d.,-])\d{4}(?:[ -]?\d){9,15}(?![\d-]|[.,]\d)")
+# Issuer prefixes (IIN ranges) and lengths of the common brands.
+_CARD_BRANDS: tuple[tuple[re.Pattern[str], tuple[int, ...]], ...] = (
+    (re.compile(r"4"), (13, 16, 19)),  # Visa
+    (re.compile(r"5[1-5]|2(?:2[2-9][1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)"), (16,)),  # MC
+    (re.compile(r"3[47]"), (15,)),  # American Express
+    (re.compile(r"6(?:011|4[4-9]|5)"), (16, 17, 18, 19)),  # Discover
+    (re.compile(r"35(?:2[89]|[3-8]\d)"), (16, 17, 18, 19)),  # JCB
+    (re.compile(r"3(?:0[0-5]|[689])"), (14, 15, 16, 17, 18, 19)),  # Diners Club
+    (re.compile(r"62"), (16, 17, 18, 19)),  # UnionPay
+)
+_CARD_GROUPS = {(4, 4, 4, 4), (4, 6, 5), (4, 6, 4), (4, 4, 4, 4, 3), (4, 4, 4, 1), (4, 4, 4, 2)}
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, c in enumerate(reversed(digits)):
+        d = ord(c) - 48
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _cards(text: str) -> Iterator[PiiSpan]:
+    """13-19 digits, bare or in the printed groups (4-4-4-4, 4-6-5, ...; one kind of
+    separator), of a known issuer prefix and length, passing Luhn."""
+    for m in _CARD_RE.finditer(text):
+        raw = m.group()
+        digits = raw.replace(" ", "").replace("-", "")
+        if not 13 <= len(digits) <= 19:
+            continue
+        if raw != digits:
+            separators = {c for c in raw if not c.isdigit()}
+            groups = tuple(len(g) for g in re.split(r"[ -]", raw))
+            if len(separators) != 1 or groups not in _CARD_GROUPS:
+                continue
+        brand = any(p.match(digits) and len(digits) in n for p, n in _CARD_BRANDS)
+        if brand and luhn_ok(digits):
+            yield PiiSpan(m.start(), m.end(), "card")
+
+
+_IPV4_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
+_IPV6_RE = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
+_VERSION_WORDS = re.compile(r"\b(?:v|version|ver\.?|release|build|rev\.?)\s*$", re.IGNORECASE)
+
+
+def _ips(text: str) -> Iterator[PiiSpan]:
+    """IPv4: four octets 0..255 without leading zeros, not a version number ("v1.2.3.4",
+    "version 10.0.0.1" are not addresses). IPv6: what ``ipaddress`` accepts, with at
+    eight groups, or a ``::`` with three groups or after a group of 3+ digits ("fe80::1"),
+    never a time like 10:30:00."""
+    for m in _IPV4_RE.finditer(text):
+        octets = m.group().split(".")
+        if any((len(o) > 1 and o[0] == "0") or int(o) > 255 for o in octets):
+            continue
+        if _VERSION_WORDS.search(text, 0, m.start()):
+            continue
+        yield PiiSpan(m.start(), m.end(), "ip")
+    for m in _IPV6_RE.finditer(text):
+        raw = m.group()
+        groups = [g for g in raw.split(":") if g]
+        if "::" not in raw and len(groups) != 8:
+            continue
+        if len(groups) < 2 or (len(groups) == 2 and len(groups[0]) < 3):
+            continue  # "::1", "a::b": too little to tell from code or a ratio
+        try:
+            ipaddress.IPv6Address(raw)
+        except ValueError:
+            continue
+        yield PiiSpan(m.start(), m.end(), "ip")
+
+
+_SSN_RE = re.compile(r"(?<![\w-])(\d{3})-(\d{2})-(\d{4})(?![\w-])")
+_NINO_RE = re.compile(
+    r"(?<![A-Za-z0-9])([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z])"
+    r" ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![A-Za-z0-9])"
+)
+_NINO_NEVER = {"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"}
+_BSN_RE = re.compile(
+    r"\b(?:bsn|burgerservicenummer|sofinummer)\b\W{0,3}(?:nr\.?|nummer|number|is)?\W{0,3}"
+    r"(\d{4}[. ]?\d{2}[. ]?\d{3}|\d{9})(?![\w])",
+    re.IGNORECASE,
+)
+_NIR_RE = re.compile(
+    r"(?<![\w])([12]) ?(\d{2}) ?(0[1-9]|1[0-2]|[2-9]\d) ?(\d{2}|2[AB]) ?(\d{3}) ?(\d{3})"
+    r" ?(\d{2})(?![\w])"
+)
+
+
+def bsn_ok(digits: str) -> bool:
+    """The Dutch 11-test: 9*d1 + 8*d2 + ... + 2*d8 - d9 is divisible by 11 (and not 0)."""
+    if len(digits) != 9 or digits == "0" * 9:
+        return False
+    total = sum((9 - i) * int(d) for i, d in enumerate(digits[:8])) - int(digits[8])
+    return total % 11 == 0
+
+
+def nir_ok(number: str, key: str) -> bool:
+    """French NIR: key = 97 - (13 digits mod 97); Corsica's 2A/2B count as 19/18."""
+    body = number.replace("2A", "19").replace("2B", "18")
+    return 97 - int(body) % 97 == int(key)
+
+
+def _national_ids(text: str) -> Iterator[PiiSpan]:
+    """US SSN (ddd-dd-dddd, never-issued areas 000/666/9xx, group 00, serial 0000
+    refused), UK NINO (two prefix letters from the allowed sets, six digits, A-D), Dutch
+    BSN (11-test; only after the word BSN: nine bare digits are too common), French NIR
+    (sex, year, month, department, commune, order and the mod-97 key)."""
+    for m in _SSN_RE.finditer(text):
+        area, group, serial = m.groups()
+        if area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000":
+            yield PiiSpan(m.start(), m.end(), "national_id")
+    for m in _NINO_RE.finditer(text):
+        if m.group(1) not in _NINO_NEVER:
+            yield PiiSpan(m.start(), m.end(), "national_id")
+    for m in _BSN_RE.finditer(text):
+        if bsn_ok(re.sub(r"\D", "", m.group(1))):
+            yield PiiSpan(m.start(1), m.end(1), "national_id")
+    for m in _NIR_RE.finditer(text):
+        parts = m.groups()
+        if nir_ok("".join(parts[:6]), parts[6]):
+            yield PiiSpan(m.start(), m.end(), "national_id")
+
+
+# International: "+" or "00", a country code, then digits in groups. National: a trunk
+# "0" and groups (Europe), or the North American (NPA) NXX-XXXX with separators.
+_PHONE_INTL_RE = re.compile(
+    r"(?<![\w+])(?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(\d{1,4}\)|[ .-]?\d{1,5}){1,7}(?![\w]|[.-]\d)"
+)
+_PHONE_NATIONAL_RE = re.compile(
+    r"(?<![\w+./:-])(?:\(0\d{1,4}\)|0\d{1,4})(?:[ ./-]?\d{2,8}){1,4}(?![\w]|[./:-]\d)"
+    r"|(?<![\w+./:-])(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[-. ])[2-9]\d{2}[-. ]\d{4}(?![\w]|[./:-]\d)"
+)
+_DATE_LIKE = re.compile(r"\d{1,4}([./-])\d{1,2}\1\d{1,4}")
+# Regions tried for national forms (trunk prefix 0, or the North American plan), in order.
+PHONE_REGIONS = ("US", "GB", "DE", "FR", "NL", "BE", "CH", "AT", "IE", "SE", "AU", "NZ")
+
+
+def _phone_valid(candidate: str, regions: Sequence[str | None]) -> bool:
+    digits = sum(c.isdigit() for c in candidate)
+    if not 7 <= digits <= 15 or _DATE_LIKE.fullmatch(candidate):
+        return False
+    for region in regions:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return True
+    return False
+
+
+def _phones(text: str) -> Iterator[PiiSpan]:
+    """Candidates validated by libphonenumber (``phonenumbers``): international numbers
+    for their country code, national ones for the first of ``PHONE_REGIONS`` that accepts
+    them. A date, a decimal number or a digit run of an unknown plan is no phone."""
+    for m in _PHONE_INTL_RE.finditer(text):
+        raw = m.group()
+        number = "+" + raw[2:] if raw.startswith("00") else raw
+        if _phone_valid(number, [None]):
+            yield PiiSpan(m.start(), m.end(), "phone")
+    for m in _PHONE_NATIONAL_RE.finditer(text):
+        raw = m.group()
+        separators = [c for c in raw if not c.isdigit()]
+        if separators and set(separators) == {"."} and len(separators) == 1:
+            continue  # 0.12345678: a decimal number
+        regions = ("US",) if raw[0] != "0" and not raw.startswith("(0") else PHONE_REGIONS[1:]
+        if _phone_valid(raw, regions):
+            yield PiiSpan(m.start(), m.end(), "phone")
+
+
+# Order matters: a span of an earlier kind wins where two overlap (an IBAN's digits are
+# no card, an e-mail's digits no phone).
+_FINDERS: tuple[Callable[[str], Iterator[PiiSpan]], ...] = (
+    _emails,
+    _ibans,
+    _cards,
+    _national_ids,
+    _ips,
+    _phones,
+)
+
+
+def find_pii_spans(text: str) -> list[PiiSpan]:
+    """The personal data inside ``text``: non-overlapping spans, by position. Kinds:
+    ``email``, ``phone``, ``card``, ``iban``, ``ip``, ``national_id`` (``SPAN_KINDS``).
+    Person names and postal addresses are not detected (no NER model; docs/quality.md)."""
+    if not isinstance(text, str):
+        raise TypeError(f"find_pii_spans needs a str, not {type(text).__name__}")
+    if not _PREFILTER.search(text):
+        return []
+    taken: list[PiiSpan] = []
+    for finder in _FINDERS:
+        for span in finder(text):
+            if all(span.end <= t.start or span.start >= t.end for t in taken):
+                taken.append(span)
+    return sorted(taken)
+
+
+def redact_spans(text: str, spans: Sequence[PiiSpan] | None = None) -> str:
+    """``text`` with each span replaced by its token (``<EMAIL>``, ``<PHONE>``, ...)."""
+    found = find_pii_spans(text) if spans is None else sorted(spans)
+    out, at = [], 0
+    for s in found:
+        out += [text[at : s.start], SPAN_TOKENS[s.kind]]
+        at = s.end
+    return "".join([*out, text[at:]])
+
+
+_DOT = "\u2022\u2022\u2022"
+
+
+def mask_text(value: str) -> str:
+    """A display form that shows no personal data: ``ada@example.com`` ->
+    ``a•••@e•••.com``; other spans keep their first and last character; a value with
+    no detected span (a whole-value PII column's odd value) keeps its first character."""
+    spans = find_pii_spans(value)
+    if not spans:
+        return value[:1] + _DOT if value else value
+    out, at = [], 0
+    for s in spans:
+        part = value[s.start : s.end]
+        if s.kind == "email":
+            local, domain = part.split("@", 1)
+            tld = domain.rsplit(".", 1)[1]
+            masked = f"{local[:1]}{_DOT}@{domain[:1]}{_DOT}.{tld}"
+        else:
+            masked = f"{part[:1]}{_DOT}{part[-1:]}"
+        out += [value[at : s.start], masked]
+        at = s.end
+    return "".join([*out, value[at:]])
+
+
+@dataclass(frozen=True)
+class EmbeddedPii:
+    """Per-value detection on a batch of values: ``kinds[i]`` is a bit set of the span
+    kinds in value ``i`` (bit ``SPAN_KINDS.index(kind)``), ``spans`` counts the spans
+    found per kind."""
+
+    kinds: np.ndarray[Any, Any]  # uint8 per value
+    spans: dict[str, int]
+
+
+def embedded_pii(values: pl.Series) -> EmbeddedPii:
+    """``find_pii_spans`` over a column: Polars' regex engine runs ``PREFILTER`` over
+    every value, the exact detectors run only on the values it lets through, each
+    distinct value once."""
+    text = values.cast(pl.String)
+    candidate = text.str.contains(PREFILTER).fill_null(False).to_numpy()
+    kinds = np.zeros(len(text), dtype=np.uint8)
+    spans = dict.fromkeys(SPAN_KINDS, 0)
+    at = np.flatnonzero(candidate)
+    if not at.size:
+        return EmbeddedPii(kinds, spans)
+    seen: dict[str, tuple[int, list[str]]] = {}
+    for i, value in zip(at, text.gather(at).to_list(), strict=True):
+        found = seen.get(value)
+        if found is None:
+            hits = [s.kind for s in find_pii_spans(value)]
+            bits = 0
+            for k in hits:
+                bits |= 1 << SPAN_KINDS.index(k)
+            found = seen[value] = (bits, hits)
+        kinds[i] = found[0]
+        for k in found[1]:
+            spans[k] += 1
+    return EmbeddedPii(kinds, spans)
+
+
+def kind_bits(kinds: np.ndarray[Any, Any]) -> dict[str, int]:
+    """Rows per span kind of a bit-set array (``EmbeddedPii.kinds``)."""
+    return {k: int(np.count_nonzero(kinds & (1 << b))) for b, k in enumerate(SPAN_KINDS)}
+
+
+# The numeric summaries of an integer PII column (card numbers read as integers) are
+# values of the column: a PII column's profile keeps none of them.
+_VALUE_KEYS = ("min", "max", "p25", "p50", "p75")
+
+
+def mask_value(value: Any) -> Any:
+    """``mask_text`` of a value's text form; None stays None."""
+    return None if value is None else mask_text(str(value))
+
+
+def mask_profiles(
+    profiles: Sequence[ColumnProfile], pii_columns: Collection[str]
+) -> list[ColumnProfile]:
+    """The profiles with the top values of each PII column masked (``mask_text``: e-mail
+    ``a•••@e•••.com``) and its value-revealing numeric summaries dropped, so a report
+    never carries the personal data it found."""
+    out = []
+    for p in profiles:
+        if p.name not in pii_columns:
+            out.append(p)
+            continue
+        extra = {k: v for k, v in p.extra.items() if k not in _VALUE_KEYS}
+        if "top_values" in extra:
+            extra["top_values"] = [
+                {**t, "value": mask_value(t.get("value"))} for t in extra["top_values"]
+            ]
+        extra["pii_masked"] = True
+        out.append(dataclasses.replace(p, extra=extra))
+    return out

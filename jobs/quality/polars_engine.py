@@ -28,7 +28,8 @@ while its rows are found). The detectors are written once for both ways. The pas
                 nulls from a seeded sample of rows, tested against at most 100 other
                 columns (``missingness.py``); then the text
                 checks: an evenly spaced sample of every text column decides which hold
-                PII (``pii.py``) and which are numbers or dates in text form, whose
+                PII (``pii.py``; the other text columns are searched value by value
+                for PII inside free text) and which are numbers or dates in text form, whose
                 mismatches and mixed date formats are then found on the whole column,
                 and categorical columns are checked for case/whitespace spelling variants
                 (``formats.py``);
@@ -232,8 +233,8 @@ def _text_checks(
     samples = sample_frame(source, sampled, SAMPLE_SIZE) if sampled else None
     if samples is None:
         return TextChecks([], [], 0)
-    pii = detect_pii(source, stats, schema, rows, samples)
     types = infer_text_types(samples, [c for c in text_columns if c in sampled])
+    pii = detect_pii(source, stats, schema, rows, samples, skip=types)
     formats = typed_column_findings(source, types)
     formats += case_variant_findings(source, categorical_columns(stats, rows, types))
     order = {name: i for i, name in enumerate(schema)}

@@ -1,4 +1,5 @@
-"""PII detection: shapes, checksums, the 30 % column rule, and the issue it becomes."""
+"""PII detection: shapes, checksums, the 30 % column rule, the per-value search, and the
+issue it becomes."""
 
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ def test_columns_need_a_real_share(tmp_path: Path) -> None:
     frame = pl.DataFrame(
         {
             "contact": emails[:40] + text[40:],  # 40 %: flagged, 40 rows
-            "remarks": emails[:20] + text[20:],  # 20 %: not flagged
+            "remarks": emails[:20] + text[20:],  # 20 %: found value by value
             "card_like": ["4111111111111112"] * n,  # right shape, fails Luhn
             "card_int": pl.Series([4111111111111111] * 50 + [5555555555554444] * 50),
             "ssn": [f"{100 + i:03d}-{10 + i % 80:02d}-{1000 + i:04d}" for i in range(n)],
@@ -87,8 +88,11 @@ def test_columns_need_a_real_share(tmp_path: Path) -> None:
     )
     report = scan(tmp_path, frame)
     found = pii_columns(report)
-    assert set(found) == {"contact", "card_int", "ssn"}
+    assert set(found) == {"contact", "remarks", "card_int", "ssn"}
     assert "[email]: 40" in found["contact"]
+    # under the 30 % rule, but every value is searched: 20 rows with an e-mail inside
+    assert "inside its values in 20 rows" in found["remarks"]
+    assert "[email]: 20" in found["remarks"]
     assert "[credit_card]: 100" in found["card_int"]
     assert "[ssn]: 100" in found["ssn"]
     issue = next(i for i in report.issues if i.column == "contact" and i.type == "pii_detected")
