@@ -122,7 +122,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path), metavar="PATH_OR_DATASET")
 @click.option("--name", help="Dataset name (default: the file name without extension).")
 @click.option("--label", help="Label column, for label-quality checks.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
@@ -181,6 +181,8 @@ def scan(
     sheet: str | None,
 ) -> None:
     """Register PATH (or add a version when NAME exists), scan it and print the report.
+    PATH_OR_DATASET may also name a registered dataset (its name, id or a unique prefix
+    of the id) when no such file exists: its latest version is scanned again.
 
     A CSV's dialect (separator, quotes, decimal mark, header) is sniffed from its first
     megabyte and shown in the report; the CSV options override it."""
@@ -201,19 +203,40 @@ def scan(
         except ValueError as exc:
             raise UserInputError(f"--weights: {exc}") from None
     rt = runtime()
+    dataset = None if path.exists() else _existing_dataset(rt, str(path))
+    if dataset is not None:
+        file_only = {
+            "--name": name is not None,
+            "--label": label is not None,
+            "--encoding": encoding != "utf-8",
+            "--delimiter": delimiter is not None,
+            "--quote": quote is not None,
+            "--decimal": decimal is not None,
+            "--header/--no-header": header is not None,
+            "--sheet": sheet is not None,
+        }
+        given = [option for option, used in file_only.items() if used]
+        if given:
+            raise UserInputError(
+                f"{', '.join(given)}: only for a file; {render.printable(path)} is a "
+                "registered dataset (its latest version is scanned as it is stored)"
+            )
     with progress_bar(enabled=sys.stderr.isatty()) as progress:
-        outcome = services.scan_file(
-            rt,
-            path,
-            name=name,
-            label=label,
-            encoding=encoding,
-            engine=engine,
-            weights=weights,
-            progress=progress,
-            csv_options=csv_options,
-            sheet=sheet,
-        )
+        if dataset is not None:
+            outcome = _scan_dataset(rt, dataset, engine, weights, progress)
+        else:
+            outcome = services.scan_file(
+                rt,
+                path,
+                name=name,
+                label=label,
+                encoding=encoding,
+                engine=engine,
+                weights=weights,
+                progress=progress,
+                csv_options=csv_options,
+                sheet=sheet,
+            )
     doc = services.report_document(rt, outcome.scan_id)
     if html_path is not None:
         services.write_html_report(rt, outcome.scan_id, html_path)
@@ -222,6 +245,47 @@ def scan(
         _dump(doc)
     else:
         render.report(out, doc, outcome.dataset_name, command=command_name())
+
+
+def _existing_dataset(rt: services.Runtime, ref: str) -> dict[str, Any] | None:
+    """The registered dataset ``ref`` names (name, id or unique id prefix), or None when
+    there is none (then ``ref`` is a file that does not exist: the file's error says so)."""
+    try:
+        return services.resolve_dataset(rt, ref)
+    except NotFound:
+        return None
+
+
+def _scan_dataset(
+    rt: services.Runtime,
+    dataset: dict[str, Any],
+    engine: str,
+    weights: dict[str, float] | None,
+    progress: ProgressFn,
+) -> services.ScanOutcome:
+    """Scan a registered dataset's latest version and wait for it (``datrix scan NAME``)."""
+    rt.drain(progress)  # finish what died first, as a scan of a file does
+    requested = services.request_scan(rt, dataset["id"], engine=engine, weights=weights)
+
+    def settled() -> bool:
+        v = services.views(rt)
+        status = v.command_status(requested.command_id)
+        if status is None:
+            return False
+        if status["status"] == "rejected":
+            return True
+        scan = v.scan(requested.scan_id)
+        return scan is not None and scan["status"] in ("completed", "failed")
+
+    rt.wait_for(settled, progress, scan_id=requested.scan_id)
+    decided = services.command_status(rt, requested.command_id)
+    if decided is not None:
+        decided.raise_if_rejected()
+    scan = services.views(rt).scan(requested.scan_id)
+    if scan is not None and scan["status"] == "failed":
+        raise DatrixError(f"scan {requested.scan_id} failed: {scan['error']}")
+    name = str(dataset["name"])
+    return services.ScanOutcome(requested.dataset_id, name, requested.scan_id, False)
 
 
 @cli.command()
@@ -328,6 +392,151 @@ def progress(scan_id: str, fmt: str) -> None:
             str(u.seq), render.safe(u.at), render.safe(u.phase), f"{u.done:,}", f"{u.total:,}"
         )
     out.print(table)
+
+
+def _options(pairs: tuple[str, ...]) -> dict[str, str] | None:
+    """``--option k=v`` (repeatable) as a dict; None when none was given."""
+    chosen: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise UserInputError(f"--option {pair!r}: expected KEY=VALUE, e.g. pii=hash")
+        if key in chosen and chosen[key] != value:
+            raise UserInputError(f"--option {key}: given twice ({chosen[key]!r}, {value!r})")
+        chosen[key] = value
+    return chosen or None
+
+
+def _issue_refs(issues_text: str | None, every: bool) -> list[str] | None:
+    """``--issues I001,I004`` as a list; None (every fixable issue) for ``--all`` or neither."""
+    if issues_text is not None and every:
+        raise UserInputError("--issues and --all: choose one (--all fixes every fixable issue)")
+    if issues_text is None:
+        return None
+    refs = [r.strip() for r in issues_text.split(",") if r.strip()]
+    if not refs:
+        raise UserInputError("--issues: name at least one issue id, e.g. --issues I001,I004")
+    return refs
+
+
+@cli.command()
+@click.argument("scan_id")
+@click.option("--issues", "issues_text", metavar="ID,ID", help="Fix these issues of the scan.")
+@click.option("--all", "every", is_flag=True, help="Fix every fixable issue (the default).")
+@click.option("--preview", is_flag=True, help="Show what would change; write nothing (default).")
+@click.option("--apply", "apply_", is_flag=True, help="Write a new version, then re-scan it.")
+@click.option(
+    "--option",
+    "option_pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="How to fix, e.g. pii=hash, impute=knn, dedupe_keep=merge (docs/quality.md).",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def fix(
+    scan_id: str,
+    issues_text: str | None,
+    every: bool,
+    preview: bool,
+    apply_: bool,
+    option_pairs: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """Fix the issues of a scan (SCAN_ID: the id or a unique prefix).
+
+    --preview (the default) runs the fixes as a job and shows, per fix, the cells and
+    rows it would change and a sample of rows before and after, writing nothing.
+    --apply writes a new version of the dataset (never editing one in place) with the
+    provenance of every changed cell, re-scans it and shows the scores before and after
+    and the issues gone. `datrix rollback` undoes it."""
+    from datrix.gateway import fixes
+
+    if preview and apply_:
+        raise UserInputError("--preview and --apply: choose one (--preview writes nothing)")
+    refs = _issue_refs(issues_text, every)
+    options = _options(option_pairs)
+    rt = runtime()
+    with progress_bar(enabled=sys.stderr.isatty()) as progress:
+        submitted = fixes.submit_fix(rt, scan_id, refs, preview=not apply_, options=options)
+        outcome = fixes.await_fix(rt, submitted.fix_id, progress=progress)
+    doc = fixes.fix_document(outcome)
+    if fmt == "json":
+        _dump(doc)
+        return
+    found = services.views(rt).dataset(str(doc.get("dataset_id") or submitted.dataset_id))
+    name = found["name"] if found else str(submitted.dataset_id)
+    render.fix(out, doc, name, command=command_name())
+
+
+@cli.command()
+@click.argument("dataset")
+@click.argument("fix_id")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def rollback(dataset: str, fix_id: str, fmt: str) -> None:
+    """Undo an applied fix of DATASET (name, id or unique id prefix): a new version whose
+    content is byte for byte the version the fix started from, re-scanned. Fixes are
+    undone newest first: a fix that later fixes built on is refused, naming them."""
+    from datrix.gateway import fixes
+
+    rt = runtime()
+    with progress_bar(enabled=sys.stderr.isatty()) as progress:
+        done = fixes.rollback_fix(rt, dataset, fix_id)
+        rt.drain(progress)  # the automatic re-scan of the restored version
+    if fmt == "json":
+        _dump(done)
+        return
+    render.rolled_back(out, done)
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("--version", "version", type=click.IntRange(min=1), help="Default: the latest.")
+@click.option("--row", type=click.IntRange(min=0), help="Only this row (0-based, as scans count).")
+@click.option("--column", help="Only changes of this column.")
+@click.option("--limit", type=click.IntRange(min=1, max=10_000), default=100, show_default=True)
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def provenance(
+    dataset: str,
+    version: int | None,
+    row: int | None,
+    column: str | None,
+    limit: int,
+    offset: int,
+    fmt: str,
+) -> None:
+    """The cell-level provenance of a fixed version of DATASET: per changed cell its row
+    (0-based in the version the fix started from), column, old and new value, the fix,
+    the rule and its confidence (0-1); a removed row has no column and its old record."""
+    from datrix.gateway import fixes
+
+    rt = runtime()
+    rows_, total = fixes.provenance_rows(rt, dataset, version, row, column, offset, limit)
+    if fmt == "json":
+        _dump({"total": total, "offset": offset, "items": rows_})
+        return
+    render.provenance(out, rows_, total, offset, title=f"Provenance of {dataset}")
+
+
+@cli.command()
+@click.argument("dataset")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def versions(dataset: str, fmt: str) -> None:
+    """The versions of DATASET, oldest first: checksum (SHA-256 of the version's content)
+    and cause (upload, fix, rollback, pipeline)."""
+    from datrix.gateway import fixes
+
+    rows_ = fixes.dataset_versions(runtime(), dataset)
+    if fmt == "json":
+        _dump(rows_)
+        return
+    render.simple_table(
+        out,
+        f"Versions of {dataset}",
+        rows_,
+        ["version", "cause", "fix_id", "checksum", "created_at"],
+    )
 
 
 @cli.group()

@@ -39,7 +39,7 @@ def safe(text: object) -> str:
 
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 SCORE_KEYS = ("overall", "completeness", "consistency", "accuracy", "distribution", "label_quality")
-ID_COLUMNS = frozenset({"id", "dataset_id", "scan_id", "event_id", "subject", "job_id"})
+ID_COLUMNS = frozenset({"id", "dataset_id", "scan_id", "event_id", "subject", "job_id", "fix_id"})
 # columns holding an id's unique 8-character prefix (as `datrix jobs list` shows them)
 PREFIX_COLUMNS = frozenset({"job", "scan"})
 
@@ -155,6 +155,8 @@ def _cell(value: Any, col: str = "") -> str:
         return "-"
     if col.endswith("_at") and isinstance(value, str) and len(value) >= 19:
         return safe(value[:19].replace("T", " "))  # to the second, UTC (JSON: exact)
+    if col == "checksum" and isinstance(value, str) and len(value) > 16:
+        return safe(value[:16]) + "..."  # enough to compare by eye; JSON: the whole SHA-256
     if isinstance(value, dict):  # e.g. issue counts by severity
         return safe(", ".join(f"{k} {v}" for k, v in value.items()))
     return safe(value)
@@ -174,3 +176,164 @@ def simple_table(console: Console, title: str, rows: list[dict[str, Any]], cols:
     for row in rows:
         table.add_row(*(_cell(row.get(c), c) for c in cols))
     console.print(table)
+
+
+def _number(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else "-"
+
+
+def _delta_cell(before: Any, after: Any) -> str:
+    if not isinstance(before, int | float) or not isinstance(after, int | float):
+        return _score_cell(after if isinstance(after, int | float) else None)
+    change = after - before
+    sign = "+" if change >= 0 else ""
+    return f"{_score_cell(before)} -> {_score_cell(after)} ({sign}{change:.1f})"
+
+
+def fix(console: Console, doc: dict[str, Any], dataset_name: str, command: str = "datrix") -> None:
+    """A fix's preview or outcome (``datrix fix``): per fix what it changes, the sample
+    of rows before and after (preview), the scores before and after and the issues gone
+    (apply)."""
+    applied = doc.get("mode") == "apply"
+    head = Table.grid(padding=(0, 2))
+    version = doc.get("version")
+    base = doc.get("base_version")
+    if applied:
+        what = f"v{base} -> [bold]v{version}[/]" if base is not None else f"v{version}"
+    else:
+        what = f"preview of v{base}, nothing written" if base is not None else "preview"
+    head.add_row(f"[bold]{safe(dataset_name)}[/] {what}", f"fix {safe(doc.get('fix_id'))}")
+    console.print(Panel(head, title="Datrix fix", expand=False))
+    per_fix = Table(title="Fixes", show_edge=False)
+    per_fix.add_column("issue", no_wrap=True)
+    per_fix.add_column("type", no_wrap=True)
+    per_fix.add_column("column", overflow="fold", max_width=40)
+    per_fix.add_column("rule", no_wrap=True)
+    per_fix.add_column("cells changed", justify="right", no_wrap=True)
+    per_fix.add_column("rows removed", justify="right", no_wrap=True)
+    for item in doc.get("fixes") or []:
+        per_fix.add_row(
+            safe(item.get("issue_id") or "-"),
+            safe(item.get("type") or "-"),
+            safe(item["column"]) if item.get("column") is not None else "-",
+            safe(item.get("rule") or "-"),
+            _number(item.get("cells_changed")),
+            _number(item.get("rows_removed")),
+        )
+    console.print(per_fix)
+    totals = [
+        f"{_number(doc.get(key))} {label}"
+        for key, label in (
+            ("cells_changed", "cells changed"),
+            ("rows_removed", "rows removed"),
+            ("rows_affected", "rows affected"),
+        )
+        if doc.get(key) is not None
+    ]
+    if totals:
+        console.print(("would change: " if not applied else "changed: ") + ", ".join(totals))
+    preview = doc.get("preview")
+    sample = preview.get("sample") if isinstance(preview, dict) else None
+    if sample:
+        _sample(console, sample)
+    before, after = doc.get("score_before") or {}, doc.get("score_after") or {}
+    if applied and (before or after):
+        scores = Table(title="Scores before -> after", show_edge=False)
+        scores.add_column("dimension")
+        scores.add_column("score", justify="right")
+        for key in SCORE_KEYS:
+            if before.get(key) is None and after.get(key) is None:
+                continue
+            scores.add_row(key.replace("_", " "), _delta_cell(before.get(key), after.get(key)))
+        console.print(scores)
+    gone = doc.get("issues_gone")
+    if applied and gone is not None:
+        shown = [_gone_text(g) for g in gone]
+        console.print(
+            f"issues gone ({len(shown)}): " + (", ".join(safe(g) for g in shown) or "none")
+        )
+    if applied:
+        name = safe(dataset_name)
+        console.print(
+            f"[dim]undo: {safe(command)} rollback {name} {safe(doc.get('fix_id'))}; "
+            f"changed cells: {safe(command)} provenance {name}[/]"
+        )
+    else:
+        console.print(
+            f"[dim]apply: {safe(command)} fix {safe(doc.get('scan_id') or '<scan>')} --apply[/]"
+        )
+
+
+def _gone_text(item: Any) -> str:
+    if isinstance(item, dict):
+        parts = [str(item.get(k)) for k in ("id", "type", "column") if item.get(k) is not None]
+        return " ".join(parts) if parts else str(item)
+    return str(item)
+
+
+def _sample(console: Console, sample: Any) -> None:
+    """The preview's sample rows: each changed cell as before -> after."""
+    table = Table(title="Sample (before -> after)", show_edge=False)
+    table.add_column("row", justify="right", no_wrap=True)
+    table.add_column("changes", overflow="fold")
+    for item in sample if isinstance(sample, list) else []:
+        if not isinstance(item, dict):
+            continue
+        before = item.get("before") if isinstance(item.get("before"), dict) else {}
+        after = item.get("after") if isinstance(item.get("after"), dict) else None
+        if after is None:
+            changes = "removed"
+        else:
+            changes = "; ".join(
+                f"{k}: {before.get(k)!r} -> {after.get(k)!r}"
+                for k in after
+                if before.get(k) != after.get(k)
+            )
+        table.add_row(_cell(item.get("row", item.get("row_id"))), safe(changes or "-"))
+    console.print(table)
+
+
+def rolled_back(console: Console, doc: dict[str, Any]) -> None:
+    """What ``datrix rollback`` made."""
+    line = (
+        f"rolled back fix {safe(doc.get('fix_id'))}: version {_cell(doc.get('version'))} "
+        f"restores version {_cell(doc.get('restored_version'))}"
+    )
+    if doc.get("checksum"):
+        line += f" (checksum {safe(doc['checksum'])})"
+    console.print(line)
+    if doc.get("rescan_id"):
+        console.print(f"re-scanned: scan {safe(doc['rescan_id'])}")
+
+
+PROVENANCE_COLS = ["row_id", "column", "old_value", "new_value", "rule", "confidence", "fix_id"]
+
+
+def provenance(
+    console: Console, rows: list[dict[str, Any]], total: int, offset: int, title: str
+) -> None:
+    """Provenance rows, as ``datrix provenance`` lists them."""
+    table = Table(title=safe(title), show_edge=False)
+    for col in PROVENANCE_COLS:
+        if col == "fix_id":
+            table.add_column(col, no_wrap=True, min_width=36, overflow="ignore")
+        elif col in ("old_value", "new_value"):
+            table.add_column(col, overflow="fold", max_width=40)
+        else:
+            table.add_column(col, justify="right" if col in ("row_id", "confidence") else "left")
+    for row in rows:
+        cells = []
+        for col in PROVENANCE_COLS:
+            value = row.get(col)
+            if col == "confidence" and isinstance(value, int | float):
+                cells.append(f"{value:.2f}")
+            elif col == "column" and value is None:
+                cells.append("[dim](row removed)[/]" if row.get("row_id") is not None else "-")
+            else:
+                cells.append(_cell(value, col))
+        table.add_row(*cells)
+    console.print(table)
+    shown_to = offset + len(rows)
+    console.print(
+        f"[dim]{plural(total, 'change')}; showing {offset + 1 if rows else 0}-{shown_to}[/]"
+    )

@@ -10,6 +10,7 @@ from datrix.sdk.errors import (
     Conflict,
     ConnectionFailed,
     DatrixError,
+    FixFailed,
     NotFound,
     PayloadTooLarge,
     PermissionDenied,
@@ -22,7 +23,19 @@ from datrix.sdk.errors import (
     ValidationFailed,
     WaitTimeout,
 )
-from datrix.sdk.models import CommandStatus, DatasetInfo, Issue, QualityScore, ScanStatus
+from datrix.sdk.models import (
+    CommandStatus,
+    DatasetInfo,
+    FixCount,
+    FixPreview,
+    FixResult,
+    Issue,
+    ProvenanceEntry,
+    QualityScore,
+    Rollback,
+    ScanStatus,
+    VersionInfo,
+)
 
 __all__ = [
     "AuthenticationError",
@@ -35,12 +48,18 @@ __all__ = [
     "DatasetInfo",
     "Datrix",
     "DatrixError",
+    "FixCount",
+    "FixFailed",
+    "FixPreview",
+    "FixResult",
     "Issue",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "ProvenanceEntry",
     "QualityScore",
     "RateLimited",
+    "Rollback",
     "Scan",
     "ScanFailed",
     "ScanNotCompleted",
@@ -49,5 +68,6 @@ __all__ = [
     "ServerError",
     "ServiceUnavailable",
     "ValidationFailed",
+    "VersionInfo",
     "WaitTimeout",
 ]

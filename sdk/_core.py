@@ -38,6 +38,7 @@ from datrix.sdk.errors import (
     CommandRejected,
     ConnectionFailed,
     DatrixError,
+    FixFailed,
     NotFound,
     ScanFailed,
     ScanSuperseded,
@@ -45,7 +46,18 @@ from datrix.sdk.errors import (
     error_for,
     parse_retry_after,
 )
-from datrix.sdk.models import CommandStatus, DatasetInfo, Issue, QualityScore, ScanStatus
+from datrix.sdk.models import (
+    CommandStatus,
+    DatasetInfo,
+    FixPreview,
+    FixResult,
+    Issue,
+    ProvenanceEntry,
+    QualityScore,
+    Rollback,
+    ScanStatus,
+    VersionInfo,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8000"  # `datrix serve`'s default --host and --port
 PROBLEM = "application/problem+json"
@@ -579,6 +591,188 @@ def wait_scan(
 def quality_score(config: Config, dataset_id: str) -> Flow[QualityScore]:
     answer = yield from send(config, "GET", f"/v1/quality/{ref(dataset_id)}/score")
     return QualityScore.from_quality(answer.body)
+
+
+# -- fixes -------------------------------------------------------------------------------------
+FIX_ENDED = ("previewed", "completed", "failed", "rolled_back")  # a fix's final statuses
+
+
+def fix_body(
+    scan_id: str | None, issues: list[str] | None, options: dict[str, str] | None
+) -> dict[str, Any]:
+    """The body of ``POST /v1/quality/{id}/fix[/preview]``, checked before it is sent."""
+    body: dict[str, Any] = {}
+    if scan_id is not None:
+        body["scanId"] = scan_id
+    if issues is not None:
+        if isinstance(issues, str) or not all(isinstance(i, str) and i for i in issues):
+            raise ValueError(f"issues must be a list of issue ids (e.g. ['I001']), got {issues!r}")
+        if not issues:
+            raise ValueError("issues: name at least one issue id, or leave it out (all of them)")
+        body["issueIds"] = list(issues)
+    if options is not None:
+        if not isinstance(options, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in options.items()
+        ):
+            raise ValueError(f"options must map names to strings, got {options!r}")
+        body["options"] = dict(options)
+    return body
+
+
+def request_fix(
+    config: Config,
+    dataset_id: str,
+    *,
+    preview: bool,
+    scan_id: str | None = None,
+    issues: list[str] | None = None,
+    options: dict[str, str] | None = None,
+) -> Flow[dict[str, Any]]:
+    """Hand a fix in (202): the answer (``fix_id``, ``status_url``...)."""
+    body = fix_body(scan_id, issues, options)
+    path = f"/v1/quality/{ref(dataset_id)}/fix" + ("/preview" if preview else "")
+    answer = yield from send(config, "POST", path, json=body)
+    doc: dict[str, Any] = answer.body
+    return doc
+
+
+def fix_status(config: Config, dataset_id: str, fix_id: str) -> Flow[dict[str, Any]]:
+    answer = yield from send(config, "GET", f"/v1/quality/{ref(dataset_id)}/fix/{ref(fix_id)}")
+    doc: dict[str, Any] = answer.body
+    return doc
+
+
+def wait_fix(
+    config: Config, dataset_id: str, fix_id: str, timeout: float | None, reporter: Reporter
+) -> Flow[dict[str, Any]]:
+    """Poll the fix until it ended: its document (``FixFailed`` when it failed;
+    ``WaitTimeout`` past ``timeout``). An apply ends once its version is re-scanned."""
+    deadline = Deadline(timeout)
+    polls = 0
+    try:
+        while True:
+            doc = yield from fix_status(config, dataset_id, fix_id)
+            status = str(doc.get("status"))
+            reporter.update(status, deadline.elapsed)
+            if status == "failed":
+                raise FixFailed(fix_id, doc.get("error"))
+            if status in FIX_ENDED:
+                return doc
+            left = deadline.left()
+            if left is not None and left <= 0:
+                raise WaitTimeout(f"fix {fix_id} still {status} after {timeout:g} s")
+            yield Sleep(_poll_pause(config, polls, deadline))
+            polls += 1
+    finally:
+        reporter.close()
+
+
+def fix_all(
+    config: Config,
+    dataset_id: str,
+    scan_id: str | None,
+    *,
+    dry_run: bool,
+    confirm: bool,
+    issues: list[str] | None,
+    options: dict[str, str] | None,
+    timeout: float | None,
+    reporter: Reporter,
+) -> Flow[FixPreview | FixResult]:
+    """``scan.fix_all(dry_run=True)`` (a preview) or ``(confirm=True)`` (apply): hand the
+    fix in and wait for its outcome."""
+    if dry_run == confirm:
+        reporter.close()
+        raise ValueError(
+            "fix_all needs dry_run=True (preview: what would change, nothing written) or "
+            "confirm=True (apply: a new version), not both" + ("" if dry_run else " nor neither")
+        )
+    accepted = yield from request_fix(
+        config, dataset_id, preview=dry_run, scan_id=scan_id, issues=issues, options=options
+    )
+    doc = yield from wait_fix(config, dataset_id, str(accepted["fix_id"]), timeout, reporter)
+    return FixPreview.from_api(doc) if dry_run else FixResult.from_api(doc)
+
+
+def rollback_fix(
+    config: Config,
+    dataset_id: str,
+    fix_id: str,
+    *,
+    wait: bool,
+    timeout: float | None,
+    reporter: Reporter,
+) -> Flow[Rollback]:
+    """Roll an applied fix back; with ``wait``, also wait for the restored version's
+    re-scan (``ScanFailed`` if it fails)."""
+    try:
+        answer = yield from send(
+            config, "DELETE", f"/v1/quality/{ref(dataset_id)}/fix/{ref(fix_id)}"
+        )
+    except BaseException:
+        reporter.close()
+        raise
+    done = Rollback.from_api(answer.body)
+    if wait and done.rescan_id is not None:
+        yield from wait_scan(config, done.dataset_id, done.rescan_id, timeout, reporter)
+    else:
+        reporter.close()
+    return done
+
+
+def dataset_versions(config: Config, dataset_id: str) -> Flow[list[VersionInfo]]:
+    answer = yield from send(config, "GET", f"/v1/datasets/{ref(dataset_id)}/versions")
+    return [VersionInfo.from_api(v) for v in answer.body["items"]]
+
+
+def _optional_int(name: str, value: int | None, least: int) -> int | None:
+    if value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or value < least
+    ):
+        raise ValueError(f"{name} must be an integer >= {least} or None, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ProvenanceQuery:
+    """``GET /v1/datasets/{id}/versions/{v}/provenance`` (``version`` None: the dataset's
+    latest version, read first), filtered by row and column."""
+
+    dataset_id: str
+    version: int | None = None
+    row: int | None = None
+    column: str | None = None
+    limit: int | None = None
+    page_size: int = 100
+
+    def __post_init__(self) -> None:
+        _optional_int("version", self.version, 1)
+        _optional_int("row", self.row, 0)
+        if self.column is not None and not isinstance(self.column, str):
+            raise ValueError(f"column must be a string, got {self.column!r}")
+        _limit(self.limit)
+        _page_size(self.page_size)
+
+    def pager(self, config: Config) -> Pager[ProvenanceEntry]:
+        chosen: list[int] = []  # the version, once known
+
+        def fetch(cursor: str | None, size: int) -> Flow[Page[ProvenanceEntry]]:
+            if not chosen:
+                version = self.version
+                if version is None:
+                    version = (yield from get_dataset(config, self.dataset_id)).latest_version
+                chosen.append(version)
+            answer = yield from send(
+                config,
+                "GET",
+                f"/v1/datasets/{ref(self.dataset_id)}/versions/{chosen[0]}/provenance",
+                params={"limit": size, "cursor": cursor, "row": self.row, "column": self.column},
+            )
+            doc = answer.body
+            items = [ProvenanceEntry.from_api(d) for d in doc["items"]]
+            return items, doc.get("next_cursor")
+
+        return Pager(fetch, self.limit, self.page_size)
 
 
 # -- lists -------------------------------------------------------------------------------------

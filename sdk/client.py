@@ -33,6 +33,7 @@ from datrix.sdk._core import (
     IssueQuery,
     OpenStream,
     Pager,
+    ProvenanceQuery,
     ReadLine,
     Send,
     Sleep,
@@ -45,9 +46,14 @@ from datrix.sdk.models import (
     CommandStatus,
     DatasetFields,
     DatasetInfo,
+    FixPreview,
+    FixResult,
     Issue,
+    ProvenanceEntry,
     QualityScore,
+    Rollback,
     ScanStatus,
+    VersionInfo,
 )
 
 T = TypeVar("T")
@@ -234,6 +240,43 @@ class Dataset(DatasetFields):
         """The issues of the dataset's newest completed scan (a lazy query)."""
         return IssueList(self._client, IssueQuery(self.id))
 
+    def versions(self) -> list[VersionInfo]:
+        """Every version, oldest first: ``checksum`` (SHA-256 of the content) and ``cause``
+        (upload, fix, rollback, pipeline)."""
+        return self._client._run(_core.dataset_versions(self._client._config, self.id))
+
+    def provenance(
+        self,
+        version: int | None = None,
+        *,
+        row: int | None = None,
+        column: str | None = None,
+        limit: int | None = None,
+        page_size: int = 100,
+    ) -> ProvenanceList:
+        """The cell-level provenance of a fixed version (default: the latest), filtered
+        by ``row`` (0-based in the version the fix started from) and ``column``: a lazy
+        list of ``ProvenanceEntry``, fetched a page at a time."""
+        query = ProvenanceQuery(self.id, version, row, column, limit, page_size)
+        return ProvenanceList(self._client, query)
+
+    def rollback(
+        self,
+        fix_id: str,
+        *,
+        wait: bool = True,
+        timeout: float | None = 600.0,
+        progress: bool | None = None,
+    ) -> Rollback:
+        """Undo an applied fix: a new version whose content is byte for byte the version
+        the fix started from (``Conflict`` if later fixes built on it: undo those first).
+        By default wait (at most ``timeout`` s) for the restored version's re-scan."""
+        shown = reporter(progress if wait else False, f"rollback {fix_id[:8]}")
+        flow = _core.rollback_fix(
+            self._client._config, self.id, fix_id, wait=wait, timeout=timeout, reporter=shown
+        )
+        return self._client._run(flow)
+
     def delete(self, *, wait: bool = True, timeout: float | None = 300.0) -> CommandStatus:
         """Delete the dataset; by default wait (at most ``timeout`` s) until the deletion
         is accepted (``CommandRejected`` if it is refused)."""
@@ -287,6 +330,35 @@ class Scan:
             )
         return last.score
 
+    def fix_all(
+        self,
+        *,
+        dry_run: bool = False,
+        confirm: bool = False,
+        issues: list[str] | None = None,
+        options: dict[str, str] | None = None,
+        timeout: float | None = 600.0,
+        progress: bool | None = None,
+    ) -> FixPreview | FixResult:
+        """Fix this scan's issues (every fixable one, or ``issues``; ``options`` such as
+        ``{"pii": "hash"}``) and wait for the outcome. ``dry_run=True``: a ``FixPreview``
+        (``rows_affected``, ``cells_changed``, per fix counts, a sample), nothing written.
+        ``confirm=True``: a ``FixResult``, the new ``version`` re-scanned, with
+        ``score_before`` and ``score_after``. One of the two must be given."""
+        shown = reporter(progress, f"fix of scan {self.id[:8]}")
+        flow = _core.fix_all(
+            self._client._config,
+            self.dataset_id,
+            self.id,
+            dry_run=dry_run,
+            confirm=confirm,
+            issues=issues,
+            options=options,
+            timeout=timeout,
+            reporter=shown,
+        )
+        return self._client._run(flow)
+
     @property
     def issues(self) -> IssueList:
         """This scan's issues, by impact (a lazy query: ``.order_by('impact').limit(5)``)."""
@@ -301,6 +373,20 @@ class IssueList(IssueRefinements["Datrix"]):
         return self._client._iterate(self.query.pager(self._client._config))
 
     def all(self) -> list[Issue]:
+        return list(self)
+
+
+class ProvenanceList:
+    """A lazy list of provenance rows: iterate it (pages are fetched as needed)."""
+
+    def __init__(self, client: Datrix, query: ProvenanceQuery) -> None:
+        self._client = client
+        self.query = query
+
+    def __iter__(self) -> Iterator[ProvenanceEntry]:
+        return self._client._iterate(self.query.pager(self._client._config))
+
+    def all(self) -> list[ProvenanceEntry]:
         return list(self)
 
 

@@ -133,6 +133,15 @@ class ScanFailed(DatrixError):
         self.error = error
 
 
+class FixFailed(DatrixError):
+    """The fix (its job, or the new version's re-scan) ended as failed; ``error`` says why."""
+
+    def __init__(self, fix_id: str, error: str | None) -> None:
+        super().__init__(f"fix {fix_id} failed: {error or 'no reason given'}")
+        self.fix_id = fix_id
+        self.error = error
+
+
 class ScanNotCompleted(DatrixError):
     """The scan's results were asked for before it completed (``wait()`` first)."""
 

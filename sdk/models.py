@@ -262,3 +262,187 @@ class DatasetFields:
             f"{type(self).__name__}(id={self.id!r}, name={self.name!r}, "
             f"latest_version={self.latest_version}, status={self.status!r})"
         )
+
+
+# -- fixes -------------------------------------------------------------------------------------
+def _int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class FixCount:
+    """What one fix changes (or changed): the issue it fixes, the rule, the counts."""
+
+    issue_id: str | None
+    type: str | None
+    column: str | None
+    rule: str | None
+    cells_changed: int
+    rows_removed: int
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> FixCount:
+        return cls(
+            issue_id=doc.get("issue_id"),
+            type=doc.get("type"),
+            column=doc.get("column"),
+            rule=doc.get("rule"),
+            cells_changed=_int(doc.get("cells_changed")) or 0,
+            rows_removed=_int(doc.get("rows_removed")) or 0,
+        )
+
+
+def _fix_counts(doc: dict[str, Any]) -> list[FixCount]:
+    return [FixCount.from_api(f) for f in doc.get("fixes") or [] if isinstance(f, dict)]
+
+
+@dataclass(frozen=True)
+class FixPreview:
+    """What ``scan.fix_all(dry_run=True)`` would change, nothing written: per fix
+    (``fixes``), in all (``rows_affected``, ``cells_changed``, ``rows_removed``), and
+    ``sample``, rows before and after."""
+
+    fix_id: str
+    dataset_id: str
+    scan_id: str | None
+    base_version: int | None
+    fixes: list[FixCount]
+    rows_affected: int
+    cells_changed: int
+    rows_removed: int
+    sample: Any = None
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> FixPreview:
+        preview = doc.get("preview")
+        return cls(
+            fix_id=doc["fix_id"],
+            dataset_id=doc["dataset_id"],
+            scan_id=doc.get("scan_id"),
+            base_version=_int(doc.get("base_version")),
+            fixes=_fix_counts(doc),
+            rows_affected=_int(doc.get("rows_affected")) or 0,
+            cells_changed=_int(doc.get("cells_changed")) or 0,
+            rows_removed=_int(doc.get("rows_removed")) or 0,
+            sample=preview.get("sample") if isinstance(preview, dict) else None,
+        )
+
+
+@dataclass(frozen=True)
+class FixResult:
+    """An applied fix (``scan.fix_all(confirm=True)``): the new ``version``, re-scanned
+    (``rescan_id``); ``score_before`` and ``score_after`` per dimension, and the issues of
+    the fixed scan the re-scan no longer reports (``issues_gone``)."""
+
+    fix_id: str
+    dataset_id: str
+    scan_id: str | None
+    version: int
+    base_version: int | None
+    fixes: list[FixCount]
+    rows_affected: int
+    cells_changed: int
+    rows_removed: int
+    score_before: QualityScore
+    score_after: QualityScore
+    issues_gone: list[Any]
+    rescan_id: str | None
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> FixResult:
+        return cls(
+            fix_id=doc["fix_id"],
+            dataset_id=doc["dataset_id"],
+            scan_id=doc.get("scan_id"),
+            version=int(doc["version"]),
+            base_version=_int(doc.get("base_version")),
+            fixes=_fix_counts(doc),
+            rows_affected=_int(doc.get("rows_affected")) or 0,
+            cells_changed=_int(doc.get("cells_changed")) or 0,
+            rows_removed=_int(doc.get("rows_removed")) or 0,
+            score_before=QualityScore.from_api(
+                doc.get("score_before") or {}, scan_id=doc.get("scan_id")
+            ),
+            score_after=QualityScore.from_api(
+                doc.get("score_after") or {}, scan_id=doc.get("rescan_id")
+            ),
+            issues_gone=list(doc.get("issues_gone") or []),
+            rescan_id=doc.get("rescan_id"),
+        )
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """A rolled-back fix: ``version`` (new) holds exactly ``restored_version``'s content;
+    ``rescan_id`` is its automatic re-scan."""
+
+    dataset_id: str
+    fix_id: str
+    version: int
+    restored_version: int
+    rescan_id: str | None
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> Rollback:
+        return cls(
+            dataset_id=doc["dataset_id"],
+            fix_id=doc["fix_id"],
+            version=int(doc["version"]),
+            restored_version=int(doc["restored_version"]),
+            rescan_id=doc.get("rescan_id"),
+        )
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One version of a dataset: ``checksum`` (SHA-256 of its content) and ``cause``
+    (upload, fix, rollback, pipeline; ``fix_id`` for a fix or rollback)."""
+
+    version: int
+    checksum: str
+    created_at: str
+    cause: str
+    fix_id: str | None = None
+    row_count: int | None = None
+    column_count: int | None = None
+    size_bytes: int | None = None
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> VersionInfo:
+        return cls(
+            version=int(doc["version"]),
+            checksum=str(doc.get("checksum") or doc.get("object_sha256") or ""),
+            created_at=doc["created_at"],
+            cause=str(doc.get("cause") or "upload"),
+            fix_id=doc.get("fix_id"),
+            row_count=_int(doc.get("row_count")),
+            column_count=_int(doc.get("column_count")),
+            size_bytes=_int(doc.get("size_bytes")),
+        )
+
+
+@dataclass(frozen=True)
+class ProvenanceEntry:
+    """One changed cell of a fixed version: its row (0-based in the version the fix
+    started from), column (None: the row was removed), old and new value (text), the
+    fix, the rule and its confidence (0-1)."""
+
+    row_id: int | None
+    column: str | None
+    old_value: str | None
+    new_value: str | None
+    fix_id: str
+    rule: str
+    confidence: float
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> ProvenanceEntry:
+        return cls(
+            row_id=_int(doc.get("row_id")),
+            column=doc.get("column"),
+            old_value=doc.get("old_value"),
+            new_value=doc.get("new_value"),
+            fix_id=doc["fix_id"],
+            rule=doc["rule"],
+            confidence=float(doc["confidence"]),
+        )
