@@ -55,17 +55,24 @@ def _check_rows(kind: str, rows: object) -> None:
 
 @dataclass(frozen=True)
 class Dedupe:
-    """Remove duplicate rows. ``exact``: rows equal in every column (the first is kept);
-    ``near``: the near-duplicate clusters of the scan's detector, keeping the most complete
-    row of each cluster (``most_complete``) or that row with its nulls filled from the
-    cluster's other rows (``merge``)."""
+    """Remove duplicate rows. ``exact``: rows equal in every column (the first is kept:
+    the scan's rule); ``near``: the near-duplicate clusters of the scan's detector, keeping
+    the most complete row of each cluster (``most_complete``) or that row with its nulls
+    filled from the cluster's other rows (``merge``). ``rows`` (optional): remove exactly
+    these rows (the issue's redundant rows, by ``ROW_ID``) instead of finding them again;
+    ``keep`` then does nothing. The fix job leaves it None (a fix run finds the duplicates
+    again after the earlier fixes of the run, e.g. after normalising); the impact
+    measurement passes the scan's rows."""
 
     mode: DedupeMode
     keep: DedupeKeep = "most_complete"
+    rows: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         _check("Dedupe mode", self.mode, DedupeMode)
         _check("Dedupe keep", self.keep, DedupeKeep)
+        if self.rows is not None:
+            _check_rows("Dedupe", self.rows)
 
     @property
     def rule(self) -> str:
