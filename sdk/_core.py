@@ -681,11 +681,14 @@ def fix_all(
 ) -> Flow[FixPreview | FixResult]:
     """``scan.fix_all(dry_run=True)`` (a preview) or ``(confirm=True)`` (apply): hand the
     fix in and wait for its outcome."""
-    if dry_run == confirm:
+    if dry_run and confirm:
+        reporter.close()
+        raise ValueError("fix_all: dry_run=True and confirm=True together; choose one")
+    if not dry_run and not confirm:
         reporter.close()
         raise ValueError(
-            "fix_all needs dry_run=True (preview: what would change, nothing written) or "
-            "confirm=True (apply: a new version), not both" + ("" if dry_run else " nor neither")
+            "fix_all needs dry_run=True (a preview: what would change, nothing written) or "
+            "confirm=True (apply: a new version of the dataset)"
         )
     accepted = yield from request_fix(
         config, dataset_id, preview=dry_run, scan_id=scan_id, issues=issues, options=options
