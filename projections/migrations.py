@@ -108,6 +108,36 @@ END $$"""
     return statements
 
 
+# The fixes read model's table (projections/read_models/fixes.py), migration 10.
+FIXES = """
+CREATE TABLE IF NOT EXISTS fixes (
+    fix_id                 TEXT PRIMARY KEY,
+    tenant                 TEXT NOT NULL,
+    dataset_id             TEXT NOT NULL,
+    scan_id                TEXT NOT NULL,
+    mode                   TEXT NOT NULL,
+    status                 TEXT NOT NULL,
+    base_version           INTEGER NOT NULL,
+    new_version            INTEGER,
+    issue_ids_json         TEXT NOT NULL,
+    options_json           TEXT,
+    job_id                 TEXT,
+    cells_changed          BIGINT,
+    rows_removed           BIGINT,
+    per_fix_json           TEXT,
+    preview_uri            TEXT,
+    provenance_uri         TEXT,
+    provenance_sha256      TEXT,
+    rescan_id              TEXT,
+    rolled_back_by_version INTEGER,
+    rollback_rescan_id     TEXT,
+    error                  TEXT,
+    created_at             TEXT NOT NULL,
+    updated_at             TEXT NOT NULL
+)"""
+FIXES_INDEX = "CREATE INDEX IF NOT EXISTS idx_fixes_dataset ON fixes (dataset_id, created_at)"
+
+
 MIGRATIONS: list[Migration] = [
     Migration(
         1, "read models", [*TABLES.values(), *INDEXES], lambda _schema: [*TABLES.values(), *INDEXES]
@@ -172,6 +202,28 @@ MIGRATIONS: list[Migration] = [
     # Least-privilege roles (issue 12): row-level security forced on every tenant table,
     # the reader's tenant from a session the writer issued, not from a setting it can set.
     Migration(8, "reader tenant sessions", [], _least_privilege),
+    # Why a version exists (issue 10): upload (every version before fixes), fix, rollback
+    # or pipeline, and the fix that made or undid it.
+    Migration(
+        9,
+        "dataset version cause and fix",
+        [
+            "ALTER TABLE dataset_versions ADD COLUMN cause TEXT NOT NULL DEFAULT 'upload'",
+            "ALTER TABLE dataset_versions ADD COLUMN fix_id TEXT",
+        ],
+        lambda _schema: [
+            "ALTER TABLE dataset_versions ADD COLUMN IF NOT EXISTS cause TEXT NOT NULL "
+            "DEFAULT 'upload'",
+            "ALTER TABLE dataset_versions ADD COLUMN IF NOT EXISTS fix_id TEXT",
+        ],
+    ),
+    # Fixes (issue 10): one row per preview or apply, its job, version, re-scan, rollback.
+    Migration(
+        10,
+        "fixes",
+        [FIXES, FIXES_INDEX],
+        lambda _schema: [FIXES, FIXES_INDEX, *tenant_isolation("fixes")],
+    ),
 ]
 
 CREATE_LEDGER = (

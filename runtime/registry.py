@@ -1,6 +1,7 @@
-"""The registry a process runs with: the core aggregates, the scan job kind, and the
-extensions named in the settings (``DATRIX_EXTENSIONS=pkg.module,other.module``; each
-module has ``register(registry) -> None``).
+"""The registry a process runs with: the core aggregates, the scan job kind, the fix job
+kind and its policies (``runtime/fixes.py``), and the extensions named in the settings
+(``DATRIX_EXTENSIONS=pkg.module,other.module``; each module has ``register(registry) ->
+None``).
 
 Every process that encodes, decodes or handles Datrix messages builds it from its own
 settings: the CLI (through its runtime), each ``datrix worker`` and each job process.
@@ -25,6 +26,7 @@ from datrix.jobs.engine import ScanTuning
 from datrix.jobs.runner import EngineFactory, run_scan_job
 from datrix.projections.read_model import ReadModel
 from datrix.projections.read_models import CORE_READ_MODELS
+from datrix.runtime import fixes
 from datrix.streams.ports import ObjectStore, ProgressFn
 from datrix.streams.registry import JobKind, Query, Registry, RegistryError, core_registry
 from datrix.streams.settings import Settings, SettingsError
@@ -41,6 +43,14 @@ def _scan_actor(job: JobRequested) -> str:
 
 
 def _scan_notice(job: JobRequested, query: Query) -> str:
+    short = str(job.originator_id)[:8]
+    fixed = query(
+        "SELECT fix_id, rescan_id FROM fixes WHERE rescan_id = ? OR rollback_rescan_id = ?",
+        (str(job.originator_id), str(job.originator_id)),
+    )
+    if fixed:  # requested by the policy rescan-after-fix: no process held it
+        after = "fix" if fixed[0][1] == str(job.originator_id) else "rollback of fix"
+        return f"re-scanning v{job.version} after {after} {str(fixed[0][0])[:8]} (scan {short})"
     rows = query(
         "SELECT d.name, v.row_count FROM dataset_versions v "
         "LEFT JOIN datasets d ON d.id = v.dataset_id "
@@ -50,7 +60,6 @@ def _scan_notice(job: JobRequested, query: Query) -> str:
     name, count = rows[0] if rows else (None, None)
     size = f"{count:,} rows" if isinstance(count, int) else "size unknown"
     of = f" of dataset {name!r} v{job.version}" if name else ""
-    short = str(job.originator_id)[:8]
     return (
         f"finishing interrupted scan {short}{of} ({size}); "
         f"`datrix jobs cancel {short}` ends it instead"
@@ -82,9 +91,11 @@ SCAN_JOB = scan_job_kind()
 
 
 def default_registry() -> Registry:
-    """The core: dataset and scan aggregates, the scan job kind."""
+    """The core: the dataset, scan and fix aggregates, the scan and fix job kinds, the fix
+    policies."""
     registry = core_registry()
     registry.add_job_kind(SCAN_JOB)
+    fixes.register(registry)
     return registry
 
 

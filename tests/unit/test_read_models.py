@@ -253,6 +253,7 @@ def test_the_core_read_models_checksum_the_tables_replay_always_checked() -> Non
         "quality_scans": "id",
         "quality_issues": "scan_id, issue_id",
         "columns": "scan_id, position",
+        "fixes": "fix_id",
         "command_status": "command_id",
         "audit_log": "chain, seq",
     }
@@ -312,4 +313,12 @@ def test_the_core_read_models_handle_every_event_type_they_did() -> None:
         "ScanCancelled",
         "CommandAccepted",
         "CommandRejected",
+        # issue 10: fixes, their versions and rollbacks
+        "FixApplied",
+        "FixRolledBack",
+        "FixRequested",
+        "FixJobRequested",
+        "FixPreviewed",
+        "FixCompleted",
+        "FixFailed",
     }

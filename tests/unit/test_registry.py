@@ -18,6 +18,7 @@ from datrix.aggregates.common import Command
 from datrix.projections.read_models import CORE_READ_MODELS
 from datrix.runtime.bootstrap import bootstrap
 from datrix.runtime.embedded import EmbeddedRuntime
+from datrix.runtime.fixes import FIX_JOB
 from datrix.runtime.registry import SCAN_JOB, default_registry, load_registry, read_models_of
 from datrix.streams.codec import CodecError
 from datrix.streams.event_store import EventStore, sqlite_event_store
@@ -138,16 +139,20 @@ def test_aggregate_ids_decode_only_commands_that_load_others() -> None:
 def test_job_kinds_table() -> None:
     registry = default_registry()
     assert registry.job_kind("scan") is SCAN_JOB
-    assert registry.job_event_types == {"datrix.job.JobRequested"}
+    assert registry.job_kind("fix") is FIX_JOB
+    assert registry.job_event_types == {"datrix.job.JobRequested", "datrix.fix.FixJobRequested"}
     assert registry.ended_types == {
         "datrix.scan.ScanCompleted",
         "datrix.scan.ScanFailed",
         "datrix.scan.ScanCancelled",
+        "datrix.fix.FixPreviewed",
+        "datrix.fix.FixCompleted",
+        "datrix.fix.FixFailed",
     }
     assert registry.requests_job(scan.RequestScan(uuid.uuid4(), uuid.uuid4()))
     assert not registry.requests_job(scan.CancelScan(uuid.uuid4()))
-    with pytest.raises(RegistryError, match="no job kind 'fix'"):
-        registry.job_kind("fix")
+    with pytest.raises(RegistryError, match="no job kind 'pipeline'"):
+        registry.job_kind("pipeline")
     job_id = uuid.uuid4()
     assert result_command_id(job_id) == uuid.uuid5(job_id, "result")  # as before
     failed = SCAN_JOB.failed(_job(job_id), "JobTimeout", "too slow")

@@ -1,0 +1,152 @@
+"""Read model ``fixes``: one row per fix (a preview or an apply) and where it stands.
+
+``status``: ``queued`` (requested), ``running`` (its job asked for), ``previewed`` (a
+preview's job answered), ``fixed`` (an apply's job wrote the version; the dataset has not
+taken it yet), ``applied`` (the dataset's new version ``new_version`` exists; its re-scan is
+``rescan_id``), ``rolled_back`` (version ``rolled_back_by_version`` restores the version
+before it; that one's re-scan is ``rollback_rescan_id``) or ``failed`` (``error``).
+The re-scan ids are the ones the policy ``rescan-after-fix`` gives its ``RequestScan``
+(``rescan_id_for``), so the row names them before the scans exist. The table is a core
+one: core migration 10 (``projections/migrations.py``) creates it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from uuid import UUID
+
+from datrix.aggregates import dataset, fix
+from datrix.projections.read_model import ReadModel
+from datrix.projections.store import Tx
+from datrix.streams.messages import Envelope
+
+
+def rescan_id_for(fix_id: UUID, rollback: bool = False) -> UUID:
+    """The scan the policy ``rescan-after-fix`` requests after a fix's version (or after
+    its rollback's)."""
+    return uuid.uuid5(fix_id, "rescan-rollback" if rollback else "rescan")
+
+
+def _json(value: object) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _requested(tx: Tx, env: Envelope, event: fix.FixRequested) -> str | None:
+    at = env.time.isoformat()
+    tx.execute(
+        "INSERT INTO fixes (fix_id, tenant, dataset_id, scan_id, mode, status, base_version, "
+        "issue_ids_json, options_json, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+        (
+            env.subject,
+            env.tenant,
+            str(event.dataset_id),
+            str(event.scan_id),
+            event.mode,
+            event.base_version,
+            _json(list(event.issue_ids)),
+            _json(event.options),
+            at,
+            at,
+        ),
+    )
+    return str(event.dataset_id)
+
+
+def _dataset_of(tx: Tx, fix_id: str) -> str | None:
+    row = tx.fetch_one("SELECT dataset_id FROM fixes WHERE fix_id = ?", (fix_id,))
+    return str(row[0]) if row else None
+
+
+def _job(tx: Tx, env: Envelope, event: fix.FixJobRequested) -> str | None:
+    tx.execute(
+        "UPDATE fixes SET status = 'running', job_id = ?, updated_at = ? WHERE fix_id = ?",
+        (str(event.job_id), env.time.isoformat(), env.subject),
+    )
+    return _dataset_of(tx, env.subject)
+
+
+def _previewed(tx: Tx, env: Envelope, event: fix.FixPreviewed) -> str | None:
+    tx.execute(
+        "UPDATE fixes SET status = 'previewed', cells_changed = ?, rows_removed = ?, "
+        "per_fix_json = ?, preview_uri = ?, updated_at = ? WHERE fix_id = ?",
+        (
+            event.cells_changed,
+            event.rows_removed,
+            event.per_fix_json,
+            event.preview_uri,
+            env.time.isoformat(),
+            env.subject,
+        ),
+    )
+    return _dataset_of(tx, env.subject)
+
+
+def _completed(tx: Tx, env: Envelope, event: fix.FixCompleted) -> str | None:
+    tx.execute(
+        "UPDATE fixes SET status = 'fixed', cells_changed = ?, rows_removed = ?, "
+        "per_fix_json = ?, provenance_uri = ?, provenance_sha256 = ?, updated_at = ? "
+        "WHERE fix_id = ?",
+        (
+            event.cells_changed,
+            event.rows_removed,
+            event.per_fix_json,
+            event.provenance_uri,
+            event.provenance_sha256,
+            env.time.isoformat(),
+            env.subject,
+        ),
+    )
+    return str(event.dataset_id)
+
+
+def _failed(tx: Tx, env: Envelope, event: fix.FixFailed) -> str | None:
+    tx.execute(
+        "UPDATE fixes SET status = 'failed', error = ?, updated_at = ? WHERE fix_id = ?",
+        (f"{event.error_type}: {event.message}", env.time.isoformat(), env.subject),
+    )
+    return _dataset_of(tx, env.subject)
+
+
+def _applied(tx: Tx, env: Envelope, event: dataset.FixApplied) -> str | None:
+    tx.execute(
+        "UPDATE fixes SET status = 'applied', new_version = ?, rescan_id = ?, updated_at = ? "
+        "WHERE fix_id = ?",
+        (
+            event.version,
+            str(rescan_id_for(event.fix_id)),
+            env.time.isoformat(),
+            str(event.fix_id),
+        ),
+    )
+    return env.subject
+
+
+def _rolled_back(tx: Tx, env: Envelope, event: dataset.FixRolledBack) -> str | None:
+    tx.execute(
+        "UPDATE fixes SET status = 'rolled_back', rolled_back_by_version = ?, "
+        "rollback_rescan_id = ?, updated_at = ? WHERE fix_id = ?",
+        (
+            event.version,
+            str(rescan_id_for(event.fix_id, rollback=True)),
+            env.time.isoformat(),
+            str(event.fix_id),
+        ),
+    )
+    return env.subject
+
+
+READ_MODEL = ReadModel(
+    name="fixes",
+    tables={"fixes": "fix_id"},
+    handlers={
+        fix.FixRequested: _requested,
+        fix.FixJobRequested: _job,
+        fix.FixPreviewed: _previewed,
+        fix.FixCompleted: _completed,
+        fix.FixFailed: _failed,
+        dataset.FixApplied: _applied,
+        dataset.FixRolledBack: _rolled_back,
+    },
+)
