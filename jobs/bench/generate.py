@@ -20,11 +20,19 @@ How the ground truth stays exact:
   for the lognormal one) before injection, and the outliers sit at 12 to 20 standard
   deviations (or 20 to 100 times the clean maximum), so any sensible detector threshold
   separates injected outliers from the natural tail and the list of rows is unambiguous.
+
+``generate(..., free_text=True)`` (``datrix bench generate --free-text``) adds a last
+column, ``comment``: support notes of which ~5 % carry personal data inside the sentence
+(e-mail, phone, card, IBAN, IP, national id) and the rest PII look-alikes (order numbers,
+dates, versions, prices); the truth ``free_text`` lists the rows per kind. Its draws come
+from a generator of their own, so every other column and truth entry stays the same, and
+without the option the output is byte for byte what it was.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -283,6 +291,220 @@ _FUTURE_BIRTH_SHARE = 0.001
 _ANCIENT_BIRTH_SHARE = 0.001
 _FUTURE_PURCHASE_SHARE = 0.002
 _NATURAL_PLACEHOLDERS = ("1970-01-01",)  # placeholder days the clean births could hit
+
+
+# --- the optional free-text column (``generate(..., free_text=True)``) ------------------
+#
+# ``comment``: short support notes; about ``_FREE_TEXT_PII_SHARE`` of them carry personal
+# data inside the sentence (e-mail, phone in international and national forms, card,
+# IBAN, IPv4/IPv6, a national id), the others are PII-free but full of what a careless
+# detector takes for it: order and ticket numbers, dates, times, version strings, prices,
+# percentages. Drawn from a generator of their own (seeded from ``seed``), per base row
+# before the copies are made, so exact copies stay exact and every other column is what
+# it is without the option. Ground truth: ``free_text`` (the rows per kind).
+FREE_TEXT_COLUMN = "comment"
+_FREE_TEXT_PII_SHARE = 0.05
+FREE_TEXT_KINDS = ("email", "phone", "card", "iban", "ip", "national_id")
+
+_CLEAN_TEMPLATES = (
+    "Order {order} shipped on {date}, total {price} EUR.",
+    "Customer upgraded to version {version} after ticket #{ticket}.",
+    "Called back at {time}; issue {ticket} resolved in {minutes} minutes.",
+    "Invoice INV-{year}-{order} paid {price}, discount {pct}%.",
+    "Delivery window {date} {time}-{time2}, {items} items, parcel {parcel}.",
+    "Asked about the {year}-{year2} plan; quoted {price} per month.",
+    "Firmware {version} installed on {date2}, no further action.",
+    "Prefers the store in {city}; loyalty level {level}, {points} points.",
+    "Complaint about late delivery of order {order}, refunded {price}.",
+    "Survey score {score}/10 on {date}; follow-up at {time}.",
+)
+_PII_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "email": (
+        "Please reply to {email} instead of the old address.",
+        "Customer asked to be contacted at {email} about order {order}.",
+    ),
+    "phone": (
+        "Call me back on {phone} after {time}.",
+        "New number {phone}, old one disconnected on {date}.",
+    ),
+    "card": (
+        "Paid by card {card}, receipt {ticket}.",
+        "Card ending in the number {card} was declined on {date}.",
+    ),
+    "iban": (
+        "Refund {price} EUR to IBAN {iban} please.",
+        "Direct debit from {iban} set up on {date}.",
+    ),
+    "ip": ("Login from {ip} blocked after {minutes} attempts.", "Order placed from IP {ip}."),
+    "national_id": (
+        "Identity checked: {national_id}.",
+        "Form returned with {national_id} for the tax office.",
+    ),
+}
+_US_AREA_CODES = ("201", "212", "303", "312", "415", "503", "617", "702", "713", "818")
+_CITY_WORDS = ("Berlin", "Paris", "Leeds", "Utrecht", "Boston", "Lyon", "Munich")
+
+
+def _luhn_digit(body: str) -> str:
+    total = 0
+    for i, c in enumerate(reversed(body)):
+        d = int(c)
+        if i % 2 == 0:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+def _mod97_iban(country: str, bban: str) -> str:
+    moved = bban + country + "00"
+    check = 98 - int("".join(str(int(c, 36)) for c in moved)) % 97
+    return f"{country}{check:02d}{bban}"
+
+
+def _grouped(text: str, size: int = 4) -> str:
+    return " ".join(text[i : i + size] for i in range(0, len(text), size))
+
+
+def _pii_value(kind: str, rng: np.random.Generator, first: str, last: str) -> str:
+    """One valid value of ``kind``, in one of its usual written forms."""
+    d = lambda k: "".join(str(x) for x in rng.integers(0, 10, k))  # noqa: E731
+    form = int(rng.integers(0, 4))
+    if kind == "email":
+        domain = ("example.com", "mail.example.org", "example.net", "example.co.uk")[form]
+        return f"{first.lower()}.{last.lower()}{int(rng.integers(1, 100))}@{domain}"
+    if kind == "phone":
+        area = _US_AREA_CODES[int(rng.integers(0, len(_US_AREA_CODES)))]
+        sub = f"{int(rng.integers(2, 10))}{d(2)}"
+        return (
+            f"+1-{area}-{sub}-{d(4)}" if form == 0 else
+            f"+49 30 {int(rng.integers(2, 10))}{d(7)}" if form == 1 else
+            f"06 {d(2)} {d(2)} {d(2)} {d(2)}" if form == 2 else
+            f"({area}) {sub}-{d(4)}"
+        )  # fmt: skip
+    if kind == "card":
+        body = ("4" + d(14)) if form % 2 == 0 else (f"5{int(rng.integers(1, 6))}" + d(13))
+        number = body + _luhn_digit(body)
+        return _grouped(number) if form < 2 else number
+    if kind == "iban":
+        iban = (
+            _mod97_iban("DE", d(18))
+            if form < 2
+            else _mod97_iban("GB", "WEST" + d(14))
+            if form == 2
+            else _mod97_iban("FR", d(23))
+        )
+        return _grouped(iban) if form % 2 == 0 else iban
+    if kind == "ip":
+        if form == 3:
+            return "2001:db8:" + ":".join(f"{int(x):x}" for x in rng.integers(1, 65536, 6))
+        return ".".join(str(int(x)) for x in [rng.integers(11, 224), *rng.integers(0, 256, 2)]) + (
+            f".{int(rng.integers(1, 255))}"
+        )
+    # national ids: a US SSN, a UK NINO, a Dutch BSN (11-test), a French NIR (key)
+    if form == 0:
+        area, group, serial = rng.integers(1, 666), rng.integers(1, 100), rng.integers(1, 10000)
+        return f"SSN {int(area):03d}-{int(group):02d}-{int(serial):04d}"
+    if form == 1:
+        prefix = ("AB", "CE", "JK", "PR", "WX")[int(rng.integers(0, 5))]
+        return f"NI number {prefix} {d(2)} {d(2)} {d(2)} {'ABCD'[int(rng.integers(0, 4))]}"
+    if form == 2:
+        while True:
+            digits = d(8)
+            total = sum((9 - i) * int(c) for i, c in enumerate(digits))
+            last_digit = total % 11
+            if last_digit < 10 and digits != "0" * 8:
+                return f"BSN {digits}{last_digit}"
+    sex, month, department = rng.integers(1, 3), rng.integers(1, 13), rng.integers(1, 96)
+    body = f"{int(sex)}{d(2)}{int(month):02d}{int(department):02d}{d(3)}{d(3)}"
+    return f"NIR {body}{97 - int(body) % 97:02d}"
+
+
+def _digits(rng: np.random.Generator, n: int, k: int) -> pl.Series:
+    """``n`` strings of ``k`` random digits (leading zeros kept)."""
+    return _text(rng.integers(0, 10**k, n), k)
+
+
+def _number(rng: np.random.Generator, low: int, high: int, n: int, width: int = 0) -> pl.Series:
+    return _text(rng.integers(low, high, n), width)
+
+
+def _clean_fields(rng: np.random.Generator, n: int) -> pl.DataFrame:
+    """The fields of the notes, vectorised: order and ticket numbers, dates, times,
+    version strings, prices, percentages (the look-alikes a PII detector must leave)."""
+    year = rng.integers(2015, 2026, n)
+    month, day = _number(rng, 1, 13, n, 2), _number(rng, 1, 29, n, 2)
+    parts = [_number(rng, 0, 20, n) for _ in range(4)]
+    count = rng.integers(2, 5, n)
+    version = parts[0] + "." + parts[1]
+    version = pl.select(
+        pl.when(pl.Series(count) >= 3).then(version + "." + parts[2]).otherwise(version)
+    ).to_series()
+    version = pl.select(
+        pl.when(pl.Series(count) == 4).then(version + "." + parts[3]).otherwise(version)
+    ).to_series()
+    order_len = rng.integers(6, 10, n)
+    order = pl.Series(rng.integers(10**5, 10**9, n) // 10 ** (9 - order_len)).cast(pl.String)
+    return pl.DataFrame(
+        {
+            "order": order,
+            "ticket": _number(rng, 10_000, 100_000, n),
+            "date": _text(year) + "-" + month + "-" + day,
+            "date2": day + "." + month + "." + _text(year),
+            "price": _number(rng, 1, 3000, n) + "." + _digits(rng, n, 2),
+            "version": version,
+            "time": _number(rng, 8, 18, n, 2) + ":" + _number(rng, 0, 60, n, 2),
+            "time2": _number(rng, 18, 22, n, 2) + ":" + _number(rng, 0, 60, n, 2),
+            "minutes": _number(rng, 2, 90, n),
+            "year": _text(year),
+            "year2": _text(year + rng.integers(1, 5, n)),
+            "pct": _number(rng, 5, 40, n),
+            "items": _number(rng, 1, 12, n),
+            "parcel": "JD" + _digits(rng, n, 10),
+            "city": _pick(rng, _CITY_WORDS, n),
+            "level": _number(rng, 1, 6, n),
+            "points": _number(rng, 0, 20_000, n),
+            "score": _number(rng, 0, 11, n),
+        }
+    )
+
+
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def _fill(template: str, fields: pl.DataFrame) -> pl.Expr:
+    """``template`` ("Order {order} ...") as a Polars expression over ``fields``."""
+    names = _FIELD.findall(template)
+    return pl.format(_FIELD.sub("{}", template), *(pl.col(f) for f in names))
+
+
+def _comments(
+    seed: int, first: pl.Series, last: pl.Series
+) -> tuple[pl.Series, dict[str, np.ndarray[Any, Any]]]:
+    """The ``comment`` column of the base rows and, per kind, which rows carry it."""
+    rng = np.random.Generator(np.random.PCG64([seed, 0xC0FFEE]))
+    n = len(first)
+    fields = _clean_fields(rng, n)
+    pick = pl.Series(rng.integers(0, len(_CLEAN_TEMPLATES), n))
+    chosen = pl.when(pick == 0).then(_fill(_CLEAN_TEMPLATES[0], fields))
+    for t in range(1, len(_CLEAN_TEMPLATES)):
+        chosen = chosen.when(pick == t).then(_fill(_CLEAN_TEMPLATES[t], fields))
+    notes = fields.select(chosen.otherwise(None)).to_series().to_list()
+    carries = np.flatnonzero(rng.random(n) < _FREE_TEXT_PII_SHARE)
+    marks = {k: np.zeros(n, dtype=bool) for k in FREE_TEXT_KINDS}
+    for i in carries:
+        row = fields.row(int(i), named=True)
+        count = 2 if rng.random() < 0.2 else 1  # some notes carry two kinds
+        kinds = sorted(int(x) for x in rng.choice(len(FREE_TEXT_KINDS), size=count, replace=False))
+        parts = []
+        for k in kinds:
+            kind = FREE_TEXT_KINDS[k]
+            marks[kind][i] = True
+            templates = _PII_TEMPLATES[kind]
+            value = _pii_value(kind, rng, first[int(i)], last[int(i)])
+            template = templates[int(rng.integers(0, len(templates)))]
+            parts.append(template.format(**row, **{kind: value}))
+        notes[i] = " ".join(parts)
+    return pl.Series(FREE_TEXT_COLUMN, notes, dtype=pl.String), marks
 
 
 def _pick(
@@ -596,11 +818,13 @@ def _column_types(data: pl.DataFrame) -> dict[str, str]:
     return types
 
 
-def generate(rows: int, out_dir: Path, seed: int = 0) -> dict[str, Any]:
+def generate(rows: int, out_dir: Path, seed: int = 0, free_text: bool = False) -> dict[str, Any]:
     """Write ``dirty.csv``, ``dirty.parquet`` and ``ground_truth.json`` into ``out_dir``.
 
     Returns the ground truth (the same dict that is written as JSON). All row indices in it
-    are 0-based positions in the written files.
+    are 0-based positions in the written files. ``free_text`` adds the ``comment`` column
+    (last) with PII inside ~5 % of its notes and its truth ``free_text``; without it the
+    output is byte for byte what it always was.
     """
     if rows < 100:
         raise ValueError("generate at least 100 rows")
@@ -614,6 +838,9 @@ def generate(rows: int, out_dir: Path, seed: int = 0) -> dict[str, Any]:
         _base=pl.Series(np.arange(n_base, dtype=np.int64)),
         _kind=pl.lit(0, dtype=pl.Int8),
     )
+    if free_text:  # its own generator: the draws below stay what they were
+        comments, marks = _comments(seed, base["first_name"], base["last_name"])
+        base = base.with_columns(comments, *(pl.Series(f"_pii_{k}", m) for k, m in marks.items()))
     # Disjoint sources: a row is copied exactly, or near-copied, or neither. Each copy is
     # placed uniformly at random somewhere after its original.
     sources = rng.permutation(n_base)[: n_exact + n_near]
@@ -685,5 +912,12 @@ def generate(rows: int, out_dir: Path, seed: int = 0) -> dict[str, Any]:
         "constant_columns": list(_CONSTANT_COLUMNS),
         "high_cardinality_columns": high_cardinality,
     }
+    if free_text:
+        by_kind = {k: rows_where(full[f"_pii_{k}"].to_numpy()) for k in FREE_TEXT_KINDS}
+        truth["free_text"] = {
+            "column": FREE_TEXT_COLUMN,
+            "rows": by_kind,  # rows whose note carries that kind of PII
+            "pii_rows": sorted({r for found in by_kind.values() for r in found}),
+        }
     (out_dir / "ground_truth.json").write_text(json.dumps(truth, indent=1) + "\n")
     return truth

@@ -530,7 +530,10 @@ def _cards(text: str) -> Iterator[PiiSpan]:
 
 _IPV4_RE = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
 _IPV6_RE = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
-_VERSION_WORDS = re.compile(r"\b(?:v|version|ver\.?|release|build|rev\.?)\s*$", re.IGNORECASE)
+_VERSION_WORDS = re.compile(
+    r"\b(?:v|version|ver\.?|release|build|rev\.?|firmware|fw|software|driver|patch|update)\s*$",
+    re.IGNORECASE,
+)
 
 
 def _ips(text: str) -> Iterator[PiiSpan]:
