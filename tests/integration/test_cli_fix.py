@@ -7,6 +7,7 @@ commands on a pseudo-terminal, as a person at a terminal runs them."""
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,3 +192,32 @@ def test_fix_and_versions_on_a_terminal(
     assert "Versions of tty" in listed.text and "upload" in listed.text and "fix" in listed.text
     bad = run_in_terminal([DATRIX, "fix", scan_id, "--preview", "--apply"], cli.env())
     assert bad.code == 2 and bad.text.strip().startswith("datrix: "), bad.text
+
+
+def test_readme_fix_example_runs(tmp_path: Path) -> None:
+    """README.md's "Fix it" commands, as written, in a fresh folder (its ``.venv/bin/datrix``
+    this checkout's CLI): every one succeeds, and they end with version 3 restoring
+    version 1 and re-scanned."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    found = re.search(r"<!-- fix-example -->\s*```bash\n(.*?)```", readme, re.S)
+    assert found, "README.md has no fix-example block"
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "datrix").symlink_to(DATRIX)
+    cli = Cli(tmp_path / "home")
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", found.group(1)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=cli.env(),
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Datrix fix" in done.stdout and "Scores before -> after" in done.stdout
+    versions = cli("versions", "shop", "--format", "json").json()
+    assert [v["cause"] for v in versions] == ["upload", "fix", "rollback"]
+    assert versions[2]["checksum"] == versions[0]["checksum"]
+    scans = cli("scans", "shop", "--format", "json").json()
+    assert [s["dataset_version"] for s in scans] == [1, 2, 3, 3]
+    assert all(s["status"] == "completed" for s in scans)
