@@ -77,6 +77,9 @@ from datrix.jobs.quality.issues import Finding
 from datrix.jobs.quality.labels import build_features
 from datrix.jobs.quality.rowset import as_indices
 from datrix.jobs.quality.scoring import impact_score, severity_for
+from datrix.jobs.transforms import polars_transforms as transforms
+from datrix.jobs.transforms.base import ROW_ID
+from datrix.jobs.transforms.specs import Dedupe, FixSpec, Impute, Normalise, Outliers, Sentinels
 
 SAMPLE_ROWS = 5_000
 FOLDS = 3
@@ -86,7 +89,6 @@ MIN_NOISE = 0.002  # accuracy differences below 0.2 points are noise
 NOISE_Z = 2.0  # a gain must exceed two paired standard errors to count
 FULL_SCALE_DELTA = 0.05  # a 5-point gain is the most an issue can matter
 MAX_MEASURED = 5
-ROW_ID = "__datrix_row__"
 
 Fix = Callable[[pl.DataFrame], pl.DataFrame]
 
@@ -360,109 +362,51 @@ def _measurement(
 # ---------------------------------------------------------------------------- fixes
 
 
+# The fixes are the transform library's (``datrix.jobs.transforms``), adapted to the
+# frame-in, frame-out shape measured here: a ValueFix fits the transform on the training
+# folds and applies it to any rows.
+
+
+def _transform_fix(spec: FixSpec) -> ValueFix:
+    """``spec`` as a fix: fitted on the frame it is given, applied to any frame (the
+    change rows are not needed here)."""
+
+    def fit(train: pl.DataFrame) -> Fix:
+        fitted = transforms.fit(spec, train)
+        return lambda frame: fitted.apply(frame).table
+
+    return ValueFix(fit)
+
+
 def drop_rows(rows: Sequence[int]) -> Fix:
-    """Drop the listed rows (positions in the full frame)."""
-    ids = pl.Series(ROW_ID, as_indices(rows), dtype=pl.Int64)
-
-    def fix(frame: pl.DataFrame) -> pl.DataFrame:
-        return frame.filter(~pl.col(ROW_ID).is_in(ids.implode()))
-
-    return fix
+    """Drop the listed rows (positions in the full frame): ``Dedupe(rows=...)``."""
+    spec = Dedupe("exact", rows=tuple(int(r) for r in as_indices(rows)))
+    return lambda frame: transforms.apply(spec, frame).table
 
 
 def impute(column: str) -> ValueFix:
     """Fill the column's nulls (and NaNs) with the median (numbers) or mode (otherwise) of
-    the rows it is fitted on."""
-
-    def fit(train: pl.DataFrame) -> Fix:
-        s = train[column]
-        value: Any = None
-        if s.dtype.is_numeric():
-            filled = s.fill_nan(None) if s.dtype.is_float() else s
-            median = filled.median()
-            if median is not None:
-                value = median if s.dtype.is_float() else round(float(median))  # type: ignore[arg-type]
-        else:
-            mode = s.drop_nulls().mode()
-            if mode.len() > 0:
-                value = mode.sort()[0]
-
-        def fix(frame: pl.DataFrame) -> pl.DataFrame:
-            if value is None:
-                return frame
-            col = frame[column]
-            if col.dtype.is_float():
-                col = col.fill_nan(None)
-            return frame.with_columns(col.fill_null(value).alias(column))
-
-        return fix
-
-    return ValueFix(fit)
+    the rows it is fitted on: ``Impute(column, "median")``."""
+    return _transform_fix(Impute(column, "median"))
 
 
 def winsorize(column: str, rows: Sequence[int]) -> ValueFix:
     """Clip the listed rows' values to the range of the column's other (inlier) values
-    among the rows it is fitted on."""
-    ids = pl.Series(ROW_ID, as_indices(rows), dtype=pl.Int64)
-    flagged = pl.col(ROW_ID).is_in(ids.implode())
-
-    def fit(train: pl.DataFrame) -> Fix:
-        inliers = train.filter(~flagged)[column]
-        if inliers.dtype.is_float():
-            inliers = inliers.fill_nan(None)
-        low, high = inliers.min(), inliers.max()
-
-        def fix(frame: pl.DataFrame) -> pl.DataFrame:
-            if low is None or high is None:
-                return frame
-            col = pl.col(column)
-            return frame.with_columns(
-                pl.when(flagged).then(col.clip(low, high)).otherwise(col).alias(column)  # type: ignore[arg-type]
-            )
-
-        return fix
-
-    return ValueFix(fit)
+    among the rows it is fitted on: ``Outliers(column, rows, "winsorise")``."""
+    return _transform_fix(Outliers(column, tuple(int(r) for r in as_indices(rows)), "winsorise"))
 
 
 def canonical_spelling(column: str) -> ValueFix:
     """Map every text value to the commonest spelling, among the rows it is fitted on, of
-    the values equal to it after trimming and case folding (a value whose folded form
-    those rows lack keeps its spelling)."""
-    text = pl.col(column).cast(pl.String)
-    key = text.str.strip_chars().str.to_lowercase()
-
-    def fit(train: pl.DataFrame) -> Fix:
-        counts = (
-            train.select(text.alias("v"), key.alias("k"))
-            .drop_nulls()
-            .group_by("k", "v")
-            .len()
-            .sort(["k", "len", "v"], descending=[False, True, False])
-            .unique("k", keep="first", maintain_order=True)
-        )
-
-        def fix(frame: pl.DataFrame) -> pl.DataFrame:
-            return frame.with_columns(
-                key.replace_strict(counts["k"], counts["v"], default=text).alias(column)
-            )
-
-        return fix
-
-    return ValueFix(fit)
+    the values of its category (the scan's key: trimmed, spaces collapsed, case-folded);
+    a value whose category those rows lack keeps its spelling:
+    ``Normalise(column, "canonical")``."""
+    return _transform_fix(Normalise(column, "canonical"))
 
 
 def null_cells(column: str, rows: Sequence[int]) -> ValueFix:
-    """Set the listed rows' cells of the column to null."""
-    ids = pl.Series(ROW_ID, as_indices(rows), dtype=pl.Int64)
-
-    def fix(frame: pl.DataFrame) -> pl.DataFrame:
-        flagged = pl.col(ROW_ID).is_in(ids.implode())
-        return frame.with_columns(
-            pl.when(flagged).then(None).otherwise(pl.col(column)).alias(column)
-        )
-
-    return ValueFix(lambda _train: fix)
+    """Set the listed rows' cells of the column to null: ``Sentinels(column, rows)``."""
+    return _transform_fix(Sentinels(column, tuple(int(r) for r in as_indices(rows))))
 
 
 def drop_label_issues(label: str, seed: int = 0) -> TrainingFix:
