@@ -1,0 +1,554 @@
+"""The fix job (kind ``fix``): apply the fixes of a scan's issues to the version it scanned.
+
+``run_fix_job`` reads the version's Parquet (the job's ``object_uri``) with ``ROW_ID`` (the
+row's 0-based position: the numbering of the scan's affected rows), the scan report
+(``runner.load_report``) for the selected issues (``job.issue_ids``; none: every issue with
+a default fix), builds one spec per issue (``transforms.specs.spec_for_issue`` with the
+user's ``options``) and runs them with the engine's ``apply_all`` (Polars, or Spark when
+``job.engine == "spark"``). Then:
+
+- **apply**: the new version (``ROW_ID`` dropped) and the provenance (``row_id, column,
+  old_value, new_value, fix_id, rule, confidence``, sorted by row and column) are written
+  with the transform library's deterministic writer (``base.write_table``: the same input
+  and fix give the same bytes, so the same sha256) and stored content-addressed under the
+  tenant; ``CompleteFix`` names both, with the counts, ``per_fix_json`` and the new
+  version's rows, columns, size and ``schema_json`` (``{column: dtype}``, as ingest has it).
+- **preview**: no version; a JSON object (``.fix-preview.json``) with the per-fix counts
+  (``cells_changed``, ``rows_removed``, ``rows_affected``: distinct rows touched) and a
+  sample of at most ``SAMPLE_ROWS`` changed rows before and after, the values of PII
+  columns masked as the report masks them; ``CompleteFix.preview_uri`` names it.
+
+Like the scan job it never raises: a bad request or an engine failure is a ``FailFix`` whose
+message says what to do. Progress phases: ``reading``, ``fixing``, ``writing``.
+
+Secrets. ``pii`` fixes that hash or tokenise need the tenant's salt / token key: derived
+per tenant as HMAC-SHA256(DATRIX_PII_SALT, tenant) and HMAC-SHA512(DATRIX_TOKEN_KEY, tenant)
+(64 bytes: AES-256-SIV). Without the setting the fix fails naming the variable; there is
+no default secret. The secrets reach only the transform, never a message or a log line.
+
+Memory. The Polars engine holds the version in memory (input, result and changes: about
+``MEMORY_FACTOR`` times its decoded size). A version whose estimate exceeds the job's
+memory budget (DATRIX_JOB_MEMORY_MB) is refused before it is read, saying so and naming
+the Spark engine, which works partition by partition; the budget would otherwise stop the
+job half way. Above the scan's in-memory threshold (DATRIX_SCAN_IN_MEMORY_*) but within the
+budget, the Polars fix still runs in memory: a fix rewrites every column, so reading only
+the fixed columns would not bound it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from datrix.aggregates.fix import CompleteFix, FailFix, FixJobRequested
+from datrix.jobs.engine import ProgressFn, no_progress
+from datrix.jobs.quality.table import DECODED_PER_UNCOMPRESSED
+from datrix.jobs.report import ScanReport
+from datrix.jobs.runner import load_report
+from datrix.jobs.transforms import base
+from datrix.jobs.transforms.base import ROW_ID, Secrets
+from datrix.jobs.transforms.specs import Dedupe, FixSpec, Pii, spec_for_issue, stage
+from datrix.streams.faults import crash_point
+from datrix.streams.ports import ObjectStore
+from datrix.streams.settings import Settings
+
+PHASES = ("reading", "fixing", "writing")
+MODES = ("preview", "apply")
+ENGINES = ("polars", "spark")
+SAMPLE_ROWS = 20  # changed rows shown before/after in a preview
+SAMPLE_COLUMNS = 50  # columns shown per sample row at most
+# A Polars fix holds the input table, the fixed table and the change rows: about three
+# times the version's decoded size (measured peaks stay under it for the fixes of a
+# generated dirty dataset).
+MEMORY_FACTOR = 3.0
+PROVENANCE_COLUMNS = (
+    "row_id",
+    "column",
+    "old_value",
+    "new_value",
+    "fix_id",
+    "rule",
+    "confidence",
+)
+VERSION_SUFFIX = ".parquet"
+PROVENANCE_SUFFIX = ".provenance.parquet"
+PREVIEW_SUFFIX = ".fix-preview.json"
+CRASH_POINT = "fix-objects-written"  # streams/faults.py: objects stored, result not sent
+PII_ISSUE = "pii_detected"
+SAFE_PII_ACTIONS = ("redact", "redact_spans", "hash", "tokenise")  # outputs hold no PII
+
+
+class FixJobError(ValueError):
+    """A fix that cannot run as asked, with a one-line reason a person can act on."""
+
+
+@dataclass(frozen=True)
+class PlannedFix:
+    """One fix of the run: its spec and the issues (of the scan) it answers."""
+
+    spec: FixSpec
+    issue_ids: tuple[str, ...]
+    issue_type: str
+    column: str | None
+    rows: frozenset[int] | None = None  # the issue rows, for fixes that name them
+
+
+# ---- secrets --------------------------------------------------------------------------
+def tenant_secrets(settings: Settings, tenant: str) -> Secrets:
+    """The tenant's PII secrets derived from DATRIX_PII_SALT / DATRIX_TOKEN_KEY (either
+    None when its setting is unset): HMAC-SHA256(salt, tenant) and HMAC-SHA512(key,
+    tenant), so no two tenants share a salt or a key and a leaked tenant secret tells
+    nothing of the others'."""
+    salt = (
+        hmac.new(settings.pii_salt.encode(), tenant.encode(), hashlib.sha256).digest()
+        if settings.pii_salt
+        else None
+    )
+    key = (
+        hmac.new(settings.token_key.encode(), tenant.encode(), hashlib.sha512).digest()
+        if settings.token_key
+        else None
+    )
+    return Secrets(salt=salt, token_key=key)
+
+
+def _check_secrets(planned: Sequence[PlannedFix], secrets: Secrets) -> None:
+    for fix in planned:
+        spec = fix.spec
+        if not isinstance(spec, Pii):
+            continue
+        if spec.action == "hash" and secrets.salt is None:
+            raise FixJobError(
+                f"hashing the PII of column {spec.column!r} needs the tenant's salt: set "
+                "DATRIX_PII_SALT (at least 32 characters, e.g. `openssl rand -hex 32`) for "
+                "the workers that run fix jobs"
+            )
+        if spec.action == "tokenise" and secrets.token_key is None:
+            raise FixJobError(
+                f"tokenising the PII of column {spec.column!r} needs the tenant's token key: "
+                "set DATRIX_TOKEN_KEY (at least 32 characters, e.g. `openssl rand -hex 32`) "
+                "for the workers that run fix jobs"
+            )
+
+
+# ---- which fixes ------------------------------------------------------------------------
+def plan_fixes(
+    report: ScanReport, issue_ids: Sequence[str], options: Mapping[str, str]
+) -> list[PlannedFix]:
+    """One ``PlannedFix`` per distinct spec of the selected issues (none selected: every
+    issue with a default fix); issues whose fixes are the same spec share one. Raises
+    ``FixJobError`` for an unknown issue, an issue without a fix, bad options, or nothing
+    to fix."""
+    by_id = {issue.id: issue for issue in report.issues}
+    unknown = [i for i in issue_ids if i not in by_id]
+    if unknown:
+        known = ", ".join(sorted(by_id)) or "none"
+        raise FixJobError(
+            f"issue {', '.join(unknown)} is not an issue of this scan (its issues: {known})"
+        )
+    chosen = [by_id[i] for i in dict.fromkeys(issue_ids)] if issue_ids else report.issues
+    found: dict[FixSpec, PlannedFix] = {}
+    for issue in chosen:
+        rows = report.affected_rows.get(issue.id, ())
+        try:
+            spec = spec_for_issue(issue.type, issue.column, rows, options, issue.description)
+        except ValueError as exc:
+            raise FixJobError(f"fix options: {exc}") from None
+        if spec is None:
+            if issue_ids:
+                raise FixJobError(
+                    f"issue {issue.id} ({issue.type}) has no automatic fix; leave it out"
+                )
+            continue
+        named_rows = getattr(spec, "rows", None)
+        previous = found.get(spec)
+        found[spec] = PlannedFix(
+            spec=spec,
+            issue_ids=(*previous.issue_ids, issue.id) if previous else (issue.id,),
+            issue_type=previous.issue_type if previous else issue.type,
+            column=issue.column,
+            rows=frozenset(named_rows) if named_rows is not None else None,
+        )
+    if not found:
+        raise FixJobError("this scan reports no issue with an automatic fix: nothing to fix")
+    return list(found.values())
+
+
+# ---- the job ------------------------------------------------------------------------------
+def run_fix_job(
+    job: FixJobRequested,
+    objects: ObjectStore,
+    progress: ProgressFn = no_progress,
+    settings: Settings | None = None,
+) -> CompleteFix | FailFix:
+    """Run the fix job; never raises (a failure is a ``FailFix`` with the reason)."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="datrix-fix-") as tmp:
+            return _run(job, objects, progress, settings or Settings(), Path(tmp))
+    except Exception as exc:
+        return FailFix(
+            fix_id=job.originator_id,
+            job_id=job.job_id,
+            error_type=type(exc).__name__,
+            message=(str(exc).splitlines() or [""])[0][:500],
+        )
+
+
+def _run(
+    job: FixJobRequested,
+    objects: ObjectStore,
+    progress: ProgressFn,
+    settings: Settings,
+    workdir: Path,
+) -> CompleteFix:
+    total = len(PHASES)
+    if job.mode not in MODES:
+        raise FixJobError(f"a fix job is a preview or an apply, not {job.mode!r}")
+    if job.engine not in ENGINES:
+        raise FixJobError(f"engine {job.engine!r} cannot run fixes (engines: {', '.join(ENGINES)})")
+    progress("reading", 0, total)
+    report = load_report(job.report_uri, objects, workdir)
+    planned = plan_fixes(report, tuple(job.issue_ids), dict(job.options or {}))
+    secrets = tenant_secrets(settings, job.tenant)
+    _check_secrets(planned, secrets)
+    path = objects.local_copy(job.object_uri, workdir)
+    rows = int(pq.ParquetFile(path).metadata.num_rows)
+    if rows != report.rows:
+        raise FixJobError(
+            f"the scan counted {report.rows} rows but version {job.version} has {rows}: "
+            "the scan is not of this version"
+        )
+    specs = [p.spec for p in planned]
+    if job.engine == "spark":
+        table, fixed, changes = _apply_spark(path, specs, secrets, settings, workdir, progress)
+    else:
+        _check_memory(path, job.version, settings)
+        table = base.with_row_ids(pl.read_parquet(path))
+        progress("fixing", 1, total)
+        from datrix.jobs.transforms import polars_transforms
+
+        applied = polars_transforms.apply_all(specs, table, secrets)
+        fixed, changes = applied.table, applied.changes
+    progress("writing", 2, total)
+    per_fix = fix_counts(planned, changes, rows)
+    cells = int(changes.filter(_is_cell()).height)
+    removed = int(changes.filter(_is_removal()).height)
+    new_table = fixed.drop(ROW_ID)
+    schema_json = json.dumps({name: str(dtype) for name, dtype in new_table.schema.items()})
+    if job.mode == "preview":
+        document = preview_document(job, report, planned, table, fixed, changes, per_fix)
+        body = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+        preview_uri, _ = objects.put_bytes(job.tenant, body.encode(), PREVIEW_SUFFIX)
+        crash_point(CRASH_POINT)
+        progress("writing", total, total)
+        return CompleteFix(
+            fix_id=job.originator_id,
+            job_id=job.job_id,
+            mode="preview",
+            object_uri="",
+            object_sha256="",
+            rows=new_table.height,
+            columns=new_table.width,
+            size_bytes=0,
+            schema_json=schema_json,
+            provenance_uri="",
+            provenance_sha256="",
+            cells_changed=cells,
+            rows_removed=removed,
+            per_fix_json=_json(per_fix),
+            preview_uri=preview_uri,
+        )
+    version_path = workdir / "version.parquet"
+    base.write_table(new_table, version_path)
+    provenance_path = workdir / "provenance.parquet"
+    base.write_table(provenance_table(changes, job.originator_id), provenance_path)
+    object_uri, object_sha = objects.put_file(job.tenant, version_path, VERSION_SUFFIX)
+    provenance_uri, provenance_sha = objects.put_file(
+        job.tenant, provenance_path, PROVENANCE_SUFFIX
+    )
+    crash_point(CRASH_POINT)
+    progress("writing", total, total)
+    return CompleteFix(
+        fix_id=job.originator_id,
+        job_id=job.job_id,
+        mode="apply",
+        object_uri=object_uri,
+        object_sha256=object_sha,
+        rows=new_table.height,
+        columns=new_table.width,
+        size_bytes=version_path.stat().st_size,
+        schema_json=schema_json,
+        provenance_uri=provenance_uri,
+        provenance_sha256=provenance_sha,
+        cells_changed=cells,
+        rows_removed=removed,
+        per_fix_json=_json(per_fix),
+        preview_uri=None,
+    )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _check_memory(path: Path, version: int, settings: Settings) -> None:
+    """Refuse, before reading it, a version a Polars fix could not hold within the job's
+    memory budget (module docstring)."""
+    if settings.job_memory_mb <= 0:
+        return
+    meta = pq.ParquetFile(path).metadata
+    uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    need_mb = uncompressed * DECODED_PER_UNCOMPRESSED * MEMORY_FACTOR / 2**20
+    if need_mb > settings.job_memory_mb:
+        raise FixJobError(
+            f"version {version} ({meta.num_rows:,} rows) needs about {need_mb:,.0f} MiB to fix "
+            f"in memory on the Polars engine, over the job memory budget "
+            f"(DATRIX_JOB_MEMORY_MB={settings.job_memory_mb}): fix it on the Spark engine, "
+            "or raise DATRIX_JOB_MEMORY_MB"
+        )
+
+
+def _apply_spark(
+    path: Path,
+    specs: Sequence[FixSpec],
+    secrets: Secrets,
+    settings: Settings,
+    workdir: Path,
+    progress: ProgressFn,
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The fixes on Spark; returns (input, fixed table, changes) as Polars frames, read
+    back from the Parquet Spark wrote (in ``ROW_ID`` order), so the writing step is the
+    same as the Polars engine's. Spark does the work partition by partition; the frames
+    read back are what the writer needs (module docstring)."""
+    from pyspark.sql import functions as F
+
+    from datrix.jobs.quality.spark_engine import _with_row_index, spark_session
+    from datrix.jobs.transforms import spark_transforms
+
+    spark = spark_session(settings.spark_master or "local[*]")
+    raw = spark.read.parquet(str(path))
+    names = list(raw.columns)
+    indexed = _with_row_index(spark, raw)
+    sdf = indexed.toDF(*names, ROW_ID).withColumn(ROW_ID, F.col(ROW_ID).cast("long"))
+    progress("fixing", 1, len(PHASES))
+    applied = spark_transforms.apply_all(list(specs), sdf, secrets)
+    out_table = workdir / "spark-table"
+    out_changes = workdir / "spark-changes"
+    applied.table.orderBy(ROW_ID).write.parquet(str(out_table))
+    applied.changes.write.parquet(str(out_changes))
+    table = base.with_row_ids(pl.read_parquet(path))
+    fixed = _read_spark_output(out_table).sort(ROW_ID)
+    fixed = fixed.select(c for c in table.columns if c in fixed.columns)
+    changes = base.conform(_read_spark_output(out_changes, base.CHANGES_SCHEMA)).sort(
+        ["row_id", "column"], nulls_last=False
+    )
+    return table, fixed, changes
+
+
+def _read_spark_output(folder: Path, schema: pl.Schema | None = None) -> pl.DataFrame:
+    files = sorted(folder.glob("part-*.parquet"))
+    if not files:
+        return pl.DataFrame(schema=schema) if schema is not None else pl.DataFrame()
+    return pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
+
+
+# ---- what the fixes did ------------------------------------------------------------------
+def _is_cell() -> pl.Expr:
+    return pl.col("row_id").is_not_null() & pl.col("column").is_not_null()
+
+
+def _is_removal() -> pl.Expr:
+    return pl.col("row_id").is_not_null() & pl.col("column").is_null()
+
+
+def _is_drop() -> pl.Expr:
+    return pl.col("row_id").is_null()
+
+
+def _stages(rule: pl.Expr) -> pl.Expr:
+    """The ORDER stages in a merged rule (``normalise.canonical+pii.hash`` ->
+    [normalise, pii])."""
+    return rule.str.split("+").list.eval(pl.element().str.split(".").list.first())
+
+
+def _fix_rows(
+    fix: PlannedFix, planned: Sequence[PlannedFix], changes: pl.DataFrame
+) -> pl.DataFrame:
+    """The change rows of one fix. A merged cell row names every fix that changed the
+    cell (its rules joined with ``+``); a fix is known by its stage and column and, where
+    two fixes of one stage share a column, by the issue rows it names."""
+    spec = fix.spec
+    if isinstance(spec, Dedupe):
+        return changes.filter(_is_removal() & (pl.col("rule") == spec.rule))
+    if isinstance(spec, Pii) and spec.action == "drop_column":
+        return changes.filter(_is_drop() & (pl.col("column") == spec.column))
+    mine = changes.filter(
+        _is_cell()
+        & (pl.col("column") == fix.column)
+        & _stages(pl.col("rule")).list.contains(stage(spec))
+    )
+    shared = [
+        p
+        for p in planned
+        if p is not fix and p.column == fix.column and stage(p.spec) == stage(spec)
+    ]
+    if shared and fix.rows is not None:
+        mine = mine.filter(pl.col("row_id").is_in(sorted(fix.rows)))
+    return mine
+
+
+def fix_counts(
+    planned: Sequence[PlannedFix], changes: pl.DataFrame, rows: int
+) -> list[dict[str, Any]]:
+    """Per fix: ``issue_id`` (the first of ``issue_ids``), ``type``, ``column``, ``rule``,
+    ``cells_changed``, ``rows_removed``, ``rows_affected`` (distinct rows touched; every
+    row for a dropped column) and ``column_dropped``."""
+    counts = []
+    for fix in planned:
+        mine = _fix_rows(fix, planned, changes)
+        dropped = bool(mine.filter(_is_drop()).height)
+        counts.append(
+            {
+                "issue_id": fix.issue_ids[0],
+                "issue_ids": list(fix.issue_ids),
+                "type": fix.issue_type,
+                "column": fix.column,
+                "rule": fix.spec.rule,
+                "cells_changed": int(mine.filter(_is_cell()).height),
+                "rows_removed": int(mine.filter(_is_removal()).height),
+                "rows_affected": rows
+                if dropped
+                else int(mine.filter(pl.col("row_id").is_not_null())["row_id"].n_unique()),
+                "column_dropped": dropped,
+            }
+        )
+    return counts
+
+
+def provenance_table(changes: pl.DataFrame, fix_id: UUID) -> pl.DataFrame:
+    """The provenance object's rows: the merged changes with the fix id, sorted by row and
+    column (a dropped column first, a removed row before its cells)."""
+    return (
+        base.conform(changes)
+        .with_columns(pl.lit(str(fix_id), pl.String).alias("fix_id"))
+        .select(PROVENANCE_COLUMNS)
+        .sort(["row_id", "column"], nulls_last=False, maintain_order=True)
+    )
+
+
+# ---- preview ----------------------------------------------------------------------------
+def mask_value(value: str) -> str:
+    """A PII value as the report shows it: the PII module's mask when it has one, else
+    the first character of each run of letters and digits and ``•••``
+    (``alice@example.com`` -> ``a•••@e•••.c•••``)."""
+    from datrix.jobs.quality import pii
+
+    masker = getattr(pii, "mask_value", None)
+    if callable(masker):
+        return str(masker(value))
+    out: list[str] = []
+    run = False
+    for ch in value:
+        if ch.isalnum():
+            if not run:
+                out.append(ch + "•••")
+            run = True
+        else:
+            out.append(ch)
+            run = False
+    return "".join(out)
+
+
+def _texts(frame: pl.DataFrame, columns: Iterable[str]) -> pl.DataFrame:
+    return frame.select(
+        pl.col(ROW_ID), *(base.text(pl.col(c), frame.schema[c]).alias(c) for c in columns)
+    )
+
+
+def preview_document(
+    job: FixJobRequested,
+    report: ScanReport,
+    planned: Sequence[PlannedFix],
+    table: pl.DataFrame,
+    fixed: pl.DataFrame,
+    changes: pl.DataFrame,
+    per_fix: Sequence[Mapping[str, Any]],
+) -> dict[str, Any]:
+    """The preview object: counts (total and per fix) and a before/after sample of at most
+    ``SAMPLE_ROWS`` changed rows (their changed columns, at most ``SAMPLE_COLUMNS``; a
+    removed row has ``after`` null). Values of PII columns (a ``pii_detected`` issue of
+    the scan) are masked, except the output of a PII fix (redacted, hashed, tokenised)."""
+    touched = changes.filter(pl.col("row_id").is_not_null())
+    dropped = changes.filter(_is_drop())["column"].to_list()
+    sample_ids = touched["row_id"].unique().sort().head(SAMPLE_ROWS).to_list()
+    in_sample = touched.filter(pl.col("row_id").is_in(sample_ids))
+    changed_columns = set(in_sample.filter(_is_cell())["column"].to_list()) | set(dropped)
+    data_columns = [c for c in table.columns if c != ROW_ID]
+    shown = [c for c in data_columns if c in changed_columns] or data_columns
+    shown = shown[:SAMPLE_COLUMNS]
+    pii_columns = {i.column for i in report.issues if i.type == PII_ISSUE and i.column}
+    pii_columns |= {p.spec.column for p in planned if isinstance(p.spec, Pii)}
+    safe_after = {
+        p.spec.column
+        for p in planned
+        if isinstance(p.spec, Pii) and p.spec.action in SAFE_PII_ACTIONS
+    }
+    before = _texts(table.filter(pl.col(ROW_ID).is_in(sample_ids)), shown)
+    after_columns = [c for c in shown if c in fixed.columns]
+    after = _texts(fixed.filter(pl.col(ROW_ID).is_in(sample_ids)), after_columns)
+    before_rows = {r[ROW_ID]: r for r in before.iter_rows(named=True)}
+    after_rows = {r[ROW_ID]: r for r in after.iter_rows(named=True)}
+
+    def shown_value(column: str, value: str | None, is_after: bool) -> str | None:
+        if value is None or column not in pii_columns:
+            return value
+        if is_after and column in safe_after:
+            return value
+        return mask_value(value)
+
+    sample = []
+    for row_id in sample_ids:
+        old = before_rows.get(row_id, {})
+        new = after_rows.get(row_id)
+        cells = in_sample.filter((pl.col("row_id") == row_id) & _is_cell())
+        sample.append(
+            {
+                "row": int(row_id),
+                "removed": new is None,
+                "changed": sorted(cells["column"].to_list()),
+                "before": {c: shown_value(c, old.get(c), False) for c in shown},
+                "after": None
+                if new is None
+                else {c: shown_value(c, new.get(c), True) for c in after_columns},
+            }
+        )
+    rows_affected = (
+        report.rows if dropped else int(touched["row_id"].n_unique()) if touched.height else 0
+    )
+    return {
+        "fix_id": str(job.originator_id),
+        "dataset_id": str(job.dataset_id),
+        "scan_id": str(job.scan_id),
+        "base_version": job.version,
+        "engine": job.engine,
+        "rows": report.rows,
+        "rows_after": fixed.height,
+        "columns_after": fixed.width - 1,
+        "cells_changed": int(changes.filter(_is_cell()).height),
+        "rows_removed": int(changes.filter(_is_removal()).height),
+        "rows_affected": rows_affected,
+        "columns_dropped": dropped,
+        "fixes": list(per_fix),
+        "sample": sample,
+        "masked_columns": sorted(c for c in pii_columns if c in shown),
+    }
