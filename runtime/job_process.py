@@ -36,6 +36,7 @@ import time
 from typing import IO
 
 from datrix.streams.faults import fault as test_fault
+from datrix.streams.faults import kill_with
 from datrix.streams.private_state import private_umask
 
 PR_SET_PDEATHSIG = 1
@@ -66,6 +67,7 @@ def _emit(out: IO[str], doc: object) -> None:
 def main(argv: list[str]) -> int:
     objects_location, parent = argv[0], int(argv[1])
     _die_with_parent(parent)
+    kill_with(parent)  # a crash point inside the job (tests) kills the CLI running it too
     private_umask()  # inherited from the parent already; files the job writes: 0600
     # our protocol keeps the real stdout; stray prints of libraries go to stderr
     out = os.fdopen(os.dup(1), "w", encoding="utf-8")

@@ -29,8 +29,20 @@ def fault() -> tuple[str, str] | None:
     return (action, point) if action in ACTIONS and point else None
 
 
+_KILL_WITH: list[int] = []  # a job process's parent: a kill inside a job kills it too
+
+
+def kill_with(pid: int) -> None:
+    """A ``kill`` at a crash point of this process also SIGKILLs ``pid`` (the job process
+    names its parent, the CLI or worker running the job, as a job phase's kill does)."""
+    _KILL_WITH.append(pid)
+
+
 def crash_point(point: str) -> None:
-    """SIGKILL this process when the environment says ``kill@POINT``; else nothing."""
+    """SIGKILL this process (and those of ``kill_with``) when the environment says
+    ``kill@POINT``; else nothing."""
     found = fault()
     if found is not None and found == ("kill", point):
+        for pid in _KILL_WITH:
+            os.kill(pid, signal.SIGKILL)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 from uuid import UUID
 
 from datrix.aggregates import dataset, fix
+from datrix.projections.queries import MAX_CANDIDATES, id_prefix
 from datrix.projections.read_model import ReadModel
-from datrix.projections.store import Tx
+from datrix.projections.store import ReadStore, Tx
 from datrix.streams.messages import Envelope
 
 
@@ -150,3 +152,87 @@ READ_MODEL = ReadModel(
         dataset.FixRolledBack: _rolled_back,
     },
 )
+
+
+# ---- queries (the use cases in gateway/fixes.py read through these) -------------------
+FIX_COLS = [
+    "fix_id",
+    "dataset_id",
+    "scan_id",
+    "mode",
+    "status",
+    "base_version",
+    "new_version",
+    "issue_ids_json",
+    "options_json",
+    "job_id",
+    "cells_changed",
+    "rows_removed",
+    "per_fix_json",
+    "preview_uri",
+    "provenance_uri",
+    "provenance_sha256",
+    "rescan_id",
+    "rolled_back_by_version",
+    "rollback_rescan_id",
+    "error",
+    "created_at",
+    "updated_at",
+]
+VERSION_COLS = ["version", "object_sha256", "created_at", "cause", "fix_id", "row_count"]
+
+
+def _dicts(
+    store: ReadStore, sql: str, params: tuple[Any, ...], cols: list[str]
+) -> list[dict[str, Any]]:
+    return [dict(zip(cols, row, strict=True)) for row in store.query(sql, params)]
+
+
+def fix_row(store: ReadStore, tenant: str, fix_id: str) -> dict[str, Any] | None:
+    rows = _dicts(
+        store,
+        f"SELECT {', '.join(FIX_COLS)} FROM fixes WHERE tenant = ? AND fix_id = ?",
+        (tenant, fix_id),
+        FIX_COLS,
+    )
+    return rows[0] if rows else None
+
+
+def fix_ids_starting(
+    store: ReadStore, tenant: str, prefix: str, dataset_id: str | None = None
+) -> list[str]:
+    """Ids of the tenant's fixes (of one dataset, when given) that start with ``prefix``
+    (at most ``MAX_CANDIDATES`` + 1)."""
+    wanted = id_prefix(prefix)
+    if wanted is None:
+        return []
+    also, params = ("AND dataset_id = ? ", (dataset_id,)) if dataset_id else ("", ())
+    rows = store.query(
+        f"SELECT fix_id FROM fixes WHERE tenant = ? AND fix_id LIKE ? {also}"
+        f"ORDER BY fix_id LIMIT {MAX_CANDIDATES + 1}",
+        (tenant, f"{wanted}%", *params),
+    )
+    return [str(r[0]) for r in rows]
+
+
+def versions(store: ReadStore, tenant: str, dataset_id: str) -> list[dict[str, Any]]:
+    """A dataset's versions with their cause and fix, oldest first."""
+    return _dicts(
+        store,
+        f"SELECT {', '.join(VERSION_COLS)} FROM dataset_versions WHERE tenant = ? "
+        "AND dataset_id = ? ORDER BY version",
+        (tenant, dataset_id),
+        VERSION_COLS,
+    )
+
+
+def request_outcome(store: ReadStore, tenant: str, fix_id: str) -> tuple[str, str | None] | None:
+    """What became of the command that requested fix ``fix_id`` (status, reason); None
+    while it is not processed."""
+    rows = store.query(
+        "SELECT status, reason FROM command_status WHERE tenant = ? AND aggregate_id = ? "
+        "AND command_type IN ('datrix.fix.PreviewFix', 'datrix.fix.ApplyFix') "
+        "ORDER BY updated_at",
+        (tenant, fix_id),
+    )
+    return (str(rows[0][0]), rows[0][1]) if rows else None
