@@ -26,11 +26,15 @@ Implemented (same definitions as the Polars engine, so counts match exactly):
   * near duplicates: ``near_duplicates.find_near_duplicates`` on the driver, over the
     compared columns of every row collected in row order (``toArrow``);
   * PII, type mismatches, formats: which columns hold PII and which text columns are
-    numbers or dates is decided by ``pii.detect_pii`` / ``formats.infer_text_types`` on the
-    same evenly spaced sample (positions from the null positions); the whole-column counts
-    come from Spark's distinct values per column (value -> count), tested per value on the
-    driver (``kind_mask``, ``is_number``, ``date_formats``, ``category_key``), and the
-    rows holding a flagged value are found by one Spark join. Executors need no Polars.
+    numbers or dates is decided by ``pii.whole_value_pii`` / ``formats.infer_text_types``
+    on the same evenly spaced sample (positions from the null positions); the
+    whole-column counts come from Spark's distinct values per column (value -> count),
+    tested per value on the driver (``kind_mask``, ``is_number``, ``date_formats``,
+    ``category_key``), and the rows holding a flagged value are found by one Spark join.
+    PII inside the values of the other text columns is searched where the data is: a
+    ``mapInArrow`` runs ``pii.embedded_pii`` (the Polars engine's detector) in the Python
+    workers, which therefore run this interpreter (``PYSPARK_PYTHON``) and need Polars;
+    only the rows holding PII come back.
 
 Issues are built by the shared ``assembly.py``/``accuracy.py`` and numbered/scored by
 ``issues.py``/``scoring.py``, so severities, impacts, ids and descriptions are computed
@@ -57,6 +61,8 @@ through the engine's ``ScanTuning``, default ``local[*]``) and reused by every s
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -92,7 +98,16 @@ from datrix.jobs.quality.missingness import Missingness
 from datrix.jobs.quality.missingness import assess as assess_missingness
 from datrix.jobs.quality.near_duplicates import NearDuplicates, find_near_duplicates, select_columns
 from datrix.jobs.quality.outliers import IF_FIT_ROWS, sample_step
-from datrix.jobs.quality.pii import SAMPLE_SIZE, PiiColumn, detect_pii, kind_mask, pii_candidates
+from datrix.jobs.quality.pii import (
+    SAMPLE_SIZE,
+    PiiColumn,
+    embedded_candidates,
+    embedded_column,
+    embedded_pii,
+    kind_mask,
+    pii_candidates,
+    whole_value_pii,
+)
 from datrix.jobs.quality.profiling import (
     EDGE_K,
     NUMERIC_TYPES,
@@ -122,6 +137,9 @@ def spark_session(master: str = "local[*]") -> Any:
         if _session is None:
             from pyspark.sql import SparkSession
 
+            # The Python workers (mapInArrow: the per-value PII search) run this
+            # interpreter, with its packages, not whatever "python3" is on the PATH.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             _session = (
                 SparkSession.builder.master(master)
                 .appName("datrix-scan")
@@ -800,6 +818,53 @@ def _rows_holding(
     return rows
 
 
+def _embedded_pii(
+    df: Any, position: dict[str, str], names: list[str], rows: int
+) -> list[PiiColumn]:
+    """PII inside the values of the text columns ``names``, as ``pii.embedded_columns``:
+    each partition runs the same Python detector (``pii.embedded_pii``) over its values
+    in the Python workers (``mapInArrow``); only the rows holding PII (row, column, kind
+    bits) come back to the driver."""
+    if not names or rows == 0:
+        return []
+    from pyspark.sql import functions as F
+
+    texts = [f"t{j}" for j in range(len(names))]
+    selected = df.select(
+        F.col(IDX).cast("long").alias(IDX),
+        *(F.col(position[n]).cast("string").alias(t) for n, t in zip(names, texts, strict=True)),
+    )
+
+    def search(batches: Any) -> Any:
+        for batch in batches:
+            at = batch.column(IDX)
+            for j, name in enumerate(texts):
+                values = pl.Series(batch.column(name)).cast(pl.String)
+                kinds = embedded_pii(values).kinds
+                hit = np.flatnonzero(kinds)
+                if hit.size:
+                    yield pa.record_batch(
+                        {
+                            "i": pa.array(np.full(hit.size, j, dtype=np.int32)),
+                            IDX: at.take(pa.array(hit)),
+                            "k": pa.array(kinds[hit].astype(np.int32)),
+                        }
+                    )
+
+    schema = f"i int, {IDX} long, k int"
+    table = selected.mapInArrow(search, schema).toArrow()
+    bits = [np.zeros(rows, dtype=np.uint8) for _ in names]
+    if table.num_rows:
+        column = table.column("i").to_numpy()
+        at = table.column(IDX).to_numpy()
+        k = table.column("k").to_numpy().astype(np.uint8)
+        for j in range(len(names)):
+            mine = column == j
+            bits[j][at[mine]] = k[mine]
+    found = [embedded_column(name, b) for name, b in zip(names, bits, strict=True)]
+    return [c for c in found if c is not None]
+
+
 def _text_checks(
     spark: Any,
     df: Any,
@@ -811,7 +876,7 @@ def _text_checks(
     """PII, type mismatches and format variants of the text columns, as the Polars engine.
 
     Which columns hold PII and which text columns are numbers or dates is decided by the
-    Polars functions (``pii.detect_pii``, ``formats.infer_text_types``) on the same evenly
+    Polars functions (``pii.whole_value_pii``, ``formats.infer_text_types``) on the same evenly
     spaced sample. The whole-column counts come from Spark's distinct values per column
     (value -> count): the per-value tests (``pii.kind_mask``, ``formats.is_number``,
     ``formats.date_formats``, ``formats.category_key``) run on the distinct values on
@@ -826,13 +891,15 @@ def _text_checks(
     samples = _sample_frame(spark, df, position, present, nulls)
     # The decision only: on an empty frame the whole-column counts are zero (done below).
     nothing = pl.DataFrame(schema={name: pl.String for name in present}).lazy()
-    decided = detect_pii(nothing, stats, dict(nothing.collect_schema()), rows, samples)
+    decided = whole_value_pii(nothing, stats, dict(nothing.collect_schema()), rows, samples)
     types = infer_text_types(samples, [c for c in text_columns if c in present])
+    searched = embedded_candidates(stats, {c.column for c in decided} | set(types))
+    embedded = _embedded_pii(df, position, searched, rows)
     categorical = categorical_columns(stats, rows, types)
     counted = list(dict.fromkeys([*(c.column for c in decided), *types, *categorical]))
     if not counted:
         cells = sum(rows - s.null_count for s in stats if s.name in text_columns)
-        return TextChecks([], [], cells)
+        return TextChecks(embedded, [], cells)
     values = dict(zip(counted, _text_value_counts(df, position, counted), strict=True))
 
     pending: list[tuple[str, pl.Series]] = []  # (column, flagged values) -> rows
@@ -858,6 +925,8 @@ def _text_checks(
         PiiColumn(c.column, c.kinds, counts, next(at), c.sample_share)
         for c, counts in zip(decided, pii_masks, strict=True)
     ]
+    order = {name: i for i, name in enumerate(position)}
+    pii = sorted([*pii, *embedded], key=lambda c: order[c.column])
     formats: list[FormatFinding] = []
     for found in typed:
         formats += [FormatFinding(f.type, f.column, f.description, next(at)) for f, _ in found]
