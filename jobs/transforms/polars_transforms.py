@@ -493,7 +493,8 @@ def _new_imputer(method: str) -> Any:
 
 def _train(spec: Impute, table: pl.DataFrame, features: list[str]) -> _Model | None:
     """The imputer on (at most ``MODEL_FIT_ROWS`` of) the rows, standardised columns; its
-    confidence from ``HOLDOUT`` known values hidden from it (module docstring)."""
+    confidence from a second one fitted without up to ``HOLDOUT`` known values (a fifth of
+    them at most) and asked for them (module docstring)."""
     import warnings
 
     target = features.index(spec.column)
@@ -507,18 +508,21 @@ def _train(spec: Impute, table: pl.DataFrame, features: list[str]) -> _Model | N
     scale = np.nanstd(np.where(np.isfinite(x), x, np.nan), axis=0)
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     z = (np.where(np.isfinite(x), x, np.nan) - mean) / scale
-    held = np.sort(rng.permutation(known)[: min(HOLDOUT, known.size // 2)])
-    rest = np.setdiff1d(np.arange(x.shape[0]), held)
-    if rest.size > MODEL_FIT_ROWS:
-        rest = np.sort(rng.permutation(rest)[:MODEL_FIT_ROWS])
+    everything = np.arange(x.shape[0])
+    if everything.size > MODEL_FIT_ROWS:
+        everything = np.sort(rng.permutation(everything)[:MODEL_FIT_ROWS])
+    held = np.sort(rng.permutation(known)[: min(HOLDOUT, max(1, known.size // 5))])
+    rest = np.setdiff1d(everything, held)
     imputer = _new_imputer(spec.method)
+    probe_model = _new_imputer(spec.method)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        imputer.fit(z[rest])
+        imputer.fit(z[everything])
+        probe_model.fit(z[rest])
         probe = z[held].copy()
         truth = probe[:, target].copy()
         probe[:, target] = np.nan
-        guessed = imputer.transform(probe)[:, target]
+        guessed = probe_model.transform(probe)[:, target]
     hits = np.abs(guessed - truth) <= TOLERANCE_SD  # standardised: one sd is 1
     confidence = float(hits.mean()) if held.size else 0.0
     return _Model(features, target, mean, scale, imputer, round(confidence, 6))
