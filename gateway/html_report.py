@@ -21,7 +21,8 @@ again only for what the report does not hold, in three cheap reads:
                 once: their values grouped by spelling-independent key, so each card lists
                 the spellings of a category with their counts, whitespace made visible;
 * samples     - up to ``SAMPLE_ROWS`` affected rows of the exact-duplicates issue and of each
-                outliers issue, read by position.
+                outliers issue, read by position; the cells of PII columns (those with a
+                ``pii_detected`` issue) masked like their top values (``pii.mask_value``).
 
 Every string that comes from the data or the report goes through ``_esc`` (``html.escape``,
 and ``://`` broken with a character reference so no URL-looking text appears in the source).
@@ -40,6 +41,7 @@ import numpy as np
 import polars as pl
 
 from datrix.jobs.quality.formats import category_key
+from datrix.jobs.quality.pii import mask_value
 from datrix.jobs.report import DIMENSIONS, ColumnProfile, Issue, ScanReport
 
 __all__ = ["render_html"]
@@ -724,6 +726,8 @@ def _samples(path: Path, report: ScanReport, ids: set[str] | None = None) -> str
     frame = _read_rows(path, positions) if positions else pl.DataFrame()
     by_position = {pos: i for i, pos in enumerate(positions)}
     columns = frame.columns
+    # The report shows no personal data: cells of PII columns are masked (a•••@e•••.com).
+    pii = {i.column for i in report.issues if i.type == "pii_detected" and i.column}
     parts = [head]
     for issue in chosen:
         rows = wanted[issue.id]
@@ -744,6 +748,7 @@ def _samples(path: Path, report: ScanReport, ids: set[str] | None = None) -> str
         body = []
         for pos in rows:
             record = frame.row(by_position[pos], named=True)
+            record = {c: mask_value(v) if c in pii else v for c, v in record.items()}
             cells = "".join(
                 f'<td class="hl">{_cell(record[c], c in (ids or set()))}</td>'
                 if c == issue.column

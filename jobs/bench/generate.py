@@ -367,7 +367,10 @@ def _grouped(text: str, size: int = 4) -> str:
 
 def _pii_value(kind: str, rng: np.random.Generator, first: str, last: str) -> str:
     """One valid value of ``kind``, in one of its usual written forms."""
-    d = lambda k: "".join(str(x) for x in rng.integers(0, 10, k))  # noqa: E731
+
+    def d(k: int) -> str:
+        return "".join(str(x) for x in rng.integers(0, 10, size=(k,)).tolist())
+
     form = int(rng.integers(0, 4))
     if kind == "email":
         domain = ("example.com", "mail.example.org", "example.net", "example.co.uk")[form]
@@ -402,8 +405,8 @@ def _pii_value(kind: str, rng: np.random.Generator, first: str, last: str) -> st
         )
     # national ids: a US SSN, a UK NINO, a Dutch BSN (11-test), a French NIR (key)
     if form == 0:
-        area, group, serial = rng.integers(1, 666), rng.integers(1, 100), rng.integers(1, 10000)
-        return f"SSN {int(area):03d}-{int(group):02d}-{int(serial):04d}"
+        ssn = int(rng.integers(1, 666)), int(rng.integers(1, 100)), int(rng.integers(1, 10000))
+        return f"SSN {ssn[0]:03d}-{ssn[1]:02d}-{ssn[2]:04d}"
     if form == 1:
         prefix = ("AB", "CE", "JK", "PR", "WX")[int(rng.integers(0, 5))]
         return f"NI number {prefix} {d(2)} {d(2)} {d(2)} {'ABCD'[int(rng.integers(0, 4))]}"
@@ -485,7 +488,7 @@ def _comments(
     n = len(first)
     fields = _clean_fields(rng, n)
     pick = pl.Series(rng.integers(0, len(_CLEAN_TEMPLATES), n))
-    chosen = pl.when(pick == 0).then(_fill(_CLEAN_TEMPLATES[0], fields))
+    chosen: Any = pl.when(pick == 0).then(_fill(_CLEAN_TEMPLATES[0], fields))
     for t in range(1, len(_CLEAN_TEMPLATES)):
         chosen = chosen.when(pick == t).then(_fill(_CLEAN_TEMPLATES[t], fields))
     notes = fields.select(chosen.otherwise(None)).to_series().to_list()

@@ -21,7 +21,13 @@ from datrix.jobs.quality.formats import FormatFinding
 from datrix.jobs.quality.issues import Finding, counted, number_issues, verb
 from datrix.jobs.quality.near_duplicates import DEFINITION, NearDuplicates
 from datrix.jobs.quality.outliers import IF_THRESHOLD
-from datrix.jobs.quality.pii import KIND_LABELS, SPAN_LABELS, PiiColumn, mask_profiles
+from datrix.jobs.quality.pii import (
+    KIND_LABELS,
+    SPAN_LABELS,
+    PiiColumn,
+    mask_findings,
+    mask_profiles,
+)
 from datrix.jobs.quality.profiling import ColumnStats
 from datrix.jobs.quality.scoring import ScoreInputs, build_scores
 from datrix.jobs.report import ColumnProfile, ScanOptions, ScanReport
@@ -538,6 +544,7 @@ def build_report(
         inputs = replace(
             inputs, label_issue_share=labelled.flagged_share, label_noise=labelled.noise
         )
+    findings = mask_findings(findings, {c.column for c in found.text.pii})
     issues, affected = number_issues(findings, rows)
     score = build_scores(inputs, options.weights)
     progress("score", total, total)

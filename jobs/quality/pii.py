@@ -41,6 +41,7 @@ import phonenumbers
 import polars as pl
 import pyarrow as pa
 
+from datrix.jobs.quality.issues import Finding
 from datrix.jobs.quality.profiling import ColumnStats
 from datrix.jobs.quality.rowset import RowSet
 from datrix.jobs.quality.table import ScanTable
@@ -709,6 +710,13 @@ def mask_text(value: str) -> str:
     spans = find_pii_spans(value)
     if not spans:
         return value[:1] + _DOT if value else value
+    return mask_spans(value, spans)
+
+
+def mask_spans(text: str, spans: Sequence[PiiSpan] | None = None) -> str:
+    """``text`` with each detected span masked as ``mask_text`` does, the rest kept."""
+    value = text
+    spans = find_pii_spans(text) if spans is None else sorted(spans)
     out, at = [], 0
     for s in spans:
         part = value[s.start : s.end]
@@ -793,3 +801,14 @@ def mask_profiles(
         extra["pii_masked"] = True
         out.append(dataclasses.replace(p, extra=extra))
     return out
+
+
+def mask_findings(findings: Sequence[Finding], pii_columns: Collection[str]) -> list[Finding]:
+    """Findings with the PII in the descriptions of other findings on PII columns masked
+    (a constant card column's "holds a single value (4111...)")."""
+    return [
+        dataclasses.replace(f, description=mask_spans(f.description))
+        if f.column in pii_columns and f.type != "pii_detected"
+        else f
+        for f in findings
+    ]
