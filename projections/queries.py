@@ -402,4 +402,6 @@ VERSION_COLS = [
     "object_sha256",
     "source_sha256",
     "created_at",
+    "cause",
+    "fix_id",
 ]
