@@ -37,6 +37,7 @@ the fixed columns would not bound it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -48,6 +49,7 @@ from typing import Any
 from uuid import UUID
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datrix.aggregates.fix import CompleteFix, FailFix, FixJobRequested
@@ -229,72 +231,103 @@ def _run(
             "the scan is not of this version"
         )
     specs = [p.spec for p in planned]
+    write = job.mode == "apply"
     if job.engine == "spark":
-        table, fixed, changes = _apply_spark(path, specs, secrets, settings, workdir, progress)
+        done = _fix_on_spark(path, specs, secrets, settings, workdir, progress, job, write)
     else:
         _check_memory(path, job.version, settings)
-        table = base.with_row_ids(pl.read_parquet(path))
-        progress("fixing", 1, total)
-        from datrix.jobs.transforms import polars_transforms
-
-        applied = polars_transforms.apply_all(specs, table, secrets)
-        fixed, changes = applied.table, applied.changes
-    progress("writing", 2, total)
-    per_fix = fix_counts(planned, changes, rows)
-    cells = int(changes.filter(_is_cell()).height)
-    removed = int(changes.filter(_is_removal()).height)
-    new_table = fixed.drop(ROW_ID)
-    schema_json = json.dumps({name: str(dtype) for name, dtype in new_table.schema.items()})
-    if job.mode == "preview":
-        document = preview_document(job, report, planned, table, fixed, changes, per_fix)
+        done = _fix_on_polars(path, specs, secrets, workdir, progress, job, write)
+    per_fix = fix_counts(planned, done.changes, rows)
+    cells = int(done.changes.filter(_is_cell()).height)
+    removed = int(done.changes.filter(_is_removal()).height)
+    preview_uri: str | None = None
+    object_uri = object_sha = provenance_uri = provenance_sha = ""
+    size = 0
+    if done.version_path is not None and done.provenance_path is not None:
+        size = done.version_path.stat().st_size
+        object_uri, object_sha = objects.put_file(job.tenant, done.version_path, VERSION_SUFFIX)
+        provenance_uri, provenance_sha = objects.put_file(
+            job.tenant, done.provenance_path, PROVENANCE_SUFFIX
+        )
+    else:
+        document = preview_document(job, report, planned, done, per_fix)
         body = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
         preview_uri, _ = objects.put_bytes(job.tenant, body.encode(), PREVIEW_SUFFIX)
-        crash_point(CRASH_POINT)
-        progress("writing", total, total)
-        return CompleteFix(
-            fix_id=job.originator_id,
-            job_id=job.job_id,
-            mode="preview",
-            object_uri="",
-            object_sha256="",
-            rows=new_table.height,
-            columns=new_table.width,
-            size_bytes=0,
-            schema_json=schema_json,
-            provenance_uri="",
-            provenance_sha256="",
-            cells_changed=cells,
-            rows_removed=removed,
-            per_fix_json=_json(per_fix),
-            preview_uri=preview_uri,
-        )
-    version_path = workdir / "version.parquet"
-    base.write_table(new_table, version_path)
-    provenance_path = workdir / "provenance.parquet"
-    base.write_table(provenance_table(changes, job.originator_id), provenance_path)
-    object_uri, object_sha = objects.put_file(job.tenant, version_path, VERSION_SUFFIX)
-    provenance_uri, provenance_sha = objects.put_file(
-        job.tenant, provenance_path, PROVENANCE_SUFFIX
-    )
     crash_point(CRASH_POINT)
     progress("writing", total, total)
     return CompleteFix(
         fix_id=job.originator_id,
         job_id=job.job_id,
-        mode="apply",
+        mode=job.mode,
         object_uri=object_uri,
         object_sha256=object_sha,
-        rows=new_table.height,
-        columns=new_table.width,
-        size_bytes=version_path.stat().st_size,
-        schema_json=schema_json,
+        rows=done.rows_after,
+        columns=len(done.schema),
+        size_bytes=size,
+        schema_json=json.dumps(done.schema),
         provenance_uri=provenance_uri,
         provenance_sha256=provenance_sha,
         cells_changed=cells,
         rows_removed=removed,
         per_fix_json=_json(per_fix),
-        preview_uri=None,
+        preview_uri=preview_uri,
     )
+
+
+@dataclass(frozen=True)
+class _Done:
+    """What an engine's run of the fixes leaves for the job: the change rows (``row_id,
+    column, rule`` at least), the new version's row count and ``{column: dtype}``, the
+    input and output rows of the preview sample (with ``ROW_ID``), and for an apply the
+    written version and provenance files."""
+
+    changes: pl.DataFrame
+    rows_after: int
+    schema: dict[str, str]
+    sample_before: pl.DataFrame
+    sample_after: pl.DataFrame
+    version_path: Path | None = None
+    provenance_path: Path | None = None
+
+
+def sample_row_ids(changes: pl.DataFrame) -> list[int]:
+    """The rows a preview shows: the first ``SAMPLE_ROWS`` rows the fixes touch."""
+    touched = changes.filter(pl.col("row_id").is_not_null())["row_id"]
+    return [int(r) for r in touched.unique().sort().head(SAMPLE_ROWS).to_list()]
+
+
+def _fix_on_polars(
+    path: Path,
+    specs: Sequence[FixSpec],
+    secrets: Secrets,
+    workdir: Path,
+    progress: ProgressFn,
+    job: FixJobRequested,
+    write: bool,
+) -> _Done:
+    from datrix.jobs.transforms import polars_transforms
+
+    table = base.with_row_ids(pl.read_parquet(path))
+    progress("fixing", 1, len(PHASES))
+    applied = polars_transforms.apply_all(specs, table, secrets)
+    progress("writing", 2, len(PHASES))
+    fixed, changes = applied.table, applied.changes
+    new_table = fixed.drop(ROW_ID)
+    ids = sample_row_ids(changes)
+    done = _Done(
+        changes=changes,
+        rows_after=new_table.height,
+        schema={name: str(dtype) for name, dtype in new_table.schema.items()},
+        sample_before=table.filter(pl.col(ROW_ID).is_in(ids)),
+        sample_after=fixed.filter(pl.col(ROW_ID).is_in(ids)),
+    )
+    if not write:
+        return done
+    version_path = workdir / "version.parquet"
+    base.write_table(new_table, version_path)
+    provenance_path = workdir / "provenance.parquet"
+    base.write_table(provenance_table(changes, job.originator_id), provenance_path)
+    return dataclasses.replace(done, version_path=version_path, provenance_path=provenance_path)
 
 
 def _json(value: Any) -> str:
@@ -318,48 +351,125 @@ def _check_memory(path: Path, version: int, settings: Settings) -> None:
         )
 
 
-def _apply_spark(
+def _fix_on_spark(
     path: Path,
     specs: Sequence[FixSpec],
     secrets: Secrets,
     settings: Settings,
     workdir: Path,
     progress: ProgressFn,
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """The fixes on Spark; returns (input, fixed table, changes) as Polars frames, read
-    back from the Parquet Spark wrote (in ``ROW_ID`` order), so the writing step is the
-    same as the Polars engine's. Spark does the work partition by partition; the frames
-    read back are what the writer needs (module docstring)."""
+    job: FixJobRequested,
+    write: bool,
+) -> _Done:
+    """The fixes on Spark, partition by partition. Spark writes the fixed table (in
+    ``ROW_ID`` order) and the provenance (sorted) as part files, which are streamed into
+    one Parquet each, in row groups of ``base.PARQUET_ROW_GROUP_ROWS`` rows, a batch at a
+    time: the job process holds a row group, not the table. The change rows' ``row_id,
+    column, rule`` come back for the counts, and the preview sample's rows only."""
     from pyspark.sql import functions as F
 
-    from datrix.jobs.quality.spark_engine import _with_row_index, spark_session
+    from datrix.jobs.quality.spark_engine import spark_session
     from datrix.jobs.transforms import spark_transforms
 
     spark = spark_session(settings.spark_master or "local[*]")
-    raw = spark.read.parquet(str(path))
-    names = list(raw.columns)
-    indexed = _with_row_index(spark, raw)
-    sdf = indexed.toDF(*names, ROW_ID).withColumn(ROW_ID, F.col(ROW_ID).cast("long"))
+    sdf = spark_transforms.with_row_ids(spark.read.parquet(str(path)))
     progress("fixing", 1, len(PHASES))
     applied = spark_transforms.apply_all(list(specs), sdf, secrets)
-    out_table = workdir / "spark-table"
-    out_changes = workdir / "spark-changes"
-    applied.table.orderBy(ROW_ID).write.parquet(str(out_table))
-    applied.changes.write.parquet(str(out_changes))
-    table = base.with_row_ids(pl.read_parquet(path))
-    fixed = _read_spark_output(out_table).sort(ROW_ID)
-    fixed = fixed.select(c for c in table.columns if c in fixed.columns)
-    changes = base.conform(_read_spark_output(out_changes, base.CHANGES_SCHEMA)).sort(
-        ["row_id", "column"], nulls_last=False
+    changes_dir = workdir / "spark-changes"
+    ordered = applied.changes.orderBy(
+        F.col("row_id").asc_nulls_first(), F.col("column").asc_nulls_first()
+    ).withColumn("fix_id", F.lit(str(job.originator_id)))
+    ordered.select(*PROVENANCE_COLUMNS).write.parquet(str(changes_dir))
+    progress("writing", 2, len(PHASES))
+    changes = _read_parts(changes_dir, ["row_id", "column", "rule"])
+    ids = sample_row_ids(changes)
+    table_cols = [c for c in applied.table.columns if c != ROW_ID]
+    data_cols = [c for c in sdf.columns if c != ROW_ID]
+    picked = F.col(ROW_ID).isin(ids) if ids else F.lit(False)
+    before = pl.from_arrow(sdf.filter(picked).toArrow())
+    after = pl.from_arrow(applied.table.filter(picked).toArrow())
+    assert isinstance(before, pl.DataFrame) and isinstance(after, pl.DataFrame)
+    sample_before = before.select(ROW_ID, *data_cols).sort(ROW_ID)
+    sample_after = after.select(ROW_ID, *table_cols).sort(ROW_ID)
+    if not write:
+        empty = pl.from_arrow(applied.table.select(*_spark_cols(table_cols)).limit(0).toArrow())
+        assert isinstance(empty, pl.DataFrame)
+        schema = {name: str(dtype) for name, dtype in empty.schema.items()}
+        rows_after = int(applied.table.count())
+        return _Done(changes, rows_after, schema, sample_before, sample_after)
+    table_dir = workdir / "spark-table"
+    applied.table.orderBy(ROW_ID).select(*_spark_cols(table_cols)).write.parquet(str(table_dir))
+    version_path = workdir / "version.parquet"
+    rows_after = _stream_parts(table_dir, version_path)
+    schema = {name: str(dtype) for name, dtype in pl.read_parquet_schema(version_path).items()}
+    provenance_path = workdir / "provenance.parquet"
+    _stream_parts(changes_dir, provenance_path)
+    return _Done(
+        changes, rows_after, schema, sample_before, sample_after, version_path, provenance_path
     )
-    return table, fixed, changes
 
 
-def _read_spark_output(folder: Path, schema: pl.Schema | None = None) -> pl.DataFrame:
-    files = sorted(folder.glob("part-*.parquet"))
+def _spark_cols(names: Sequence[str]) -> list[Any]:
+    from datrix.jobs.transforms import spark_transforms
+
+    return [spark_transforms.col(c) for c in names]
+
+
+def _part_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("part-*.parquet"))
+
+
+def _read_parts(folder: Path, columns: Sequence[str]) -> pl.DataFrame:
+    frames = [pl.read_parquet(f, columns=list(columns)) for f in _part_files(folder)]
+    return (
+        pl.concat(frames, how="vertical_relaxed")
+        if frames
+        else pl.DataFrame(schema={c: base.CHANGES_SCHEMA[c] for c in columns})
+    )
+
+
+def _stream_parts(folder: Path, out: Path) -> int:
+    """Concatenate Spark's part files (in their order) into one Parquet with the fix
+    outputs' settings, in row groups of exactly ``base.PARQUET_ROW_GROUP_ROWS`` rows (the
+    last one shorter), whatever the part sizes: the bytes depend only on the rows.
+    Returns the row count."""
+    group = base.PARQUET_ROW_GROUP_ROWS
+    files = _part_files(folder)
     if not files:
-        return pl.DataFrame(schema=schema) if schema is not None else pl.DataFrame()
-    return pl.concat([pl.read_parquet(f) for f in files], how="vertical_relaxed")
+        raise FixJobError(f"Spark wrote no output in {folder.name}")
+    schema = pq.read_schema(files[0]).remove_metadata()
+    writer = pq.ParquetWriter(
+        out,
+        schema,
+        compression=base.PARQUET_COMPRESSION,
+        compression_level=base.PARQUET_COMPRESSION_LEVEL,
+        write_statistics=True,
+    )
+    pending: list[pa.RecordBatch] = []
+    count = rows = 0
+
+    def flush(n: int) -> None:
+        nonlocal pending, count
+        table = pa.Table.from_batches(pending, schema)
+        writer.write_table(table.slice(0, n), row_group_size=group)
+        rest = table.slice(n)
+        pending = rest.to_batches()
+        count = rest.num_rows
+
+    try:
+        for file in files:
+            for read in pq.ParquetFile(file).iter_batches(batch_size=65_536):
+                batches = pa.Table.from_batches([read]).cast(schema).to_batches()
+                pending.extend(batches)
+                count += read.num_rows
+                rows += read.num_rows
+                while count >= group:
+                    flush(group)
+        if count or rows == 0:
+            flush(count)
+    finally:
+        writer.close()
+    return rows
 
 
 # ---- what the fixes did ------------------------------------------------------------------
@@ -479,21 +589,20 @@ def preview_document(
     job: FixJobRequested,
     report: ScanReport,
     planned: Sequence[PlannedFix],
-    table: pl.DataFrame,
-    fixed: pl.DataFrame,
-    changes: pl.DataFrame,
+    done: _Done,
     per_fix: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
     """The preview object: counts (total and per fix) and a before/after sample of at most
     ``SAMPLE_ROWS`` changed rows (their changed columns, at most ``SAMPLE_COLUMNS``; a
     removed row has ``after`` null). Values of PII columns (a ``pii_detected`` issue of
     the scan) are masked, except the output of a PII fix (redacted, hashed, tokenised)."""
+    changes = done.changes
     touched = changes.filter(pl.col("row_id").is_not_null())
     dropped = changes.filter(_is_drop())["column"].to_list()
-    sample_ids = touched["row_id"].unique().sort().head(SAMPLE_ROWS).to_list()
+    sample_ids = sample_row_ids(changes)
     in_sample = touched.filter(pl.col("row_id").is_in(sample_ids))
     changed_columns = set(in_sample.filter(_is_cell())["column"].to_list()) | set(dropped)
-    data_columns = [c for c in table.columns if c != ROW_ID]
+    data_columns = [c for c in done.sample_before.columns if c != ROW_ID]
     shown = [c for c in data_columns if c in changed_columns] or data_columns
     shown = shown[:SAMPLE_COLUMNS]
     pii_columns = {i.column for i in report.issues if i.type == PII_ISSUE and i.column}
@@ -503,9 +612,9 @@ def preview_document(
         for p in planned
         if isinstance(p.spec, Pii) and p.spec.action in SAFE_PII_ACTIONS
     }
-    before = _texts(table.filter(pl.col(ROW_ID).is_in(sample_ids)), shown)
-    after_columns = [c for c in shown if c in fixed.columns]
-    after = _texts(fixed.filter(pl.col(ROW_ID).is_in(sample_ids)), after_columns)
+    before = _texts(done.sample_before, shown)
+    after_columns = [c for c in shown if c in done.sample_after.columns]
+    after = _texts(done.sample_after, after_columns)
     before_rows = {r[ROW_ID]: r for r in before.iter_rows(named=True)}
     after_rows = {r[ROW_ID]: r for r in after.iter_rows(named=True)}
 
@@ -542,8 +651,8 @@ def preview_document(
         "base_version": job.version,
         "engine": job.engine,
         "rows": report.rows,
-        "rows_after": fixed.height,
-        "columns_after": fixed.width - 1,
+        "rows_after": done.rows_after,
+        "columns_after": len(done.schema),
         "cells_changed": int(changes.filter(_is_cell()).height),
         "rows_removed": int(changes.filter(_is_removal()).height),
         "rows_affected": rows_affected,
