@@ -124,15 +124,32 @@ def cell_changes(
     """The change rows of ``column`` between two frames of the same rows (same ``ROW_ID``s
     in the same order): one per cell whose text form differs. ``confidence`` is a number
     or an expression over ``after`` (a per-row model confidence)."""
-    old = before.select(text(pl.col(column), before.schema[column]).alias("old_value"))
     conf = confidence if isinstance(confidence, pl.Expr) else pl.lit(float(confidence))
-    new = after.select(
-        pl.col(ROW_ID).alias("row_id"),
-        text(pl.col(column), after.schema[column]).alias("new_value"),
-        conf.cast(pl.Float64).alias("confidence"),
+    old_type, new_type = before.schema[column], after.schema[column]
+    pair = pl.concat(
+        [
+            after.select(
+                pl.col(ROW_ID).alias("row_id"),
+                pl.col(column).alias("__new"),
+                conf.cast(pl.Float64).alias("confidence"),
+            ),
+            before.select(pl.col(column).alias("__old")),
+        ],
+        how="horizontal",
     )
-    both = pl.concat([new, old], how="horizontal")
-    changed = both.filter(~pl.col("old_value").eq_missing(pl.col("new_value")))
+    if old_type == new_type and not isinstance(old_type, pl.List | pl.Array | pl.Struct):
+        # Only cells whose value may differ are turned into text: equal values of one type
+        # have equal text, but for floats -0.0 == 0.0 and NaN, which are looked at too.
+        maybe = ~pl.col("__old").eq_missing(pl.col("__new"))
+        if old_type.is_float():
+            maybe = maybe | (pl.col("__old") == 0).fill_null(False) | pl.col("__old").is_nan()
+        pair = pair.filter(maybe)
+    changed = pair.select(
+        "row_id",
+        text(pl.col("__old"), old_type).alias("old_value"),
+        text(pl.col("__new"), new_type).alias("new_value"),
+        "confidence",
+    ).filter(~pl.col("old_value").eq_missing(pl.col("new_value")))
     return conform(changed.with_columns(pl.lit(column).alias("column"), pl.lit(rule).alias("rule")))
 
 

@@ -529,3 +529,14 @@ def test_spec_for_issue_defaults_and_options() -> None:
     assert spec_for_issue("pii_detected", "a", [3], {}) == Pii("a", "redact_spans")
     assert spec_for_issue("label_issues", "y", [3], {}) is None
     assert spec_for_issue("drift", "a", [], {}) is None
+
+
+def test_cell_changes_see_signed_zeros_and_nan() -> None:
+    from datrix.jobs.transforms.base import cell_changes
+
+    before = with_row_ids(pl.DataFrame({"v": [0.0, float("nan"), 1.0, None, 2.0]}))
+    after = before.with_columns(pl.Series("v", [-0.0, float("nan"), 1.0, 5.0, float("nan")]))
+    found = cell_changes(before, after, "v", "r")
+    assert found.select("row_id", "old_value", "new_value").rows() == [
+        (0, "0.0", "-0.0"), (3, None, "5.0"), (4, "2.0", "NaN")
+    ]  # fmt: skip
