@@ -482,7 +482,14 @@ def rollback(dataset: str, fix_id: str, fmt: str) -> None:
     rt = runtime()
     with progress_bar(enabled=sys.stderr.isatty()) as progress:
         done = fixes.rollback_fix(rt, dataset, fix_id)
-        rt.drain(progress)  # the automatic re-scan of the restored version
+        rescan = done.get("rescan_id")
+        if rescan:  # the automatic re-scan of the restored version
+
+            def scanned() -> bool:
+                found = services.views(rt).scan(str(rescan))
+                return found is not None and found["status"] in ("completed", "failed")
+
+            rt.wait_for(scanned, progress, scan_id=str(rescan))
     if fmt == "json":
         _dump(done)
         return

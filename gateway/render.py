@@ -266,7 +266,8 @@ def fix(console: Console, doc: dict[str, Any], dataset_name: str, command: str =
 
 def _gone_text(item: Any) -> str:
     if isinstance(item, dict):
-        parts = [str(item.get(k)) for k in ("id", "type", "column") if item.get(k) is not None]
+        keys = ("issue_id", "type", "column")
+        parts = [str(item.get(k)) for k in keys if item.get(k) is not None]
         return " ".join(parts) if parts else str(item)
     return str(item)
 
@@ -279,14 +280,16 @@ def _sample(console: Console, sample: Any) -> None:
     for item in sample if isinstance(sample, list) else []:
         if not isinstance(item, dict):
             continue
-        before = item.get("before") if isinstance(item.get("before"), dict) else {}
-        after = item.get("after") if isinstance(item.get("after"), dict) else None
-        if after is None:
-            changes = "removed"
+        given_before, after = item.get("before"), item.get("after")
+        before: dict[str, Any] = given_before if isinstance(given_before, dict) else {}
+        if not isinstance(after, dict) or item.get("removed"):
+            changes = "removed (a duplicate)"
         else:
+            changed = item.get("changed")
+            columns = changed if isinstance(changed, list) else list(after)
             changes = "; ".join(
                 f"{k}: {before.get(k)!r} -> {after.get(k)!r}"
-                for k in after
+                for k in columns
                 if before.get(k) != after.get(k)
             )
         table.add_row(_cell(item.get("row", item.get("row_id"))), safe(changes or "-"))
