@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from datrix.aggregates.dataset import RollbackFix
-from datrix.aggregates.fix import ApplyFix, PreviewFix, job_id_for
+from datrix.aggregates.fix import FIXABLE_TYPES, ApplyFix, PreviewFix, job_id_for
 from datrix.gateway.errors import DatrixError, NotFound, UserInputError
 from datrix.gateway.services import (
     Runtime,
@@ -105,7 +105,11 @@ def submit_fix(
     it too, so a retried request is one fix. NotFound for an unknown scan or issue,
     UserInputError for a scan that has not completed or bad options; the aggregate's
     other refusals (nothing to fix, a deleted dataset, an older version) come back as the
-    command's rejection."""
+    command's rejection. An apply without ``command_id`` (the CLI) first finishes the jobs
+    killed runs left (embedded: announced) and follows an identical apply of the scan (same
+    issues and options) that has not failed or been rolled back instead of submitting one
+    that could only be refused: re-running an interrupted ``datrix fix --apply`` finishes
+    it."""
     found = resolve_scan(runtime, scan_ref)
     if found["status"] != "completed":
         raise UserInputError(
@@ -114,6 +118,12 @@ def submit_fix(
     scan_id = str(found["id"])
     issue_ids = tuple(resolve_issue(runtime, scan_id, ref) for ref in issue_refs or [])
     chosen = _check_options(options)
+    if not preview and command_id is None:
+        # finish what killed runs left (announced), then follow an identical apply
+        runtime.drain()
+        earlier = _same_apply(runtime, scan_id, issue_ids, chosen)
+        if earlier is not None:
+            return earlier
     fix_id = uuid.uuid5(command_id, "fix") if command_id is not None else uuid.uuid4()
     dataset_id = uuid.UUID(str(found["dataset_id"]))
     kind = PreviewFix if preview else ApplyFix
@@ -126,6 +136,33 @@ def submit_fix(
     )
     envelope = runtime.submit(command, fix_id, command_id=command_id, actor=actor)
     return FixSubmission(fix_id, dataset_id, envelope.id)
+
+
+def _same_apply(
+    runtime: Runtime, scan_id: str, issue_ids: tuple[str, ...], options: dict[str, str] | None
+) -> FixSubmission | None:
+    """An apply of the same issues of the same scan with the same options that has not
+    failed or been rolled back: what a re-run of an interrupted ``datrix fix --apply``
+    finds once the interrupted job is finished (a second apply of that scan could only be
+    refused: its version is no longer the latest)."""
+    wanted = list(issue_ids) or [
+        str(i["issue_id"])
+        for i in sorted(views(runtime).issues(scan_id), key=lambda i: str(i["issue_id"]))
+        if i["issue_type"] in FIXABLE_TYPES
+    ]
+    tenant = runtime.settings.tenant
+    for row in fix_views.applies_of_scan(runtime.read_store, tenant, scan_id):
+        same = sorted(json.loads(row["issue_ids_json"])) == sorted(wanted)
+        options_now = json.loads(row["options_json"]) if row["options_json"] else None
+        if same and options_now == options and row["status"] not in ("failed", "rolled_back"):
+            command = fix_views.request_command(runtime.read_store, tenant, str(row["fix_id"]))
+            if command is not None:
+                return FixSubmission(
+                    uuid.UUID(str(row["fix_id"])),
+                    uuid.UUID(str(row["dataset_id"])),
+                    uuid.UUID(command),
+                )
+    return None
 
 
 # ---- following -------------------------------------------------------------------------

@@ -236,3 +236,25 @@ def request_outcome(store: ReadStore, tenant: str, fix_id: str) -> tuple[str, st
         (tenant, fix_id),
     )
     return (str(rows[0][0]), rows[0][1]) if rows else None
+
+
+def applies_of_scan(store: ReadStore, tenant: str, scan_id: str) -> list[dict[str, Any]]:
+    """The applies of fixes of one scan, oldest first."""
+    return _dicts(
+        store,
+        f"SELECT {', '.join(FIX_COLS)} FROM fixes WHERE tenant = ? AND scan_id = ? "
+        "AND mode = 'apply' ORDER BY created_at, fix_id",
+        (tenant, scan_id),
+        FIX_COLS,
+    )
+
+
+def request_command(store: ReadStore, tenant: str, fix_id: str) -> str | None:
+    """The id of the command that requested fix ``fix_id`` (accepted)."""
+    rows = store.query(
+        "SELECT command_id FROM command_status WHERE tenant = ? AND aggregate_id = ? "
+        "AND status = 'accepted' "
+        "AND command_type IN ('datrix.fix.PreviewFix', 'datrix.fix.ApplyFix')",
+        (tenant, fix_id),
+    )
+    return str(rows[0][0]) if rows else None
