@@ -230,7 +230,9 @@ def merge_changes(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
         earlier.filter(pl.col("_removed_at").is_not_null() & pl.col("_dropped_at").is_null())
         .sort("_seq")
         .group_by("row_id", "column", maintain_order=True)
-        .agg(pl.col("old_value").first())
+        .agg(pl.col("old_value").first(), pl.col("rule").str.join("+"))
+        .pipe(mask_pii_chains)
+        .drop("rule")
     )
     merged = (
         cells.filter(~ended)
@@ -243,6 +245,7 @@ def merge_changes(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
             pl.col("confidence").product(),
         )
         .filter(~pl.col("old_value").eq_missing(pl.col("new_value")))
+        .pipe(mask_pii_chains)
     )
     removals = removals.sort("_seq").unique("row_id", keep="first", maintain_order=True)
     if patches.height:
@@ -253,6 +256,25 @@ def merge_changes(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
     )  # fmt: skip
     return out.sort(["row_id", "column"], nulls_last=False, maintain_order=True).pipe(
         _clamp_confidence
+    )
+
+
+def mask_pii(values: pl.Expr) -> pl.Expr:
+    """The display form of personal data (``pii.mask_text``: ``a•••@e•••.com``)."""
+    from datrix.jobs.quality.pii import mask_text
+
+    return values.map_elements(mask_text, return_dtype=pl.String, skip_nulls=True)
+
+
+def mask_pii_chains(changes: pl.DataFrame) -> pl.DataFrame:
+    """Merged rows whose rules include a PII fix after another fix: their old value (the
+    input value, from the earlier fix's row) masked, as the PII fix masked its own (a
+    PII fix's provenance never holds the personal data it removed)."""
+    later = pl.col("rule").str.contains("+pii.", literal=True)
+    if changes.height == 0 or not changes.select(later.any()).item():
+        return changes
+    return changes.with_columns(
+        pl.when(later).then(mask_pii(pl.col("old_value"))).otherwise(pl.col("old_value"))
     )
 
 

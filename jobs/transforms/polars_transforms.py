@@ -41,6 +41,7 @@ from datrix.jobs.transforms.base import (
     cell_changes,
     column_drop_change,
     empty_changes,
+    mask_pii,
     merge_changes,
     removal_changes,
     require_column,
@@ -312,7 +313,7 @@ def _fit_pii(spec: Pii, table: pl.DataFrame, secrets: Secrets) -> Fitted:
     text = pl.col(column).cast(pl.String)
     if spec.action == "redact":
         values = pl.when(text.is_not_null()).then(pl.lit(REDACTED)).otherwise(None)
-        return Fitted(spec, lambda f: _replaced(f, column, values, spec.rule))
+        return Fitted(spec, lambda f: _masked(_replaced(f, column, values, spec.rule)))
     one: Callable[[str], str]
     if spec.action == "hash":
         salt = pii_tokens.check_salt(secrets.salt)
@@ -330,9 +331,15 @@ def _fit_pii(spec: Pii, table: pl.DataFrame, secrets: Secrets) -> Fitted:
             values = _redact_spans(values)
         else:
             values = values.map_elements(one, return_dtype=pl.String, skip_nulls=True)
-        return _replaced(frame, column, values.alias(column), spec.rule)
+        return _masked(_replaced(frame, column, values.alias(column), spec.rule))
 
     return Fitted(spec, run)
+
+
+def _masked(done: Applied) -> Applied:
+    """A PII fix's change rows keep the old value only masked (``base.mask_pii``)."""
+    changes = done.changes.with_columns(mask_pii(pl.col("old_value")))
+    return Applied(done.table, changes)
 
 
 def _redact_spans(values: pl.Series) -> pl.Series:

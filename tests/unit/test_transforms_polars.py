@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 
 from datrix.jobs.bench.generate import generate
+from datrix.jobs.quality.pii import mask_text
 from datrix.jobs.transforms import pii_tokens
 from datrix.jobs.transforms import polars_transforms as pt
 from datrix.jobs.transforms.base import (
@@ -97,6 +98,15 @@ def check_exact_changes(before: pl.DataFrame, done: Applied) -> None:
         for r, c, o, n in cells.select("row_id", "column", "old_value", "new_value").iter_rows()
     }
     assert cells.height == len(found), "a cell has more than one change row"
+    # a PII fix keeps the old value only masked
+    pii = {
+        (r, c)
+        for r, c, rule in cells.select("row_id", "column", "rule").iter_rows()
+        if "pii." in rule
+    }
+    for key in pii & set(expected):
+        was = expected[key][0]
+        expected[key] = (None if was is None else mask_text(was), expected[key][1])
     assert found == expected
     removals = changes.filter(pl.col("row_id").is_not_null() & pl.col("column").is_null())
     assert sorted(removals["row_id"].to_list()) == sorted(removed)
@@ -355,6 +365,19 @@ def test_pii_actions() -> None:
     dropped = pt.apply(Pii("note", "drop_column"), table)
     assert dropped.table.columns == [ROW_ID]
     assert dropped.changes.rows() == [(None, "note", None, None, "pii.drop_column", 1.0)]
+
+
+def test_pii_provenance_never_holds_the_personal_data() -> None:
+    email = "ann.lee@example.com"
+    table = pl.DataFrame({"note": [f" mail {email}", f" mail {email}", "x"], "k": [1, 1, 2]})
+    for action in ("redact", "redact_spans", "hash", "tokenise"):
+        done = pt.apply_all([Normalise("note", "trim"), Pii("note", action)], table, SECRETS)  # type: ignore[arg-type]
+        assert email not in str(done.changes.rows()), action
+    # row 1 becomes a copy of row 0 and is removed: its JSON has the masked input value
+    done = pt.apply_all([Normalise("note", "trim"), Pii("note"), Dedupe("exact")], table)
+    removal = done.changes.filter(pl.col("column").is_null()).row(0, named=True)
+    assert removal["row_id"] == 1 and email not in removal["old_value"]
+    assert json.loads(removal["old_value"])["note"] == mask_text(f" mail {email}")
 
 
 def test_pii_secrets_are_required() -> None:
