@@ -13,6 +13,12 @@ whose text did not change has none. A removed row (dedupe) is one row with ``col
 ``old_value`` the JSON object of the removed row (``row_json``: column -> text, in the
 table's column order, nulls included, compact separators) and ``new_value`` null. A
 dropped column is one row with ``row_id`` null, ``column`` the column, old/new null.
+
+PII: a PII fix's change rows hold the old value masked (``mask_pii``: ``pii.mask_text``,
+``a•••@e•••.com``), never the personal data the fix removed; merged chains that include a
+PII fix after another fix, and the JSON of a removed row restored to its input values,
+are masked alike (``mask_pii_chains``). The unmasked value stays only in the version the
+fix started from (what a rollback restores).
 """
 
 from __future__ import annotations
