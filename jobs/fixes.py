@@ -29,10 +29,17 @@ no default secret. The secrets reach only the transform, never a message or a lo
 Memory. The Polars engine holds the version in memory (input, result and changes: about
 ``MEMORY_FACTOR`` times its decoded size). A version whose estimate exceeds the job's
 memory budget (DATRIX_JOB_MEMORY_MB) is refused before it is read, saying so and naming
-the Spark engine, which works partition by partition; the budget would otherwise stop the
-job half way. Above the scan's in-memory threshold (DATRIX_SCAN_IN_MEMORY_*) but within the
-budget, the Polars fix still runs in memory: a fix rewrites every column, so reading only
-the fixed columns would not bound it.
+the Spark engine; the budget would otherwise stop the job half way. Above the scan's
+in-memory threshold (DATRIX_SCAN_IN_MEMORY_*) but within the budget, the Polars fix still
+runs in memory: a fix rewrites every column, so reading only the fixed columns would not
+bound it. The Spark engine fixes partition by partition and its outputs are streamed into
+the two Parquet objects a row group at a time; what the job process itself holds is the
+change rows' ``row_id, column, rule`` (for the counts) and the preview sample's rows.
+
+Checksums. Each engine writes the same table to the same bytes (Polars with
+``base.write_table``, Spark's part files re-chunked into row groups of
+``base.PARQUET_ROW_GROUP_ROWS``); the two engines give the same rows, values and provenance
+rows, but not the same bytes (two Parquet writers).
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ import pyarrow.parquet as pq
 
 from datrix.aggregates.fix import CompleteFix, FailFix, FixJobRequested
 from datrix.jobs.engine import ProgressFn, no_progress
+from datrix.jobs.quality import pii
 from datrix.jobs.quality.table import DECODED_PER_UNCOMPRESSED
 from datrix.jobs.report import ScanReport
 from datrix.jobs.runner import load_report
@@ -558,25 +566,9 @@ def provenance_table(changes: pl.DataFrame, fix_id: UUID) -> pl.DataFrame:
 
 # ---- preview ----------------------------------------------------------------------------
 def mask_value(value: str) -> str:
-    """A PII value as the report shows it: the PII module's mask when it has one, else
-    the first character of each run of letters and digits and ``•••``
-    (``alice@example.com`` -> ``a•••@e•••.c•••``)."""
-    from datrix.jobs.quality import pii
-
-    masker = getattr(pii, "mask_value", None)
-    if callable(masker):
-        return str(masker(value))
-    out: list[str] = []
-    run = False
-    for ch in value:
-        if ch.isalnum():
-            if not run:
-                out.append(ch + "•••")
-            run = True
-        else:
-            out.append(ch)
-            run = False
-    return "".join(out)
+    """A PII value as the report shows it (``quality.pii.mask_value``:
+    ``alice@example.com`` -> ``a•••@e•••.com``)."""
+    return str(pii.mask_value(value))
 
 
 def _texts(frame: pl.DataFrame, columns: Iterable[str]) -> pl.DataFrame:
