@@ -21,9 +21,9 @@ regions in ``PHONE_REGIONS``, validated by libphonenumber), payment cards (issue
 length, Luhn), IBANs (country length, mod-97), IP addresses (v4 and v6) and national ids
 (US SSN, UK NINO, Dutch BSN with its 11-test after the word BSN, French NIR with its
 key). A column with at least one such value is reported, with the rows and the rows per
-kind. A cheap prefilter (``PREFILTER``, run by Polars' regex engine) lets through only
-the values that could hold a span. Person names and postal addresses are not detected:
-no NER model installs offline from PyPI (docs/quality.md).
+kind. Cheap per-kind prefilters (``PREFILTERS``, run by Polars' regex engine) let through
+only the values, and kinds, that could hold a span. Person names and postal addresses are
+not detected: no NER model installs offline from PyPI (docs/quality.md).
 """
 
 from __future__ import annotations
@@ -400,7 +400,7 @@ def whole_value_pii(
 #
 # ``find_pii_spans`` finds personal data *inside* a value ("call me on +44 20 7946 0958").
 # Each kind is a candidate regex (Python ``re``) followed by an exact validator, and a
-# cheap prefilter (``PREFILTER``, also run by Polars over whole columns) decides which
+# cheap prefilter per kind (``PREFILTERS``, also run by Polars over whole columns) decides which
 # values are worth the regexes at all. Precision matters as much as recall: a kind without
 # a check digit is accepted only in a shape that ordinary numbers do not have.
 
@@ -414,11 +414,27 @@ SPAN_LABELS: dict[str, str] = {
     "national_id": "national ids (US SSN, UK NINO, Dutch BSN, French NIR)",
 }
 SPAN_TOKENS: dict[str, str] = {k: f"<{k.upper()}>" for k in SPAN_KINDS}
-# A value can hold a span only when this matches: an @, a run of at least 7 digit-ish
-# characters, two capitals and two digits (IBAN, NINO), or two colons (IPv6). Written
-# without look-around so Polars' regex engine runs it too.
-PREFILTER = r"@|\d[\d ()./-]{5,}\d|[A-Z]{2} ?\d{2}|[0-9A-Fa-f]*:[0-9A-Fa-f]*:"
-_PREFILTER = re.compile(PREFILTER)
+# Per kind, a necessary condition: a value can hold a span of the kind only when its
+# prefilter matches. Written without look-around, so Polars' (Rust) regex engine runs them
+# over whole columns, all kinds in one pass; Python's ``re`` runs the same patterns in
+# ``find_pii_spans``. Most free text (dates, prices, order numbers) passes none.
+PREFILTERS: dict[str, str] = {
+    "email": r"@",
+    "iban": r"[A-Z]{2} ?\d{2}",
+    "card": r"\d(?:[ -]?\d){12,18}",
+    "national_id": (
+        r"\d{3}-\d{2}-\d{4}|[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]|(?i:bsn|burgerservice|sofinummer)"
+        r"|[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[ABab]) ?\d{3} ?\d{3} ?\d{2}"
+    ),
+    "ip": r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]*:[0-9A-Fa-f]*:",
+    "phone": (  # a consumed left boundary stands in for the finders' look-behind
+        r"(?:^|[^\w+])(?:\+|00)[1-9]\d{0,2}[ .(-]{0,2}\d"
+        r"|(?:^|[^\w+./:-])(?:\(0\d{1,4}\)|0\d{1,4})[ ./-]?\d{2}"
+        r"|(?:^|[^\w+./:-])\(?[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]\d{4}"
+    ),
+}
+PREFILTER = "|".join(f"(?:{p})" for p in PREFILTERS.values())  # any kind
+_PREFILTERS = {k: re.compile(p) for k, p in PREFILTERS.items()}
 
 
 @dataclass(frozen=True, order=True)
@@ -664,13 +680,13 @@ def _phones(text: str) -> Iterator[PiiSpan]:
 
 # Order matters: a span of an earlier kind wins where two overlap (an IBAN's digits are
 # no card, an e-mail's digits no phone).
-_FINDERS: tuple[Callable[[str], Iterator[PiiSpan]], ...] = (
-    _emails,
-    _ibans,
-    _cards,
-    _national_ids,
-    _ips,
-    _phones,
+_FINDERS: tuple[tuple[str, Callable[[str], Iterator[PiiSpan]]], ...] = (
+    ("email", _emails),
+    ("iban", _ibans),
+    ("card", _cards),
+    ("national_id", _national_ids),
+    ("ip", _ips),
+    ("phone", _phones),
 )
 
 
@@ -680,10 +696,16 @@ def find_pii_spans(text: str) -> list[PiiSpan]:
     Person names and postal addresses are not detected (no NER model; docs/quality.md)."""
     if not isinstance(text, str):
         raise TypeError(f"find_pii_spans needs a str, not {type(text).__name__}")
-    if not _PREFILTER.search(text):
-        return []
+    return _find(text, [k for k, p in _PREFILTERS.items() if p.search(text)])
+
+
+def _find(text: str, kinds: Collection[str]) -> list[PiiSpan]:
+    """``find_pii_spans`` with the finders of ``kinds`` only (those whose prefilter
+    matched)."""
     taken: list[PiiSpan] = []
-    for finder in _FINDERS:
+    for kind, finder in _FINDERS:
+        if kind not in kinds:
+            continue
         for span in finder(text):
             if all(span.end <= t.start or span.start >= t.end for t in taken):
                 taken.append(span)
@@ -742,25 +764,33 @@ class EmbeddedPii:
 
 
 def embedded_pii(values: pl.Series) -> EmbeddedPii:
-    """``find_pii_spans`` over a column: Polars' regex engine runs ``PREFILTER`` over
-    every value, the exact detectors run only on the values it lets through, each
-    distinct value once."""
+    """``find_pii_spans`` over a column: Polars' regex engine runs the per-kind
+    ``PREFILTERS`` over every value (one pass, all kinds), the exact detectors run only
+    on the values and kinds they let through, each distinct value once."""
     text = values.cast(pl.String)
-    candidate = text.str.contains(PREFILTER).fill_null(False).to_numpy()
+    frame = pl.DataFrame({"v": text})
+    passed = frame.select(
+        pl.col("v").str.contains(p).fill_null(False).alias(k) for k, p in PREFILTERS.items()
+    )
+    bits = np.zeros(len(text), dtype=np.uint8)
+    for b, kind in enumerate(PREFILTERS):
+        bits |= passed[kind].to_numpy().astype(np.uint8) << b
     kinds = np.zeros(len(text), dtype=np.uint8)
     spans = dict.fromkeys(SPAN_KINDS, 0)
-    at = np.flatnonzero(candidate)
+    at = np.flatnonzero(bits)
     if not at.size:
         return EmbeddedPii(kinds, spans)
+    names = list(PREFILTERS)
     seen: dict[str, tuple[int, list[str]]] = {}
     for i, value in zip(at, text.gather(at).to_list(), strict=True):
         found = seen.get(value)
         if found is None:
-            hits = [s.kind for s in find_pii_spans(value)]
-            bits = 0
+            wanted = [names[b] for b in range(len(names)) if bits[i] & (1 << b)]
+            hits = [s.kind for s in _find(value, wanted)]
+            mask = 0
             for k in hits:
-                bits |= 1 << SPAN_KINDS.index(k)
-            found = seen[value] = (bits, hits)
+                mask |= 1 << SPAN_KINDS.index(k)
+            found = seen[value] = (mask, hits)
         kinds[i] = found[0]
         for k in found[1]:
             spans[k] += 1
