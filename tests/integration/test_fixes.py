@@ -300,7 +300,8 @@ def test_a_sigkill_during_an_apply_leaves_no_version_or_a_whole_one(
     assert [v["cause"] for v in seen] in (["upload"], ["upload", "fix"])
     rerun = cli("fix", scan_id, "--all", "--apply", "--format", "json")
     assert rerun.code == 0, rerun.stderr
-    assert "finishing interrupted fix" in rerun.stderr or point == "events-recorded"
+    if point == CRASH_POINT:  # the job died with its objects stored: the re-run redoes it
+        assert "finishing interrupted fix" in rerun.stderr
     doc = rerun.json()
     assert doc["version"] == 2 and doc["score_after"] is not None
     finished = cli("versions", "people", "--format", "json").json()
