@@ -405,11 +405,12 @@ def test_tenant_secrets_derive_per_tenant_and_stay_out_of_reprs() -> None:
 def test_a_version_over_the_memory_budget_is_refused_before_it_is_read(
     scanned: Scanned, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(fixes, "MEMORY_FACTOR", 1e6)  # the small table "needs" gigabytes
+    monkeypatch.setattr(fixes, "CHANGE_BYTES", 1 << 20)  # each change "needs" a MiB
     result = failed(
         fixes.run_fix_job(fix_job(scanned), scanned.store, settings=Settings(job_memory_mb=64))
     )
     assert "over the job memory budget (DATRIX_JOB_MEMORY_MB=64)" in result.message
+    assert "cells to change" in result.message
     assert "Spark engine" in result.message
     # no budget (0): no refusal
     completed(
