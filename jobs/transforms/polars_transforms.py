@@ -16,11 +16,18 @@ Confidence (0..1) of a change row:
   probability among the pairs that link the cluster (its weakest link); a merged cell
   gets the same;
 - impute: how often the method would have filled a *known* value right. For a number
-  "right" means within ``TOLERANCE_SD`` (a quarter) of the column's standard deviation,
-  for anything else equal. median / mode / group: the share of the reference values (the
-  column's, or the group's) that lie within that band of the fill value (equal to it for
-  a mode); knn / iterative: the share of up to ``HOLDOUT`` known values, hidden and filled
-  again by the model fitted without them, that land within the band.
+  "right" means within ``TOLERANCE_SD`` (a quarter) of the reference values' standard
+  deviation (sample, ddof 1; a band of 0 when it is 0 or undefined), for anything else
+  equal. median / mode / group: the share of the reference values (the column's known
+  values, or the group's for ``group``) within that band of the fill value (equal to it
+  for a mode); knn / iterative: the share of up to ``HOLDOUT`` known values (a fifth of
+  them at most), hidden from a second model fitted without them and filled by it, that
+  land within the band (a quarter of a standard deviation of the standardised column).
+
+Fill values: the median (NaN counted as null; an integer column's rounded half to even),
+the mode (the smallest of equally common values); ``group`` joins each row to its
+group's fill (a null ``by`` is a group of its own) and falls back to the whole column's
+where the group has no known value.
 """
 
 from __future__ import annotations
