@@ -869,12 +869,17 @@ def bench() -> None:
 @click.option("--rows", type=click.IntRange(min=1), required=True)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def bench_generate(rows: int, out_dir: Path, seed: int) -> None:
+@click.option(
+    "--free-text",
+    is_flag=True,
+    help="Add a 'comment' column with PII inside ~5 % of its notes (truth: free_text).",
+)
+def bench_generate(rows: int, out_dir: Path, seed: int, free_text: bool) -> None:
     """Write a seeded dirty dataset (CSV + Parquet) and its ground truth."""
     from datrix.jobs.bench.generate import generate
 
     with err.status(f"generating {rows:,} rows"):
-        generate(rows, out_dir, seed)
+        generate(rows, out_dir, seed, free_text=free_text)
     for name in ("dirty.csv", "dirty.parquet", "ground_truth.json"):
         out.print(render.safe(out_dir / name))
 
