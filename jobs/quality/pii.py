@@ -420,7 +420,7 @@ SPAN_TOKENS: dict[str, str] = {k: f"<{k.upper()}>" for k in SPAN_KINDS}
 # ``find_pii_spans``. Most free text (dates, prices, order numbers) passes none.
 PREFILTERS: dict[str, str] = {
     "email": r"@",
-    "iban": r"[A-Z]{2} ?\d{2}",
+    "iban": r"[A-Z]{2} ?\d{2}(?: ?[A-Za-z0-9]){11}",  # the shortest IBAN (NO) has 15
     "card": r"\d(?:[ -]?\d){12,18}",
     "national_id": (
         r"\d{3}-\d{2}-\d{4}|[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]|(?i:bsn|burgerservice|sofinummer)"
