@@ -503,7 +503,22 @@ def _ibans(text: str) -> Iterator[PiiSpan]:
             yield PiiSpan(m.start(), i, "iban")
 
 
-_CARD_RE = re.compile(r"(?<![\d.,-])\d{4}(?:[ -]?\d){9,15}(?![\d-]|[.,]\d)")
+_CARD_RE = re.compile(r"(?<![\w.,-])\d{4}(?:[ -]?\d){9,15}(?![\w-]|[.,]\d)")
+# A bare digit run right after one of these words is an identifier, not a card or phone
+# number ("order 4111111111111111", "account 0581224636").
+_ID_WORDS = re.compile(
+    r"\b(?:order|ref|reference|id|invoice|inv|tracking|account|acct|ticket|sku|isbn|serial"
+    r"|batch|code|item|customer|case|po|iban|bic|ean|upc)\W{0,3}$",
+    re.IGNORECASE,
+)
+# Issuers whose numbers are accepted bare (no separators): the common ones.
+_BARE_CARD_BRANDS = 4
+
+
+def _after_id_word(text: str, start: int) -> bool:
+    return _ID_WORDS.search(text, max(0, start - 24), start) is not None
+
+
 # Issuer prefixes (IIN ranges) and lengths of the common brands.
 _CARD_BRANDS: tuple[tuple[re.Pattern[str], tuple[int, ...]], ...] = (
     (re.compile(r"4"), (13, 16, 19)),  # Visa
@@ -528,19 +543,25 @@ def luhn_ok(digits: str) -> bool:
 
 
 def _cards(text: str) -> Iterator[PiiSpan]:
-    """13-19 digits, bare or in the printed groups (4-4-4-4, 4-6-5, ...; one kind of
-    separator), of a known issuer prefix and length, passing Luhn."""
+    """13-19 digits in the printed groups (4-4-4-4, 4-6-5, ...; one kind of separator)
+    of a known issuer prefix and length, or bare of the four common issuers and not
+    right after an identifier word ("order", "ref", ...), passing Luhn."""
     for m in _CARD_RE.finditer(text):
         raw = m.group()
         digits = raw.replace(" ", "").replace("-", "")
         if not 13 <= len(digits) <= 19:
             continue
+        brands = _CARD_BRANDS
         if raw != digits:
             separators = {c for c in raw if not c.isdigit()}
             groups = tuple(len(g) for g in re.split(r"[ -]", raw))
             if len(separators) != 1 or groups not in _CARD_GROUPS:
                 continue
-        brand = any(p.match(digits) and len(digits) in n for p, n in _CARD_BRANDS)
+        elif _after_id_word(text, m.start()):
+            continue
+        else:  # bare: Visa, Mastercard, Amex, Discover only
+            brands = _CARD_BRANDS[:_BARE_CARD_BRANDS]
+        brand = any(p.match(digits) and len(digits) in n for p, n in brands)
         if brand and luhn_ok(digits):
             yield PiiSpan(m.start(), m.end(), "card")
 
@@ -585,6 +606,8 @@ _NINO_RE = re.compile(
     r" ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![A-Za-z0-9])"
 )
 _NINO_NEVER = {"BG", "GB", "NK", "KN", "TN", "NT", "ZZ"}
+# The compact form (AB123456C) is also the shape of many product codes: only after these.
+_NINO_WORDS = re.compile(r"\b(?:ni|nino|nin|national insurance)\b[\w .:#-]{0,12}$", re.I)
 _BSN_RE = re.compile(
     r"\b(?:bsn|burgerservicenummer|sofinummer)\b\W{0,3}(?:nr\.?|nummer|number|is)?\W{0,3}"
     r"(\d{4}[. ]?\d{2}[. ]?\d{3}|\d{9})(?![\w])",
@@ -612,7 +635,8 @@ def nir_ok(number: str, key: str) -> bool:
 
 def _national_ids(text: str) -> Iterator[PiiSpan]:
     """US SSN (ddd-dd-dddd, never-issued areas 000/666/9xx, group 00, serial 0000
-    refused), UK NINO (two prefix letters from the allowed sets, six digits, A-D), Dutch
+    refused), UK NINO (two prefix letters from the allowed sets, six digits, A-D; the
+    compact form only after "NI"/"NINO"/"national insurance"), Dutch
     BSN (11-test; only after the word BSN: nine bare digits are too common), French NIR
     (sex, year, month, department, commune, order and the mod-97 key)."""
     for m in _SSN_RE.finditer(text):
@@ -620,13 +644,17 @@ def _national_ids(text: str) -> Iterator[PiiSpan]:
         if area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000":
             yield PiiSpan(m.start(), m.end(), "national_id")
     for m in _NINO_RE.finditer(text):
-        if m.group(1) not in _NINO_NEVER:
+        if m.group(1) in _NINO_NEVER:
+            continue
+        if " " in m.group() or _NINO_WORDS.search(text, max(0, m.start() - 40), m.start()):
             yield PiiSpan(m.start(), m.end(), "national_id")
     for m in _BSN_RE.finditer(text):
         if bsn_ok(re.sub(r"\D", "", m.group(1))):
             yield PiiSpan(m.start(1), m.end(1), "national_id")
     for m in _NIR_RE.finditer(text):
         parts = m.groups()
+        if " " not in m.group() and _after_id_word(text, m.start()):
+            continue
         if nir_ok("".join(parts[:6]), parts[6]):
             yield PiiSpan(m.start(), m.end(), "national_id")
 
@@ -634,11 +662,11 @@ def _national_ids(text: str) -> Iterator[PiiSpan]:
 # International: "+" or "00", a country code, then digits in groups. National: a trunk
 # "0" and groups (Europe), or the North American (NPA) NXX-XXXX with separators.
 _PHONE_INTL_RE = re.compile(
-    r"(?<![\w+])(?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(\d{1,4}\)|[ .-]?\d{1,5}){1,7}(?![\w]|[.-]\d)"
+    r"(?<![\w+])(?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(\d{1,4}\)|[ .-]?\d{1,5}){1,7}(?![\w]|[.-]\w)"
 )
 _PHONE_NATIONAL_RE = re.compile(
-    r"(?<![\w+./:-])(?:\(0\d{1,4}\)|0\d{1,4})(?:[ ./-]?\d{2,8}){1,4}(?![\w]|[./:-]\d)"
-    r"|(?<![\w+./:-])(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[-. ])[2-9]\d{2}[-. ]\d{4}(?![\w]|[./:-]\d)"
+    r"(?<![\w+./:-])(?:\(0\d{1,4}\)|0\d{1,4})(?:[ ./-]?\d{2,8}){1,4}(?![\w]|[./:-]\w)"
+    r"|(?<![\w+./:-])(?:\([2-9]\d{2}\) ?|[2-9]\d{2}[-. ])[2-9]\d{2}[-. ]\d{4}(?![\w]|[./:-]\w)"
 )
 _DATE_LIKE = re.compile(r"\d{1,4}([./-])\d{1,2}\1\d{1,4}")
 # Regions tried for national forms (trunk prefix 0, or the North American plan), in order.
@@ -662,7 +690,8 @@ def _phone_valid(candidate: str, regions: Sequence[str | None]) -> bool:
 def _phones(text: str) -> Iterator[PiiSpan]:
     """Candidates validated by libphonenumber (``phonenumbers``): international numbers
     for their country code, national ones for the first of ``PHONE_REGIONS`` that accepts
-    them. A date, a decimal number or a digit run of an unknown plan is no phone."""
+    them. A date, a decimal number, a digit run of an unknown plan or a bare national
+    number right after an identifier word is no phone."""
     for m in _PHONE_INTL_RE.finditer(text):
         raw = m.group()
         number = "+" + raw[2:] if raw.startswith("00") else raw
@@ -673,6 +702,8 @@ def _phones(text: str) -> Iterator[PiiSpan]:
         separators = [c for c in raw if not c.isdigit()]
         if separators and set(separators) == {"."} and len(separators) == 1:
             continue  # 0.12345678: a decimal number
+        if not separators and _after_id_word(text, m.start()):
+            continue  # account 0581224636: an identifier
         regions = ("US",) if raw[0] != "0" and not raw.startswith("(0") else PHONE_REGIONS[1:]
         if _phone_valid(raw, regions):
             yield PiiSpan(m.start(), m.end(), "phone")

@@ -51,7 +51,7 @@ def found(text: str) -> list[tuple[str, str]]:
         ("fe80::1ff:fe23:4567:890a", "ip"),
         ("123-45-6789", "national_id"),  # US SSN
         ("AB 12 34 56 C", "national_id"),  # UK NINO
-        ("CE123456D", "national_id"),
+        ("CE 123456 D", "national_id"),
         ("1 84 12 76 451 089 46", "national_id"),  # French NIR, key 46
     ],
 )
@@ -60,6 +60,19 @@ def test_each_kind_inside_a_sentence(value: str, kind: str) -> None:
     assert found(text) == [(value, kind)]
     start = text.index(value)
     assert find_pii_spans(text) == [PiiSpan(start, start + len(value), kind)]
+
+
+def test_compact_nino_needs_its_word() -> None:
+    assert found("NI number: CE123456D") == [("CE123456D", "national_id")]
+    assert found("Code CE123456D shipped") == []  # a product code of the same shape
+
+
+def test_bare_numbers_after_an_identifier_word_are_identifiers() -> None:
+    assert found("my card 4111111111111111") == [("4111111111111111", "card")]
+    assert found("Order 4111111111111111 shipped") == []
+    assert found("tel 0612345678") == [("0612345678", "phone")]
+    assert found("Account 0612345678 closed") == []
+    assert found("Order ref: 06 12 34 56 78") == [("06 12 34 56 78", "phone")]  # written as one
 
 
 def test_bsn_needs_its_word_and_its_11_test() -> None:
@@ -86,6 +99,8 @@ def test_bsn_needs_its_word_and_its_11_test() -> None:
         "std::vector and a::b and Foo::Bar are code, not IPv6.",
         "Reference AB12 but nothing more; ISBN 978-3-16-148410-0; SKU 5012345678900.",
         "user at example dot com, @handle, me@localhost",
+        "commit de88947495c064f4830454345253b565b5496cdd, id 02476440-dde6-5b1b-21f3-51cd92c3",
+        "Ref 38986199543878 noted; Diners-like bare numbers are not cards.",
         "",
     ],
 )
