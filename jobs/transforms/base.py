@@ -240,8 +240,18 @@ def merge_changes(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
         .pipe(mask_pii_chains)
         .drop("rule")
     )
+    live = cells.filter(~ended)
+    # Only a column more than one fix changed can have a cell with several rows: the
+    # others' rows are already one per cell (most rows, no grouping needed).
+    shared = (
+        live.group_by("column")
+        .agg(pl.col("_part").n_unique().alias("_fixes"))
+        .filter(pl.col("_fixes") > 1)["column"]
+    )
+    in_shared = pl.col("column").is_in(shared.implode())
+    single = live.filter(~in_shared).filter(~pl.col("old_value").eq_missing(pl.col("new_value")))
     merged = (
-        cells.filter(~ended)
+        live.filter(in_shared)
         .sort("_seq")
         .group_by("row_id", "column", maintain_order=True)
         .agg(
@@ -258,7 +268,7 @@ def merge_changes(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
         removals = _patch_removed_rows(removals, patches)
     out = pl.concat(
         [conform(drops.sort("_seq").unique("column", keep="first", maintain_order=True)),
-         conform(removals), conform(merged)]
+         conform(removals), conform(single), conform(merged)]
     )  # fmt: skip
     return out.sort(["row_id", "column"], nulls_last=False, maintain_order=True).pipe(
         _clamp_confidence
