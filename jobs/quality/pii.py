@@ -328,8 +328,10 @@ def embedded_columns(
     table = ScanTable.of(source)
     kinds: dict[str, list[np.ndarray[Any, Any]]] = {name: [] for name in names}
 
+    few = {s.name for s in stats if s.name in kinds and s.distinct_count * 2 <= table.rows}
+
     def search(chunk: pl.DataFrame, name: str) -> None:
-        kinds[name].append(embedded_pii(chunk[name]).kinds)
+        kinds[name].append(embedded_pii(chunk[name], few_distinct=name in few).kinds)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         for _, chunk in table.chunks(names):
@@ -427,9 +429,9 @@ PREFILTERS: dict[str, str] = {
         r"|[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[ABab]) ?\d{3} ?\d{3} ?\d{2}"
     ),
     "ip": r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}|[0-9A-Fa-f]*:[0-9A-Fa-f]*:",
-    "phone": (  # a consumed left boundary stands in for the finders' look-behind
-        r"(?:^|[^\w+])(?:\+|00)[1-9]\d{0,2}[ .(-]{0,2}\d"
-        r"|(?:^|[^\w+./:-])(?:\(0\d{1,4}\)|0\d{1,4})[ ./-]?\d{2}"
+    "phone": (  # a consumed left boundary stands in for the finders' look-behind; 7+ digits
+        r"(?:^|[^\w+])(?:\+|00)[1-9](?:[ .()-]{0,2}\d){6,}"
+        r"|(?:^|[^\w+./:-])\(?0\d(?:[ ./()-]{0,2}\d){5,}"
         r"|(?:^|[^\w+./:-])\(?[2-9]\d{2}\)?[ .-]?[2-9]\d{2}[ .-]\d{4}"
     ),
 }
@@ -794,29 +796,33 @@ class EmbeddedPii:
     spans: dict[str, int]
 
 
-def embedded_pii(values: pl.Series) -> EmbeddedPii:
-    """``find_pii_spans`` over a column: Polars' regex engine runs the per-kind
-    ``PREFILTERS`` over every value (one pass, all kinds), the exact detectors run only
-    on the values and kinds they let through, each distinct value once."""
+def embedded_pii(values: pl.Series, few_distinct: bool = False) -> EmbeddedPii:
+    """``find_pii_spans`` over a column. Polars' regex engine runs ``PREFILTER`` (any kind)
+    over every value, then the per-kind ``PREFILTERS`` over the values that passed; the
+    exact detectors run only on the values and kinds these let through, each distinct
+    value once. ``few_distinct`` (a categorical column): all of this on the distinct
+    values only, mapped back to the rows."""
     text = values.cast(pl.String)
-    frame = pl.DataFrame({"v": text})
-    passed = frame.select(
-        pl.col("v").str.contains(p).fill_null(False).alias(k) for k, p in PREFILTERS.items()
-    )
-    bits = np.zeros(len(text), dtype=np.uint8)
-    for b, kind in enumerate(PREFILTERS):
-        bits |= passed[kind].to_numpy().astype(np.uint8) << b
+    if few_distinct:
+        return _embedded_by_value(text)
     kinds = np.zeros(len(text), dtype=np.uint8)
     spans = dict.fromkeys(SPAN_KINDS, 0)
-    at = np.flatnonzero(bits)
+    at = np.flatnonzero(text.str.contains(PREFILTER).fill_null(False).to_numpy())
     if not at.size:
         return EmbeddedPii(kinds, spans)
+    passed = text.gather(at)
+    per_kind = pl.DataFrame({"v": passed}).select(
+        pl.col("v").str.contains(p).alias(k) for k, p in PREFILTERS.items()
+    )
+    bits = np.zeros(len(at), dtype=np.uint8)
+    for b, kind in enumerate(PREFILTERS):
+        bits |= per_kind[kind].to_numpy().astype(np.uint8) << b
     names = list(PREFILTERS)
     seen: dict[str, tuple[int, list[str]]] = {}
-    for i, value in zip(at, text.gather(at).to_list(), strict=True):
+    for j, (i, value) in enumerate(zip(at, passed.to_list(), strict=True)):
         found = seen.get(value)
         if found is None:
-            wanted = [names[b] for b in range(len(names)) if bits[i] & (1 << b)]
+            wanted = [names[b] for b in range(len(names)) if bits[j] & (1 << b)]
             hits = [s.kind for s in _find(value, wanted)]
             mask = 0
             for k in hits:
@@ -826,6 +832,24 @@ def embedded_pii(values: pl.Series) -> EmbeddedPii:
         for k in found[1]:
             spans[k] += 1
     return EmbeddedPii(kinds, spans)
+
+
+def _embedded_by_value(text: pl.Series) -> EmbeddedPii:
+    """``embedded_pii`` on the distinct values, mapped back to the rows."""
+    distinct = text.drop_nulls().unique(maintain_order=True)
+    found = embedded_pii(distinct)
+    spans = dict.fromkeys(SPAN_KINDS, 0)
+    hit = np.flatnonzero(found.kinds)
+    if not hit.size:
+        return EmbeddedPii(np.zeros(len(text), dtype=np.uint8), spans)
+    values = distinct.gather(hit)
+    bits = pl.Series(found.kinds[hit], dtype=pl.UInt8)
+    kinds = text.replace_strict(values, bits, default=0, return_dtype=pl.UInt8)
+    counts = dict(text.filter(text.is_in(values.implode())).value_counts().iter_rows())
+    for value in values.to_list():
+        for s in find_pii_spans(value):
+            spans[s.kind] += int(counts[value])
+    return EmbeddedPii(kinds.fill_null(0).to_numpy().astype(np.uint8), spans)
 
 
 def kind_bits(kinds: np.ndarray[Any, Any]) -> dict[str, int]:
