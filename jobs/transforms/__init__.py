@@ -3,7 +3,9 @@ rows out, on Polars (``polars_transforms``) and on Spark (``spark_transforms``) 
 results.
 
 ``specs`` holds the configs (engine-free), ``base`` the row identity, the change rows and
-their merging, ``pii_tokens`` the engine-free hash / tokenise / detokenise of PII values.
+their merging, ``pii_tokens`` the engine-free hash / tokenise / detokenise of PII values,
+``polars_bounded`` the Polars ``apply_all`` a chunk of rows at a time from a Parquet file
+(versions above the in-memory threshold).
 The engines are imported from their modules (``from datrix.jobs.transforms import
 polars_transforms``), so importing this package loads neither.
 """

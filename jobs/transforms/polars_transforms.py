@@ -111,7 +111,8 @@ def apply_all(
 def fit(spec: FixSpec, table: pl.DataFrame, secrets: Secrets | None = None) -> Fitted:
     """Learn what ``spec`` needs from ``table`` (medians, spellings, inlier ranges,
     models); ValueError for a config the table does not allow (an unknown column, a
-    method the column's type does not allow, a missing secret)."""
+    method the column's type does not allow, a missing secret). A dedupe learns nothing:
+    it finds the duplicates of the frame it is applied to (or removes its listed rows)."""
     table = with_row_ids(table)
     if isinstance(spec, Dedupe):
         return Fitted(spec, lambda frame: _dedupe(spec, frame))
