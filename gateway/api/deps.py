@@ -61,14 +61,15 @@ class Tenants:
 
 
 class Submissions:
-    """Commands this process handed in and scans it requested, per tenant, so that their
-    status reads ``queued`` before the read models know them (lost on restart: then a
-    not yet processed command is a 404 until it is processed)."""
+    """Commands this process handed in and scans and fixes it requested, per tenant, so
+    that their status reads ``queued`` before the read models know them (lost on restart:
+    then a not yet processed command is a 404 until it is processed)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._commands: set[tuple[str, str]] = set()
         self._scans: dict[tuple[str, str], tuple[str, str]] = {}  # -> (dataset, command)
+        self._fixes: dict[tuple[str, str], tuple[str, str]] = {}  # -> (dataset, mode)
 
     def command(self, tenant: str, command_id: str) -> None:
         with self._lock:
@@ -78,6 +79,16 @@ class Submissions:
         with self._lock:
             self._commands.add((tenant, command_id))
             self._scans[(tenant, scan_id)] = (dataset_id, command_id)
+
+    def fix(self, tenant: str, fix_id: str, dataset_id: str, mode: str, command_id: str) -> None:
+        with self._lock:
+            self._commands.add((tenant, command_id))
+            self._fixes[(tenant, fix_id)] = (dataset_id, mode)
+
+    def fix_of(self, tenant: str, fix_id: str) -> tuple[str, str] | None:
+        """(dataset id, mode) of a fix this process handed in for ``tenant``."""
+        with self._lock:
+            return self._fixes.get((tenant, fix_id))
 
     def has_command(self, tenant: str, command_id: str) -> bool:
         with self._lock:

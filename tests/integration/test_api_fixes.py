@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -175,8 +176,13 @@ def test_bad_fix_requests_are_problems(api: Server) -> None:
         assert_problem(client.post(fix, json={"surprise": 1}), 422)
         nothing = client.post(f"/v1/quality/{api.keys['clean']}/fix", json={})
         assert "nothing to fix" in assert_problem(nothing, 409)["detail"]
-        assert_problem(client.delete(f"/v1/quality/{dataset}/fix/0000dead"), 404)
-        assert_problem(client.get(f"/v1/quality/{dataset}/fix/0000dead"), 404)
+        unknown_fix = f"/v1/quality/{dataset}/fix/{uuid.uuid4()}"
+        assert_problem(client.delete(unknown_fix), 404)
+        assert_problem(client.get(unknown_fix), 404)
+        assert_problem(client.get(f"/v1/quality/{dataset}/fix/0000dead"), 404)  # not an id
+        # a preview made no version: there is nothing to roll back
+        preview = client.delete(f"/v1/quality/{dataset}/fix/{api.keys['cli_fix']}")
+        assert "preview" in assert_problem(preview, 409)["detail"]
         assert_problem(client.get(f"/v1/datasets/{dataset}/versions/0/provenance"), 422)
 
 

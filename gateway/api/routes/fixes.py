@@ -1,20 +1,23 @@
 """Fixes: preview and apply the fixes of a scan's issues, roll an applied fix back, and
 read the cell-level provenance of a fixed version (the use cases of ``gateway/fixes.py``).
 
-A fix is asynchronous like a scan: the POST answers 202 once the fix command is
-accepted (a refusal, such as an unknown issue id or nothing to fix, is a problem at once),
-with a Location to poll; its job (and, for an apply, the new version's re-scan) runs in
-the background: the embedded default's intake thread, or the Kafka-mode workers."""
+A fix is asynchronous like a scan: the POST answers 202 at once, with a Location to poll,
+once the fix command is handed in; the refusals a read can foresee (an unknown scan or
+issue id, nothing to fix) are problems at once. Its job (and, for an apply, the new
+version's re-scan) runs in the background: the embedded default's intake thread, or the
+Kafka-mode workers. A fix's id is a UUID: ``/fix/preview`` is never taken for one."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from datrix.aggregates.fix import FIXABLE_TYPES
 from datrix.gateway import fixes, services
 from datrix.gateway.api import idempotency, paging
 from datrix.gateway.api.deps import (
@@ -37,6 +40,7 @@ from datrix.gateway.api.models import (
 from datrix.gateway.api.paging import DEFAULT_LIMIT, Cursor, Limit
 from datrix.gateway.api.problems import ApiProblem, Problem
 from datrix.gateway.errors import NotFound, UserInputError
+from datrix.projections.read_models import fixes as fix_views
 
 router = APIRouter(tags=["fixes"])
 
@@ -61,15 +65,60 @@ def _fix_links(dataset_id: str, fix_id: str, scan_id: str | None) -> dict[str, s
     return links
 
 
-def _refusal(reason: str | None) -> ApiProblem:
-    """The problem of a refused fix command: an issue the scan does not have is bad
-    input (422); anything else (nothing to fix, a scan not completed) a conflict (409)."""
-    text = reason or "refused"
-    if "has no issue" in text or "given twice" in text or "cannot be fixed" in text:
-        return ApiProblem(422, text, slug="bad-issue-ids")
-    if text.startswith("nothing to fix"):
-        return ApiProblem(409, text, slug="nothing-to-fix")
-    return ApiProblem(409, text, slug="fix-refused")
+def _problem_if_refused(
+    runtime: services.Runtime,
+    found: dict[str, Any],
+    scan: dict[str, Any],
+    refs: list[str] | None,
+    preview: bool,
+) -> None:
+    """The fix aggregate's refusals that a read of the read models foresees, answered at
+    once as problems (the POST does not wait for the command: a refusal the read models
+    could not foresee, a race, shows as a ``failed`` fix with the reason): the dataset
+    deleted (404), the scan not completed or an apply of an older version (409), an
+    unknown, repeated or unfixable issue (422), nothing to fix (409)."""
+    if found["status"] == "deleted":
+        raise ApiProblem(404, f"dataset {found['id']} is deleted")
+    if scan["status"] != "completed":
+        raise ApiProblem(
+            409,
+            f"scan {scan['id']} is {scan['status']}; only a completed scan can be fixed",
+            slug="scan-not-completed",
+        )
+    if not preview and scan["dataset_version"] != found["latest_version"]:
+        raise ApiProblem(
+            409,
+            f"scan {scan['id']} checked version {scan['dataset_version']} of dataset "
+            f"{found['name']!r}, whose latest version is {found['latest_version']}; scan the "
+            "latest version and fix that",
+            slug="older-version",
+        )
+    types = {
+        str(i["issue_id"]): str(i["issue_type"])
+        for i in services.views(runtime).issues(str(scan["id"]))
+    }
+    if refs is None:
+        if not any(t in FIXABLE_TYPES for t in types.values()):
+            raise ApiProblem(
+                409,
+                f"nothing to fix: scan {scan['id']} found no issue with a fix",
+                slug="nothing-to-fix",
+            )
+        return
+    try:
+        ids = [services.resolve_issue(runtime, str(scan["id"]), ref) for ref in refs]
+    except NotFound as exc:
+        raise ApiProblem(422, f"issueIds: {exc}", slug="bad-issue-ids") from None
+    if len(set(ids)) != len(ids):
+        raise ApiProblem(422, "issueIds: an issue id is given twice", slug="bad-issue-ids")
+    unfixable = [f"{i} ({types[i]})" for i in ids if types[i] not in FIXABLE_TYPES]
+    if unfixable:
+        raise ApiProblem(
+            422,
+            f"issueIds: no fix exists for issue {', '.join(unfixable)}; fixable types: "
+            + ", ".join(sorted(FIXABLE_TYPES)),
+            slug="bad-issue-ids",
+        )
 
 
 def _submit(
@@ -95,33 +144,30 @@ def _submit(
         raise ApiProblem(
             422, f"scanId: dataset {dataset_id} has no scan {chosen.scan_id}", slug="bad-scan"
         )
+    refs = list(chosen.issue_ids) if chosen.issue_ids is not None else None
+    _problem_if_refused(runtime, found, scan, refs, preview)
     seed = idempotency.seed(request)
     try:
         submitted = fixes.submit_fix(
             runtime,
             scan["id"],
-            list(chosen.issue_ids) if chosen.issue_ids is not None else None,
+            refs,
             preview=preview,
             options=dict(chosen.options) if chosen.options else None,
             command_id=services.derived_id(seed, "fix-preview" if preview else "fix"),
             actor=caller.key.actor,
         )
-    except NotFound as exc:  # an issue id the scan does not have (the body's)
-        raise ApiProblem(422, str(exc), slug="bad-issue-ids") from None
+    except NotFound as exc:  # an issue the scan does not have (the body's)
+        raise ApiProblem(422, f"issueIds: {exc}", slug="bad-issue-ids") from None
     except UserInputError as exc:
         raise ApiProblem(422, str(exc)) from None
     fix_id = str(submitted.fix_id)
-    intake: Intake = request.app.state.intake
-    try:
-        # the refusals (an unknown issue, nothing to fix) are answered now, as problems
-        outcome = services.await_command(runtime, submitted.command_id)
-    finally:
-        # embedded: runs its job and releases the fix's claim; Kafka mode: flushes
-        intake.settle(runtime, fix_id)
-    if not outcome.accepted:
-        raise _refusal(outcome.reason)
+    mode = "preview" if preview else "apply"
     submissions: Submissions = request.app.state.submissions
-    submissions.command(caller.key.tenant, str(submitted.command_id))
+    submissions.fix(caller.key.tenant, fix_id, str(found["id"]), mode, str(submitted.command_id))
+    intake: Intake = request.app.state.intake
+    # embedded: processes it and runs its job soon (not in this request); Kafka mode: flushes
+    intake.settle(runtime, fix_id)
     location = f"/v1/quality/{found['id']}/fix/{fix_id}"
     response.status_code = 202
     response.headers["Location"] = location
@@ -131,7 +177,7 @@ def _submit(
         dataset_id=str(found["id"]),
         fix_id=fix_id,
         scan_id=str(scan["id"]),
-        mode="preview" if preview else "apply",
+        mode=mode,
         links=_fix_links(str(found["id"]), fix_id, str(scan["id"])),
     )
 
@@ -174,13 +220,38 @@ def post_fix_preview(
     return _submit(request, response, caller, dataset_id, body, preview=True)
 
 
-@router.get("/v1/quality/{dataset_id}/fix/{fix_id}", response_model=FixStatus)
-def get_fix(caller: QualityReader, dataset_id: str, fix_id: str) -> FixStatus:
+def _not_started(
+    request: Request, caller: Caller, dataset_id: str, fix_id: str
+) -> dict[str, Any] | None:
+    """A fix this process handed in that has no row yet: ``queued`` until its command is
+    processed, ``failed`` with the reason when it was refused; None for any other id."""
+    submissions: Submissions = request.app.state.submissions
+    mine = submissions.fix_of(caller.key.tenant, fix_id)
+    if mine is None or mine[0] != dataset_id:
+        return None
+    runtime = caller.runtime
+    outcome = fix_views.request_outcome(runtime.read_store, runtime.settings.tenant, fix_id)
+    refused = outcome is not None and outcome[0] == "rejected"
+    return {
+        "fix_id": fix_id,
+        "dataset_id": dataset_id,
+        "mode": mine[1],
+        "status": "failed" if refused else "queued",
+        "error": f"refused: {outcome[1]}" if outcome is not None and refused else None,
+    }
+
+
+@router.get("/v1/quality/{dataset_id}/fix/{fix_id:uuid}", response_model=FixStatus)
+def get_fix(
+    request: Request, caller: QualityReader, dataset_id: str, fix_id: uuid.UUID
+) -> FixStatus:
     """A fix's status and, once it ended, its outcome (``preview``: per fix counts and
     the sample; ``apply``: the new version, the scores before and after, the issues
     gone)."""
     found = services.resolve_dataset(caller.runtime, dataset_id)
-    doc = fixes.fix_status(caller.runtime, fix_id)
+    doc = fixes.fix_status(caller.runtime, str(fix_id))
+    if doc is None:
+        doc = _not_started(request, caller, str(found["id"]), str(fix_id))
     if doc is None or doc.get("dataset_id") != found["id"]:
         raise ApiProblem(404, f"dataset {dataset_id} has no fix {fix_id}")
     known = {k: v for k, v in doc.items() if k in FixStatus.model_fields}
@@ -189,13 +260,17 @@ def get_fix(caller: QualityReader, dataset_id: str, fix_id: str) -> FixStatus:
 
 
 @router.delete(
-    "/v1/quality/{dataset_id}/fix/{fix_id}",
+    "/v1/quality/{dataset_id}/fix/{fix_id:uuid}",
     status_code=202,
     response_model=RollbackAccepted,
     responses=ACCEPTED,
 )
 def delete_fix(
-    request: Request, response: Response, caller: DatasetWriter, dataset_id: str, fix_id: str
+    request: Request,
+    response: Response,
+    caller: DatasetWriter,
+    dataset_id: str,
+    fix_id: uuid.UUID,
 ) -> RollbackAccepted:
     """Roll an applied fix back: a new version whose content is byte for byte the
     version the fix started from (same checksum), then re-scanned (202: poll the
@@ -207,7 +282,7 @@ def delete_fix(
         done = fixes.rollback_fix(
             runtime,
             str(found["id"]),
-            fix_id,
+            str(fix_id),
             actor=caller.key.actor,
             command_id=services.derived_id(idempotency.seed(request), "rollback"),
         )
