@@ -154,7 +154,10 @@ def _submit(
             refs,
             preview=preview,
             options=dict(chosen.options) if chosen.options else None,
-            command_id=services.derived_id(seed, "fix-preview" if preview else "fix"),
+            # always an id: without one an apply drains the home first (the CLI's
+            # re-run of an interrupted apply), running jobs in this request
+            command_id=services.derived_id(seed, "fix-preview" if preview else "fix")
+            or uuid.uuid4(),
             actor=caller.key.actor,
         )
     except NotFound as exc:  # an issue the scan does not have (the body's)
