@@ -63,6 +63,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     second = scan(home, _csv(data / "sales2.csv", 150, 5), "sales", "acme")
     for n in range(3):
         scan(home, _csv(data / f"extra{n}.csv", 30 + n, 4), f"extra-{n}", "acme")
+    # a fix of acme's (a preview: it writes no version) for the fix endpoints' access check
+    fixed = run_cli(home, "fix", second["scan_id"], "--preview", "--format", "json", tenant="acme")
+    assert fixed.returncode == 0, fixed.stderr
     ledger = scan(home, _csv(data / "ledger.csv", 60, 6), "ledger", "globex")
     scan(home, _csv(data / "gsales.csv", 40, 3), "sales", "globex")
     server = start_server(home, root / "serve.log")
@@ -73,6 +76,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "sales_id": second["dataset_id"],
         "ledger_id": ledger["dataset_id"],
         "ledger_scan": ledger["scan_id"],
+        "sales_fix": json.loads(fixed.stdout)["fix_id"],
     }
     try:
         yield server
@@ -422,6 +426,11 @@ PERMISSION: dict[tuple[str, str], str | None] = {
     ("GET", "/v1/audit"): "audit:read",
     ("GET", "/v1/audit/verify"): "audit:read",
     ("GET", "/v1/jobs/{job_id}/events"): "quality:read",
+    ("POST", "/v1/quality/{dataset_id}/fix"): "datasets:write",
+    ("POST", "/v1/quality/{dataset_id}/fix/preview"): "scans:run",
+    ("GET", "/v1/quality/{dataset_id}/fix/{fix_id}"): "quality:read",
+    ("DELETE", "/v1/quality/{dataset_id}/fix/{fix_id}"): "datasets:write",
+    ("GET", "/v1/datasets/{dataset_id}/versions/{version}/provenance"): "datasets:read",
 }
 # operations on no single resource: another tenant's key gets its own tenant's answer
 # (checked below to hold nothing of acme's) or, for an upload, makes its own dataset
@@ -440,6 +449,8 @@ def _acme_resources(api: Server) -> dict[str, str]:
         "job_id": api.keys["sales_scan"],
         "issue_id": "I001",
         "command_id": command,
+        "fix_id": api.keys["sales_fix"],
+        "version": "1",
     }
 
 
