@@ -116,6 +116,15 @@ def read_table(path: str) -> Any:
 _UDFS: dict[str, Any] = {}
 
 
+def arrow_udf(fn: Any, return_type: str) -> Any:
+    """``pyspark.sql.functions.arrow_udf`` (Spark 4.1+; the stubs do not know it yet):
+    ``fn`` maps a batch of values (``pyarrow.Array``) to a batch of results."""
+    from pyspark.sql import functions as F
+
+    make: Any = F.__dict__["arrow_udf"]
+    return make(fn, return_type)
+
+
 def python_workers(spark: Any) -> None:
     """In local mode, run the UDFs' Python workers on this interpreter (the one with
     datrix, Polars and cryptography installed), unless ``PYSPARK_PYTHON`` says otherwise:
@@ -132,7 +141,6 @@ def _udf(name: str) -> Any:
     if name in _UDFS:
         return _UDFS[name]
     from pyspark.sql import SparkSession
-    from pyspark.sql.functions import arrow_udf
 
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -140,40 +148,15 @@ def _udf(name: str) -> Any:
 
     made: Any
     if name == "polars_text":
-
-        @arrow_udf("string")  # type: ignore[misc]
-        def polars_text(v: pa.Array) -> pa.Array:
-            return _polars_text(v)
-
-        made = polars_text
+        made = arrow_udf(_polars_text, "string")
     elif name == "parse_number":
-
-        @arrow_udf("double")  # type: ignore[misc]
-        def parse_number(v: pa.Array) -> pa.Array:
-            return _parse_number(v)
-
-        made = parse_number
+        made = arrow_udf(_parse_number, "double")
     elif name == "parse_date":
-
-        @arrow_udf("date")  # type: ignore[misc]
-        def parse_date(v: pa.Array) -> pa.Array:
-            return _parse_date(v)
-
-        made = parse_date
+        made = arrow_udf(_parse_date, "date")
     elif name == "mask":
-
-        @arrow_udf("string")  # type: ignore[misc]
-        def mask(v: pa.Array) -> pa.Array:
-            return _mask(v)
-
-        made = mask
+        made = arrow_udf(_mask, "string")
     elif name == "redact_spans":
-
-        @arrow_udf("string")  # type: ignore[misc]
-        def redact_spans(v: pa.Array) -> pa.Array:
-            return _redact_spans(v)
-
-        made = redact_spans
+        made = arrow_udf(_redact_spans, "string")
     else:  # pragma: no cover - a programming error
         raise KeyError(name)
     _UDFS[name] = made
@@ -672,17 +655,15 @@ def _secret_udf(action: str, secret: bytes) -> Any:
     travels to the executors inside the task's closure, as the Polars engine holds it in
     memory; it is never logged)."""
     from pyspark.sql import SparkSession
-    from pyspark.sql.functions import arrow_udf
 
     active = SparkSession.getActiveSession()
     if active is not None:
         python_workers(active)
 
-    @arrow_udf("string")  # type: ignore[misc]
     def secret_values(v: pa.Array) -> pa.Array:
         return _per_value(v, action, secret)
 
-    return secret_values
+    return arrow_udf(secret_values, "string")
 
 
 def _per_value(v: pa.Array, action: str, secret: bytes) -> pa.Array:
