@@ -48,7 +48,7 @@ from datrix.jobs.transforms.base import (
     removal_changes,
     require_column,
 )
-from datrix.jobs.transforms.specs import Dedupe, FixSpec, Impute, in_order
+from datrix.jobs.transforms.specs import Dedupe, FixSpec, Impute, Pii, in_order
 
 
 @dataclass(frozen=True)
@@ -129,10 +129,15 @@ def apply_all_bounded(
             require_column(empty, column, spec.rule)
     stages: list[pt.Fitted] = []
     dedupes: list[Dedupe] = []
+    dropped: set[str] = set()
     for spec in ordered:
         if isinstance(spec, Dedupe):
             dedupes.append(spec)
             continue
+        if spec.column in dropped:  # as apply_all: nothing left to fix
+            continue
+        if isinstance(spec, Pii) and spec.action == "drop_column":
+            dropped.add(spec.column)
         stages.append(pt.fit(spec, _fit_frame(table, columns, stages, spec), secrets))
     removed = _removed_rows(table, columns, stages, dedupes)
     return _write(table, columns, stages, dedupes, removed, table_out, changes_out)

@@ -98,10 +98,17 @@ def apply_all(
 ) -> Applied:
     """The specs in ``ORDER``, each fitted on the table the previous one left; the change
     rows merged (``base.merge_changes``): one row per changed cell, old value before the
-    first fix, new after the last, rules joined with ``+``, confidences multiplied."""
+    first fix, new after the last, rules joined with ``+``, confidences multiplied. A
+    spec of a column an earlier spec of the run dropped (``pii.drop_column``) is skipped:
+    there is nothing left to fix (a column's nulls and its PII are often both reported)."""
     current = with_row_ids(table)
     parts: list[pl.DataFrame] = []
+    dropped: set[str] = set()
     for spec in in_order(specs):
+        if spec.column in dropped:
+            continue
+        if isinstance(spec, Pii) and spec.action == "drop_column":
+            dropped.add(spec.column)
         done = apply(spec, current, secrets)
         current = done.table
         parts.append(done.changes)

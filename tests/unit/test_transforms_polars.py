@@ -188,6 +188,17 @@ def test_apply_all_merges_changes_one_row_per_cell() -> None:
     assert done.changes["row_id"].to_list() == [None, 2, 2, 3, 4, 6]
 
 
+def test_apply_all_skips_fixes_of_a_dropped_column() -> None:
+    table = pl.DataFrame({"phone": ["+46 70 123 45 67", None], "n": [1, None]})
+    done = pt.apply_all([Impute("phone"), Pii("phone", "drop_column"), Impute("n")], table)
+    assert done.table.columns == [ROW_ID, "n"]
+    assert done.changes.select("row_id", "column", "rule").rows() == [
+        (None, "phone", "pii.drop_column"), (1, "n", "impute.median")
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="unknown column 'phone'"):  # on its own: an error
+        pt.apply(Impute("phone"), done.table)
+
+
 def test_apply_all_keeps_the_input_values_of_a_removed_row() -> None:
     # Row 1 is " Berlin" (trimmed to "Berlin", then a copy of row 0): its removal row's
     # JSON holds its input value, and it has no cell change row.
