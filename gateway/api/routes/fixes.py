@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -165,7 +165,7 @@ def _submit(
     except UserInputError as exc:
         raise ApiProblem(422, str(exc)) from None
     fix_id = str(submitted.fix_id)
-    mode = "preview" if preview else "apply"
+    mode: Literal["preview", "apply"] = "preview" if preview else "apply"
     submissions: Submissions = request.app.state.submissions
     submissions.fix(caller.key.tenant, fix_id, str(found["id"]), mode, str(submitted.command_id))
     intake: Intake = request.app.state.intake
