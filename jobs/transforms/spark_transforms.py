@@ -1,7 +1,47 @@
-"""The transform library on Spark: the same fixes as ``polars_transforms``, with the same
-results (same rows, same values, same change rows), on a pyspark DataFrame.
+"""The transform library on Spark: ``apply(spec, sdf, secrets) -> SparkApplied(table,
+changes)`` and ``apply_all(specs, sdf, secrets)``, with the same results as
+``polars_transforms`` (the same rows, values and types, the same change rows: text, rule,
+confidence), on a pyspark DataFrame with ``ROW_ID`` (``read_table`` / ``with_row_ids``
+number a Parquet version's rows as the scan does). Both results stay Spark DataFrames.
 
-PLACEHOLDER DOCSTRING
+How the results stay equal (``tests/integration/test_transforms_parity.py`` checks each
+fix type and ``apply_all`` exactly, no tolerance):
+
+- **Statistics are Spark aggregates, collected** (never the rows): exact medians
+  (``percentile``, the linear interpolation Polars' median uses), modes (count, then the
+  smallest value), the sample standard deviation of an imputation's confidence, the inlier
+  range a winsorise clips to, and the value counts of the categories spelled several ways
+  (Spark narrows them down by a category key; the scan's own ``formats.category_key`` and
+  ``spelling_variants`` decide on the driver, as ``canonical_spellings`` does on Polars).
+- **Per-value work is the Polars engine's own code in Arrow UDFs** where Spark's built-ins
+  differ: the text of floats and timestamps (Polars' cast: ``1e+20``, ``0.00001``), number
+  and date parsing (``_as_number``'s parse, ``_as_date``), PII hashing and tokenising
+  (``pii_tokens``; the salt / key travel to the executors inside the task), span
+  redaction (``find_pii_spans`` behind the same prefilter), the masking of a PII fix's old
+  values (``base.mask_pii``). Trim, case-fold, null, clip, fill and dedupe are Spark
+  expressions. In local mode the UDFs' Python workers run on this interpreter
+  (``python_workers``); on a cluster the executors need datrix installed.
+- **Exact dedupe**: a window over every column keeps each group's smallest ``ROW_ID`` (the
+  scan's rule; Spark groups NaN with NaN and -0.0 with 0.0, the Spark scan's known
+  divergence).
+- **Near dedupe** finds the clusters as the Spark scan engine finds near duplicates: Spark
+  profiles the columns and finds the exact copies; the Fellegi-Sunter search runs on the
+  driver over the *compared columns of every row*, collected in row order (the blocking
+  and the comparisons need them all: the Spark scan's own limit, ``spark_engine``). The
+  clusters (``ROW_ID``, cluster, weakest-link probability) go back by a broadcast join and
+  the keep / merge rule runs in Spark windows.
+- **KNN / iterative imputation** collects the table's numeric columns (every row, in row
+  order: the model's sample, hold-out and neighbours are drawn by position) and fits
+  exactly as on Polars on the driver; only the filled cells go back. Bounded by the
+  driver's memory.
+- **Outliers without rows** are found again by the Spark scan engine's passes (profile,
+  fences, candidates, evenly spaced sample) and the shared IsolationForest vote.
+- Positions (near dedupe, recomputed outliers): ``ROW_ID`` itself while it is 0..n-1,
+  otherwise a global ``row_number`` over ``ROW_ID`` (one partition).
+- ``apply_all`` materialises each fix's table and change rows (``localCheckpoint``) before
+  the next fix, and merges the change rows in Spark as ``base.merge_changes`` does (one
+  row per changed cell; a removed row's JSON rebuilt from the input rows with the merged
+  old values of its changed cells).
 """
 
 from __future__ import annotations
@@ -998,11 +1038,17 @@ def _near_dedupe(spec: Dedupe, sdf: Any) -> SparkApplied:
 def apply_all(specs: Sequence[FixSpec], sdf: Any, secrets: Secrets | None = None) -> SparkApplied:
     """Apply ``specs`` in ``ORDER`` (``specs.in_order``) and merge their change rows as
     ``base.merge_changes`` does (one row per changed cell; a removed row's JSON holds its
-    values in the input table)."""
+    values in the input table). As on Polars, a spec of a column an earlier spec of the run
+    dropped (``pii.drop_column``) is skipped."""
     require_row_ids(sdf)
     table = sdf
     parts = []
+    dropped: set[str] = set()
     for spec in in_order(specs):
+        if spec.column in dropped:  # an earlier spec dropped it: nothing left to fix
+            continue
+        if isinstance(spec, Pii) and spec.action == "drop_column":
+            dropped.add(spec.column)
         done = apply(spec, table, secrets)
         # Each fix's result is materialised (on the executors) before the next fix reads
         # it: the next fix's aggregates would otherwise recompute every earlier fix, and

@@ -187,6 +187,7 @@ SPECS: list[FixSpec] = [
     Dedupe("exact"),
     Dedupe("exact", rows=(1, 2)),
     Dedupe("near"),
+    Dedupe("near", "merge"),
 ]
 
 
@@ -227,14 +228,18 @@ def test_apply_all_matches_polars_on_the_generated_dirty_data(spark: Any, dirty:
     specs: list[FixSpec] = []
     for issue in report.issues:
         rows = report.affected_rows.get(issue.id, [])
-        spec = spec_for_issue(issue.type, issue.column, rows, {}, issue.description)
+        options = {"dedupe_keep": "merge"}  # near copies' nulls filled from their cluster
+        spec = spec_for_issue(issue.type, issue.column, rows, options, issue.description)
         if spec is not None:
             specs.append(spec)
-    # the optional fixes too, on columns the defaults leave alone
+    # the optional fixes too: hash, tokenise, drop a column, group-wise impute, trim, dates
     specs += [Pii("email", "hash"), Pii("iban", "tokenise"), Pii("ip_address", "drop_column")]
+    specs += [Pii("phone_number", "drop_column")]  # its impute (nulls) is then skipped
     specs += [Impute("credit_score", "group", by="country"), Normalise("city", "trim")]
+    specs += [CoerceTypes("signup_date", "date")]
     kinds = {type(s).__name__ for s in specs}
     assert kinds >= {"Dedupe", "Impute", "Normalise", "Outliers", "Sentinels", "Pii"}, kinds
+    assert Dedupe("near", "merge") in specs
     specs = list(dict.fromkeys(specs))
 
     frame = with_row_ids(pl.read_parquet(dirty))
@@ -245,6 +250,8 @@ def test_apply_all_matches_polars_on_the_generated_dirty_data(spark: Any, dirty:
     # the run removed the planted near duplicates and changed cells: a real comparison
     removed = polars.changes.filter(pl.col("column").is_null() & pl.col("row_id").is_not_null())
     assert {"dedupe.exact", "dedupe.near"} <= set(removed["rule"].to_list())
+    merged = polars.changes.filter(pl.col("rule").str.contains("dedupe.near", literal=True))
+    assert merged.filter(pl.col("column").is_not_null()).height > 0  # cells filled by merge
     assert polars.changes.filter(pl.col("column").is_not_null()).height > 1_000
     # one change row per changed cell
     cells = polars.changes.filter(pl.col("row_id").is_not_null() & pl.col("column").is_not_null())
