@@ -405,6 +405,12 @@ def _options(pairs: tuple[str, ...]) -> dict[str, str] | None:
         if key in chosen and chosen[key] != value:
             raise UserInputError(f"--option {key}: given twice ({chosen[key]!r}, {value!r})")
         chosen[key] = value
+    from datrix.jobs.transforms.specs import check_options
+
+    try:
+        check_options(chosen)  # before a job is started for them
+    except ValueError as exc:
+        raise UserInputError(f"--option: {exc}") from None
     return chosen or None
 
 

@@ -174,6 +174,8 @@ def test_bad_fix_requests_are_problems(api: Server) -> None:
         assert "all" in both["detail"]
         assert_problem(client.post(fix, json={"issueIds": []}), 422)
         assert_problem(client.post(fix, json={"surprise": 1}), 422)
+        options = assert_problem(client.post(fix, json={"options": {"pii": "shred"}}), 422)
+        assert "shred" in options["detail"]
         nothing = client.post(f"/v1/quality/{api.keys['clean']}/fix", json={})
         assert "nothing to fix" in assert_problem(nothing, 409)["detail"]
         unknown_fix = f"/v1/quality/{dataset}/fix/{uuid.uuid4()}"

@@ -162,6 +162,8 @@ def test_bad_input_is_one_line_and_exit_2(scanned: Scanned) -> None:
     _one_line_error(cli("fix", scan_id, "--preview", "--apply"), "--preview and --apply")
     _one_line_error(cli("fix", scan_id, "--issues", "I001", "--all"), "--issues and --all")
     _one_line_error(cli("fix", scan_id, "--option", "pii"), "KEY=VALUE")
+    _one_line_error(cli("fix", scan_id, "--option", "pii=shred"), "--option", "shred")
+    _one_line_error(cli("fix", scan_id, "--option", "colour=red"), "unknown fix option")
     _one_line_error(cli("fix", scan_id, "--issues", " , "), "--issues")
     _one_line_error(cli("versions", "no-such-dataset"), "no-such-dataset")
     _one_line_error(cli("provenance", "no-such-dataset"), "no-such-dataset")

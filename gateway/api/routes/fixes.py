@@ -40,6 +40,7 @@ from datrix.gateway.api.models import (
 from datrix.gateway.api.paging import DEFAULT_LIMIT, Cursor, Limit
 from datrix.gateway.api.problems import ApiProblem, Problem
 from datrix.gateway.errors import NotFound, UserInputError
+from datrix.jobs.transforms.specs import check_options
 from datrix.projections.read_models import fixes as fix_views
 
 router = APIRouter(tags=["fixes"])
@@ -145,6 +146,10 @@ def _submit(
             422, f"scanId: dataset {dataset_id} has no scan {chosen.scan_id}", slug="bad-scan"
         )
     refs = list(chosen.issue_ids) if chosen.issue_ids is not None else None
+    try:
+        check_options(chosen.options or {})  # before a job is started for them
+    except ValueError as exc:
+        raise ApiProblem(422, f"options: {exc}", slug="bad-options") from None
     _problem_if_refused(runtime, found, scan, refs, preview)
     seed = idempotency.seed(request)
     try:
