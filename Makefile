@@ -26,8 +26,11 @@ typecheck: install
 
 check: lint typecheck
 
+# The unit tier on two processes (tests/conftest.py), then the integration tier serially
+# (shared services); its 25 slowest tests are listed, to see where CI's time goes.
 test: install lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -m "not integration" -q
+	$(BIN)/pytest -m integration -q --durations=25
 
 test-unit: install
 	$(BIN)/pytest -m "not integration" -q
