@@ -26,23 +26,30 @@ per tenant as HMAC-SHA256(DATRIX_PII_SALT, tenant) and HMAC-SHA512(DATRIX_TOKEN_
 (64 bytes: AES-256-SIV). Without the setting the fix fails naming the variable; there is
 no default secret. The secrets reach only the transform, never a message or a log line.
 
-Memory. The Polars engine holds the version in memory: input, result and their copies
-(about ``MEMORY_FACTOR`` times its decoded size) and the change rows (about
+Memory. The Polars engine fixes a version in memory or bounded, decided before the
+version is read (``polars_route``). In memory it holds the input, the result and their
+copies (about ``MEMORY_FACTOR`` times the decoded size) and the change rows (about
 ``CHANGE_BYTES`` each, estimated from the scan's affected counts of the fixed issues: the
-change rows, not the table, dominate when fixes touch many cells). A fix whose estimate
-exceeds the job's memory budget (DATRIX_JOB_MEMORY_MB) is refused before the version is
-read, saying so and naming the Spark engine; the budget would otherwise stop the job half
-way. Above the scan's in-memory threshold (DATRIX_SCAN_IN_MEMORY_*) but within the budget,
-the Polars fix still runs in memory: a fix rewrites every column, so reading only the
-fixed columns would not bound it. The Spark engine fixes partition by partition and its
-outputs are streamed into the two Parquet objects a row group at a time; what the job
-process itself holds is the change rows' ``row_id, column, rule`` (for the counts) and the
-preview sample's rows.
+change rows, not the table, dominate when fixes touch many cells). A version above the
+scan's in-memory threshold (DATRIX_SCAN_IN_MEMORY_MB / _ROWS, the rule of
+``quality.table.ScanTable.open``), or whose in-memory estimate exceeds the job's memory
+budget (DATRIX_JOB_MEMORY_MB), is fixed bounded (``transforms.polars_bounded``: a chunk of
+DATRIX_SCAN_CHUNK_ROWS rows at a time, or the scan's chunk size) when its fixes allow it;
+near-duplicate dedupe and KNN / iterative imputation need the whole table, so such a fix
+runs in memory if the estimate fits the budget and is otherwise refused before the
+version is read, saying why and naming the Spark engine (the budget would stop the job
+half way). The bounded job holds a chunk, the columns a fix fits on, the row hashes of an
+exact dedupe, and the change rows' ``row_id, column, rule`` (for the counts), as Spark's.
+The Spark engine fixes partition by partition and its outputs are streamed into the two
+Parquet objects a row group at a time; what the job process itself holds is the change
+rows' ``row_id, column, rule`` and the preview sample's rows.
 
 Checksums. Each engine writes the same table to the same bytes (Polars with
-``base.write_table``, Spark's part files re-chunked into row groups of
-``base.PARQUET_ROW_GROUP_ROWS``); the two engines give the same rows, values and provenance
-rows, but not the same bytes (two Parquet writers).
+``base.write_table``, or bounded with Polars' streaming sink of the same settings, which
+writes the same bytes as ``write_table`` for the same rows: in memory and bounded give the
+same version and provenance, ``tests/unit/test_fix_job.py``; Spark's part files re-chunked
+into row groups of ``base.PARQUET_ROW_GROUP_ROWS``); the two engines give the same rows,
+values and provenance rows, but not the same bytes (two Parquet writers).
 """
 
 from __future__ import annotations
@@ -247,9 +254,9 @@ def _run(
     write = job.mode == "apply"
     if job.engine == "spark":
         done = _fix_on_spark(path, specs, secrets, settings, workdir, progress, job, write)
+    elif polars_route(path, specs, job.version, settings, sum(report_counts(report, planned))):
+        done = _fix_bounded(path, specs, secrets, settings, workdir, progress, job, write)
     else:
-        expected_changes = sum(report_counts(report, planned))
-        _check_memory(path, job.version, settings, expected_changes)
         done = _fix_on_polars(path, specs, secrets, workdir, progress, job, write)
     per_fix = fix_counts(planned, done.changes, rows)
     cells = int(done.changes.filter(_is_cell()).height)
@@ -355,23 +362,112 @@ def report_counts(report: ScanReport, planned: Sequence[PlannedFix]) -> list[int
     return [counts.get(i, 0) for fix in planned for i in fix.issue_ids]
 
 
-def _check_memory(path: Path, version: int, settings: Settings, changes: int) -> None:
-    """Refuse, before reading it, a version a Polars fix could not hold within the job's
-    memory budget (module docstring): the decoded table ``MEMORY_FACTOR`` times, plus
-    ``CHANGE_BYTES`` per expected change row."""
-    if settings.job_memory_mb <= 0:
-        return
+def polars_route(
+    path: Path, specs: Sequence[FixSpec], version: int, settings: Settings, changes: int
+) -> bool:
+    """True when the Polars fix of ``path`` runs bounded, False in memory (module
+    docstring); ``FixJobError`` before the version is read when neither can: the in-memory
+    estimate (the decoded table ``MEMORY_FACTOR`` times, plus ``CHANGE_BYTES`` per
+    expected change row) passes the job's memory budget and a fix needs the whole table."""
+    from datrix.jobs.transforms.polars_bounded import check_bounded
+
     meta = pq.ParquetFile(path).metadata
+    rows = int(meta.num_rows)
     uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    need = uncompressed * DECODED_PER_UNCOMPRESSED * MEMORY_FACTOR + changes * CHANGE_BYTES
-    need_mb = need / 2**20
-    if need_mb > settings.job_memory_mb:
+    decoded = uncompressed * DECODED_PER_UNCOMPRESSED
+    above = decoded > settings.scan_in_memory_mb * 2**20 or rows > settings.scan_in_memory_rows
+    need_mb = (decoded * MEMORY_FACTOR + changes * CHANGE_BYTES) / 2**20
+    over = 0 < settings.job_memory_mb < need_mb
+    if not (above or over):
+        return False
+    try:
+        check_bounded(specs)
+    except ValueError as exc:
+        if not over:
+            return False  # above the threshold but within the budget: in memory
         raise FixJobError(
-            f"version {version} ({meta.num_rows:,} rows, about {changes:,} cells to change) "
-            f"needs about {need_mb:,.0f} MiB to fix in memory on the Polars engine, over the "
-            f"job memory budget (DATRIX_JOB_MEMORY_MB={settings.job_memory_mb}): fix it on "
-            "the Spark engine, fix fewer issues at a time, or raise DATRIX_JOB_MEMORY_MB"
+            f"version {version} ({rows:,} rows, about {changes:,} cells to change) needs "
+            f"about {need_mb:,.0f} MiB to fix in memory on the Polars engine, over the job "
+            f"memory budget (DATRIX_JOB_MEMORY_MB={settings.job_memory_mb}), and cannot be "
+            f"fixed a chunk at a time: {exc}; fix it on the Spark engine, fix fewer issues "
+            "at a time, or raise DATRIX_JOB_MEMORY_MB"
+        ) from None
+    return True
+
+
+def _sink(frame: pl.LazyFrame, path: Path) -> None:
+    """``frame`` written by Polars' streaming engine with ``base.write_table``'s settings:
+    the same rows give the same bytes as ``write_table``, without holding them."""
+    frame.sink_parquet(
+        path,
+        compression=base.PARQUET_COMPRESSION,
+        compression_level=base.PARQUET_COMPRESSION_LEVEL,
+        statistics=True,
+        row_group_size=base.PARQUET_ROW_GROUP_ROWS,
+    )
+
+
+def _fix_bounded(
+    path: Path,
+    specs: Sequence[FixSpec],
+    secrets: Secrets,
+    settings: Settings,
+    workdir: Path,
+    progress: ProgressFn,
+    job: FixJobRequested,
+    write: bool,
+) -> _Done:
+    """The fixes a chunk of rows at a time (``polars_bounded.apply_all_bounded``: the same
+    table and change rows as in memory, the change rows already in provenance order),
+    then streamed into the version and provenance objects with ``write_table``'s settings
+    (the in-memory fix's bytes). The job holds a chunk, the change rows' ``row_id, column,
+    rule`` and the preview sample's rows."""
+    from datrix.jobs.transforms.polars_bounded import apply_all_bounded
+
+    progress("fixing", 1, len(PHASES))
+    raw_table, raw_changes = workdir / "bounded-table.parquet", workdir / "bounded-changes.parquet"
+    try:
+        outcome = apply_all_bounded(
+            specs, path, raw_table, raw_changes, secrets, settings.scan_chunk_rows or None
         )
+    except ValueError as exc:
+        raise FixJobError(str(exc)) from None
+    progress("writing", 2, len(PHASES))
+    changes = pl.read_parquet(raw_changes, columns=["row_id", "column", "rule"])
+    ids = sample_row_ids(changes)
+    sample_before = (
+        pl.scan_parquet(path)
+        .with_row_index(ROW_ID)
+        .with_columns(pl.col(ROW_ID).cast(pl.Int64))
+        .filter(pl.col(ROW_ID).is_in(ids))
+        .collect(engine="streaming")
+    )
+    # a kept row's position in the output: its row id less the rows removed before it
+    removed = changes.filter(_is_removal())["row_id"].sort()
+    gone = set(removed.to_list())
+    positions = {r - int(removed.search_sorted(r)): r for r in ids if r not in gone}
+    found = (
+        pl.scan_parquet(raw_table)
+        .with_row_index("__position")
+        .filter(pl.col("__position").is_in(list(positions)))
+        .collect(engine="streaming")
+    )
+    sample_after = found.select(
+        pl.col("__position").replace_strict(positions, return_dtype=pl.Int64).alias(ROW_ID),
+        *outcome.columns,
+    )
+    schema = {name: str(dtype) for name, dtype in pl.read_parquet_schema(raw_table).items()}
+    done = _Done(changes, outcome.rows, schema, sample_before, sample_after)
+    if not write:
+        return done
+    version_path = workdir / "version.parquet"
+    _sink(pl.scan_parquet(raw_table), version_path)
+    provenance_path = workdir / "provenance.parquet"
+    provenance = pl.scan_parquet(raw_changes).with_columns(
+        pl.lit(str(job.originator_id), pl.String).alias("fix_id")
+    )
+    _sink(provenance.select(PROVENANCE_COLUMNS), provenance_path)
+    return dataclasses.replace(done, version_path=version_path, provenance_path=provenance_path)
 
 
 def _fix_on_spark(

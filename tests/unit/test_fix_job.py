@@ -402,22 +402,100 @@ def test_tenant_secrets_derive_per_tenant_and_stay_out_of_reprs() -> None:
             load_settings({variable: "short"})
 
 
-def test_a_version_over_the_memory_budget_is_refused_before_it_is_read(
-    scanned: Scanned, monkeypatch: pytest.MonkeyPatch
+def outputs(result: CompleteFix) -> tuple[Any, ...]:
+    """What a fix job's result says of its outputs (all but the job id)."""
+    return (
+        result.mode,
+        result.object_uri,
+        result.object_sha256,
+        result.provenance_uri,
+        result.provenance_sha256,
+        result.preview_uri,
+        result.rows,
+        result.columns,
+        result.size_bytes,
+        result.schema_json,
+        result.cells_changed,
+        result.rows_removed,
+        result.per_fix_json,
+    )
+
+
+@pytest.fixture
+def bounded_calls(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """The chunk sizes of the real ``apply_all_bounded``'s runs (which path a job took)."""
+    from datrix.jobs.transforms import polars_bounded
+
+    calls: list[int | None] = []
+    real = polars_bounded.apply_all_bounded
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[5] if len(args) > 5 else kwargs.get("chunk_rows"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(polars_bounded, "apply_all_bounded", spy)
+    return calls
+
+
+@pytest.mark.parametrize("mode", ["apply", "preview"])
+def test_a_version_above_the_in_memory_threshold_is_fixed_bounded_to_the_same_bytes(
+    scanned: Scanned, bounded_calls: list[int | None], mode: str
 ) -> None:
+    job = fix_job(scanned, mode, fix_id=uuid.UUID(int=7))
+    in_memory = completed(fixes.run_fix_job(job, scanned.store, settings=Settings()))
+    assert bounded_calls == []
+    # 305 rows over a 100-row threshold: fixed 64 rows at a time (5 chunks)
+    small = Settings(scan_in_memory_rows=100, scan_chunk_rows=64)
+    bounded = completed(fixes.run_fix_job(job, scanned.store, settings=small))
+    assert bounded_calls == [64]
+    assert outputs(bounded) == outputs(in_memory)
+    if mode == "apply":
+        for uri, sha in (
+            (bounded.object_uri, in_memory.object_sha256),
+            (bounded.provenance_uri, in_memory.provenance_sha256),
+        ):
+            path = scanned.store.local_path(uri)
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+        assert bounded.rows_removed == 5 and bounded.cells_changed > 300
+    else:  # the same preview object: counts and the before/after sample
+        preview = json.loads(scanned.store.read_bytes(bounded.preview_uri or ""))
+        assert preview["rows_removed"] == 5 and len(preview["sample"]) == fixes.SAMPLE_ROWS
+    # over the size threshold (DATRIX_SCAN_IN_MEMORY_MB) as well, with the scan's chunks
+    tiny = Settings(scan_in_memory_mb=0.001)
+    assert outputs(completed(fixes.run_fix_job(job, scanned.store, settings=tiny))) == outputs(
+        in_memory
+    )
+    assert bounded_calls == [64, None]
+
+
+def test_a_version_over_the_memory_budget_is_fixed_bounded_or_refused_naming_spark(
+    scanned: Scanned, monkeypatch: pytest.MonkeyPatch, bounded_calls: list[int | None]
+) -> None:
+    job = fix_job(scanned, fix_id=uuid.UUID(int=7))
+    in_memory = completed(fixes.run_fix_job(job, scanned.store, settings=Settings()))
     monkeypatch.setattr(fixes, "CHANGE_BYTES", 1 << 20)  # each change "needs" a MiB
-    result = failed(
-        fixes.run_fix_job(fix_job(scanned), scanned.store, settings=Settings(job_memory_mb=64))
+    budget = Settings(job_memory_mb=64)
+    # within the in-memory threshold, but over the budget in memory: bounded, same bytes
+    assert outputs(completed(fixes.run_fix_job(job, scanned.store, settings=budget))) == (
+        outputs(in_memory)
     )
+    assert len(bounded_calls) == 1
+    # a fix that needs the whole table (KNN imputation) is refused before it is read
+    knn = fix_job(scanned, options={"impute": "knn"})
+    result = failed(fixes.run_fix_job(knn, scanned.store, settings=budget))
     assert "over the job memory budget (DATRIX_JOB_MEMORY_MB=64)" in result.message
-    assert "cells to change" in result.message
-    assert "Spark engine" in result.message
-    # no budget (0): no refusal
-    completed(
-        fixes.run_fix_job(
-            fix_job(scanned, "preview"), scanned.store, settings=Settings(job_memory_mb=0)
-        )
+    assert "cells to change" in result.message and "cannot be fixed a chunk at a time" in (
+        result.message
     )
+    assert "impute.knn fits a model over every numeric column" in result.message
+    assert "Spark engine" in result.message
+    assert len(bounded_calls) == 1
+    # no budget (0): in memory, no refusal
+    completed(fixes.run_fix_job(knn, scanned.store, settings=Settings(job_memory_mb=0)))
+    # above the in-memory threshold but within the budget: in memory, not refused
+    above = Settings(scan_in_memory_rows=100, job_memory_mb=0)
+    completed(fixes.run_fix_job(knn, scanned.store, settings=above))
+    assert len(bounded_calls) == 1
 
 
 CRASH_SCRIPT = """
