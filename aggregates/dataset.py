@@ -82,6 +82,7 @@ class AddFixedVersion(Command):
     scan_id: UUID
     engine: str = "polars"
     label_column: str | None = None
+    weights: dict[str, float] | None = None  # the fixed scan's score weights
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class FixApplied(Event):
     scan_id: UUID
     engine: str
     label_column: str | None
+    weights: dict[str, float] | None = None
 
 
 class FixRolledBack(Event):
@@ -154,6 +156,7 @@ class FixRolledBack(Event):
     schema_json: str
     engine: str
     label_column: str | None
+    weights: dict[str, float] | None = None
 
 
 class DatasetDeleted(Event):
@@ -206,6 +209,7 @@ class DatasetVersion:
     base_version: int | None = None
     engine: str = "polars"  # fix versions: how the fix's scan ran (its re-scans run so)
     label_column: str | None = None
+    weights: dict[str, float] | None = None  # ... and with these score weights
     rolled_back_by: int | None = None  # fix versions: the rollback version that undid it
 
 
@@ -385,6 +389,7 @@ def _fixed(command: AddFixedVersion, state: Dataset, meta: Meta) -> FixApplied:
         scan_id=command.scan_id,
         engine=command.engine,
         label_column=command.label_column,
+        weights=command.weights,
     )
 
 
@@ -428,6 +433,7 @@ def _rollback(command: RollbackFix, state: Dataset, meta: Meta) -> FixRolledBack
         schema_json=restored.schema_json,
         engine=fixed.engine,
         label_column=fixed.label_column,
+        weights=fixed.weights,
     )
 
 
@@ -483,6 +489,7 @@ def evolve(state: Dataset | None, event: Event) -> Dataset:
                 base_version=base,
                 engine=event.engine,
                 label_column=event.label_column,
+                weights=event.weights,
             )
         )
         return replace(state, version=event.originator_version, versions=tuple(versions))

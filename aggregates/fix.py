@@ -14,7 +14,8 @@ job it requested.
 
 The new dataset version is not this aggregate's: the policy ``fix-versions`` turns
 ``FixCompleted`` into the dataset's ``AddFixedVersion`` (aggregates/dataset.py), so the
-event carries what the version needs (dataset, base version, scan, engine, label column).
+event carries what the version needs (dataset, base version, scan, engine, label column,
+score weights: the re-scan of the new version is run as the fixed scan was).
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class FixRequested(Event):
     mode: str
     engine: str = "polars"
     label_column: str | None = None
+    weights: dict[str, float] | None = None  # the scan's score weights (its re-scan's)
 
 
 class FixJobRequested(Event):
@@ -162,6 +164,7 @@ class FixCompleted(Event):
     cells_changed: int
     rows_removed: int
     per_fix_json: str
+    weights: dict[str, float] | None = None
 
 
 class FixFailed(Event):
@@ -187,6 +190,7 @@ class Fix:
     engine: str = "polars"
     label_column: str | None = None
     job_id: UUID | None = None
+    weights: dict[str, float] | None = None
 
 
 def job_id_for(fix_id: UUID, attempt: int) -> UUID:
@@ -263,6 +267,7 @@ def decide(
                 cells_changed=command.cells_changed,
                 rows_removed=command.rows_removed,
                 per_fix_json=command.per_fix_json,
+                weights=state.weights,
             )
         ]
     raise Rejected(f"the fix aggregate does not handle {type(command).__name__}")
@@ -312,6 +317,7 @@ def _request(
         mode=mode,
         engine=scan.engine,
         label_column=scan.label_column,
+        weights=scan.weights,
     )
     job = FixJobRequested(
         originator_id=command.fix_id,
@@ -372,6 +378,7 @@ def evolve(state: Fix | None, event: Event) -> Fix:
             status="running",
             engine=event.engine,
             label_column=event.label_column,
+            weights=event.weights,
         )
     if state is None:
         raise ValueError(f"{type(event).__name__} before FixRequested")

@@ -182,6 +182,7 @@ class Scan:
     label_column: str | None = None
     report_uri: str | None = None
     issues: tuple[IssueSummary, ...] = ()
+    weights: dict[str, float] | None = None  # the score weights asked for (None: default)
 
 
 def job_id_for(scan_id: UUID, attempt: int) -> UUID:
@@ -322,6 +323,7 @@ def evolve(state: Scan | None, event: Event) -> Scan:
             status="running",
             engine=event.engine,
             label_column=event.label_column,
+            weights=event.weights,
         )
     if state is None:
         raise ValueError(f"{type(event).__name__} before ScanRequested")

@@ -88,12 +88,14 @@ def _new_version(event: FixCompleted, _envelope: Envelope) -> list[Reaction]:
         scan_id=event.scan_id,
         engine=event.engine,
         label_column=event.label_column,
+        weights=event.weights,
     )
     return [Reaction(command, event.dataset_id)]
 
 
 def _rescan(event: FixApplied | FixRolledBack, _envelope: Envelope) -> list[Reaction]:
-    """Scan the version a fix (or its rollback) made, as the fixed scan was run."""
+    """Scan the version a fix (or its rollback) made, as the fixed scan was run: its
+    engine, label column and score weights (so the scores before and after compare)."""
     scan_id = rescan_id_for(event.fix_id, rollback=isinstance(event, FixRolledBack))
     command = RequestScan(
         scan_id=scan_id,
@@ -101,6 +103,7 @@ def _rescan(event: FixApplied | FixRolledBack, _envelope: Envelope) -> list[Reac
         version=event.version,
         engine=event.engine,
         label_column=event.label_column,
+        weights=event.weights,
     )
     return [Reaction(command, scan_id)]
 

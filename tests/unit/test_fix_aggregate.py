@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,10 +103,15 @@ def scanned(issues: tuple[scan.IssueSummary, ...] = ISSUES, status: str = "compl
 
 
 def rescanned(
-    world: World, issues: tuple[scan.IssueSummary, ...] = ISSUES, status: str = "completed"
+    world: World,
+    issues: tuple[scan.IssueSummary, ...] = ISSUES,
+    status: str = "completed",
+    weights: dict[str, float] | None = None,
 ) -> World:
     scan_id = uuid.uuid4()
-    request = scan.RequestScan(scan_id, world.ds_id, engine="polars", label_column="y")
+    request = scan.RequestScan(
+        scan_id, world.ds_id, engine="polars", label_column="y", weights=weights
+    )
     events = scan.decide(request, None, meta(), world.ds)
     if status == "completed":
         done = scan.CompleteScan(
@@ -326,9 +332,10 @@ def test_a_failed_job_fails_the_fix_once() -> None:
 
 
 # ---- the dataset's fixed versions and rollbacks -------------------------------------------
-def apply_fix(world: World, n: int) -> uuid.UUID:
-    """A fix of the latest version (via a scan of it) that makes version content ``n``."""
-    rescanned(world)
+def apply_fix(world: World, n: int, weights: dict[str, float] | None = None) -> uuid.UUID:
+    """A fix of the latest version (via a scan of it, with ``weights``) that makes version
+    content ``n``."""
+    rescanned(world, weights=weights)
     history = request(world)
     state = fold(fix, history)
     (completed,) = fix.decide(completion(state, n=n), state, meta())
@@ -459,6 +466,81 @@ def test_the_policies_issue_the_version_and_deterministic_rescans() -> None:
     first = policy_reactions(registry, RESCAN_AFTER_FIX, cause)
     assert first == policy_reactions(registry, RESCAN_AFTER_FIX, cause)
     assert first[0][1] == str(world.ds_id)
+
+
+def test_the_rescans_after_a_fix_and_its_rollback_use_the_fixed_scans_weights() -> None:
+    weights = {"completeness": 3.0, "accuracy": 0.5, "label_quality": 0.0}
+    world = scanned()
+    fix_id = apply_fix(world, 7, weights)
+    # the weights travel: scan -> FixRequested -> FixCompleted -> AddFixedVersion -> FixApplied
+    assert world.sc.weights == weights
+    applied = world.dataset_events[-1]
+    assert isinstance(applied, dataset.FixApplied) and applied.weights == weights
+    latest = world.ds.latest
+    assert latest is not None and latest.weights == weights
+    (rescan,) = RESCAN_AFTER_FIX.react(applied, None)  # type: ignore[arg-type]
+    assert isinstance(rescan.command, scan.RequestScan)
+    assert (rescan.command.engine, rescan.command.label_column, rescan.command.weights) == (
+        "polars",
+        "y",
+        weights,
+    )
+    # the re-scan is a scan with those weights (its decider checks them like any scan's)
+    (requested, job) = scan.decide(rescan.command, None, meta(), world.ds)
+    assert isinstance(requested, scan.ScanRequested) and requested.weights == weights
+    assert isinstance(job, scan.JobRequested) and job.weights == weights
+    # the rollback's re-scan likewise
+    (rolled,) = world.decide_dataset(dataset.RollbackFix(world.ds_id, fix_id))
+    assert isinstance(rolled, dataset.FixRolledBack) and rolled.weights == weights
+    (again,) = RESCAN_AFTER_FIX.react(rolled, None)  # type: ignore[arg-type]
+    assert isinstance(again.command, scan.RequestScan) and again.command.weights == weights
+    # a scan without weights: none carried (the engine's defaults), and the codec keeps both
+    plain = apply_fix(world, 8)
+    unweighted = world.dataset_events[-1]
+    assert isinstance(unweighted, dataset.FixApplied) and unweighted.fix_id == plain
+    assert unweighted.weights is None
+    (default,) = RESCAN_AFTER_FIX.react(unweighted, None)  # type: ignore[arg-type]
+    assert default.command.weights is None  # type: ignore[attr-defined]
+    registry = default_registry()
+    for event in (applied, rolled, unweighted):
+        assert decode_event(_envelope(registry, world, event), table=registry.table) == event
+
+
+def test_fix_events_written_before_weights_decode_without_them(tmp_path: Path) -> None:
+    """FixRequested, FixCompleted, FixApplied, FixRolledBack and AddFixedVersion gained
+    ``weights`` (default null): a record of the schema without it (as released) reads as
+    None with the current reader."""
+    import json
+    import shutil
+
+    from fastavro import parse_schema
+    from fastavro.utils import generate_many
+
+    from datrix.streams.codec import SCHEMA_DIR, AvroCodec, SchemaSet, load_schema_set
+
+    names = (
+        "datrix.fix.FixRequested",
+        "datrix.fix.FixCompleted",
+        "datrix.dataset.AddFixedVersion",
+        "datrix.dataset.FixApplied",
+        "datrix.dataset.FixRolledBack",
+    )
+    (tmp_path / "released" / "1").mkdir(parents=True)
+    before: dict[str, dict[str, Any]] = {}
+    for name in names:
+        shutil.copy(SCHEMA_DIR / f"{name}.avsc", tmp_path)
+        raw = json.loads((SCHEMA_DIR / f"{name}.avsc").read_text())
+        assert raw["fields"][-1]["name"] == "weights" and raw["fields"][-1]["default"] is None
+        before[name] = {**raw, "fields": raw["fields"][:-1]}
+        (tmp_path / "released" / "1" / f"{name}.avsc").write_text(json.dumps(before[name]))
+    reader = AvroCodec(load_schema_set(tmp_path))
+    for name in names:
+        old = SchemaSet()
+        old.add(before[name], current=True)
+        (record,) = generate_many(parse_schema(before[name], named_schemas={}), 1)
+        decoded_name, decoded = reader.decode(AvroCodec(old).encode(name, record))
+        assert decoded_name == name and decoded["weights"] is None
+        assert set(decoded) == {*record, "weights"}
 
 
 def _envelope(registry: Any, world: World, event: Event) -> Any:
