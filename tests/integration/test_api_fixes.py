@@ -50,6 +50,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "scan": dirty["scan_id"],
         "clean": clean["dataset_id"],
         "cli_fix": json.loads(made.stdout)["fix_id"],
+        "fixable_issue": next(i["id"] for i in dirty["issues"] if i["fix_available"]),
     }
     try:
         yield server
@@ -215,3 +216,24 @@ def test_roles_and_tenants(api: Server) -> None:
         ):
             body = assert_problem(response, 404)
             assert fix_id not in body.get("title", "")
+
+
+def test_a_retried_fix_post_is_one_fix(api: Server) -> None:
+    """The same POST with the same Idempotency-Key (a client's retry) gets the first
+    answer and makes no second fix; the fix ids derive from the key."""
+    dataset = api.keys["dataset"]
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    with _client(api, "acme-engineer") as client:
+        path = f"/v1/quality/{dataset}/fix/preview"
+        # the first scan's (the dataset's newest may be a re-scan still running)
+        one = {"scanId": api.keys["scan"], "issueIds": [api.keys["fixable_issue"]]}
+        first = client.post(path, json=one, headers=headers)
+        again = client.post(path, json=one, headers=headers)
+        assert first.status_code == again.status_code == 202, again.text
+        assert again.headers.get("Idempotent-Replayed") == "true"
+        assert again.json()["fix_id"] == first.json()["fix_id"]
+        done = _wait_fix(client, first.json()["status_url"])
+        assert done["status"] == "previewed"
+        assert [f["issue_id"] for f in done["fixes"]] == [api.keys["fixable_issue"]]
+        other = client.post(path, json={"scanId": api.keys["scan"]}, headers=headers)
+        assert_problem(other, 422)  # the same key on another request
