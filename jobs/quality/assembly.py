@@ -31,12 +31,19 @@ from datrix.jobs.quality.pii import (
 from datrix.jobs.quality.profiling import ColumnStats
 from datrix.jobs.quality.scoring import ScoreInputs, build_scores
 from datrix.jobs.report import ColumnProfile, ScanOptions, ScanReport
+from datrix.jobs.transforms.pii_tokens import redaction_markers
 
 
 def is_constant(stats: ColumnStats, rows: int) -> bool:
     """One distinct non-null value over at least two non-null rows (a one-row dataset is
-    not "constant" in any useful sense)."""
-    return stats.distinct_count == 1 and rows - stats.null_count >= 2
+    not "constant" in any useful sense), unless that value is a PII fix's redaction marker
+    (``transforms.pii_tokens.redaction_markers``: ``<REDACTED>``, ``<EMAIL>``, ...): a
+    column of e-mail addresses redacted by a fix is all ``<EMAIL>`` on purpose, not a new
+    defect (no constant_column issue, no constant-column share in the score)."""
+    if stats.distinct_count != 1 or rows - stats.null_count < 2:
+        return False
+    value = stats.top_values[0][0] if stats.top_values else None
+    return not (isinstance(value, str) and value in redaction_markers())
 
 
 def pct(count: int, rows: int) -> float:

@@ -93,6 +93,18 @@ def placeholder(kind: str) -> str:
     return f"<{kind.upper()}>"
 
 
+@lru_cache(maxsize=1)
+def redaction_markers() -> frozenset[str]:
+    """Every value a PII redaction writes: ``base.REDACTED`` (``pii.redact``, the whole
+    value) and the placeholder of each kind the per-value detector reports
+    (``pii.redact_spans``: ``<EMAIL>``, ``<PHONE>``, ...). A column holding nothing else is
+    the intended outcome of a fix, which the scan does not report as a constant column."""
+    from datrix.jobs.quality.pii import SPAN_KINDS
+    from datrix.jobs.transforms.base import REDACTED
+
+    return frozenset({REDACTED, *(placeholder(kind) for kind in SPAN_KINDS)})
+
+
 def redact_spans(value: str) -> str:
     """``value`` with every PII span the per-value detector finds replaced by its kind's
     placeholder (the value itself when none is found)."""

@@ -13,7 +13,9 @@ Options (``spec_for_issue``'s ``options``, from the user) override the defaults:
   ``mode``, ``group`` (with ``impute_by``: the column to group by), ``knn``, ``iterative``;
 - ``normalise``: ``canonical`` (default), ``trim``, ``casefold``;
 - ``outliers``: ``winsorise`` (default) or ``null``;
-- ``pii``: ``redact_spans`` (default), ``redact``, ``hash``, ``tokenise``, ``drop_column``;
+- ``pii``: ``redact``, ``redact_spans``, ``hash``, ``tokenise``, ``drop_column`` (default:
+  ``redact`` for a column whose values are PII, ``redact_spans`` for PII inside free
+  text: ``pii_action``);
 - ``coerce``: ``number`` or ``date`` (default: what the issue's description says).
 
 An unknown option or value is a ValueError naming the choices.
@@ -267,6 +269,19 @@ def coerce_target(description: str) -> CoerceTo:
     return "date" if "not dates" in description or "not a date" in description else "number"
 
 
+def pii_action(column: str, description: str) -> PiiAction:
+    """The default fix of a pii_detected issue, from its description. The whole-value rule
+    ("column 'phone' holds personal data: ...": most values ARE an address, a number, ...)
+    redacts the whole value: its shapes are looser than the per-value detector's checks
+    (a phone number libphonenumber does not validate, such as a generator's +1-722-...), so
+    span redaction would leave flagged values in the column. PII inside free text ("column
+    'note' has personal data inside its values ...") redacts the detected spans only, and
+    keeps the text around them. Without a description (or another one), spans."""
+    if description.startswith(f"column {column!r} holds personal data:"):
+        return "redact"
+    return "redact_spans"
+
+
 def spec_for_issue(
     issue_type: str,
     column: str | None,
@@ -278,7 +293,8 @@ def spec_for_issue(
     issue type has no automatic fix (label issues, drift, class imbalance, ...).
 
     ``rows`` are the issue's affected rows (0-based, in the scanned version);
-    ``description`` the issue's text, where type_mismatch says number or date."""
+    ``description`` the issue's text, where type_mismatch says number or date and
+    pii_detected whether the values are PII or hold it inside text (``pii_action``)."""
     check_options(options)
     if issue_type == "exact_duplicates":
         return Dedupe("exact", options.get("dedupe_keep", "most_complete"))  # type: ignore[arg-type]
@@ -299,5 +315,5 @@ def spec_for_issue(
     if issue_type == "type_mismatch":
         return CoerceTypes(column, options.get("coerce", coerce_target(description)))  # type: ignore[arg-type]
     if issue_type == "pii_detected":
-        return Pii(column, options.get("pii", "redact_spans"))  # type: ignore[arg-type]
+        return Pii(column, options.get("pii", pii_action(column, description)))  # type: ignore[arg-type]
     return None

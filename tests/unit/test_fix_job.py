@@ -28,6 +28,7 @@ from datrix.jobs import fixes
 from datrix.jobs.quality.pii import mask_value
 from datrix.jobs.runner import load_report, run_scan_job
 from datrix.jobs.transforms.base import ROW_ID, Secrets, text
+from datrix.jobs.transforms.pii_tokens import redact_spans
 from datrix.streams.object_store import LocalObjectStore
 from datrix.streams.settings import Settings, SettingsError, load_settings
 
@@ -224,7 +225,9 @@ def test_apply_writes_a_new_version_with_one_provenance_row_per_changed_cell(
     assert by_type["exact_duplicates"]["rows_removed"] == 5
     # the null of a removed duplicate row is not filled: the row is gone
     assert by_type["null_values"]["cells_changed"] == scanned.table.head(300)["age"].null_count()
-    assert by_type["pii_detected"]["rule"] == "pii.redact_spans"
+    # a column of addresses (the whole-value rule) is redacted whole
+    assert by_type["pii_detected"]["rule"] == "pii.redact"
+    assert set(new["email"].to_list()) == {"<REDACTED>"}
     assert sum(f["cells_changed"] for f in per_fix) >= result.cells_changed
     assert {f["issue_id"] for f in per_fix} == {
         i.id for i in scanned.scan.issues if i.fix_available
@@ -279,7 +282,7 @@ def test_preview_counts_and_samples_without_writing_a_version(
     # PII is masked before, the redacted value shown after; no address reaches the object
     assert b"@example.com" not in body and "email" in preview["masked_columns"]
     assert first["before"]["email"].startswith("u•••@e•••")
-    assert first["after"]["email"] == "<EMAIL>"
+    assert first["after"]["email"] == "<REDACTED>"
 
 
 def test_a_preview_of_a_removed_row_has_no_after(scanned: Scanned) -> None:
@@ -496,6 +499,97 @@ def test_a_version_over_the_memory_budget_is_fixed_bounded_or_refused_naming_spa
     above = Settings(scan_in_memory_rows=100, job_memory_mb=0)
     completed(fixes.run_fix_job(knn, scanned.store, settings=above))
     assert len(bounded_calls) == 1
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Scanned:
+    """``datrix bench generate``'s table with its free-text comments (3,000 rows), scanned."""
+    from datrix.jobs.bench.generate import generate
+
+    folder = tmp_path_factory.mktemp("generated")
+    generate(3000, folder, seed=5, free_text=True)
+    store = LocalObjectStore(folder / "objects")
+    uri, sha = store.put_file(TENANT, folder / "dirty.parquet", ".parquet")
+    return Scanned(
+        store, pl.read_parquet(folder / "dirty.parquet"), uri, sha, scan_of(store, uri, sha)
+    )
+
+
+def scan_of(store: LocalObjectStore, uri: str, sha: str) -> CompleteScan:
+    request = JobRequested(
+        **_at(),
+        job_id=uuid.uuid4(),
+        kind="scan",
+        engine="polars",
+        tenant=TENANT,
+        dataset_id=uuid.uuid4(),
+        version=1,
+        object_uri=uri,
+        object_sha256=sha,
+        label_column=None,
+        seed=0,
+        attempt=1,
+    )
+    result = run_scan_job(request, store)
+    assert isinstance(result, CompleteScan), result
+    return result
+
+
+def test_the_default_pii_fix_leaves_no_flagged_value_and_no_new_defect(generated: Scanned) -> None:
+    """The generator's PII columns (e-mail, phone, card, IBAN, IP: the whole-value rule)
+    are redacted whole, every value: span redaction left 1,200 of its 3,000 phone numbers
+    (libphonenumber does not validate the generator's +1-722-...). Its comment column (PII
+    inside ~5 % of the notes) keeps its text with the spans replaced. The re-scan reports
+    no PII and no constant column for the redacted columns."""
+    report = load_report(generated.scan.report_uri, generated.store)
+    pii = {i.column: i for i in report.issues if i.type == "pii_detected"}
+    whole = {"email", "phone_number", "credit_card_number", "iban", "ip_address"}
+    assert whole | {"comment"} <= set(pii)
+    job = fix_job(generated, issue_ids=tuple(i.id for i in pii.values()))
+    result = completed(fixes.run_fix_job(job, generated.store))
+    rules = {f["column"]: f["rule"] for f in json.loads(result.per_fix_json)}
+    assert {c: rules[c] for c in whole} == dict.fromkeys(whole, "pii.redact")
+    assert rules["comment"] == "pii.redact_spans"
+    new = read(generated.store, result.object_uri)
+    for column in whole:  # every value of the column, not only those the spans found
+        values = new[column].drop_nulls()
+        assert set(values.to_list()) == {"<REDACTED>"}, column
+        assert new[column].null_count() == generated.table[column].null_count()
+    before, after = generated.table["comment"], new["comment"]
+    changed = [(b, a) for b, a in zip(before.to_list(), after.to_list(), strict=True) if b != a]
+    assert 0 < len(changed) < 0.1 * len(before)  # only the notes with PII inside
+    assert all(a == redact_spans(b) for b, a in changed)  # the text around kept
+    assert sum(a.count("<EMAIL>") + a.count("<PHONE>") for _, a in changed) > 0
+
+    rescan = scan_of(generated.store, result.object_uri, result.object_sha256)
+    found = {(i.type, i.column) for i in rescan.issues}
+    assert not {("pii_detected", c) for c in [*whole, "comment"]} & found
+    assert not {("constant_column", c) for c in whole} & found
+    # the generator's own constant columns are still reported
+    assert {c for t, c in found if t == "constant_column"} == set(
+        json.loads((generated.store.root.parent / "ground_truth.json").read_text())[
+            "constant_columns"
+        ]
+    )
+
+
+def test_the_default_pii_fix_follows_the_rule_that_found_it() -> None:
+    from datrix.jobs.transforms.specs import Pii, spec_for_issue
+
+    whole = "column 'phone' holds personal data: phone numbers [phone]: 9 (90.00% of rows); x"
+    spans = (
+        "column 'note' has personal data inside its values in 2 rows (5.00% of rows): "
+        "e-mail addresses [email]: 2; redact the spans (<EMAIL>, <PHONE>, ...)"
+    )
+    assert spec_for_issue("pii_detected", "phone", [1], {}, whole) == Pii("phone", "redact")
+    assert spec_for_issue("pii_detected", "note", [1], {}, spans) == Pii("note", "redact_spans")
+    # another column's description, or none: spans (the contract's default)
+    assert spec_for_issue("pii_detected", "note", [1], {}, whole).action == "redact_spans"  # type: ignore[union-attr]
+    assert spec_for_issue("pii_detected", "phone", [1], {}) == Pii("phone", "redact_spans")
+    # the user's option wins
+    assert spec_for_issue("pii_detected", "phone", [1], {"pii": "redact_spans"}, whole) == Pii(
+        "phone", "redact_spans"
+    )
 
 
 CRASH_SCRIPT = """
