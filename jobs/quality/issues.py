@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from datrix.aggregates.fix import FIXABLE_TYPES
 from datrix.jobs.quality.scoring import impact_score, severity_for
 from datrix.jobs.report import Dimension, Issue, Severity
 
@@ -23,25 +24,11 @@ def verb(n: int, one: str, many: str) -> str:
     return one if n == 1 else many
 
 
-# Issue types with a mechanical fix: drop/impute, canonical spelling, cast, redact/hash,
-# drop rows with suspicious labels
-# (sentinel codes and impossible negatives: set to null, then impute like nulls).
-# Near duplicates are not among them: merging needs a decision which record survives; nor
-# is drift, which describes the data rather than a defect in it.
-FIXABLE = frozenset(
-    {
-        "null_values",
-        "exact_duplicates",
-        "outliers",
-        "sentinel_values",
-        "impossible_values",
-        "constant_column",
-        "inconsistent_format",
-        "type_mismatch",
-        "pii_detected",
-        "label_issues",  # drop the rows (or relabel them after review)
-    }
-)
+# Issue types with an automatic fix (``datrix fix``): the fix aggregate's list, which
+# ``jobs/transforms/specs.spec_for_issue`` gives a default fix for (a unit test holds the
+# two together). Drift describes the data rather than a defect in it; label issues and
+# constant or high-cardinality columns need a person's decision.
+FIXABLE = FIXABLE_TYPES
 
 
 @dataclass(frozen=True)

@@ -340,7 +340,7 @@ def test_typos_case_and_whitespace_copies_are_found(tmp_path: Path) -> None:
     assert "'id' ignored as key" in issue.description
     exact = next(i for i in report.issues if i.type == "exact_duplicates")
     assert report.affected_rows[exact.id] == [302]
-    assert not issue.fix_available
+    assert issue.fix_available  # datrix fix dedupes near copies (Dedupe("near"))
 
 
 def test_exact_copies_of_a_near_copy(tmp_path: Path) -> None:
