@@ -988,9 +988,9 @@ def _near_dedupe(spec: Dedupe, sdf: Any) -> SparkApplied:
     # ``cluster`` is a position; ROW_ID order is position order, so ordering by ROW_ID
     # ties the same way as Polars' position.
     columns = [c for c in sdf.columns if c != ROW_ID]
-    filled = sum((col(c).isNotNull().cast("int") for c in columns), F.lit(0))
+    complete = sum((col(c).isNotNull().cast("int") for c in columns), F.lit(0))
     order = [F.desc("__filled"), F.asc(col(ROW_ID))]
-    members = sdf.join(F.broadcast(clusters), ROW_ID).withColumn("__filled", filled)
+    members = sdf.join(F.broadcast(clusters), ROW_ID).withColumn("__filled", complete)
     ranked = members.withColumn(
         "__rank", F.row_number().over(Window.partitionBy("cluster").orderBy(*order))
     )
@@ -1018,18 +1018,37 @@ def _near_dedupe(spec: Dedupe, sdf: Any) -> SparkApplied:
           for i, c in enumerate(columns)],
     ).filter(col("__rank") == 1).drop("__rank")  # fmt: skip
     work = kept.join(merged, ROW_ID, "left")
-    parts = []
-    table = work
+    # Every column in one pass: the keeper's nulls filled from its cluster (the first
+    # non-null value in keep order), one change row per filled cell.
+    conf = F.coalesce(col("__conf"), F.lit(1.0)).cast("double")
+    filled = {c: F.coalesce(col(f"__m{i}"), col(c)) for i, c in enumerate(columns)}
+    cells = []
     for i, c in enumerate(columns):
-        new = F.coalesce(col(f"__m{i}"), col(c))
-        done = replace_column(table, c, new, spec.rule, F.coalesce(col("__conf"), F.lit(1.0)))
-        table = done.table
-        parts.append(done.changes.filter(col("row_id").isNotNull()))
-    out = table.select(*[col(c) for c in sdf.columns])
-    changes = removal
-    for part in parts:
-        changes = changes.unionByName(part)
-    return SparkApplied(out, changes)
+        dtype = dtype_of(sdf, c)
+        old, new = text(col(c), dtype), text(filled[c], dtype)
+        change = F.struct(
+            F.lit(c).alias("column"),
+            old.alias("old_value"),
+            new.alias("new_value"),
+        )
+        cells.append(F.when(col(f"__m{i}").isNotNull() & col(c).isNull(), change))
+    exploded = work.select(
+        col(ROW_ID).alias("row_id"),
+        conf.alias("confidence"),
+        F.explode(F.array_compact(F.array(*cells))).alias("c"),
+    )
+    merged_changes = conform(
+        exploded.select(
+            "row_id",
+            "c.column",
+            "c.old_value",
+            "c.new_value",
+            F.lit(spec.rule).alias("rule"),
+            "confidence",
+        ).filter(~col("old_value").eqNullSafe(col("new_value")))
+    )
+    out = work.select(*[filled[c].alias(c) if c in filled else col(c) for c in sdf.columns])
+    return SparkApplied(out, removal.unionByName(merged_changes))
 
 
 # ---------------------------------------------------------------------------- apply_all

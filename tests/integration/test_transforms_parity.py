@@ -250,10 +250,37 @@ def test_apply_all_matches_polars_on_the_generated_dirty_data(spark: Any, dirty:
     # the run removed the planted near duplicates and changed cells: a real comparison
     removed = polars.changes.filter(pl.col("column").is_null() & pl.col("row_id").is_not_null())
     assert {"dedupe.exact", "dedupe.near"} <= set(removed["rule"].to_list())
-    merged = polars.changes.filter(pl.col("rule").str.contains("dedupe.near", literal=True))
-    assert merged.filter(pl.col("column").is_not_null()).height > 0  # cells filled by merge
     assert polars.changes.filter(pl.col("column").is_not_null()).height > 1_000
     # one change row per changed cell
     cells = polars.changes.filter(pl.col("row_id").is_not_null() & pl.col("column").is_not_null())
     assert cells.select("row_id", "column").is_duplicated().sum() == 0
     assert all(0.0 <= c <= 1.0 and not math.isnan(c) for c in got.changes["confidence"])
+
+
+def test_near_dedupe_merge_matches_polars(spark: Any, dirty: Path, tmp_path: Path) -> None:
+    """Merge fills the kept row's nulls from its cluster. In a full run the imputations
+    come first and leave it little to fill, so here the planted near-duplicate pairs get
+    holes of their own: the original loses one value, its copy two others."""
+    import json
+
+    truth = json.loads((dirty.parent / "ground_truth.json").read_text())
+    pairs = truth["near_duplicates"]["pairs"]
+    frame = pl.read_parquet(dirty).with_row_index("i")
+    originals = pl.Series([a for a, _ in pairs], dtype=pl.UInt32)
+    copies = pl.Series([b for _, b in pairs], dtype=pl.UInt32)
+    holed = frame.with_columns(
+        pl.when(pl.col("i").is_in(originals.implode())).then(None).otherwise("loyalty_points")
+        .alias("loyalty_points"),
+        *[pl.when(pl.col("i").is_in(copies.implode())).then(None).otherwise(c).alias(c)
+          for c in ("order_count", "return_count")],
+    ).drop("i")  # fmt: skip
+    path = tmp_path / "holed.parquet"
+    holed.write_parquet(path)
+
+    polars, got = both(Dedupe("near", "merge"), path)
+    assert_same(polars, got)
+    filled = polars.changes.filter(pl.col("column").is_not_null())
+    assert filled.height > 0 and set(filled["column"]) >= {"loyalty_points"}
+    assert filled["old_value"].null_count() == filled.height  # only nulls are filled
+    removed = polars.changes.filter(pl.col("column").is_null())
+    assert removed.height >= len(pairs) // 2
