@@ -232,7 +232,19 @@ class Dataset:
         return None
 
     def previous(self, number: int) -> DatasetVersion | None:
-        """The version before ``number`` (what a scan of ``number`` checks drift against)."""
+        """What a scan of version ``number`` checks drift against: the version before it,
+        except that a fix or rollback version is checked against what its base version
+        was checked against. Drift is about data that *arrived*; a fix changes the
+        distributions on purpose (imputed, canonical, redacted values), and checking the
+        fixed version against the one it fixed reported every fix as drift."""
+        version = self.get_version(number)
+        if (
+            version is not None
+            and version.cause in ("fix", "rollback")
+            and version.base_version is not None
+            and version.base_version < number
+        ):
+            return self.previous(version.base_version)
         return self.get_version(number - 1) if number > 1 else None
 
     def fixed_by(self, fix_id: UUID) -> DatasetVersion | None:

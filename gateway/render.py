@@ -205,12 +205,13 @@ def fix(console: Console, doc: dict[str, Any], dataset_name: str, command: str =
     head.add_row(f"[bold]{safe(dataset_name)}[/] {what}", f"fix {safe(doc.get('fix_id'))}")
     console.print(Panel(head, title="Datrix fix", expand=False))
     per_fix = Table(title="Fixes", show_edge=False)
-    per_fix.add_column("issue", no_wrap=True)
-    per_fix.add_column("type", no_wrap=True)
-    per_fix.add_column("column", overflow="fold", max_width=40)
-    per_fix.add_column("rule", no_wrap=True)
-    per_fix.add_column("cells changed", justify="right", no_wrap=True)
-    per_fix.add_column("rows removed", justify="right", no_wrap=True)
+    # Widths hold in an 80-column terminal: names fold, counts and ids never do.
+    per_fix.add_column("issue", no_wrap=True, min_width=4)
+    per_fix.add_column("type", overflow="fold", min_width=11)
+    per_fix.add_column("column", overflow="fold", min_width=10, max_width=40)
+    per_fix.add_column("rule", overflow="fold", min_width=12)
+    per_fix.add_column("cells", justify="right", no_wrap=True, min_width=5)
+    per_fix.add_column("removed", justify="right", no_wrap=True, min_width=7)
     for item in doc.get("fixes") or []:
         per_fix.add_row(
             safe(item.get("issue_id") or "-"),

@@ -569,3 +569,26 @@ def test_every_fix_event_survives_the_codec() -> None:
     for event in [*history, *completed, *world.dataset_events]:
         env = _envelope(registry, world, event)
         assert decode_event(env, table=registry.table) == event
+
+
+def test_fixed_and_rolled_back_versions_check_drift_against_their_base_versions_baseline() -> None:
+    """Drift is about data that arrived: the scan of a fixed version (and of a rollback)
+    compares with what the fixed version's base was compared with, not with the version the
+    fix changed on purpose."""
+    world = scanned()
+    world.decide_dataset(upload(world.ds_id, 2))  # v2, checked against v1
+    fix_id = apply_fix(world, 7)  # v3 = v2 fixed
+    assert [v.cause for v in world.ds.versions] == ["upload", "upload", "fix"]
+    baseline = world.ds.previous(3)
+    assert baseline is not None and baseline.version == 1
+    job = scan.decide(
+        scan.RequestScan(uuid.uuid4(), world.ds_id, version=3), None, meta(), world.ds
+    )[1]
+    assert isinstance(job, scan.JobRequested)
+    assert (job.previous_version, job.previous_object_uri) == (1, world.ds.versions[0].object_uri)
+    world.decide_dataset(dataset.RollbackFix(world.ds_id, fix_id))  # v4 = v2 again
+    rolled = world.ds.previous(4)
+    assert rolled is not None and rolled.version == 1
+    world.decide_dataset(upload(world.ds_id, 5))  # v5, new data: checked against v4
+    after_upload = world.ds.previous(5)
+    assert after_upload is not None and after_upload.version == 4
