@@ -652,7 +652,7 @@ def fix_counts(
                 "issue_ids": list(fix.issue_ids),
                 "type": fix.issue_type,
                 "column": fix.column,
-                "rule": fix.spec.rule,
+                "rule": _rule_applied(fix.spec, mine),
                 "cells_changed": int(mine.filter(_is_cell()).height),
                 "rows_removed": int(mine.filter(_is_removal()).height),
                 "rows_affected": rows
@@ -662,6 +662,21 @@ def fix_counts(
             }
         )
     return counts
+
+
+def _rule_applied(spec: FixSpec, mine: pl.DataFrame) -> str:
+    """The rule the fix's change rows record (an impute of a text column records
+    ``impute.mode``, not the spec's ``impute.median``); the spec's rule when it changed
+    nothing or recorded several."""
+    prefix = stage(spec)
+    if isinstance(spec, Dedupe) or mine.height == 0:
+        return spec.rule
+    recorded = (
+        mine.select(pl.col("rule").str.split("+").explode().unique())
+        .filter(pl.col("rule").str.split(".").list.first() == prefix)["rule"]
+        .to_list()
+    )
+    return str(recorded[0]) if len(recorded) == 1 else spec.rule
 
 
 def provenance_table(changes: pl.DataFrame, fix_id: UUID) -> pl.DataFrame:

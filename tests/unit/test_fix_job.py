@@ -632,3 +632,20 @@ def test_the_crash_point_kills_after_the_objects_are_stored(scanned: Scanned) ->
     again = completed(fixes.run_fix_job(job, scanned.store))
     names = {Path(again.object_uri).name, Path(again.provenance_uri).name}
     assert names == set(new)
+
+
+def test_the_per_fix_rule_is_the_rule_its_change_rows_record() -> None:
+    """An impute of a text column records ``impute.mode`` (the median has no meaning
+    there): the per-fix summary says so too, not the spec's default name."""
+    from datrix.jobs.transforms.specs import Dedupe, Impute
+
+    mine = pl.DataFrame(
+        {
+            "row_id": [1, 2],
+            "column": ["city", "city"],
+            "rule": ["impute.mode", "normalise.canonical+impute.mode"],
+        }
+    )
+    assert fixes._rule_applied(Impute("city"), mine) == "impute.mode"
+    assert fixes._rule_applied(Impute("city"), mine.clear()) == "impute.median"
+    assert fixes._rule_applied(Dedupe("exact"), mine) == "dedupe.exact"
