@@ -1110,8 +1110,16 @@ def merge_changes(source: Any, parts: Sequence[Any]) -> Any:
         return F.when(col("rule").contains("+pii."), mask_pii(old)).otherwise(old)
 
     ended = col("_removed_at").isNotNull() | col("_dropped_at").isNotNull()
+    # Only the cells of columns several fixes changed need grouping (as on Polars): the
+    # others are one row per cell already.
+    touched = cells.select("column", "_part").distinct().groupBy("column").count()
+    shared = [r[0] for r in touched.filter(col("count") > 1).select("column").collect()]
+    several = col("column").isin(shared) if shared else F.lit(False)
+    single = cells.filter(~ended & ~several).select(
+        "row_id", "column", "old_value", "new_value", "rule", "confidence"
+    )
     merged = (
-        cells.filter(~ended)
+        cells.filter(~ended & several)
         .groupBy("row_id", "column")
         .agg(history.alias("h"))
         .select(
@@ -1162,7 +1170,12 @@ def merge_changes(source: Any, parts: Sequence[Any]) -> Any:
     first_removals = first_removals.join(rebuilt, "row_id", "left").withColumn(
         "old_value", F.coalesce(col("_json"), col("old_value"))
     )
-    out = conform(first_drops).unionByName(conform(first_removals)).unionByName(conform(merged))
+    out = (
+        conform(first_drops)
+        .unionByName(conform(first_removals))
+        .unionByName(conform(single))
+        .unionByName(conform(merged))
+    )
     clamped = F.least(F.greatest(col("confidence"), F.lit(0.0)), F.lit(1.0))
     return out.withColumn("confidence", clamped)
 
