@@ -592,3 +592,40 @@ def test_fixed_and_rolled_back_versions_check_drift_against_their_base_versions_
     world.decide_dataset(upload(world.ds_id, 5))  # v5, new data: checked against v4
     after_upload = world.ds.previous(5)
     assert after_upload is not None and after_upload.version == 4
+
+
+def test_the_fixes_row_is_the_same_whichever_partition_is_projected_first(tmp_path: Path) -> None:
+    """The fix's events and the dataset's (FixApplied, FixRolledBack) lie on different
+    partitions; a replay projects one partition after the other, in either order. The fix's
+    row must end the same both ways (replay --verify compares them)."""
+    from datrix.projections.read_models.fixes import READ_MODEL, fix_row
+    from datrix.projections.store import SQLiteReadStore
+
+    registry = default_registry()
+    world = scanned()
+    history = request(world)
+    state = fold(fix, history)
+    fix_events = [*history, *fix.decide(completion(state, n=7), state, meta())]
+    (reaction,) = FIX_VERSIONS.react(fix_events[-1], None)  # type: ignore[arg-type]
+    dataset_events = [*world.decide_dataset(reaction.command)]
+    dataset_events += world.decide_dataset(dataset.RollbackFix(world.ds_id, state.id))
+
+    def project(name: str, events: list[Event]) -> dict[str, Any]:
+        store = SQLiteReadStore(tmp_path / f"{name}.db")
+        with registry.installed(), store.transaction() as tx:
+            for event in events:
+                env = _envelope(registry, world, event)
+                READ_MODEL.handlers[type(event)](tx, env, decode_event(env))
+        row = fix_row(store, "acme", str(state.id))
+        assert row is not None
+        return row
+
+    fix_first = project("fix-first", [*fix_events, *dataset_events])
+    dataset_first = project("dataset-first", [*dataset_events, *fix_events])
+    assert fix_first == dataset_first
+    assert (fix_first["status"], fix_first["new_version"], fix_first["rolled_back_by_version"]) == (
+        "rolled_back",
+        2,
+        3,
+    )
+    assert fix_first["issue_ids_json"] != "[]" and fix_first["job_id"] is not None
