@@ -45,6 +45,8 @@ bench: install
 	$(BIN)/python tests/benchmarks/bench_streams.py
 	$(BIN)/python tests/benchmarks/bench_upload.py
 	$(BIN)/python tests/benchmarks/bench_api.py
+	$(BIN)/python tests/benchmarks/bench_fix.py
+	$(BIN)/python tests/benchmarks/bench_pii.py
 
 clean:
 	rm -rf .datrix .pytest_cache .mypy_cache .ruff_cache

@@ -32,7 +32,7 @@ where the group has no known value.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -577,14 +577,44 @@ def _remove(
     )
 
 
-def near_clusters(frame: pl.DataFrame) -> pl.DataFrame:
-    """The scan's near-duplicate pairs of ``frame`` (exact copies left out, as the scan
-    does) joined into clusters: ``position`` (0-based row of ``frame``), ``cluster`` (its
-    smallest position) and ``probability`` (the cluster's weakest pair's match
-    probability), one row per clustered row."""
+def clusters_of(
+    pairs: Sequence[tuple[int, int]], probabilities: Sequence[float] | None, rows: int
+) -> pl.DataFrame:
+    """Near-duplicate ``pairs`` (0-based positions among ``rows`` rows; each pair's match
+    ``probabilities``, 1.0 when not given) joined into clusters, sorted by position:
+    ``position``, ``cluster`` (its smallest position) and ``probability`` (the cluster's
+    weakest pair's match probability), one row per clustered row. Both engines' near
+    dedupe cluster through this."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
+    found = np.asarray(pairs, dtype=np.int64)
+    probs = np.asarray(probabilities or [1.0] * len(found), dtype=np.float64)
+    graph = coo_matrix((np.ones(len(found)), (found[:, 0], found[:, 1])), shape=(rows, rows))
+    _, labels = connected_components(graph, directed=False)
+    members = np.unique(found)
+    by_label = pl.DataFrame({"position": members, "label": labels[members]}).with_columns(
+        pl.col("position").min().over("label").alias("cluster")
+    )
+    weakest = (
+        pl.DataFrame({"label": labels[found[:, 0]], "p": probs})
+        .group_by("label")
+        .agg(pl.col("p").min().alias("probability"))
+    )
+    return (
+        by_label.join(weakest, on="label")
+        .select(
+            pl.col("position").cast(pl.Int64),
+            pl.col("cluster").cast(pl.Int64),
+            pl.col("probability").cast(pl.Float64),
+        )
+        .sort("position")
+    )
+
+
+def near_clusters(frame: pl.DataFrame) -> pl.DataFrame:
+    """The scan's near-duplicate pairs of ``frame`` (exact copies left out, as the scan
+    does) joined into clusters (``clusters_of``), one row per clustered row."""
     from datrix.jobs.quality.detection import duplicate_rows
     from datrix.jobs.quality.near_duplicates import find_near_duplicates_in
     from datrix.jobs.quality.profiling import profile_columns
@@ -603,28 +633,7 @@ def near_clusters(frame: pl.DataFrame) -> pl.DataFrame:
     near = find_near_duplicates_in(scan, schema, stats, redundant, SEED)
     if not near.pairs:
         return empty
-    pairs = np.asarray(near.pairs, dtype=np.int64)
-    probs = np.asarray(near.probabilities or [1.0] * len(pairs), dtype=np.float64)
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(rows, rows))
-    _, labels = connected_components(graph, directed=False)
-    members = np.unique(pairs)
-    by_label = pl.DataFrame({"position": members, "label": labels[members]}).with_columns(
-        pl.col("position").min().over("label").alias("cluster")
-    )
-    weakest = (
-        pl.DataFrame({"label": labels[pairs[:, 0]], "p": probs})
-        .group_by("label")
-        .agg(pl.col("p").min().alias("probability"))
-    )
-    return (
-        by_label.join(weakest, on="label")
-        .select(
-            pl.col("position").cast(pl.Int64),
-            pl.col("cluster").cast(pl.Int64),
-            pl.col("probability").cast(pl.Float64),
-        )
-        .sort("position")
-    )
+    return clusters_of(near.pairs, near.probabilities, rows)
 
 
 def _near_dedupe(spec: Dedupe, frame: pl.DataFrame) -> Applied:

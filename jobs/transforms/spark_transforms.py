@@ -802,7 +802,7 @@ def _fill_stats(
             F.stddev_samp(col("__x")).alias("sd"),
         )
         integer = _is_numeric(dtype) and not _is_float(dtype) and not _is_decimal(dtype)
-        fill = F.round(col("median"), 0) if integer else col("median")
+        fill = F.bround(col("median"), 0) if integer else col("median")  # half to even, as Polars
         band = F.when(col("sd") > 0, col("sd") * F.lit(TOLERANCE_SD)).otherwise(F.lit(0.0))
         stats = first.select(*group, fill.alias("fill"), band.alias("band"))
         if group:  # null is a group too (Polars' group_by; joined with nulls equal)
@@ -918,11 +918,6 @@ def near_clusters(sdf: Any) -> Any:
     the driver over the *compared* columns of every row, collected in row order (as the
     Spark scan does: the blocking and pair comparison need them all). The pairs are joined
     into clusters there, as on Polars."""
-    import numpy as np
-    import polars as pl
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     from datrix.jobs.quality.spark_engine import (
         _duplicate_rows,
         _is_integer,
@@ -930,7 +925,7 @@ def near_clusters(sdf: Any) -> Any:
         _profile_columns,
         logical_type,
     )
-    from datrix.jobs.transforms.polars_transforms import SEED
+    from datrix.jobs.transforms.polars_transforms import SEED, clusters_of
 
     names = [c for c in sdf.columns if c != ROW_ID]
     if not names:
@@ -949,24 +944,7 @@ def near_clusters(sdf: Any) -> Any:
         near = _near_duplicates(df, position, stats, rows, redundant, SEED)
         if not near.pairs:
             return None
-        pairs = np.asarray(near.pairs, dtype=np.int64)
-        probs = np.asarray(near.probabilities or [1.0] * len(pairs), dtype=np.float64)
-        graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(rows, rows))
-        _, labels = connected_components(graph, directed=False)
-        members = np.unique(pairs)
-        by_label = pl.DataFrame({"position": members, "label": labels[members]}).with_columns(
-            pl.col("position").min().over("label").alias("cluster")
-        )
-        weakest = (
-            pl.DataFrame({"label": labels[pairs[:, 0]], "p": probs})
-            .group_by("label")
-            .agg(pl.col("p").min().alias("probability"))
-        )
-        clusters = by_label.join(weakest, on="label").select(
-            pl.col("position").cast(pl.Int64).alias(IDX),
-            pl.col("cluster").cast(pl.Int64),
-            pl.col("probability").cast(pl.Float64),
-        )
+        clusters = clusters_of(near.pairs, near.probabilities, rows).rename({"position": IDX})
         spark = sdf.sparkSession
         small = spark.createDataFrame(clusters.to_arrow())
         from pyspark.sql import functions as F

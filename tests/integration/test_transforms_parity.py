@@ -219,7 +219,7 @@ def test_missing_secrets_are_refused_on_spark(spark: Any, small: Path) -> None:
 @pytest.fixture(scope="module")
 def dirty(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out: Path = tmp_path_factory.mktemp("transforms-dirty")
-    generate(3_000, out, seed=5)
+    generate(1_500, out, seed=5)  # every planted kind; its integer median 648.5 tests rounding
     return out / "dirty.parquet"
 
 
@@ -284,3 +284,13 @@ def test_near_dedupe_merge_matches_polars(spark: Any, dirty: Path, tmp_path: Pat
     assert filled["old_value"].null_count() == filled.height  # only nulls are filled
     removed = polars.changes.filter(pl.col("column").is_null())
     assert removed.height >= len(pairs) // 2
+
+
+def test_a_whole_median_halfway_between_rounds_to_even_on_both(spark: Any, tmp_path: Path) -> None:
+    """An integer column's median 2.5 fills 2 (half to even, Polars' rounding); Spark's
+    ``round`` would give 3 (found at 1,500 generated rows: a median of 648.5)."""
+    path = tmp_path / "half.parquet"
+    pl.DataFrame({"n": [2, 3, None, 2, 3, None]}, schema={"n": pl.Int64}).write_parquet(path)
+    polars, got = both(Impute("n"), path)
+    assert_same(polars, got)
+    assert polars.table["n"].to_list() == [2, 3, 2, 2, 3, 2]
