@@ -52,6 +52,12 @@ def next_version(current: int | None) -> int:
     return 1 if current is None else current + 1
 
 
+def check_follows(current: int, event: Event) -> None:
+    """``evolve``'s guard: ``event`` must be the next event of a stream at ``current``."""
+    if event.originator_version != current + 1:
+        raise ValueError(f"event version {event.originator_version} does not follow {current}")
+
+
 def avro_names(
     namespace: str, classes: Sequence[type], namespaces: Mapping[type, str] | None = None
 ) -> dict[str, type]:

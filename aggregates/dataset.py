@@ -34,7 +34,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID, uuid5
 
-from datrix.aggregates.common import AggregateSpec, Command, Event, Meta, Rejected, next_version
+from datrix.aggregates.common import (
+    AggregateSpec,
+    Command,
+    Event,
+    Meta,
+    Rejected,
+    check_follows,
+    next_version,
+)
 
 
 # ---- commands -------------------------------------------------------------------------
@@ -456,10 +464,7 @@ def evolve(state: Dataset | None, event: Event) -> Dataset:
         return Dataset(id=event.originator_id, version=1, tenant=event.tenant, name=event.name)
     if state is None:
         raise ValueError(f"{type(event).__name__} before DatasetRegistered")
-    if event.originator_version != state.version + 1:
-        raise ValueError(
-            f"event version {event.originator_version} does not follow {state.version}"
-        )
+    check_follows(state.version, event)
     if isinstance(event, DatasetVersionAdded):
         if event.version != len(state.versions) + 1:
             raise ValueError(f"dataset version {event.version} is not the next one")

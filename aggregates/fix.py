@@ -26,7 +26,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 from uuid import UUID
 
-from datrix.aggregates.common import AggregateSpec, Command, Event, Meta, Rejected, next_version
+from datrix.aggregates.common import (
+    AggregateSpec,
+    Command,
+    Event,
+    Meta,
+    Rejected,
+    check_follows,
+    next_version,
+)
 from datrix.aggregates.dataset import Dataset
 from datrix.aggregates.scan import Scan
 
@@ -382,10 +390,7 @@ def evolve(state: Fix | None, event: Event) -> Fix:
         )
     if state is None:
         raise ValueError(f"{type(event).__name__} before FixRequested")
-    if event.originator_version != state.version + 1:
-        raise ValueError(
-            f"event version {event.originator_version} does not follow {state.version}"
-        )
+    check_follows(state.version, event)
     if isinstance(event, FixJobRequested):
         return replace(state, version=event.originator_version, job_id=event.job_id)
     if isinstance(event, FixPreviewed | FixCompleted):

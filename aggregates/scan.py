@@ -17,7 +17,15 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 from uuid import UUID
 
-from datrix.aggregates.common import AggregateSpec, Command, Event, Meta, Rejected, next_version
+from datrix.aggregates.common import (
+    AggregateSpec,
+    Command,
+    Event,
+    Meta,
+    Rejected,
+    check_follows,
+    next_version,
+)
 from datrix.aggregates.dataset import Dataset
 
 ENGINES = ("polars", "spark", "gpu")
@@ -327,10 +335,7 @@ def evolve(state: Scan | None, event: Event) -> Scan:
         )
     if state is None:
         raise ValueError(f"{type(event).__name__} before ScanRequested")
-    if event.originator_version != state.version + 1:
-        raise ValueError(
-            f"event version {event.originator_version} does not follow {state.version}"
-        )
+    check_follows(state.version, event)
     if isinstance(event, JobRequested):
         return replace(state, version=event.originator_version, job_id=event.job_id)
     if isinstance(event, ScanCompleted):

@@ -87,7 +87,7 @@ def _job(tx: Tx, env: Envelope, event: fix.FixJobRequested) -> str | None:
         f"UPDATE fixes SET status = 'running', job_id = ?, updated_at = {LATER} WHERE fix_id = ?",
         (str(event.job_id), at, at, env.subject),
     )
-    return _dataset_of(tx, env.subject)
+    return str(event.dataset_id)
 
 
 def _previewed(tx: Tx, env: Envelope, event: fix.FixPreviewed) -> str | None:
