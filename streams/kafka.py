@@ -148,7 +148,7 @@ def to_message(env: Envelope, position: int | None = None) -> tuple[bytes, bytes
     headers: Headers = list(cloudevents_headers(env))
     if position is not None:
         headers.append(("datrix_position", str(position).encode()))
-    return env.subject.encode(), env.data, headers
+    return (env.partition_key or env.subject).encode(), env.data, headers
 
 
 class BadMessage(ValueError):
@@ -266,6 +266,7 @@ def from_message(headers: Any, value: bytes | None) -> tuple[Envelope, int | Non
         sequence=sequence,
         data=value or b"",
         source=h["ce_source"],
+        partition_key=h.get("ce_partitionkey") or None,
     )
     if "ce_dataschema" in h:
         expected = dataschema(env)

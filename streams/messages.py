@@ -92,6 +92,11 @@ class Envelope:
     causation_id: str | None = None
     sequence: int | None = None
     source: str = SOURCE
+    # The Kafka record key when it is not the subject (CloudEvents Partitioning extension,
+    # ``partitionkey``): a command's outcome is keyed by the aggregate the command was for,
+    # so it lands on that aggregate's partition after its events and a reader that sees the
+    # outcome projected sees the events projected too.
+    partition_key: str | None = None
 
 
 def _to_avro(value: Any) -> Any:
@@ -243,12 +248,15 @@ def command_envelope(
 
 
 def event_envelope(event: Event, cause: Envelope, table: TypeTable | None = None) -> Envelope:
-    """Wrap an event decided from the command in ``cause``; the id is derived, not random."""
+    """Wrap an event decided from the command in ``cause``; the id is derived, not random.
+    An event of another stream than the command's subject (its outcome) is keyed by that
+    subject, so it follows the subject's events on the same partition."""
     table = table or active_types()
+    subject = str(event.originator_id)
     return Envelope(
         id=uuid.uuid5(cause.id, f"{event.originator_id}/{event.originator_version}"),
         type=table.names[type(event)],
-        subject=str(event.originator_id),
+        subject=subject,
         time=event.timestamp,
         tenant=cause.tenant,
         actor=cause.actor,
@@ -256,6 +264,7 @@ def event_envelope(event: Event, cause: Envelope, table: TypeTable | None = None
         causation_id=str(cause.id),
         sequence=event.originator_version,
         data=encode_payload(event, table=table),
+        partition_key=cause.subject if cause.subject and cause.subject != subject else None,
     )
 
 
@@ -268,6 +277,7 @@ EXTENSIONS: dict[str, str] = {
     "correlationid": "correlation_id",
     "causationid": "causation_id",
     "sequence": "sequence",
+    "partitionkey": "partition_key",
 }
 # ``urn:datrix:avro:<Avro full name>:<CRC-64-AVRO fingerprint, 16 hex digits>``
 DATASCHEMA_PREFIX = "urn:datrix:avro:"

@@ -129,3 +129,21 @@ def test_scan_flow_events_carry_causation(store: EventStore) -> None:
     # another tenant cannot scan it
     other = envelope(scan.RequestScan(uuid.uuid4(), ds_id), uuid.uuid4(), tenant="evil")
     assert proc.process(NAME, 4, other).outcome == "rejected"
+
+
+def test_an_outcome_is_keyed_by_its_aggregate_after_its_events(store: EventStore) -> None:
+    """A command's outcome (its own stream, id = command id) travels with the Kafka key of
+    the aggregate the command was for, after that aggregate's events: on one partition,
+    a projector that has projected ``accepted`` has projected the events too (a client that
+    saw its upload accepted then asked for the dataset by name got a 404 in Kafka mode)."""
+    from datrix.streams.kafka import from_message, to_message
+
+    proc = CommandProcessor(store)
+    ds_id = dataset.dataset_id_for("acme", "sales")
+    env = envelope(dataset.RegisterDataset(ds_id, "sales"), ds_id)
+    proc.process(NAME, 1, env)
+    relayed = [to_message(e, position=nid) for nid, e in store.read(0, 10)]
+    assert [key for key, _, _ in relayed] == [str(ds_id).encode()] * 2
+    outcome, _ = from_message(relayed[1][2], relayed[1][1])
+    assert (outcome.subject, outcome.partition_key) == (str(env.id), str(ds_id))
+    assert decode_event(outcome).aggregate_id == ds_id  # type: ignore[attr-defined]
