@@ -26,17 +26,22 @@ typecheck: install
 
 check: lint typecheck
 
-# The unit tier on two processes (tests/conftest.py), then the integration tier serially
-# (shared services); its 25 slowest tests are listed, to see where CI's time goes.
+# The unit tier on two processes (tests/conftest.py); then the integration tier on two
+# processes, a test file per process at a time (the tests share the services, each
+# isolated by its own topic prefix, schema and object prefix); then, alone, the few tests
+# marked `serial` that stop and restart a shared service. The slowest tests are listed,
+# to see where CI's time goes.
 test: install lint typecheck
 	$(BIN)/pytest -m "not integration" -q
-	$(BIN)/pytest -m integration -q --durations=25
+	$(BIN)/pytest -m "integration and not serial" -q -n 2 --dist loadfile --durations=25
+	$(BIN)/pytest -m "integration and serial" -q --durations=5
 
 test-unit: install
 	$(BIN)/pytest -m "not integration" -q
 
 test-integration: install
-	$(BIN)/pytest -m integration -q
+	$(BIN)/pytest -m "integration and not serial" -q -n 2 --dist loadfile
+	$(BIN)/pytest -m "integration and serial" -q
 
 SCAN_ARGS ?=
 

@@ -4,9 +4,11 @@
 single-threaded per test: on the 2-core machine it takes ~75 s serially and ~45 s on two
 pytest-xdist workers, and it must stay under a minute. So when the marker expression
 selects the unit tier and no ``-n`` was given, this sets ``-n 2`` before xdist reads it.
-The integration tier and the whole suite (``make test``) stay serial: their tests share
-the Kafka, Postgres and S3 services and time-sensitive crash points. ``-n 0`` runs the
-unit tier serially (e.g. to debug with ``--pdb``, which xdist refuses).
+``make test`` runs the integration tier on two workers too (``-n 2 --dist loadfile``: its
+tests share the Kafka, Postgres and S3 services, each isolated by a topic prefix, schema
+and object prefix of its own), then the tests marked ``serial`` (they stop a shared
+service) alone. ``-n 0`` runs the unit tier serially (e.g. to debug with ``--pdb``, which
+xdist refuses).
 """
 
 from __future__ import annotations

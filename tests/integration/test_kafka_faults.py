@@ -298,6 +298,7 @@ def _local(script: str, service: str, timeout: float) -> None:
     )
 
 
+@pytest.mark.serial  # stops the shared broker / database: no other test may run meanwhile
 @pytest.mark.parametrize("service", ["kafka", "postgres"])
 def test_service_restart_mid_stream(kafka_cli: KafkaCli, service: str) -> None:
     """The service goes down once commands are flowing (some 300 processed) and stays down

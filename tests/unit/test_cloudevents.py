@@ -186,7 +186,7 @@ def expected_attributes(env: Envelope) -> dict[str, Any]:
         "tenant": env.tenant,
         "actor": env.actor,
         "correlationid": env.correlation_id,
-        "partitionkey": env.subject,  # the binding's name for the record key
+        "partitionkey": env.partition_key or env.subject,  # the binding's name for the record key
     }
     if env.causation_id:
         out["causationid"] = env.causation_id
