@@ -266,6 +266,10 @@ class Settings(BaseSettings):
     api_events_keepalive_s: float = 15.0
     # Whether GET /metrics answers (Prometheus text; no key: docs/security.md "/metrics").
     api_metrics: bool = True
+    # A Confluent-compatible schema registry (Apicurio's /apis/ccompat/v7, Confluent's):
+    # the stream monitor reads format avro-confluent with it (jobs/streams/formats.py);
+    # unset, such a stream is refused in one line.
+    schema_registry_url: str | None = None
     log_level: str = "INFO"  # datrix worker
     debug: bool = False  # tracebacks instead of one-line errors
 
@@ -311,6 +315,7 @@ class Settings(BaseSettings):
         "database_reader_url",
         "redis_url",
         "spark_master",
+        "schema_registry_url",
         mode="before",
     )
     @classmethod
