@@ -165,11 +165,13 @@ class Log:
         self.events.extend(decided)
         return decided
 
-    def refuses(self, command: Any, match: str, tenant: str = TENANT) -> None:
-        before = list(self.events)
-        with pytest.raises(Rejected, match=match):
-            self.run(command, tenant)
-        assert self.events == before
+
+def refuses(log: Log, command: Any, match: str, tenant: str = TENANT) -> None:
+    """``command`` is refused with a reason matching ``match`` and records nothing."""
+    before = list(log.events)
+    with pytest.raises(Rejected, match=match):
+        log.run(command, tenant)
+    assert log.events == before
 
 
 def registered() -> Log:
@@ -266,12 +268,12 @@ def test_every_format_can_be_registered(fmt: str) -> None:
     ],
 )
 def test_a_registration_is_refused_with_its_reason(change: dict[str, Any], reason: str) -> None:
-    Log().refuses(register(**change), reason)
+    refuses(Log(), register(**change), reason)
 
 
 def test_a_name_is_registered_once_per_tenant() -> None:
     log = registered()
-    log.refuses(register(topic="other.topic"), rf"stream 'orders' \({SID}\) is already registered")
+    refuses(log, register(topic="other.topic"), rf"stream 'orders' \({SID}\) is already registered")
     # Another tenant's name of the same spelling is another stream, registered on its own id.
     other = stream_id_for("globex", "orders")
     theirs = Log()
@@ -283,17 +285,17 @@ def test_a_name_is_registered_once_per_tenant() -> None:
 def test_another_tenants_stream_answers_as_unknown() -> None:
     log = registered()
     # Their registration under our id is refused as a wrong id, not as "already registered".
-    log.refuses(register(), "is not the id of the name 'orders'", tenant="globex")
-    log.refuses(window(), f"stream {SID} is not registered", tenant="globex")
-    log.refuses(RemoveStream(SID, None), f"stream {SID} is not registered", tenant="globex")
+    refuses(log, register(), "is not the id of the name 'orders'", tenant="globex")
+    refuses(log, window(), f"stream {SID} is not registered", tenant="globex")
+    refuses(log, RemoveStream(SID, None), f"stream {SID} is not registered", tenant="globex")
 
 
 def test_commands_of_an_unregistered_stream_are_refused() -> None:
     log = Log()
-    log.refuses(window(), f"stream {SID} is not registered")
-    log.refuses(RemoveStream(SID, "gone"), f"stream {SID} is not registered")
+    refuses(log, window(), f"stream {SID} is not registered")
+    refuses(log, RemoveStream(SID, "gone"), f"stream {SID} is not registered")
     snapshot = AddStreamSnapshot(SID, uuid.uuid4(), 1, T0, T0 + timedelta(hours=1))
-    log.refuses(snapshot, f"stream {SID} is not registered")
+    refuses(log, snapshot, f"stream {SID} is not registered")
 
 
 # ---- windows --------------------------------------------------------------------------
@@ -468,7 +470,7 @@ def test_unset_thresholds_and_missing_metrics_never_breach() -> None:
     ids=lambda v: v if isinstance(v, str) else "",
 )
 def test_a_window_is_refused_with_its_reason(command: CloseStreamWindow, reason: str) -> None:
-    registered().refuses(command, reason)
+    refuses(registered(), command, reason)
 
 
 def test_windows_may_arrive_out_of_order_across_partitions() -> None:
@@ -493,12 +495,13 @@ def test_snapshots_follow_each_other() -> None:
         T0,
         T0 + timedelta(hours=1),
     )
-    log.refuses(first, "is snapshotted up to .* would count records twice")
-    log.refuses(
+    refuses(log, first, "is snapshotted up to .* would count records twice")
+    refuses(
+        log,
         AddStreamSnapshot(SID, ds, 2, T0 + timedelta(hours=1), T0 + timedelta(hours=1)),
         "ends after it starts",
     )
-    log.refuses(AddStreamSnapshot(SID, ds, 0, T0, T0), "numbered from 1, not 0")
+    refuses(log, AddStreamSnapshot(SID, ds, 0, T0, T0), "numbered from 1, not 0")
     (later,) = log.run(AddStreamSnapshot(SID, ds, 2, T0 + timedelta(hours=1), T0 + timedelta(2)))
     assert isinstance(later, StreamSnapshotted)
     state = log.state
@@ -507,7 +510,8 @@ def test_snapshots_follow_each_other() -> None:
 
 def test_a_stream_without_a_snapshot_period_takes_no_snapshot() -> None:
     log = Log(register(snapshot_every_seconds=None))
-    log.refuses(
+    refuses(
+        log,
         AddStreamSnapshot(SID, uuid.uuid4(), 1, T0, T0 + timedelta(hours=1)),
         "takes no snapshots",
     )
@@ -524,13 +528,14 @@ def test_a_removed_stream_takes_no_windows_or_snapshots_and_keeps_its_name() -> 
     )
     state = log.state
     assert state is not None and state.removed
-    log.refuses(window(), "'orders' was removed; it takes no windows or snapshots")
-    log.refuses(
+    refuses(log, window(), "'orders' was removed; it takes no windows or snapshots")
+    refuses(
+        log,
         AddStreamSnapshot(SID, uuid.uuid4(), 1, T0, T0 + timedelta(hours=1)),
         "was removed; it takes no windows",
     )
-    log.refuses(RemoveStream(SID, None), "'orders' is already removed")
-    log.refuses(register(), "'orders' was removed; its name cannot be registered again")
+    refuses(log, RemoveStream(SID, None), "'orders' is already removed")
+    refuses(log, register(), "'orders' was removed; its name cannot be registered again")
 
 
 # ---- replay and the codec -------------------------------------------------------------
