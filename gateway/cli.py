@@ -28,7 +28,6 @@ from rich.table import Table
 from rich.text import Text
 
 from datrix.gateway import render, services
-from datrix.gateway.cli_schema import datasets_group
 from datrix.gateway.errors import DatrixError, NotFound, Unreachable, UserInputError
 from datrix.jobs.engine import ProgressFn
 from datrix.runtime.bootstrap import App, bootstrap
@@ -917,9 +916,6 @@ def demo(rows: int) -> None:
 from datrix.gateway.cli_streams import streams  # noqa: E402 (it imports this module lazily)
 
 cli.add_command(streams)
-
-
-cli.add_command(datasets_group(datasets))  # datrix datasets [contract NAME] (cli_schema.py)
 
 
 def _debug() -> bool:
