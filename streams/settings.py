@@ -153,6 +153,30 @@ def _s3_endpoint(raw: str | None) -> str | None:
     return value
 
 
+def _http_url(name: str, raw: str | None) -> str | None:
+    """An http(s)://host[:port][/path] URL without credentials, query or fragment, returned
+    without a trailing slash (unset or empty: None)."""
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip().rstrip("/")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or (port is not None and not 0 < port < 65536)
+    ):
+        raise SettingsError(f"{name} must be an http(s)://host[:port] URL, got {raw!r}")
+    return value
+
+
 def _s3_settings(given: Mapping[str, Any]) -> dict[str, str | None]:
     """The S3 service of an ``s3://`` store, from the raw (or already checked) fields."""
 
@@ -270,6 +294,9 @@ class Settings(BaseSettings):
     # the stream monitor reads format avro-confluent with it (jobs/streams/formats.py);
     # unset, such a stream is refused in one line.
     schema_registry_url: str | None = None
+    # The Kafka Connect REST API `datrix connectors` drives (deploy/local/up connect prints
+    # it): http(s)://host:port; unset, those commands say so.
+    connect_url: str | None = None
     log_level: str = "INFO"  # datrix worker
     debug: bool = False  # tracebacks instead of one-line errors
 
@@ -326,6 +353,11 @@ class Settings(BaseSettings):
     @classmethod
     def _store(cls, value: Any) -> str | None:
         return _object_store(None if value is None else _text(value))
+
+    @field_validator("connect_url", mode="before")
+    @classmethod
+    def _connect_url(cls, value: Any) -> str | None:
+        return _http_url("DATRIX_CONNECT_URL", None if value is None else _text(value))
 
     @field_validator("database_schema", mode="before")
     @classmethod

@@ -59,6 +59,7 @@ EVERY = {
     "DATRIX_PII_SALT": "s" * 32,
     "DATRIX_TOKEN_KEY": "t" * 64,
     "DATRIX_SCHEMA_REGISTRY_URL": "http://registry:8080/apis/ccompat/v7",
+    "DATRIX_CONNECT_URL": "http://connect:8083/",
 }
 
 
@@ -74,6 +75,7 @@ def test_every_variable_is_a_field() -> None:
     assert (s.api_events_keepalive_s, s.api_metrics) == (2.5, False)
     assert (s.log_level, s.debug) == ("DEBUG", True)
     assert s.schema_registry_url == "http://registry:8080/apis/ccompat/v7"
+    assert s.connect_url == "http://connect:8083"
     assert (s.kafka_sasl_username, s.kafka_sasl_mechanism) == ("datrix-app", "SCRAM-SHA-256")
     assert "pw" not in repr(s)
     assert s.producer_tenants("acme-feed") == ("acme", "acme-eu")
