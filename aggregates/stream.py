@@ -363,8 +363,9 @@ def _field_problem(f: FieldMetrics) -> str | None:
         )
     if not f.bins and f.counts:
         return f"field {f.name!r}: histogram counts without edges"
-    if any(b >= a for a, b in zip(f.bins[1:], f.bins, strict=False)):
-        return f"field {f.name!r}: histogram edges must increase"
+    # Equal edges are allowed: a constant value of 1e17 or more has edges v - 0.5 == v + 0.5.
+    if any(b > a for a, b in zip(f.bins[1:], f.bins, strict=False)):
+        return f"field {f.name!r}: histogram edges cannot decrease"
     return None
 
 

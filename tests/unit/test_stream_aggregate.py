@@ -461,7 +461,7 @@ def test_unset_thresholds_and_missing_metrics_never_breach() -> None:
         (window(m=bad(psi=-0.1)), "PSI cannot be negative"),
         (window(m=bad(counts=(1, 2))), "5 histogram edges make 4 bins, but 2 counts"),
         (window(m=bad(bins=(), counts=(3,))), "histogram counts without edges"),
-        (window(m=bad(bins=(0.0, 2.0, 1.0), counts=(1, 1))), "edges must increase"),
+        (window(m=bad(bins=(0.0, 2.0, 1.0), counts=(1, 1))), "edges cannot decrease"),
         (
             window(m=metrics(schema_changes=(SchemaChange("moved", "a", None, None, "?"),))),
             "schema change 'moved' of column 'a' is not one of added, removed",
@@ -471,6 +471,26 @@ def test_unset_thresholds_and_missing_metrics_never_breach() -> None:
 )
 def test_a_window_is_refused_with_its_reason(command: CloseStreamWindow, reason: str) -> None:
     refuses(registered(), command, reason)
+
+
+def test_a_constant_huge_value_has_equal_histogram_edges_and_is_accepted() -> None:
+    """The monitor's edges around a constant v are (v - 0.5, v + 0.5): equal for v >= 1e17
+    in float64 (an epoch in nanoseconds), and the window is still recorded."""
+    v = 1.7e18
+    assert v - 0.5 == v + 0.5
+    huge = bad(
+        type="int",
+        minimum=v,
+        maximum=v,
+        mean=v,
+        stddev=None,
+        bins=(v - 0.5, v + 0.5),
+        counts=(100,),
+        psi=None,
+    )
+    (event,) = registered().run(window(0, T0, huge))
+    assert isinstance(event, StreamWindowClosed)
+    assert event.metrics.fields[0].bins == (v, v)
 
 
 def test_windows_may_arrive_out_of_order_across_partitions() -> None:
