@@ -315,7 +315,9 @@ def thresholds_problem(t: StreamThresholds) -> str | None:
     return None
 
 
-def _register_problem(command: RegisterStream) -> str | None:
+def registration_problem(command: RegisterStream) -> str | None:
+    """Why ``command``'s settings cannot be registered, or None when they can (every check
+    of ``decide`` but the name being taken and the id; the gateway can call it up front)."""
     problem = name_problem(command.name.strip()) or topic_problem(command.topic)
     if problem is not None:
         return problem
@@ -474,7 +476,7 @@ def _register(command: RegisterStream, state: Stream | None, meta: Meta) -> Stre
                 f"stream {state.name!r} was removed; its name cannot be registered again"
             )
         raise Rejected(f"stream {state.name!r} ({state.id}) is already registered")
-    problem = _register_problem(command)
+    problem = registration_problem(command)
     if problem is not None:
         raise Rejected(problem)
     if command.stream_id != stream_id_for(meta.tenant, name):
