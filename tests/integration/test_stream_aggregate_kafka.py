@@ -3,9 +3,9 @@ registered and its windows closed through the runtime (``KafkaRuntime.submit``, 
 monitor does, each window under ``command_id = window_id``); a window resubmitted with its
 id records nothing more; a breach degrades the partition and a clean window recovers it;
 the worker's processor refuses a window of an unregistered stream with a readable reason;
-the events in the event store decode to what was submitted, the audit trail lists them and
-a replay of the read models stays identical. The decider's rules:
-tests/unit/test_stream_aggregate.py."""
+the events in the event store decode to what was submitted, the read models (``streams``,
+``stream_windows``, ``stream_alerts``) and the audit trail show them, and a replay of the
+read models stays identical. The decider's rules: tests/unit/test_stream_aggregate.py."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from datrix.aggregates.stream import (
     window_id_for,
 )
 from datrix.projections.queries import Views
+from datrix.projections.read_models import streams as stream_views
 from datrix.streams.event_store import postgres_event_store
 from datrix.streams.messages import decode_event
 from datrix.streams.settings import load_settings
@@ -143,12 +144,51 @@ def test_windows_through_kafka_are_recorded_once_and_alert_per_partition(
     assert degraded.breaches == (Breach("null_rate", "amount", 0.3, 0.1),)
     assert store.load(stray_id) == []
 
-    # the projector went through them (audit trail), and a replay rebuilds the same tables
-    def audited() -> bool:
+    # the projector went through them: the read models (one row per window, one per
+    # alert, the stream's totals) and the audit trail; a replay rebuilds the same tables
+    def projected() -> bool:
         types = Counter(a["event_type"] for a in views.audit())
-        return types["datrix.stream.StreamWindowClosed"] == 4
+        row = stream_views.stream_row(rt.read_store, tenant, "orders")
+        return (
+            types["datrix.stream.StreamWindowClosed"] == 4
+            and row is not None
+            and (
+                row["windows"] == 4
+                and len(stream_views.alerts(rt.read_store, tenant, str(sid))) == 2
+            )
+        )
 
-    rt.wait_for(audited, timeout=60)
+    rt.wait_for(projected, timeout=60)
+    row = stream_views.stream_row(rt.read_store, tenant, str(sid))
+    assert row is not None
+    assert (row["name"], row["topic"], row["format"], row["status"]) == (
+        "orders",
+        "shop.orders",
+        "json",
+        "active",
+    )
+    assert (row["windows"], row["records"], row["degraded_partitions"]) == (4, 400, [])
+    alerts = stream_views.alerts(rt.read_store, tenant, str(sid))
+    assert [(a["kind"], a["partition_number"], a["window_id"]) for a in alerts] == [
+        ("degraded", 0, str(breaching.window_id)),
+        ("recovered", 0, str(recovering.window_id)),
+    ]
+    assert alerts[0]["breaches"] == [
+        {"metric": "null_rate", "field": "amount", "value": 0.3, "limit": 0.1}
+    ]
+    rows = stream_views.windows_between(
+        rt.read_store,
+        tenant,
+        str(sid),
+        START.isoformat(),
+        (START + timedelta(minutes=2)).isoformat(),
+    )
+    assert sorted(
+        (str(r["window_id"]), r["partition_number"], r["record_count"]) for r in rows
+    ) == sorted(
+        (str(c.window_id), c.partition, 100)
+        for c in (healthy, breaching, other_partition, recovering)
+    )
     audit_types = Counter(a["event_type"] for a in views.audit())
     assert audit_types["datrix.stream.StreamRegistered"] == 1
     assert audit_types["datrix.stream.StreamQualityDegraded"] == 1
