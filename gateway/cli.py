@@ -916,6 +916,9 @@ def demo(rows: int) -> None:
 from datrix.gateway.cli_streams import streams  # noqa: E402 (it imports this module lazily)
 
 cli.add_command(streams)
+from datrix.gateway.cli_connectors import connectors  # noqa: E402
+
+cli.add_command(connectors)  # datrix connectors ... (Kafka Connect, cli_connectors.py)
 
 
 def _debug() -> bool:
