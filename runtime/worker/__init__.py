@@ -25,6 +25,7 @@ from datrix.runtime.worker.common import WorkerContext, _retrying, log
 from datrix.runtime.worker.dispatcher import run_dispatcher
 from datrix.runtime.worker.intake import run_intake
 from datrix.runtime.worker.jobs import run_jobs
+from datrix.runtime.worker.monitor import run_monitor
 from datrix.runtime.worker.policies import run_policies
 from datrix.runtime.worker.processor import run_processor
 from datrix.runtime.worker.projector import run_projector
@@ -38,7 +39,7 @@ from datrix.streams.settings import Settings
 
 __all__ = ["ROLES", "RUNNERS", "run_worker"]
 
-ROLES = ("processor", "relay", "dispatcher", "jobs", "projector", "policies", "intake")
+ROLES = ("processor", "relay", "dispatcher", "jobs", "projector", "policies", "intake", "monitor")
 
 RUNNERS: dict[str, Callable[[WorkerContext], None]] = {
     "processor": run_processor,
@@ -48,6 +49,7 @@ RUNNERS: dict[str, Callable[[WorkerContext], None]] = {
     "projector": run_projector,
     "policies": run_policies,
     "intake": run_intake,
+    "monitor": run_monitor,
 }
 
 
