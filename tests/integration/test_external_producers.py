@@ -3,7 +3,8 @@ commands with plain confluent-kafka and fastavro, in both CloudEvents content mo
 intake topic on the SASL broker of `deploy/local/up`, with its own SCRAM principal.
 
 The producing code is docs/examples/external_producer.py, run as a subprocess in which
-importing ``datrix`` fails: it is what a reader of docs/events.md copies.
+importing ``datrix`` fails: it is what a reader of docs/events.md copies; the events are
+read back the same way by docs/examples/event_consumer.py.
 
 - a RegisterDataset in binary mode (Avro single-object value, ``ce_`` headers) and one in
   structured JSON mode (``application/cloudevents+json``, ``data`` as JSON) are both
@@ -33,38 +34,52 @@ from tests.integration.test_producer_auth import wait_until
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE = ROOT / "docs" / "examples" / "external_producer.py"
-# run the example with every datrix module unimportable: it must need none
-NO_DATRIX = (
-    "import runpy, sys; sys.modules['datrix'] = None; "
-    f"sys.argv = [{str(EXAMPLE)!r}, *sys.argv[1:]]; "
-    f"runpy.run_path({str(EXAMPLE)!r}, run_name='__main__')"
-)
+EXAMPLES = ROOT / "docs" / "examples"
 
 
-def produce(
-    credentials: dict[str, str], bootstrap: str, topic: str, tenant: str, mode: str, data: Any
-) -> uuid.UUID:
+def without_datrix(script: str) -> list[str]:
+    """``python`` running one of the examples with every datrix module unimportable: it
+    must need none."""
+    path = str(EXAMPLES / script)
+    return [
+        sys.executable,
+        "-I",
+        "-c",
+        "import runpy, sys; sys.modules['datrix'] = None; "
+        f"sys.argv = [{path!r}, *sys.argv[1:]]; runpy.run_path({path!r}, run_name='__main__')",
+    ]
+
+
+def run_example(script: str, credentials: dict[str, str], *args: str) -> str:
     env = {
         "PATH": os.environ.get("PATH", ""),
         "KAFKA_USERNAME": credentials["DATRIX_KAFKA_SASL_USERNAME"],
         "KAFKA_PASSWORD": credentials["DATRIX_KAFKA_SASL_PASSWORD"],
     }
     proc = subprocess.run(
-        [
-            *(sys.executable, "-I", "-c", NO_DATRIX, "--bootstrap", bootstrap, "--topic", topic),
-            *("--tenant", tenant, "--actor", "billing-service", "--mode", mode),
-            *("--type", "datrix.dataset.RegisterDataset", "--data", json.dumps(data)),
-        ],
+        [*without_datrix(script), *args],
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=90,
         stdin=subprocess.DEVNULL,
         cwd="/",
     )
     assert proc.returncode == 0, proc.stderr
-    return uuid.UUID(proc.stdout.strip())
+    return proc.stdout
+
+
+def produce(
+    credentials: dict[str, str], bootstrap: str, topic: str, tenant: str, mode: str, data: Any
+) -> uuid.UUID:
+    out = run_example(
+        "external_producer.py",
+        credentials,
+        *("--bootstrap", bootstrap, "--topic", topic, "--tenant", tenant),
+        *("--actor", "billing-service", "--mode", mode),
+        *("--type", "datrix.dataset.RegisterDataset", "--data", json.dumps(data)),
+    )
+    return uuid.UUID(out.strip())
 
 
 def test_commands_in_both_content_modes_from_plain_confluent_kafka(kafka_cli: KafkaCli) -> None:
@@ -121,6 +136,22 @@ def test_commands_in_both_content_modes_from_plain_confluent_kafka(kafka_cli: Ka
     assert (names["invoices"]["id"], names["payments"]["id"]) == (str(avro_ds), str(json_ds))
     described = owner.query("SELECT name, description FROM datasets WHERE tenant = ?", (tenant,))
     assert sorted(tuple(r) for r in described) == [("invoices", None), ("payments", "daily")]
+
+    # any system reads the events with plain confluent-kafka + fastavro (docs/events.md);
+    # the external producer's principal may not: the app principal reads them here
+    lines = run_example(
+        "event_consumer.py",
+        env,
+        *("--bootstrap", env["DATRIX_KAFKA_BOOTSTRAP"], "--topic", f"{prefix}events"),
+    )
+    events = [json.loads(line) for line in lines.splitlines()]
+    registered = {
+        e["data"]["name"]: e for e in events if e["type"] == "datrix.dataset.DatasetRegistered"
+    }
+    assert set(registered) == {"invoices", "payments"}
+    assert registered["payments"]["data"]["description"] == "daily"
+    assert registered["invoices"]["subject"] == str(avro_ds)
+    assert {e["tenant"] for e in events} == {tenant}
 
     settings = load_settings({**env, "DATRIX_TENANT": tenant})
     [letter] = wait_until(
