@@ -56,7 +56,7 @@ S3_SECRET_KEY="datrix-local-secret"
 S3_BUCKET="datrix"
 
 # What `up` and `status` do with no names (and `all`); `down` with no names also stops s3.
-ALL_SERVICES=(kafka postgres redis)
+ALL_SERVICES=(kafka postgres redis connect)
 
 # ---- output ------------------------------------------------------------------
 log()  { printf '[datrix-local] %s\n' "$*" >&2; }
