@@ -177,6 +177,37 @@ def _http_url(name: str, raw: str | None) -> str | None:
     return value
 
 
+def _openlineage_url(raw: str | None) -> str | None:
+    """``DATRIX_OPENLINEAGE_URL``: http(s)://..., file:///absolute/path, kafka://topic or
+    console (unset or empty: None)."""
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip()
+    name = "DATRIX_OPENLINEAGE_URL"
+    if value == "console":
+        return value
+    if value.startswith(("http://", "https://")):
+        parts = urlsplit(value)
+        base = _http_url(name, f"{parts.scheme}://{parts.netloc}")
+        if parts.query or parts.fragment:
+            raise SettingsError(f"{name} takes no query or fragment, got {raw!r}")
+        return f"{base}{parts.path.rstrip('/')}"
+    if value.startswith("file://"):
+        path = value[len("file://") :]
+        if not path.startswith("/") or path.endswith("/"):
+            raise SettingsError(f"{name} file://PATH needs an absolute file path, got {raw!r}")
+        return value
+    if value.startswith("kafka://"):
+        topic = value[len("kafka://") :]
+        if not topic or not all(c.isalnum() or c in "._-" for c in topic) or len(topic) > 249:
+            raise SettingsError(f"{name} kafka://TOPIC needs a Kafka topic name, got {raw!r}")
+        return value
+    raise SettingsError(
+        f"{name} must be http(s)://host[:port][/path], file:///path, kafka://topic or "
+        f"console, got {raw!r}"
+    )
+
+
 def _s3_settings(given: Mapping[str, Any]) -> dict[str, str | None]:
     """The S3 service of an ``s3://`` store, from the raw (or already checked) fields."""
 
@@ -297,6 +328,10 @@ class Settings(BaseSettings):
     # The Kafka Connect REST API `datrix connectors` drives (deploy/local/up connect prints
     # it): http(s)://host:port; unset, those commands say so.
     connect_url: str | None = None
+    # Where OpenLineage run events of scans go (runtime/lineage.py): http(s)://host[:port]
+    # [/path] (a Marquez or DataHub endpoint; path default /api/v1/lineage), file:///path
+    # (JSON lines), kafka://topic (the deployment's broker) or console; unset: none emitted.
+    openlineage_url: str | None = None
     log_level: str = "INFO"  # datrix worker
     debug: bool = False  # tracebacks instead of one-line errors
 
@@ -358,6 +393,11 @@ class Settings(BaseSettings):
     @classmethod
     def _connect_url(cls, value: Any) -> str | None:
         return _http_url("DATRIX_CONNECT_URL", None if value is None else _text(value))
+
+    @field_validator("openlineage_url", mode="before")
+    @classmethod
+    def _openlineage_url(cls, value: Any) -> str | None:
+        return _openlineage_url(None if value is None else _text(value))
 
     @field_validator("database_schema", mode="before")
     @classmethod
