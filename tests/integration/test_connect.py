@@ -9,16 +9,17 @@ confluent-kafka:
 - a Debezium connector on a table streams its snapshot, inserts, updates, deletes (and
   the tombstone), and after ``ALTER TABLE ... ADD COLUMN`` records whose schema and
   ``after`` carry the new column;
-- one-line errors: an unknown connector and a bad argument exit 2, Connect unreachable
-  exits 1, an invalid config (a wrong password) says what Debezium found, exit 2; the
-  deployment's own topics are refused.
+- one-line errors: an unknown connector exits 2; an invalid config (a wrong password)
+  says what Debezium found, exit 2; the CDC role cannot reach the ``datrix`` database;
+  the Connect principal is denied the deployment's own topics. (Bad arguments, an unset
+  or unreachable DATRIX_CONNECT_URL: tests/unit/test_connectors.py.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,6 +32,8 @@ import pytest
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
+from datrix.connectors.client import ConnectClient, ConnectError, ConnectorNotFound
+from datrix.connectors.configs import postgres_source
 from tests.integration.conftest import Cli, Run, admin_url
 
 pytestmark = pytest.mark.integration
@@ -111,17 +114,19 @@ def delete_topics(services: dict[str, str], *topics: str) -> None:
                 raise
 
 
-def wait_state(cli: Cli, name: str, state: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        run = cli("connectors", "status", name, "--format", "json")
-        assert run.code == 0, run.stderr
-        doc: dict[str, Any] = run.json()
-        if doc["state"] == state and all(t["state"] == state for t in doc["tasks"]):
-            return doc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{name} is {doc['state']} after {timeout:.0f}s, not {state}")
-        time.sleep(0.25)
+def connect(services: dict[str, str]) -> ConnectClient:
+    """The REST client (for waiting on states and cleaning up: the CLI does the rest)."""
+    return ConnectClient(services["DATRIX_CONNECT_URL"], timeout=60)
+
+
+def wait_state(services: dict[str, str], name: str, state: str) -> None:
+    with connect(services) as client:
+        client.wait(name, lambda s: s.state == state and all(t.state == state for t in s.tasks), 60)
+
+
+def remove(services: dict[str, str], name: str) -> None:
+    with connect(services) as client, contextlib.suppress(ConnectorNotFound):
+        client.delete(name)
 
 
 def ok(run: Run) -> Run:
@@ -154,53 +159,34 @@ def test_a_file_source_lands_every_line_of_a_json_lines_file_on_its_topic(
         listed = ok(cli("connectors", "list", "--format", "json")).json()
         mine = [c for c in listed if c["name"] == name]
         assert mine and mine[0]["state"] == "RUNNING" and mine[0]["type"] == "source"
-        status = ok(cli("connectors", "status", name, "--format", "json")).json()
-        assert status["config"]["file"] == str(source)
-        assert status["config"]["topic"] == topic
+        with connect(services) as client:
+            assert client.config(name)["file"] == str(source)
 
-        # paused: lines appended meanwhile wait; resumed: they arrive (the source tails)
+        # lines appended while it is paused arrive once it is resumed (the source tails)
         ok(cli("connectors", "pause", name))
-        wait_state(cli, name, "PAUSED")
+        wait_state(services, name, "PAUSED")
         more = [json.dumps({"id": 500 + i, "name": "late"}) for i in range(20)]
         with source.open("a") as f:
             f.write("\n".join(more) + "\n")
         ok(cli("connectors", "resume", name))
-        wait_state(cli, name, "RUNNING")
+        wait_state(services, name, "RUNNING")
         got = read_topic(services, topic, lambda rs: len(rs) >= len(lines) + len(more))
         assert [m.value().decode() for m in got] == lines + more
 
         run = ok(cli("connectors", "delete", name))
         assert f"connector {name} deleted" in run.stdout
-        assert name not in [
-            c["name"] for c in ok(cli("connectors", "list", "--format", "json")).json()
-        ]
+        with connect(services) as client:
+            assert name not in client.names()
     finally:
-        cli("connectors", "delete", name)
+        remove(services, name)
         delete_topics(services, topic)
 
 
-def test_connectors_errors_are_one_line(
-    services: dict[str, str], connect_cli: Cli, tmp_path: Path
-) -> None:
+def test_connectors_errors_are_one_line(services: dict[str, str], connect_cli: Cli) -> None:
     cli = connect_cli
-    source = tmp_path / "a.jsonl"
-    source.write_text('{"a": 1}\n')
-
     run = cli("connectors", "status", "no-such-connector")
     assert run.code == 2 and run.stderr.count("\n") == 1
     assert "no-such-connector" in run.stderr and "Traceback" not in run.stderr
-
-    run = cli("connectors", "add-file", str(source), "--topic", "datrix.commands")
-    assert run.code == 2 and "the deployment's own topics" in run.stderr
-
-    run = cli("connectors", "add-file", str(tmp_path / "missing.jsonl"), "--topic", "t")
-    assert run.code == 2 and "is not a file" in run.stderr
-
-    run = cli("connectors", "add-file", str(source), "--topic", "bad topic!")
-    assert run.code == 2 and "--topic must be a Kafka topic name" in run.stderr
-
-    run = cli("connectors", "add-postgres", "public.t; drop", "--topic-prefix", "p")
-    assert run.code == 2 and "TABLE must be [schema.]table" in run.stderr
 
     # Debezium checks the database when the config is validated: a wrong password is an
     # invalid config, named on one line, and nothing is created
@@ -209,33 +195,14 @@ def test_connectors_errors_are_one_line(
     run = cli("connectors", "add-postgres", "public.t", "--topic-prefix", "p-bad", "--dsn", dsn)
     assert run.code == 2, run.stderr
     assert "password authentication failed" in run.stderr and run.stderr.count("\n") == 1
-    assert "pg-p-bad" not in ok(cli("connectors", "list")).stdout
+    with connect(services) as client:
+        assert "pg-p-bad" not in client.names()
 
     # the CDC role cannot reach the database of the event store and the read models
     dsn = f"postgresql://datrix_cdc:datrix_cdc@{pg.hostname}:{pg.port}/datrix"
-    run = cli("connectors", "add-postgres", "public.t", "--topic-prefix", "p-bad", "--dsn", dsn)
-    assert run.code == 2 and 'permission denied for database "datrix"' in run.stderr
-
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env_cli = Cli(tmp_path / "home2")
-    closed = {**services, "DATRIX_CONNECT_URL": f"http://127.0.0.1:{port}"}
-    run = _with_env(env_cli, closed)("connectors", "list")
-    assert run.code == 1 and "cannot reach Kafka Connect at" in run.stderr
-    assert run.stderr.count("\n") == 1
-
-    unset = {k: v for k, v in services.items() if k != "DATRIX_CONNECT_URL"}
-    run = _with_env(env_cli, unset)("connectors", "list")
-    assert run.code == 2 and "DATRIX_CONNECT_URL is not set" in run.stderr
-
-
-def _with_env(cli: Cli, extra: dict[str, str]) -> Cli:
-    class WithEnv(Cli):
-        def env(self) -> dict[str, str]:
-            return {**super().env(), **extra}
-
-    return WithEnv(cli.home)
+    with connect(services) as client, pytest.raises(ConnectError) as refused:
+        client.create(postgres_source("public.t", "p-bad", dsn))
+    assert 'permission denied for database "datrix"' in str(refused.value)
 
 
 @pytest.fixture
@@ -355,7 +322,7 @@ def test_debezium_streams_inserts_updates_deletes_and_a_new_column(
         assert f"replication slot slot_{tag}" in run.stderr
         assert "pg_drop_replication_slot" in run.stderr
     finally:
-        cli("connectors", "delete", name)
+        remove(services, name)
         delete_topics(services, topic, f"__debezium-heartbeat.{prefix}")
 
 
