@@ -11,9 +11,16 @@ from typing import Any
 import click
 from rich.table import Table
 
-from datrix.aggregates.stream import FORMATS, START_FROM, StreamThresholds
+from datrix.aggregates.stream import (
+    FORMATS,
+    START_FROM,
+    StreamThresholds,
+    name_problem,
+    topic_problem,
+)
 from datrix.gateway import render
 from datrix.gateway import streams as stream_services
+from datrix.gateway.errors import UserInputError
 
 OUTPUT = click.Choice(["table", "json"])
 
@@ -87,6 +94,9 @@ def add(
         max_slot_lag_bytes=max_slot_lag,
         min_records=min_records,
     )
+    problem = name_problem(name.strip()) or topic_problem(topic)
+    if problem is not None:  # before reaching the services
+        raise UserInputError(problem)
     window_seconds = _seconds(window, "--window", 1, 86_400)
     grace_seconds = _seconds(grace, "--grace", 0, 86_400)
     snapshot_seconds = _seconds(snapshot_every, "--snapshot-every", 1, 366 * 86_400)
