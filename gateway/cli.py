@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from datrix.gateway import render, services
+from datrix.gateway.cli_schema import datasets_group
 from datrix.gateway.errors import DatrixError, NotFound, Unreachable, UserInputError
 from datrix.jobs.engine import ProgressFn
 from datrix.runtime.bootstrap import App, bootstrap
@@ -919,6 +920,9 @@ cli.add_command(streams)
 from datrix.gateway.cli_connectors import connectors  # noqa: E402
 
 cli.add_command(connectors)  # datrix connectors ... (Kafka Connect, cli_connectors.py)
+
+
+cli.add_command(datasets_group(datasets))  # datrix datasets [contract NAME] (cli_schema.py)
 
 
 def _debug() -> bool:
