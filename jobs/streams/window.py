@@ -31,6 +31,7 @@ class Window(Generic[T]):
     end_ms: int
     first_offset: int  # the offset of the first record placed in it
     acc: T  # what the caller accumulates for it
+    latest: int = -1  # the latest record time placed in it (stream time: the maximum)
 
 
 class PartitionWindows(Generic[T]):
@@ -54,22 +55,27 @@ class PartitionWindows(Generic[T]):
     def place(self, time_ms: int, offset: int) -> Window[T] | None:
         """The window of a record at ``time_ms`` read at ``offset`` (opened if needed), or
         None when that window has closed (a late record, counted in ``late``)."""
-        if self.stream_time is None or time_ms > self.stream_time:
-            self.stream_time = time_ms
         start = time_ms - time_ms % self.window_ms
         window = self.open.get(start)
-        if window is not None:
+        if window is not None:  # the common case first: it runs per record
+            if time_ms > window.latest:
+                window.latest = time_ms
             return window
+        if self.stream_time is None or time_ms > self.stream_time:
+            self.stream_time = time_ms
         if self.closed_before is not None and start < self.closed_before:
             self.late += 1
             return None
         end = start + self.window_ms
-        window = Window(start, end, offset, self.new(start, end))
+        window = Window(start, end, offset, self.new(start, end), time_ms)
         self.open[start] = window
         return window
 
     def due(self, now_ms: int, caught_up: bool) -> list[Window[T]]:
         """The open windows that may close now, oldest first (not removed: ``close``)."""
+        for window in self.open.values():
+            if self.stream_time is None or window.latest > self.stream_time:
+                self.stream_time = window.latest
         horizon = self.stream_time if self.stream_time is not None else now_ms
         if caught_up:
             horizon = max(horizon, now_ms)

@@ -61,6 +61,7 @@ log = logging.getLogger("datrix.worker.monitor")
 REFRESH_S = 2.0  # how often the role re-reads the active streams
 BATCH = 5000  # records per micro-batch at most
 POLL_S = 0.1  # how long a quiet topic's poll waits
+COMMIT_EVERY_S = 0.5  # flush the closed windows' commands and commit, at most this often
 ACTOR = "monitor"
 
 
@@ -165,6 +166,8 @@ class StreamMonitor:
         self.grace_ms = spec.grace_seconds * 1000
         self.missing_topic_logged = False
         self.events: Any = None  # the event store, opened on first use
+        self.unsent = 0  # window commands produced since the last flush
+        self.last_commit = time.monotonic()
 
     def stopped(self) -> bool:
         return self.stop.is_set() or self.ctx.stop.is_set()
@@ -237,7 +240,9 @@ class StreamMonitor:
                         continue
                     at = decoded.event_ms
                     if at is None:
-                        at = self._record_ms(msg, now_ms)
+                        kind, at = msg.timestamp()
+                        if kind == 0 or at < 0:  # TIMESTAMP_NOT_AVAILABLE
+                            at = now_ms
                     window = part.windows.place(at, offset)
                     if window is None:
                         continue  # late: its window has closed
@@ -257,8 +262,10 @@ class StreamMonitor:
                 for partition in touched:
                     for window in self.parts[partition].windows.open.values():
                         window.acc.fold()
-                self._close_due(commands, int(self.clock() * 1000))
-                self._commit(consumer)
+                self.unsent += self._close_due(commands, int(self.clock() * 1000))
+                if time.monotonic() - self.last_commit >= COMMIT_EVERY_S:
+                    self._flush_and_commit(consumer, commands)
+            self._flush_and_commit(consumer, commands)
         finally:
             consumer.close()
 
@@ -296,7 +303,18 @@ class StreamMonitor:
                 closed.append((event.window_start, event.metrics))
         return [metrics for _start, metrics in sorted(closed, key=lambda c: c[0])]
 
-    def _close_due(self, commands: KafkaCommandLog, now_ms: int) -> None:
+    def _flush_and_commit(self, consumer: Any, commands: KafkaCommandLog) -> None:
+        """Have the broker confirm the closed windows' commands, then commit: a committed
+        offset never passes a window whose command could still be lost."""
+        if self.unsent:
+            _retrying(self.ctx, "sending closed windows", commands.flush)
+            self.unsent = 0
+        self._commit(consumer)
+        self.last_commit = time.monotonic()
+
+    def _close_due(self, commands: KafkaCommandLog, now_ms: int) -> int:
+        """Close the windows that are due and produce their commands (not flushed: see
+        ``_flush_and_commit``); how many."""
         sent = 0
         for partition, part in sorted(self.parts.items()):
             for window in part.windows.due(now_ms, part.caught_up):
@@ -316,8 +334,7 @@ class StreamMonitor:
                     metrics.count,
                     part.windows.late,
                 )
-        if sent:
-            _retrying(self.ctx, "sending closed windows", commands.flush)
+        return sent
 
     def _command(
         self, partition: int, window: Window[WindowAccumulator], metrics: WindowMetrics
@@ -356,9 +373,12 @@ class StreamMonitor:
         if not offsets:
             return
         try:
+            # Explicit offsets, all safe already (see _commit in worker/common.py on why a
+            # commit never goes without them); asynchronous: a lost commit only means
+            # reading a little more again after a crash.
             consumer.commit(
                 offsets=[TopicPartition(self.spec.topic, p, o) for p, o in offsets],
-                asynchronous=False,
+                asynchronous=True,
             )
         except KafkaException as exc:  # a rebalance under way: the next batch commits
             log.debug("stream %s: commit failed (%s)", self.spec.name, exc)
