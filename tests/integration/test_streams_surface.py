@@ -40,6 +40,13 @@ class Deployment:
         self.server: Server | None = None
         self.runtime: Any = None
 
+    def row(self, name: str) -> dict[str, Any] | None:
+        """The stream's read-model row (what `datrix streams list` shows)."""
+        from datrix.projections.read_models.streams import stream_row
+
+        found: dict[str, Any] | None = stream_row(self.runtime.read_store, TENANT, name)
+        return found
+
     def submit_windows(self, *commands: Any) -> None:
         """Hand windows to the broker as the monitor does (each under its window id)."""
         for command in commands:
@@ -51,6 +58,7 @@ class Deployment:
 def deployment(
     services: dict[str, str], worker_credentials: dict[str, str], tmp_path_factory: Any
 ) -> Iterator[Deployment]:
+    from datrix.gateway.api.keys import open_key_store
     from datrix.runtime.kafka import KafkaRuntime
     from datrix.streams.settings import load_settings
 
@@ -71,11 +79,12 @@ def deployment(
         cli.start_worker("processor,relay,projector", log=root / "worker.log")
         env = {**cli.env(), "DATRIX_HOME": str(root / "client-home")}
         found.runtime = KafkaRuntime(load_settings(env))
-        keys = {}
-        for tenant, role in ((TENANT, "engineer"), (TENANT, "viewer"), ("globex", "admin")):
-            done = cli("keys", "create", "--tenant", tenant, "--role", role)
-            assert done.code == 0, done.stderr
-            keys[f"{tenant}-{role}"] = done.stdout.split()[-1]
+        # keys as `datrix keys create` makes them (in this process: a CLI start is seconds)
+        store = open_key_store(found.runtime.settings)
+        keys = {
+            f"{tenant}-{role}": store.create(tenant, role)[1]
+            for tenant, role in ((TENANT, "engineer"), (TENANT, "viewer"), ("globex", "admin"))
+        }
         server_env = {k: v for k, v in cli.env().items() if k.startswith("DATRIX_")}
         server_env.pop("DATRIX_HOME", None)
         server_env.pop("DATRIX_TENANT", None)  # a key's tenant is the request's
@@ -148,8 +157,8 @@ def orders(deployment: Deployment) -> str:
     )
 
     def projected() -> bool:
-        listed = cli("streams", "list", "--format", "json").json()
-        return bool(listed) and listed[0]["windows"] == 5
+        found = deployment.row("orders")
+        return found is not None and found["windows"] == 5
 
     wait_until("5 windows projected", projected)
     return str(sid)
@@ -162,7 +171,6 @@ def test_streams_need_kafka_mode(tmp_path: Path) -> None:
     done = embedded("streams", "add", "shop.orders", "--name", "orders", "--format", "json")
     assert done.code == 2, done.stdout
     assert done.stderr.strip() == f"datrix: {KAFKA_ONLY}"
-    assert embedded("streams", "list", "--format", "json").json() == []
 
 
 def test_cli_add_refuses_bad_values_and_a_taken_name_in_one_line(
@@ -172,7 +180,6 @@ def test_cli_add_refuses_bad_values_and_a_taken_name_in_one_line(
     for args, message in (
         (["shop.orders", "--name", "orders", "--format", "json"], "a stream named 'orders'"),
         (["t.x", "--name", "x", "--format", "json", "--window", "5x"], "--window: '5x'"),
-        (["t.x", "--name", "x", "--format", "xml"], "'xml' is not one of"),
         (["__consumer_offsets", "--name", "x", "--format", "json"], "internal"),
     ):
         done = cli("streams", "add", *args)
@@ -180,7 +187,7 @@ def test_cli_add_refuses_bad_values_and_a_taken_name_in_one_line(
         assert message in done.stderr, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert "Traceback" not in done.stderr
-    assert [s["name"] for s in cli("streams", "list", "--format", "json").json()] == ["orders"]
+    assert deployment.row("x") is None
 
 
 def test_cli_windows_json_merges_the_partitions_of_each_window(
@@ -209,8 +216,6 @@ def test_cli_windows_json_merges_the_partitions_of_each_window(
     assert set(first) >= {"rate_per_second", "max_lag_seconds", "duplicates", "fields"}
     latest = cli("streams", "windows", "orders", "--format", "json", "--limit", "1").json()
     assert latest == [third]
-    bad = cli("streams", "windows", "orders", "--limit", "0")
-    assert bad.code == 2 and "--limit" in bad.stderr
 
 
 def test_cli_status_alerts_and_a_terminal(deployment: Deployment, orders: str) -> None:
@@ -229,15 +234,11 @@ def test_cli_status_alerts_and_a_terminal(deployment: Deployment, orders: str) -
         {"metric": "null_rate", "field": "amount", "value": 0.5, "limit": 0.25}
     ]
     assert status["degraded_partitions"] == [1] and status["health"] == "degraded"
-    missing = cli("streams", "status", "nope")
-    assert missing.code == 2 and "no stream named or with id 'nope'" in missing.stderr
     shown = run_in_terminal([DATRIX, "streams", "windows", "orders"], cli.env(), timeout=120)
     assert shown.code == 0, shown.text
     assert "Windows of orders" in shown.text and "2026-12-01T12:01:00" in shown.text
     listed = run_in_terminal([DATRIX, "streams", "list"], cli.env(), timeout=120)
     assert listed.code == 0 and orders in listed.text and "degraded (partition 1)" in listed.text
-    status_text = run_in_terminal([DATRIX, "streams", "status", "orders"], cli.env(), timeout=120)
-    assert status_text.code == 0 and "health: degraded (partition 1)" in status_text.text
 
 
 def test_api_registers_lists_pages_windows_and_hides_other_tenants(
@@ -365,7 +366,8 @@ def test_remove_stops_a_stream_once(deployment: Deployment, orders: str) -> None
             lambda: client.get("/v1/streams/payments").json()["status"] == "removed",
         )
         assert_problem(client.delete("/v1/streams/payments"), 409)
+        body = {"topic": "shop.p", "name": "payments", "format": "json"}
+        taken = assert_problem(client.post("/v1/streams", json=body), 409)
+        assert "was removed; its name stays taken" in taken["detail"]
     again = cli("streams", "remove", "payments")
     assert again.code == 2 and "removed already" in again.stderr
-    taken = cli("streams", "add", "shop.p", "--name", "payments", "--format", "json")
-    assert taken.code == 2 and "was removed; its name stays taken" in taken.stderr
