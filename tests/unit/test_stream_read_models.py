@@ -208,3 +208,61 @@ def test_durations(text: str, seconds: int) -> None:
 def test_bad_durations_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(UserInputError, match=message):
         stream_services.whole_seconds(text, "--window", 1, 86400)
+
+
+# ---- registration checks (gateway/streams.py): what a read can foresee, offline ---------
+class _Runtime:
+    """The two things ``check_registration`` reads of a runtime: its settings and the
+    read store (a real SQLite one). Kafka mode is a setting: no broker is reached."""
+
+    def __init__(self, path: Path, kafka: bool) -> None:
+        from datrix.streams.settings import load_settings
+
+        env = {"DATRIX_HOME": str(path / "home"), "DATRIX_TENANT": TENANT}
+        if kafka:
+            env["DATRIX_KAFKA_BOOTSTRAP"] = "127.0.0.1:1"
+        self.settings = load_settings(env)
+        self.read_store = project(path / "rm.db", envelopes(history()))
+
+
+def _check(rt: Any, **change: Any) -> stream.RegisterStream:
+    wanted: dict[str, Any] = {
+        "topic": "shop.orders",
+        "name": "payments",
+        "format": "json",
+        "key_field": None,
+        "window_seconds": 60,
+        "grace_seconds": 10,
+        "snapshot_every_seconds": None,
+        "start_from": "earliest",
+        "thresholds": stream.StreamThresholds(),
+        **change,
+    }
+    return stream_services.check_registration(rt, **wanted)
+
+
+def test_registration_is_checked_before_it_is_submitted(tmp_path: Path) -> None:
+    rt = _Runtime(tmp_path, kafka=True)
+    command = _check(rt, name="  payments ", key_field=" id ")
+    assert (command.name, command.key_field) == ("payments", "id")
+    assert command.stream_id == stream.stream_id_for(TENANT, "payments")
+    for change, message in (
+        ({"name": "orders"}, "a stream named 'orders' exists"),
+        ({"topic": "datrix.events"}, "internal"),
+        ({"topic": "bad topic"}, "not a Kafka topic name"),
+        ({"format": "xml"}, "format 'xml' is not one of"),
+        ({"start_from": "now"}, "start from 'now'"),
+        ({"window_seconds": 0}, "from 1s to 1d"),
+        ({"grace_seconds": -1}, "grace period"),
+        ({"snapshot_every_seconds": 0}, "snapshots"),
+        ({"key_field": " "}, "key field"),
+        ({"thresholds": stream.StreamThresholds(max_null_rate=2)}, "between 0 and 1"),
+        ({"name": ""}, "non-empty name"),
+    ):
+        with pytest.raises(UserInputError, match=message):
+            _check(rt, **change)
+
+
+def test_streams_need_kafka_mode_to_be_registered(tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="streams need Kafka mode"):
+        _check(_Runtime(tmp_path, kafka=False))
