@@ -113,7 +113,20 @@ def _create(client: ConnectClient, connector: Connector, wait: float) -> None:
     if wait <= 0:
         out.print(f"connector {render.safe(connector.name)} created")
         return
-    status = client.wait(connector.name, lambda s: s.running, wait)
+    try:
+        status = client.wait(connector.name, lambda s: s.running, wait)
+    except ConnectError as exc:
+        hint = ""
+        if "create filtered publication" in str(exc):
+            hint = (
+                " (Debezium creates the publication only as the table's owner: have the owner "
+                "CREATE PUBLICATION name FOR TABLE table, then --existing-publication "
+                "--publication name)"
+            )
+        raise ConnectError(
+            f"{exc}{hint}; the connector is kept: datrix connectors delete {connector.name}",
+            exc.status,
+        ) from None
     out.print(f"connector {render.safe(connector.name)} created: {_tasks_line(status)}")
 
 
@@ -377,6 +390,6 @@ def delete(name: str) -> None:
         )
         sys.stderr.write(
             f"datrix: replication slot {render.printable(slot)} on {render.printable(where)} is "
-            f"kept (it holds WAL): once the connector is gone, drop it with SELECT "
-            f"pg_drop_replication_slot('{render.printable(slot)}');\n"
+            f"not dropped with the connector (a slot holds WAL): once the connector is gone, "
+            f"drop it with SELECT pg_drop_replication_slot('{render.printable(slot)}');\n"
         )
