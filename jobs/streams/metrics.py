@@ -51,6 +51,9 @@ HASH_SEED = 0x5EED
 MIN_BASELINE = 10  # values of a field a window needs to be its baseline
 QUANTILES = np.linspace(0.0, 1.0, 11)
 PSI_FLOOR = 1e-4
+# Fields measured per window at most: each costs ~1 KiB of registers and a FieldMetrics in
+# the window's event, so records with ever new field names cannot grow them without end.
+MAX_FIELDS = 1000
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,7 @@ class WindowAccumulator:
         self.lags: list[int] = []
         self.pending: list[dict[str, Any]] = []
         self.fields: dict[str, FieldAccumulator] = {}
+        self.fields_dropped: set[str] = set()  # past MAX_FIELDS: not measured
 
     def add(
         self,
@@ -267,6 +271,9 @@ class WindowAccumulator:
         for name, dtype in frame.schema.items():
             acc = self.fields.get(name)
             if acc is None:
+                if len(self.fields) >= MAX_FIELDS:
+                    self.fields_dropped.add(name)
+                    continue
                 acc = self.fields[name] = FieldAccumulator()
             mask = present.get_column(name).to_numpy()
             if not mask.any():

@@ -49,7 +49,7 @@ from datrix.aggregates.stream import (
     window_id_for,
 )
 from datrix.jobs.streams.formats import Decoder, FormatError, RecordError, decoder_for
-from datrix.jobs.streams.metrics import Baseline, WindowAccumulator, baselines_from
+from datrix.jobs.streams.metrics import MAX_FIELDS, Baseline, WindowAccumulator, baselines_from
 from datrix.jobs.streams.window import PartitionWindows, Window
 from datrix.runtime.worker.common import WorkerContext, _dead_letter, _retrying
 from datrix.streams.dead_letters import DeadLetters, dlq_topic
@@ -319,6 +319,16 @@ class StreamMonitor:
         for partition, part in sorted(self.parts.items()):
             for window in part.windows.due(now_ms, part.caught_up):
                 metrics = window.acc.finish(part.baselines, part.previous)
+                if window.acc.fields_dropped:
+                    log.warning(
+                        "stream %s partition %d: %d fields past the first %d of a window "
+                        "are not measured (e.g. %s)",
+                        self.spec.name,
+                        partition,
+                        len(window.acc.fields_dropped),
+                        MAX_FIELDS,
+                        sorted(window.acc.fields_dropped)[:3],
+                    )
                 commands.append(self._command(partition, window, metrics))
                 sent += 1
                 part.windows.close(window)

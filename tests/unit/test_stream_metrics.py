@@ -13,6 +13,7 @@ from datasketch import HyperLogLog
 
 from datrix.aggregates.stream import metrics_problem
 from datrix.jobs.streams.metrics import (
+    MAX_FIELDS,
     MIN_BASELINE,
     Baseline,
     WindowAccumulator,
@@ -143,4 +144,12 @@ def test_mixed_types_in_one_field_are_kept_as_text() -> None:
     frame = frame_of([{"a": {"x": 1}}, {"a": "s"}, {"b": 2}])
     assert frame.schema["a"] == pl.String and frame["a"].to_list() == ['{"x":1}', "s", None]
     m = window([{"a": {"x": 1}}, {"a": "s"}]).finish({})
+    assert metrics_problem(m) is None
+
+
+def test_fields_past_the_cap_are_not_measured() -> None:
+    acc = WindowAccumulator(0, 1000)
+    acc.add({f"f{i}": i for i in range(MAX_FIELDS + 5)}, 0, 0, 0)
+    m = acc.finish({})
+    assert len(m.fields) == MAX_FIELDS and len(acc.fields_dropped) == 5
     assert metrics_problem(m) is None
