@@ -91,8 +91,7 @@ def transport_for(url: str, settings: Settings) -> Any:
     if url.startswith("file://"):
         return FileTransport(FileConfig(log_file_path=url[len("file://") :], append=True))
     if url.startswith("kafka://"):
-        config = client_config(settings)
-        config = {k: v for k, v in config.items() if not callable(v)}  # no log callbacks
+        config = client_config(settings, acks="all")
         return KafkaTransport(KafkaConfig(topic=url[len("kafka://") :], config=config, flush=True))
     scheme, rest = url.split("://", 1)
     host, _, path = rest.partition("/")
@@ -324,9 +323,17 @@ def register(registry: Registry, settings: Settings) -> None:
     url = settings.openlineage_url
     if url is None:
         return
-    from openlineage.client import OpenLineageClient
+    clients: list[Any] = []
 
-    client = OpenLineageClient(transport=transport_for(url, settings))
+    def emit(run_event: Any) -> None:
+        """Build the client on first use: only a process that runs the policies emits
+        (the embedded CLI, the Kafka ``policies`` role), so no other opens a file or a
+        producer."""
+        from openlineage.client import OpenLineageClient
+
+        if not clients:
+            clients.append(OpenLineageClient(transport=transport_for(url, settings)))
+        clients[0].emit(run_event)
 
     def events() -> EventStore:
         if settings.embedded:
@@ -334,7 +341,7 @@ def register(registry: Registry, settings: Settings) -> None:
         assert settings.database_url is not None
         return postgres_event_store(settings.database_url, settings.database_schema)
 
-    lineage = ScanLineage(client.emit, events)
+    lineage = ScanLineage(emit, events)
     registry.add_policy(
         Policy(
             POLICY,

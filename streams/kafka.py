@@ -125,7 +125,8 @@ def ensure_topics(settings: Settings, topics: Topics, timeout: float | None = No
     """Create the topics with explicit partitions, replication factor and
     ``min.insync.replicas`` (idempotent: a topic that exists is left as it is); events and
     commands are kept forever: they are the system's history. The intake topics of the
-    external producers the settings bind are created too."""
+    external producers the settings bind are created too, and the OpenLineage topic of
+    ``DATRIX_OPENLINEAGE_URL=kafka://TOPIC``."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined,unused-ignore]
 
@@ -148,6 +149,12 @@ def ensure_topics(settings: Settings, topics: Topics, timeout: float | None = No
             NewTopic(topics.intake(name), PARTITIONS["intake"], rf, config={**FOREVER, **isr})
             for name, _tenants in settings.kafka_producers
         ),
+        # the OpenLineage run events' topic (DATRIX_OPENLINEAGE_URL=kafka://TOPIC)
+        *(
+            [NewTopic(lineage, 1, rf, config={"retention.ms": "604800000", **isr})]
+            if (lineage := openlineage_topic(settings))
+            else []
+        ),
     ]
     for name, future in admin.create_topics(wanted, request_timeout=wait).items():
         try:
@@ -155,6 +162,12 @@ def ensure_topics(settings: Settings, topics: Topics, timeout: float | None = No
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
+
+
+def openlineage_topic(settings: Settings) -> str | None:
+    """The topic of ``DATRIX_OPENLINEAGE_URL=kafka://TOPIC`` (as given: no prefix), or None."""
+    url = settings.openlineage_url or ""
+    return url[len("kafka://") :] if url.startswith("kafka://") else None
 
 
 Headers = list[tuple[str, str | bytes | None]]
