@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,7 +35,7 @@ from confluent_kafka.admin import AdminClient
 
 from datrix.connectors.client import ConnectClient, ConnectError, ConnectorNotFound
 from datrix.connectors.configs import postgres_source
-from tests.integration.conftest import Cli, Run, admin_url
+from tests.integration.conftest import Cli, Run, admin_url, deploy_local, exports
 
 pytestmark = pytest.mark.integration
 
@@ -326,6 +327,30 @@ def test_debezium_streams_inserts_updates_deletes_and_a_new_column(
         delete_topics(services, topic, f"__debezium-heartbeat.{prefix}")
 
 
+def connect_state() -> Path:
+    """The worker's folder in the state the ``services`` fixture's ``up`` ran with."""
+    return Path(os.environ.get("DATRIX_STATE", Path.home() / ".cache/datrix/state")) / "connect"
+
+
+def test_up_connect_again_reuses_the_worker_and_status_knows_it(
+    services: dict[str, str],
+) -> None:
+    started = time.monotonic()
+    up = deploy_local("up", "connect")
+    assert up.returncode == 0, up.stderr
+    assert exports(up.stdout)["DATRIX_CONNECT_URL"] == services["DATRIX_CONNECT_URL"]
+    assert "connect: already running" in up.stderr
+    assert time.monotonic() - started < 30  # no second worker, no Maven
+    status = deploy_local("status", "connect")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status.stdout.startswith("connect   up ") and "Debezium 3.6.1.Final" in status.stdout
+    # private, like the other services' state (it holds the principal's password)
+    folder = connect_state()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    props = folder / "connect-distributed.properties"
+    assert stat.S_IMODE(props.stat().st_mode) == 0o600
+
+
 def test_the_connect_principal_may_not_touch_the_deployments_topics(
     services: dict[str, str],
 ) -> None:
@@ -334,8 +359,7 @@ def test_the_connect_principal_may_not_touch_the_deployments_topics(
     worker's own configuration, so the check runs as the worker."""
     from confluent_kafka import Producer
 
-    state = Path(os.environ.get("DATRIX_STATE", Path.home() / ".cache/datrix/state"))
-    props = (state / "connect" / "connect-distributed.properties").read_text()
+    props = (connect_state() / "connect-distributed.properties").read_text()
     jaas = next(line for line in props.splitlines() if line.startswith("sasl.jaas.config="))
     password = jaas.split('password="', 1)[1].split('"', 1)[0]
     config = {
