@@ -1,5 +1,6 @@
-"""OpenLineage run events for scans (issue 13, item 7), so that DataHub, Marquez or any
-OpenLineage consumer sees Datrix's quality results beside the lineage of the data.
+"""OpenLineage run events for scans and closed stream windows (issue 13, item 7), so that
+DataHub, Marquez or any OpenLineage consumer sees Datrix's quality results beside the
+lineage of the data.
 
 Off by default; ``DATRIX_OPENLINEAGE_URL`` turns it on (``http(s)://...``: a Marquez or
 DataHub endpoint, path default ``/api/v1/lineage``; ``file:///path``: JSON lines;
@@ -14,7 +15,14 @@ from its own position, the Kafka ``policies`` role), following the scan's events
   its column and severity; one per other issue type the scan checked: success true)
   input facets;
 - ``ScanFailed`` -> ``FAIL`` with the ``errorMessage`` run facet; ``ScanCancelled`` ->
-  ``ABORT``.
+  ``ABORT``;
+- ``StreamWindowClosed`` -> a ``COMPLETE`` run of its own (run id from the window id, the
+  ``nominalTime`` facet its start and end; job ``stream.<name>.partition-<n>``) whose input
+  is the topic (namespace ``kafka://<first bootstrap server>``) with the window's
+  ``dataQualityMetrics`` (record count, per field nulls, distinct, min, max) and one
+  ``dataQualityAssertions`` entry per threshold the stream sets (failed per field that
+  breaks it, with the value and the limit) plus ``schema_change`` (failed when the window's
+  fields changed against the previous window).
 
 Every event of one scan carries the same run id, ``uuid5(RUN_NAMESPACE, scan id)``, and
 the event time is the scan event's own: a redelivered or replayed event emits the same
@@ -44,6 +52,13 @@ from datrix.aggregates.scan import (
     ScanCompleted,
     ScanFailed,
     ScanRequested,
+)
+from datrix.aggregates.stream import (
+    METRIC_OF_THRESHOLD,
+    StreamRegistered,
+    StreamThresholds,
+    StreamWindowClosed,
+    breaches,
 )
 from datrix.jobs.report import ISSUE_TYPES
 from datrix.streams.event_store import EventStore, postgres_event_store, sqlite_event_store
@@ -101,15 +116,19 @@ def transport_for(url: str, settings: Settings) -> Any:
 
 
 class ScanLineage:
-    """The ``openlineage`` policy's reaction: one run event per scan event, emitted."""
+    """The ``openlineage`` policy's reaction: one run event per scan event and per closed
+    stream window, emitted."""
 
     def __init__(
         self,
         emit: Callable[[Any], None],
         events: Callable[[], EventStore],
+        kafka_namespace: str = "kafka://localhost",
     ) -> None:
         self._emit = emit
         self._events = events
+        self._kafka_namespace = kafka_namespace
+        self._streams: dict[UUID, StreamRegistered] = {}
         self._store: EventStore | None = None
         self._down = False
         self._lock = threading.Lock()
@@ -118,7 +137,7 @@ class ScanLineage:
         try:
             run_event = self.run_event(event, envelope)
         except Exception as exc:  # a scan whose facts cannot be read: say so, go on
-            log.warning("openlineage: no run event for scan %s: %s", envelope.subject, exc)
+            log.warning("openlineage: no run event for %s: %s", envelope.subject, exc)
             return []
         if run_event is not None:
             self._send(run_event)
@@ -178,6 +197,8 @@ class ScanLineage:
             job_type_job,
         )
 
+        if isinstance(event, StreamWindowClosed):
+            return self.window_event(event, envelope)
         scan_id = UUID(envelope.subject)
         if isinstance(event, ScanRequested):
             facts = ScanFacts(
@@ -234,6 +255,58 @@ class ScanLineage:
             outputs=[],
         )
 
+    def stream(self, stream_id: UUID) -> StreamRegistered:
+        """The stream's registration (its name, topic, tenant, thresholds), read once."""
+        found = self._streams.get(stream_id)
+        if found is None:
+            for e in map(decode_event, self._store_of().load(stream_id)):
+                if isinstance(e, StreamRegistered):
+                    found = self._streams[stream_id] = e
+                    break
+            else:
+                raise LookupError(f"stream {stream_id} is not registered")
+        return found
+
+    def window_event(self, event: StreamWindowClosed, envelope: Envelope) -> Any:
+        """A closed window of a stream: a run of its own (COMPLETE), the topic as the
+        input dataset with the window's metrics and one assertion per threshold."""
+        from openlineage.client.event_v2 import InputDataset, Job, Run, RunEvent, RunState
+        from openlineage.client.facet_v2 import job_type_job, nominal_time_run
+
+        stream = self.stream(event.stream_id)
+        dataset = InputDataset(
+            namespace=self._kafka_namespace,
+            name=stream.topic,
+            inputFacets=window_facets(event, stream.thresholds),
+        )
+        return RunEvent(
+            eventType=RunState.COMPLETE,
+            eventTime=_time(envelope.time),
+            run=Run(
+                runId=str(run_id(event.window_id)),
+                facets={
+                    "nominalTime": nominal_time_run.NominalTimeRunFacet(
+                        nominalStartTime=_time(event.window_start),
+                        nominalEndTime=_time(event.window_end),
+                    )
+                },
+            ),
+            job=Job(
+                namespace=JOB_NAMESPACE,
+                name=f"stream.{stream.name}.partition-{event.partition}",
+                facets={
+                    "jobType": job_type_job.JobTypeJobFacet(
+                        processingType="STREAMING",
+                        integration="DATRIX",
+                        jobType="QUALITY_WINDOW",
+                    )
+                },
+            ),
+            producer=PRODUCER,
+            inputs=[dataset],
+            outputs=[],
+        )
+
     def _dataset_name(self, dataset_id: UUID) -> str:
         for e in map(decode_event, self._store_of().load(dataset_id)):
             if isinstance(e, DatasetRegistered):
@@ -274,6 +347,65 @@ def quality_facets(event: ScanCompleted, facts: ScanFacts) -> dict[str, Any]:
     return {
         "dataQualityMetrics": metrics.DataQualityMetricsInputDatasetFacet(
             rowCount=event.rows, columnMetrics=columns
+        ),
+        "dataQualityAssertions": assertions.DataQualityAssertionsDatasetFacet(assertions=found),
+    }
+
+
+def window_facets(event: StreamWindowClosed, thresholds: StreamThresholds) -> dict[str, Any]:
+    """``dataQualityMetrics`` and ``dataQualityAssertions`` of one closed window: per
+    field nulls, distinct (HyperLogLog), min and max; an assertion per threshold set (per
+    field where the metric is), failed where the window breaks it, and one for schema
+    changes against the previous window."""
+    from openlineage.client.facet_v2 import (
+        data_quality_assertions_dataset as assertions,
+    )
+    from openlineage.client.facet_v2 import (
+        data_quality_metrics_input_dataset as metrics,
+    )
+
+    m = event.metrics
+    columns = {
+        f.name: metrics.ColumnMetrics(
+            nullCount=f.nulls,
+            distinctCount=f.distinct,
+            count=float(m.count - f.nulls),
+            min=f.minimum,
+            max=f.maximum,
+        )
+        for f in m.fields
+    }
+    broken = {(b.metric, b.field): b for b in breaches(thresholds, m)}
+    found: list[Any] = []
+    for threshold, metric in METRIC_OF_THRESHOLD.items():
+        limit = getattr(thresholds, threshold)
+        if limit is None:
+            continue
+        for (name, column), b in broken.items():
+            if name == metric:
+                found.append(
+                    assertions.Assertion(
+                        assertion=threshold,
+                        success=False,
+                        column=column,
+                        expected=str(limit),
+                        actual=str(b.value),
+                    )
+                )
+        if not any(name == metric for name, _column in broken):
+            found.append(
+                assertions.Assertion(assertion=threshold, success=True, expected=str(limit))
+            )
+    found.append(
+        assertions.Assertion(
+            assertion="schema_change",
+            success=not m.schema_changes,
+            description="; ".join(c.detail for c in m.schema_changes) or None,
+        )
+    )
+    return {
+        "dataQualityMetrics": metrics.DataQualityMetricsInputDatasetFacet(
+            rowCount=m.count, columnMetrics=columns
         ),
         "dataQualityAssertions": assertions.DataQualityAssertionsDatasetFacet(assertions=found),
     }
@@ -341,11 +473,12 @@ def register(registry: Registry, settings: Settings) -> None:
         assert settings.database_url is not None
         return postgres_event_store(settings.database_url, settings.database_schema)
 
-    lineage = ScanLineage(emit, events)
+    broker = (settings.kafka_bootstrap or "localhost").split(",")[0].strip()
+    lineage = ScanLineage(emit, events, kafka_namespace=f"kafka://{broker}")
     registry.add_policy(
         Policy(
             POLICY,
-            follows=(ScanRequested, ScanCompleted, ScanFailed, ScanCancelled),
+            follows=(ScanRequested, ScanCompleted, ScanFailed, ScanCancelled, StreamWindowClosed),
             react=lineage.react,
         )
     )

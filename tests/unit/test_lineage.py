@@ -295,6 +295,7 @@ def test_it_is_one_registration_off_by_default(tmp_path: Path) -> None:
         "ScanCompleted",
         "ScanFailed",
         "ScanCancelled",
+        "StreamWindowClosed",
     }
 
 
@@ -312,3 +313,98 @@ def test_transports_follow_the_url(tmp_path: Path) -> None:
     assert lineage.transport_for(
         "http://dh:8080/openapi/openlineage/api/v1/lineage", settings
     ).endpoint == ("openapi/openlineage/api/v1/lineage")
+
+
+def test_a_closed_stream_window_is_a_run_with_its_metrics_and_thresholds() -> None:
+    from datrix.aggregates.stream import (
+        FieldMetrics,
+        SchemaChange,
+        StreamRegistered,
+        StreamThresholds,
+        StreamWindowClosed,
+        WindowMetrics,
+        window_id_for,
+    )
+
+    store = Store()
+    stream_id = uuid.uuid4()
+    store.add(
+        StreamRegistered(
+            originator_id=stream_id,
+            originator_version=1,
+            timestamp=T0,
+            stream_id=stream_id,
+            tenant=TENANT,
+            name="orders",
+            topic="shop.orders",
+            format="json",
+            key_field="id",
+            window_seconds=60,
+            grace_seconds=5,
+            snapshot_every_seconds=None,
+            start_from="earliest",
+            thresholds=StreamThresholds(max_null_rate=0.1, min_records=10),
+        )
+    )
+
+    def field(name: str, nulls: int, lo: float | None) -> FieldMetrics:
+        return FieldMetrics(
+            name, "float", nulls, nulls / 50, 40, b"", lo, 9.0, 5.0, 1.0, (), (), None
+        )
+
+    window = window_id_for(stream_id, 2, 1_700_000_000_000)
+    closed = store.add(
+        StreamWindowClosed(
+            originator_id=stream_id,
+            originator_version=2,
+            timestamp=T0,
+            stream_id=stream_id,
+            window_id=window,
+            partition=2,
+            window_start=T0,
+            window_end=T0.replace(minute=1),
+            metrics=WindowMetrics(
+                count=50,
+                rate_per_second=0.8,
+                first_offset=0,
+                last_offset=49,
+                fields=(field("amount", 10, 1.0), field("price", 0, None)),
+                schema_changes=(
+                    SchemaChange("added", "coupon", None, "string", "field coupon added"),
+                ),
+                max_lag_seconds=2.0,
+                mean_lag_seconds=1.0,
+                duplicates=0,
+                poisoned=0,
+                slot_lag_bytes=None,
+            ),
+        )
+    )
+    [doc] = emitted(store, closed)
+    assert openlineage_errors(doc) == []
+    assert doc["eventType"] == "COMPLETE"
+    assert doc["run"]["runId"] == str(lineage.run_id(window))
+    assert doc["run"]["facets"]["nominalTime"]["nominalStartTime"] == T0.isoformat()
+    assert doc["job"]["name"] == "stream.orders.partition-2"
+    [topic] = doc["inputs"]
+    assert (topic["namespace"], topic["name"]) == ("kafka://localhost", "shop.orders")
+    metrics = topic["inputFacets"]["dataQualityMetrics"]
+    assert metrics["rowCount"] == 50
+    assert metrics["columnMetrics"]["amount"] == {
+        "nullCount": 10,
+        "distinctCount": 40,
+        "count": 40.0,
+        "min": 1.0,
+        "max": 9.0,
+        "quantiles": {},
+    }
+    assert "min" not in metrics["columnMetrics"]["price"]  # no minimum measured
+    got = {
+        (a["assertion"], a.get("column"), a["success"])
+        for a in topic["inputFacets"]["dataQualityAssertions"]["assertions"]
+    }
+    assert got == {
+        ("max_null_rate", "amount", False),  # 0.2 > 0.1
+        ("min_records", None, True),
+        ("schema_change", None, False),
+    }
