@@ -2,7 +2,7 @@
 fastest plain confluent-kafka consumer loop that only decodes, in the same run.
 
     .venv/bin/python tests/benchmarks/bench_monitor.py [--records N] [--repeat K]
-        [--window-seconds W]
+        [--window-seconds W] [--aiokafka-python PYTHON]
 
 * The topic: ``N`` (1,000,000) JSON records of 10 fields (ints, floats, text, a boolean,
   a timestamp, ~5 % nulls in two fields), one partition (one consumer: the throughput of
@@ -18,6 +18,9 @@ fastest plain confluent-kafka consumer loop that only decodes, in the same run.
   closing windows and producing their ``CloseStreamWindow`` commands to a topic prefix of
   the run's own), with only the event-store lookup of earlier windows left out (a new
   stream has none).
+* ``aiokafka`` (with ``--aiokafka-python``, an interpreter with ``aiokafka cramjam orjson``):
+  the same decode-only loop on aiokafka, the client faust-streaming consumes with, so the
+  ceiling of any faust agent on this machine.
 * Each measurement is a fresh child process (``--child MODE``): records/s from the first
   record read to the last (the group join excluded), and the child's peak RSS
   (``ru_maxrss``). Repeated ``--repeat`` times, alternating; the best rate is reported.
@@ -214,6 +217,64 @@ def child_monitor(
     return {"records": records, "seconds": read, "all_closed_s": closed}
 
 
+# faust-streaming consumes through aiokafka; the fastest loop faust could run is aiokafka's
+# own: getmany() batches, orjson.loads each value. Run with another interpreter that has
+# aiokafka (not a Datrix dependency): --aiokafka-python /path/to/venv/bin/python.
+AIOKAFKA_LOOP = """
+import asyncio, json, os, resource, sys, time, uuid
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+async def main(topic, records):
+    env = json.loads(os.environ["BENCH_MONITOR_ENV"])
+    sasl = {}
+    if env.get("DATRIX_KAFKA_SASL_USERNAME"):
+        sasl = dict(
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism=env.get("DATRIX_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").upper(),
+            sasl_plain_username=env["DATRIX_KAFKA_SASL_USERNAME"],
+            sasl_plain_password=env["DATRIX_KAFKA_SASL_PASSWORD"],
+        )
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=env["DATRIX_KAFKA_BOOTSTRAP"],
+        group_id=f"bench-aiokafka-{uuid.uuid4()}", auto_offset_reset="earliest",
+        enable_auto_commit=False, **sasl,
+    )
+    await consumer.start()
+    seen, first = 0, 0.0
+    try:
+        while seen < records:
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            for messages in batches.values():
+                for msg in messages:
+                    if not seen:
+                        first = time.perf_counter()
+                    orjson.loads(msg.value)
+                    seen += 1
+    finally:
+        await consumer.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds = time.perf_counter() - first
+    print(json.dumps({"records": seen, "seconds": seconds, "peak_rss_mib": rss}))
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def run_aiokafka(python: str, topic: str, records: int) -> dict[str, Any]:
+    proc = subprocess.run(
+        [python, "-c", AIOKAFKA_LOOP, topic, str(records)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=dict(os.environ),
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"the aiokafka loop failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
 def run_child(mode: str, topic: str, args: argparse.Namespace) -> dict[str, Any]:
     proc = subprocess.run(
         [
@@ -246,6 +307,10 @@ def main() -> None:
     parser.add_argument("--window-seconds", type=int, default=10)
     parser.add_argument("--child", choices=["bare", "bare-json", "monitor"])
     parser.add_argument("--topic")
+    parser.add_argument(
+        "--aiokafka-python",
+        help="an interpreter with aiokafka and orjson: adds faust's consumer loop (aiokafka)",
+    )
     args = parser.parse_args()
 
     if args.child:
@@ -265,10 +330,15 @@ def main() -> None:
     filled = fill(env, topic, args.records, args.window_seconds)
     print(f"filled {topic}: {args.records:,} records in {filled:.1f} s", file=sys.stderr)
     results: dict[str, list[dict[str, Any]]] = {"bare": [], "bare-json": [], "monitor": []}
+    if args.aiokafka_python:
+        results["aiokafka"] = []
     try:
         for _ in range(args.repeat):
             for mode in results:
-                result = run_child(mode, topic, args)
+                if mode == "aiokafka":
+                    result = run_aiokafka(args.aiokafka_python, topic, args.records)
+                else:
+                    result = run_child(mode, topic, args)
                 print(mode, result, file=sys.stderr)
                 results[mode].append(result)
     finally:
@@ -292,8 +362,11 @@ def main() -> None:
         "bare": "bare confluent-kafka + orjson.loads (baseline)",
         "bare-json": "bare confluent-kafka + json.loads",
         "monitor": "monitor (decode + windows + metrics + commands)",
+        "aiokafka": "bare aiokafka + orjson.loads (faust's consumer)",
     }
     for mode, name in names.items():
+        if mode not in best:
+            continue
         r = best[mode]
         print(
             f"| {name} | {r['records'] / r['seconds']:,.0f} | {r['seconds']:.2f} | "
