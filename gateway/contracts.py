@@ -30,16 +30,26 @@ def set_contract(
     version frozen; None when unfrozen). NotFound for an unknown dataset, UserInputError
     with the reason when refused (already frozen, not frozen, no version, deleted)."""
     found = resolve_dataset(runtime, dataset_ref)
+    submitted, version = submit_contract(runtime, found, frozen, actor=actor, command_id=command_id)
+    status = await_command(runtime, submitted, timeout=timeout)
+    status.raise_if_rejected()
+    return {"dataset_id": found["id"], "name": found["name"], "frozen": frozen, "version": version}
+
+
+def submit_contract(
+    runtime: Runtime,
+    found: dict[str, Any],
+    frozen: bool,
+    *,
+    actor: str | None = None,
+    command_id: uuid.UUID | None = None,
+) -> tuple[uuid.UUID, int | None]:
+    """Submit the contract change of dataset ``found`` (its read-model row, from
+    ``resolve_dataset``) without waiting (the API's 202); returns the command id and the
+    version a freeze names (None when unfreezing or without versions)."""
     dataset_id = uuid.UUID(str(found["id"]))
     latest = int(found.get("latest_version") or 0)
     version = latest if frozen and latest > 0 else None
     command = SetSchemaContract(dataset_id=dataset_id, frozen=frozen, version=version)
     submitted = runtime.submit(command, dataset_id, command_id=command_id, actor=actor)
-    status = await_command(runtime, submitted.id, timeout=timeout)
-    status.raise_if_rejected()
-    return {
-        "dataset_id": str(dataset_id),
-        "name": found["name"],
-        "frozen": frozen,
-        "version": version,
-    }
+    return submitted.id, version

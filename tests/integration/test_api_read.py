@@ -414,6 +414,8 @@ PERMISSION: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/datasets"): "datasets:write",
     ("GET", "/v1/datasets/{dataset_id}"): "datasets:read",
     ("DELETE", "/v1/datasets/{dataset_id}"): "datasets:write",
+    ("PUT", "/v1/datasets/{dataset_id}/contract"): "datasets:write",
+    ("DELETE", "/v1/datasets/{dataset_id}/contract"): "datasets:write",
     ("GET", "/v1/datasets/{dataset_id}/columns"): "datasets:read",
     ("GET", "/v1/datasets/{dataset_id}/versions"): "datasets:read",
     ("POST", "/v1/datasets/{dataset_id}/scan"): "scans:run",
