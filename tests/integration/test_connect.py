@@ -35,6 +35,8 @@ from confluent_kafka.admin import AdminClient
 
 from datrix.connectors.client import ConnectClient, ConnectError, ConnectorNotFound
 from datrix.connectors.configs import postgres_source
+from datrix.streams.kafka import client_config
+from datrix.streams.settings import load_settings
 from tests.integration.conftest import Cli, Run, admin_url, deploy_local, exports
 
 pytestmark = pytest.mark.integration
@@ -52,15 +54,9 @@ def connect_cli(services: dict[str, str], tmp_path: Path) -> Cli:
 
 
 def kafka_config(services: dict[str, str], **extra: Any) -> dict[str, Any]:
-    """A plain confluent-kafka configuration as the app principal ``up`` exports."""
-    return {
-        "bootstrap.servers": services["DATRIX_KAFKA_BOOTSTRAP"],
-        "security.protocol": "SASL_PLAINTEXT",
-        "sasl.mechanism": services["DATRIX_KAFKA_SASL_MECHANISM"],
-        "sasl.username": services["DATRIX_KAFKA_SASL_USERNAME"],
-        "sasl.password": services["DATRIX_KAFKA_SASL_PASSWORD"],
-        **extra,
-    }
+    """A confluent-kafka configuration as the app principal ``up`` exports (built where
+    every client's is: streams.kafka.client_config)."""
+    return client_config(load_settings(services), **extra)
 
 
 def read_topic(
@@ -362,11 +358,12 @@ def test_the_connect_principal_may_not_touch_the_deployments_topics(
     props = (connect_state() / "connect-distributed.properties").read_text()
     jaas = next(line for line in props.splitlines() if line.startswith("sasl.jaas.config="))
     password = jaas.split('password="', 1)[1].split('"', 1)[0]
-    config = {
-        **kafka_config(services),
-        "sasl.username": "datrix-connect",
-        "sasl.password": password,
+    as_connect = {
+        **services,
+        "DATRIX_KAFKA_SASL_USERNAME": "datrix-connect",
+        "DATRIX_KAFKA_SASL_PASSWORD": password,
     }
+    config = kafka_config(as_connect)
     delivered: list[Any] = []
     producer = Producer({**config, "message.timeout.ms": 5000})
     producer.produce("datrix.commands", b"x", on_delivery=lambda e, _m: delivered.append(e))
