@@ -59,6 +59,8 @@ __all__ = [
 MAX_CATEGORIES = 50
 MIN_REPEATS = 5  # a categorical column's values repeat: non-null values >= 5 x distinct
 SAMPLE_ROWS = 100_000
+SAMPLE_CELLS = 5_000_000  # a wide table's sample has fewer rows (at least MIN_SAMPLE_ROWS)
+MIN_SAMPLE_ROWS = 1_000
 MINHASH_K = 64
 HASH_SEED = 0x5C4E
 RENAME_CONFIDENCE = 0.8  # a removed and an added column this alike are a likely rename
@@ -335,7 +337,8 @@ def _content(kind: str, present: pl.Series) -> tuple[float, ...]:
 def profile_table(table: ScanTable, sample_rows: int = SAMPLE_ROWS) -> list[ColumnProfile]:
     """Profiles of a dataset version: exact null counts and categorical value sets over
     every row (on the streaming engine when the table is bounded), fingerprints from an
-    evenly spaced sample of at most ``sample_rows`` rows."""
+    evenly spaced sample of at most ``sample_rows`` rows (fewer on a wide table: at most
+    ``SAMPLE_CELLS`` cells, at least ``MIN_SAMPLE_ROWS`` rows)."""
     schema = table.lazy.collect_schema()
     columns = list(schema)
     if not columns:
@@ -343,7 +346,8 @@ def profile_table(table: ScanTable, sample_rows: int = SAMPLE_ROWS) -> list[Colu
     rows = table.rows if table.rows else table.collect(table.lazy.select(pl.len())).item()
     nulls_frame = table.collect(table.lazy.select(pl.all().null_count()))
     nulls = {c: int(nulls_frame[c][0]) for c in columns}
-    sampled = evenly_spaced(table, columns, sample_step(rows, sample_rows))
+    limit = min(sample_rows, max(MIN_SAMPLE_ROWS, SAMPLE_CELLS // len(columns)))
+    sampled = evenly_spaced(table, columns, sample_step(rows, limit))
     sample = pl.DataFrame({c: pl.Series(c, sampled[c]) for c in columns})
     maybe = [
         c

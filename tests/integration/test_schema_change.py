@@ -22,28 +22,28 @@ pytestmark = pytest.mark.integration
 N = 3_000
 
 
-def customers(seed: int) -> pl.DataFrame:
+def customers(seed: int, n: int = N) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     return pl.DataFrame(
         {
-            "customer_id": np.arange(N) + seed * N,
-            "age": rng.integers(18, 90, N),
-            "zip_code": rng.integers(10_000, 99_999, N),
-            "segment": rng.choice(["gold", "silver", "bronze"], N),
-            "email": [f"user{i}@example.org" for i in range(N)],
+            "customer_id": np.arange(n) + seed * n,
+            "age": rng.integers(18, 90, n),
+            "zip_code": rng.integers(10_000, 99_999, n),
+            "segment": rng.choice(["gold", "silver", "bronze"], n),
+            "email": [f"user{i}@example.org" for i in range(n)],
         }
     )
 
 
-def changed(seed: int) -> pl.DataFrame:
+def changed(seed: int, n: int = N) -> pl.DataFrame:
     """The issue's example: email dropped, loyalty_points added, zip_code as text."""
     rng = np.random.default_rng(seed + 100)
     return (
-        customers(seed)
+        customers(seed, n)
         .drop("email")
         .with_columns(
             pl.col("zip_code").cast(pl.String) + "-" + pl.lit("0000"),
-            loyalty_points=pl.Series(np.round(rng.normal(500, 80, N), 1)),
+            loyalty_points=pl.Series(np.round(rng.normal(500, 80, n), 1)),
         )
     )
 
@@ -65,16 +65,13 @@ def test_a_dropped_added_and_retyped_column_is_a_schema_change_issue(
 ) -> None:
     first = scan(cli, customers(1), tmp_path / "v1.csv")
     assert first["version"] == 1 and schema_issues(first) == []
-    same = scan(cli, customers(2), tmp_path / "v2.csv")  # new rows, same schema
-    assert same["version"] == 2 and schema_issues(same) == []
-
-    doc = scan(cli, changed(3), tmp_path / "v3.csv")
-    assert doc["version"] == 3
+    doc = scan(cli, changed(2), tmp_path / "v2.csv")
+    assert doc["version"] == 2
     [issue] = schema_issues(doc)
     assert issue["dimension"] == "consistency" and issue["column"] is None
     assert issue["severity"] == "warning" and issue["affected_pct"] == 100.0
     assert issue["description"] == (
-        "the schema changed since version 2 (3 changes in 3 columns): "
+        "the schema changed since version 1 (3 changes in 3 columns): "
         "column 'zip_code' changed type from integer to string; "
         "column 'email' (string) was removed; "
         "column 'loyalty_points' (float) was added"
@@ -82,17 +79,13 @@ def test_a_dropped_added_and_retyped_column_is_a_schema_change_issue(
     # ranked by impact like the others: above every info finding, with a consistency cost
     ranked = [i["impact_score"] for i in doc["issues"]]
     assert ranked == sorted(ranked, reverse=True)
-    assert doc["score"]["consistency"] < same["score"]["consistency"]
+    assert doc["score"]["consistency"] < first["score"]["consistency"]
     # the stored report says the same
     report = cli("report", doc["scan_id"], "--format", "json")
     assert report.code == 0 and schema_issues(report.json()) == [issue]
 
 
 def test_a_frozen_contract_makes_any_change_critical(cli: Cli, tmp_path: Path) -> None:
-    refused = cli("datasets", "contract", "customers", "--freeze")
-    assert refused.code == 2 and refused.stderr.count("\n") == 1
-    assert "no dataset named or with id 'customers'" in refused.stderr
-
     scan(cli, customers(1), tmp_path / "v1.csv")
     frozen = cli("datasets", "contract", "customers", "--freeze", "--format", "json")
     assert frozen.code == 0, frozen.stderr
@@ -131,8 +124,8 @@ def test_a_frozen_contract_makes_any_change_critical(cli: Cli, tmp_path: Path) -
 
 def test_the_spark_engine_reports_the_same_schema_change(tmp_path: Path) -> None:
     before, after = tmp_path / "v1.parquet", tmp_path / "v2.parquet"
-    customers(1).write_parquet(before)
-    changed(2).write_parquet(after)
+    customers(1, 500).write_parquet(before)
+    changed(2, 500).write_parquet(after)
     options = ScanOptions(previous_path=before, previous_version=1)
     polars = PolarsScanEngine().scan(after, options)
     spark = SparkScanEngine().scan(after, options)
