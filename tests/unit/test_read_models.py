@@ -324,4 +324,10 @@ def test_the_core_read_models_handle_every_event_type_they_did() -> None:
         "FixPreviewed",
         "FixCompleted",
         "FixFailed",
+        # issue 13: streams, their windows and quality alerts
+        "StreamRegistered",
+        "StreamWindowClosed",
+        "StreamQualityDegraded",
+        "StreamQualityRecovered",
+        "StreamRemoved",
     }
