@@ -248,6 +248,29 @@ class WindowAccumulator:
             self.pending.append(values)
         return True
 
+    def add_many(
+        self,
+        values: list[dict[str, Any] | None],
+        offsets: list[int],
+        event_ms: list[int],
+        processing_ms: int,
+        identities: list[int | None] | None = None,
+    ) -> None:
+        """``add`` for a micro-batch of records in offset order (list operations in C
+        when there are no identities to check)."""
+        if identities is not None:
+            for row, offset, at, identity in zip(
+                values, offsets, event_ms, identities, strict=True
+            ):
+                self.add(row, offset, at, processing_ms, identity)
+            return
+        self.offsets.extend(offsets)
+        self.lags.extend([processing_ms - at for at in event_ms])
+        if None in values:
+            self.pending.extend([row for row in values if row is not None])
+        else:
+            self.pending.extend(values)  # type: ignore[arg-type]  # no None in it
+
     def fold(self) -> None:
         """Fold the records added since the last fold: counts, offsets and lags, and the
         rows into the per-field accumulators (one frame, three Polars selections)."""

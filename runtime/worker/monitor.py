@@ -147,6 +147,29 @@ class Partition:
     skipped: int = 0  # tombstones and other records that are no row change
 
 
+class Batch:
+    """One partition's decoded records of one micro-batch, in offset order, not yet in
+    their windows."""
+
+    def __init__(self, part: Partition) -> None:
+        self.part = part
+        self.last_offset: int | None = None  # of the last record read (skipped ones too)
+        self.clear()
+
+    def clear(self) -> None:
+        self.times: list[int] = []
+        self.offsets: list[int] = []
+        self.values: list[dict[str, Any] | None] = []
+        self.identities: list[int | None] | None = None  # None: no record has one
+
+    def identity(self, index: int, identity: int) -> None:
+        if self.identities is None:
+            self.identities = [None] * len(self.times)
+        while len(self.identities) < len(self.times):
+            self.identities.append(None)
+        self.identities[index] = identity
+
+
 class StreamMonitor:
     """The consumer of one stream's topic (one thread)."""
 
@@ -204,11 +227,12 @@ class StreamMonitor:
         )
         log.info("monitoring stream %s: topic %s (%s)", spec.name, spec.topic, spec.format)
         key_field = spec.key_field
+        keyed = key_field is not None
         try:
             while not self.stopped():
                 messages = consumer.consume(BATCH, timeout=POLL_S)
                 now_ms = int(self.clock() * 1000)
-                touched: set[int] = set()
+                batches: dict[int, Batch] = {}
                 for msg in messages:
                     err = msg.error()
                     if err is not None:
@@ -221,44 +245,52 @@ class StreamMonitor:
                             log.warning("stream %s: topic %s: %s", spec.name, spec.topic, err)
                         continue
                     partition, offset = msg.partition(), msg.offset()
-                    part = self.parts.get(partition)
-                    if part is None:
-                        part = self.parts[partition] = self._partition(partition)
-                    part.next_offset = offset + 1
-                    part.caught_up = False
+                    batch = batches.get(partition)
+                    if batch is None:
+                        part = self.parts.get(partition)
+                        if part is None:
+                            part = self.parts[partition] = self._partition(partition)
+                        batch = batches[partition] = Batch(part)
+                        part.caught_up = False  # until a partition EOF after its records
                     value = msg.value()
                     try:
                         decoded = decode(value)
                     except RecordError as exc:
                         _dead_letter(ctx, dead, msg, f"RecordError: {exc}")
-                        window = part.windows.place(self._record_ms(msg, now_ms), offset)
+                        self._place(batch, now_ms)  # the records before it, in order
+                        window = batch.part.windows.place(self._record_ms(msg, now_ms), offset)
                         if window is not None:
                             window.acc.poisoned += 1
+                        batch.last_offset = offset
                         continue
+                    batch.last_offset = offset
                     if decoded.skipped:
-                        part.skipped += 1
+                        batch.part.skipped += 1
                         continue
                     at = decoded.event_ms
                     if at is None:
                         kind, at = msg.timestamp()
                         if kind == 0 or at < 0:  # TIMESTAMP_NOT_AVAILABLE
                             at = now_ms
-                    window = part.windows.place(at, offset)
-                    if window is None:
-                        continue  # late: its window has closed
-                    touched.add(partition)
+                    batch.times.append(at)
+                    batch.offsets.append(offset)
+                    batch.values.append(decoded.values)
                     key: Any = None
-                    if key_field is not None and decoded.values is not None:
-                        key = decoded.values.get(key_field)
+                    if keyed and decoded.values is not None:
+                        key = decoded.values.get(key_field)  # type: ignore[arg-type]
                         if isinstance(key, list | dict):
                             key = orjson.dumps(key)
                     if key is None:
                         key = msg.key()
-                    identity = None
                     if key is not None:
                         position = decoded.position if decoded.position is not None else value
-                        identity = hash((key, position))
-                    window.acc.add(decoded.values, offset, at, now_ms, identity)
+                        batch.identity(len(batch.times) - 1, hash((key, position)))
+                touched = []
+                for partition, batch in batches.items():
+                    self._place(batch, now_ms)
+                    if batch.last_offset is not None:
+                        batch.part.next_offset = batch.last_offset + 1
+                    touched.append(partition)
                 for partition in touched:
                     for window in self.parts[partition].windows.open.values():
                         window.acc.fold()
@@ -275,6 +307,46 @@ class StreamMonitor:
         return int(at) if kind != 0 and at >= 0 else now_ms  # 0: TIMESTAMP_NOT_AVAILABLE
 
     # -- windows --------------------------------------------------------------------------
+    def _place(self, batch: Batch, now_ms: int) -> None:
+        """Put the batch's decoded records into their windows, in offset order (a group
+        of records of one window at a time), and empty it."""
+        times = batch.times
+        if not times:
+            return
+        if batch.identities is not None:  # the records after the last keyed one have none
+            batch.identities += [None] * (len(times) - len(batch.identities))
+        windows = batch.part.windows
+        width = self.window_ms
+        low, high = min(times), max(times)
+        if low - low % width == high - high % width:  # the common case: one window
+            groups = [list(range(len(times)))]
+        else:
+            by_start: dict[int, list[int]] = {}
+            for i, at in enumerate(times):
+                by_start.setdefault(at - at % width, []).append(i)
+            groups = list(by_start.values())
+        for group in groups:
+            head = group[0]
+            window = windows.place(times[head], batch.offsets[head])
+            if window is None:
+                windows.late += len(group) - 1  # place counted the first
+                continue
+            latest = max(times[i] for i in group) if len(groups) > 1 else high
+            if latest > window.latest:
+                window.latest = latest
+            if len(groups) == 1:
+                values, offsets, stamps = batch.values, batch.offsets, times
+                identities = batch.identities
+            else:
+                values = [batch.values[i] for i in group]
+                offsets = [batch.offsets[i] for i in group]
+                stamps = [times[i] for i in group]
+                identities = (
+                    [batch.identities[i] for i in group] if batch.identities is not None else None
+                )
+            window.acc.add_many(values, offsets, stamps, now_ms, identities)
+        batch.clear()
+
     def _partition(self, partition: int) -> Partition:
         windows = PartitionWindows(self.window_ms, self.grace_ms, WindowAccumulator)
         part = Partition(windows)

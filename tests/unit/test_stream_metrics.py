@@ -153,3 +153,17 @@ def test_fields_past_the_cap_are_not_measured() -> None:
     m = acc.finish({})
     assert len(m.fields) == MAX_FIELDS and len(acc.fields_dropped) == 5
     assert metrics_problem(m) is None
+
+
+def test_add_many_is_add_record_by_record() -> None:
+    rows: list[dict[str, object] | None] = [{"a": i % 3, "b": None} for i in range(50)]
+    rows[7] = None  # a record without a row image
+    one, many = WindowAccumulator(0, 1000), WindowAccumulator(0, 1000)
+    for i, row in enumerate(rows):
+        one.add(row, 10 + i, i, 100)
+    many.add_many(rows[:20], list(range(10, 30)), list(range(20)), 100)
+    many.add_many(rows[20:], list(range(30, 60)), list(range(20, 50)), 100)
+    assert one.finish({}) == many.finish({})
+    keyed = WindowAccumulator(0, 1000)
+    keyed.add_many([{"a": 1}] * 3, [0, 1, 2], [0, 0, 0], 5, [7, 7, None])
+    assert (keyed.finish({}).count, keyed.duplicates) == (2, 1)
