@@ -7,12 +7,15 @@ whose facets agree with the scan's own report.
   scan (one run id each), the metrics equal the report's, the second version's assertions
   include drift; a later command emits nothing again (the policy's position);
 - Kafka mode, kafka:// transport: the worker's ``policies`` role emits the same events to
-  a topic of the deployment's broker, read back and validated.
+  a topic of the deployment's broker, read back and validated;
+- a window the stream monitor closes is a COMPLETE run on that topic, its input the data
+  topic, with the window's metrics and the null-rate threshold it breaks.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -134,3 +137,56 @@ def test_kafka_mode_emits_run_events_to_a_topic(kafka_cli: KafkaCli, tmp_path: P
     check_scan(events, report, "orders")
     tenant = load_settings(env).tenant
     assert {e["inputs"][0]["namespace"] for e in events} == {f"datrix://{tenant}"}
+
+
+def test_a_closed_stream_window_is_a_run_event_on_the_topic(kafka_cli: KafkaCli) -> None:
+    """The monitor closes a window of a registered stream; the policies role emits it as
+    a COMPLETE run whose input is the data topic, with the window's metrics and the
+    null-rate threshold it breaks."""
+    from tests.integration.test_stream_monitor import WINDOW_MS, DataTopic
+
+    env = kafka_cli.extra or {}
+    topic = f"{env['DATRIX_TOPIC_PREFIX']}openlineage"
+    tenant = f"lineage-{uuid.uuid4().hex[:6]}"
+    kafka_cli.extra = {**env, "DATRIX_TENANT": tenant}
+    kafka_cli.worker_env = {
+        **(kafka_cli.worker_env or {}),
+        "DATRIX_OPENLINEAGE_URL": f"kafka://{topic}",
+    }
+    kafka_cli.start_worker("processor,relay,projector,monitor,policies")
+    data = DataTopic(kafka_cli, partitions=1)
+    base = (int(time.time() * 1000) - 120_000) // WINDOW_MS * WINDOW_MS  # in the past
+    for i in range(10):
+        value = {"id": i, "v": None if i < 3 else i * 1.5}
+        data.send(0, base + i, json.dumps(value).encode())
+    data.flush()
+    added = kafka_cli(
+        "streams", "add", data.name, "--name", "readings", "--format", "json",
+        "--window", "2s", "--grace", "1s", "--max-null-rate", "0.2",
+    )  # fmt: skip
+    assert added.code == 0, added.stderr
+    settings = load_settings(env)
+    windows: list[dict[str, Any]] = []
+
+    def emitted() -> bool:
+        found = records_to_end(settings, topic, "lineage-test", wait=10)
+        events = [json.loads(m.value()) for m in found[1]] if found else []
+        windows[:] = [e for e in events if e["job"]["name"] == "stream.readings.partition-0"]
+        return bool(windows)
+
+    wait_until(emitted, "the window's run event is on the topic", timeout=120)
+    [event] = windows
+    assert openlineage_errors(event) == []
+    assert event["eventType"] == "COMPLETE"
+    [dataset] = event["inputs"]
+    assert dataset["name"] == data.name
+    assert dataset["namespace"] == f"kafka://{env['DATRIX_KAFKA_BOOTSTRAP'].split(',')[0]}"
+    metrics = dataset["inputFacets"]["dataQualityMetrics"]
+    assert metrics["rowCount"] == 10
+    assert metrics["columnMetrics"]["v"]["nullCount"] == 3
+    failed = [
+        (a["assertion"], a.get("column"))
+        for a in dataset["inputFacets"]["dataQualityAssertions"]["assertions"]
+        if not a["success"]
+    ]
+    assert failed == [("max_null_rate", "v")]
