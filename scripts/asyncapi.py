@@ -30,6 +30,7 @@ if str(ROOT) not in sys.path:  # run from a checkout: datrix/ holds the package'
 import yaml  # noqa: E402
 
 from datrix.aggregates.common import Command, Event  # noqa: E402
+from datrix.runtime.worker.processor import TRUSTED_ONLY  # noqa: E402
 from datrix.streams.codec import SCHEMA_DIR  # noqa: E402
 from datrix.streams.kafka import PARTITIONS  # noqa: E402
 from datrix.streams.messages import DATASCHEMA_PREFIX  # noqa: E402
@@ -196,6 +197,8 @@ def document() -> dict[str, Any]:
         components_schemas[f"{name}.json"] = json_schema(raw, raw["namespace"], {})
         key = key_field(registry, commands[name])
         about = f"{raw.get('doc', name)}. Key: the command's {key}."
+        if name in TRUSTED_ONLY:
+            about += " Only the workers send it: refused from an intake topic."
         messages[name] = {
             "name": short,
             "title": f"{short} (CloudEvents binary mode)",
@@ -241,6 +244,12 @@ def document() -> dict[str, Any]:
         for k in messages
         if k.removesuffix(".structured") in commands
     }
+    # an external producer may not send the workers' own commands (refused from intake)
+    intake_refs = {
+        k: ref
+        for k, ref in command_refs.items()
+        if k.removesuffix(".structured") not in TRUSTED_ONLY
+    }
     event_refs = {k: {"$ref": f"#/components/messages/{k}"} for k in events}
 
     def topic(name: str, partitions: int, summary: str, refs: dict[str, Any]) -> dict[str, Any]:
@@ -273,8 +282,9 @@ def document() -> dict[str, Any]:
                 "An external producer's commands: its principal may write this topic and "
                 "nothing else; the intake role forwards each record to datrix.commands "
                 "stamped with the principal, and the processor refuses a command for a "
-                "tenant the principal is not bound to (DATRIX_KAFKA_PRODUCERS).",
-                command_refs,
+                "tenant the principal is not bound to (DATRIX_KAFKA_PRODUCERS) and the "
+                "workers' own commands (job results), which are not listed here.",
+                intake_refs,
             ),
             "parameters": {
                 "producer": {
@@ -327,7 +337,7 @@ def document() -> dict[str, Any]:
         "channels": channels,
         "operations": {
             "produceCommand": op(
-                "send", "intake", "An external producer sends a command", command_refs
+                "send", "intake", "An external producer sends a command", intake_refs
             ),
             "produceTrustedCommand": op(
                 "send", "commands", "The gateway or a worker sends a command", command_refs
