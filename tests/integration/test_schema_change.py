@@ -15,7 +15,7 @@ import pytest
 from datrix.jobs.quality.polars_engine import PolarsScanEngine
 from datrix.jobs.quality.spark_engine import SparkScanEngine
 from datrix.jobs.report import ScanOptions
-from tests.integration.conftest import Cli
+from tests.integration.conftest import Cli, KafkaCli
 
 pytestmark = pytest.mark.integration
 
@@ -120,6 +120,26 @@ def test_a_frozen_contract_makes_any_change_critical(cli: Cli, tmp_path: Path) -
 
     listed = cli("datasets", "--format", "json")  # the listing is still the group's default
     assert listed.code == 0 and [d["name"] for d in listed.json()] == ["customers"]
+
+
+def test_the_contract_in_kafka_mode(kafka_cli: KafkaCli, tmp_path: Path) -> None:
+    """Through the broker: the contract's command and event and the scan job's contract
+    fields travel as Avro on Kafka, the worker compares with the frozen version (its
+    object from S3), and a replay rebuilds the same read models."""
+    kafka_cli.start_worker()
+    first = scan(kafka_cli, customers(1, 500), tmp_path / "v1.csv")
+    frozen = kafka_cli("datasets", "contract", "customers", "--freeze", "--format", "json")
+    assert frozen.code == 0, frozen.stderr
+    assert frozen.json()["version"] == 1
+    doc = scan(kafka_cli, customers(2, 500).drop("email"), tmp_path / "v2.csv")
+    assert doc["version"] == 2 and first["dataset_id"] == doc["dataset_id"]
+    [issue] = schema_issues(doc)
+    assert issue["severity"] == "critical"
+    assert "column 'email' (string) was removed" in issue["description"]
+    again = kafka_cli("datasets", "contract", "customers", "--freeze")
+    assert again.code == 2 and "already frozen (as of version 1)" in again.stderr
+    replay = kafka_cli("replay", "--verify")
+    assert replay.code == 0 and "identical" in replay.stdout, replay.stdout + replay.stderr
 
 
 def test_the_spark_engine_reports_the_same_schema_change(tmp_path: Path) -> None:
