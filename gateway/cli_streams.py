@@ -197,7 +197,12 @@ def status(name: str, fmt: str) -> None:
             f"latest window {latest['window_start']} - {latest['window_end']}: "
             f"{latest['count']:,} records, null rates {_cell(latest['null_rate'])}"
         )
-    alert = doc["latest_alert"]
+    if doc["last_snapshot_version"] is not None:
+        out.print(
+            f"latest snapshot: version {doc['last_snapshot_version']} of dataset "
+            f"{doc['last_snapshot_dataset']} (records up to {doc['last_snapshot_end']})"
+        )
+        alert = doc["latest_alert"]
     if alert is not None:
         out.print(
             f"latest alert: {alert['kind']} on partition {alert['partition_number']} at "

@@ -159,6 +159,9 @@ CREATE TABLE IF NOT EXISTS streams (
     windows                BIGINT NOT NULL,
     records                BIGINT NOT NULL,
     last_window_end        TEXT,
+    last_snapshot_dataset  TEXT,
+    last_snapshot_version  INTEGER,
+    last_snapshot_end      TEXT,
     created_at             TEXT NOT NULL,
     updated_at             TEXT NOT NULL
 )"""

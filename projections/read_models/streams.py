@@ -2,7 +2,8 @@
 
 - ``streams``: one row per registered stream: its topic, format and settings, ``active``
   or ``removed``, its degraded partitions, how many windows and records its closed windows
-  counted and the end of the latest one.
+  counted and the end of the latest one, and its latest snapshot (the dataset version the
+  records of its latest snapshot period became).
 - ``stream_windows``: one row per closed window (a window id: one partition, one window
   start), its record count and its ``WindowMetrics`` as JSON (``metrics_document``: the
   HyperLogLog registers base64, so the windows of several partitions merge).
@@ -14,8 +15,10 @@ event log, so a projector sees them in order. Still, every handler gives the sam
 whatever order it is applied in (the property tests/unit/test_stream_read_models.py
 checks): a window is counted into its stream once (the window row is the witness), the
 counters add up, the latest window end is a maximum, and a partition's health is the kind
-of its alert with the highest sequence number (``health_json``), so a replay that went
-another way, or an event projected twice, ends with the same rows.
+of its alert with the highest sequence number (``degraded_json``), the latest snapshot the
+one ending last, so a replay that went another way, or an event projected twice, ends with
+the same rows. (A snapshot projected before its stream's registration would be lost: the
+aggregate records the registration first, on the same partition.)
 
 The tables are core ones: core migration 11 (``projections/migrations.py``) creates them.
 The queries the use cases (``gateway/streams.py``) and the monitor read are below.
@@ -230,6 +233,18 @@ def _recovered(tx: Tx, env: Envelope, event: stream.StreamQualityRecovered) -> s
     return None
 
 
+def _snapshotted(tx: Tx, env: Envelope, event: stream.StreamSnapshotted) -> str | None:
+    """The latest snapshot (the one ending last): the dataset version its records became."""
+    end = event.window_end.isoformat()
+    tx.execute(
+        "UPDATE streams SET last_snapshot_dataset = ?, last_snapshot_version = ?, "
+        "last_snapshot_end = ? WHERE stream_id = ? "
+        "AND (last_snapshot_end IS NULL OR last_snapshot_end < ?)",
+        (str(event.dataset_id), event.version, end, env.subject, end),
+    )
+    return str(event.dataset_id)
+
+
 def _removed(tx: Tx, env: Envelope, event: stream.StreamRemoved) -> str | None:
     at = env.time.isoformat()
     tx.execute(
@@ -258,6 +273,7 @@ READ_MODEL = ReadModel(
         stream.StreamWindowClosed: _window_closed,
         stream.StreamQualityDegraded: _degraded,
         stream.StreamQualityRecovered: _recovered,
+        stream.StreamSnapshotted: _snapshotted,
         stream.StreamRemoved: _removed,
     },
     audit_summaries={stream.StreamWindowClosed: _window_summary},
@@ -282,6 +298,9 @@ STREAM_COLS = [
     "windows",
     "records",
     "last_window_end",
+    "last_snapshot_dataset",
+    "last_snapshot_version",
+    "last_snapshot_end",
     "created_at",
     "updated_at",
 ]

@@ -329,5 +329,6 @@ def test_the_core_read_models_handle_every_event_type_they_did() -> None:
         "StreamWindowClosed",
         "StreamQualityDegraded",
         "StreamQualityRecovered",
+        "StreamSnapshotted",
         "StreamRemoved",
     }

@@ -4,6 +4,7 @@ aggregate, encoded and decoded as on the log, projected on SQLite."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import sqlite3
 import uuid
@@ -266,3 +267,33 @@ def test_registration_is_checked_before_it_is_submitted(tmp_path: Path) -> None:
 def test_streams_need_kafka_mode_to_be_registered(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="streams need Kafka mode"):
         _check(_Runtime(tmp_path, kafka=False))
+
+
+def test_the_latest_snapshot_is_the_one_ending_last_in_any_order(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    command = dataclasses.replace(register("snapped"), snapshot_every_seconds=120)
+    state = stream.evolve(None, stream.decide(command, None, meta())[0])
+    registered = stream.decide(command, None, meta())
+    snaps: list[Event] = []
+    dataset_id = uuid.uuid4()
+    for version in (1, 2):
+        start = T0 + timedelta(minutes=2 * (version - 1))
+        snap = stream.AddStreamSnapshot(
+            command.stream_id, dataset_id, version, start, start + timedelta(minutes=2)
+        )
+        (event,) = stream.decide(snap, state, meta())
+        state = stream.evolve(state, event)
+        snaps.append(event)
+    envs = envelopes([*registered, *snaps])
+    rows = []
+    for name, order in (("in-order", envs), ("reversed", [envs[0], *reversed(envs[1:])])):
+        store = project(tmp_path / f"{name}.db", order)
+        rows.append(stream_row(store, TENANT, "snapped"))
+    assert rows[0] == rows[1]
+    assert rows[0] is not None
+    assert (rows[0]["last_snapshot_dataset"], rows[0]["last_snapshot_version"]) == (
+        str(dataset_id),
+        2,
+    )
+    assert rows[0]["last_snapshot_end"] == "2026-12-01T12:04:00+00:00"

@@ -100,6 +100,11 @@ class StreamDoc(BaseModel):
     windows: int
     records: int
     last_window_end: str | None
+    last_snapshot_dataset: str | None = Field(
+        default=None, description="The dataset the latest snapshot period became a version of"
+    )
+    last_snapshot_version: int | None = None
+    last_snapshot_end: str | None = None
     created_at: str
     updated_at: str
     links: dict[str, str] = Field(default_factory=dict)
