@@ -2,7 +2,7 @@
 fastest plain confluent-kafka consumer loop that only decodes, in the same run.
 
     .venv/bin/python tests/benchmarks/bench_monitor.py [--records N] [--repeat K]
-        [--window-seconds W] [--aiokafka-python PYTHON]
+        [--window-seconds W] [--aiokafka-python PYTHON] [--faust-python PYTHON [--faust-records N]]
 
 * The topic: ``N`` (1,000,000) JSON records of 10 fields (ints, floats, text, a boolean,
   a timestamp, ~5 % nulls in two fields), one partition (one consumer: the throughput of
@@ -21,6 +21,10 @@ fastest plain confluent-kafka consumer loop that only decodes, in the same run.
 * ``aiokafka`` (with ``--aiokafka-python``, an interpreter with ``aiokafka cramjam orjson``):
   the same decode-only loop on aiokafka, the client faust-streaming consumes with, so the
   ceiling of any faust agent on this machine.
+* ``faust`` (with ``--faust-python``, an interpreter with ``faust-streaming cramjam
+  orjson``): a faust agent that only decodes, in faust's batches (``stream.take(5000,
+  within=0.5)``; record by record was slower still); ``--faust-records N``: only the first
+  N records (at a few thousand records/s the whole topic takes minutes).
 * Each measurement is a fresh child process (``--child MODE``): records/s from the first
   record read to the last (the group join excluded), and the child's peak RSS
   (``ru_maxrss``). Repeated ``--repeat`` times, alternating; the best rate is reported.
@@ -255,23 +259,81 @@ async def main(topic, records):
         await consumer.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     seconds = time.perf_counter() - first
-    print(json.dumps({"records": seen, "seconds": seconds, "peak_rss_mib": rss}))
+    with open(sys.argv[3], "w") as f:
+        f.write(json.dumps({"records": seen, "seconds": seconds, "peak_rss_mib": rss}))
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
 
 
-def run_aiokafka(python: str, topic: str, records: int) -> dict[str, Any]:
-    proc = subprocess.run(
-        [python, "-c", AIOKAFKA_LOOP, topic, str(records)],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        env=dict(os.environ),
+# A faust-streaming agent that only decodes: the least any faust monitor would do per
+# record. Run with an interpreter that has faust-streaming: --faust-python.
+FAUST_AGENT = """
+import json, os, resource, sys, tempfile, time, uuid
+import faust, orjson
+
+env = json.loads(os.environ["BENCH_MONITOR_ENV"])
+topic_name, records, result = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+credentials = None
+if env.get("DATRIX_KAFKA_SASL_USERNAME"):
+    credentials = faust.SASLCredentials(
+        username=env["DATRIX_KAFKA_SASL_USERNAME"],
+        password=env["DATRIX_KAFKA_SASL_PASSWORD"],
+        mechanism=env.get("DATRIX_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").upper(),
     )
-    if proc.returncode != 0:
-        raise SystemExit(f"the aiokafka loop failed:\n{proc.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+app = faust.App(
+    f"bench-faust-{uuid.uuid4().hex[:8]}",
+    broker=f"kafka://{env['DATRIX_KAFKA_BOOTSTRAP']}",
+    broker_credentials=credentials,
+    value_serializer="raw",
+    topic_allow_declare=False,
+    topic_disable_leader=True,
+    web_enabled=False,
+    consumer_auto_offset_reset="earliest",
+    store="memory://",
+    datadir=tempfile.mkdtemp(prefix="bench-faust-"),
+)
+topic = app.topic(topic_name, value_serializer="raw")
+state = {"seen": 0, "first": 0.0}
+
+@app.agent(topic)
+async def decode(stream):
+    async for values in stream.take(5000, within=0.5):  # faust's batches
+        if not state["seen"]:
+            state["first"] = time.perf_counter()
+        for value in values:
+            orjson.loads(value)
+        state["seen"] += len(values)
+        if state["seen"] >= records:
+            seconds = time.perf_counter() - state["first"]
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            out = {"records": state["seen"], "seconds": seconds, "peak_rss_mib": rss}
+            with open(result, "w") as f:  # faust takes over stdout
+                f.write(json.dumps(out))
+            os._exit(0)
+
+sys.argv = [sys.argv[0], "worker", "-l", "warn", "--without-web"]
+app.main()
+"""
+
+
+def run_aiokafka(python: str, topic: str, records: int, script: str = "") -> dict[str, Any]:
+    """Run the aiokafka loop (or ``script``) with ``python``; its result."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bench-monitor-") as folder:
+        out = Path(folder) / "result.json"
+        proc = subprocess.run(
+            [python, "-c", script or AIOKAFKA_LOOP, topic, str(records), str(out)],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            env=dict(os.environ),
+            cwd=folder,
+        )
+        if proc.returncode != 0 or not out.exists():
+            raise SystemExit(f"the loop failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+        result: dict[str, Any] = json.loads(out.read_text())
     return result
 
 
@@ -308,6 +370,15 @@ def main() -> None:
     parser.add_argument("--child", choices=["bare", "bare-json", "monitor"])
     parser.add_argument("--topic")
     parser.add_argument(
+        "--faust-python",
+        help="an interpreter with faust-streaming: adds a faust agent that only decodes",
+    )
+    parser.add_argument(
+        "--faust-records",
+        type=int,
+        help="the faust agent reads only the first N records (it is slow; default: all)",
+    )
+    parser.add_argument(
         "--aiokafka-python",
         help="an interpreter with aiokafka and orjson: adds faust's consumer loop (aiokafka)",
     )
@@ -332,11 +403,16 @@ def main() -> None:
     results: dict[str, list[dict[str, Any]]] = {"bare": [], "bare-json": [], "monitor": []}
     if args.aiokafka_python:
         results["aiokafka"] = []
+    if args.faust_python:
+        results["faust"] = []
     try:
         for _ in range(args.repeat):
             for mode in results:
                 if mode == "aiokafka":
                     result = run_aiokafka(args.aiokafka_python, topic, args.records)
+                elif mode == "faust":
+                    first = args.faust_records or args.records
+                    result = run_aiokafka(args.faust_python, topic, first, FAUST_AGENT)
                 else:
                     result = run_child(mode, topic, args)
                 print(mode, result, file=sys.stderr)
@@ -363,6 +439,7 @@ def main() -> None:
         "bare-json": "bare confluent-kafka + json.loads",
         "monitor": "monitor (decode + windows + metrics + commands)",
         "aiokafka": "bare aiokafka + orjson.loads (faust's consumer)",
+        "faust": "faust-streaming agent + orjson.loads",
     }
     for mode, name in names.items():
         if mode not in best:
