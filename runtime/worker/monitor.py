@@ -220,7 +220,12 @@ class StreamMonitor:
         dead = DeadLetters(ctx.settings, ACTOR)
         consumer = ctx.consumer(
             f"monitor.{spec.stream_id}",
-            **{"auto.offset.reset": spec.start_from, "enable.partition.eof": True},
+            **{
+                "auto.offset.reset": spec.start_from,
+                "enable.partition.eof": True,
+                # a topic made after the stream was registered is found within seconds
+                "topic.metadata.refresh.interval.ms": 5000,
+            },
         )
         consumer.subscribe(
             [spec.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked

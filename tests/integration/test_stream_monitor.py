@@ -180,6 +180,19 @@ def test_windows_count_exactly_dead_letter_poison_and_alert(kafka_cli: KafkaCli)
 
     # the user's view: window 0 merged across both partitions (counts summed, distinct
     # from the merged sketches: ids 0-9 and 0-6 are 10 values)
+    # a format the worker cannot read as configured: one line, the stream not consumed
+    avro = kafka_cli(
+        "streams", "add", topic.name, "--name", "avro", "--format", "avro-confluent",
+    )  # fmt: skip
+    assert avro.code == 0, avro.stderr
+    log = kafka_cli.home.parent / "worker-0.log"
+    refusal = wait_for(
+        lambda: [line for line in log.read_text().splitlines() if "is not monitored" in line],
+        bool,
+        "the worker's refusal of avro-confluent without a registry",
+    )
+    assert len(refusal) == 1 and "DATRIX_SCHEMA_REGISTRY_URL" in refusal[0]
+
     shown = kafka_cli("streams", "windows", "readings", "--format", "json")
     assert shown.code == 0, shown.stderr
     merged = {w["window_start"]: w for w in shown.json()}
