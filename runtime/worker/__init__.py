@@ -7,8 +7,10 @@ one leader at a time via a Postgres advisory lock), ``dispatcher`` (``JobRequest
 (``datrix.events`` -> Postgres read models + audit chain per partition, position in the
 same transaction), ``policies`` (the registry's policies: events -> commands with
 deterministic ids, back to ``datrix.commands``), ``intake`` (external producers' intake
-topics -> ``datrix.commands``, stamped with their principal). Every consumer is at-least-once; every
-sink drops redelivered copies by a position it stores transactionally, so correctness
+topics -> ``datrix.commands``, stamped with their principal), ``monitor`` (the stream
+quality monitor: each active stream's data topic -> ``CloseStreamWindow`` commands).
+Every consumer is at-least-once; every sink drops redelivered copies by a position it
+stores transactionally (the monitor: by window ids and its offset rule), so correctness
 never depends on Kafka transactions or on faust's exactly-once mode.
 """
 
