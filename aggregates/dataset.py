@@ -25,6 +25,11 @@ standing on vF (later fixes not rolled back, uploads) are named in the refusal, 
 first, and rolling those fixes back first makes F's rollback possible (an upload on top of
 a fix cannot be rolled back: upload the content wanted instead). A fix is rolled back at
 most once, and a fixed version is added once per fix.
+
+The schema contract (``SetSchemaContract`` -> ``SchemaContractSet``) freezes the schema of
+the latest version; a frozen contract is unfrozen before a later version is frozen, and a
+dataset needs a version to freeze. Scans of later versions are told the frozen version
+(``contract_for``), against which any schema change is a critical issue.
 """
 
 from __future__ import annotations
@@ -102,6 +107,18 @@ class RollbackFix(Command):
 
 
 @dataclass(frozen=True)
+class SetSchemaContract(Command):
+    """Freeze the dataset's schema as its latest version has it (``frozen``), or unfreeze
+    it: while frozen, a scan of a later version compares the schema with the frozen
+    version's and any change is a critical issue (``jobs/quality/schema_change.py``)."""
+
+    dataset_id: UUID
+    frozen: bool
+    # freezing: the version meant, which must still be the latest (None: the latest)
+    version: int | None = None
+
+
+@dataclass(frozen=True)
 class DeleteDataset(Command):
     dataset_id: UUID
     reason: str | None = None
@@ -171,6 +188,13 @@ class DatasetDeleted(Event):
     reason: str | None
 
 
+class SchemaContractSet(Event):
+    """``version``: the version whose schema is frozen; None when unfrozen."""
+
+    frozen: bool
+    version: int | None = None
+
+
 MAX_NAME_LENGTH = 200
 
 
@@ -229,6 +253,8 @@ class Dataset:
     name: str
     deleted: bool = False
     versions: tuple[DatasetVersion, ...] = ()
+    # the version whose schema is frozen (``SetSchemaContract``); None: no contract
+    contract_version: int | None = None
 
     @property
     def latest(self) -> DatasetVersion | None:
@@ -254,6 +280,14 @@ class Dataset:
         ):
             return self.previous(version.base_version)
         return self.get_version(number - 1) if number > 1 else None
+
+    def contract_for(self, number: int) -> DatasetVersion | None:
+        """The frozen version a scan of version ``number`` must keep the schema of: the
+        contract's version when a contract is frozen and ``number`` came after it."""
+        frozen = self.contract_version
+        if frozen is None or number <= frozen:
+            return None
+        return self.get_version(frozen)
 
     def fixed_by(self, fix_id: UUID) -> DatasetVersion | None:
         """The version fix ``fix_id`` made, if any."""
@@ -362,6 +396,8 @@ def decide(command: Command, state: Dataset | None, meta: Meta) -> list[Event]:
         return [_fixed(command, state, meta)]
     if isinstance(command, RollbackFix):
         return [_rollback(command, state, meta)]
+    if isinstance(command, SetSchemaContract):
+        return [_contract(command, state, meta)]
     if isinstance(command, DeleteDataset):
         if state.deleted:
             raise Rejected(f"dataset {state.id} is already deleted")
@@ -410,6 +446,34 @@ def _fixed(command: AddFixedVersion, state: Dataset, meta: Meta) -> FixApplied:
         engine=command.engine,
         label_column=command.label_column,
         weights=command.weights,
+    )
+
+
+def _contract(command: SetSchemaContract, state: Dataset, meta: Meta) -> SchemaContractSet:
+    if state.deleted:
+        raise Rejected(f"dataset {state.name!r} is deleted; its schema contract cannot change")
+    frozen = state.contract_version
+    if command.frozen:
+        if state.latest is None:
+            raise Rejected(f"dataset {state.name!r} has no version whose schema could be frozen")
+        if command.version is not None and command.version != state.latest.version:
+            raise Rejected(
+                f"version {command.version} is not the latest version of dataset "
+                f"{state.name!r} ({state.latest.version}); freeze the latest one"
+            )
+        if frozen is not None:
+            raise Rejected(
+                f"the schema contract of dataset {state.name!r} is already frozen "
+                f"(as of version {frozen}); unfreeze it first to freeze a later version"
+            )
+    elif frozen is None:
+        raise Rejected(f"the schema contract of dataset {state.name!r} is not frozen")
+    return SchemaContractSet(
+        originator_id=state.id,
+        originator_version=next_version(state.version),
+        timestamp=meta.time,
+        frozen=command.frozen,
+        version=state.latest.version if command.frozen and state.latest else None,
     )
 
 
@@ -512,6 +576,9 @@ def evolve(state: Dataset | None, event: Event) -> Dataset:
         return replace(state, version=event.originator_version, versions=tuple(versions))
     if isinstance(event, DatasetDeleted):
         return replace(state, version=event.originator_version, deleted=True)
+    if isinstance(event, SchemaContractSet):
+        frozen = event.version if event.frozen else None
+        return replace(state, version=event.originator_version, contract_version=frozen)
     raise ValueError(f"the dataset aggregate does not apply {type(event).__name__}")
 
 
@@ -524,8 +591,22 @@ def _decide(
 AGGREGATE = AggregateSpec(
     name="dataset",
     namespace="datrix.dataset",
-    commands=(RegisterDataset, AddDatasetVersion, AddFixedVersion, RollbackFix, DeleteDataset),
-    events=(DatasetRegistered, DatasetVersionAdded, FixApplied, FixRolledBack, DatasetDeleted),
+    commands=(
+        RegisterDataset,
+        AddDatasetVersion,
+        AddFixedVersion,
+        RollbackFix,
+        DeleteDataset,
+        SetSchemaContract,
+    ),
+    events=(
+        DatasetRegistered,
+        DatasetVersionAdded,
+        FixApplied,
+        FixRolledBack,
+        DatasetDeleted,
+        SchemaContractSet,
+    ),
     id_field="dataset_id",
     decide=_decide,
     evolve=evolve,

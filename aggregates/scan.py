@@ -143,6 +143,10 @@ class JobRequested(Event):
     # The dataset version before ``version`` (None for version 1): the drift baseline.
     previous_version: int | None = None
     previous_object_uri: str | None = None
+    # The dataset's frozen schema contract, when ``version`` came after it: the version
+    # frozen, whose schema the scan compares with (any change is critical).
+    contract_version: int | None = None
+    contract_object_uri: str | None = None
 
 
 class ScanCompleted(Event):
@@ -272,6 +276,7 @@ def _request(
         wanted = "any version" if command.version is None else f"version {command.version}"
         raise Rejected(f"dataset {dataset.id} has no {wanted}")
     previous = dataset.previous(target.version)
+    contract = dataset.contract_for(target.version)
     requested = ScanRequested(
         originator_id=command.scan_id,
         originator_version=1,
@@ -304,6 +309,8 @@ def _request(
         weights=command.weights,
         previous_version=previous.version if previous is not None else None,
         previous_object_uri=previous.object_uri if previous is not None else None,
+        contract_version=contract.version if contract is not None else None,
+        contract_object_uri=contract.object_uri if contract is not None else None,
     )
     return [requested, job]
 

@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from datrix.gateway import render, services
+from datrix.gateway.cli_schema import datasets_group
 from datrix.gateway.errors import DatrixError, NotFound, Unreachable, UserInputError
 from datrix.jobs.engine import ProgressFn
 from datrix.runtime.bootstrap import App, bootstrap
@@ -911,6 +912,17 @@ def demo(rows: int) -> None:
         f"\nstate kept in {render.safe(rt.settings.home)}; try: {render.safe(command)} audit "
         f"verify, {render.safe(command)} replay --verify"
     )
+
+
+from datrix.gateway.cli_streams import streams  # noqa: E402 (it imports this module lazily)
+
+cli.add_command(streams)
+from datrix.gateway.cli_connectors import connectors  # noqa: E402
+
+cli.add_command(connectors)  # datrix connectors ... (Kafka Connect, cli_connectors.py)
+
+
+cli.add_command(datasets_group(datasets))  # datrix datasets [contract NAME] (cli_schema.py)
 
 
 def _debug() -> bool:

@@ -41,6 +41,9 @@ ISSUE_TYPES: tuple[str, ...] = (
     # column, and negative values in a column that cannot be negative (jobs/quality/sentinels.py)
     "sentinel_values",
     "impossible_values",
+    # columns added, removed, renamed, retyped, newly nullable or with a changed value set
+    # since the baseline version (jobs/quality/schema_change.py)
+    "schema_change",
 )
 
 # Default weights of the overall score (seed spec 4.6); ``datrix scan --weights`` overrides
@@ -113,3 +116,8 @@ class ScanOptions:
     # The previous version of the dataset (its Parquet file), for the drift checks.
     previous_path: Path | None = None
     previous_version: int | None = None
+    # The dataset's schema contract (``datrix datasets contract --freeze``): frozen makes any
+    # schema change critical; the path is the version frozen, the schema's baseline then.
+    contract_frozen: bool = False
+    contract_path: Path | None = None
+    contract_version: int | None = None

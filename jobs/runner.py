@@ -272,13 +272,10 @@ def scan_options(job: JobRequested, objects: ObjectStore, workdir: Path) -> Scan
     baseline (downloaded into ``workdir`` from a remote store); when it is no longer in
     the store (erased, or a store that lost it) the scan runs without drift checks
     instead of failing."""
-    previous = None
-    if job.previous_object_uri is not None:
-        try:
-            path = objects.local_copy(job.previous_object_uri, workdir)
-        except (OSError, ValueError, KeyError):
-            path = None
-        previous = path if path is not None and path.is_file() else None
+    previous = _baseline(job.previous_object_uri, objects, workdir)
+    # a frozen schema contract: its version's object is the schema's baseline; should it be
+    # gone, the schema is compared with the drift baseline, still under the contract
+    contract = _baseline(job.contract_object_uri, objects, workdir)
     return ScanOptions(
         label_column=job.label_column,
         # dimensions the request leaves out keep their default weight
@@ -286,7 +283,22 @@ def scan_options(job: JobRequested, objects: ObjectStore, workdir: Path) -> Scan
         seed=job.seed,
         previous_path=previous,
         previous_version=job.previous_version if previous is not None else None,
+        contract_frozen=job.contract_version is not None,
+        contract_path=contract,
+        contract_version=job.contract_version if contract is not None else None,
     )
+
+
+def _baseline(uri: str | None, objects: ObjectStore, workdir: Path) -> Path | None:
+    """A local copy of a baseline version's object, or None when there is none or it is no
+    longer in the store (erased, or a store that lost it)."""
+    if uri is None:
+        return None
+    try:
+        path = objects.local_copy(uri, workdir)
+    except (OSError, ValueError, KeyError):
+        return None
+    return path if path is not None and path.is_file() else None
 
 
 def run_scan_job(

@@ -137,6 +137,65 @@ CREATE TABLE IF NOT EXISTS fixes (
 )"""
 FIXES_INDEX = "CREATE INDEX IF NOT EXISTS idx_fixes_dataset ON fixes (dataset_id, created_at)"
 
+# The stream read models (projections/read_models/streams.py), migration 11: one row per
+# stream, per closed window (its metrics as JSON, the HyperLogLog registers base64), per
+# Degraded/Recovered alert.
+STREAMS = """
+CREATE TABLE IF NOT EXISTS streams (
+    stream_id              TEXT PRIMARY KEY,
+    tenant                 TEXT NOT NULL,
+    name                   TEXT NOT NULL,
+    topic                  TEXT NOT NULL,
+    format                 TEXT NOT NULL,
+    key_field              TEXT,
+    window_seconds         INTEGER NOT NULL,
+    grace_seconds          INTEGER NOT NULL,
+    snapshot_every_seconds INTEGER,
+    start_from             TEXT NOT NULL,
+    thresholds_json        TEXT NOT NULL,
+    status                 TEXT NOT NULL,
+    removed_reason         TEXT,
+    degraded_json          TEXT NOT NULL,
+    windows                BIGINT NOT NULL,
+    records                BIGINT NOT NULL,
+    last_window_end        TEXT,
+    last_snapshot_dataset  TEXT,
+    last_snapshot_version  INTEGER,
+    last_snapshot_end      TEXT,
+    created_at             TEXT NOT NULL,
+    updated_at             TEXT NOT NULL
+)"""
+STREAM_WINDOWS = """
+CREATE TABLE IF NOT EXISTS stream_windows (
+    window_id        TEXT PRIMARY KEY,
+    tenant           TEXT NOT NULL,
+    stream_id        TEXT NOT NULL,
+    partition_number INTEGER NOT NULL,
+    window_start     TEXT NOT NULL,
+    window_end       TEXT NOT NULL,
+    record_count     BIGINT NOT NULL,
+    metrics_json     TEXT NOT NULL,
+    closed_at        TEXT NOT NULL
+)"""
+STREAM_ALERTS = """
+CREATE TABLE IF NOT EXISTS stream_alerts (
+    alert_id         TEXT PRIMARY KEY,
+    tenant           TEXT NOT NULL,
+    stream_id        TEXT NOT NULL,
+    window_id        TEXT NOT NULL,
+    partition_number INTEGER NOT NULL,
+    kind             TEXT NOT NULL,
+    breaches_json    TEXT NOT NULL,
+    seq              BIGINT NOT NULL,
+    occurred_at      TEXT NOT NULL
+)"""
+STREAM_INDEXES = [
+    "CREATE INDEX IF NOT EXISTS idx_streams_name ON streams (tenant, name)",
+    "CREATE INDEX IF NOT EXISTS idx_stream_windows_stream "
+    "ON stream_windows (stream_id, window_start, partition_number)",
+    "CREATE INDEX IF NOT EXISTS idx_stream_alerts_stream ON stream_alerts (stream_id, seq)",
+]
+
 
 MIGRATIONS: list[Migration] = [
     Migration(
@@ -223,6 +282,21 @@ MIGRATIONS: list[Migration] = [
         "fixes",
         [FIXES, FIXES_INDEX],
         lambda _schema: [FIXES, FIXES_INDEX, *tenant_isolation("fixes")],
+    ),
+    # Streams (issue 13): the streams, their closed windows and their quality alerts.
+    Migration(
+        11,
+        "streams",
+        [STREAMS, STREAM_WINDOWS, STREAM_ALERTS, *STREAM_INDEXES],
+        lambda _schema: [
+            STREAMS,
+            STREAM_WINDOWS,
+            STREAM_ALERTS,
+            *STREAM_INDEXES,
+            *tenant_isolation("streams"),
+            *tenant_isolation("stream_windows"),
+            *tenant_isolation("stream_alerts"),
+        ],
     ),
 ]
 

@@ -26,7 +26,7 @@ from datrix.jobs.engine import ScanTuning
 from datrix.jobs.runner import EngineFactory, run_scan_job
 from datrix.projections.read_model import ReadModel
 from datrix.projections.read_models import CORE_READ_MODELS
-from datrix.runtime import fixes
+from datrix.runtime import fixes, lineage
 from datrix.streams.ports import ObjectStore, ProgressFn
 from datrix.streams.registry import JobKind, Query, Registry, RegistryError, core_registry
 from datrix.streams.settings import Settings, SettingsError
@@ -102,6 +102,7 @@ def default_registry() -> Registry:
 def load_registry(settings: Settings) -> Registry:
     """The default registry plus the extension modules of ``settings.extensions``."""
     registry = default_registry()
+    lineage.register(registry, settings)  # DATRIX_OPENLINEAGE_URL: run events of scans
     for name in settings.extensions:
         try:
             module: Any = importlib.import_module(name)

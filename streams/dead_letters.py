@@ -11,14 +11,16 @@ list|show|replay`` reads them and resubmits one to its topic.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from datrix.streams.kafka import Headers, Topics, producer_config, records_to_end
+from datrix.streams.kafka import Headers, Topics, producer_config, record_attribute, records_to_end
 from datrix.streams.settings import Settings
+from datrix.streams.structured import is_structured
 
 log = logging.getLogger("datrix.dlq")
 PREFIX = "datrix_dlq_"
@@ -74,8 +76,8 @@ class DeadLetters:
             "topic": topic,
             "partition": partition,
             "offset": offset,
-            "ce_id": _header(headers, "ce_id"),
-            "ce_type": _header(headers, "ce_type"),
+            "ce_id": record_attribute(headers, msg.value(), "id"),
+            "ce_type": record_attribute(headers, msg.value(), "type"),
             "error": error,
         }
         log.error("dead-lettered %s", fields, extra={"dead_letter": fields})
@@ -104,11 +106,12 @@ class DeadLetter:
 
     @property
     def ce_id(self) -> str | None:
-        return _header(self.headers, "ce_id")
+        """The record's id in either content mode (structured: the JSON's)."""
+        return record_attribute(self.headers, self.value, "id")
 
     @property
     def ce_type(self) -> str | None:
-        return _header(self.headers, "ce_type")
+        return record_attribute(self.headers, self.value, "type")
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -172,6 +175,7 @@ def replay(settings: Settings, letter: DeadLetter, timeout: float = 30.0) -> str
     from confluent_kafka import Producer
 
     headers: Headers = list(letter.headers)
+    value = letter.value
     new_id: str | None = letter.ce_id
     original = letter.ce_id
     if original is not None:
@@ -179,8 +183,13 @@ def replay(settings: Settings, letter: DeadLetter, timeout: float = 30.0) -> str
             new_id = str(uuid.uuid5(uuid.UUID(original), f"replay:{letter.dlq}@{letter.offset}"))
         except ValueError:
             new_id = original
-        headers = [(k, v) for k, v in headers if k != "ce_id"]
-        headers += [("ce_id", new_id.encode()), (REPLAY_OF, original.encode())]
+        if is_structured(_header(headers, "content-type")) and value is not None:
+            # structured JSON mode: the id is the event's own attribute
+            value = json.dumps({**json.loads(value), "id": new_id}).encode()
+        else:
+            headers = [(k, v) for k, v in headers if k != "ce_id"]
+            headers.append(("ce_id", new_id.encode()))
+        headers.append((REPLAY_OF, original.encode()))
     failures: list[str] = []
 
     def delivered(err: Any, _msg: Any) -> None:
@@ -189,7 +198,7 @@ def replay(settings: Settings, letter: DeadLetter, timeout: float = 30.0) -> str
 
     producer = Producer(producer_config(settings))
     producer.produce(
-        letter.topic, value=letter.value, key=letter.key, headers=headers, on_delivery=delivered
+        letter.topic, value=value, key=letter.key, headers=headers, on_delivery=delivered
     )
     if producer.flush(timeout) or failures:
         raise DeadLetterError(f"the broker did not confirm the replay: {'; '.join(failures)}")

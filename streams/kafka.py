@@ -1,11 +1,13 @@
-"""Kafka adapters: topics, the CloudEvents binary-mode mapping, the command producer.
+"""Kafka adapters: topics, the CloudEvents mapping of records, the command producer.
 
 A message is keyed by the aggregate id, its value is the Avro single-object payload, and
 the envelope's attributes and extensions travel as CloudEvents Kafka headers (``ce_id``,
 ``ce_type``, ``ce_tenant``, ..., see ``streams/messages.py`` ``cloudevents_headers``);
 records written before issue 12 carry the extensions without the ``ce_`` prefix and are
-read too. Events also carry ``datrix_position``: their notification id in the event store, a
-gap-free, per-partition increasing number the projectors use to drop redelivered copies.
+read too. Commands may also arrive in CloudEvents structured JSON mode
+(``streams/structured.py``), read into the same envelope. Events also carry
+``datrix_position``: their notification id in the event store, a gap-free, per-partition
+increasing number the projectors use to drop redelivered copies.
 """
 
 from __future__ import annotations
@@ -23,8 +25,22 @@ from datrix.streams.kafka_logging import (
     kafka_logging_config,
     wait_for_broker,
 )
-from datrix.streams.messages import EXTENSIONS, Envelope, cloudevents_headers, dataschema
+from datrix.streams.messages import (
+    EXTENSIONS,
+    Envelope,
+    active_types,
+    cloudevents_headers,
+    dataschema,
+)
 from datrix.streams.settings import Settings
+from datrix.streams.structured import (
+    StructuredError,
+    attribute_text,
+    attributes,
+    is_structured,
+    parse_event,
+    to_envelope,
+)
 
 PARTITIONS = {"commands": 6, "events": 6, "jobs": 3, "progress": 3, "intake": 3}
 # The external producer a command came from, set by the intake role alone (only trusted
@@ -109,7 +125,8 @@ def ensure_topics(settings: Settings, topics: Topics, timeout: float | None = No
     """Create the topics with explicit partitions, replication factor and
     ``min.insync.replicas`` (idempotent: a topic that exists is left as it is); events and
     commands are kept forever: they are the system's history. The intake topics of the
-    external producers the settings bind are created too."""
+    external producers the settings bind are created too, and the OpenLineage topic of
+    ``DATRIX_OPENLINEAGE_URL=kafka://TOPIC``."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined,unused-ignore]
 
@@ -132,6 +149,12 @@ def ensure_topics(settings: Settings, topics: Topics, timeout: float | None = No
             NewTopic(topics.intake(name), PARTITIONS["intake"], rf, config={**FOREVER, **isr})
             for name, _tenants in settings.kafka_producers
         ),
+        # the OpenLineage run events' topic (DATRIX_OPENLINEAGE_URL=kafka://TOPIC)
+        *(
+            [NewTopic(lineage, 1, rf, config={"retention.ms": "604800000", **isr})]
+            if (lineage := openlineage_topic(settings))
+            else []
+        ),
     ]
     for name, future in admin.create_topics(wanted, request_timeout=wait).items():
         try:
@@ -139,6 +162,12 @@ def ensure_topics(settings: Settings, topics: Topics, timeout: float | None = No
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
+
+
+def openlineage_topic(settings: Settings) -> str | None:
+    """The topic of ``DATRIX_OPENLINEAGE_URL=kafka://TOPIC`` (as given: no prefix), or None."""
+    url = settings.openlineage_url or ""
+    return url[len("kafka://") :] if url.startswith("kafka://") else None
 
 
 Headers = list[tuple[str, str | bytes | None]]
@@ -234,26 +263,19 @@ def header_attribute(headers: Any, name: str) -> str | None:
 def from_message(headers: Any, value: bytes | None) -> tuple[Envelope, int | None]:
     """Envelope and (for events) event-store position of one Kafka record.
 
+    Binary content mode (the attributes in ``ce_`` headers, the value the Avro payload) or
+    structured JSON mode (``content-type: application/cloudevents+json``: the value one
+    CloudEvents JSON object whose ``data`` is converted to the Avro schema ``type`` names,
+    ``streams/structured.py``); both give the same envelope for the same command.
     Every required attribute must be present and well-formed; a record that lacks one is
     a ``BadMessage`` naming it, never an envelope with a made-up tenant, actor or time.
     Records written before issue 12 (extensions without the ``ce_`` prefix) are read too.
     A ``ce_dataschema``, when present, must name the payload's type and writer schema."""
-    h = _attributes(_text_headers(headers))
-    missing = [name for name in REQUIRED_HEADERS if not h.get(name, "").strip()]
-    if missing:
-        raise BadMessage(f"missing CloudEvents header(s): {', '.join(missing)}")
-    if h["ce_specversion"] != "1.0":
-        raise BadMessage(f"unsupported ce_specversion {h['ce_specversion']!r} (expected 1.0)")
-    try:
-        command_id = uuid.UUID(h["ce_id"])
-    except ValueError:
-        raise BadMessage(f"ce_id {h['ce_id']!r} is not a UUID") from None
-    try:
-        when = _parse_time(h["ce_time"])
-    except ValueError as exc:
-        raise BadMessage(f"ce_time {h['ce_time']!r} is not an RFC 3339 time: {exc}") from None
-    sequence = _int_header(h, "ce_sequence")
-    position = _int_header(h, "datrix_position")
+    raw = _text_headers(headers)
+    if is_structured(raw.get("content-type")):
+        return _from_structured(raw, value)
+    h = _attributes(raw)
+    command_id, when, sequence, position = _checked(h)
     env = Envelope(
         id=command_id,
         type=h["ce_type"],
@@ -274,6 +296,73 @@ def from_message(headers: Any, value: bytes | None) -> tuple[Envelope, int | Non
             what = "a value that is no Avro single-object" if expected is None else expected
             raise BadMessage(f"ce_dataschema {h['ce_dataschema']!r} does not name {what}")
     return env, position
+
+
+def _checked(h: dict[str, str]) -> tuple[uuid.UUID, datetime, int | None, int | None]:
+    """The required attributes present and well-formed: the id, time, sequence and
+    event-store position, parsed."""
+    missing = [name for name in REQUIRED_HEADERS if not h.get(name, "").strip()]
+    if missing:
+        raise BadMessage(f"missing CloudEvents header(s): {', '.join(missing)}")
+    if h["ce_specversion"] != "1.0":
+        raise BadMessage(f"unsupported ce_specversion {h['ce_specversion']!r} (expected 1.0)")
+    try:
+        command_id = uuid.UUID(h["ce_id"])
+    except ValueError:
+        raise BadMessage(f"ce_id {h['ce_id']!r} is not a UUID") from None
+    try:
+        when = _parse_time(h["ce_time"])
+    except ValueError as exc:
+        raise BadMessage(f"ce_time {h['ce_time']!r} is not an RFC 3339 time: {exc}") from None
+    return command_id, when, _int_header(h, "ce_sequence"), _int_header(h, "datrix_position")
+
+
+def _from_structured(raw: dict[str, str], value: bytes | None) -> tuple[Envelope, int | None]:
+    """A structured-mode record: the attributes are the JSON object's (named here as their
+    ``ce_`` headers, so the binary mode's checks and messages apply); a ``ce_`` header
+    beside them must agree with the JSON (no second tenant slipped past a reader)."""
+    try:
+        document = parse_event(value)
+        attrs = attributes(document)
+    except StructuredError as exc:
+        raise BadMessage(str(exc)) from None
+    for name, text in _attributes(raw).items():
+        if name.startswith("ce_") and name in attrs and attrs[name] != text:
+            raise BadMessage(f"header {name} {text!r} contradicts the event's {attrs[name]!r}")
+    h = {**{k: v for k, v in raw.items() if not k.startswith("ce_")}, **attrs}
+    command_id, when, sequence, position = _checked(h)
+    try:
+        env = to_envelope(
+            document, active_types().codec, id=command_id, time=when, sequence=sequence
+        )
+    except StructuredError as exc:
+        raise BadMessage(str(exc)) from None
+    return env, position
+
+
+def record_attribute(headers: Any, value: bytes | None, name: str) -> str | None:
+    """One CloudEvents attribute of a record in either content mode (``header_attribute``
+    for binary mode; the JSON object's for structured mode), whatever else is wrong with
+    it; None when absent or unreadable."""
+    pairs = headers.items() if isinstance(headers, dict) else (headers or [])
+    content = next((v for k, v in pairs if k == "content-type"), None)
+    if isinstance(content, bytes):
+        content = content.decode("utf-8", "replace")
+    if not is_structured(content):
+        return header_attribute(headers, name)
+    try:
+        return attribute_text(parse_event(value), name)
+    except StructuredError:
+        return None
+
+
+def record_id(headers: Any, value: bytes | None) -> uuid.UUID | None:
+    """The id of a record in either content mode if it can be read (``readable_id``)."""
+    text = record_attribute(headers, value, "id")
+    try:
+        return uuid.UUID(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 def readable_id(headers: Any) -> uuid.UUID | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from datrix.aggregates import audit, dataset, fix, outcome, scan
+from datrix.aggregates import audit, dataset, fix, outcome, scan, stream
 from datrix.aggregates.common import Command, Event, avro_names
 from datrix.streams.codec import (
     MAGIC,
@@ -42,6 +42,7 @@ TYPES: dict[str, type] = {
     **scan.AGGREGATE.avro_names(),
     **fix.AGGREGATE.avro_names(),
     **audit.AGGREGATE.avro_names(),
+    **stream.AGGREGATE.avro_names(),
     **avro_names(outcome.NAMESPACE, outcome.EVENTS),
 }
 NAMES: dict[type, str] = {cls: name for name, cls in TYPES.items()}

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from datrix.aggregates import audit, dataset, fix, outcome, scan
+from datrix.aggregates import audit, dataset, fix, outcome, scan, stream
 from datrix.aggregates.common import AggregateSpec, Command, Event, avro_names
 from datrix.streams.messages import Envelope, TypeTable, command_envelope, decode_event, use_types
 from datrix.streams.ports import ObjectStore, ProgressFn
@@ -249,13 +249,14 @@ class Registry:
 
 
 def core_registry() -> Registry:
-    """The core aggregates (dataset, scan, fix, audit anchor) and the command outcomes; no
+    """The core aggregates (dataset, scan, fix, audit anchor, stream) and the command outcomes; no
     job kinds or policies (``runtime/registry.py`` adds those)."""
     registry = Registry()
     registry.add_aggregate(dataset.AGGREGATE)
     registry.add_aggregate(scan.AGGREGATE)
     registry.add_aggregate(fix.AGGREGATE)
     registry.add_aggregate(audit.AGGREGATE)
+    registry.add_aggregate(stream.AGGREGATE)
     registry.add_types(avro_names(outcome.NAMESPACE, outcome.EVENTS))
     return registry
 

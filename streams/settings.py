@@ -153,6 +153,61 @@ def _s3_endpoint(raw: str | None) -> str | None:
     return value
 
 
+def _http_url(name: str, raw: str | None) -> str | None:
+    """An http(s)://host[:port][/path] URL without credentials, query or fragment, returned
+    without a trailing slash (unset or empty: None)."""
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip().rstrip("/")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or (port is not None and not 0 < port < 65536)
+    ):
+        raise SettingsError(f"{name} must be an http(s)://host[:port] URL, got {raw!r}")
+    return value
+
+
+def _openlineage_url(raw: str | None) -> str | None:
+    """``DATRIX_OPENLINEAGE_URL``: http(s)://..., file:///absolute/path, kafka://topic or
+    console (unset or empty: None)."""
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip()
+    name = "DATRIX_OPENLINEAGE_URL"
+    if value == "console":
+        return value
+    if value.startswith(("http://", "https://")):
+        parts = urlsplit(value)
+        base = _http_url(name, f"{parts.scheme}://{parts.netloc}")
+        if parts.query or parts.fragment:
+            raise SettingsError(f"{name} takes no query or fragment, got {raw!r}")
+        return f"{base}{parts.path.rstrip('/')}"
+    if value.startswith("file://"):
+        path = value[len("file://") :]
+        if not path.startswith("/") or path.endswith("/"):
+            raise SettingsError(f"{name} file://PATH needs an absolute file path, got {raw!r}")
+        return value
+    if value.startswith("kafka://"):
+        topic = value[len("kafka://") :]
+        if not topic or not all(c.isalnum() or c in "._-" for c in topic) or len(topic) > 249:
+            raise SettingsError(f"{name} kafka://TOPIC needs a Kafka topic name, got {raw!r}")
+        return value
+    raise SettingsError(
+        f"{name} must be http(s)://host[:port][/path], file:///path, kafka://topic or "
+        f"console, got {raw!r}"
+    )
+
+
 def _s3_settings(given: Mapping[str, Any]) -> dict[str, str | None]:
     """The S3 service of an ``s3://`` store, from the raw (or already checked) fields."""
 
@@ -266,6 +321,17 @@ class Settings(BaseSettings):
     api_events_keepalive_s: float = 15.0
     # Whether GET /metrics answers (Prometheus text; no key: docs/security.md "/metrics").
     api_metrics: bool = True
+    # A Confluent-compatible schema registry (Apicurio's /apis/ccompat/v7, Confluent's):
+    # the stream monitor reads format avro-confluent with it (jobs/streams/formats.py);
+    # unset, such a stream is refused in one line.
+    schema_registry_url: str | None = None
+    # The Kafka Connect REST API `datrix connectors` drives (deploy/local/up connect prints
+    # it): http(s)://host:port; unset, those commands say so.
+    connect_url: str | None = None
+    # Where OpenLineage run events of scans go (runtime/lineage.py): http(s)://host[:port]
+    # [/path] (a Marquez or DataHub endpoint; path default /api/v1/lineage), file:///path
+    # (JSON lines), kafka://topic (the deployment's broker) or console; unset: none emitted.
+    openlineage_url: str | None = None
     log_level: str = "INFO"  # datrix worker
     debug: bool = False  # tracebacks instead of one-line errors
 
@@ -311,6 +377,7 @@ class Settings(BaseSettings):
         "database_reader_url",
         "redis_url",
         "spark_master",
+        "schema_registry_url",
         mode="before",
     )
     @classmethod
@@ -321,6 +388,16 @@ class Settings(BaseSettings):
     @classmethod
     def _store(cls, value: Any) -> str | None:
         return _object_store(None if value is None else _text(value))
+
+    @field_validator("connect_url", mode="before")
+    @classmethod
+    def _connect_url(cls, value: Any) -> str | None:
+        return _http_url("DATRIX_CONNECT_URL", None if value is None else _text(value))
+
+    @field_validator("openlineage_url", mode="before")
+    @classmethod
+    def _openlineage_url(cls, value: Any) -> str | None:
+        return _openlineage_url(None if value is None else _text(value))
 
     @field_validator("database_schema", mode="before")
     @classmethod

@@ -19,6 +19,9 @@ DATRIX_REDIS_PORT="${DATRIX_REDIS_PORT:-16379}"
 DATRIX_S3_PORT="${DATRIX_S3_PORT:-19000}"
 DATRIX_S3PROXY_VERSION="${DATRIX_S3PROXY_VERSION:-4.1.0}"
 DATRIX_S3PROXY_HEAP="${DATRIX_S3PROXY_HEAP:-256m}"
+DATRIX_CONNECT_PORT="${DATRIX_CONNECT_PORT:-18083}"
+DATRIX_CONNECT_HEAP="${DATRIX_CONNECT_HEAP:-512m}"
+DATRIX_DEBEZIUM_VERSION="${DATRIX_DEBEZIUM_VERSION:-3.6.1.Final}"
 DATRIX_START_TIMEOUT="${DATRIX_START_TIMEOUT:-180}"
 # PostgreSQL is durable by default (fsync, synchronous_commit, full_page_writes on);
 # DATRIX_LOCAL_FAST=1 turns the three off: a throwaway test database, never for data you keep.
@@ -39,13 +42,21 @@ S3PROXY_JAR="$S3PROXY_LIBS/s3proxy-$DATRIX_S3PROXY_VERSION-jar-with-dependencies
 S3_STATE="$DATRIX_STATE/s3proxy"
 S3_DATA="$S3_STATE/data"
 S3_PIDFILE="$S3_STATE/s3proxy.pid"
+# Kafka Connect (distributed worker): its plugin path (connect-file of this Kafka version,
+# Debezium's PostgreSQL connector) is cached beside the Kafka jars.
+CONNECT_PLUGINS="$DATRIX_CACHE/connect/kafka-$DATRIX_KAFKA_VERSION-debezium-$DATRIX_DEBEZIUM_VERSION/plugins"
+CONNECT_STATE="$DATRIX_STATE/connect"
+CONNECT_PIDFILE="$CONNECT_STATE/connect.pid"
+CONNECT_LOGDIR="$CONNECT_STATE/logs"
+# The connector classes `up` waits for in GET /connector-plugins.
+CONNECT_REQUIRED_PLUGINS=(org.apache.kafka.connect.file.FileStreamSourceConnector io.debezium.connector.postgresql.PostgresConnector)
 # Fixed local keys and bucket of the S3-API server (loopback only, like the others).
 S3_ACCESS_KEY="datrix"
 S3_SECRET_KEY="datrix-local-secret"
 S3_BUCKET="datrix"
 
-# What `up` and `status` do with no names; `down` with no names also stops s3.
-ALL_SERVICES=(kafka postgres redis)
+# What `up` and `status` do with no names (and `all`); `down` with no names also stops s3.
+ALL_SERVICES=(kafka postgres redis connect)
 
 # ---- output ------------------------------------------------------------------
 log()  { printf '[datrix-local] %s\n' "$*" >&2; }
@@ -61,9 +72,10 @@ parse_services() {
       kafka|postgres|redis|s3) SERVICES+=("$s") ;;
       pg|postgresql) SERVICES+=(postgres) ;;
       s3proxy) SERVICES+=(s3) ;;
+      connect|kafka-connect) SERVICES+=(connect) ;;
       all) SERVICES=("${ALL_SERVICES[@]}") ;;
       -*) ;; # flags are handled by the caller
-      *) die "unknown service '$s' (expected: kafka postgres redis s3)" ;;
+      *) die "unknown service '$s' (expected: kafka postgres redis connect s3)" ;;
     esac
   done
   if [ "${#SERVICES[@]}" -eq 0 ]; then SERVICES=("${ALL_SERVICES[@]}"); fi
@@ -81,7 +93,7 @@ private_state() {
   mkdir -p "$DATRIX_STATE"
   if [ "$(id -u)" -eq 0 ]; then chmod go-rw "$DATRIX_STATE"; else chmod 700 "$DATRIX_STATE"; fi
   local d
-  for d in "$KAFKA_STATE" "$PG_STATE" "$REDIS_STATE" "$S3_STATE"; do
+  for d in "$KAFKA_STATE" "$PG_STATE" "$REDIS_STATE" "$S3_STATE" "$CONNECT_STATE"; do
     if [ -d "$d" ]; then chmod 700 "$d"; fi
   done
 }
@@ -153,6 +165,9 @@ KAFKA_MECHANISM="SCRAM-SHA-512"
 KAFKA_ADMIN_USER="datrix-admin"
 KAFKA_WORKER_USER="datrix-worker"
 KAFKA_APP_USER="datrix-app"
+# Kafka Connect's worker (and the connectors' producers and consumers it runs); its ACLs
+# are made by `up connect` (connect_secure), not with the trusted principals'.
+KAFKA_CONNECT_USER="datrix-connect"
 KAFKA_SECRETS="$KAFKA_STATE/secrets"
 KAFKA_ADMIN_PROPS="$KAFKA_STATE/admin.properties"
 # Written once the broker of this state has its principals and ACLs; its content is the
@@ -304,4 +319,28 @@ s3_answers() {
   local code
   code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "http://127.0.0.1:$DATRIX_S3_PORT/" 2>/dev/null)" || return 1
   [ "$code" = "403" ] || [ "$code" = "200" ]
+}
+
+# ---- Kafka Connect -------------------------------------------------------------------
+connect_pid() {
+  local pid
+  pid="$(read_pidfile "$CONNECT_PIDFILE")"
+  if pid_matches "$pid" 'org.apache.kafka.connect.cli.ConnectDistributed'; then echo "$pid"; fi
+}
+
+connect_plugins_ready() { [ -f "$CONNECT_PLUGINS/.complete" ]; }
+
+# GET $1 of the Connect REST API on this state's port (body on stdout; fails unless 2xx).
+connect_get() {
+  command -v curl >/dev/null 2>&1 || return 1
+  curl -fsS --max-time 5 "http://127.0.0.1:$DATRIX_CONNECT_PORT$1" 2>/dev/null
+}
+
+# True when the worker answers and lists every connector class `up` provides.
+connect_ready() {
+  local plugins c
+  plugins="$(connect_get /connector-plugins)" || return 1
+  for c in "${CONNECT_REQUIRED_PLUGINS[@]}"; do
+    case "$plugins" in *"\"$c\""*) ;; *) return 1 ;; esac
+  done
 }

@@ -43,6 +43,8 @@ SUBMITTED_BY = {
     ("POST", "/v1/datasets/{dataset_id}/scan"): "datrix.scan.RequestScan",
     ("POST", "/v1/datasets"): "datrix.dataset.AddDatasetVersion",
     ("DELETE", "/v1/datasets/{dataset_id}"): "datrix.dataset.DeleteDataset",
+    ("PUT", "/v1/datasets/{dataset_id}/contract"): "datrix.dataset.SetSchemaContract",
+    ("DELETE", "/v1/datasets/{dataset_id}/contract"): "datrix.dataset.SetSchemaContract",
 }
 
 Scope = MutableMapping[str, Any]

@@ -29,6 +29,11 @@ from datrix.jobs.quality.pii import (
     mask_profiles,
 )
 from datrix.jobs.quality.profiling import ColumnStats
+from datrix.jobs.quality.schema_change import (
+    SchemaComparison,
+    changed_columns,
+    schema_change_finding,
+)
 from datrix.jobs.quality.scoring import ScoreInputs, build_scores
 from datrix.jobs.report import ColumnProfile, ScanOptions, ScanReport
 from datrix.jobs.transforms.pii_tokens import redaction_markers
@@ -508,6 +513,8 @@ class Detected:
     # columns whose missingness was tested against a capped set of partners:
     # (partners tested, partners that could have been) (``missingness.MAX_PARTNERS``)
     missingness_capped: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    # the schema against the baseline version or the frozen contract (schema_change.py)
+    schema: SchemaComparison | None = None
 
 
 def build_report(
@@ -536,12 +543,16 @@ def build_report(
     )
     findings += detector_findings(found.near, found.text, rows)
     findings += date_findings(found.dates)
+    schema = schema_change_finding(found.schema, rows)
+    if schema is not None:
+        findings.append(schema)
     inputs = detector_score_inputs(
         core_score_inputs(rows, stats, found.redundant, found.accuracy, label, found.drifts),
         found.near,
         found.text,
     )
     inputs = date_score_inputs(inputs, found.dates)
+    inputs = replace(inputs, schema_changed_columns=changed_columns(found.schema))
     if label is not None and rows > 0:
         from datrix.jobs.quality.label_quality import assess_labels
 

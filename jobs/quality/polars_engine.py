@@ -24,8 +24,10 @@ while its rows are found). The detectors are written once for both ways. The pas
                 with candidates fits one IsolationForest per column, whose vote confirms
                 or drops each candidate (``outliers.py``); with a previous version,
                 evenly spaced samples (<= 100k rows) of both versions give the drift
-                statistics (``drift.py``); the missingness class of each column with
-                nulls from a seeded sample of rows, tested against at most 100 other
+                statistics (``drift.py``) and the schema is compared with the baseline's
+                or the frozen contract's (``schema_change.py``); the missingness class
+                of each column with nulls from a seeded sample of rows, tested against at
+                most 100 other
                 columns (``missingness.py``); then the text
                 checks: an evenly spaced sample of every text column decides which hold
                 PII (``pii.py``; the other text columns are searched value by value
@@ -73,6 +75,7 @@ from datrix.jobs.quality.outliers import IF_FIT_ROWS, sample_step
 from datrix.jobs.quality.pii import SAMPLE_SIZE, detect_pii, pii_candidates, sample_frame
 from datrix.jobs.quality.profiling import ColumnStats, logical_type, profile_columns
 from datrix.jobs.quality.rowset import RowSet
+from datrix.jobs.quality.schema_change import scan_schema_changes
 from datrix.jobs.quality.table import ScanTable
 from datrix.jobs.quality.types import stored_notes
 from datrix.jobs.report import ScanOptions, ScanReport
@@ -144,6 +147,7 @@ class PolarsScanEngine:
             sample = evenly_spaced(table, sampled, sample_step(rows, IF_FIT_ROWS))
             found = accuracy.judge_accuracy(stats, rows, plan, facts, sample, options.seed)
             drifts = _drift(table, stats, rows, options.previous_path, self._open)
+            schema_changes = scan_schema_changes(table, options, self._open)
             missingness = assess_missingness(table, schema, plan.null_columns, rows, options.seed)
             text = _text_checks(table, schema, stats, rows)
             dates = _date_checks(table, schema, text.types, rows)
@@ -165,6 +169,7 @@ class PolarsScanEngine:
             stored_notes(Path(parquet_path)),
             dates,
             missingness_capped=missingness.capped,
+            schema=schema_changes,
         )
         # With a label column the rows are materialised (labels.py assesses every row).
         whole = functools.partial(table.collect, source)

@@ -24,6 +24,10 @@ FORMAT_PENALTY = 5.0  # 20 % of text cells misspelt or mistyped -> that part of 
 # report with PII never scores a perfect 100, and never more than a few points.
 PII_PENALTY_PER_COLUMN = 1.0
 PII_MAX_PENALTY = 5.0
+# A column removed, renamed, retyped, newly nullable or with new categorical values since the
+# baseline version (any change under a frozen schema contract) costs half its share of the
+# columns: one breaking change in a 10-column table costs 5 consistency points.
+SCHEMA_PENALTY = 0.5
 LABEL_NOISE_PENALTY = 2.0  # 50 % of labels wrong -> label_quality 0
 
 
@@ -72,6 +76,7 @@ class ScoreInputs:
     text_cells: int = 0  # non-null cells of the text columns the format checks looked at
     format_cells: int = 0  # of those, case/whitespace/date-format variants and mistypes
     pii_columns: int = 0
+    schema_changed_columns: int = 0  # columns with a breaking schema change (schema_change.py)
 
 
 def dimension_scores(inputs: ScoreInputs) -> dict[str, float]:
@@ -80,7 +85,8 @@ def dimension_scores(inputs: ScoreInputs) -> dict[str, float]:
     - completeness = 100 * (1 - (0.75 * null share of all cells + 0.25 * worst column's
       null share)): a single empty column out of many still costs a quarter;
     - consistency = 100 * (1 - min(1, 2 * (redundant + near-duplicate rows) / rows
-      + 5 * misformatted share of text cells)) - min(5, 1 per PII column);
+      + 5 * misformatted share of text cells + 0.5 * columns with a breaking schema
+      change / columns)) - min(5, 1 per PII column);
     - accuracy = 100 * (1 - min(1, 10 * share of numeric values that are outliers,
       sentinel codes or impossible negatives)): with far-out fences clean data has ~2
       outliers per million, so 10 % is already broken data;
@@ -101,6 +107,7 @@ def dimension_scores(inputs: ScoreInputs) -> dict[str, float]:
     dup_share = (inputs.redundant_rows + inputs.near_duplicate_rows) / inputs.rows
     format_share = inputs.format_cells / inputs.text_cells if inputs.text_cells > 0 else 0.0
     defects = DUPLICATE_PENALTY * dup_share + FORMAT_PENALTY * format_share
+    defects += SCHEMA_PENALTY * inputs.schema_changed_columns / inputs.columns
     scores["consistency"] = 100.0 * (1.0 - min(1.0, defects)) - min(
         PII_MAX_PENALTY, PII_PENALTY_PER_COLUMN * inputs.pii_columns
     )

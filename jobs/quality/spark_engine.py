@@ -17,6 +17,10 @@ Implemented (same definitions as the Polars engine, so counts match exactly):
   the drift checks against the previous version are computed from, on the driver, by the
   same code as in the Polars engine;
 - constant columns;
+- the schema against the baseline version or the frozen contract (``schema_change.py``):
+  the Polars engine's own function over the two Parquet files on the driver (exact null
+  counts and categorical value sets, streaming when a file is large; rename fingerprints
+  from evenly spaced samples);
 - the missingness class of each column (MCAR/MAR/MNAR), near duplicates, PII, type
   mismatches and inconsistent formats (case/whitespace variants, mixed date formats), by
   the Polars engine's own functions, so the two cannot drift apart:
@@ -117,7 +121,9 @@ from datrix.jobs.quality.profiling import (
     numeric_summary,
     top_value,
 )
+from datrix.jobs.quality.schema_change import SchemaComparison, scan_schema_changes
 from datrix.jobs.quality.sentinels import NegativeCounts
+from datrix.jobs.quality.table import ScanTable
 from datrix.jobs.quality.types import stored_notes
 from datrix.jobs.report import ScanOptions, ScanReport
 
@@ -220,6 +226,7 @@ class SparkScanEngine:
             sample = _evenly_spaced(df, {n: position[n] for n in sampled}, step)
             found = accuracy.judge_accuracy(stats, rows, plan, facts, sample, options.seed)
             drifts = _drift(spark, df, position, stats, rows, options.previous_path)
+            schema_changes = self._schema_changes(Path(parquet_path), options)
             missing = _missingness(
                 spark, df, position, kinds, plan.null_columns, rows, options.seed
             )
@@ -242,10 +249,25 @@ class SparkScanEngine:
             missing.classes,
             missingness_capped=missing.capped,
         )
-        detected = dataclasses.replace(detected, stored_as=notes, dates=dated)
+        detected = dataclasses.replace(
+            detected, stored_as=notes, dates=dated, schema=schema_changes
+        )
         return build_report(
             self.name, detected, options, lambda: _driver_frame(spark, raw), progress, total
         )
+
+    def _schema_changes(self, path: Path, options: ScanOptions) -> SchemaComparison | None:
+        """The schema check (``schema_change.scan_schema_changes``) on the driver, by the
+        Polars engine's own function over the two Parquet files: exact null counts and
+        value sets on Polars' streaming engine when a file is larger than the in-memory
+        limits, fingerprints from evenly spaced samples, so both engines report the same
+        changes."""
+        t = self.tuning
+
+        def open_table(p: Path) -> ScanTable:
+            return ScanTable.open(p, t.in_memory_mb, t.chunk_rows, t.in_memory_rows)
+
+        return scan_schema_changes(open_table(path), options, open_table)
 
 
 def _driver_frame(spark: Any, raw: Any) -> pl.DataFrame:

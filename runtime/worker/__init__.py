@@ -7,8 +7,10 @@ one leader at a time via a Postgres advisory lock), ``dispatcher`` (``JobRequest
 (``datrix.events`` -> Postgres read models + audit chain per partition, position in the
 same transaction), ``policies`` (the registry's policies: events -> commands with
 deterministic ids, back to ``datrix.commands``), ``intake`` (external producers' intake
-topics -> ``datrix.commands``, stamped with their principal). Every consumer is at-least-once; every
-sink drops redelivered copies by a position it stores transactionally, so correctness
+topics -> ``datrix.commands``, stamped with their principal), ``monitor`` (the stream
+quality monitor: each active stream's data topic -> ``CloseStreamWindow`` commands).
+Every consumer is at-least-once; every sink drops redelivered copies by a position it
+stores transactionally (the monitor: by window ids and its offset rule), so correctness
 never depends on Kafka transactions or on faust's exactly-once mode.
 """
 
@@ -25,6 +27,7 @@ from datrix.runtime.worker.common import WorkerContext, _retrying, log
 from datrix.runtime.worker.dispatcher import run_dispatcher
 from datrix.runtime.worker.intake import run_intake
 from datrix.runtime.worker.jobs import run_jobs
+from datrix.runtime.worker.monitor import run_monitor
 from datrix.runtime.worker.policies import run_policies
 from datrix.runtime.worker.processor import run_processor
 from datrix.runtime.worker.projector import run_projector
@@ -38,7 +41,7 @@ from datrix.streams.settings import Settings
 
 __all__ = ["ROLES", "RUNNERS", "run_worker"]
 
-ROLES = ("processor", "relay", "dispatcher", "jobs", "projector", "policies", "intake")
+ROLES = ("processor", "relay", "dispatcher", "jobs", "projector", "policies", "intake", "monitor")
 
 RUNNERS: dict[str, Callable[[WorkerContext], None]] = {
     "processor": run_processor,
@@ -48,6 +51,7 @@ RUNNERS: dict[str, Callable[[WorkerContext], None]] = {
     "projector": run_projector,
     "policies": run_policies,
     "intake": run_intake,
+    "monitor": run_monitor,
 }
 
 

@@ -15,7 +15,7 @@ from eventsourcing.persistence import PersistenceError
 from datrix.projections.read_model import ReadModel
 from datrix.projections.read_models import CORE_READ_MODELS
 from datrix.streams.dead_letters import DeadLetters
-from datrix.streams.kafka import Topics, client_config, header_attribute, readable_id
+from datrix.streams.kafka import Topics, client_config, record_attribute, record_id
 from datrix.streams.messages import Envelope
 from datrix.streams.object_store import open_object_store
 from datrix.streams.ports import ObjectStore
@@ -150,15 +150,15 @@ def _stand_in(msg: Any) -> Envelope | None:
     the record; nothing in it is ever applied, and no attribute is made up."""
     from datetime import UTC, datetime
 
-    headers = msg.headers() or []
-    command_id = readable_id(headers)
-    tenant = (header_attribute(headers, "tenant") or "").strip()
-    actor = (header_attribute(headers, "actor") or "").strip()
-    kind = (header_attribute(headers, "type") or "").strip()
+    headers, value = msg.headers() or [], msg.value()
+    command_id = record_id(headers, value)  # either content mode (structured: the JSON's)
+    tenant = (record_attribute(headers, value, "tenant") or "").strip()
+    actor = (record_attribute(headers, value, "actor") or "").strip()
+    kind = (record_attribute(headers, value, "type") or "").strip()
     if command_id is None or not tenant:
         return None
     try:
-        when = datetime.fromisoformat(header_attribute(headers, "time") or "")
+        when = datetime.fromisoformat(record_attribute(headers, value, "time") or "")
         if when.tzinfo is None:
             raise ValueError("no UTC offset")
     except ValueError:

@@ -28,13 +28,31 @@ from datrix.streams.messages import Envelope
 from datrix.streams.processor import CommandProcessor, Result
 from datrix.streams.settings import Settings
 
+# The results of jobs and the commands of the workers' own roles: only a trusted principal
+# sends them. Their ids are derivable (a scan's job id is uuid5(scan id, "job-1")), so a
+# producer bound to a tenant could otherwise complete that tenant's pending scan with a
+# result of its own making before the job does.
+TRUSTED_ONLY = frozenset(
+    {
+        "datrix.scan.CompleteScan",
+        "datrix.scan.FailScan",
+        "datrix.fix.CompleteFix",
+        "datrix.fix.FailFix",
+        "datrix.dataset.AddFixedVersion",
+        "datrix.audit.RecordAuditCheckpoint",
+        "datrix.stream.CloseStreamWindow",
+        "datrix.stream.AddStreamSnapshot",
+    }
+)
+
 
 def unauthorized(settings: Settings, headers: Any, env: Envelope) -> str | None:
     """Why the producer of a command may not produce it, or None when it may: a command
     forwarded by the intake role names its external producer (``datrix_principal``, a
     header only the trusted principals can have written), which must be bound to the
-    envelope's tenant (``DATRIX_KAFKA_PRODUCERS``); one without it was written by a trusted
-    principal (docs/security.md "Who can produce")."""
+    envelope's tenant (``DATRIX_KAFKA_PRODUCERS``) and may not send a job's result or a
+    worker's own command (``TRUSTED_ONLY``); one without the header was written by a
+    trusted principal (docs/security.md "Who can produce")."""
     principal = next(
         (v for k, v in headers or [] if k == PRINCIPAL_HEADER and isinstance(v, bytes)), None
     )
@@ -43,6 +61,8 @@ def unauthorized(settings: Settings, headers: Any, env: Envelope) -> str | None:
     name = principal.decode("utf-8", "replace")
     if env.tenant not in settings.producer_tenants(name):
         return f"producer {name!r} may not produce for tenant {env.tenant!r}"
+    if env.type in TRUSTED_ONLY:
+        return f"producer {name!r} may not send {env.type} (the workers' own command)"
     return None
 
 

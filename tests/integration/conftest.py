@@ -103,11 +103,11 @@ def worker_credentials(services: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def services() -> dict[str, str]:
-    """Kafka, PostgreSQL, Redis and the S3-API server (S3Proxy) started by the project's
-    own script (idempotent); the S3 exports put the objects in S3.
+    """Kafka, PostgreSQL, Redis, Kafka Connect and the S3-API server (S3Proxy) started by
+    the project's own script (idempotent); the S3 exports put the objects in S3.
 
     Never skips: a test that needs the services fails when they cannot be started."""
-    proc = deploy_local("up", "all", "s3", timeout=1500)
+    proc = deploy_local("up", "all", "s3", "connect", timeout=1500)
     if proc.returncode != 0:
         pytest.fail(f"deploy/local/up failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     found = exports(proc.stdout)
@@ -120,6 +120,7 @@ def services() -> dict[str, str]:
         "DATRIX_REDIS_URL",
         "DATRIX_OBJECT_STORE",
         "DATRIX_S3_ENDPOINT",
+        "DATRIX_CONNECT_URL",
     ):
         if key not in found:
             pytest.fail(f"deploy/local/up did not export {key}")

@@ -5,12 +5,14 @@ the real broker: tests/integration/test_producer_auth.py."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import cast
 
 from datrix.aggregates import dataset
 from datrix.runtime.worker.processor import unauthorized
 from datrix.streams.kafka import PRINCIPAL_HEADER, Topics
-from datrix.streams.messages import command_envelope
+from datrix.streams.messages import Envelope, command_envelope
 from datrix.streams.settings import load_settings
 
 
@@ -47,3 +49,20 @@ def test_intake_topics_name_their_principal() -> None:
     assert topics.principal_of("staging.intake.feed") == "feed"
     assert topics.principal_of("staging.commands") is None
     assert topics.principal_of("prod.intake.feed") is None
+
+
+def test_an_external_producer_may_not_send_a_jobs_result() -> None:
+    """A scan's job id is derivable (uuid5 of the scan id), so a bound producer could
+    otherwise complete its tenant's pending scan with a made-up result."""
+    from datrix.runtime.worker.processor import TRUSTED_ONLY
+    from datrix.streams.registry import core_registry
+
+    settings = load_settings({"DATRIX_KAFKA_PRODUCERS": "feed:a"})
+    stamped = [(PRINCIPAL_HEADER, b"feed")]
+    result = replace(cast(Envelope, envelope("a")), type="datrix.scan.CompleteScan")
+    assert unauthorized(settings, stamped, result) == (
+        "producer 'feed' may not send datrix.scan.CompleteScan (the workers' own command)"
+    )
+    assert unauthorized(settings, [], result) is None  # the jobs role's own
+    known = set(core_registry().table.types)
+    assert known >= TRUSTED_ONLY, TRUSTED_ONLY - known  # no stale name

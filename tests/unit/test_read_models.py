@@ -254,6 +254,9 @@ def test_the_core_read_models_checksum_the_tables_replay_always_checked() -> Non
         "quality_issues": "scan_id, issue_id",
         "columns": "scan_id, position",
         "fixes": "fix_id",
+        "streams": "stream_id",
+        "stream_windows": "window_id",
+        "stream_alerts": "alert_id",
         "command_status": "command_id",
         "audit_log": "chain, seq",
     }
@@ -321,4 +324,11 @@ def test_the_core_read_models_handle_every_event_type_they_did() -> None:
         "FixPreviewed",
         "FixCompleted",
         "FixFailed",
+        # issue 13: streams, their windows and quality alerts
+        "StreamRegistered",
+        "StreamWindowClosed",
+        "StreamQualityDegraded",
+        "StreamQualityRecovered",
+        "StreamSnapshotted",
+        "StreamRemoved",
     }

@@ -83,8 +83,9 @@ def envelope(
 def test_core_type_table_is_what_the_modules_declared_before() -> None:
     """The same Avro names as the old per-module scan (every Command/Event subclass of
     dataset, scan and outcome; JobRequested in datrix.job), so old logs decode the same;
-    plus the audit anchor's, added later (issue 12), and the fix aggregate's (issue 10)."""
-    from datrix.aggregates import audit, fix, outcome
+    plus the audit anchor's, added later (issue 12), the fix aggregate's (issue 10) and the
+    stream aggregate's (issue 13)."""
+    from datrix.aggregates import audit, fix, outcome, stream
     from datrix.aggregates.common import Event
 
     expected: dict[str, type] = {}
@@ -94,6 +95,7 @@ def test_core_type_table_is_what_the_modules_declared_before() -> None:
         (outcome, "datrix.command"),
         (audit, "datrix.audit"),
         (fix, "datrix.fix"),
+        (stream, "datrix.stream"),
     ):
         for name, obj in vars(module).items():
             if (

@@ -58,6 +58,9 @@ EVERY = {
     "DATRIX_AUDIT_PREVIOUS_KEYS": "o" * 32 + ", " + "p" * 40,
     "DATRIX_PII_SALT": "s" * 32,
     "DATRIX_TOKEN_KEY": "t" * 64,
+    "DATRIX_SCHEMA_REGISTRY_URL": "http://registry:8080/apis/ccompat/v7",
+    "DATRIX_CONNECT_URL": "http://connect:8083/",
+    "DATRIX_OPENLINEAGE_URL": "file:///var/lib/datrix/lineage.jsonl",
 }
 
 
@@ -72,6 +75,8 @@ def test_every_variable_is_a_field() -> None:
     assert s.extensions == ("acme.datrix_ext", "other")
     assert (s.api_events_keepalive_s, s.api_metrics) == (2.5, False)
     assert (s.log_level, s.debug) == ("DEBUG", True)
+    assert s.schema_registry_url == "http://registry:8080/apis/ccompat/v7"
+    assert s.connect_url == "http://connect:8083"
     assert (s.kafka_sasl_username, s.kafka_sasl_mechanism) == ("datrix-app", "SCRAM-SHA-256")
     assert "pw" not in repr(s)
     assert s.producer_tenants("acme-feed") == ("acme", "acme-eu")
@@ -265,3 +270,17 @@ def test_kafka_client_config_is_built_in_one_place_from_the_settings() -> None:
 def test_bad_kafka_security_settings_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         load_settings(env)
+
+
+def test_openlineage_url_takes_four_forms_and_refuses_others() -> None:
+    for given, kept in [
+        ("console", "console"),
+        ("https://marquez:5000/api/v1/lineage/", "https://marquez:5000/api/v1/lineage"),
+        ("file:///tmp/lineage.jsonl", "file:///tmp/lineage.jsonl"),
+        ("kafka://openlineage.events", "kafka://openlineage.events"),
+        ("", None),
+    ]:
+        assert load_settings({"DATRIX_OPENLINEAGE_URL": given}).openlineage_url == kept
+    for bad in ["ftp://x", "file://relative.jsonl", "kafka://", "kafka://a b", "http://u:p@h", "x"]:
+        with pytest.raises(SettingsError, match="DATRIX_OPENLINEAGE_URL"):
+            load_settings({"DATRIX_OPENLINEAGE_URL": bad})

@@ -16,6 +16,7 @@ from datrix.gateway.api.routes import (
     metrics,
     quality,
     scans,
+    streams,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -28,5 +29,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     scans.router,
     audit.router,
     events.router,
+    streams.router,
     metrics.router,
 )

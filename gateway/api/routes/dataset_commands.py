@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from datrix.gateway import services
 from datrix.gateway.api import idempotency, upload
 from datrix.gateway.api.deps import (
+    Caller,
     DatasetWriter,
     QualityReader,
     ScanRunner,
@@ -243,6 +244,54 @@ def get_scan(request: Request, caller: QualityReader, dataset_id: str, scan_id: 
         created_at=scan["created_at"],
         completed_at=scan["completed_at"],
     )
+
+
+def _contract(
+    request: Request, response: Response, caller: Caller, ref: str, frozen: bool
+) -> Accepted:
+    from datrix.gateway.contracts import submit_contract
+
+    found = services.resolve_dataset(caller.runtime, ref)
+    command_id = services.derived_id(idempotency.seed(request), f"contract-{frozen}")
+    submitted, _ = submit_contract(
+        caller.runtime, found, frozen, actor=caller.key.actor, command_id=command_id
+    )
+    submissions: Submissions = request.app.state.submissions
+    submissions.command(caller.key.tenant, str(submitted))
+    intake: Intake = request.app.state.intake
+    intake.settle(caller.runtime)
+    location = f"/v1/commands/{submitted}"
+    body = Accepted(command_id=str(submitted), status_url=location, dataset_id=found["id"])
+    return accepted(response, location, body)
+
+
+@router.put(
+    "/v1/datasets/{dataset_id}/contract",
+    status_code=202,
+    response_model=Accepted,
+    responses=ACCEPTED,
+)
+def freeze_contract(
+    request: Request, response: Response, caller: DatasetWriter, dataset_id: str
+) -> Accepted:
+    """Freeze the dataset's schema contract as of its latest version (asynchronous: 202,
+    then poll the command; refused when already frozen). Scans of later versions then
+    report any schema change as a critical ``schema_change`` issue."""
+    return _contract(request, response, caller, dataset_id, True)
+
+
+@router.delete(
+    "/v1/datasets/{dataset_id}/contract",
+    status_code=202,
+    response_model=Accepted,
+    responses=ACCEPTED,
+)
+def unfreeze_contract(
+    request: Request, response: Response, caller: DatasetWriter, dataset_id: str
+) -> Accepted:
+    """Unfreeze the dataset's schema contract (asynchronous: 202, then poll the command;
+    refused when it is not frozen)."""
+    return _contract(request, response, caller, dataset_id, False)
 
 
 @router.delete(

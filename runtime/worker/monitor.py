@@ -1,0 +1,507 @@
+"""The ``monitor`` role: the stream quality monitor (issue 13).
+
+Every ``REFRESH_S`` the role reads the active streams from the ``streams`` read model
+(every tenant's, through the owner's store) and runs one consumer thread per stream,
+stopping the threads of removed streams. A stream's thread consumes its topic in its own
+consumer group (``<prefix>monitor.<stream id>``: two streams on one topic keep their own
+positions; ``auto.offset.reset`` is the stream's ``start_from``) in micro-batches, decodes
+each record (``jobs/streams/formats.py``), places it in its partition's tumbling window
+(``jobs/streams/window.py``: by the payload's event time, else the Kafka timestamp) and,
+once per micro-batch, folds the batch's rows into each window's metrics
+(``jobs/streams/metrics.py``). A window that closes becomes ``CloseStreamWindow`` on
+``<prefix>commands``, under the command id ``window_id_for(stream, partition, start)``.
+
+Crash safety, without any state of its own: a partition's offset is committed only up to
+the first record of its oldest open window, after the commands of the windows that closed
+are confirmed by the broker. A monitor killed at any moment is restarted (by the worker, or
+another worker of the group takes the partition) from that offset: the open windows are
+recomputed from their first record, and a closed window recomputed from a later offset is
+submitted again under the same id, which the command processor drops (the command-id
+uniqueness of its outcome stream). The baseline (PSI) and the previous window (schema
+changes) of a partition come from the stream's recorded ``StreamWindowClosed`` events when
+the partition is assigned.
+
+A record that cannot be decoded is copied to ``<topic>.dlq`` (``streams/dead_letters.py``,
+consumer ``monitor``; the topic is created when the stream's thread starts) and counted in
+its window's ``poisoned``; the window goes on. A format that cannot be read at all
+(``avro-confluent`` without ``DATRIX_SCHEMA_REGISTRY_URL``) is one error line and the
+stream is not consumed until the settings change.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from datrix.aggregates.stream import (
+    CloseStreamWindow,
+    FieldMetrics,
+    StreamWindowClosed,
+    WindowMetrics,
+    window_id_for,
+)
+from datrix.jobs.streams.formats import Decoder, FormatError, RecordError, decoder_for
+from datrix.jobs.streams.metrics import MAX_FIELDS, Baseline, WindowAccumulator, baselines_from
+from datrix.jobs.streams.window import PartitionWindows, Window
+from datrix.runtime.worker.common import WorkerContext, _dead_letter, _retrying
+from datrix.streams.dead_letters import DeadLetters, dlq_topic
+from datrix.streams.kafka import FOREVER, KafkaCommandLog, client_config
+from datrix.streams.messages import command_envelope, decode_event
+
+log = logging.getLogger("datrix.worker.monitor")
+
+REFRESH_S = 2.0  # how often the role re-reads the active streams
+BATCH = 5000  # records per micro-batch at most
+POLL_S = 0.1  # how long a quiet topic's poll waits
+COMMIT_EVERY_S = 0.5  # flush the closed windows' commands and commit, at most this often
+ACTOR = "monitor"
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """What the monitor needs of a stream (a row of the ``streams`` read model)."""
+
+    stream_id: uuid.UUID
+    tenant: str
+    name: str
+    topic: str
+    format: str
+    key_field: str | None
+    window_seconds: int
+    grace_seconds: int
+    start_from: str
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> StreamSpec:
+        return cls(
+            stream_id=uuid.UUID(str(row["stream_id"])),
+            tenant=str(row["tenant"]),
+            name=str(row["name"]),
+            topic=str(row["topic"]),
+            format=str(row["format"]),
+            key_field=row.get("key_field") or None,
+            window_seconds=int(row["window_seconds"]),
+            grace_seconds=int(row["grace_seconds"]),
+            start_from=str(row["start_from"]),
+        )
+
+
+def active_streams(store: Any) -> dict[uuid.UUID, StreamSpec]:
+    """Every tenant's active streams, from the ``streams`` read model (owner's store)."""
+    from datrix.projections.read_models.streams import active_streams as rows
+
+    return {spec.stream_id: spec for spec in map(StreamSpec.of, rows(store))}
+
+
+def run_monitor(ctx: WorkerContext) -> None:
+    """Run one consumer thread per active stream until the worker stops."""
+    from datrix.projections.store import PostgresReadStore
+
+    store = _retrying(
+        ctx, "opening the read models", lambda: PostgresReadStore(ctx.database_url, ctx.schema)
+    )
+    running: dict[uuid.UUID, tuple[StreamSpec, threading.Event, threading.Thread]] = {}
+    try:
+        while not ctx.stop.is_set():
+            active = _retrying(ctx, "reading the active streams", lambda: active_streams(store))
+            for stream_id, (spec, stop, thread) in list(running.items()):
+                if active.get(stream_id) != spec or not thread.is_alive():
+                    stop.set()
+                    thread.join(timeout=30)
+                    del running[stream_id]
+            for stream_id, spec in active.items():
+                if stream_id not in running:
+                    stop = threading.Event()
+                    monitor = StreamMonitor(ctx, spec, stop)
+                    thread = threading.Thread(
+                        target=monitor.run, name=f"monitor-{spec.name}", daemon=True
+                    )
+                    thread.start()
+                    running[stream_id] = (spec, stop, thread)
+            ctx.stop.wait(REFRESH_S)
+    finally:
+        for _spec, stop, _thread in running.values():
+            stop.set()
+        for _spec, _stop, thread in running.values():
+            thread.join(timeout=30)
+
+
+@dataclass
+class Partition:
+    """One assigned partition: its windows and what its windows are compared with."""
+
+    windows: PartitionWindows[WindowAccumulator]
+    baselines: dict[str, Baseline] = field(default_factory=dict)
+    previous: tuple[FieldMetrics, ...] | None = None
+    next_offset: int | None = None  # after the last record read
+    committed: int | None = None
+    caught_up: bool = False
+    skipped: int = 0  # tombstones and other records that are no row change
+
+
+class Batch:
+    """One partition's decoded records of one micro-batch, in offset order, not yet in
+    their windows."""
+
+    def __init__(self, part: Partition) -> None:
+        self.part = part
+        self.last_offset: int | None = None  # of the last record read (skipped ones too)
+        self.clear()
+
+    def clear(self) -> None:
+        self.times: list[int] = []
+        self.offsets: list[int] = []
+        self.values: list[dict[str, Any] | None] = []
+        self.identities: list[int | None] | None = None  # None: no record has one
+
+    def identity(self, index: int, identity: int) -> None:
+        if self.identities is None:
+            self.identities = [None] * len(self.times)
+        while len(self.identities) < len(self.times):
+            self.identities.append(None)
+        self.identities[index] = identity
+
+
+class StreamMonitor:
+    """The consumer of one stream's topic (one thread)."""
+
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        spec: StreamSpec,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ctx = ctx
+        self.spec = spec
+        self.stop = stop
+        self.clock = clock
+        self.parts: dict[int, Partition] = {}
+        self.window_ms = spec.window_seconds * 1000
+        self.grace_ms = spec.grace_seconds * 1000
+        self.missing_topic_logged = False
+        self.events: Any = None  # the event store, opened on first use
+        self.unsent = 0  # window commands produced since the last flush
+        self.last_commit = time.monotonic()
+
+    def stopped(self) -> bool:
+        return self.stop.is_set() or self.ctx.stop.is_set()
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> None:
+        spec = self.spec
+        try:
+            decode = decoder_for(spec.format, self.ctx.settings.schema_registry_url)
+        except FormatError as exc:
+            log.error("stream %s (%s) is not monitored: %s", spec.name, spec.stream_id, exc)
+            self.stop.wait()
+            return
+        try:
+            self._run(decode)
+        except InterruptedError:
+            return
+        except Exception:
+            log.exception("monitor of stream %s crashed; restarting", spec.name)
+
+    def _run(self, decode: Decoder) -> None:
+        from confluent_kafka import KafkaError
+
+        ctx, spec = self.ctx, self.spec
+        _retrying(ctx, f"creating {dlq_topic(spec.topic)}", self._ensure_dlq)
+        commands = KafkaCommandLog(ctx.settings, ctx.topics)
+        dead = DeadLetters(ctx.settings, ACTOR)
+        consumer = ctx.consumer(
+            f"monitor.{spec.stream_id}",
+            **{
+                "auto.offset.reset": spec.start_from,
+                "enable.partition.eof": True,
+                # a topic made after the stream was registered is found within seconds
+                "topic.metadata.refresh.interval.ms": 5000,
+            },
+        )
+        consumer.subscribe(
+            [spec.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
+        )
+        log.info("monitoring stream %s: topic %s (%s)", spec.name, spec.topic, spec.format)
+        key_field = spec.key_field
+        keyed = key_field is not None
+        try:
+            while not self.stopped():
+                messages = consumer.consume(BATCH, timeout=POLL_S)
+                now_ms = int(self.clock() * 1000)
+                batches: dict[int, Batch] = {}
+                for msg in messages:
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            part = self.parts.get(msg.partition())
+                            if part is not None:
+                                part.caught_up = True
+                        elif not self.missing_topic_logged:
+                            self.missing_topic_logged = True
+                            log.warning("stream %s: topic %s: %s", spec.name, spec.topic, err)
+                        continue
+                    partition, offset = msg.partition(), msg.offset()
+                    batch = batches.get(partition)
+                    if batch is None:
+                        part = self.parts.get(partition)
+                        if part is None:
+                            part = self.parts[partition] = self._partition(partition)
+                        batch = batches[partition] = Batch(part)
+                        part.caught_up = False  # until a partition EOF after its records
+                    value = msg.value()
+                    try:
+                        decoded = decode(value)
+                    except RecordError as exc:
+                        _dead_letter(ctx, dead, msg, f"RecordError: {exc}")
+                        self._place(batch, now_ms)  # the records before it, in order
+                        window = batch.part.windows.place(self._record_ms(msg, now_ms), offset)
+                        if window is not None:
+                            window.acc.poisoned += 1
+                        batch.last_offset = offset
+                        continue
+                    batch.last_offset = offset
+                    if decoded.skipped:
+                        batch.part.skipped += 1
+                        continue
+                    at = decoded.event_ms
+                    if at is None:
+                        kind, at = msg.timestamp()
+                        if kind == 0 or at < 0:  # TIMESTAMP_NOT_AVAILABLE
+                            at = now_ms
+                    batch.times.append(at)
+                    batch.offsets.append(offset)
+                    batch.values.append(decoded.values)
+                    key: Any = None
+                    if keyed and decoded.values is not None:
+                        key = decoded.values.get(key_field)  # type: ignore[arg-type]
+                        if isinstance(key, list | dict):
+                            key = orjson.dumps(key)
+                    if key is None:
+                        key = msg.key()
+                    if key is not None:
+                        position = decoded.position if decoded.position is not None else value
+                        batch.identity(len(batch.times) - 1, hash((key, position)))
+                touched = []
+                for partition, batch in batches.items():
+                    self._place(batch, now_ms)
+                    if batch.last_offset is not None:
+                        batch.part.next_offset = batch.last_offset + 1
+                    touched.append(partition)
+                for partition in touched:
+                    for window in self.parts[partition].windows.open.values():
+                        window.acc.fold()
+                self.unsent += self._close_due(commands, int(self.clock() * 1000))
+                if time.monotonic() - self.last_commit >= COMMIT_EVERY_S:
+                    self._flush_and_commit(consumer, commands)
+            self._flush_and_commit(consumer, commands)
+        finally:
+            consumer.close()
+
+    @staticmethod
+    def _record_ms(msg: Any, now_ms: int) -> int:
+        kind, at = msg.timestamp()
+        return int(at) if kind != 0 and at >= 0 else now_ms  # 0: TIMESTAMP_NOT_AVAILABLE
+
+    # -- windows --------------------------------------------------------------------------
+    def _place(self, batch: Batch, now_ms: int) -> None:
+        """Put the batch's decoded records into their windows, in offset order (a group
+        of records of one window at a time), and empty it."""
+        times = batch.times
+        if not times:
+            return
+        if batch.identities is not None:  # the records after the last keyed one have none
+            batch.identities += [None] * (len(times) - len(batch.identities))
+        windows = batch.part.windows
+        width = self.window_ms
+        low, high = min(times), max(times)
+        if low - low % width == high - high % width:  # the common case: one window
+            groups = [list(range(len(times)))]
+        else:
+            by_start: dict[int, list[int]] = {}
+            for i, at in enumerate(times):
+                by_start.setdefault(at - at % width, []).append(i)
+            groups = list(by_start.values())
+        for group in groups:
+            head = group[0]
+            window = windows.place(times[head], batch.offsets[head])
+            if window is None:
+                windows.late += len(group) - 1  # place counted the first
+                continue
+            latest = max(times[i] for i in group) if len(groups) > 1 else high
+            if latest > window.latest:
+                window.latest = latest
+            if len(groups) == 1:
+                values, offsets, stamps = batch.values, batch.offsets, times
+                identities = batch.identities
+            else:
+                values = [batch.values[i] for i in group]
+                offsets = [batch.offsets[i] for i in group]
+                stamps = [times[i] for i in group]
+                identities = (
+                    [batch.identities[i] for i in group] if batch.identities is not None else None
+                )
+            window.acc.add_many(values, offsets, stamps, now_ms, identities)
+        batch.clear()
+
+    def _partition(self, partition: int) -> Partition:
+        windows = PartitionWindows(self.window_ms, self.grace_ms, WindowAccumulator)
+        part = Partition(windows)
+        history = _retrying(
+            self.ctx, "reading the stream's closed windows", lambda: self._history(partition)
+        )
+        if history:
+            part.baselines = baselines_from([w.fields for w in history])
+            part.previous = history[-1].fields
+        return part
+
+    def _history(self, partition: int) -> list[WindowMetrics]:
+        """The partition's recorded windows, oldest first (from the event store)."""
+        from datrix.streams.event_store import postgres_event_store
+
+        if self.events is None:
+            self.events = postgres_event_store(self.ctx.database_url, self.ctx.schema)
+        store = self.events
+        table = self.ctx.registry.table
+        closed = []
+        for env in store.load(self.spec.stream_id):
+            if not env.type.endswith(".StreamWindowClosed"):
+                continue
+            event = decode_event(env, table=table)
+            if isinstance(event, StreamWindowClosed) and event.partition == partition:
+                closed.append((event.window_start, event.metrics))
+        return [metrics for _start, metrics in sorted(closed, key=lambda c: c[0])]
+
+    def _flush_and_commit(self, consumer: Any, commands: KafkaCommandLog) -> None:
+        """Have the broker confirm the closed windows' commands, then commit: a committed
+        offset never passes a window whose command could still be lost."""
+        if self.unsent:
+            _retrying(self.ctx, "sending closed windows", commands.flush)
+            self.unsent = 0
+        self._commit(consumer)
+        self.last_commit = time.monotonic()
+
+    def _close_due(self, commands: KafkaCommandLog, now_ms: int) -> int:
+        """Close the windows that are due and produce their commands (not flushed: see
+        ``_flush_and_commit``); how many."""
+        sent = 0
+        for partition, part in sorted(self.parts.items()):
+            for window in part.windows.due(now_ms, part.caught_up):
+                metrics = window.acc.finish(part.baselines, part.previous)
+                if window.acc.fields_dropped:
+                    log.warning(
+                        "stream %s partition %d: %d fields past the first %d of a window "
+                        "are not measured (e.g. %s)",
+                        self.spec.name,
+                        partition,
+                        len(window.acc.fields_dropped),
+                        MAX_FIELDS,
+                        sorted(window.acc.fields_dropped)[:3],
+                    )
+                commands.append(self._command(partition, window, metrics))
+                sent += 1
+                part.windows.close(window)
+                if metrics.fields:
+                    part.previous = metrics.fields
+                for name, baseline in baselines_from([metrics.fields]).items():
+                    part.baselines.setdefault(name, baseline)
+                log.debug(
+                    "stream %s partition %d window %d closed: %d records, %d late so far",
+                    self.spec.name,
+                    partition,
+                    window.start_ms,
+                    metrics.count,
+                    part.windows.late,
+                )
+        return sent
+
+    def _command(
+        self, partition: int, window: Window[WindowAccumulator], metrics: WindowMetrics
+    ) -> Any:
+        spec = self.spec
+        window_id = window_id_for(spec.stream_id, partition, window.start_ms)
+        command = CloseStreamWindow(
+            stream_id=spec.stream_id,
+            window_id=window_id,
+            partition=partition,
+            window_start=datetime.fromtimestamp(window.start_ms / 1000, UTC),
+            window_end=datetime.fromtimestamp(window.end_ms / 1000, UTC),
+            metrics=metrics,
+        )
+        return command_envelope(
+            command,
+            subject=spec.stream_id,
+            tenant=spec.tenant,
+            actor=ACTOR,
+            time=datetime.now(UTC),
+            command_id=window_id,
+            table=self.ctx.registry.table,
+        )
+
+    # -- offsets and assignment -----------------------------------------------------------
+    def _commit(self, consumer: Any) -> None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        offsets = []
+        for partition, part in self.parts.items():
+            if part.next_offset is None:
+                continue
+            upto = part.windows.committable(part.next_offset)
+            if upto != part.committed:
+                offsets.append((partition, upto))
+        if not offsets:
+            return
+        try:
+            # Explicit offsets, all safe already (see _commit in worker/common.py on why a
+            # commit never goes without them); asynchronous: a lost commit only means
+            # reading a little more again after a crash.
+            consumer.commit(
+                offsets=[TopicPartition(self.spec.topic, p, o) for p, o in offsets],
+                asynchronous=True,
+            )
+        except KafkaException as exc:  # a rebalance under way: the next batch commits
+            log.debug("stream %s: commit failed (%s)", self.spec.name, exc)
+            return
+        for partition, upto in offsets:
+            self.parts[partition].committed = upto
+
+    def _assigned(self, _consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            if tp.partition not in self.parts:
+                self.parts[tp.partition] = self._partition(tp.partition)
+        log.info(
+            "stream %s: partitions %s assigned",
+            self.spec.name,
+            sorted(tp.partition for tp in partitions),
+        )
+
+    def _revoked(self, _consumer: Any, partitions: list[Any]) -> None:
+        for tp in partitions:
+            # its open windows are recomputed by whoever gets it, from the committed offset
+            self.parts.pop(tp.partition, None)
+
+    def _ensure_dlq(self) -> None:
+        from confluent_kafka import KafkaError, KafkaException
+        from confluent_kafka.admin import (  # type: ignore[attr-defined,unused-ignore]
+            AdminClient,
+            NewTopic,
+        )
+
+        settings, topics = self.ctx.settings, self.ctx.topics
+        admin = AdminClient(client_config(settings))
+        config = {**FOREVER, "min.insync.replicas": str(topics.min_insync_replicas)}
+        wanted = NewTopic(dlq_topic(self.spec.topic), 1, topics.replication_factor, config=config)
+        for name, future in admin.create_topics([wanted]).items():
+            try:
+                future.result(timeout=settings.kafka_timeout_s)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
