@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from datasketch import HyperLogLog
 
 from datrix.aggregates.stream import (
     FORMATS,
@@ -278,6 +277,8 @@ def _registers(encoded: str) -> np.ndarray[Any, np.dtype[np.uint8]]:
 def distinct_of(sketches: list[str]) -> int:
     """The distinct count of the union of HyperLogLog sketches (base64 registers)."""
     merged = np.maximum.reduce([_registers(s) for s in sketches])
+    from datasketch import HyperLogLog  # imports scipy (0.8 s): only where windows merge
+
     estimate: float = HyperLogLog(reg=merged.astype(np.int8)).count()
     return round(estimate)
 
