@@ -725,11 +725,18 @@ def dlq_replay(which: str, offset: int) -> None:
     )
 
 
+def _every_role() -> str:
+    from datrix.runtime.worker import ROLES
+
+    return ",".join(ROLES)
+
+
 @cli.command()
 @click.option(
     "--roles",
-    default="processor,relay,dispatcher,jobs,projector,policies,intake",
-    show_default=True,
+    default=_every_role,
+    show_default="every role: processor, relay, dispatcher, jobs, projector, policies, "
+    "intake, monitor",
     help="Comma-separated roles to run in this process.",
 )
 def worker(roles: str) -> None:

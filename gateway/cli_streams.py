@@ -202,7 +202,7 @@ def status(name: str, fmt: str) -> None:
             f"latest snapshot: version {doc['last_snapshot_version']} of dataset "
             f"{doc['last_snapshot_dataset']} (records up to {doc['last_snapshot_end']})"
         )
-        alert = doc["latest_alert"]
+    alert = doc["latest_alert"]
     if alert is not None:
         out.print(
             f"latest alert: {alert['kind']} on partition {alert['partition_number']} at "

@@ -305,7 +305,8 @@ def _field(parts: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
         "type": types[0] if len(types) == 1 else "/".join(types),
         "nulls": nulls,
         "null_rate": nulls / total if total else 0.0,
-        "distinct": distinct_of(sketches) if sketches else 0,
+        # the union's estimate, never above the values seen (HyperLogLog errs both ways)
+        "distinct": min(distinct_of(sketches), total - nulls) if sketches else 0,
         "minimum": min(minima) if minima else None,
         "maximum": max(maxima) if maxima else None,
         "mean": mean,

@@ -360,7 +360,8 @@ class WindowAccumulator:
             type=kind,
             nulls=nulls,
             null_rate=nulls / self.rows if self.rows else 0.0,
-            distinct=hll_count(acc.registers),
+            # an estimate never claims more distinct values than values seen
+            distinct=min(hll_count(acc.registers), self.rows - nulls),
             hll=acc.registers.tobytes(),
             minimum=minimum,
             maximum=maximum,
