@@ -132,25 +132,7 @@ def _object_store(raw: str | None) -> str | None:
 
 
 def _s3_endpoint(raw: str | None) -> str | None:
-    if raw is None or not raw.strip():
-        return None
-    value = raw.strip().rstrip("/")
-    try:
-        parts = urlsplit(value)
-        port = parts.port
-    except ValueError:
-        parts, port = None, None
-    if (
-        parts is None
-        or parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.query
-        or parts.fragment
-        or parts.username is not None
-        or (port is not None and not 0 < port < 65536)
-    ):
-        raise SettingsError(f"DATRIX_S3_ENDPOINT must be an http(s)://host[:port] URL, got {raw!r}")
-    return value
+    return _http_url("DATRIX_S3_ENDPOINT", raw)
 
 
 def _http_url(name: str, raw: str | None) -> str | None:
