@@ -104,9 +104,10 @@ private_state() {
 take_lock() {
   mkdir -p "$DATRIX_STATE"
   exec 9>"$DATRIX_STATE/.lock"
+  local wait="${DATRIX_LOCK_WAIT_S:-300}"
   if ! flock -n 9; then
-    log "another deploy/local up/down holds $DATRIX_STATE/.lock; waiting (max 300 s)"
-    flock -w 300 9 || die "timed out waiting for $DATRIX_STATE/.lock"
+    log "another deploy/local up/down holds $DATRIX_STATE/.lock; waiting (max $wait s)"
+    flock -w "$wait" 9 || die "timed out waiting for $DATRIX_STATE/.lock (DATRIX_LOCK_WAIT_S=$wait)"
   fi
 }
 

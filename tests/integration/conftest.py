@@ -106,8 +106,12 @@ def services() -> dict[str, str]:
     """Kafka, PostgreSQL, Redis, Kafka Connect and the S3-API server (S3Proxy) started by
     the project's own script (idempotent); the S3 exports put the objects in S3.
 
-    Never skips: a test that needs the services fails when they cannot be started."""
-    proc = deploy_local("up", "all", "s3", "connect", timeout=1500)
+    Never skips: a test that needs the services fails when they cannot be started. On
+    pytest-xdist each worker runs this once: the first ``up`` starts the services (on a
+    fresh machine, downloads first: minutes), the others wait on its lock, as long as the
+    first may take, then reuse what it started."""
+    env = {**os.environ, "DATRIX_LOCK_WAIT_S": "1500"}
+    proc = deploy_local("up", "all", "s3", "connect", env=env, timeout=1600)
     if proc.returncode != 0:
         pytest.fail(f"deploy/local/up failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     found = exports(proc.stdout)
