@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +52,7 @@ from datrix.jobs.streams.formats import Decoder, FormatError, RecordError, decod
 from datrix.jobs.streams.metrics import MAX_FIELDS, Baseline, WindowAccumulator, baselines_from
 from datrix.jobs.streams.window import PartitionWindows, Window
 from datrix.runtime.worker.common import WorkerContext, _dead_letter, _retrying
+from datrix.runtime.worker.slot_lag import SlotLag
 from datrix.streams.dead_letters import DeadLetters, dlq_topic
 from datrix.streams.kafka import FOREVER, KafkaCommandLog, client_config
 from datrix.streams.messages import command_envelope, decode_event
@@ -191,6 +192,12 @@ class StreamMonitor:
         self.events: Any = None  # the event store, opened on first use
         self.unsent = 0  # window commands produced since the last flush
         self.last_commit = time.monotonic()
+        # Debezium: the replication slot's lag, sampled while the stream is monitored
+        self.slot_lag = (
+            SlotLag(spec.topic, ctx.settings.connect_url, spec.name, clock)
+            if spec.format == "debezium"
+            else None
+        )
 
     def stopped(self) -> bool:
         return self.stop.is_set() or self.ctx.stop.is_set()
@@ -210,6 +217,9 @@ class StreamMonitor:
             return
         except Exception:
             log.exception("monitor of stream %s crashed; restarting", spec.name)
+        finally:
+            if self.slot_lag is not None:
+                self.slot_lag.close()
 
     def _run(self, decode: Decoder) -> None:
         from confluent_kafka import KafkaError
@@ -236,6 +246,8 @@ class StreamMonitor:
         try:
             while not self.stopped():
                 messages = consumer.consume(BATCH, timeout=POLL_S)
+                if self.slot_lag is not None:
+                    self.slot_lag.sample()  # at most once a second
                 now_ms = int(self.clock() * 1000)
                 batches: dict[int, Batch] = {}
                 for msg in messages:
@@ -396,6 +408,9 @@ class StreamMonitor:
         for partition, part in sorted(self.parts.items()):
             for window in part.windows.due(now_ms, part.caught_up):
                 metrics = window.acc.finish(part.baselines, part.previous)
+                if self.slot_lag is not None:
+                    lag = self.slot_lag.worst(window.start_ms, now_ms)
+                    metrics = replace(metrics, slot_lag_bytes=lag)
                 if window.acc.fields_dropped:
                     log.warning(
                         "stream %s partition %d: %d fields past the first %d of a window "
