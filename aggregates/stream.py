@@ -141,6 +141,9 @@ class WindowMetrics:
     duplicates: int  # deliveries dropped as duplicates (same key + source position)
     poisoned: int  # records sent to the dead-letter topic
     slot_lag_bytes: int | None  # Debezium only
+    # Kafka tombstones (null values: a compacted topic's deletes) read in the window, by
+    # their record timestamp; no record of the window (not in count)
+    tombstones: int = 0
 
 
 @dataclass(frozen=True)
@@ -373,8 +376,8 @@ def _field_problem(f: FieldMetrics) -> str | None:
 
 def metrics_problem(m: WindowMetrics) -> str | None:
     """Why ``m`` cannot be a window's metrics, or None when it can."""
-    if min(m.count, m.duplicates, m.poisoned) < 0:
-        return "record, duplicate and poisoned counts cannot be negative"
+    if min(m.count, m.duplicates, m.poisoned, m.tombstones) < 0:
+        return "record, duplicate, poisoned and tombstone counts cannot be negative"
     if not (_finite(m.rate_per_second) and m.rate_per_second >= 0):
         return f"a window's rate must be a non-negative number, not {m.rate_per_second}"
     if m.count > 0 and not 0 <= m.first_offset <= m.last_offset:

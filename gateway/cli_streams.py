@@ -243,6 +243,8 @@ def windows(name: str, fmt: str, limit: int) -> None:
             "distinct",
             "max_lag_seconds",
             "duplicates",
+            "tombstones",
+            "slot_lag_bytes",
         ],
     )
 

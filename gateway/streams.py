@@ -355,6 +355,7 @@ def merge(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "mean_lag_seconds": (sum(n * lag for n, lag in lags) / lagged) if lagged else None,
         "duplicates": sum(int(m["duplicates"]) for m in metrics),
         "poisoned": sum(int(m["poisoned"]) for m in metrics),
+        "tombstones": sum(int(m.get("tombstones", 0)) for m in metrics),
         "slot_lag_bytes": _worst([m.get("slot_lag_bytes") for m in metrics]),
         "window_ids": [str(r["window_id"]) for r in rows],
     }

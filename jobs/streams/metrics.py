@@ -217,6 +217,7 @@ class WindowAccumulator:
         self.last_offset: int | None = None
         self.duplicates = 0
         self.poisoned = 0
+        self.tombstones = 0  # Kafka tombstones (no record: not in count)
         self.lag_sum = 0
         self.lag_max: int | None = None
         self.seen: set[int] = set()
@@ -333,6 +334,7 @@ class WindowAccumulator:
             duplicates=self.duplicates,
             poisoned=self.poisoned,
             slot_lag_bytes=None,
+            tombstones=self.tombstones,
         )
 
     def _field(self, name: str, acc: FieldAccumulator, baseline: Baseline | None) -> FieldMetrics:

@@ -48,7 +48,13 @@ from datrix.aggregates.stream import (
     WindowMetrics,
     window_id_for,
 )
-from datrix.jobs.streams.formats import Decoder, FormatError, RecordError, decoder_for
+from datrix.jobs.streams.formats import (
+    TOMBSTONE,
+    Decoder,
+    FormatError,
+    RecordError,
+    decoder_for,
+)
 from datrix.jobs.streams.metrics import MAX_FIELDS, Baseline, WindowAccumulator, baselines_from
 from datrix.jobs.streams.window import PartitionWindows, Window
 from datrix.runtime.worker.common import WorkerContext, _dead_letter, _retrying
@@ -283,6 +289,11 @@ class StreamMonitor:
                     batch.last_offset = offset
                     if decoded.skipped:
                         batch.part.skipped += 1
+                        if decoded is TOMBSTONE:  # counted in the window of its timestamp
+                            self._place(batch, now_ms)  # the records before it, in order
+                            window = batch.part.windows.place(self._record_ms(msg, now_ms), offset)
+                            if window is not None:
+                                window.acc.tombstones += 1
                         continue
                     at = decoded.event_ms
                     if at is None:

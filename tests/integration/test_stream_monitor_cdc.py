@@ -2,7 +2,8 @@
 streamed by the Debezium connector of ``deploy/local/up``'s Kafka Connect worker (created
 with ``datrix connectors add-postgres``), registered with ``datrix streams add --format
 debezium``, measured by ``datrix worker``'s monitor role. The snapshot's rows make the first
-window; an insert, an update and a delete (its tombstone skipped) the next ones; after
+window; an insert, an update and a delete the next ones (the delete's tombstone is no record of a
+window, counted in its ``tombstones``); after
 ``ALTER TABLE ... ADD COLUMN`` an insert's window reports the schema change."""
 
 from __future__ import annotations
@@ -61,9 +62,17 @@ def test_debezium_changes_make_windows_and_a_new_column_a_schema_change(
         db.execute(f"INSERT INTO {schema}.orders VALUES (3, 30.25, 'third')")
         db.execute(f"UPDATE {schema}.orders SET amount = 11.00, note = 'changed' WHERE id = 1")
         db.execute(f"DELETE FROM {schema}.orders WHERE id = 2")
-        changed = wait_for(windows, lambda w: sum(m["count"] for m in w) >= 5, "3 changes")
+        changed = wait_for(
+            windows,
+            lambda w: sum(m["count"] for m in w) >= 5 and sum(m["tombstones"] for m in w) >= 1,
+            "3 changes and the delete's tombstone",
+        )
         assert sum(m["count"] for m in changed) == 5  # the tombstone is no record
+        assert sum(m["tombstones"] for m in changed) == 1  # but counted in its window
         assert all(m["poisoned"] == 0 and m["duplicates"] == 0 for m in changed)
+        shown = kafka_cli("streams", "windows", "orders-cdc", "--format", "json")
+        assert shown.code == 0, shown.stderr
+        assert sum(w["tombstones"] for w in shown.json()) == 1, shown.stdout
 
         db.execute(f"ALTER TABLE {schema}.orders ADD COLUMN category text")
         db.execute(f"INSERT INTO {schema}.orders VALUES (4, 40.00, 'fourth', 'books')")
