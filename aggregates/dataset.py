@@ -9,7 +9,8 @@ as the latest one (same source and object digests) adds nothing, so racing scans
 file add one version; a deleted dataset takes no new versions and cannot be deleted twice.
 
 Every version has a ``cause``: ``upload`` (``AddDatasetVersion``; events written before
-causes existed replay as uploads), ``pipeline`` (``AddDatasetVersion`` with that cause),
+causes existed replay as uploads), ``pipeline`` or ``stream`` (``AddDatasetVersion`` with
+that cause; ``stream``: a stream's snapshot, added by the ``stream-snapshot`` job),
 ``fix`` (``AddFixedVersion`` -> ``FixApplied``, issued by the policy ``fix-versions`` when a
 fix job completes: the fixed Parquet and its provenance object, built on ``base_version``,
 which must still be the latest version) or ``rollback`` (``RollbackFix`` ->
@@ -222,7 +223,7 @@ def dataset_id_for(tenant: str, name: str) -> UUID:
 
 
 # ---- state ----------------------------------------------------------------------------
-CAUSES = ("upload", "fix", "rollback", "pipeline")
+CAUSES = ("upload", "fix", "rollback", "pipeline", "stream")
 
 
 @dataclass(frozen=True)
@@ -361,9 +362,10 @@ def decide(command: Command, state: Dataset | None, meta: Meta) -> list[Event]:
             raise Rejected(f"dataset {state.id} is deleted; it takes no new versions")
         if command.rows < 0 or command.columns < 0:
             raise Rejected("row and column counts cannot be negative")
-        if command.cause not in ("upload", "pipeline"):
+        if command.cause not in ("upload", "pipeline", "stream"):
             raise Rejected(
-                f"a version added by upload has cause upload or pipeline, not {command.cause!r} "
+                "a version added by upload has cause upload, pipeline or stream (a stream's "
+                f"snapshot), not {command.cause!r} "
                 "(fixes and rollbacks have commands of their own)"
             )
         latest = state.latest

@@ -87,6 +87,50 @@ def epoch_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
+SNAPSHOT_JOB_KIND = "stream-snapshot"
+SNAPSHOT_SOURCE_SCHEME = "datrix-stream://"
+
+
+def snapshot_dataset_name(stream_name: str) -> str:
+    """The name of the dataset a stream's snapshots are versions of."""
+    return f"stream:{stream_name}"
+
+
+def snapshot_dataset_id(tenant: str, stream_name: str) -> UUID:
+    """The id of that dataset (``dataset_id_for`` of its name: registered by the policy
+    ``stream-dataset`` when a stream with a snapshot period is registered)."""
+    from datrix.aggregates.dataset import dataset_id_for
+
+    return dataset_id_for(tenant, snapshot_dataset_name(stream_name))
+
+
+def snapshot_job_id(stream_id: UUID, period_start: datetime) -> UUID:
+    """The snapshot job of the period starting at ``period_start``: one per period."""
+    return uuid5(stream_id, f"snapshot/{epoch_ms(period_start)}")
+
+
+def snapshot_source_uri(stream_id: UUID, start: datetime, end: datetime) -> str:
+    """The ``source_uri`` of the dataset version a snapshot adds: the stream and period
+    (read back by ``parse_snapshot_source`` to record ``AddStreamSnapshot``)."""
+    return f"{SNAPSHOT_SOURCE_SCHEME}{stream_id}/{epoch_ms(start)}-{epoch_ms(end)}"
+
+
+def parse_snapshot_source(uri: str) -> tuple[UUID, datetime, datetime] | None:
+    """(stream id, period start, period end) of a snapshot's ``source_uri``, else None."""
+    if not uri.startswith(SNAPSHOT_SOURCE_SCHEME):
+        return None
+    try:
+        stream, period = uri[len(SNAPSHOT_SOURCE_SCHEME) :].split("/", 1)
+        start_ms, end_ms = (int(x) for x in period.split("-", 1))
+        return (
+            UUID(stream),
+            _EPOCH + timedelta(milliseconds=start_ms),
+            _EPOCH + timedelta(milliseconds=end_ms),
+        )
+    except ValueError:
+        return None
+
+
 # ---- value objects --------------------------------------------------------------------
 @dataclass(frozen=True)
 class StreamThresholds:
@@ -177,6 +221,9 @@ class CloseStreamWindow(Command):
     window_start: datetime
     window_end: datetime
     metrics: WindowMetrics
+    # the window's decoded records as a Parquet object (content-addressed), for the
+    # snapshot of its period; None: no snapshot period, no rows, or written before it existed
+    records_uri: str | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +235,16 @@ class AddStreamSnapshot(Command):
     version: int
     window_start: datetime
     window_end: datetime
+
+
+@dataclass(frozen=True)
+class FailStreamSnapshot(Command):
+    """The snapshot job of one period failed (the job kind's ``failed`` result)."""
+
+    stream_id: UUID
+    job_id: UUID
+    error_type: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -218,6 +275,30 @@ class StreamWindowClosed(Event):
     window_start: datetime
     window_end: datetime
     metrics: WindowMetrics
+    records_uri: str | None = None
+
+
+class StreamSnapshotRequested(Event):
+    """The job (kind ``stream-snapshot``) that concatenates the window parts of one
+    snapshot period into one Parquet and adds it as a version of ``dataset_id``."""
+
+    stream_id: UUID
+    job_id: UUID
+    kind: str
+    tenant: str
+    name: str
+    dataset_id: UUID
+    window_start: datetime
+    window_end: datetime
+    parts: tuple[str, ...]  # the windows' records_uri, by window start then partition
+    attempt: int
+
+
+class StreamSnapshotFailed(Event):
+    stream_id: UUID
+    job_id: UUID
+    error_type: str
+    message: str
 
 
 class StreamQualityDegraded(Event):
@@ -267,6 +348,12 @@ class Stream:
     records: int = 0  # records counted in them
     last_window_end: datetime | None = None
     last_snapshot_end: datetime | None = None
+    # snapshots: each partition seen and the end of its latest closed window; the parts of
+    # the windows not yet in a requested snapshot (window start, partition, records_uri);
+    # the end of the last period requested (no part before it is taken any more)
+    partition_ends: tuple[tuple[int, datetime], ...] = ()
+    parts: tuple[tuple[datetime, int, str], ...] = ()
+    snapshot_requested_end: datetime | None = None
 
 
 # ---- rules ----------------------------------------------------------------------------
@@ -468,6 +555,15 @@ def decide(command: Command, state: Stream | None, meta: Meta) -> list[Event]:
         return _close(command, state, meta, at)
     if isinstance(command, AddStreamSnapshot):
         return [_snapshot(command, state, at)]
+    if isinstance(command, FailStreamSnapshot):
+        return [
+            StreamSnapshotFailed(
+                **at,
+                job_id=command.job_id,
+                error_type=command.error_type,
+                message=command.message,
+            )
+        ]
     raise Rejected(f"the stream aggregate does not handle {type(command).__name__}")
 
 
@@ -537,8 +633,11 @@ def _close(
             window_start=command.window_start,
             window_end=command.window_end,
             metrics=command.metrics,
+            records_uri=command.records_uri,
         )
     ]
+    if command.records_uri is not None and not command.records_uri.strip():
+        raise Rejected(f"window {command.window_id}: an empty records URI (None: no records)")
     found = breaches(state.thresholds, command.metrics)
     after: dict[str, Any] = {
         "originator_id": state.id,
@@ -552,7 +651,51 @@ def _close(
         events.append(StreamQualityDegraded(**after, breaches=found))
     elif not found and command.partition in state.degraded:
         events.append(StreamQualityRecovered(**after))
+    version = events[-1].originator_version
+    for start, end, parts in due_snapshots(evolve(state, events[0])):
+        version = next_version(version)
+        events.append(
+            StreamSnapshotRequested(
+                originator_id=state.id,
+                originator_version=version,
+                timestamp=meta.time,
+                stream_id=state.id,
+                job_id=snapshot_job_id(state.id, start),
+                kind=SNAPSHOT_JOB_KIND,
+                tenant=state.tenant,
+                name=state.name,
+                dataset_id=snapshot_dataset_id(state.tenant, state.name),
+                window_start=start,
+                window_end=end,
+                parts=parts,
+                attempt=1,
+            )
+        )
     return events
+
+
+def due_snapshots(state: Stream) -> list[tuple[datetime, datetime, tuple[str, ...]]]:
+    """The snapshot periods ``state`` has complete, oldest first: (start, end, parts).
+
+    Periods are aligned to the epoch (``snapshot_every_seconds`` long). A period is complete
+    when every partition seen has closed a window ending at or after the period's end (a
+    partition's windows close in time order, so all of its windows in the period are in).
+    A period with no parts (no records) is no snapshot."""
+    if state.snapshot_every_seconds is None or not state.parts or not state.partition_ends:
+        return []
+    every = timedelta(seconds=state.snapshot_every_seconds)
+    covered = min(end for _p, end in state.partition_ends)
+    parts = sorted(state.parts)
+    due = []
+    while parts:
+        offset = (parts[0][0] - _EPOCH) % every
+        start = parts[0][0] - offset
+        end = start + every
+        if covered < end:
+            break
+        due.append((start, end, tuple(uri for at, _p, uri in parts if at < end)))
+        parts = [p for p in parts if p[0] >= end]
+    return due
 
 
 def _snapshot(command: AddStreamSnapshot, state: Stream, at: dict[str, Any]) -> Event:
@@ -603,13 +746,34 @@ def evolve(state: Stream | None, event: Event) -> Stream:
     version = event.originator_version
     if isinstance(event, StreamWindowClosed):
         last = state.last_window_end
+        ends = dict(state.partition_ends)
+        ends[event.partition] = max(ends.get(event.partition, event.window_end), event.window_end)
+        parts = state.parts
+        taken = state.snapshot_requested_end
+        if (
+            state.snapshot_every_seconds is not None
+            and event.records_uri is not None
+            and (taken is None or event.window_start >= taken)
+        ):
+            parts = (*parts, (event.window_start, event.partition, event.records_uri))
         return replace(
             state,
             version=version,
             windows=state.windows + 1,
             records=state.records + event.metrics.count,
             last_window_end=event.window_end if last is None else max(last, event.window_end),
+            partition_ends=tuple(sorted(ends.items())),
+            parts=parts,
         )
+    if isinstance(event, StreamSnapshotRequested):
+        return replace(
+            state,
+            version=version,
+            parts=tuple(p for p in state.parts if p[0] >= event.window_end),
+            snapshot_requested_end=event.window_end,
+        )
+    if isinstance(event, StreamSnapshotFailed):
+        return replace(state, version=version)
     if isinstance(event, StreamQualityDegraded):
         return replace(state, version=version, degraded=state.degraded | {event.partition})
     if isinstance(event, StreamQualityRecovered):
@@ -630,13 +794,21 @@ def _decide(
 AGGREGATE = AggregateSpec(
     name="stream",
     namespace=NAMESPACE,
-    commands=(RegisterStream, CloseStreamWindow, AddStreamSnapshot, RemoveStream),
+    commands=(
+        RegisterStream,
+        CloseStreamWindow,
+        AddStreamSnapshot,
+        FailStreamSnapshot,
+        RemoveStream,
+    ),
     events=(
         StreamRegistered,
         StreamWindowClosed,
         StreamQualityDegraded,
         StreamQualityRecovered,
         StreamSnapshotted,
+        StreamSnapshotRequested,
+        StreamSnapshotFailed,
         StreamRemoved,
     ),
     id_field="stream_id",

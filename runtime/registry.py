@@ -26,7 +26,7 @@ from datrix.jobs.engine import ScanTuning
 from datrix.jobs.runner import EngineFactory, run_scan_job
 from datrix.projections.read_model import ReadModel
 from datrix.projections.read_models import CORE_READ_MODELS
-from datrix.runtime import fixes, lineage
+from datrix.runtime import fixes, lineage, stream_snapshots
 from datrix.streams.ports import ObjectStore, ProgressFn
 from datrix.streams.registry import JobKind, Query, Registry, RegistryError, core_registry
 from datrix.streams.settings import Settings, SettingsError
@@ -91,11 +91,12 @@ SCAN_JOB = scan_job_kind()
 
 
 def default_registry() -> Registry:
-    """The core: the dataset, scan and fix aggregates, the scan and fix job kinds, the fix
-    policies."""
+    """The core: the dataset, scan and fix aggregates, the scan, fix and stream-snapshot
+    job kinds, the fix and stream-snapshot policies."""
     registry = core_registry()
     registry.add_job_kind(SCAN_JOB)
     fixes.register(registry)
+    stream_snapshots.register(registry)
     return registry
 
 

@@ -55,13 +55,7 @@ from datrix.jobs.streams.formats import (
     RecordError,
     decoder_for,
 )
-from datrix.jobs.streams.metrics import (
-    MAX_FIELDS,
-    Baseline,
-    RecentIdentities,
-    WindowAccumulator,
-    baselines_from,
-)
+from datrix.jobs.streams.metrics import MAX_FIELDS, Baseline, WindowAccumulator, baselines_from
 from datrix.jobs.streams.window import PartitionWindows, Window
 from datrix.runtime.worker.common import WorkerContext, _dead_letter, _retrying
 from datrix.runtime.worker.slot_lag import SlotLag
@@ -91,6 +85,7 @@ class StreamSpec:
     window_seconds: int
     grace_seconds: int
     start_from: str
+    snapshot_every_seconds: int | None = None
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> StreamSpec:
@@ -104,6 +99,9 @@ class StreamSpec:
             window_seconds=int(row["window_seconds"]),
             grace_seconds=int(row["grace_seconds"]),
             start_from=str(row["start_from"]),
+            snapshot_every_seconds=(
+                int(row["snapshot_every_seconds"]) if row.get("snapshot_every_seconds") else None
+            ),
         )
 
 
@@ -158,8 +156,6 @@ class Partition:
     committed: int | None = None
     caught_up: bool = False
     skipped: int = 0  # tombstones and other records that are no row change
-    # identities (key + source position) of its latest records, across its windows
-    recent: RecentIdentities = field(default_factory=RecentIdentities)
 
 
 class Batch:
@@ -204,6 +200,7 @@ class StreamMonitor:
         self.grace_ms = spec.grace_seconds * 1000
         self.missing_topic_logged = False
         self.events: Any = None  # the event store, opened on first use
+        self.objects: Any = None  # the object store (snapshot parts), opened on first use
         self.unsent = 0  # window commands produced since the last flush
         self.last_commit = time.monotonic()
         # Debezium: the replication slot's lag, sampled while the stream is monitored
@@ -367,7 +364,6 @@ class StreamMonitor:
             if window is None:
                 windows.late += len(group) - 1  # place counted the first
                 continue
-            window.acc.seen = batch.part.recent  # duplicates across the partition's windows
             latest = max(times[i] for i in group) if len(groups) > 1 else high
             if latest > window.latest:
                 window.latest = latest
@@ -385,7 +381,7 @@ class StreamMonitor:
         batch.clear()
 
     def _partition(self, partition: int) -> Partition:
-        windows = PartitionWindows(self.window_ms, self.grace_ms, WindowAccumulator)
+        windows = PartitionWindows(self.window_ms, self.grace_ms, self._accumulator)
         part = Partition(windows)
         history = _retrying(
             self.ctx, "reading the stream's closed windows", lambda: self._history(partition)
@@ -394,6 +390,29 @@ class StreamMonitor:
             part.baselines = baselines_from([w.fields for w in history])
             part.previous = history[-1].fields
         return part
+
+    def _accumulator(self, start_ms: int, end_ms: int) -> WindowAccumulator:
+        acc = WindowAccumulator(start_ms, end_ms)
+        if self.spec.snapshot_every_seconds is not None:
+            acc.frames = []  # kept for the window's snapshot part
+        return acc
+
+    def _records_uri(self, window: Window[WindowAccumulator]) -> str | None:
+        """Store the window's records as its snapshot part (content-addressed: a window
+        recomputed after a crash stores the same object); None without a snapshot period."""
+        frames = window.acc.frames
+        if frames is None:
+            return None
+        from datrix.jobs.streams.snapshot import write_part
+
+        if self.objects is None:
+            self.objects = self.ctx.object_store()
+        objects = self.objects
+        return _retrying(
+            self.ctx,
+            "storing a window's records",
+            lambda: write_part(objects, self.spec.tenant, frames),
+        )
 
     def _history(self, partition: int) -> list[WindowMetrics]:
         """The partition's recorded windows, oldest first (from the event store)."""
@@ -441,7 +460,8 @@ class StreamMonitor:
                         MAX_FIELDS,
                         sorted(window.acc.fields_dropped)[:3],
                     )
-                commands.append(self._command(partition, window, metrics))
+                records_uri = self._records_uri(window)
+                commands.append(self._command(partition, window, metrics, records_uri))
                 sent += 1
                 part.windows.close(window)
                 if metrics.fields:
@@ -459,7 +479,11 @@ class StreamMonitor:
         return sent
 
     def _command(
-        self, partition: int, window: Window[WindowAccumulator], metrics: WindowMetrics
+        self,
+        partition: int,
+        window: Window[WindowAccumulator],
+        metrics: WindowMetrics,
+        records_uri: str | None = None,
     ) -> Any:
         spec = self.spec
         window_id = window_id_for(spec.stream_id, partition, window.start_ms)
@@ -470,6 +494,7 @@ class StreamMonitor:
             window_start=datetime.fromtimestamp(window.start_ms / 1000, UTC),
             window_end=datetime.fromtimestamp(window.end_ms / 1000, UTC),
             metrics=metrics,
+            records_uri=records_uri,
         )
         return command_envelope(
             command,

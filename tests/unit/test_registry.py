@@ -142,7 +142,11 @@ def test_job_kinds_table() -> None:
     registry = default_registry()
     assert registry.job_kind("scan") is SCAN_JOB
     assert registry.job_kind("fix") is FIX_JOB
-    assert registry.job_event_types == {"datrix.job.JobRequested", "datrix.fix.FixJobRequested"}
+    assert registry.job_event_types == {
+        "datrix.job.JobRequested",
+        "datrix.fix.FixJobRequested",
+        "datrix.stream.StreamSnapshotRequested",  # its kind never ends: see stream_snapshots
+    }
     assert registry.ended_types == {
         "datrix.scan.ScanCompleted",
         "datrix.scan.ScanFailed",
