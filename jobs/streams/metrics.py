@@ -27,13 +27,17 @@ per-record Python loop over the fields cost more than the decode itself.
   proportions (each floored at ``PSI_FLOOR``).
 - **Freshness**: processing time (when the record was read) minus event time, in seconds.
 - **Duplicates**: a record whose identity (the caller's hash of key and source position)
-  was seen before in the same window is dropped and counted.
+  was seen before is dropped and counted in its window. "Before": in the same window, or
+  (``RecentIdentities``, shared by a partition's windows) among the partition's last
+  ``RECENT`` identities, so a redelivery whose copies fall in two windows is counted once,
+  in the later window.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
@@ -54,6 +58,9 @@ PSI_FLOOR = 1e-4
 # Fields measured per window at most: each costs ~1 KiB of registers and a FieldMetrics in
 # the window's event, so records with ever new field names cannot grow them without end.
 MAX_FIELDS = 1000
+# Identities (key + source position) a partition remembers across its windows: ~100 bytes
+# each, ~10 MB a partition at most.
+RECENT = 100_000
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,31 @@ def _text(value: Any) -> str | None:
     return orjson.dumps(value, default=str).decode()
 
 
+class RecentIdentities:
+    """The last ``capacity`` record identities seen (a set that forgets its oldest)."""
+
+    def __init__(self, capacity: int = RECENT) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self._set: set[int] = set()
+        self._order: deque[int] = deque()
+
+    def __contains__(self, identity: object) -> bool:
+        return identity in self._set
+
+    def __len__(self) -> int:
+        return len(self._set)
+
+    def add(self, identity: int) -> None:
+        if identity in self._set:
+            return
+        self._set.add(identity)
+        self._order.append(identity)
+        if len(self._order) > self.capacity:
+            self._set.discard(self._order.popleft())
+
+
 @dataclass
 class FieldAccumulator:
     non_null: int = 0
@@ -220,7 +252,8 @@ class WindowAccumulator:
         self.tombstones = 0  # Kafka tombstones (no record: not in count)
         self.lag_sum = 0
         self.lag_max: int | None = None
-        self.seen: set[int] = set()
+        # identities seen: the window's own, or its partition's (``RecentIdentities``)
+        self.seen: set[int] | RecentIdentities = set()
         # added since the last fold (appending is all ``add`` does: it runs per record)
         self.offsets: list[int] = []
         self.lags: list[int] = []

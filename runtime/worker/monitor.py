@@ -55,7 +55,13 @@ from datrix.jobs.streams.formats import (
     RecordError,
     decoder_for,
 )
-from datrix.jobs.streams.metrics import MAX_FIELDS, Baseline, WindowAccumulator, baselines_from
+from datrix.jobs.streams.metrics import (
+    MAX_FIELDS,
+    Baseline,
+    RecentIdentities,
+    WindowAccumulator,
+    baselines_from,
+)
 from datrix.jobs.streams.window import PartitionWindows, Window
 from datrix.runtime.worker.common import WorkerContext, _dead_letter, _retrying
 from datrix.runtime.worker.slot_lag import SlotLag
@@ -156,6 +162,8 @@ class Partition:
     committed: int | None = None
     caught_up: bool = False
     skipped: int = 0  # tombstones and other records that are no row change
+    # identities (key + source position) of its latest records, across its windows
+    recent: RecentIdentities = field(default_factory=RecentIdentities)
 
 
 class Batch:
@@ -364,6 +372,7 @@ class StreamMonitor:
             if window is None:
                 windows.late += len(group) - 1  # place counted the first
                 continue
+            window.acc.seen = batch.part.recent  # duplicates across the partition's windows
             latest = max(times[i] for i in group) if len(groups) > 1 else high
             if latest > window.latest:
                 window.latest = latest

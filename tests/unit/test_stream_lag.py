@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from datrix.aggregates.stream import metrics_problem
-from datrix.jobs.streams.metrics import WindowAccumulator
+from datrix.jobs.streams.metrics import RecentIdentities, WindowAccumulator
 from datrix.runtime.worker.slot_lag import POSTGRES_CLASS, SlotLag, slot_source
 
 
@@ -95,3 +95,20 @@ def test_tombstones_are_counted_apart_from_the_records() -> None:
     assert metrics_problem(replace(metrics, tombstones=-1)) == (
         "record, duplicate, poisoned and tombstone counts cannot be negative"
     )
+
+
+def test_a_partitions_recent_identities_span_its_windows_and_forget_the_oldest() -> None:
+    recent = RecentIdentities(capacity=3)
+    first, second = WindowAccumulator(0, 1_000), WindowAccumulator(1_000, 2_000)
+    first.seen = second.seen = recent
+    assert [first.add({"k": k}, k, k, 5, identity=k) for k in (1, 2, 1)] == [True, True, False]
+    assert [second.add({"k": k}, k, 1_000 + k, 1_005, identity=k) for k in (2, 3, 4)] == [
+        False,
+        True,
+        True,
+    ]
+    assert len(recent) == 3 and 1 not in recent  # the oldest forgotten
+    assert second.add({"k": 1}, 9, 1_009, 1_010, identity=1)  # so 1 is new again
+    assert (first.finish({}).duplicates, second.finish({}).duplicates) == (1, 1)
+    with pytest.raises(ValueError, match="capacity must be >= 1, got 0"):
+        RecentIdentities(0)
