@@ -417,11 +417,12 @@ class StreamMonitor:
         if self.objects is None:
             self.objects = self.ctx.object_store()
         objects = self.objects
-        return _retrying(
+        uri: str | None = _retrying(
             self.ctx,
             "storing a window's records",
             lambda: write_part(objects, self.spec.tenant, frames),
         )
+        return uri
 
     def _history(self, partition: int) -> list[WindowMetrics]:
         """The partition's recorded windows, oldest first (from the event store)."""
