@@ -42,8 +42,25 @@ TRUSTED_ONLY = frozenset(
         "datrix.audit.RecordAuditCheckpoint",
         "datrix.stream.CloseStreamWindow",
         "datrix.stream.AddStreamSnapshot",
+        "datrix.stream.FailStreamSnapshot",
     }
 )
+# Causes of AddDatasetVersion only a worker gives: ``stream`` is the stream-snapshot job's
+# result, and the policy stream-snapshots records it on the stream as that period's snapshot.
+TRUSTED_CAUSES = frozenset({"stream"})
+
+
+def _trusted_cause(env: Envelope) -> str | None:
+    """The cause of an ``AddDatasetVersion`` that only a worker may give, else None."""
+    if env.type != "datrix.dataset.AddDatasetVersion":
+        return None
+    from datrix.streams.messages import decode_command
+
+    try:
+        cause = getattr(decode_command(env.data), "cause", None)
+    except Exception:  # undecodable: refused by the processor as any bad command
+        return None
+    return cause if cause in TRUSTED_CAUSES else None
 
 
 def unauthorized(settings: Settings, headers: Any, env: Envelope) -> str | None:
@@ -63,6 +80,12 @@ def unauthorized(settings: Settings, headers: Any, env: Envelope) -> str | None:
         return f"producer {name!r} may not produce for tenant {env.tenant!r}"
     if env.type in TRUSTED_ONLY:
         return f"producer {name!r} may not send {env.type} (the workers' own command)"
+    cause = _trusted_cause(env)
+    if cause is not None:
+        return (
+            f"producer {name!r} may not add a dataset version with cause {cause!r} "
+            "(a stream snapshot job's own)"
+        )
     return None
 
 

@@ -66,3 +66,26 @@ def test_an_external_producer_may_not_send_a_jobs_result() -> None:
     assert unauthorized(settings, [], result) is None  # the jobs role's own
     known = set(core_registry().table.types)
     assert known >= TRUSTED_ONLY, TRUSTED_ONLY - known  # no stale name
+
+
+def test_an_external_producer_may_not_add_a_stream_snapshot_version() -> None:
+    """A version with cause ``stream`` is recorded on its stream as a period's snapshot:
+    only the stream-snapshot job adds one (uploads and pipeline versions are the
+    producer's to add)."""
+    settings = load_settings({"DATRIX_KAFKA_PRODUCERS": "feed:a"})
+    stamped = [(PRINCIPAL_HEADER, b"feed")]
+
+    def version(cause: str) -> Envelope:
+        ds = uuid.uuid4()
+        add = dataset.AddDatasetVersion(
+            ds, "u", "ab" * 32, "datrix-stream://x/0-4000", "cd" * 32, "parquet", 1, 1, 1, "{}",
+            cause=cause,
+        )  # fmt: skip
+        return command_envelope(add, subject=ds, tenant="a", actor="ext", time=datetime.now(UTC))
+
+    assert unauthorized(settings, stamped, version("stream")) == (
+        "producer 'feed' may not add a dataset version with cause 'stream' "
+        "(a stream snapshot job's own)"
+    )
+    assert unauthorized(settings, [], version("stream")) is None  # the jobs role's own
+    assert unauthorized(settings, stamped, version("pipeline")) is None
