@@ -3,6 +3,7 @@ a temporary DATRIX_HOME, real files, the real read models; what an HTTP route wi
 
 from __future__ import annotations
 
+import gc
 import shutil
 import sqlite3
 import uuid
@@ -40,7 +41,12 @@ def scanned_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, servic
         mp.setenv("DATRIX_HOME", str(base / "home"))
         path = base / "sales.csv"
         path.write_text(CSV)
-        return base / "home", services.scan_file(EmbeddedRuntime(load_settings()), path)
+        outcome = services.scan_file(EmbeddedRuntime(load_settings()), path)
+    # The runtime is garbage now, but in a reference cycle: collect it here, so its SQLite
+    # connections close (and remove their -wal/-shm files) before a test copies the home,
+    # not at whatever moment the cyclic collector would run (in the middle of a copy).
+    gc.collect()
+    return base / "home", outcome
 
 
 @pytest.fixture
