@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -119,10 +119,18 @@ def frame_of(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
     (three times faster than Polars' ``from_dicts``). A field whose values no one Polars
     type holds (an object in one row, text in another) is kept as text, the nested values
     as their JSON."""
-    names = dict.fromkeys(chain.from_iterable(rows))
+    first = tuple(rows[0]) if rows else ()
+    if all(tuple(row) == first for row in rows):
+        # the common case, every row with the same fields in the same order: the columns
+        # by one transposition in C rather than a get per row and field
+        by_name: Iterable[tuple[str, Sequence[Any]]] = zip(
+            first, zip(*map(dict.values, rows), strict=True), strict=True
+        )
+    else:
+        names = dict.fromkeys(chain.from_iterable(rows))
+        by_name = ((name, [row.get(name) for row in rows]) for name in names)
     columns = []
-    for name in names:
-        values = [row.get(name) for row in rows]
+    for name, values in by_name:
         try:
             columns.append(pl.Series(name, values))
             continue

@@ -53,6 +53,7 @@ from datrix.jobs.streams.formats import (
     Decoder,
     FormatError,
     RecordError,
+    decode_json,
     decoder_for,
 )
 from datrix.jobs.streams.metrics import (
@@ -262,6 +263,8 @@ class StreamMonitor:
         log.info("monitoring stream %s: topic %s (%s)", spec.name, spec.topic, spec.format)
         key_field = spec.key_field
         keyed = key_field is not None
+        flat_json = decode is decode_json
+        loads = orjson.loads
         try:
             while not self.stopped():
                 messages = consumer.consume(BATCH, timeout=POLL_S)
@@ -289,43 +292,58 @@ class StreamMonitor:
                         batch = batches[partition] = Batch(part)
                         part.caught_up = False  # until a partition EOF after its records
                     value = msg.value()
-                    try:
-                        decoded = decode(value)
-                    except RecordError as exc:
-                        _dead_letter(ctx, dead, msg, f"RecordError: {exc}")
-                        self._place(batch, now_ms)  # the records before it, in order
-                        window = batch.part.windows.place(self._record_ms(msg, now_ms), offset)
-                        if window is not None:
-                            window.acc.poisoned += 1
-                        batch.last_offset = offset
-                        continue
-                    batch.last_offset = offset
-                    if decoded.skipped:
-                        batch.part.skipped += 1
-                        if decoded is TOMBSTONE:  # counted in the window of its timestamp
+                    row: Any = None
+                    if flat_json and value is not None and value.find(b"{", 1) < 0:
+                        # the common case, what decode_json returns for a flat object,
+                        # without its Decoded (docs/benchmarks.md, "Stream monitor")
+                        try:
+                            row = loads(value)
+                        except orjson.JSONDecodeError:
+                            row = None  # decode_json says why, below
+                        if type(row) is not dict:
+                            row = None
+                    if row is not None:
+                        values, at, position = row, None, None
+                    else:
+                        try:
+                            decoded = decode(value)
+                        except RecordError as exc:
+                            _dead_letter(ctx, dead, msg, f"RecordError: {exc}")
                             self._place(batch, now_ms)  # the records before it, in order
                             window = batch.part.windows.place(self._record_ms(msg, now_ms), offset)
                             if window is not None:
-                                window.acc.tombstones += 1
-                        continue
-                    at = decoded.event_ms
+                                window.acc.poisoned += 1
+                            batch.last_offset = offset
+                            continue
+                        if decoded.skipped:
+                            batch.last_offset = offset
+                            batch.part.skipped += 1
+                            if decoded is TOMBSTONE:  # counted in the window of its timestamp
+                                self._place(batch, now_ms)  # the records before it, in order
+                                at = self._record_ms(msg, now_ms)
+                                window = batch.part.windows.place(at, offset)
+                                if window is not None:
+                                    window.acc.tombstones += 1
+                            continue
+                        values, at, position = decoded.values, decoded.event_ms, decoded.position
+                    batch.last_offset = offset
                     if at is None:
                         kind, at = msg.timestamp()
                         if kind == 0 or at < 0:  # TIMESTAMP_NOT_AVAILABLE
                             at = now_ms
                     batch.times.append(at)
                     batch.offsets.append(offset)
-                    batch.values.append(decoded.values)
+                    batch.values.append(values)
                     key: Any = None
-                    if keyed and decoded.values is not None:
-                        key = decoded.values.get(key_field)  # type: ignore[arg-type]
+                    if keyed and values is not None:
+                        key = values.get(key_field)
                         if isinstance(key, list | dict):
                             key = orjson.dumps(key)
                     if key is None:
                         key = msg.key()
                     if key is not None:
-                        position = decoded.position if decoded.position is not None else value
-                        batch.identity(len(batch.times) - 1, hash((key, position)))
+                        where = position if position is not None else value
+                        batch.identity(len(batch.times) - 1, hash((key, where)))
                 touched = []
                 for partition, batch in batches.items():
                     self._place(batch, now_ms)
