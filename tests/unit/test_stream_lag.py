@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from datrix.aggregates.stream import metrics_problem
-from datrix.jobs.streams.metrics import RecentIdentities, WindowAccumulator
+from datrix.jobs.streams.metrics import RecentIdentities, WindowAccumulator, frame_of
 from datrix.runtime.worker.slot_lag import POSTGRES_CLASS, SlotLag, slot_source
 
 
@@ -112,3 +112,18 @@ def test_a_partitions_recent_identities_span_its_windows_and_forget_the_oldest()
     assert (first.finish({}).duplicates, second.finish({}).duplicates) == (1, 1)
     with pytest.raises(ValueError, match="capacity must be >= 1, got 0"):
         RecentIdentities(0)
+
+
+def test_a_frame_is_the_same_whether_rows_share_their_field_order_or_not() -> None:
+    same = [{"a": 1, "b": "x", "c": None}, {"a": 2, "b": None, "c": 1.5}]
+    shuffled = [{"a": 1, "b": "x", "c": None}, {"c": 1.5, "a": 2, "b": None}]
+    ragged = [{"a": 1, "b": "x"}, {"a": 2, "b": None, "c": 1.5}]
+    expected = {"a": [1, 2], "b": ["x", None], "c": [None, 1.5]}
+    for rows in (same, shuffled, ragged):
+        assert frame_of(rows).to_dict(as_series=False) == expected
+    mixed = [{"v": 1, "w": {"k": 1}}, {"v": 2.5, "w": "text"}]  # no one Polars type: fallbacks
+    assert frame_of(mixed).to_dict(as_series=False) == {
+        "v": [1.0, 2.5],
+        "w": ['{"k":1}', "text"],
+    }
+    assert frame_of([]).shape == (0, 0)
