@@ -224,6 +224,9 @@ class CloseStreamWindow(Command):
     # the window's decoded records as a Parquet object (content-addressed), for the
     # snapshot of its period; None: no snapshot period, no rows, or written before it existed
     records_uri: str | None = None
+    # how many partitions the topic had when the window closed (0: not known); a snapshot
+    # period waits for the windows of every one of them
+    topic_partitions: int = 0
 
 
 @dataclass(frozen=True)
@@ -276,6 +279,7 @@ class StreamWindowClosed(Event):
     window_end: datetime
     metrics: WindowMetrics
     records_uri: str | None = None
+    topic_partitions: int = 0
 
 
 class StreamSnapshotRequested(Event):
@@ -354,6 +358,7 @@ class Stream:
     partition_ends: tuple[tuple[int, datetime], ...] = ()
     parts: tuple[tuple[datetime, int, str], ...] = ()
     snapshot_requested_end: datetime | None = None
+    topic_partitions: int = 0  # the most the monitor reported (0: not known)
 
 
 # ---- rules ----------------------------------------------------------------------------
@@ -634,8 +639,16 @@ def _close(
             window_end=command.window_end,
             metrics=command.metrics,
             records_uri=command.records_uri,
+            topic_partitions=command.topic_partitions,
         )
     ]
+    if command.topic_partitions < 0 or (
+        command.topic_partitions and command.partition >= command.topic_partitions
+    ):
+        raise Rejected(
+            f"window {command.window_id}: partition {command.partition} of a topic of "
+            f"{command.topic_partitions} partitions"
+        )
     if command.records_uri is not None and not command.records_uri.strip():
         raise Rejected(f"window {command.window_id}: an empty records URI (None: no records)")
     found = breaches(state.thresholds, command.metrics)
@@ -678,13 +691,17 @@ def due_snapshots(state: Stream) -> list[tuple[datetime, datetime, tuple[str, ..
     """The snapshot periods ``state`` has complete, oldest first: (start, end, parts).
 
     Periods are aligned to the epoch (``snapshot_every_seconds`` long). A period is complete
-    when every partition seen has closed a window ending at or after the period's end (a
-    partition's windows close in time order, so all of its windows in the period are in).
-    A period with no parts (no records) is no snapshot."""
+    when every partition of the topic (as many as the monitor reported; at least those
+    seen) has closed a window ending at or after the period's end (a partition's windows
+    close in time order, so all of its windows in the period are in). A period with no
+    parts (no records) is no snapshot."""
     if state.snapshot_every_seconds is None or not state.parts or not state.partition_ends:
         return []
+    ends = dict(state.partition_ends)
+    if any(p not in ends for p in range(state.topic_partitions)):
+        return []  # a partition has closed no window yet
     every = timedelta(seconds=state.snapshot_every_seconds)
-    covered = min(end for _p, end in state.partition_ends)
+    covered = min(ends.values())
     parts = sorted(state.parts)
     due = []
     while parts:
@@ -764,6 +781,7 @@ def evolve(state: Stream | None, event: Event) -> Stream:
             last_window_end=event.window_end if last is None else max(last, event.window_end),
             partition_ends=tuple(sorted(ends.items())),
             parts=parts,
+            topic_partitions=max(state.topic_partitions, event.topic_partitions),
         )
     if isinstance(event, StreamSnapshotRequested):
         return replace(

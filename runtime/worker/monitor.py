@@ -210,6 +210,9 @@ class StreamMonitor:
         self.missing_topic_logged = False
         self.events: Any = None  # the event store, opened on first use
         self.objects: Any = None  # the object store (snapshot parts), opened on first use
+        self.consumer: Any = None
+        self.partitions = 0  # the topic's partition count (snapshots), read at most every 5 s
+        self.partitions_read = 0.0
         self.unsent = 0  # window commands produced since the last flush
         self.last_commit = time.monotonic()
         # Debezium: the replication slot's lag, sampled while the stream is monitored
@@ -260,6 +263,7 @@ class StreamMonitor:
         consumer.subscribe(
             [spec.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
         )
+        self.consumer = consumer
         log.info("monitoring stream %s: topic %s (%s)", spec.name, spec.topic, spec.format)
         key_field = spec.key_field
         keyed = key_field is not None
@@ -442,6 +446,22 @@ class StreamMonitor:
         )
         return uri
 
+    def _topic_partitions(self) -> int:
+        """How many partitions the topic has (a snapshot period waits for all of them); 0
+        when unknown (no snapshot period, or the metadata did not come)."""
+        if self.spec.snapshot_every_seconds is None or self.consumer is None:
+            return 0
+        if time.monotonic() - self.partitions_read >= 5.0 or not self.partitions:
+            try:
+                found = self.consumer.list_topics(self.spec.topic, timeout=5).topics
+                topic = found.get(self.spec.topic)
+                if topic is not None and topic.error is None:
+                    self.partitions = max(self.partitions, len(topic.partitions))
+                    self.partitions_read = time.monotonic()
+            except Exception as exc:  # the partitions seen still count
+                log.warning("stream %s: no topic metadata (%s)", self.spec.name, exc)
+        return self.partitions
+
     def _history(self, partition: int) -> list[WindowMetrics]:
         """The partition's recorded windows, oldest first (from the event store)."""
         from datrix.streams.event_store import postgres_event_store
@@ -523,6 +543,7 @@ class StreamMonitor:
             window_end=datetime.fromtimestamp(window.end_ms / 1000, UTC),
             metrics=metrics,
             records_uri=records_uri,
+            topic_partitions=self._topic_partitions(),
         )
         return command_envelope(
             command,

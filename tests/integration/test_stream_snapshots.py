@@ -1,9 +1,11 @@
 """Stream snapshots (``datrix streams add --snapshot-every``) in Kafka mode against the real
 broker, PostgreSQL and S3: a plain confluent-kafka producer writes JSON records with the
 record timestamps it chooses (in the past, so each window closes once the monitor has read
-the partition to its end) to a one-partition topic; windows of 2 s, a snapshot every 4 s
-(2 windows). Each period becomes a version of the dataset ``stream:<name>`` (cause
-``stream``) whose rows are exactly the period's records; ``datrix streams status`` names
+the partition to its end) to a two-partition topic, read by two workers' monitors (the
+consumer group splits the partitions between them, so a period's windows come from two
+processes); windows of 2 s, a snapshot every 4 s (2 windows). Each period becomes a
+version of the dataset ``stream:<name>`` (cause ``stream``) whose rows are exactly the
+period's records, of both partitions; ``datrix streams status`` names
 the latest snapshot and ``datrix scan`` scans the stream's dataset like any other."""
 
 from __future__ import annotations
@@ -31,17 +33,24 @@ def test_each_period_becomes_a_dataset_version_with_its_records(kafka_cli: Kafka
     tenant = "snapshot-test"
     kafka_cli.extra = {**(kafka_cli.extra or {}), "DATRIX_TENANT": tenant}
     kafka_cli.start_worker("processor,relay,projector,policies,dispatcher,jobs,monitor")
-    topic = DataTopic(kafka_cli, partitions=1)
+    kafka_cli.start_worker("monitor")
+    topic = DataTopic(kafka_cli, partitions=2)
     base = (int(time.time() * 1000) - 120_000) // EVERY_MS * EVERY_MS  # two minutes ago
 
-    sent: dict[int, list[dict[str, Any]]] = {0: [], 1: [], 2: []}  # by period
-    for window, count in enumerate((5, 3, 4, 2, 1)):  # window 4 only ends period 1's cover
-        for i in range(count):
-            row: dict[str, Any] = {"id": window * 10 + i, "amount": None if i == 1 else i * 1.5}
-            if window == 2:
-                row["note"] = f"w{window}"  # a column that appears in period 1
-            topic.send(0, base + window * WINDOW_MS + i, json.dumps(row).encode())
-            sent[window // 2].append(row)
+    # by period, in snapshot order: by window, then partition
+    sent: dict[int, list[dict[str, Any]]] = {0: [], 1: [], 2: []}
+    counts = {0: (5, 3, 4, 2, 1), 1: (2, 0, 1, 3, 1)}  # window 4 only ends period 1's cover
+    for window in range(5):
+        for partition in (0, 1):
+            for i in range(counts[partition][window]):
+                row: dict[str, Any] = {
+                    "id": partition * 1000 + window * 10 + i,
+                    "amount": None if i == 1 else i * 1.5,
+                }
+                if window == 2:
+                    row["note"] = f"w{window}"  # a column that appears in period 1
+                topic.send(partition, base + window * WINDOW_MS + i, json.dumps(row).encode())
+                sent[window // 2].append(row)
     topic.flush()
 
     added = kafka_cli(
@@ -61,7 +70,7 @@ def test_each_period_becomes_a_dataset_version_with_its_records(kafka_cli: Kafka
         "two snapshot versions of stream:sensors",
         timeout=50,
     )
-    assert [(v[0], v[2], v[3]) for v in versions] == [(1, 8, "stream"), (2, 6, "stream")]
+    assert [(v[0], v[2], v[3]) for v in versions] == [(1, 10, "stream"), (2, 10, "stream")]
     objects = open_object_store(load_settings(kafka_cli.env()))
     for (version, uri, *_rest), period in zip(versions, (0, 1), strict=True):
         frame = pl.read_parquet(io.BytesIO(objects.read_bytes(uri)))

@@ -104,6 +104,23 @@ def test_a_partition_ahead_waits_for_the_one_behind() -> None:
     assert sorted(uri for _at, _p, uri in state.parts) == ["part-0-3", "part-1-2"]
 
 
+def test_a_partition_that_closed_no_window_yet_holds_the_period_back() -> None:
+    """The monitor reports the topic's partition count: a partition read by another
+    process whose first window has not closed yet is waited for, not left out."""
+    log = snapshotting()
+    for minute in (0, 1, 3):
+        assert jobs(log.run(window(0, minute, topic_partitions=2))) == []
+    (job,) = jobs(log.run(window(1, 1, topic_partitions=2)))  # partition 1 is in
+    assert job.parts == ("part-0-0", "part-0-1", "part-1-1")
+    state = log.state
+    assert state is not None and state.topic_partitions == 2
+
+
+def test_a_partition_outside_the_topic_is_refused() -> None:
+    refuses(snapshotting(), window(2, 0, topic_partitions=2), "partition 2 of a topic of 2")
+    refuses(snapshotting(), window(0, 0, topic_partitions=-1), "of a topic of -1")
+
+
 def test_several_periods_complete_at_once_each_a_job_in_order() -> None:
     log = snapshotting()
     log.run(window(1, 0))
