@@ -241,6 +241,17 @@ class AddStreamSnapshot(Command):
 
 
 @dataclass(frozen=True)
+class MarkStreamPartitionQuiet(Command):
+    """A caught-up partition with no open window has no record before ``until`` still to
+    come (a later one is late): for snapshots, it has covered time up to ``until``."""
+
+    stream_id: UUID
+    partition: int
+    until: datetime
+    topic_partitions: int = 0
+
+
+@dataclass(frozen=True)
 class FailStreamSnapshot(Command):
     """The snapshot job of one period failed (the job kind's ``failed`` result)."""
 
@@ -280,6 +291,13 @@ class StreamWindowClosed(Event):
     metrics: WindowMetrics
     records_uri: str | None = None
     topic_partitions: int = 0
+
+
+class StreamPartitionQuiet(Event):
+    stream_id: UUID
+    partition: int
+    until: datetime
+    topic_partitions: int
 
 
 class StreamSnapshotRequested(Event):
@@ -560,6 +578,8 @@ def decide(command: Command, state: Stream | None, meta: Meta) -> list[Event]:
         return _close(command, state, meta, at)
     if isinstance(command, AddStreamSnapshot):
         return [_snapshot(command, state, at)]
+    if isinstance(command, MarkStreamPartitionQuiet):
+        return _quiet(command, state, meta, at)
     if isinstance(command, FailStreamSnapshot):
         return [
             StreamSnapshotFailed(
@@ -664,8 +684,39 @@ def _close(
         events.append(StreamQualityDegraded(**after, breaches=found))
     elif not found and command.partition in state.degraded:
         events.append(StreamQualityRecovered(**after))
-    version = events[-1].originator_version
-    for start, end, parts in due_snapshots(evolve(state, events[0])):
+    events += _requests(evolve(state, events[0]), meta, events[-1].originator_version)
+    return events
+
+
+def _quiet(
+    command: MarkStreamPartitionQuiet, state: Stream, meta: Meta, at: dict[str, Any]
+) -> list[Event]:
+    if state.snapshot_every_seconds is None:
+        raise Rejected(f"stream {state.name!r} takes no snapshots (it has no snapshot period)")
+    if command.partition < 0 or command.topic_partitions < 0:
+        raise Rejected("partitions and partition counts are numbers from 0")
+    if command.topic_partitions and command.partition >= command.topic_partitions:
+        raise Rejected(
+            f"partition {command.partition} of a topic of {command.topic_partitions} partitions"
+        )
+    if not _aware(command.until):
+        raise Rejected("a quiet partition's time needs a time zone")
+    known = dict(state.partition_ends).get(command.partition)
+    if known is not None and command.until <= known:
+        return []  # nothing new: the partition has covered that time already
+    quiet = StreamPartitionQuiet(
+        **at,
+        partition=command.partition,
+        until=command.until,
+        topic_partitions=command.topic_partitions,
+    )
+    return [quiet, *_requests(evolve(state, quiet), meta, quiet.originator_version)]
+
+
+def _requests(state: Stream, meta: Meta, version: int) -> list[Event]:
+    """The snapshot jobs of the periods ``state`` has complete (events after ``version``)."""
+    events: list[Event] = []
+    for start, end, parts in due_snapshots(state):
         version = next_version(version)
         events.append(
             StreamSnapshotRequested(
@@ -783,6 +834,15 @@ def evolve(state: Stream | None, event: Event) -> Stream:
             parts=parts,
             topic_partitions=max(state.topic_partitions, event.topic_partitions),
         )
+    if isinstance(event, StreamPartitionQuiet):
+        ends = dict(state.partition_ends)
+        ends[event.partition] = max(ends.get(event.partition, event.until), event.until)
+        return replace(
+            state,
+            version=version,
+            partition_ends=tuple(sorted(ends.items())),
+            topic_partitions=max(state.topic_partitions, event.topic_partitions),
+        )
     if isinstance(event, StreamSnapshotRequested):
         return replace(
             state,
@@ -816,6 +876,7 @@ AGGREGATE = AggregateSpec(
         RegisterStream,
         CloseStreamWindow,
         AddStreamSnapshot,
+        MarkStreamPartitionQuiet,
         FailStreamSnapshot,
         RemoveStream,
     ),
@@ -825,6 +886,7 @@ AGGREGATE = AggregateSpec(
         StreamQualityDegraded,
         StreamQualityRecovered,
         StreamSnapshotted,
+        StreamPartitionQuiet,
         StreamSnapshotRequested,
         StreamSnapshotFailed,
         StreamRemoved,

@@ -44,6 +44,7 @@ import orjson
 from datrix.aggregates.stream import (
     CloseStreamWindow,
     FieldMetrics,
+    MarkStreamPartitionQuiet,
     StreamWindowClosed,
     WindowMetrics,
     window_id_for,
@@ -162,6 +163,7 @@ class Partition:
     next_offset: int | None = None  # after the last record read
     committed: int | None = None
     caught_up: bool = False
+    quiet_until: int = 0  # snapshots: the latest quiet mark sent (ms)
     skipped: int = 0  # tombstones and other records that are no row change
     # identities (key + source position) of its latest records, across its windows
     recent: RecentIdentities = field(default_factory=RecentIdentities)
@@ -358,6 +360,8 @@ class StreamMonitor:
                     for window in self.parts[partition].windows.open.values():
                         window.acc.fold()
                 self.unsent += self._close_due(commands, int(self.clock() * 1000))
+                if spec.snapshot_every_seconds is not None:
+                    self.unsent += self._mark_quiet(commands, int(self.clock() * 1000))
                 if time.monotonic() - self.last_commit >= COMMIT_EVERY_S:
                     self._flush_and_commit(consumer, commands)
             self._flush_and_commit(consumer, commands)
@@ -524,6 +528,41 @@ class StreamMonitor:
                     metrics.count,
                     part.windows.late,
                 )
+        return sent
+
+    def _mark_quiet(self, commands: KafkaCommandLog, now_ms: int) -> int:
+        """Snapshots: tell the aggregate that each caught-up partition without an open
+        window has covered time up to the last window whose grace has passed (a record
+        before it read later is late: ``closed_before``), so a quiet partition does not
+        hold the stream's snapshots back. Once per window and partition at most; the
+        command id is deterministic, so a restarted monitor's repeat is dropped."""
+        sent = 0
+        until = (now_ms - self.grace_ms) // self.window_ms * self.window_ms
+        for partition, part in sorted(self.parts.items()):
+            if not part.caught_up or part.windows.open or until <= part.quiet_until:
+                continue
+            closed = part.windows.closed_before
+            part.windows.closed_before = until if closed is None else max(closed, until)
+            part.quiet_until = until
+            spec = self.spec
+            command = MarkStreamPartitionQuiet(
+                stream_id=spec.stream_id,
+                partition=partition,
+                until=datetime.fromtimestamp(until / 1000, UTC),
+                topic_partitions=self._topic_partitions(),
+            )
+            commands.append(
+                command_envelope(
+                    command,
+                    subject=spec.stream_id,
+                    tenant=spec.tenant,
+                    actor=ACTOR,
+                    time=datetime.now(UTC),
+                    command_id=uuid.uuid5(spec.stream_id, f"quiet/{partition}/{until}"),
+                    table=self.ctx.registry.table,
+                )
+            )
+            sent += 1
         return sent
 
     def _command(

@@ -43,6 +43,7 @@ TRUSTED_ONLY = frozenset(
         "datrix.stream.CloseStreamWindow",
         "datrix.stream.AddStreamSnapshot",
         "datrix.stream.FailStreamSnapshot",
+        "datrix.stream.MarkStreamPartitionQuiet",
     }
 )
 # Causes of AddDatasetVersion only a worker gives: ``stream`` is the stream-snapshot job's

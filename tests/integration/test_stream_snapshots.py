@@ -39,7 +39,8 @@ def test_each_period_becomes_a_dataset_version_with_its_records(kafka_cli: Kafka
 
     # by period, in snapshot order: by window, then partition
     sent: dict[int, list[dict[str, Any]]] = {0: [], 1: [], 2: []}
-    counts = {0: (5, 3, 4, 2, 1), 1: (2, 0, 1, 3, 1)}  # window 4 only ends period 1's cover
+    # partition 1 is quiet after window 2: its monitor's quiet mark covers period 1 for it
+    counts = {0: (5, 3, 4, 2, 1), 1: (2, 0, 1, 0, 0)}
     for window in range(5):
         for partition in (0, 1):
             for i in range(counts[partition][window]):
@@ -66,13 +67,17 @@ def test_each_period_becomes_a_dataset_version_with_its_records(kafka_cli: Kafka
             "WHERE dataset_id = ? ORDER BY version",
             (dataset_id,),
         ),
-        lambda rows: len(rows) >= 2,
-        "two snapshot versions of stream:sensors",
+        lambda rows: len(rows) >= 3,
+        "three snapshot versions of stream:sensors",
         timeout=50,
     )
-    assert [(v[0], v[2], v[3]) for v in versions] == [(1, 10, "stream"), (2, 10, "stream")]
+    assert [(v[0], v[2], v[3]) for v in versions] == [
+        (1, 10, "stream"),
+        (2, 7, "stream"),
+        (3, 1, "stream"),  # period 2: window 4, covered by the monitors' quiet marks
+    ]
     objects = open_object_store(load_settings(kafka_cli.env()))
-    for (version, uri, *_rest), period in zip(versions, (0, 1), strict=True):
+    for (version, uri, *_rest), period in zip(versions, (0, 1, 2), strict=True):
         frame = pl.read_parquet(io.BytesIO(objects.read_bytes(uri)))
         expected = [{"note": None, **r} if "note" in frame.columns else r for r in sent[period]]
         assert frame.to_dicts() == expected, (version, frame)
@@ -80,15 +85,15 @@ def test_each_period_becomes_a_dataset_version_with_its_records(kafka_cli: Kafka
 
     status = wait_for(
         lambda: kafka_cli("streams", "status", "sensors", "--format", "json").json(),
-        lambda doc: doc.get("last_snapshot_version") == 2,
-        "streams status names snapshot v2",
+        lambda doc: doc.get("last_snapshot_version") == 3,
+        "streams status names snapshot v3",
     )
     assert status["last_snapshot_dataset"] == dataset_id, status
 
     scanned = kafka_cli("scan", "stream:sensors", "--format", "json")
     assert scanned.code == 0, scanned.stderr
     report = scanned.json()
-    # the latest version, checked against the one before: period 1 added column 'note'
-    assert report["version"] == 2, report
+    # the latest version, checked against the one before: period 2 lost column 'note'
+    assert report["version"] == 3, report
     changes = [i for i in report["issues"] if i["type"] == "schema_change"]
     assert len(changes) == 1 and "'note'" in changes[0]["description"], report["issues"]

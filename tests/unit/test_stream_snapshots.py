@@ -20,6 +20,8 @@ from datrix.aggregates.common import Meta
 from datrix.aggregates.stream import (
     SNAPSHOT_JOB_KIND,
     FailStreamSnapshot,
+    MarkStreamPartitionQuiet,
+    StreamPartitionQuiet,
     StreamSnapshotFailed,
     StreamSnapshotRequested,
     StreamWindowClosed,
@@ -114,6 +116,24 @@ def test_a_partition_that_closed_no_window_yet_holds_the_period_back() -> None:
     assert job.parts == ("part-0-0", "part-0-1", "part-1-1")
     state = log.state
     assert state is not None and state.topic_partitions == 2
+
+
+def quiet(partition: int, minute: int, partitions: int = 2) -> Any:
+    return MarkStreamPartitionQuiet(SID, partition, T0 + minute * MINUTE, partitions)
+
+
+def test_a_quiet_partition_covers_time_without_windows() -> None:
+    log = snapshotting()
+    log.run(window(0, 0, topic_partitions=2))
+    (mark,) = log.run(quiet(1, 1))  # partition 1: no record at all so far
+    assert isinstance(mark, StreamPartitionQuiet) and mark.until == T0 + MINUTE
+    assert jobs(log.run(window(0, 1, topic_partitions=2))) == []  # partition 1 is at 1 min
+    events = log.run(quiet(1, 3))
+    (job,) = jobs(events)
+    assert job.parts == ("part-0-0", "part-0-1") and job.window_end == T0 + 2 * MINUTE
+    assert log.run(quiet(1, 2)) == []  # covered already: nothing new
+    refuses(log, quiet(2, 5), "partition 2 of a topic of 2")
+    refuses(Log(register(snapshot_every_seconds=None)), quiet(0, 1), "takes no snapshots")
 
 
 def test_a_partition_outside_the_topic_is_refused() -> None:
