@@ -126,7 +126,8 @@ class WindowPage(BaseModel):
     items: list[dict[str, Any]] = Field(
         description="Windows, newest first, merged across partitions: window_start, "
         "window_end, partitions, count, null_rate{field: rate}, distinct{field: n}, psi, "
-        "fields{field: {...}}, schema_changes, lag, duplicates, poisoned"
+        "fields{field: {...}}, schema_changes, lag, duplicates, poisoned, tombstones, "
+        "slot_lag_bytes"
     )
     next_cursor: str | None
 
