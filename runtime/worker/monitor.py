@@ -25,7 +25,12 @@ A record that cannot be decoded is copied to ``<topic>.dlq`` (``streams/dead_let
 consumer ``monitor``; the topic is created when the stream's thread starts) and counted in
 its window's ``poisoned``; the window goes on. A format that cannot be read at all
 (``avro-confluent`` without ``DATRIX_SCHEMA_REGISTRY_URL``) is one error line and the
-stream is not consumed until the settings change.
+stream is not consumed until the settings change. A Kafka tombstone is no record but is
+counted in the ``tombstones`` of the window of its record timestamp. A partition remembers
+its recent record identities across its windows (``RecentIdentities``), so a redelivery
+whose copies fall in two windows is one duplicate. A ``debezium`` stream's replication slot
+lag is sampled every second (``slot_lag.py``: slot and database found through Kafka
+Connect) and each window reports the largest sample from its start to its close.
 """
 
 from __future__ import annotations
