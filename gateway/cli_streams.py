@@ -126,8 +126,10 @@ def add(
 def _table(title: str, rows: list[dict[str, Any]], cols: list[str]) -> None:
     table = Table(title=render.safe(title), show_edge=False)
     for col in cols:
-        whole = col.endswith("_id")
-        table.add_column(col, no_wrap=whole, min_width=36 if whole else None)
+        # ids and times are read whole (a cut window start names no window): the other
+        # columns wrap around them
+        width = 36 if col.endswith("_id") else 25 if col.endswith(("_start", "_end", "_at")) else 0
+        table.add_column(col, no_wrap=width > 0, min_width=width or None)
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in cols))
     _cli().out.print(table)
