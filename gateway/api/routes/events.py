@@ -20,7 +20,9 @@ starts), in Kafka mode what the workers published before the stream began, read 
 the job-progress topic (``streams/job_progress.py``: numbered by the workers, so a
 reconnect resumes after its ``Last-Event-ID``), then their live updates on Redis pub/sub
 (``streams/progress.py``; none without Redis: then the outcome follows the history). Live
-events are numbered by the stream, on from the last id it sent.
+events are numbered by the stream, on from the last id it sent. Before a Kafka-mode outcome
+the topic is read once more: a worker flushes a job's progress before its result, so a job
+that ran while the stream was starting still shows its progress, then its outcome.
 """
 
 from __future__ import annotations
@@ -201,6 +203,13 @@ async def job_events(
                     return
             outcome = _outcome(status)
             if outcome is not None:
+                if snap is None and not caller.runtime.settings.embedded:
+                    # a worker flushes the job's progress before its result, so once the
+                    # outcome is in the read models all of it is on the topic: a job that
+                    # ran while this stream was starting still shows its progress first
+                    for update in await run_in_threadpool(_published, caller, scan_id, last):
+                        yield _progress(scan_id, update)
+                        last = update.seq
                 yield outcome
                 return
             if snap is not None and not snap.settled:  # run here: wait for the intake's news
