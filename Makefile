@@ -26,12 +26,24 @@ typecheck: install
 
 check: lint typecheck
 
-# The unit tier on two processes (tests/conftest.py); then the integration tier on two
+# The services the integration tier needs start in the background first (on a fresh
+# machine: downloads, minutes), so they come up while lint, the type check and the unit
+# tier run; the integration tier's `services` fixture runs the same `up`, which waits on
+# its lock and then reuses them (keep SERVICES equal to the fixture's list). The unit
+# tier on two processes (tests/conftest.py); then the integration tier on two
 # processes, a test file per process at a time (the tests share the services, each
 # isolated by its own topic prefix, schema and object prefix); then, alone, the few tests
 # marked `serial` that stop and restart a shared service. The slowest tests are listed,
 # to see where CI's time goes.
-test: install lint typecheck
+SERVICES := all s3 connect
+SERVICES_LOG := build/services-up.log
+
+test: install
+	@mkdir -p build
+	@echo "starting the services in the background (deploy/local/up $(SERVICES); log: $(SERVICES_LOG))"
+	@setsid deploy/local/up $(SERVICES) > $(SERVICES_LOG) 2>&1 < /dev/null &
+	$(BIN)/ruff check .
+	$(BIN)/mypy -p datrix
 	$(BIN)/pytest -m "not integration" -q
 	$(BIN)/pytest -m "integration and not serial" -q -n 2 --dist loadfile --durations=25
 	$(BIN)/pytest -m "integration and serial" -q --durations=5

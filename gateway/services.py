@@ -43,19 +43,18 @@ from datrix.aggregates.dataset import (
 from datrix.aggregates.scan import CancelScan, RequestScan
 from datrix.gateway.errors import DatrixError, NotFound, UserInputError
 from datrix.jobs.csv_dialect import CsvOptions
-from datrix.jobs.engine import ProgressFn, no_progress
-from datrix.jobs.ingest import IngestedFile, InputError, describe_read_options, ingest, limits_from
 from datrix.jobs.report import DEFAULT_WEIGHTS, DIMENSIONS
 from datrix.projections.queries import MAX_CANDIDATES, Views, id_prefix
 from datrix.projections.read_model import ReadModel
 from datrix.projections.store import ReadStore
 from datrix.streams import scratch
 from datrix.streams.messages import Envelope
-from datrix.streams.ports import ObjectStore
+from datrix.streams.ports import ObjectStore, ProgressFn, no_progress
 from datrix.streams.private_state import private_dirs
 from datrix.streams.settings import Settings
 
 if TYPE_CHECKING:
+    from datrix.jobs.ingest import IngestedFile
     from datrix.projections.audit import Break
     from datrix.streams.job_progress import JobProgress
 
@@ -299,6 +298,8 @@ def _ingest_and_store(
     store: (the ingested file, its Parquet's size in bytes, object URI, object SHA). A
     bad file (or ``label`` column) is a UserInputError naming it ``shown_name``, before
     anything is stored."""
+    from datrix.jobs.ingest import InputError, ingest, limits_from  # polars: when used
+
     workdir = scratch.owned_tempdir(runtime.settings.home / "tmp", "ingest-")
     try:
         try:
@@ -559,6 +560,8 @@ def report_document(runtime: Runtime, scan_id: str) -> dict[str, Any]:
 
 
 def _report_from_read_models(runtime: Runtime, scan_id: str) -> dict[str, Any]:
+    from datrix.jobs.ingest import describe_read_options  # polars: imported when used
+
     v = views(runtime)
     scan = v.scan(scan_id)
     if scan is None:

@@ -25,9 +25,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from datrix.aggregates.stream import (
     FORMATS,
@@ -46,6 +44,9 @@ from datrix.aggregates.stream import (
 from datrix.gateway.errors import NotFound, UserInputError
 from datrix.gateway.services import Runtime, _one_of, derived_id
 from datrix.projections.read_models import streams as stream_views
+
+if TYPE_CHECKING:
+    import numpy as np
 
 HLL_P = 10  # the monitor's sketches: datasketch HyperLogLog(p=10)
 MAX_WINDOWS = 10_000  # windows one read returns, at most
@@ -268,6 +269,8 @@ def remove_stream(
 
 # ---- merging a window's partitions -----------------------------------------------------
 def _registers(encoded: str) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    import numpy as np  # only where windows merge
+
     raw = np.frombuffer(base64.b64decode(encoded), dtype=np.uint8)
     if raw.size != 1 << HLL_P:
         raise ValueError(f"a HyperLogLog of {raw.size} registers, not {1 << HLL_P}")
@@ -276,6 +279,8 @@ def _registers(encoded: str) -> np.ndarray[Any, np.dtype[np.uint8]]:
 
 def distinct_of(sketches: list[str]) -> int:
     """The distinct count of the union of HyperLogLog sketches (base64 registers)."""
+    import numpy as np
+
     merged = np.maximum.reduce([_registers(s) for s in sketches])
     from datasketch import HyperLogLog  # imports scipy (0.8 s): only where windows merge
 

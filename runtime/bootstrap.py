@@ -28,7 +28,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from datrix.jobs.engine import ScanTuning
-from datrix.jobs.runner import EngineFactory
 from datrix.projections.read_model import ReadModel
 from datrix.runtime.embedded import EmbeddedRuntime
 from datrix.runtime.registry import load_registry, read_models_of
@@ -39,6 +38,7 @@ from datrix.streams.registry import Registry
 from datrix.streams.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
+    from datrix.jobs.runner import EngineFactory
     from datrix.runtime.kafka import KafkaRuntime
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from datrix.aggregates.audit import (
@@ -35,8 +35,6 @@ from datrix.aggregates.audit import (
     checkpoint_command_id,
 )
 from datrix.aggregates.common import Command
-from datrix.jobs.engine import ProgressFn, no_progress
-from datrix.jobs.runner import EngineFactory
 from datrix.projections import audit
 from datrix.projections.projector import Projector
 from datrix.projections.read_model import ReadModel
@@ -48,7 +46,7 @@ from datrix.streams.event_store import sqlite_event_store
 from datrix.streams.faults import crash_point
 from datrix.streams.messages import Envelope, command_envelope, decode_event
 from datrix.streams.object_store import open_object_store
-from datrix.streams.ports import ObjectStore, PerJobProgress
+from datrix.streams.ports import ObjectStore, PerJobProgress, ProgressFn, no_progress
 from datrix.streams.private_state import open_home, open_private, private_dirs
 from datrix.streams.processor import CommandProcessor
 from datrix.streams.registry import (
@@ -60,6 +58,9 @@ from datrix.streams.registry import (
 )
 from datrix.streams.settings import Settings
 from datrix.streams.sqlite_command_log import SQLiteCommandLog
+
+if TYPE_CHECKING:
+    from datrix.jobs.runner import EngineFactory
 
 COMMAND_TRACKING = "command-processor:datrix.commands"
 DISPATCHER = "job-dispatcher"

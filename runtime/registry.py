@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from datrix.aggregates.common import Command
 from datrix.aggregates.scan import (
@@ -23,13 +23,15 @@ from datrix.aggregates.scan import (
     ScanFailed,
 )
 from datrix.jobs.engine import ScanTuning
-from datrix.jobs.runner import EngineFactory, run_scan_job
 from datrix.projections.read_model import ReadModel
 from datrix.projections.read_models import CORE_READ_MODELS
 from datrix.runtime import fixes, lineage, stream_snapshots
 from datrix.streams.ports import ObjectStore, ProgressFn
 from datrix.streams.registry import JobKind, Query, Registry, RegistryError, core_registry
 from datrix.streams.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from datrix.jobs.runner import EngineFactory
 
 
 def _scan_failed(job: JobRequested, error_type: str, message: str) -> FailScan:
@@ -73,6 +75,8 @@ def scan_job_kind(engines: Mapping[str, EngineFactory] | None = None) -> JobKind
     def run(
         job: JobRequested, objects: ObjectStore, progress: ProgressFn, settings: Settings
     ) -> Command:
+        from datrix.jobs.runner import run_scan_job  # numpy, pyarrow: in the job's process
+
         return run_scan_job(job, objects, progress, ScanTuning.from_settings(settings), engines)
 
     return JobKind(
