@@ -45,14 +45,14 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy -p datrix
 	$(BIN)/pytest -m "not integration" -q
-	$(BIN)/pytest -m "integration and not serial" -q -n 2 --dist loadfile --durations=25
+	$(BIN)/pytest -m "integration and not serial" -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 	$(BIN)/pytest -m "integration and serial" -q --durations=5
 
 test-unit: install
 	$(BIN)/pytest -m "not integration" -q
 
 test-integration: install
-	$(BIN)/pytest -m "integration and not serial" -q -n 2 --dist loadfile
+	$(BIN)/pytest -m "integration and not serial" -q -n 2 --dist loadfile --no-loadscope-reorder
 	$(BIN)/pytest -m "integration and serial" -q
 
 SCAN_ARGS ?=

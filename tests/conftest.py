@@ -32,3 +32,36 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         return
     if option.numprocesses is None and not option.collectonly and not option.usepdb:
         option.numprocesses = UNIT_WORKERS
+
+
+# The integration tier's slowest files, with their seconds in CI (stop 19's `--durations`:
+# the sum of their tests, setup included, rounded). `--dist loadfile` hands a worker a whole
+# file at a time, in the order of the collection when `--no-loadscope-reorder` is given
+# (else by the number of tests: the many quick files first, the few slow ones last, and
+# one worker runs a slow file alone at the end while the other waits). Scheduling the
+# longest first keeps the two workers busy to the end. A file not listed counts as short;
+# a wrong figure costs balance, never a test.
+SLOW_FILES = {
+    "test_label_accuracy.py": 180,
+    "test_producer_auth.py": 160,
+    "test_schema_change.py": 150,
+    "test_kafka_mode.py": 150,
+    "test_label_scan.py": 140,
+    "test_cli_fix.py": 120,
+    "test_jobs.py": 120,
+    "test_first_run_concurrency.py": 110,
+    "test_api_read.py": 100,
+    "test_kafka_faults.py": 100,
+    "test_engine_parity.py": 90,
+    "test_transforms_parity.py": 80,
+    "test_crash_safety.py": 60,
+    "test_cli_e2e.py": 60,
+    "test_stream_monitor.py": 50,
+    "test_fix_job_spark.py": 45,
+    "test_stream_snapshots.py": 40,
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slowest files first (see SLOW_FILES); the order within a file is kept."""
+    items.sort(key=lambda item: -SLOW_FILES.get(item.path.name, 0))
