@@ -3,7 +3,8 @@
 ``pytest -m "not integration"`` is CPU-bound (model fits, scans in job processes) and
 single-threaded per test: on the 2-core machine it takes ~75 s serially and ~45 s on two
 pytest-xdist workers, and it must stay under a minute. So when the marker expression
-selects the unit tier and no ``-n`` was given, this sets ``-n 2`` before xdist reads it.
+selects the unit tier and no ``-n`` was given, this sets ``-n 2 --dist worksteal`` before
+xdist reads it.
 ``make test`` runs the integration tier on two workers too (``-n 2 --dist loadfile``: its
 tests share the Kafka, Postgres and S3 services, each isolated by a topic prefix, schema
 and object prefix of its own), then the tests marked ``serial`` (they stop a shared
@@ -32,6 +33,10 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         return
     if option.numprocesses is None and not option.collectonly and not option.usepdb:
         option.numprocesses = UNIT_WORKERS
+        if getattr(option, "dist", "no") in ("no", "load"):
+            # a few tests take 5-10 s among a thousand of under one: a worker that runs
+            # out of tests takes some of the other's rather than waiting for it to end
+            option.dist = "worksteal"
 
 
 # The integration tier's slowest files, with their seconds in CI (stop 19's `--durations`:
