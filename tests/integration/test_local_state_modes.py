@@ -1,6 +1,6 @@
 """deploy/local keeps the services' data private (issue 12, item 10): the state folders of
-Kafka, PostgreSQL, Redis, S3Proxy and the schema registry are their owner's alone, and what a fresh ``up``
-creates is too, even when it is started with ``umask 000``."""
+Kafka, PostgreSQL, Redis, S3Proxy and the schema registry are their owner's alone, and what
+a fresh ``up`` creates is too, even when it is started with ``umask 000``."""
 
 from __future__ import annotations
 
