@@ -236,8 +236,10 @@ def avro_confluent_decoder(schemas: SchemaLookup) -> Decoder:
 def registry_lookup(url: str, timeout: float = 10.0) -> SchemaLookup:
     """Writer schemas by id from a Confluent-compatible schema registry at ``url``
     (``GET {url}/schemas/ids/{id}``), parsed once per id. A schema the registry does not
-    have is a ``RecordError`` (that record is dead-lettered); an unreachable registry
-    raises ``OSError`` (an outage: the caller retries).
+    have (404 with Confluent's error code 40403) is a ``RecordError`` (that record is
+    dead-lettered); an unreachable registry, any other answer, and a 404 without that code
+    (a URL that is not the API's root: every record would otherwise be dead-lettered)
+    raise ``OSError`` (an outage: the caller retries).
 
     Tested against Apicurio Registry 3.0.9's ``/apis/ccompat/v7`` (``deploy/local/up
     registry``; tests/integration/test_stream_avro_registry.py), which answers an unknown
@@ -268,8 +270,15 @@ def registry_lookup(url: str, timeout: float = 10.0) -> SchemaLookup:
             answer = httpx.get(f"{base}/schemas/ids/{schema_id}", timeout=timeout)
         except httpx.TransportError as exc:
             raise OSError(f"schema registry {shown} unreachable: {exc}") from None
-        if answer.status_code == 404:
+        if answer.status_code == 404 and _error_code(answer) == SCHEMA_NOT_FOUND:
             raise RecordError(f"schema id {schema_id} is not in the registry at {shown}")
+        if answer.status_code == 404:  # a path the server does not have: the URL is wrong
+            raise OSError(
+                f"schema registry {shown} has no Confluent-compatible API there (GET "
+                f"/schemas/ids/{schema_id} answered 404 without error code {SCHEMA_NOT_FOUND}): "
+                "DATRIX_SCHEMA_REGISTRY_URL must be the API's root, e.g. Apicurio's "
+                ".../apis/ccompat/v7"
+            )
         if answer.status_code != 200:
             raise OSError(f"schema registry {shown} answered {answer.status_code}")
         try:
@@ -280,6 +289,20 @@ def registry_lookup(url: str, timeout: float = 10.0) -> SchemaLookup:
         return parsed
 
     return lookup
+
+
+# Confluent's error code for "schema not found" (Apicurio's ccompat API answers it too)
+SCHEMA_NOT_FOUND = 40403
+
+
+def _error_code(answer: Any) -> int | None:
+    """The ``error_code`` of a Confluent error body (None when there is none)."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return None
+    code = body.get("error_code") if type(body) is dict else None
+    return code if type(code) is int else None
 
 
 def _without_credentials(url: str) -> str:

@@ -24,6 +24,7 @@ import pytest
 from fastavro import parse_schema, schemaless_writer
 
 from datrix.aggregates.stream import stream_id_for
+from datrix.jobs.streams.formats import RecordError, registry_lookup
 from datrix.streams.dead_letters import read_dead_letters
 from tests.integration.conftest import KafkaCli
 from tests.integration.test_stream_monitor import (
@@ -173,3 +174,19 @@ def test_avro_confluent_against_apicurio(kafka_cli: KafkaCli, schema_registry_ur
         5,
         6,
     ]
+
+
+def test_registry_lookup_against_apicurio(schema_registry_url: str) -> None:
+    """The lookup itself: a registered id parsed, an unknown one the record's error (dead
+    letter), and a URL that is not the API's root an outage, never a dead letter for every
+    record (Apicurio answers an unknown path with a 404 too, without Confluent's code)."""
+    schema_id = register(schema_registry_url, f"lookup-{time.time_ns()}-value", READING_V2)
+    lookup = registry_lookup(schema_registry_url)
+    assert [f["name"] for f in lookup(schema_id)["fields"]] == ["id", "v", "name", "unit"]
+    with pytest.raises(RecordError, match=f"schema id {UNKNOWN_ID} is not in the registry"):
+        lookup(UNKNOWN_ID)
+    root = schema_registry_url.removesuffix("/apis/ccompat/v7")
+    assert root != schema_registry_url
+    with pytest.raises(OSError, match="no Confluent-compatible API there") as wrong:
+        registry_lookup(root)(schema_id)
+    assert not isinstance(wrong.value, RecordError)
