@@ -1,6 +1,6 @@
 """deploy/local keeps the services' data private (issue 12, item 10): the state folders of
-Kafka, PostgreSQL, Redis, S3Proxy and the schema registry are their owner's alone, and what
-a fresh ``up`` creates is too, even when it is started with ``umask 000``."""
+Kafka, PostgreSQL, Redis and S3Proxy are their owner's alone, and what a fresh ``up``
+creates is too, even when it is started with ``umask 000``."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_service_state_folders_are_closed_to_others(services: dict[str, str]) ->
     # the state folder: never readable or writable by others (as root, others keep x:
     # the postgres user traverses it to its data)
     assert mode(state) & 0o066 == 0, f"{state} is {mode(state):04o}"
-    folders = ["kafka", "postgres", "postgres/data", "redis", "s3proxy", "registry"]
+    folders = ["kafka", "postgres", "postgres/data", "redis", "s3proxy"]
     found = {name: mode(state / name) for name in folders}
     assert found == dict.fromkeys(folders, 0o700)
 
