@@ -22,6 +22,11 @@ DATRIX_S3PROXY_HEAP="${DATRIX_S3PROXY_HEAP:-256m}"
 DATRIX_CONNECT_PORT="${DATRIX_CONNECT_PORT:-18083}"
 DATRIX_CONNECT_HEAP="${DATRIX_CONNECT_HEAP:-512m}"
 DATRIX_DEBEZIUM_VERSION="${DATRIX_DEBEZIUM_VERSION:-3.6.1.Final}"
+# Apicurio Registry: 3.0.9 is the newest version Maven Central serves whole that runs on
+# Java 17 (3.3.x is built for Java 21, which Debian 12 does not package).
+DATRIX_REGISTRY_PORT="${DATRIX_REGISTRY_PORT:-18081}"
+DATRIX_APICURIO_VERSION="${DATRIX_APICURIO_VERSION:-3.0.9}"
+DATRIX_REGISTRY_HEAP="${DATRIX_REGISTRY_HEAP:-256m}"
 DATRIX_START_TIMEOUT="${DATRIX_START_TIMEOUT:-180}"
 # PostgreSQL is durable by default (fsync, synchronous_commit, full_page_writes on);
 # DATRIX_LOCAL_FAST=1 turns the three off: a throwaway test database, never for data you keep.
@@ -48,6 +53,14 @@ CONNECT_PLUGINS="$DATRIX_CACHE/connect/kafka-$DATRIX_KAFKA_VERSION-debezium-$DAT
 CONNECT_STATE="$DATRIX_STATE/connect"
 CONNECT_PIDFILE="$CONNECT_STATE/connect.pid"
 CONNECT_LOGDIR="$CONNECT_STATE/logs"
+# Apicurio Registry (schema registry; Confluent-compatible API under /apis/ccompat/v7): the
+# unpacked Quarkus application in the cache, its H2 database in the state (durable: a
+# schema id is never handed out twice, as records on the topics keep theirs).
+REGISTRY_APP="$DATRIX_CACHE/apicurio/$DATRIX_APICURIO_VERSION"
+REGISTRY_STATE="$DATRIX_STATE/registry"
+REGISTRY_DATA="$REGISTRY_STATE/data"
+REGISTRY_PIDFILE="$REGISTRY_STATE/registry.pid"
+REGISTRY_LOG="$REGISTRY_STATE/registry.log"
 # The connector classes `up` waits for in GET /connector-plugins.
 CONNECT_REQUIRED_PLUGINS=(org.apache.kafka.connect.file.FileStreamSourceConnector io.debezium.connector.postgresql.PostgresConnector)
 # Fixed local keys and bucket of the S3-API server (loopback only, like the others).
@@ -73,9 +86,10 @@ parse_services() {
       pg|postgresql) SERVICES+=(postgres) ;;
       s3proxy) SERVICES+=(s3) ;;
       connect|kafka-connect) SERVICES+=(connect) ;;
+      registry|apicurio|schema-registry) SERVICES+=(registry) ;;
       all) SERVICES=("${ALL_SERVICES[@]}") ;;
       -*) ;; # flags are handled by the caller
-      *) die "unknown service '$s' (expected: kafka postgres redis connect s3)" ;;
+      *) die "unknown service '$s' (expected: kafka postgres redis connect s3 registry)" ;;
     esac
   done
   if [ "${#SERVICES[@]}" -eq 0 ]; then SERVICES=("${ALL_SERVICES[@]}"); fi
@@ -93,7 +107,7 @@ private_state() {
   mkdir -p "$DATRIX_STATE"
   if [ "$(id -u)" -eq 0 ]; then chmod go-rw "$DATRIX_STATE"; else chmod 700 "$DATRIX_STATE"; fi
   local d
-  for d in "$KAFKA_STATE" "$PG_STATE" "$REDIS_STATE" "$S3_STATE" "$CONNECT_STATE"; do
+  for d in "$KAFKA_STATE" "$PG_STATE" "$REDIS_STATE" "$S3_STATE" "$CONNECT_STATE" "$REGISTRY_STATE"; do
     if [ -d "$d" ]; then chmod 700 "$d"; fi
   done
 }
@@ -344,4 +358,32 @@ connect_ready() {
   for c in "${CONNECT_REQUIRED_PLUGINS[@]}"; do
     case "$plugins" in *"\"$c\""*) ;; *) return 1 ;; esac
   done
+}
+
+# ---- Schema registry (Apicurio Registry) --------------------------------------------
+registry_pid() {
+  local pid
+  pid="$(read_pidfile "$REGISTRY_PIDFILE")"
+  if pid_matches "$pid" 'apicurio'; then echo "$pid"; fi
+}
+
+registry_app_ready() { [ -f "$REGISTRY_APP/.complete" ]; }
+
+# The URL clients use: the Confluent-compatible API (DATRIX_SCHEMA_REGISTRY_URL).
+registry_url() { echo "http://127.0.0.1:$DATRIX_REGISTRY_PORT/apis/ccompat/v7"; }
+
+# True when a Confluent-compatible registry answers on the port (GET .../subjects: a JSON
+# list, 200); Apicurio answers it only once its storage is ready.
+registry_answers() {
+  command -v curl >/dev/null 2>&1 || return 1
+  local body
+  body="$(curl -fsS --max-time 3 "$(registry_url)/subjects" 2>/dev/null)" || return 1
+  case "$body" in "["*) return 0 ;; *) return 1 ;; esac
+}
+
+# True when Apicurio reports itself ready (Quarkus /health/ready: storage included).
+registry_ready() {
+  command -v curl >/dev/null 2>&1 || return 1
+  curl -fsS --max-time 3 -o /dev/null "http://127.0.0.1:$DATRIX_REGISTRY_PORT/health/ready" 2>/dev/null \
+    && registry_answers
 }

@@ -236,13 +236,32 @@ def avro_confluent_decoder(schemas: SchemaLookup) -> Decoder:
 def registry_lookup(url: str, timeout: float = 10.0) -> SchemaLookup:
     """Writer schemas by id from a Confluent-compatible schema registry at ``url``
     (``GET {url}/schemas/ids/{id}``), parsed once per id. A schema the registry does not
-    have is a ``RecordError`` (that record is dead-lettered); an unreachable registry
-    raises ``OSError`` (an outage: the caller retries)."""
+    have (404 with Confluent's error code 40403) is a ``RecordError`` (that record is
+    dead-lettered); an unreachable registry, any other answer, and a 404 without that code
+    (a URL that is not the API's root: every record would otherwise be dead-lettered)
+    raise ``OSError`` (an outage: the caller retries).
+
+    Tested against Apicurio Registry 3.0.9's ``/apis/ccompat/v7`` (``deploy/local/up
+    registry``; tests/integration/test_stream_avro_registry.py), which answers an unknown
+    id with 404 (error code 40403) as Confluent's does.
+
+    Why plain httpx and not confluent-kafka's own ``confluent_kafka.schema_registry``
+    client: that client works against Apicurio's API too (tried: ``get_schema`` by id,
+    and a 404 ``SchemaRegistryError`` with code 40403 for an unknown one), but it imports
+    only with the ``schemaregistry`` extra (authlib and with it cryptography, cachetools,
+    attrs), about 0.2 s of imports, for the one GET the monitor needs; its errors would
+    still have to be mapped onto the two outcomes above (dead-letter the record, or retry
+    the registry). httpx is already a dependency. What it would add: OAuth and mutual TLS
+    to the registry, and schema references (a schema naming types of other subjects,
+    which this lookup does not resolve: such a schema is a ``RecordError``). A registry
+    behind basic authentication works with the credentials in the URL
+    (``https://user:password@host/apis/ccompat/v7``: httpx sends them)."""
     import httpx
     from fastavro import parse_schema
 
     cache: dict[int, Any] = {}
     base = url.rstrip("/")
+    shown = _without_credentials(base)  # what errors (and dead letters) name
 
     def lookup(schema_id: int) -> Any:
         if schema_id in cache:
@@ -250,11 +269,18 @@ def registry_lookup(url: str, timeout: float = 10.0) -> SchemaLookup:
         try:
             answer = httpx.get(f"{base}/schemas/ids/{schema_id}", timeout=timeout)
         except httpx.TransportError as exc:
-            raise OSError(f"schema registry {base} unreachable: {exc}") from exc
-        if answer.status_code == 404:
-            raise RecordError(f"schema id {schema_id} is not in the registry at {base}")
+            raise OSError(f"schema registry {shown} unreachable: {exc}") from None
+        if answer.status_code == 404 and _error_code(answer) == SCHEMA_NOT_FOUND:
+            raise RecordError(f"schema id {schema_id} is not in the registry at {shown}")
+        if answer.status_code == 404:  # a path the server does not have: the URL is wrong
+            raise OSError(
+                f"schema registry {shown} has no Confluent-compatible API there (GET "
+                f"/schemas/ids/{schema_id} answered 404 without error code {SCHEMA_NOT_FOUND}): "
+                "DATRIX_SCHEMA_REGISTRY_URL must be the API's root, e.g. Apicurio's "
+                ".../apis/ccompat/v7"
+            )
         if answer.status_code != 200:
-            raise OSError(f"schema registry {base} answered {answer.status_code}")
+            raise OSError(f"schema registry {shown} answered {answer.status_code}")
         try:
             parsed = parse_schema(json.loads(answer.json()["schema"]))
         except Exception as exc:
@@ -263,6 +289,30 @@ def registry_lookup(url: str, timeout: float = 10.0) -> SchemaLookup:
         return parsed
 
     return lookup
+
+
+# Confluent's error code for "schema not found" (Apicurio's ccompat API answers it too)
+SCHEMA_NOT_FOUND = 40403
+
+
+def _error_code(answer: Any) -> int | None:
+    """The ``error_code`` of a Confluent error body (None when there is none)."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return None
+    code = body.get("error_code") if type(body) is dict else None
+    return code if type(code) is int else None
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` without the ``user:password@`` of its authority, if any."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def decoder_for(fmt: str, registry_url: str | None = None) -> Decoder:

@@ -101,17 +101,22 @@ def worker_credentials(services: dict[str, str]) -> dict[str, str]:
     return kafka_user("worker")
 
 
+# the export of `up registry` that `services` leaves out (the fixture schema_registry_url)
+REGISTRY_EXPORT = "DATRIX_SCHEMA_REGISTRY_URL"
+
+
 @pytest.fixture(scope="session")
-def services() -> dict[str, str]:
-    """Kafka, PostgreSQL, Redis, Kafka Connect and the S3-API server (S3Proxy) started by
-    the project's own script (idempotent); the S3 exports put the objects in S3.
+def service_exports() -> dict[str, str]:
+    """Kafka, PostgreSQL, Redis, Kafka Connect, the S3-API server (S3Proxy) and the schema
+    registry (Apicurio) started by the project's own script (idempotent): every line it
+    exports.
 
     Never skips: a test that needs the services fails when they cannot be started. On
     pytest-xdist each worker runs this once: the first ``up`` starts the services (on a
     fresh machine, downloads first: minutes), the others wait on its lock, as long as the
     first may take, then reuse what it started."""
     env = {**os.environ, "DATRIX_LOCK_WAIT_S": "1500"}
-    proc = deploy_local("up", "all", "s3", "connect", env=env, timeout=1600)
+    proc = deploy_local("up", "all", "s3", "connect", "registry", env=env, timeout=1600)
     if proc.returncode != 0:
         pytest.fail(f"deploy/local/up failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     found = exports(proc.stdout)
@@ -125,10 +130,27 @@ def services() -> dict[str, str]:
         "DATRIX_OBJECT_STORE",
         "DATRIX_S3_ENDPOINT",
         "DATRIX_CONNECT_URL",
+        REGISTRY_EXPORT,
     ):
         if key not in found:
             pytest.fail(f"deploy/local/up did not export {key}")
     return found
+
+
+@pytest.fixture(scope="session")
+def services(service_exports: dict[str, str]) -> dict[str, str]:
+    """What the Kafka-mode tests run with: the exports of ``up``, the objects in S3, but
+    no schema registry: that is optional configuration (only the ``avro-confluent`` stream
+    format uses it), so a test opts in with ``schema_registry_url``, and the others see
+    what a deployment without one does (test_stream_monitor: that format refused)."""
+    return {k: v for k, v in service_exports.items() if k != REGISTRY_EXPORT}
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url(service_exports: dict[str, str]) -> str:
+    """``DATRIX_SCHEMA_REGISTRY_URL`` as ``up registry`` exports it: Apicurio Registry's
+    Confluent-compatible API (``http://127.0.0.1:18081/apis/ccompat/v7`` by default)."""
+    return service_exports[REGISTRY_EXPORT]
 
 
 def admin_url(services: dict[str, str]) -> str:
