@@ -35,7 +35,7 @@ check: lint typecheck
 # isolated by its own topic prefix, schema and object prefix); then, alone, the few tests
 # marked `serial` that stop and restart a shared service. The slowest tests are listed,
 # to see where CI's time goes.
-SERVICES := all s3 connect
+SERVICES := all s3 connect registry
 SERVICES_LOG := build/services-up.log
 
 test: install

@@ -114,7 +114,9 @@ def service_exports() -> dict[str, str]:
     Never skips: a test that needs the services fails when they cannot be started. On
     pytest-xdist each worker runs this once: the first ``up`` starts the services (on a
     fresh machine, downloads first: minutes), the others wait on its lock, as long as the
-    first may take, then reuse what it started."""
+    first may take, then reuse what it started. ``make test`` starts the same services in
+    the background before lint and the unit tier (the Makefile's SERVICES: keep the two
+    lists equal), so here ``up`` usually waits for that one and reuses them."""
     env = {**os.environ, "DATRIX_LOCK_WAIT_S": "1500"}
     proc = deploy_local("up", "all", "s3", "connect", "registry", env=env, timeout=1600)
     if proc.returncode != 0:
