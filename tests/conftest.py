@@ -64,6 +64,7 @@ SLOW_FILES = {
     "test_stream_monitor.py": 50,
     "test_fix_job_spark.py": 45,
     "test_stream_snapshots.py": 40,
+    "test_local_registry.py": 35,
 }
 
 
