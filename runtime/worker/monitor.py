@@ -43,6 +43,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import is_not
 from typing import Any
 
 import orjson
@@ -350,16 +352,18 @@ class StreamMonitor:
         records are not all flat objects (a partition's records stay together, in order)."""
         from confluent_kafka import Message
 
-        n = len(messages)
-        if (
-            list(map(Message.error, messages)).count(None) != n
-            or list(map(Message.key, messages)).count(None) != n
+        nones = repeat(None)
+        # ``is not`` rather than ``list.count(None)``: a KafkaError compared with None
+        # raises a SystemError (confluent-kafka 2.16)
+        if any(map(is_not, map(Message.error, messages), nones)) or any(
+            map(is_not, map(Message.key, messages), nones)
         ):
             return messages
-        partitions = list(map(Message.partition, messages))
+        # a consumed message (no error) has its partition and offset: not None
+        partitions: list[int] = list(map(Message.partition, messages))  # type: ignore[arg-type]
         first = partitions[0]
         groups: dict[int, list[Any]]
-        if partitions.count(first) == n:
+        if partitions.count(first) == len(partitions):
             groups = {first: messages}
         else:
             groups = {}
@@ -372,7 +376,7 @@ class StreamMonitor:
                 rest.extend(group)
                 continue
             batch = self._batch(batches, partition)
-            offsets = list(map(Message.offset, group))
+            offsets: list[int] = list(map(Message.offset, group))  # type: ignore[arg-type]
             batch.times.extend(
                 # the record timestamp (kind 0: TIMESTAMP_NOT_AVAILABLE)
                 [
