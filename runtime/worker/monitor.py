@@ -5,7 +5,8 @@ Every ``REFRESH_S`` the role reads the active streams from the ``streams`` read 
 stopping the threads of removed streams. A stream's thread consumes its topic in its own
 consumer group (``<prefix>monitor.<stream id>``: two streams on one topic keep their own
 positions; ``auto.offset.reset`` is the stream's ``start_from``) in micro-batches, decodes
-each record (``jobs/streams/formats.py``), places it in its partition's tumbling window
+each record (``jobs/streams/formats.py``; a ``json`` micro-batch of flat objects without
+keys in one call, ``_take_flat``), places it in its partition's tumbling window
 (``jobs/streams/window.py``: by the payload's event time, else the Kafka timestamp) and,
 once per micro-batch, folds the batch's rows into each window's metrics
 (``jobs/streams/metrics.py``). A window that closes becomes ``CloseStreamWindow`` on
