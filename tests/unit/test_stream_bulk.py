@@ -105,3 +105,61 @@ def test_collect_less_raises_the_first_threshold_and_never_lowers_it() -> None:
         assert gc.get_threshold() == (GC_GEN0_THRESHOLD * 2, 5, 5)
     finally:
         gc.set_threshold(*before)
+
+
+def placed(mon: StreamMonitor) -> dict[int, tuple[Any, ...]]:
+    """Partition 0's windows: start -> what their accumulators were given."""
+    windows = mon.parts[0].windows
+    return {
+        start: (
+            w.latest,
+            w.first_offset,
+            w.acc.offsets,
+            w.acc.lags,
+            w.acc.pending,
+            w.acc.duplicates,
+        )
+        for start, w in windows.open.items()
+    } | {-1: windows.late}
+
+
+@pytest.mark.parametrize("in_order", [True, False], ids=["in-time-order", "out-of-order"])
+def test_placing_a_micro_batch_is_placing_its_records_one_by_one(in_order: bool) -> None:
+    """``_place`` (a window's records a group at a time) gives the record-by-record
+    placement: windows, offsets, lags, rows, duplicates, latest times, late records."""
+    import random
+
+    rng = random.Random(3)
+    base = 1_700_000_000_000
+    times = sorted(base + rng.randrange(0, 35_000) for _ in range(300))  # 4 windows of 10 s
+    if not in_order:
+        rng.shuffle(times)
+    rows = [{"i": i} for i in range(300)]
+    # duplicates: in time order only (out of order, the grouping takes a window's records
+    # together, so which copy of a repeated identity counts as the duplicate can differ)
+    identities = [rng.choice([None, 1, 2, 3, i]) if in_order else i for i in range(300)]
+
+    batched, one_by_one = monitor(), monitor()
+    for mon in (batched, one_by_one):  # an earlier window closed: its records are late
+        early = mon.parts[0].windows.place(base - 10_000, 0)
+        assert early is not None
+        mon.parts[0].windows.close(early)
+    late_times = [base - 5_000, *times[:150], base - 1, *times[150:]]
+    offsets = list(range(1, len(late_times) + 1))
+    values = [{"late": 1}, *rows[:150], {"late": 2}, *rows[150:]]
+    idents = [None, *identities[:150], None, *identities[150:]]
+
+    batch = Batch(batched.parts[0])
+    batch.times, batch.offsets, batch.values = list(late_times), list(offsets), list(values)
+    batch.identities = list(idents)
+    batched._place(batch, NOW_MS)
+    assert batch.times == [] and batch.identities is None
+
+    part = one_by_one.parts[0]
+    for at, offset, row, identity in zip(late_times, offsets, values, idents, strict=True):
+        window = part.windows.place(at, offset)
+        if window is not None:
+            window.acc.seen = part.recent
+            window.acc.add(row, offset, at, NOW_MS, identity)
+    assert placed(batched) == placed(one_by_one)
+    assert len(placed(batched)) == 5 and placed(batched)[-1] == 2  # 4 windows; 2 late
