@@ -30,10 +30,11 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
 FORMATS = ("json", "json-schema", "debezium", "avro-confluent")
@@ -131,6 +132,46 @@ def decode_json(value: bytes | None) -> Decoded:
     if payload is None:
         return TOMBSTONE
     return Decoded(flatten(_object(payload, "a Connect payload")))
+
+
+_BRACE, _SEP = 0x7B, 0x01  # ``{``, and a byte no JSON text holds raw
+
+
+def decode_flat_json_batch(values: Sequence[bytes | None]) -> list[dict[str, Any]] | None:
+    """The rows of a micro-batch of ``json`` values when every value is a flat JSON object
+    (it starts with ``{`` and holds no other ``{``: the values ``decode_json`` returns as
+    they are), decoded by one ``orjson.loads`` of the values joined into an array: exactly
+    ``[decode_json(v).values for v in values]``, without a Python call per record. None
+    when any value is not such an object (a tombstone, a nested object, Connect's envelope,
+    leading blanks, not JSON...): the caller decodes them one by one (``decode_json``).
+
+    Why the joined array gives each value's own object: the values joined by a raw
+    ``\\x01`` (a control byte, in no JSON text outside a string and escaped in one, so a
+    value holding it fails the parse) must have ``n`` braces, one at the start and one after
+    each separator: each of the ``n`` values starts with ``{`` and holds no other. The ``n``
+    objects the array must then hold open at the values' first bytes, one each; an object
+    that ran past the end of its value would take in the next value's ``{`` (the separator
+    is a comma, not a ``}``) and leave fewer than ``n`` objects; anything after an object's
+    ``}`` in its value would be a further element or a syntax error."""
+    n = len(values)
+    if n == 0 or None in values:
+        return None
+    joined = bytes([_SEP]).join(values)  # type: ignore[arg-type]  # no None in it
+    text = np.frombuffer(joined, dtype=np.uint8)
+    braces = text == _BRACE
+    if (
+        not braces[0]
+        or int(np.count_nonzero(braces)) != n
+        or int(np.count_nonzero(braces[1:] & (text[:-1] == _SEP))) != n - 1
+    ):
+        return None
+    try:
+        rows = orjson.loads(b"[" + b",".join(values) + b"]")  # type: ignore[arg-type]
+    except orjson.JSONDecodeError:
+        return None  # one value at least is no JSON (or holds a raw \x01)
+    if len(rows) != n or set(map(type, rows)) != {dict}:
+        return None
+    return rows  # type: ignore[no-any-return]
 
 
 def decode_json_schema(value: bytes | None) -> Decoded:

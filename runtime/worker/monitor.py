@@ -5,7 +5,8 @@ Every ``REFRESH_S`` the role reads the active streams from the ``streams`` read 
 stopping the threads of removed streams. A stream's thread consumes its topic in its own
 consumer group (``<prefix>monitor.<stream id>``: two streams on one topic keep their own
 positions; ``auto.offset.reset`` is the stream's ``start_from``) in micro-batches, decodes
-each record (``jobs/streams/formats.py``), places it in its partition's tumbling window
+each record (``jobs/streams/formats.py``; a ``json`` micro-batch of flat objects without
+keys in one call, ``_take_flat``), places it in its partition's tumbling window
 (``jobs/streams/window.py``: by the payload's event time, else the Kafka timestamp) and,
 once per micro-batch, folds the batch's rows into each window's metrics
 (``jobs/streams/metrics.py``). A window that closes becomes ``CloseStreamWindow`` on
@@ -35,6 +36,7 @@ Connect) and each window reports the largest sample from its start to its close.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -42,6 +44,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import is_not
 from typing import Any
 
 import orjson
@@ -59,6 +63,7 @@ from datrix.jobs.streams.formats import (
     Decoder,
     FormatError,
     RecordError,
+    decode_flat_json_batch,
     decode_json,
     decoder_for,
 )
@@ -81,6 +86,9 @@ log = logging.getLogger("datrix.worker.monitor")
 REFRESH_S = 2.0  # how often the role re-reads the active streams
 BATCH = 5000  # records per micro-batch at most
 POLL_S = 0.1  # how long a quiet topic's poll waits
+FETCH_QUEUE_BACKOFF_MS = 10  # see _run
+# The cyclic garbage collector's first threshold while a monitor runs (``collect_less``)
+GC_GEN0_THRESHOLD = 50_000
 COMMIT_EVERY_S = 0.5  # flush the closed windows' commands and commit, at most this often
 ACTOR = "monitor"
 
@@ -156,6 +164,21 @@ def run_monitor(ctx: WorkerContext) -> None:
             stop.set()
         for _spec, _stop, thread in running.values():
             thread.join(timeout=30)
+
+
+def collect_less() -> None:
+    """Raise this process's first garbage-collector threshold to ``GC_GEN0_THRESHOLD``
+    (700 by default; never lowered). A micro-batch is ``BATCH`` Kafka ``Message`` objects,
+    which the collector tracks, alive together: at 700 net allocations a collection runs
+    many times a micro-batch, its survivors climb to the oldest generation and force full
+    collections of the whole heap (Polars, numpy... loaded): 44 of them, 4-5 s of a
+    10 s run of 1,000,000 records (docs/benchmarks.md, "Stream monitor"). Above a
+    micro-batch's allocations, a collection finds the batch gone. Process-wide (one
+    setting for all threads): the other roles of a worker only collect less often, and
+    garbage cycles wait for 50,000 allocations rather than 700."""
+    threshold = gc.get_threshold()
+    if threshold[0] < GC_GEN0_THRESHOLD:
+        gc.set_threshold(GC_GEN0_THRESHOLD, *threshold[1:])
 
 
 @dataclass
@@ -235,6 +258,7 @@ class StreamMonitor:
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
         spec = self.spec
+        collect_less()
         try:
             decode = decoder_for(spec.format, self.ctx.settings.schema_registry_url)
         except FormatError as exc:
@@ -252,8 +276,6 @@ class StreamMonitor:
                 self.slot_lag.close()
 
     def _run(self, decode: Decoder) -> None:
-        from confluent_kafka import KafkaError
-
         ctx, spec = self.ctx, self.spec
         _retrying(ctx, f"creating {dlq_topic(spec.topic)}", self._ensure_dlq)
         commands = KafkaCommandLog(ctx.settings, ctx.topics)
@@ -265,6 +287,11 @@ class StreamMonitor:
                 "enable.partition.eof": True,
                 # a topic made after the stream was registered is found within seconds
                 "topic.metadata.refresh.interval.ms": 5000,
+                # librdkafka stops fetching a partition whose local queue holds
+                # queued.min.messages (100,000) and waits this long (1,000 ms by default)
+                # before the next fetch: at the default a consumer reads ~100,000 records/s
+                # at most, however fast it is (docs/benchmarks.md, "Stream monitor")
+                "fetch.queue.backoff.ms": FETCH_QUEUE_BACKOFF_MS,
             },
         )
         consumer.subscribe(
@@ -272,10 +299,9 @@ class StreamMonitor:
         )
         self.consumer = consumer
         log.info("monitoring stream %s: topic %s (%s)", spec.name, spec.topic, spec.format)
-        key_field = spec.key_field
-        keyed = key_field is not None
-        flat_json = decode is decode_json
-        loads = orjson.loads
+        # a json stream without a key field: a micro-batch of flat objects without Kafka
+        # keys is taken in bulk (``_take_flat``), the rest record by record
+        bulk = decode is decode_json and spec.key_field is None
         try:
             while not self.stopped():
                 messages = consumer.consume(BATCH, timeout=POLL_S)
@@ -283,78 +309,10 @@ class StreamMonitor:
                     self.slot_lag.sample()  # at most once a second
                 now_ms = int(self.clock() * 1000)
                 batches: dict[int, Batch] = {}
-                for msg in messages:
-                    err = msg.error()
-                    if err is not None:
-                        if err.code() == KafkaError._PARTITION_EOF:
-                            part = self.parts.get(msg.partition())
-                            if part is not None:
-                                part.caught_up = True
-                        elif not self.missing_topic_logged:
-                            self.missing_topic_logged = True
-                            log.warning("stream %s: topic %s: %s", spec.name, spec.topic, err)
-                        continue
-                    partition, offset = msg.partition(), msg.offset()
-                    batch = batches.get(partition)
-                    if batch is None:
-                        part = self.parts.get(partition)
-                        if part is None:
-                            part = self.parts[partition] = self._partition(partition)
-                        batch = batches[partition] = Batch(part)
-                        part.caught_up = False  # until a partition EOF after its records
-                    value = msg.value()
-                    row: Any = None
-                    if flat_json and value is not None and value.find(b"{", 1) < 0:
-                        # the common case, what decode_json returns for a flat object,
-                        # without its Decoded (docs/benchmarks.md, "Stream monitor")
-                        try:
-                            row = loads(value)
-                        except orjson.JSONDecodeError:
-                            row = None  # decode_json says why, below
-                        if type(row) is not dict:
-                            row = None
-                    if row is not None:
-                        values, at, position = row, None, None
-                    else:
-                        try:
-                            decoded = decode(value)
-                        except RecordError as exc:
-                            _dead_letter(ctx, dead, msg, f"RecordError: {exc}")
-                            self._place(batch, now_ms)  # the records before it, in order
-                            window = batch.part.windows.place(self._record_ms(msg, now_ms), offset)
-                            if window is not None:
-                                window.acc.poisoned += 1
-                            batch.last_offset = offset
-                            continue
-                        if decoded.skipped:
-                            batch.last_offset = offset
-                            batch.part.skipped += 1
-                            if decoded is TOMBSTONE:  # counted in the window of its timestamp
-                                self._place(batch, now_ms)  # the records before it, in order
-                                at = self._record_ms(msg, now_ms)
-                                window = batch.part.windows.place(at, offset)
-                                if window is not None:
-                                    window.acc.tombstones += 1
-                            continue
-                        values, at, position = decoded.values, decoded.event_ms, decoded.position
-                    batch.last_offset = offset
-                    if at is None:
-                        kind, at = msg.timestamp()
-                        if kind == 0 or at < 0:  # TIMESTAMP_NOT_AVAILABLE
-                            at = now_ms
-                    batch.times.append(at)
-                    batch.offsets.append(offset)
-                    batch.values.append(values)
-                    key: Any = None
-                    if keyed and values is not None:
-                        key = values.get(key_field)
-                        if isinstance(key, list | dict):
-                            key = orjson.dumps(key)
-                    if key is None:
-                        key = msg.key()
-                    if key is not None:
-                        where = position if position is not None else value
-                        batch.identity(len(batch.times) - 1, hash((key, where)))
+                if bulk and messages:
+                    messages = self._take_flat(messages, batches, now_ms)
+                if messages:
+                    self._take(messages, batches, now_ms, decode, dead)
                 touched = []
                 for partition, batch in batches.items():
                     self._place(batch, now_ms)
@@ -372,6 +330,151 @@ class StreamMonitor:
             self._flush_and_commit(consumer, commands)
         finally:
             consumer.close()
+
+    def _batch(self, batches: dict[int, Batch], partition: int) -> Batch:
+        """The micro-batch's ``Batch`` of ``partition`` (made on its first record, the
+        partition then not caught up until a partition EOF after its records)."""
+        batch = batches.get(partition)
+        if batch is None:
+            part = self.parts.get(partition)
+            if part is None:
+                part = self.parts[partition] = self._partition(partition)
+            batch = batches[partition] = Batch(part)
+            part.caught_up = False
+        return batch
+
+    def _take_flat(self, messages: list[Any], batches: dict[int, Batch], now_ms: int) -> list[Any]:
+        """Take a ``json`` stream's micro-batch in bulk, a partition at a time, where each
+        record is a flat JSON object (``decode_flat_json_batch``) without a Kafka key (no
+        identity to check) and no message is an error (a partition EOF): what ``_take``
+        does with such records, with a Python call per micro-batch rather than per record
+        (docs/benchmarks.md, "Stream monitor"). Returns the messages left for ``_take``:
+        all of them when the micro-batch does not qualify, else the partitions whose
+        records are not all flat objects (a partition's records stay together, in order)."""
+        from confluent_kafka import Message
+
+        nones = repeat(None)
+        # ``is not`` rather than ``list.count(None)``: a KafkaError compared with None
+        # raises a SystemError (confluent-kafka 2.16)
+        if any(map(is_not, map(Message.error, messages), nones)) or any(
+            map(is_not, map(Message.key, messages), nones)
+        ):
+            return messages
+        # a consumed message (no error) has its partition and offset: not None
+        partitions: list[int] = list(map(Message.partition, messages))  # type: ignore[arg-type]
+        first = partitions[0]
+        groups: dict[int, list[Any]]
+        if partitions.count(first) == len(partitions):
+            groups = {first: messages}
+        else:
+            groups = {}
+            for msg, partition in zip(messages, partitions, strict=True):
+                groups.setdefault(partition, []).append(msg)
+        rest: list[Any] = []
+        for partition, group in groups.items():
+            rows = decode_flat_json_batch(list(map(Message.value, group)))
+            if rows is None:
+                rest.extend(group)
+                continue
+            batch = self._batch(batches, partition)
+            offsets: list[int] = list(map(Message.offset, group))  # type: ignore[arg-type]
+            batch.times.extend(
+                # the record timestamp (kind 0: TIMESTAMP_NOT_AVAILABLE)
+                [
+                    at if kind != 0 and at >= 0 else now_ms
+                    for kind, at in map(Message.timestamp, group)
+                ]
+            )
+            batch.offsets.extend(offsets)
+            batch.values.extend(rows)
+            batch.last_offset = offsets[-1]
+        return rest
+
+    def _take(
+        self,
+        messages: list[Any],
+        batches: dict[int, Batch],
+        now_ms: int,
+        decode: Decoder,
+        dead: DeadLetters,
+    ) -> None:
+        """Decode the micro-batch's records one by one into their partitions' batches:
+        partition EOFs, dead letters, tombstones, identities (key and source position)."""
+        from confluent_kafka import KafkaError
+
+        ctx, spec = self.ctx, self.spec
+        key_field = spec.key_field
+        keyed = key_field is not None
+        flat_json = decode is decode_json
+        loads = orjson.loads
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    part = self.parts.get(msg.partition())
+                    if part is not None:
+                        part.caught_up = True
+                elif not self.missing_topic_logged:
+                    self.missing_topic_logged = True
+                    log.warning("stream %s: topic %s: %s", spec.name, spec.topic, err)
+                continue
+            partition, offset = msg.partition(), msg.offset()
+            batch = batches.get(partition)
+            if batch is None:
+                batch = self._batch(batches, partition)
+            value = msg.value()
+            row: Any = None
+            if flat_json and value is not None and value.find(b"{", 1) < 0:
+                # the common case, what decode_json returns for a flat object,
+                # without its Decoded (docs/benchmarks.md, "Stream monitor")
+                try:
+                    row = loads(value)
+                except orjson.JSONDecodeError:
+                    row = None  # decode_json says why, below
+                if type(row) is not dict:
+                    row = None
+            if row is not None:
+                values, at, position = row, None, None
+            else:
+                try:
+                    decoded = decode(value)
+                except RecordError as exc:
+                    _dead_letter(ctx, dead, msg, f"RecordError: {exc}")
+                    self._place(batch, now_ms)  # the records before it, in order
+                    window = batch.part.windows.place(self._record_ms(msg, now_ms), offset)
+                    if window is not None:
+                        window.acc.poisoned += 1
+                    batch.last_offset = offset
+                    continue
+                if decoded.skipped:
+                    batch.last_offset = offset
+                    batch.part.skipped += 1
+                    if decoded is TOMBSTONE:  # counted in the window of its timestamp
+                        self._place(batch, now_ms)  # the records before it, in order
+                        at = self._record_ms(msg, now_ms)
+                        window = batch.part.windows.place(at, offset)
+                        if window is not None:
+                            window.acc.tombstones += 1
+                    continue
+                values, at, position = decoded.values, decoded.event_ms, decoded.position
+            batch.last_offset = offset
+            if at is None:
+                kind, at = msg.timestamp()
+                if kind == 0 or at < 0:  # TIMESTAMP_NOT_AVAILABLE
+                    at = now_ms
+            batch.times.append(at)
+            batch.offsets.append(offset)
+            batch.values.append(values)
+            key: Any = None
+            if keyed and values is not None:
+                key = values.get(key_field)
+                if isinstance(key, list | dict):
+                    key = orjson.dumps(key)
+            if key is None:
+                key = msg.key()
+            if key is not None:
+                where = position if position is not None else value
+                batch.identity(len(batch.times) - 1, hash((key, where)))
 
     @staticmethod
     def _record_ms(msg: Any, now_ms: int) -> int:

@@ -11,8 +11,14 @@ fastest plain confluent-kafka consumer loop that only decodes, in the same run.
   if needed, never stopped) with the gateway principal of its exports; the topic is
   deleted at the end.
 * ``bare``: ``Consumer.consume(5000)`` batches, ``orjson.loads`` of each value, nothing
-  else (the baseline the issue names: decode only, no metrics).
-* ``bare-json``: the same loop with the standard library's ``json.loads``.
+  else (the baseline the issue names: the fastest loop that only decodes, no metrics), with
+  the two process settings the monitor runs with (``runtime/worker/monitor.py``):
+  librdkafka's ``fetch.queue.backoff.ms`` at 10 ms and the garbage collector's first
+  threshold at 50,000.
+* ``bare-defaults``: the same loop with librdkafka's and the collector's defaults (a
+  partition whose local queue holds ``queued.min.messages`` waits 1 s before its next
+  fetch: ~100,000 records/s at most however fast the loop).
+* ``bare-json``: the ``bare`` loop with the standard library's ``json.loads``.
 * ``monitor``: the monitor role's own loop (``runtime/worker/monitor.py``
   ``StreamMonitor``: decode, windows, duplicate check, per-micro-batch Polars metrics,
   closing windows and producing their ``CloseStreamWindow`` commands to a topic prefix of
@@ -27,7 +33,8 @@ fastest plain confluent-kafka consumer loop that only decodes, in the same run.
   N records (at a few thousand records/s the whole topic takes minutes).
 * Each measurement is a fresh child process (``--child MODE``): records/s from the first
   record read to the last (the group join excluded), and the child's peak RSS
-  (``ru_maxrss``). Repeated ``--repeat`` times, alternating; the best rate is reported.
+  (``ru_maxrss``). Repeated ``--repeat`` times, alternating; the best and the worst rate
+  are reported, with the 1-minute load average after each run.
 
 Prints a Markdown table for docs/benchmarks.md ("Stream monitor").
 """
@@ -127,7 +134,18 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child_bare(env: dict[str, str], topic: str, records: int, decoder: str) -> dict[str, Any]:
+# The monitor's process settings (runtime/worker/monitor.py FETCH_QUEUE_BACKOFF_MS and
+# GC_GEN0_THRESHOLD), repeated here: importing the monitor would load Polars into the bare
+# loop's process.
+TUNED_CONSUMER = {"fetch.queue.backoff.ms": 10}
+TUNED_GC_GEN0 = 50_000
+
+
+def child_bare(
+    env: dict[str, str], topic: str, records: int, decoder: str, tuned: bool
+) -> dict[str, Any]:
+    import gc
+
     import orjson
     from confluent_kafka import Consumer
 
@@ -135,6 +153,8 @@ def child_bare(env: dict[str, str], topic: str, records: int, decoder: str) -> d
     from datrix.streams.settings import load_settings
 
     loads = orjson.loads if decoder == "orjson" else json.loads
+    if tuned:
+        gc.set_threshold(TUNED_GC_GEN0, *gc.get_threshold()[1:])
     consumer = Consumer(
         client_config(
             load_settings(env),
@@ -142,6 +162,7 @@ def child_bare(env: dict[str, str], topic: str, records: int, decoder: str) -> d
                 "group.id": f"bench-bare-{uuid.uuid4()}",
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
+                **(TUNED_CONSUMER if tuned else {}),
             },
         )
     )
@@ -199,7 +220,10 @@ def child_monitor(
 
     warm = WindowAccumulator(0, 1000)
     warm.add({"a": 1, "b": "x", "c": None}, 0, 0, 0)
-    warm.finish({})
+    first = warm.finish({})
+    again = WindowAccumulator(1000, 2000)
+    again.add({"a": 1, "b": "x", "c": None}, 1, 1000, 1000)
+    again.finish({}, first.fields)  # a window after another: the schema-change detector
     monitor = NewStream(ctx, spec, stop)
     thread = threading.Thread(target=monitor.run, daemon=True)
     thread.start()
@@ -367,7 +391,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--window-seconds", type=int, default=10)
-    parser.add_argument("--child", choices=["bare", "bare-json", "monitor"])
+    parser.add_argument("--child", choices=["bare", "bare-defaults", "bare-json", "monitor"])
     parser.add_argument("--topic")
     parser.add_argument(
         "--faust-python",
@@ -389,8 +413,9 @@ def main() -> None:
         if args.child == "monitor":
             out = child_monitor(env, args.topic, args.records, args.window_seconds)
         else:
-            decoder = "orjson" if args.child == "bare" else "json"
-            out = child_bare(env, args.topic, args.records, decoder)
+            decoder = "json" if args.child == "bare-json" else "orjson"
+            tuned = args.child != "bare-defaults"
+            out = child_bare(env, args.topic, args.records, decoder, tuned)
         out["peak_rss_mib"] = peak_rss_mib()
         print(json.dumps(out))
         return
@@ -400,7 +425,12 @@ def main() -> None:
     topic = f"bench-monitor-{uuid.uuid4().hex[:8]}"
     filled = fill(env, topic, args.records, args.window_seconds)
     print(f"filled {topic}: {args.records:,} records in {filled:.1f} s", file=sys.stderr)
-    results: dict[str, list[dict[str, Any]]] = {"bare": [], "bare-json": [], "monitor": []}
+    results: dict[str, list[dict[str, Any]]] = {
+        "bare": [],
+        "bare-defaults": [],
+        "bare-json": [],
+        "monitor": [],
+    }
     if args.aiokafka_python:
         results["aiokafka"] = []
     if args.faust_python:
@@ -415,6 +445,7 @@ def main() -> None:
                     result = run_aiokafka(args.faust_python, topic, first, FAUST_AGENT)
                 else:
                     result = run_child(mode, topic, args)
+                result["load"] = os.getloadavg()[0]  # the 1-minute load average after it
                 print(mode, result, file=sys.stderr)
                 results[mode].append(result)
     finally:
@@ -425,30 +456,42 @@ def main() -> None:
 
         AdminClient(client_config(load_settings(env))).delete_topics([topic])
 
-    best = {m: max(rs, key=lambda r: r["records"] / r["seconds"]) for m, rs in results.items()}
-    bare = best["bare"]["records"] / best["bare"]["seconds"]
+    def rate(r: dict[str, Any]) -> float:
+        return float(r["records"] / r["seconds"])
+
+    bare = results["bare"]
+    loads = [r["load"] for rs in results.values() for r in rs]
     print(
         f"\n{args.records:,} JSON records x 10 fields, 1 partition, {WINDOWS} windows of "
         f"{args.window_seconds} s; {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores; best of {args.repeat}\n"
+        f"{os.cpu_count()} cores; {args.repeat} rounds; 1-minute load average after each "
+        f"run {min(loads):.1f}-{max(loads):.1f}\n"
     )
-    print("| loop | records | records/s | seconds | time per record x bare | peak RSS (MiB) |")
+    print(
+        "| loop | records | records/s, best | records/s, worst | time per record x bare, "
+        "best / worst round | peak RSS (MiB) |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     names = {
         "bare": "bare confluent-kafka + orjson.loads (baseline)",
+        "bare-defaults": "the same, librdkafka's and gc's defaults",
         "bare-json": "bare confluent-kafka + json.loads",
         "monitor": "monitor (decode + windows + metrics + commands)",
         "aiokafka": "bare aiokafka + orjson.loads (faust's consumer)",
         "faust": "faust-streaming agent + orjson.loads",
     }
     for mode, name in names.items():
-        if mode not in best:
+        runs = results.get(mode)
+        if not runs:
             continue
-        r = best[mode]
-        rate = r["records"] / r["seconds"]
+        rates = [rate(r) for r in runs]
+        # x bare: against the best baseline run, and the worst of the rounds, each run
+        # against the baseline run of its own round
+        ratios = [rate(b) / rate(r) for b, r in zip(bare, runs, strict=False)]
         print(
-            f"| {name} | {r['records']:,} | {rate:,.0f} | {r['seconds']:.2f} | "
-            f"{bare / rate:.2f} | {r['peak_rss_mib']:.0f} |"
+            f"| {name} | {runs[0]['records']:,} | {max(rates):,.0f} | {min(rates):,.0f} | "
+            f"{max(map(rate, bare)) / max(rates):.2f} / {max(ratios):.2f} | "
+            f"{max(r['peak_rss_mib'] for r in runs):.0f} |"
         )
 
 

@@ -7,6 +7,7 @@ import json
 import struct
 from typing import Any
 
+import orjson
 import pytest
 from fastavro import parse_schema, schemaless_writer
 
@@ -15,6 +16,8 @@ from datrix.jobs.streams.formats import (
     FormatError,
     RecordError,
     avro_confluent_decoder,
+    decode_flat_json_batch,
+    decode_json,
     decoder_for,
     flatten,
 )
@@ -160,3 +163,78 @@ def test_flatten_leaves_flat_rows_alone() -> None:
     row = {"a": 1, "b": {}}
     assert flatten(row) is row
     assert flatten({"a": {"b": {"c": 1}, "d": 2}}) == {"a.b.c": 1, "a.d": 2}
+
+
+def random_flat_values(seed: int, n: int) -> list[bytes]:
+    """``n`` flat JSON objects of mixed fields and types, written in varied styles."""
+    import random
+
+    rng = random.Random(seed)
+    scalars: list[Any] = [
+        None,
+        True,
+        False,
+        0,
+        -1,
+        2**63 - 1,
+        2**64 + 5,  # past int64: orjson's own answer either way
+        1.5,
+        -0.0,
+        1e-7,
+        "",
+        "é😀",
+        'quote " and back\\slash',
+        "}]),:",
+        [1, "x", None],
+        [],
+    ]
+    values = []
+    for _ in range(n):
+        fields = rng.sample(["a", "b", "c", "d", "e", "f"], rng.randrange(0, 6))
+        doc = {name: rng.choice(scalars) for name in fields}
+        text = json.dumps(doc, ensure_ascii=rng.random() < 0.5)
+        if rng.random() < 0.2:
+            text = text.replace(", ", ",\n  ") + "  "  # blanks inside and after
+        values.append(text.encode())
+    values.append(b'{"a": 1, "a": 2}')  # a repeated name: the last one, as record by record
+    return values
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_batch_of_flat_objects_decodes_exactly_as_record_by_record(seed: int) -> None:
+    values = random_flat_values(seed, 400)
+    rows = decode_flat_json_batch(values)
+    assert rows is not None
+    assert rows == [decode_json(v).values for v in values]
+    # the same types, not only equal values (1 == 1.0 == True)
+    assert [[type(x) for x in r.values()] for r in rows] == [
+        [type(x) for x in orjson.loads(v).values()] for v in values
+    ]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [b'{"a": 1}', None],  # a tombstone
+        [b'{"a": {"b": 1}}'],  # nested: flattened record by record
+        [b'{"schema": {"type": "struct"}, "payload": {"a": 1}}'],  # Connect's envelope
+        [b' {"a": 1}'],  # a leading blank
+        [b'{"a": 1}', b"[1]"],
+        [b'{"a": 1}', b"1"],
+        [b'{"a": 1', b"}"],
+        [b'{"a": "{"}'],  # a brace in a string: the count says not flat
+        # each invalid alone, valid joined: a string across the separator, and a value
+        # with two objects making up for it
+        [b'{"a": "', b'"}', b'{"b": 1},{"c": 2}'],
+        [b'{"a": [1', b"2]}"],
+        [b'{"a": 1},{"b": 2}', b'{"c": 3}'],
+        [b'{"a": 1}\x01{"b": 2}', b'{"c": 3}'],  # the separator itself in a value
+        [b'{"a": 1}', b'{"a": NaN}'],  # not JSON
+        [b'{"a": 1}', b'{"a": "\xff"}'],  # not UTF-8
+    ],
+)
+def test_a_batch_that_is_not_all_flat_objects_is_left_to_the_record_path(
+    values: list[bytes | None],
+) -> None:
+    assert decode_flat_json_batch(values) is None
