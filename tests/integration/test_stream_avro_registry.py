@@ -23,13 +23,13 @@ import httpx
 import pytest
 from fastavro import parse_schema, schemaless_writer
 
-from datrix.aggregates.stream import stream_id_for
 from datrix.jobs.streams.formats import RecordError, registry_lookup
 from datrix.streams.dead_letters import read_dead_letters
 from tests.integration.conftest import KafkaCli
 from tests.integration.test_stream_monitor import (
     WINDOW_MS,
     DataTopic,
+    add_stream,
     null_rates,
     owner,
     wait_for,
@@ -124,12 +124,10 @@ def test_avro_confluent_against_apicurio(kafka_cli: KafkaCli, schema_registry_ur
         topic.send(0, base + 2 * WINDOW_MS + i, wire(v2, READING_V2, reading(i, 1.5, unit=unit)))
     topic.flush()
 
-    added = kafka_cli(
-        "streams", "add", topic.name, "--name", "avro-readings", "--format", "avro-confluent",
+    stream_id = add_stream(
+        kafka_cli, tenant, topic.name, "avro-readings", "--format", "avro-confluent",
         "--window", "2s", "--grace", "1s",
     )  # fmt: skip
-    assert added.code == 0, added.stderr
-    stream_id = stream_id_for(tenant, "avro-readings")
     store = owner(kafka_cli)
     found = wait_for(
         lambda: windows_of(store, tenant, stream_id),

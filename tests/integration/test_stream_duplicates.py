@@ -12,9 +12,15 @@ import time
 
 import pytest
 
-from datrix.aggregates.stream import stream_id_for
 from tests.integration.conftest import KafkaCli
-from tests.integration.test_stream_monitor import WINDOW_MS, DataTopic, owner, wait_for, windows_of
+from tests.integration.test_stream_monitor import (
+    WINDOW_MS,
+    DataTopic,
+    add_stream,
+    owner,
+    wait_for,
+    windows_of,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -41,12 +47,10 @@ def test_a_redelivery_in_the_next_window_is_one_duplicate(kafka_cli: KafkaCli) -
         topic.send(0, base + WINDOW_MS + i, record(i, i), key=str(i).encode())
     topic.flush()
 
-    added = kafka_cli(
-        "streams", "add", topic.name, "--name", "keyed", "--format", "json", "--key", "id",
+    stream_id = add_stream(
+        kafka_cli, tenant, topic.name, "keyed", "--format", "json", "--key", "id",
         "--window", "2s", "--grace", "1s",
     )  # fmt: skip
-    assert added.code == 0, added.stderr
-    stream_id = stream_id_for(tenant, "keyed")
     store = owner(kafka_cli)
     found = wait_for(
         lambda: windows_of(store, tenant, stream_id), lambda w: len(w) >= 2, "two windows"

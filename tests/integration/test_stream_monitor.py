@@ -65,6 +65,14 @@ class DataTopic:
         assert self.producer.flush(30) == 0
 
 
+def add_stream(cli: KafkaCli, tenant: str, topic: str, name: str, *options: str) -> uuid.UUID:
+    """``datrix streams add TOPIC --name NAME OPTIONS`` (it must be accepted): the stream's
+    id."""
+    added = cli("streams", "add", topic, "--name", name, *options)
+    assert added.code == 0, added.stderr
+    return stream_id_for(tenant, name)
+
+
 def owner(cli: KafkaCli) -> PostgresReadStore:
     env = cli.env()
     return PostgresReadStore(env["DATRIX_DATABASE_URL"], env["DATRIX_DATABASE_SCHEMA"])
@@ -115,12 +123,10 @@ def test_windows_count_exactly_dead_letter_poison_and_alert(kafka_cli: KafkaCli)
         topic.send(1, base + i, value)
     topic.flush()
 
-    added = kafka_cli(
-        "streams", "add", topic.name, "--name", "readings", "--format", "json",
+    stream_id = add_stream(
+        kafka_cli, tenant, topic.name, "readings", "--format", "json",
         "--window", "2s", "--grace", "1s", "--max-null-rate", "0.5",
     )  # fmt: skip
-    assert added.code == 0, added.stderr
-    stream_id = stream_id_for(tenant, "readings")
     store = owner(kafka_cli)
     found = wait_for(
         lambda: windows_of(store, tenant, stream_id),

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from datrix.aggregates.stream import stream_id_for
 from datrix.runtime.worker.common import WorkerContext
 from datrix.runtime.worker.monitor import BATCH, Batch, StreamMonitor, active_streams
 from datrix.streams.kafka import topics_for
@@ -25,6 +24,7 @@ from datrix.streams.settings import load_settings
 from tests.integration.conftest import KafkaCli
 from tests.integration.test_stream_monitor import (
     DataTopic,
+    add_stream,
     null_rates,
     owner,
     wait_for,
@@ -60,12 +60,18 @@ def test_a_backlog_of_flat_json_is_taken_in_bulk_and_measured_exactly(
             doc = {"id": i, "v": None if i % 4 == 0 else i * 0.5, "name": f"n{i % 7}"}
             topic.send(0, base + w * WINDOW_MS + i, json.dumps(doc).encode())
     topic.flush()
-    added = kafka_cli(
-        "streams", "add", topic.name, "--name", "bulk", "--format", "json",
-        "--window", "10s", "--grace", "1s",
-    )  # fmt: skip
-    assert added.code == 0, added.stderr
-    stream_id = stream_id_for(tenant, "bulk")
+    stream_id = add_stream(
+        kafka_cli,
+        tenant,
+        topic.name,
+        "bulk",
+        "--format",
+        "json",
+        "--window",
+        "10s",
+        "--grace",
+        "1s",
+    )
     store = owner(kafka_cli)
     spec = wait_for(
         lambda: active_streams(store).get(stream_id),
