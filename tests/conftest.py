@@ -15,6 +15,7 @@ xdist refuses).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +69,44 @@ SLOW_FILES = {
 }
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _slowest_first(items: list[pytest.Item]) -> None:
     """The slowest files first (see SLOW_FILES); the order within a file is kept."""
     items.sort(key=lambda item: -SLOW_FILES.get(item.path.name, 0))
+
+
+# Each tier collects only its own folder: `pytest -m "not integration"` does not import
+# tests/integration (schemathesis, Spark, the services' clients: ~5 s a process), nor does
+# `pytest -m "integration ..."` import tests/unit. That holds only while the folders agree
+# with the marker, which ``pytest_collection_modifyitems`` below enforces.
+TESTS = Path(__file__).parent
+INTEGRATION = TESTS / "integration"
+UNIT = TESTS / "unit"
+
+
+def _tier_skips(config: pytest.Config) -> Path | None:
+    expr = " ".join(str(getattr(config.option, "markexpr", "") or "").split())
+    if expr == UNIT_TIER:
+        return INTEGRATION
+    if expr == "integration" or expr.startswith("integration and "):
+        return UNIT
+    return None
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    skipped = _tier_skips(config)
+    return True if skipped is not None and collection_path == skipped else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test in tests/unit marked integration, or one in tests/integration not marked so,
+    would run in neither tier: an error at collection, not a silently lost test."""
+    for item in items:
+        marked = item.get_closest_marker("integration") is not None
+        if item.path.is_relative_to(UNIT) and marked:
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked integration: move it to tests/integration"
+            )
+        if item.path.is_relative_to(INTEGRATION) and not marked:
+            raise pytest.UsageError(f"{item.nodeid} is not marked integration (pytestmark)")
+    _slowest_first(items)
