@@ -38,9 +38,21 @@ def _scan(cli: Cli, path: Path, *extra: str) -> dict[str, Any]:
     return doc
 
 
-def test_label_issues_are_found_and_measured(cli: Cli, noisy: tuple[Path, set[int]]) -> None:
-    path, flipped = noisy
-    doc = _scan(cli, path)
+@pytest.fixture(scope="module")
+def polars_scan(
+    noisy: tuple[Path, set[int]], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Cli, dict[str, Any]]:
+    """One Polars-engine scan of the noisy file (the label check's model fits take most of
+    its time), read by the tests that check it and compared with the Spark engine's."""
+    cli = Cli(tmp_path_factory.mktemp("polars-scan") / "home")
+    return cli, _scan(cli, noisy[0], "--engine", "polars")
+
+
+def test_label_issues_are_found_and_measured(
+    polars_scan: tuple[Cli, dict[str, Any]], noisy: tuple[Path, set[int]]
+) -> None:
+    _, flipped = noisy
+    cli, doc = polars_scan
     labels = [i for i in doc["issues"] if i["type"] == "label_issues"]
     assert len(labels) == 1 and labels[0]["column"] == "diagnosis"
     assert labels[0]["dimension"] == "label_quality"
@@ -65,9 +77,11 @@ def test_missing_label_column_is_one_clear_error(cli: Cli, noisy: tuple[Path, se
     assert "nope" in run.stderr and "Traceback" not in run.stderr
 
 
-def test_spark_engine_agrees_on_labels(cli: Cli, noisy: tuple[Path, set[int]]) -> None:
+def test_spark_engine_agrees_on_labels(
+    cli: Cli, noisy: tuple[Path, set[int]], polars_scan: tuple[Cli, dict[str, Any]]
+) -> None:
     path, _ = noisy
-    polars_doc = _scan(cli, path, "--engine", "polars")
+    _, polars_doc = polars_scan
     spark_doc = _scan(cli, path, "--engine", "spark")
 
     def labels(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
