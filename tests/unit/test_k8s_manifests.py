@@ -21,12 +21,14 @@ Each cross-check is also shown to fail on a broken copy of the manifests.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
+import kubernetes_validate.utils
 import pytest
 import yaml
 
@@ -158,9 +160,29 @@ def render(folder: Path) -> list[Obj]:
     return objects
 
 
+@functools.cache
+def _rendered(folder: Path) -> tuple[Obj, ...]:
+    return tuple(render(folder))
+
+
+def rendered_copy(folder: Path) -> list[Obj]:
+    """``render(folder)``, rendered once per session; a copy a test may change."""
+    return copy.deepcopy(list(_rendered(folder)))
+
+
 @pytest.fixture(scope="module", params=["base", "overlay"])
 def rendered(request: pytest.FixtureRequest) -> list[Obj]:
-    return render(BASE if request.param == "base" else OVERLAY)
+    return rendered_copy(BASE if request.param == "base" else OVERLAY)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _schemas_read_once() -> Iterator[None]:
+    """kubernetes-validate parses its schema files again on every call (its 1 MB
+    _definitions.json included: 20 ms an object); read each once."""
+    with pytest.MonkeyPatch.context() as patch:
+        cached = functools.cache(kubernetes_validate.utils.schema_contents)
+        patch.setattr(kubernetes_validate.utils, "schema_contents", cached)
+        yield
 
 
 # -- the cross-checks: each returns its problems --------------------------------------------
@@ -496,7 +518,7 @@ def test_every_object_is_valid_for_the_kubernetes_version(rendered: list[Obj]) -
 
 
 def test_a_misspelt_field_fails_validation() -> None:
-    deployment = copy.deepcopy(_named(render(BASE), "Deployment", "datrix-api"))
+    deployment = _named(rendered_copy(BASE), "Deployment", "datrix-api")
     assert deployment is not None
     deployment["spec"]["template"]["spec"]["containers"][0]["readinessprobe"] = {}
     with pytest.raises(kubernetes_validate.ValidationError, match="readinessprobe"):
@@ -509,7 +531,7 @@ def test_cross_checks_pass(rendered: list[Obj], check: str) -> None:
 
 
 def test_the_base_renders_as_kustomize_would() -> None:
-    objects = render(BASE)
+    objects = rendered_copy(BASE)
     assert {o["metadata"]["namespace"] for o in objects} == {"datrix"}
     assert all(o["metadata"]["labels"]["app.kubernetes.io/part-of"] == "datrix" for o in objects)
     images = {c["image"] for o in objects for c in _containers(o.get("spec"))}
@@ -525,7 +547,7 @@ def test_the_base_renders_as_kustomize_would() -> None:
 
 
 def test_the_overlay_moves_namespace_images_and_the_executors_image() -> None:
-    objects = render(OVERLAY)
+    objects = rendered_copy(OVERLAY)
     assert {o["metadata"]["namespace"] for o in objects} == {"datrix-prod"}
     assert all(o["metadata"]["labels"]["environment"] == "production" for o in objects)
     images = {c["image"] for o in objects for c in _containers(o.get("spec"))}
@@ -555,8 +577,8 @@ def test_the_renderer_refuses_what_it_does_not_implement(tmp_path: Path) -> None
         render(tmp_path)
 
 
-def _break(objects: list[Obj], kind: str, name: str, change: Callable[[Obj], None]) -> list[Obj]:
-    broken = copy.deepcopy(objects)
+def _break(kind: str, name: str, change: Callable[[Obj], None]) -> list[Obj]:
+    broken = rendered_copy(BASE)
     target = _named(broken, kind, name)
     assert target is not None
     change(target)
@@ -647,5 +669,5 @@ BREAKAGES: dict[str, tuple[str, str, str, Callable[[Obj], None], str]] = {
 @pytest.mark.parametrize("breakage", sorted(BREAKAGES))
 def test_cross_checks_catch_a_broken_copy(breakage: str) -> None:
     check, kind, name, change, expected = BREAKAGES[breakage]
-    problems = CHECKS[check](_break(render(BASE), kind, name, change))
+    problems = CHECKS[check](_break(kind, name, change))
     assert any(expected in p for p in problems), problems
