@@ -34,6 +34,7 @@ import yaml
 
 from datrix.gateway.api.routes import ROUTERS
 from datrix.runtime.worker import ROLES
+from datrix.streams.kafka import PARTITIONS
 from datrix.streams.settings import ENV_PREFIX, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,6 +58,9 @@ KUSTOMIZATION_FIELDS = {
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "StorageClass"}
 # roles scaled on their consumer lag (issue 11: processor, jobs, monitor)
 AUTOSCALED = {"processor", "jobs", "monitor"}
+# the topic each autoscaled role consumes, whose partitions bound its useful replicas
+# (the monitor's are its streams' data topics, the producer's choice)
+CONSUMES = {"processor": "commands", "jobs": "jobs"}
 API_PORT = 8000
 
 
@@ -334,6 +338,13 @@ def role_problems(objects: list[Obj]) -> list[str]:
         for h in _of(objects, "HorizontalPodAutoscaler")
     }
     problems += [f"role {r}: no HorizontalPodAutoscaler" for r in sorted(AUTOSCALED - scaled)]
+    for hpa in _of(objects, "HorizontalPodAutoscaler"):
+        role = hpa["spec"]["scaleTargetRef"]["name"].removeprefix("datrix-")
+        if role in CONSUMES and hpa["spec"]["maxReplicas"] > PARTITIONS[CONSUMES[role]]:
+            problems.append(
+                f"HPA {hpa['metadata']['name']}: maxReplicas {hpa['spec']['maxReplicas']} > "
+                f"the {PARTITIONS[CONSUMES[role]]} partitions of {CONSUMES[role]}"
+            )
     return problems
 
 
@@ -604,6 +615,13 @@ BREAKAGES: dict[str, tuple[str, str, str, Callable[[Obj], None], str]] = {
         "datrix-api",
         lambda s: s["spec"]["selector"].update({"app.kubernetes.io/name": "api"}),
         "Service datrix-api: selects no pods",
+    ),
+    "partitions": (
+        "roles",
+        "HorizontalPodAutoscaler",
+        "datrix-jobs",
+        lambda h: h["spec"].update({"maxReplicas": 10}),
+        "maxReplicas 10 > the 3 partitions of jobs",
     ),
     "hpa": (
         "references",
