@@ -11,7 +11,9 @@ without a cluster.
 - Cross-checks of what a schema cannot see: selectors match the pods they mean; every
   Service, PodDisruptionBudget, HorizontalPodAutoscaler, NetworkPolicy, Ingress and
   RoleBinding points at something that exists; every ``--roles`` value is a role of
-  ``datrix worker`` and every role has its Deployment; every ``DATRIX_*`` variable a
+  ``datrix worker`` and every role has its Deployment; the HPAs read the gauge the API
+  defines, on groups it reports (or that the README lists as not reported yet), with no
+  more replicas than the topic has partitions; every ``DATRIX_*`` variable a
   Datrix container gets is a setting, and the settings accept the values; the probes'
   paths are routes of the API; every Secret and key the pods read is listed in
   deploy/k8s/README.md; Spark's settings agree with the jobs container.
