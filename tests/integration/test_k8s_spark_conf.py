@@ -3,8 +3,8 @@ ConfigMap's spark-defaults.conf in ``SPARK_CONF_DIR``, the jobs container's envi
 (its ConfigMap keys, the downward API's values), and Datrix's own ``spark_session`` (the
 jobs role's) in a fresh process, since the file is read when the JVM starts. Spark's
 ``${env:X}`` substitution then gives the executors' image, the namespace and the driver's
-pod; the driver's address is SPARK_LOCAL_IP (the pod's IP). The master is ``local[1]``: no cluster runs
-here, so what the Kubernetes scheduler would do with these settings is not checked."""
+pod; the driver's address is SPARK_LOCAL_IP (the pod's IP). The master is ``local[1]``: no
+cluster runs here, so what Kubernetes would do with these settings is not checked."""
 
 from __future__ import annotations
 
