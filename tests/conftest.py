@@ -66,6 +66,7 @@ SLOW_FILES = {
     "test_fix_job_spark.py": 45,
     "test_stream_snapshots.py": 40,
     "test_local_registry.py": 35,
+    "test_k8s_spark_conf.py": 30,
 }
 
 
