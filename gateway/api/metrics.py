@@ -10,8 +10,8 @@
   command_status read model, every tenant summed): commands accepted or rejected.
 - Lag, at scrape: embedded, ``datrix_commands_pending`` (in the command log, not yet
   processed) and ``datrix_events_unprojected`` (recorded, not yet in the read models);
-  Kafka mode, ``datrix_consumer_lag{group}`` (the processor's and the projector's
-  records not yet committed, summed over partitions).
+  Kafka mode, ``datrix_consumer_lag{group}`` (the processor's, the projector's and the
+  jobs role's records not yet committed, summed over partitions).
 
 No label names a tenant, a dataset, a key or a path: the metrics say how busy the
 service is, never whose data it holds (docs/security.md "/metrics"). ``datrix serve
@@ -153,15 +153,20 @@ class _StateCollector(Collector):
 
 
 def kafka_lag(app: App, timeout: float = 3.0) -> dict[str, int]:
-    """The processor's lag on the commands topic and the projector's on the events topic:
-    high watermark minus committed offset, summed over partitions."""
+    """The processor's lag on the commands topic, the projector's on the events topic and
+    the jobs role's on the jobs topic (what deploy/k8s's autoscalers scale on): high
+    watermark minus committed offset, summed over partitions."""
     from confluent_kafka import Consumer, TopicPartition
 
     from datrix.streams.kafka import client_config, topics_for
 
     topics = topics_for(app.settings)
     found: dict[str, int] = {}
-    for group, topic in (("processor", topics.commands), ("projector", topics.events)):
+    for group, topic in (
+        ("processor", topics.commands),
+        ("projector", topics.events),
+        ("jobs", topics.jobs),
+    ):
         consumer = Consumer(
             client_config(
                 app.settings,

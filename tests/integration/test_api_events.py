@@ -440,7 +440,7 @@ def test_kafka_mode_streams_live_progress_and_the_outcome(kafka_cli: KafkaCli) -
             metrics = client.get("/metrics").text
         assert "datrix_commands_processed{" in metrics
         lag = dict(re.findall(r'^datrix_consumer_lag\{group="(\w+)"\} (\S+)$', metrics, re.M))
-        assert set(lag) == {"processor", "projector"}, metrics
+        assert set(lag) == {"processor", "projector", "jobs"}, metrics
         assert all(float(v) >= 0 for v in lag.values())
     finally:
         server.stop()

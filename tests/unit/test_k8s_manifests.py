@@ -65,8 +65,8 @@ AUTOSCALED = {"processor", "jobs", "monitor"}
 # (the monitor's are its streams' data topics, the producer's choice)
 CONSUMES = {"processor": "commands", "jobs": "jobs"}
 # HPA groups the API does not report yet (deploy/k8s/README.md "Autoscaling": kafka_lag
-# reports the processor's and the projector's groups only)
-NOT_YET_SERVED = {"jobs", "monitor"}
+# reports the processor's, the projector's and the jobs role's groups)
+NOT_YET_SERVED = {"monitor"}
 METRICS_SOURCE = ROOT / "gateway" / "api" / "metrics.py"
 
 
