@@ -42,7 +42,7 @@ from datrix.aggregates.dataset import (
 )
 from datrix.aggregates.scan import CancelScan, RequestScan
 from datrix.gateway.errors import DatrixError, NotFound, UserInputError
-from datrix.jobs.csv_dialect import CsvOptions
+from datrix.jobs.csv_dialect import CsvOptions, describe_read_options
 from datrix.jobs.report import DEFAULT_WEIGHTS, DIMENSIONS
 from datrix.projections.queries import MAX_CANDIDATES, Views, id_prefix
 from datrix.projections.read_model import ReadModel
@@ -560,8 +560,6 @@ def report_document(runtime: Runtime, scan_id: str) -> dict[str, Any]:
 
 
 def _report_from_read_models(runtime: Runtime, scan_id: str) -> dict[str, Any]:
-    from datrix.jobs.ingest import describe_read_options  # polars: imported when used
-
     v = views(runtime)
     scan = v.scan(scan_id)
     if scan is None:

@@ -17,6 +17,7 @@ import io
 import re
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 DELIMITERS = (",", ";", "\t", "|")
 QUOTES = ('"', "'")
@@ -62,6 +63,22 @@ class Dialect:
             "decimal": self.decimal,
             "header": self.header,
         }
+
+
+def describe_read_options(fmt: str, options: dict[str, Any] | None) -> str:
+    """How a version was read, for its report (from the options ingest recorded):
+    ``read as CSV: delimiter ';', quote '"', decimal ',', header yes``."""
+    options = options or {}
+    if fmt in ("csv", "tsv") and "delimiter" in options:
+        return (
+            "read as CSV: "
+            + Dialect(
+                options["delimiter"], options["quote"], options["decimal"], options["header"]
+            ).describe()
+        )
+    if fmt == "excel" and "sheet" in options:
+        return f"read as Excel: sheet {options['sheet']!r}"
+    return f"read as {fmt}"
 
 
 _DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}

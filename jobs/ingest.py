@@ -539,24 +539,6 @@ def _check_encoding(encoding: str) -> None:
         ) from None
 
 
-def _describe(fmt: str, options: dict[str, Any]) -> str:
-    """``read as CSV: delimiter ';', quote '"', decimal ',', header yes``."""
-    if fmt in ("csv", "tsv") and "delimiter" in options:
-        return (
-            "read as CSV: "
-            + Dialect(
-                options["delimiter"], options["quote"], options["decimal"], options["header"]
-            ).describe()
-        )
-    if fmt == "excel" and "sheet" in options:
-        return f"read as Excel: sheet {options['sheet']!r}"
-    return f"read as {fmt}"
-
-
-def describe_read_options(fmt: str, options: dict[str, Any] | None) -> str:
-    return _describe(fmt, options or {})
-
-
 def ingest(
     path: Path,
     workdir: Path,
