@@ -23,12 +23,17 @@ UNIT_TIER = "not integration"
 UNIT_WORKERS = 2
 
 
+def _markexpr(config: pytest.Config) -> str:
+    """The ``-m`` expression, its spaces normalised."""
+    return " ".join(str(getattr(config.option, "markexpr", "") or "").split())
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
     if not config.pluginmanager.hasplugin("xdist") or "PYTEST_XDIST_WORKER" in os.environ:
         return
     option = config.option
-    if getattr(option, "markexpr", "").strip() != UNIT_TIER:
+    if _markexpr(config) != UNIT_TIER:
         return
     if (os.cpu_count() or 1) < UNIT_WORKERS:
         return
@@ -85,7 +90,7 @@ UNIT = TESTS / "unit"
 
 
 def _tier_skips(config: pytest.Config) -> Path | None:
-    expr = " ".join(str(getattr(config.option, "markexpr", "") or "").split())
+    expr = _markexpr(config)
     if expr == UNIT_TIER:
         return INTEGRATION
     if expr == "integration" or expr.startswith("integration and "):
