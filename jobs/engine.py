@@ -28,7 +28,7 @@ class ScanTuning:
     segment_rows: int = 500_000  # near duplicates of a bounded table, per segment
     spark_master: str = "local[*]"
     spark_driver_memory: str = "1g"  # DATRIX_SPARK_DRIVER_MEMORY
-    spark_executor_memory: str = "1g"  # DATRIX_SPARK_EXECUTOR_MEMORY
+    spark_executor_memory: str | None = None  # DATRIX_SPARK_EXECUTOR_MEMORY (None: Spark's)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ScanTuning:

@@ -111,11 +111,11 @@ SPARK_MIN_MEMORY_MIB = 512
 DEFAULT_SPARK_MEMORY = "1g"
 
 
-def spark_memory(name: str, raw: Any) -> str:
-    """A Spark memory size (``512m``, ``2g``; empty: ``DEFAULT_SPARK_MEMORY``), lower-cased."""
+def spark_memory(name: str, raw: Any, default: str | None = DEFAULT_SPARK_MEMORY) -> str | None:
+    """A Spark memory size (``512m``, ``2g``; empty: ``default``), lower-cased."""
     text = _text(raw).strip()
     if not text:
-        return DEFAULT_SPARK_MEMORY
+        return default
     match = _SPARK_SIZE.match(text)
     if match is None:
         raise SettingsError(
@@ -261,8 +261,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     spark_master: str | None = None  # --engine spark: unset is local[*]
     # The heap of the Spark driver (the job process's JVM) and of each executor.
+    # Unset executor memory: the cluster's spark-defaults.conf (deploy/k8s), else Spark's 1g.
     spark_driver_memory: str = DEFAULT_SPARK_MEMORY
-    spark_executor_memory: str = DEFAULT_SPARK_MEMORY
+    spark_executor_memory: str | None = None
     object_store: str | None = None  # s3://bucket[/prefix]; unset: DATRIX_HOME/objects
     database_schema: str = "public"
     topic_prefix: str = "datrix."
@@ -410,10 +411,15 @@ class Settings(BaseSettings):
     def _openlineage_url(cls, value: Any) -> str | None:
         return _openlineage_url(None if value is None else _text(value))
 
-    @field_validator("spark_driver_memory", "spark_executor_memory", mode="before")
+    @field_validator("spark_driver_memory", mode="before")
     @classmethod
-    def _spark_memory(cls, value: Any, info: ValidationInfo) -> str:
-        return spark_memory(_var(str(info.field_name)), value)
+    def _spark_driver_memory(cls, value: Any) -> str | None:
+        return spark_memory("DATRIX_SPARK_DRIVER_MEMORY", value)
+
+    @field_validator("spark_executor_memory", mode="before")
+    @classmethod
+    def _spark_executor_memory(cls, value: Any) -> str | None:
+        return spark_memory("DATRIX_SPARK_EXECUTOR_MEMORY", "" if value is None else value, None)
 
     @field_validator("database_schema", mode="before")
     @classmethod

@@ -136,11 +136,12 @@ _session_lock = threading.Lock()
 
 
 def spark_session(
-    master: str = "local[*]", driver_memory: str = "1g", executor_memory: str = "1g"
+    master: str = "local[*]", driver_memory: str = "1g", executor_memory: str | None = None
 ) -> Any:
     """The process-wide ``SparkSession`` (created on first use, on ``master``, with the
     driver's and each executor's heap: ``DATRIX_SPARK_DRIVER_MEMORY``,
-    ``DATRIX_SPARK_EXECUTOR_MEMORY``, validated by the settings). A later call gets the
+    ``DATRIX_SPARK_EXECUTOR_MEMORY``, validated by the settings; no executor memory leaves
+    it to spark-defaults.conf, as deploy/k8s sets it, else Spark's 1g). A later call gets the
     first call's session, whatever it asks for: a job process makes one."""
     global _session
     with _session_lock:
@@ -150,11 +151,13 @@ def spark_session(
             # The Python workers (mapInArrow: the per-value PII search) run this
             # interpreter, with its packages, not whatever "python3" is on the PATH.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            builder = SparkSession.builder
+            if executor_memory is not None:
+                builder = builder.config("spark.executor.memory", executor_memory)
             _session = (
-                SparkSession.builder.master(master)
+                builder.master(master)
                 .appName("datrix-scan")
                 .config("spark.driver.memory", driver_memory)
-                .config("spark.executor.memory", executor_memory)
                 .config("spark.ui.enabled", "false")
                 .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.shuffle.partitions", SHUFFLE_PARTITIONS)

@@ -101,7 +101,7 @@ def test_defaults_are_those_of_the_engines_and_ingest(tmp_path: Path) -> None:
     assert s.home == Path(".datrix").resolve() and s.embedded and s.extensions == ()
     assert ScanTuning.from_settings(s) == ScanTuning()
     assert ScanTuning() == ScanTuning(
-        table.IN_MEMORY_MB, table.IN_MEMORY_ROWS, 0, segments.SEGMENT_ROWS, "local[*]", "1g", "1g"
+        table.IN_MEMORY_MB, table.IN_MEMORY_ROWS, 0, segments.SEGMENT_ROWS, "local[*]", "1g", None
     )
     assert limits_from(s) == Limits()
     assert (s.topic_prefix, s.log_level, s.debug) == ("datrix.", "INFO", False)
