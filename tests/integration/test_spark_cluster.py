@@ -130,7 +130,13 @@ def test_scan_on_the_cluster_finds_what_polars_finds(cluster: Cluster, tmp_path:
         return doc
 
     before = {a["id"] for a in cluster.state()["completedapps"]}
-    on_cluster = scan("spark", DATRIX_SPARK_MASTER=cluster.master)
+    # the issue's driver of 512 MB; executors smaller than the workers' 1g, to see it applied
+    on_cluster = scan(
+        "spark",
+        DATRIX_SPARK_MASTER=cluster.master,
+        DATRIX_SPARK_DRIVER_MEMORY="512m",
+        DATRIX_SPARK_EXECUTOR_MEMORY="640m",
+    )
     local = scan("polars")
 
     def findings(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -146,6 +152,7 @@ def test_scan_on_the_cluster_finds_what_polars_finds(cluster: Cluster, tmp_path:
     # the application ran on the cluster: completed on the master, executors on the workers
     apps = [a for a in cluster.state()["completedapps"] if a["id"] not in before]
     assert [(a["name"], a["state"]) for a in apps] == [("datrix-scan", "FINISHED")]
+    assert apps[0]["memoryperexecutor"] == 640 and apps[0]["cores"] == WORKERS
     app_id = apps[0]["id"]
     work = Path(cluster.env["DATRIX_STATE"]) / "spark"
     executors = sorted(work.glob(f"worker-*/work/{app_id}/*/stderr"))
