@@ -18,7 +18,8 @@ from datrix.streams.settings import Settings
 class ScanTuning:
     """How the engines read a table, from the settings (``DATRIX_SCAN_IN_MEMORY_MB``,
     ``_SCAN_IN_MEMORY_ROWS``, ``_SCAN_CHUNK_ROWS``, ``_NEAR_DUP_SEGMENT_ROWS``,
-    ``_SPARK_MASTER``). A job process gets its parent's settings and builds this once;
+    ``_SPARK_MASTER``, ``_SPARK_DRIVER_MEMORY``, ``_SPARK_EXECUTOR_MEMORY``). A job process
+    gets its parent's settings and builds this once;
     the defaults are those of ``Settings`` (a unit test pins them)."""
 
     in_memory_mb: float = 512.0  # decoded whole up to this size (jobs/quality/table.py)
@@ -26,6 +27,8 @@ class ScanTuning:
     chunk_rows: int = 0  # rows of a bounded chunk (0: from the row width)
     segment_rows: int = 500_000  # near duplicates of a bounded table, per segment
     spark_master: str = "local[*]"
+    spark_driver_memory: str = "1g"  # DATRIX_SPARK_DRIVER_MEMORY
+    spark_executor_memory: str | None = None  # DATRIX_SPARK_EXECUTOR_MEMORY (None: Spark's)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ScanTuning:
@@ -35,6 +38,8 @@ class ScanTuning:
             chunk_rows=settings.scan_chunk_rows,
             segment_rows=settings.near_dup_segment_rows,
             spark_master=settings.spark_master or "local[*]",
+            spark_driver_memory=settings.spark_driver_memory,
+            spark_executor_memory=settings.spark_executor_memory,
         )
 
 

@@ -490,7 +490,11 @@ def _fix_on_spark(
     from datrix.jobs.quality.spark_engine import spark_session
     from datrix.jobs.transforms import spark_transforms
 
-    spark = spark_session(settings.spark_master or "local[*]")
+    spark = spark_session(
+        settings.spark_master or "local[*]",
+        settings.spark_driver_memory,
+        settings.spark_executor_memory,
+    )
     sdf = spark_transforms.with_row_ids(spark.read.parquet(str(path)))
     progress("fixing", 1, len(PHASES))
     applied = spark_transforms.apply_all(list(specs), sdf, secrets)

@@ -102,6 +102,32 @@ _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _PRODUCER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 _S3_FIELDS = ("s3_endpoint", "s3_access_key", "s3_secret_key", "s3_region")
+# A JVM memory size as Spark takes it (spark.driver.memory, spark.executor.memory): a whole
+# number and a unit k, m, g or t (either case). Spark refuses a heap under ~450 MiB
+# ("System memory ... must be at least 471859200") only once the JVM runs: 512m is the floor.
+_SPARK_SIZE = re.compile(r"^([1-9][0-9]*)([kmgt])$", re.IGNORECASE)
+_SPARK_SIZE_MIB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
+SPARK_MIN_MEMORY_MIB = 512
+DEFAULT_SPARK_MEMORY = "1g"
+
+
+def spark_memory(name: str, raw: Any, default: str | None = DEFAULT_SPARK_MEMORY) -> str | None:
+    """A Spark memory size (``512m``, ``2g``; empty: ``default``), lower-cased."""
+    text = _text(raw).strip()
+    if not text:
+        return default
+    match = _SPARK_SIZE.match(text)
+    if match is None:
+        raise SettingsError(
+            f"{name} must be a size like 512m or 2g (a whole number and k, m, g or t), got {text!r}"
+        )
+    mib = int(match.group(1)) * _SPARK_SIZE_MIB[match.group(2).lower()]
+    if mib < SPARK_MIN_MEMORY_MIB:
+        raise SettingsError(
+            f"{name} must be at least {SPARK_MIN_MEMORY_MIB}m (Spark needs ~450 MiB of heap), "
+            f"got {text!r}"
+        )
+    return text.lower()
 
 
 def _object_store(raw: str | None) -> str | None:
@@ -234,6 +260,10 @@ class Settings(BaseSettings):
     database_reader_url: str | None = None
     redis_url: str | None = None
     spark_master: str | None = None  # --engine spark: unset is local[*]
+    # The heap of the Spark driver (the job process's JVM) and of each executor.
+    # Unset executor memory: the cluster's spark-defaults.conf (deploy/k8s), else Spark's 1g.
+    spark_driver_memory: str = DEFAULT_SPARK_MEMORY
+    spark_executor_memory: str | None = None
     object_store: str | None = None  # s3://bucket[/prefix]; unset: DATRIX_HOME/objects
     database_schema: str = "public"
     topic_prefix: str = "datrix."
@@ -380,6 +410,16 @@ class Settings(BaseSettings):
     @classmethod
     def _openlineage_url(cls, value: Any) -> str | None:
         return _openlineage_url(None if value is None else _text(value))
+
+    @field_validator("spark_driver_memory", mode="before")
+    @classmethod
+    def _spark_driver_memory(cls, value: Any) -> str | None:
+        return spark_memory("DATRIX_SPARK_DRIVER_MEMORY", value)
+
+    @field_validator("spark_executor_memory", mode="before")
+    @classmethod
+    def _spark_executor_memory(cls, value: Any) -> str | None:
+        return spark_memory("DATRIX_SPARK_EXECUTOR_MEMORY", "" if value is None else value, None)
 
     @field_validator("database_schema", mode="before")
     @classmethod

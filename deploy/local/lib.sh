@@ -27,6 +27,16 @@ DATRIX_DEBEZIUM_VERSION="${DATRIX_DEBEZIUM_VERSION:-3.6.1.Final}"
 DATRIX_REGISTRY_PORT="${DATRIX_REGISTRY_PORT:-18081}"
 DATRIX_APICURIO_VERSION="${DATRIX_APICURIO_VERSION:-3.0.9}"
 DATRIX_REGISTRY_HEAP="${DATRIX_REGISTRY_HEAP:-256m}"
+# Spark standalone (`up spark`): a master and DATRIX_SPARK_WORKERS workers from pyspark's own
+# distribution (the venv's pyspark: the same Spark as the driver's), on loopback.
+DATRIX_SPARK_PORT="${DATRIX_SPARK_PORT:-17077}"
+DATRIX_SPARK_WEBUI_PORT="${DATRIX_SPARK_WEBUI_PORT:-18088}"  # the workers' UIs: the next ports
+DATRIX_SPARK_WORKERS="${DATRIX_SPARK_WORKERS:-2}"
+DATRIX_SPARK_WORKER_CORES="${DATRIX_SPARK_WORKER_CORES:-1}"
+DATRIX_SPARK_WORKER_MEMORY="${DATRIX_SPARK_WORKER_MEMORY:-1g}"
+DATRIX_SPARK_DAEMON_HEAP="${DATRIX_SPARK_DAEMON_HEAP:-256m}"
+# The Python whose pyspark runs the cluster (and whose interpreter the executors use).
+DATRIX_PYTHON="${DATRIX_PYTHON:-$(cd "$DATRIX_LOCAL_DIR/../.." && pwd)/.venv/bin/python}"
 DATRIX_START_TIMEOUT="${DATRIX_START_TIMEOUT:-180}"
 # PostgreSQL is durable by default (fsync, synchronous_commit, full_page_writes on);
 # DATRIX_LOCAL_FAST=1 turns the three off: a throwaway test database, never for data you keep.
@@ -61,6 +71,8 @@ REGISTRY_STATE="$DATRIX_STATE/registry"
 REGISTRY_DATA="$REGISTRY_STATE/data"
 REGISTRY_PIDFILE="$REGISTRY_STATE/registry.pid"
 REGISTRY_LOG="$REGISTRY_STATE/registry.log"
+# Spark standalone: the master's and each worker's pid file, log and (workers) work dir.
+SPARK_STATE="$DATRIX_STATE/spark"
 # The connector classes `up` waits for in GET /connector-plugins.
 CONNECT_REQUIRED_PLUGINS=(org.apache.kafka.connect.file.FileStreamSourceConnector io.debezium.connector.postgresql.PostgresConnector)
 # Fixed local keys and bucket of the S3-API server (loopback only, like the others).
@@ -87,9 +99,10 @@ parse_services() {
       s3proxy) SERVICES+=(s3) ;;
       connect|kafka-connect) SERVICES+=(connect) ;;
       registry|apicurio|schema-registry) SERVICES+=(registry) ;;
+      spark) SERVICES+=(spark) ;;
       all) SERVICES=("${ALL_SERVICES[@]}") ;;
       -*) ;; # flags are handled by the caller
-      *) die "unknown service '$s' (expected: kafka postgres redis connect s3 registry)" ;;
+      *) die "unknown service '$s' (expected: kafka postgres redis connect s3 registry spark)" ;;
     esac
   done
   if [ "${#SERVICES[@]}" -eq 0 ]; then SERVICES=("${ALL_SERVICES[@]}"); fi
@@ -107,7 +120,7 @@ private_state() {
   mkdir -p "$DATRIX_STATE"
   if [ "$(id -u)" -eq 0 ]; then chmod go-rw "$DATRIX_STATE"; else chmod 700 "$DATRIX_STATE"; fi
   local d
-  for d in "$KAFKA_STATE" "$PG_STATE" "$REDIS_STATE" "$S3_STATE" "$CONNECT_STATE" "$REGISTRY_STATE"; do
+  for d in "$KAFKA_STATE" "$PG_STATE" "$REDIS_STATE" "$S3_STATE" "$CONNECT_STATE" "$REGISTRY_STATE" "$SPARK_STATE"; do
     if [ -d "$d" ]; then chmod 700 "$d"; fi
   done
 }
@@ -386,4 +399,35 @@ registry_ready() {
   command -v curl >/dev/null 2>&1 || return 1
   curl -fsS --max-time 3 -o /dev/null "http://127.0.0.1:$DATRIX_REGISTRY_PORT/health/ready" 2>/dev/null \
     && registry_answers
+}
+
+# ---- Spark standalone (master + workers from pyspark's distribution) ------------------
+spark_url() { echo "spark://127.0.0.1:$DATRIX_SPARK_PORT"; }
+
+# The pyspark folder of $DATRIX_PYTHON (its bin/spark-class runs the daemons).
+spark_home() {
+  [ -x "$DATRIX_PYTHON" ] || die "no Python at $DATRIX_PYTHON for Spark (set DATRIX_PYTHON to the venv's python; scripts/bootstrap makes .venv)"
+  "$DATRIX_PYTHON" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))' 2>/dev/null \
+    || die "$DATRIX_PYTHON has no pyspark (scripts/bootstrap installs it)"
+}
+
+# The pid of the master (name "master") or of worker N (name "worker-N") of this state.
+spark_pid() {
+  local pid class=org.apache.spark.deploy.master.Master
+  case "$1" in worker-*) class=org.apache.spark.deploy.worker.Worker ;; esac
+  pid="$(read_pidfile "$SPARK_STATE/$1.pid")"
+  if pid_matches "$pid" "$class"; then echo "$pid"; fi
+}
+
+# GET $1 of the master's web UI (its JSON at /json/: workers, apps); fails unless 2xx.
+spark_get() {
+  command -v curl >/dev/null 2>&1 || return 1
+  curl -fsS --max-time 5 "http://127.0.0.1:$DATRIX_SPARK_WEBUI_PORT$1" 2>/dev/null
+}
+
+# The number of ALIVE workers the master reports (0 when it does not answer).
+spark_alive_workers() {
+  local body
+  body="$(spark_get /json/)" || { echo 0; return 0; }
+  "$DATRIX_PYTHON" -c 'import json, sys; print(sum(w.get("state") == "ALIVE" for w in json.load(sys.stdin).get("workers", [])))' <<<"$body" 2>/dev/null || echo 0
 }

@@ -48,7 +48,7 @@ Known limits (driver memory): near duplicates hold the compared columns of the w
 table on the driver (as the Polars engine holds the table), missingness up to 200k rows of
 its usable columns, and the text checks the distinct values of the PII, typed and
 categorical text columns (nearly a whole column for unique values such as e-mail
-addresses); ``DRIVER_MEMORY`` must fit them. Scanning beyond driver memory would need a
+addresses); ``DATRIX_SPARK_DRIVER_MEMORY`` must fit them. Scanning beyond driver memory would need a
 distributed blocking pass for near duplicates and per-partition (``mapInArrow``) value
 tests for the text checks.
 
@@ -129,15 +129,20 @@ from datrix.jobs.report import ScanOptions, ScanReport
 
 PHASES = ("profile", "duplicates", "outliers", "score")
 IDX = "__datrix_row"
-DRIVER_MEMORY = "1g"
 SHUFFLE_PARTITIONS = "8"
 
 _session: Any = None
 _session_lock = threading.Lock()
 
 
-def spark_session(master: str = "local[*]") -> Any:
-    """The process-wide ``SparkSession`` (created on first use, on ``master``)."""
+def spark_session(
+    master: str = "local[*]", driver_memory: str = "1g", executor_memory: str | None = None
+) -> Any:
+    """The process-wide ``SparkSession`` (created on first use, on ``master``, with the
+    driver's and each executor's heap: ``DATRIX_SPARK_DRIVER_MEMORY``,
+    ``DATRIX_SPARK_EXECUTOR_MEMORY``, validated by the settings; no executor memory leaves
+    it to spark-defaults.conf, as deploy/k8s sets it, else Spark's 1g). A later call gets the
+    first call's session, whatever it asks for: a job process makes one."""
     global _session
     with _session_lock:
         if _session is None:
@@ -146,10 +151,13 @@ def spark_session(master: str = "local[*]") -> Any:
             # The Python workers (mapInArrow: the per-value PII search) run this
             # interpreter, with its packages, not whatever "python3" is on the PATH.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+            builder = SparkSession.builder
+            if executor_memory is not None:
+                builder = builder.config("spark.executor.memory", executor_memory)
             _session = (
-                SparkSession.builder.master(master)
+                builder.master(master)
                 .appName("datrix-scan")
-                .config("spark.driver.memory", DRIVER_MEMORY)
+                .config("spark.driver.memory", driver_memory)
                 .config("spark.ui.enabled", "false")
                 .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.shuffle.partitions", SHUFFLE_PARTITIONS)
@@ -197,7 +205,10 @@ class SparkScanEngine:
         4). Raises ValueError when ``options.label_column`` is not a column of the dataset.
         """
         total = len(PHASES)
-        spark = spark_session(self.tuning.spark_master)
+        tuning = self.tuning
+        spark = spark_session(
+            tuning.spark_master, tuning.spark_driver_memory, tuning.spark_executor_memory
+        )
         raw = spark.read.parquet(str(Path(parquet_path)))
         names: list[str] = list(raw.columns)
         label = options.label_column

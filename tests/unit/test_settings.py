@@ -24,6 +24,8 @@ EVERY = {
     "DATRIX_DATABASE_READER_URL": "postgresql://reader@db/datrix",
     "DATRIX_REDIS_URL": "redis://cache",
     "DATRIX_SPARK_MASTER": "spark://master:7077",
+    "DATRIX_SPARK_DRIVER_MEMORY": "512M",
+    "DATRIX_SPARK_EXECUTOR_MEMORY": "4g",
     "DATRIX_OBJECT_STORE": "s3://bucket/team",
     "DATRIX_DATABASE_SCHEMA": "staging",
     "DATRIX_TOPIC_PREFIX": "staging.",
@@ -85,7 +87,7 @@ def test_every_variable_is_a_field() -> None:
     assert topics_for(s) == Topics("staging.", replication_factor=3, min_insync_replicas=2)
     assert s.kafka_timeout_s == 2.5
     assert ScanTuning.from_settings(s) == ScanTuning(
-        64.0, 100_000, 3000, 7000, "spark://master:7077"
+        64.0, 100_000, 3000, 7000, "spark://master:7077", "512m", "4g"
     )
     assert limits_from(s) == Limits(max_line_mb=4.0, max_columns=100)
     assert (s.api_max_upload_mb, s.api_rate_limit) == (50.0, 7.5)
@@ -99,7 +101,7 @@ def test_defaults_are_those_of_the_engines_and_ingest(tmp_path: Path) -> None:
     assert s.home == Path(".datrix").resolve() and s.embedded and s.extensions == ()
     assert ScanTuning.from_settings(s) == ScanTuning()
     assert ScanTuning() == ScanTuning(
-        table.IN_MEMORY_MB, table.IN_MEMORY_ROWS, 0, segments.SEGMENT_ROWS, "local[*]"
+        table.IN_MEMORY_MB, table.IN_MEMORY_ROWS, 0, segments.SEGMENT_ROWS, "local[*]", "1g", None
     )
     assert limits_from(s) == Limits()
     assert (s.topic_prefix, s.log_level, s.debug) == ("datrix.", "INFO", False)
@@ -156,6 +158,28 @@ def test_only_the_mapping_given_is_read(monkeypatch: pytest.MonkeyPatch) -> None
             "DATRIX_API_MAX_UPLOAD_MB must be a positive number, got '-1'",
         ),
         ("DATRIX_JOB_MEMORY_MB", "-5", "DATRIX_JOB_MEMORY_MB must be a number of MB >= 0"),
+        (
+            "DATRIX_SPARK_DRIVER_MEMORY",
+            "1.5g",
+            "DATRIX_SPARK_DRIVER_MEMORY must be a size like 512m or 2g "
+            "(a whole number and k, m, g or t), got '1.5g'",
+        ),
+        (
+            "DATRIX_SPARK_EXECUTOR_MEMORY",
+            "1024",
+            "DATRIX_SPARK_EXECUTOR_MEMORY must be a size like 512m or 2g",
+        ),
+        (
+            "DATRIX_SPARK_DRIVER_MEMORY",
+            "256m",
+            "DATRIX_SPARK_DRIVER_MEMORY must be at least 512m (Spark needs ~450 MiB of heap), "
+            "got '256m'",
+        ),
+        (
+            "DATRIX_SPARK_EXECUTOR_MEMORY",
+            "500000k",
+            "DATRIX_SPARK_EXECUTOR_MEMORY must be at least 512m",
+        ),
         ("DATRIX_LOG_LEVEL", "loud", "DATRIX_LOG_LEVEL must be one of DEBUG, INFO"),
         ("DATRIX_EXTENSIONS", "a b,c", "DATRIX_EXTENSIONS must be comma-separated module names"),
         (
