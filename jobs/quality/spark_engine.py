@@ -78,7 +78,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datrix.jobs.engine import ProgressFn, ScanTuning, no_progress
-from datrix.jobs.quality import accuracy, dates
+from datrix.jobs.quality import accuracy, dates, spark_near_duplicates
 from datrix.jobs.quality.accuracy import RowFacts, RowPlan
 from datrix.jobs.quality.assembly import Detected, TextChecks, build_report
 from datrix.jobs.quality.dates import DateChecks
@@ -100,7 +100,7 @@ from datrix.jobs.quality.formats import (
 from datrix.jobs.quality.missingness import SAMPLE_ROWS as MISSINGNESS_ROWS
 from datrix.jobs.quality.missingness import Missingness
 from datrix.jobs.quality.missingness import assess as assess_missingness
-from datrix.jobs.quality.near_duplicates import NearDuplicates, find_near_duplicates, select_columns
+from datrix.jobs.quality.near_duplicates import NearDuplicates
 from datrix.jobs.quality.outliers import IF_FIT_ROWS, sample_step
 from datrix.jobs.quality.pii import (
     SAMPLE_SIZE,
@@ -227,7 +227,9 @@ class SparkScanEngine:
             progress("duplicates", 1, total)
             redundant = _duplicate_rows(df, cols) if rows > 1 and cols else []
             position = {name: c for name, c in zip(names, cols, strict=True)}
-            near = _near_duplicates(df, position, stats, rows, redundant, options.seed)
+            near = _near_duplicates(
+                df, position, stats, rows, redundant, options.seed, Path(parquet_path), tuning
+            )
 
             progress("outliers", 2, total)
             plan = accuracy.plan_rows(stats, rows)
@@ -687,16 +689,16 @@ def _near_duplicates(
     rows: int,
     redundant: list[int],
     seed: int,
+    path: Path | None = None,
+    tuning: ScanTuning | None = None,
 ) -> NearDuplicates:
-    """``near_duplicates.find_near_duplicates`` on the compared columns, collected to the
-    driver in row order (the blocking and pair comparison need the whole table)."""
-    unique_rows = rows - len(set(redundant))
-    if unique_rows < 2:
-        return NearDuplicates()
-    used, _ = select_columns(stats, rows, unique_rows)
-    frame = _ordered(df, {name: position[name] for name in used})
-    schema = dict(frame.schema)
-    return find_near_duplicates(frame.lazy(), schema, stats, rows, redundant, seed)
+    """The Polars engine's near-duplicate search run on the executors, one hash segment
+    per group (``spark_near_duplicates``): only the pairs come back to the driver. The
+    data read from the Parquet ``path`` is searched as the Polars engine with ``tuning``
+    searches that file; without a path, whole (as Polars searches a table in memory)."""
+    return spark_near_duplicates.near_duplicates(
+        df, position, IDX, stats, rows, redundant, seed, path, tuning or ScanTuning()
+    )
 
 
 def _missingness(

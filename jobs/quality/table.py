@@ -39,6 +39,25 @@ MANY_QUERIES = 100
 BATCH_COLUMNS = 64  # columns per select of select_by_column
 
 
+def parquet_size(path: Path) -> tuple[int, int]:
+    """Rows and estimated decoded bytes of the Parquet file ``path``, from its metadata
+    alone (no row is read)."""
+    meta = pq.ParquetFile(path).metadata
+    uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return int(meta.num_rows), int(uncompressed * DECODED_PER_UNCOMPRESSED)
+
+
+def fits_in_memory(
+    rows: int, decoded: int, in_memory_mb: float | None = None, in_memory_rows: int | None = None
+) -> bool:
+    """Whether ``ScanTable.open`` reads a table of ``rows`` rows and ``decoded`` bytes
+    whole (else bounded); the limits default to ``IN_MEMORY_MB`` and ``IN_MEMORY_ROWS``.
+    The Spark engine asks it too, to search near duplicates as the Polars engine would."""
+    limit_mb = in_memory_mb if in_memory_mb is not None else IN_MEMORY_MB
+    max_rows = in_memory_rows if in_memory_rows is not None else IN_MEMORY_ROWS
+    return decoded <= limit_mb * (1 << 20) and rows <= max_rows
+
+
 @dataclass(frozen=True)
 class ScanTable:
     """One dataset version as the scan reads it.
@@ -71,13 +90,8 @@ class ScanTable:
         ``IN_MEMORY_ROWS``; ``chunk_rows`` (None or 0: from the row width) forces the rows
         of a bounded chunk (tests and benchmarks). The engines pass their ``ScanTuning``
         (``DATRIX_SCAN_*``)."""
-        meta = pq.ParquetFile(path).metadata
-        rows = int(meta.num_rows)
-        uncompressed = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-        decoded = int(uncompressed * DECODED_PER_UNCOMPRESSED)
-        limit_mb = in_memory_mb if in_memory_mb is not None else IN_MEMORY_MB
-        max_rows = in_memory_rows if in_memory_rows is not None else IN_MEMORY_ROWS
-        if decoded <= limit_mb * (1 << 20) and rows <= max_rows:
+        rows, decoded = parquet_size(path)
+        if fits_in_memory(rows, decoded, in_memory_mb, in_memory_rows):
             frame = pl.read_parquet(path, glob=False)
             return cls(frame.lazy(), rows, max(rows, 1), False, decoded, frame=frame)
         if not chunk_rows:

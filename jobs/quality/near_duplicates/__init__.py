@@ -129,9 +129,12 @@ from datrix.jobs.quality.near_duplicates.search import (
 )
 from datrix.jobs.quality.near_duplicates.segments import (
     SEGMENT_ROWS,
+    SearchPlan,
     find_near_duplicates_in,
     partition_column,
+    plan_search,
     segment_expr,
+    segment_numbers,
 )
 
 __all__ = [
@@ -153,6 +156,7 @@ __all__ = [
     "Comparator",
     "FieldModel",
     "NearDuplicates",
+    "SearchPlan",
     "candidate_pairs",
     "chance_threshold",
     "choose_keys",
@@ -166,9 +170,11 @@ __all__ = [
     "mix_tokens",
     "normalise",
     "partition_column",
+    "plan_search",
     "run_em",
     "score_pairs",
     "segment_expr",
+    "segment_numbers",
     "select_columns",
     "surrogate_keys",
     "value_counts",

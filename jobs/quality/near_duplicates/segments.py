@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,44 @@ PARTITION_SEED = 0x5E6D  # hash of the partition value (not HASH_SEED: see segme
 ROW_INDEX = "__datrix_near_row"
 
 
+@dataclass(frozen=True)
+class SearchPlan:
+    """How a table's near duplicates are searched, decided from its profile alone (both
+    engines ask ``plan_search``, so they search the same rows together): the compared
+    columns, those whose tokens feed MinHash LSH, the id-like columns left out, the hash
+    segments (1: the whole table at once) and the partition column of the segments."""
+
+    used: list[str]
+    informative: list[str]
+    ignored: tuple[str, ...]
+    segments: int = 1
+    partition: str | None = None
+
+
+def plan_search(
+    stats: Sequence[ColumnStats],
+    rows: int,
+    unique_rows: int,
+    bounded: bool,
+    segment_rows: int | None = None,
+) -> SearchPlan:
+    """The search of a table of ``rows`` rows, ``unique_rows`` of them left after the
+    exact copies: whole when the table is in memory (not ``bounded``) or ``unique_rows``
+    is at most ``segment_rows`` (``segment_limit``), else ``ceil(unique_rows /
+    segment_rows)`` hash segments on ``partition_column`` (see the module docstring,
+    *Segments*). No column is compared below two unique rows."""
+    if unique_rows < 2:
+        return SearchPlan([], [], ())
+    limit = segment_limit(segment_rows)
+    used, informative = select_columns(stats, rows, unique_rows)
+    ignored = tuple(surrogate_keys(stats, unique_rows))
+    if unique_rows <= limit or not bounded or not used:
+        return SearchPlan(used, informative, ignored)
+    segments = math.ceil(unique_rows / limit)
+    partition = partition_column(stats, rows, used, limit)
+    return SearchPlan(used, informative, ignored, segments, partition)
+
+
 def find_near_duplicates_in(
     table: ScanTable,
     schema: Mapping[str, pl.DataType],
@@ -47,16 +86,14 @@ def find_near_duplicates_in(
     scans pass ``DATRIX_NEAR_DUP_SEGMENT_ROWS``), this is ``find_near_duplicates`` on the
     whole table (collected on the streaming engine when the table is bounded). Otherwise the
     table is searched one hash segment at a time (see the module docstring, *Segments*)."""
-    limit = segment_limit(segment_rows)
     unique_rows = table.rows - _count(exclude)
-    if unique_rows <= limit or not table.bounded:  # in memory: the whole table at once
+    plan = plan_search(stats, table.rows, unique_rows, table.bounded, segment_rows)
+    if plan.segments == 1:  # in memory, or few rows: the whole table at once
         return _find_whole(table.lazy, stats, table.rows, exclude, seed, table.collect)
-    used, informative = select_columns(stats, table.rows, unique_rows)
-    ignored = tuple(surrogate_keys(stats, unique_rows))
+    used, informative, ignored = plan.used, plan.informative, plan.ignored
     if not used:
         return NearDuplicates(keys_ignored=ignored)
-    segments = math.ceil(unique_rows / limit)
-    partition = partition_column(stats, table.rows, used, limit)
+    segments, partition = plan.segments, plan.partition
     index = _free_name(list(schema), ROW_INDEX)
     which = segment_expr(partition, schema[partition] if partition else None, index, segments)
     dropped = _row_mask(exclude, table.rows)
@@ -180,6 +217,28 @@ def segment_expr(
     value = normalise(pl.col(column)) if _is_text(dtype) else pl.col(column)
     by_value = value.hash(seed=PARTITION_SEED) % segments
     return pl.when(pl.col(column).is_null()).then(by_row).otherwise(by_value)
+
+
+def segment_numbers(
+    frame: pl.DataFrame,
+    partition: str | None,
+    dtype: pl.DataType | None,
+    index: str,
+    segments: int,
+) -> np.ndarray[Any, Any]:
+    """``segment_expr`` evaluated on ``frame`` (the row number in ``index``), the
+    partition column first given ``dtype``, the type the Polars engine reads it as: the
+    hash depends on the type (a timestamp in ns hashes unlike the same one in us), and
+    another reader (Spark's Arrow batches) may hand the values over in another type."""
+    if partition is not None and dtype is not None and frame.schema[partition] != dtype:
+        column = frame.get_column(partition)
+        if isinstance(dtype, pl.Datetime) and isinstance(column.dtype, pl.Datetime):
+            column = column.dt.cast_time_unit(dtype.time_unit)  # the zone does not hash
+        else:
+            column = column.cast(dtype)
+        frame = frame.with_columns(column)
+    which = segment_expr(partition, dtype, index, segments)
+    return frame.select(which).to_series().to_numpy()
 
 
 def _free_name(taken: Sequence[str], base: str) -> str:
