@@ -27,8 +27,9 @@ Implemented (same definitions as the Polars engine, so counts match exactly):
 
   * missingness: ``missingness.classify`` on the driver, over the same rows (all of them,
     or the 200k rows Polars' seeded sample picks, fetched by position);
-  * near duplicates: ``near_duplicates.find_near_duplicates`` on the driver, over the
-    compared columns of every row collected in row order (``toArrow``);
+  * near duplicates: the Polars engine's search (``near_duplicates._detect``) on the
+    executors, one hash segment per group, planned as the Polars engine plans the same
+    file; only the pairs reach the driver (``spark_near_duplicates``);
   * PII, type mismatches, formats: which columns hold PII and which text columns are
     numbers or dates is decided by ``pii.whole_value_pii`` / ``formats.infer_text_types``
     on the same evenly spaced sample (positions from the null positions); the
@@ -44,13 +45,12 @@ Issues are built by the shared ``assembly.py``/``accuracy.py`` and numbered/scor
 ``issues.py``/``scoring.py``, so severities, impacts, ids and descriptions are computed
 identically from the same counts.
 
-Known limits (driver memory): near duplicates hold the compared columns of the whole
-table on the driver (as the Polars engine holds the table), missingness up to 200k rows of
-its usable columns, and the text checks the distinct values of the PII, typed and
-categorical text columns (nearly a whole column for unique values such as e-mail
-addresses); ``DATRIX_SPARK_DRIVER_MEMORY`` must fit them. Scanning beyond driver memory would need a
-distributed blocking pass for near duplicates and per-partition (``mapInArrow``) value
-tests for the text checks.
+Known limits (driver memory): missingness holds up to 200k rows of its usable columns on
+the driver, and the text checks the distinct values of the PII, typed and categorical text
+columns (nearly a whole column for unique values such as e-mail addresses);
+``DATRIX_SPARK_DRIVER_MEMORY`` must fit them. Scanning beyond driver memory would need
+per-partition (``mapInArrow``) value tests for the text checks. Near duplicates hold one
+segment per Python worker on the executors (``spark_near_duplicates``), not on the driver.
 
 Known divergences: unsigned 64-bit Parquet integers are read by Spark as decimals (so
 typed "float" here, "integer" in Polars; ingest stores them as int64 or decimal(20,0), see

@@ -25,11 +25,11 @@ fix type and ``apply_all`` exactly, no tolerance):
   scan's rule; Spark groups NaN with NaN and -0.0 with 0.0, the Spark scan's known
   divergence).
 - **Near dedupe** finds the clusters as the Spark scan engine finds near duplicates: Spark
-  profiles the columns and finds the exact copies; the Fellegi-Sunter search runs on the
-  driver over the *compared columns of every row*, collected in row order (the blocking
-  and the comparisons need them all: the Spark scan's own limit, ``spark_engine``). The
-  clusters (``ROW_ID``, cluster, weakest-link probability) go back by a broadcast join and
-  the keep / merge rule runs in Spark windows.
+  profiles the columns and finds the exact copies; the Fellegi-Sunter search runs on an
+  executor over the *compared columns of every row* (one group: the whole table, as
+  Polars searches a table in memory; ``spark_near_duplicates``) and only the pairs reach
+  the driver. The clusters (``ROW_ID``, cluster, weakest-link probability) go back by a
+  broadcast join and the keep / merge rule runs in Spark windows.
 - **KNN / iterative imputation** collects the table's numeric columns (every row, in row
   order: the model's sample, hold-out and neighbours are drawn by position) and fits
   exactly as on Polars on the driver; only the filled cells go back. Bounded by the
@@ -915,9 +915,9 @@ def near_clusters(sdf: Any) -> Any:
 
     The search is the Spark scan engine's (``spark_engine._near_duplicates``): Spark
     profiles the columns and finds the exact copies, and the Fellegi-Sunter search runs on
-    the driver over the *compared* columns of every row, collected in row order (as the
-    Spark scan does: the blocking and pair comparison need them all). The pairs are joined
-    into clusters there, as on Polars."""
+    an executor over the *compared* columns of every row (the whole table in one group, as
+    Polars searches a table in memory); only the pairs reach the driver, where they are
+    joined into clusters, as on Polars."""
     from datrix.jobs.quality.spark_engine import (
         _duplicate_rows,
         _is_integer,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -49,7 +50,7 @@ def polars_near(path: Path, tuning: ScanTuning, seed: int = 0) -> NearDuplicates
     """The Polars engine's near-duplicate step on ``path`` (as ``PolarsScanEngine.scan``)."""
     table = ScanTable.open(path, tuning.in_memory_mb, tuning.chunk_rows, tuning.in_memory_rows)
     schema = dict(table.lazy.collect_schema())
-    rows, stats = profile_columns(table, schema)
+    _, stats = profile_columns(table, schema)
     redundant = duplicate_rows(table, list(schema))
     return find_near_duplicates_in(
         table, schema, stats, redundant, seed, segment_rows=tuning.segment_rows
@@ -61,7 +62,11 @@ def spark_near(spark: Any, path: Path, tuning: ScanTuning, seed: int = 0) -> Nea
     return _spark_steps(spark, path, tuning, seed)
 
 
-def _spark_steps(spark: Any, path: Path, tuning: ScanTuning, seed: int) -> NearDuplicates:
+def _spark_steps(
+    spark: Any, path: Path, tuning: ScanTuning, seed: int, profile: Any = None
+) -> NearDuplicates:
+    """The scan's steps up to near duplicates; ``profile``, (rows, stats) when given,
+    stands for Spark's profile (equal to Polars', as the parity tests check)."""
     raw = spark.read.parquet(str(path))
     names = list(raw.columns)
     fields = raw.schema.fields
@@ -71,7 +76,9 @@ def _spark_steps(spark: Any, path: Path, tuning: ScanTuning, seed: int) -> NearD
         dtypes = [f.dataType for f in fields]
         kinds = [logical_type(t) for t in dtypes]
         integer = [_is_integer(t) for t in dtypes]
-        rows, stats = _profile_columns(df, names, cols, dtypes, kinds, integer)
+        if profile is None:
+            profile = _profile_columns(df, names, cols, dtypes, kinds, integer)
+        rows, stats = profile
         redundant = _duplicate_rows(df, cols)
         position = dict(zip(names, cols, strict=True))
         return _near_duplicates(df, position, stats, rows, redundant, seed, path, tuning)
@@ -145,7 +152,7 @@ def test_febrl_same_pairs_as_polars(spark: Any, febrl: Path, tuning: ScanTuning)
 
 NO_COLLECT = textwrap.dedent(
     """
-    import json, sys
+    import json, pickle, sys
     from pathlib import Path
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
@@ -154,6 +161,7 @@ NO_COLLECT = textwrap.dedent(
     from tests.integration.test_spark_near_duplicates import _spark_steps
 
     path, segment_rows = Path(sys.argv[1]), int(sys.argv[2])
+    profile = pickle.loads(Path(sys.argv[3]).read_bytes())
     spark = (
         SparkSession.builder.master("local[2]")
         .config("spark.driver.memory", "512m")
@@ -173,7 +181,7 @@ NO_COLLECT = textwrap.dedent(
     except Exception as error:
         collected = "maxResultSize" if "maxResultSize" in str(error) else repr(error)
     for tuning in (ScanTuning(), ScanTuning(in_memory_mb=0.01, segment_rows=segment_rows)):
-        near = _spark_steps(spark, path, tuning, 0)
+        near = _spark_steps(spark, path, tuning, 0, profile)
         print(json.dumps({"collect": collected, "segments": near.segments,
                           "pairs": near.pairs}))
     """
@@ -186,10 +194,20 @@ def test_nothing_is_collected_to_the_driver(generated: Path, tmp_path: Path) -> 
     same pairs as Polars, searched whole on one executor and in segments."""
     size = pl.read_parquet(generated).estimated_size()
     assert size > 2 << 20
+    table = ScanTable.open(generated)
+    profile = tmp_path / "profile.pickle"
+    profile.write_bytes(pickle.dumps(profile_columns(table, dict(table.lazy.collect_schema()))))
     path = os.environ.get("PYTHONPATH", "")
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-c", NO_COLLECT, str(generated), str(SEGMENTED.segment_rows)],
+        [
+            sys.executable,
+            "-c",
+            NO_COLLECT,
+            str(generated),
+            str(SEGMENTED.segment_rows),
+            str(profile),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
