@@ -61,8 +61,10 @@ def _descendants(pid: int) -> list[int]:
     todo = [pid]
     while todo:
         parent = todo.pop()
-        try:
-            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        children = []
+        try:  # every thread's children: the JVM starts the Python workers from others
+            for task in Path(f"/proc/{parent}/task").iterdir():
+                children += (task / "children").read_text().split()
         except OSError:
             continue
         found += [int(c) for c in children]

@@ -126,3 +126,54 @@ def test_segment_of_a_value_ignores_case_and_spaces() -> None:
     even = pl.DataFrame({"v": [f"value {k}" for k in range(400)], "i": range(400)})
     spread = even.select(nd.segment_expr("v", pl.String(), "i", 4)).to_series()
     assert spread.n_unique() == 4  # every segment used, even and odd
+
+
+def test_plan_search_is_the_plan_find_near_duplicates_in_follows(data: Generated) -> None:
+    """Both engines plan with ``plan_search``: whole in memory or up to ``segment_rows``
+    unique rows, else ceil(unique / segment_rows) segments on ``partition_column``."""
+    unique = data.rows - len(set(data.redundant))
+    in_memory = nd.plan_search(data.stats, data.rows, unique, False, 5_000)
+    assert (in_memory.segments, in_memory.partition) == (1, None)
+    assert nd.plan_search(data.stats, data.rows, unique, True, unique).segments == 1
+    plan = nd.plan_search(data.stats, data.rows, unique, True, 5_000)
+    assert plan.segments == -(-unique // 5_000)
+    assert plan.partition == nd.partition_column(data.stats, data.rows, plan.used, 5_000)
+    assert plan.used == nd.select_columns(data.stats, data.rows, unique)[0]
+    found = nd.find_near_duplicates_in(
+        data.table(), data.schema, data.stats, data.redundant, segment_rows=5_000
+    )
+    assert (found.segments, found.partition_column) == (plan.segments, plan.partition)
+    assert nd.plan_search(data.stats, data.rows, 1, True, 5_000) == nd.SearchPlan([], [], ())
+
+
+def test_segment_numbers_hash_the_type_polars_reads() -> None:
+    """Spark hands timestamps over in microseconds, with a zone: cast to the type the
+    Polars engine reads, the rows land in the segments ``segment_expr`` gives there."""
+    stamps = pl.Series("t", [1_600_000_000_000_000_000 + k * 10**9 for k in range(50)])
+    polars = pl.DataFrame({"t": stamps.cast(pl.Datetime("ns")), "i": np.arange(50)})
+    polars = polars.with_columns(pl.when(pl.col("i") % 7 == 0).then(None).otherwise("t").alias("t"))
+    spark = polars.with_columns(
+        pl.col("t").dt.cast_time_unit("us").dt.replace_time_zone("UTC"), pl.col("i").cast(pl.Int64)
+    )
+    expected = polars.select(nd.segment_expr("t", pl.Datetime("ns"), "i", 5)).to_series()
+    got = nd.segment_numbers(spark, "t", pl.Datetime("ns"), "i", 5)
+    assert got.tolist() == expected.to_list()
+    plain = spark.select(nd.segment_expr("t", spark.schema["t"], "i", 5)).to_series()
+    assert plain.to_list() != expected.to_list()  # without the cast they would differ
+    by_row = nd.segment_numbers(polars, None, None, "i", 5)
+    assert by_row.tolist() == [k % 5 for k in range(50)]
+
+
+def test_the_in_memory_rule_from_parquet_metadata(tmp_path: Path) -> None:
+    """``fits_in_memory(parquet_size(path))`` is the decision ``ScanTable.open`` makes."""
+    from datrix.jobs.quality.table import fits_in_memory, parquet_size
+
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"a": np.arange(1000), "b": ["x"] * 1000}).write_parquet(path)
+    rows, decoded = parquet_size(path)
+    assert rows == 1000 and decoded > 0
+    for mb, max_rows in [(None, None), (0.0, None), (1.0, 999), (1.0, 1000)]:
+        bounded = ScanTable.open(path, mb, None, max_rows).bounded
+        assert bounded == (not fits_in_memory(rows, decoded, mb, max_rows))
+    assert not fits_in_memory(rows, decoded, 0.0)
+    assert fits_in_memory(rows, decoded, 1.0, 1000) and not fits_in_memory(rows, decoded, 1.0, 999)
