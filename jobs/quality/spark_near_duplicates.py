@@ -45,7 +45,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from datrix.jobs.engine import ScanTuning
 from datrix.jobs.quality.near_duplicates import NearDuplicates, plan_search, segment_numbers
@@ -139,9 +138,7 @@ def _polars_schema(path: Path) -> dict[str, pl.DataType]:
     """The column types Polars reads ``path`` (a file, or a directory's first file) as,
     from the Parquet schema alone."""
     file = min(path.rglob("*.parquet")) if path.is_dir() else path
-    empty = pl.from_arrow(pq.read_schema(file).empty_table())
-    assert isinstance(empty, pl.DataFrame)
-    return dict(empty.schema)
+    return dict(pl.read_parquet_schema(file))
 
 
 def _assign(column: str | None, dtype: pl.DataType | None, segments: int) -> Any:
