@@ -66,6 +66,7 @@ SLOW_FILES = {
     "test_kafka_faults.py": 100,
     "test_engine_parity.py": 90,
     "test_transforms_parity.py": 80,
+    "test_spark_near_duplicates.py": 70,
     "test_crash_safety.py": 60,
     "test_cli_e2e.py": 60,
     "test_stream_monitor.py": 50,

@@ -72,7 +72,10 @@ finding's description says so. Columns are chosen from the whole table's profile
 (``u``, the weights, the prior) is fitted per segment on that segment's rows, so it
 describes exactly the pairs searched there (the partition column, for one, agrees about
 ``P`` times as often within a segment as in the table), and the chance threshold counts
-the pairs of all segments together, as the whole-table search counts the table's.
+the pairs of all segments together, as the whole-table search counts the table's. Whole or
+segmented, how many segments and on which column is ``plan_search``, which the Spark engine
+asks too (``jobs/quality/spark_near_duplicates.py``: the same segments searched by the same
+``_detect`` on the executors, so both engines report the same pairs).
 
 Measured (``tests/benchmarks/bench_febrl.py``, 2 busy shared cores): Febrl 1/2/3 F1
 1.0000 / 1.0000 / 0.9999 (one true pair of 6,538 missed), the same with the types a CSV
