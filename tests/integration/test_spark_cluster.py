@@ -5,7 +5,9 @@ application shows on the master as completed, its executors run by the workers.
 
 The executors read the input by the driver's local path: on one host a standalone
 cluster shares the file system, so no object store is needed here (a cluster on several
-hosts needs the path on a shared folder or S3: issue 11 item 3, the next step)."""
+hosts needs the path on a shared folder or S3A: deploy/local/README.md). The same scan on
+local[*] (no master) finds the same: the tier's one local-mode scan (the other Spark tests
+run on the tier's cluster, tests/integration/conftest.py ``spark_on_cluster``)."""
 
 from __future__ import annotations
 
@@ -138,6 +140,9 @@ def test_scan_on_the_cluster_finds_what_polars_finds(cluster: Cluster, tmp_path:
         DATRIX_SPARK_EXECUTOR_MEMORY="640m",
     )
     local = scan("polars")
+    # the one scan on local[*] of the integration tier (no master: the default), so that
+    # both modes stay covered; every other Spark test runs on the tier's cluster
+    in_process = scan("spark", DATRIX_SPARK_DRIVER_MEMORY="512m")
 
     def findings(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
         return sorted(
@@ -145,9 +150,10 @@ def test_scan_on_the_cluster_finds_what_polars_finds(cluster: Cluster, tmp_path:
             for i in doc["issues"]
         )
 
-    assert findings(on_cluster) == findings(local)
+    assert findings(on_cluster) == findings(local) == findings(in_process)
     assert {"exact_duplicates", "near_duplicates"} <= {i["type"] for i in local["issues"]}
-    assert on_cluster["score"] == local["score"] and on_cluster["rows"] == local["rows"] == 600
+    assert on_cluster["score"] == local["score"] == in_process["score"]
+    assert on_cluster["rows"] == local["rows"] == in_process["rows"] == 600
 
     # the application ran on the cluster: completed on the master, executors on the workers
     apps = [a for a in cluster.state()["completedapps"] if a["id"] not in before]
