@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install demo test test-unit test-integration lint typecheck check bench clean
+.PHONY: help install demo test test-unit test-integration lint typecheck check bench bench-spark-scale clean
 
 help:
 	@echo "make demo       install, then run the demo on the embedded default (./.datrix)"
@@ -11,6 +11,8 @@ help:
 	@echo "make test-unit  the fast unit tests only (pytest -m 'not integration')"
 	@echo "make bench      benchmarks (figures go to docs/benchmarks.md);"
 	@echo "                SCAN_ARGS='--quick' / '--skip-peers' / '--big-csv 3' go to bench_scan.py"
+	@echo "make bench-spark-scale  spark on the local cluster (512m driver) vs polars, per process;"
+	@echo "                SPARK_SCALE_ARGS='--rows 1000000 --rows 10000000' (default 1M)"
 
 install:
 	@./scripts/bootstrap
@@ -68,6 +70,14 @@ bench: install
 	$(BIN)/python tests/benchmarks/bench_api.py
 	$(BIN)/python tests/benchmarks/bench_fix.py
 	$(BIN)/python tests/benchmarks/bench_pii.py
+	$(BIN)/python tests/benchmarks/bench_spark_scale.py $(SPARK_SCALE_ARGS)
+
+# deploy/local/up spark (reused when running), then the same file scanned on the cluster
+# and with Polars: wall time and peak RSS per process, and the findings compared.
+SPARK_SCALE_ARGS ?=
+
+bench-spark-scale: install
+	$(BIN)/python tests/benchmarks/bench_spark_scale.py $(SPARK_SCALE_ARGS)
 
 clean:
 	rm -rf .datrix .pytest_cache .mypy_cache .ruff_cache

@@ -152,7 +152,8 @@ def service_exports() -> dict[str, str]:
     the background before lint and the unit tier (the Makefile's SERVICES and
     SERVICES_ENV, read here), so here ``up`` usually waits for that one and reuses them."""
     names, sizes = make_services()
-    env = {**os.environ, **sizes, "DATRIX_LOCK_WAIT_S": "1500"}
+    # the cluster runs the pyspark of the Python running the tests (the driver's)
+    env = {"DATRIX_PYTHON": sys.executable, **os.environ, **sizes, "DATRIX_LOCK_WAIT_S": "1500"}
     proc = deploy_local("up", *names, env=env, timeout=1600)
     if proc.returncode != 0:
         pytest.fail(f"deploy/local/up failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
