@@ -225,7 +225,7 @@ def measure(cmd: list[str], env: dict[str, str]) -> Measured:
 # ---- findings --------------------------------------------------------------------------
 def summary(doc: dict[str, Any]) -> dict[str, Any]:
     """What the acceptance compares: exact and near-duplicate counts, PII and format
-    columns."""
+    columns (and the type-mismatch columns beside them)."""
     issues = doc["issues"]
 
     def count(kind: str) -> int:
@@ -241,7 +241,8 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
         "exact_duplicates": count("exact_duplicates"),
         "near_duplicates": count("near_duplicates"),
         "pii_columns": columns("pii"),
-        "format_columns": columns("format", "pattern"),
+        "format_columns": columns("format"),
+        "type_columns": columns("type_mismatch"),
     }
 
 
