@@ -190,7 +190,9 @@ def measure(cmd: list[str], env: dict[str, str]) -> Measured:
                             label = _label_in_tree(p, root.pid)
                             sums[label] = sums.get(label, 0.0) + p.memory_info().rss / 2**20
                             if label == "driver JVM":
-                                for c in p.net_connections("tcp"):
+                                # psutil >= 6 names it net_connections (pyproject: >= 5.9)
+                                listed = getattr(p, "net_connections", None) or p.connections
+                                for c in listed("tcp"):
                                     if c.status == psutil.CONN_LISTEN and c.laddr:
                                         ports.add(c.laddr.port)
                 if ports:
