@@ -141,9 +141,9 @@ SPARK_EXPORT = "DATRIX_SPARK_MASTER"
 
 @pytest.fixture(scope="session")
 def service_exports() -> dict[str, str]:
-    """Kafka, PostgreSQL, Redis, Kafka Connect, the S3-API server (S3Proxy), the schema
-    registry (Apicurio) and the Spark standalone cluster started by the project's own
-    script (idempotent): every line it exports.
+    """Kafka, PostgreSQL, Redis, Kafka Connect, the S3-API server (S3Proxy) and the schema
+    registry (Apicurio) started by the project's own script (idempotent): every line it
+    exports (the Makefile's SERVICES but spark: ``spark_master`` starts that).
 
     Never skips: a test that needs the services fails when they cannot be started. On
     pytest-xdist each worker runs this once: the first ``up`` starts the services (on a
@@ -151,10 +151,11 @@ def service_exports() -> dict[str, str]:
     first may take, then reuse what it started. ``make test`` starts the same services in
     the background before lint and the unit tier (the Makefile's SERVICES and
     SERVICES_ENV, read here), so here ``up`` usually waits for that one and reuses them."""
-    names, sizes = make_services()
-    # the cluster runs the pyspark of the Python running the tests (the driver's)
-    env = {"DATRIX_PYTHON": sys.executable, **os.environ, **sizes, "DATRIX_LOCK_WAIT_S": "1500"}
-    proc = deploy_local("up", *names, env=env, timeout=1600)
+    names, _ = make_services()
+    # Spark: the spark_master fixture's own `up spark`, so that only the Spark tests wait
+    # for (or fail with) the cluster
+    env = {**os.environ, "DATRIX_LOCK_WAIT_S": "1500"}
+    proc = deploy_local("up", *(n for n in names if n != "spark"), env=env, timeout=1600)
     if proc.returncode != 0:
         pytest.fail(f"deploy/local/up failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     found = exports(proc.stdout)
@@ -169,7 +170,6 @@ def service_exports() -> dict[str, str]:
         "DATRIX_S3_ENDPOINT",
         "DATRIX_CONNECT_URL",
         REGISTRY_EXPORT,
-        SPARK_EXPORT,
     ):
         if key not in found:
             pytest.fail(f"deploy/local/up did not export {key}")
@@ -184,7 +184,7 @@ def services(service_exports: dict[str, str]) -> dict[str, str]:
     what a deployment without one does (test_stream_monitor: that format refused). No
     Spark master either: a test opts in with ``spark_master`` (with one, ``--engine auto``
     may pick Spark)."""
-    return {k: v for k, v in service_exports.items() if k not in (REGISTRY_EXPORT, SPARK_EXPORT)}
+    return {k: v for k, v in service_exports.items() if k != REGISTRY_EXPORT}
 
 
 # What a test's Spark application may take of the tier's cluster (2 workers x 2 cores x
@@ -208,10 +208,24 @@ def spark_state() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def spark_master(service_exports: dict[str, str]) -> str:
+def spark_master() -> str:
     """``DATRIX_SPARK_MASTER`` of the tier's standalone cluster (``spark://127.0.0.1:17077``
-    by default): for CLI and worker processes, with SPARK_TEST_ENV."""
-    return service_exports[SPARK_EXPORT]
+    by default), started by ``deploy/local/up spark`` with the Makefile's SERVICES_ENV
+    sizes (idempotent; ``make test`` starts it with the other SERVICES): for CLI and worker
+    processes, with SPARK_TEST_ENV. Never skips: fails when the cluster cannot start, or
+    when one running from an earlier ``up`` has other sizes (``up`` says so)."""
+    names, sizes = make_services()
+    if "spark" not in names:
+        pytest.fail("the Makefile's SERVICES do not start spark")
+    # the cluster runs the pyspark of the Python running the tests (the driver's)
+    env = {"DATRIX_PYTHON": sys.executable, **os.environ, **sizes, "DATRIX_LOCK_WAIT_S": "1500"}
+    proc = deploy_local("up", "spark", env=env, timeout=1600)
+    if proc.returncode != 0:
+        pytest.fail(f"deploy/local/up spark failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    found = exports(proc.stdout)
+    if SPARK_EXPORT not in found:
+        pytest.fail(f"deploy/local/up spark did not export {SPARK_EXPORT}")
+    return found[SPARK_EXPORT]
 
 
 @pytest.fixture(scope="session")
