@@ -127,6 +127,7 @@ class Measured:
     stdout: str
     peaks: dict[str, float] = field(default_factory=dict)  # process label -> peak MiB
     driver_ports: set[int] = field(default_factory=set)
+    apps: set[str] = field(default_factory=set)  # the application ids of its executors
 
 
 def _cmdline(p: psutil.Process) -> list[str]:
@@ -146,9 +147,10 @@ def _label_in_tree(p: psutil.Process, root: int) -> str:
     return "job process (Python)" if "python" in cmd or "datrix" in cmd else f"other ({p.name()})"
 
 
-def _executor_groups(driver_ports: set[int]) -> dict[str, list[psutil.Process]]:
+def _executor_groups(driver_ports: set[int], apps: set[str]) -> dict[str, list[psutil.Process]]:
     """The executors of the application whose driver listens on ``driver_ports``: for each,
-    its JVM and its Python workers, found as children of the cluster's worker JVMs."""
+    its JVM and its Python workers, found as children of the cluster's worker JVMs (their
+    application's id added to ``apps``)."""
     groups: dict[str, list[psutil.Process]] = {}
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info.get("cmdline") or []
@@ -162,6 +164,8 @@ def _executor_groups(driver_ports: set[int]) -> dict[str, list[psutil.Process]]:
         port = url.rsplit(":", 1)[-1]
         if not port.isdigit() or int(port) not in driver_ports:
             continue
+        if "--app-id" in cmd[:-1]:
+            apps.add(cmd[cmd.index("--app-id") + 1])
         with contextlib.suppress(psutil.Error):
             groups[eid] = [proc, *proc.children(recursive=True)]
     return groups
@@ -172,6 +176,7 @@ def measure(cmd: list[str], env: dict[str, str]) -> Measured:
     application's executors on the cluster."""
     peaks: dict[str, float] = {}
     ports: set[int] = set()
+    apps: set[str] = set()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, text=True)
@@ -196,7 +201,7 @@ def measure(cmd: list[str], env: dict[str, str]) -> Measured:
                                     if c.status == psutil.CONN_LISTEN and c.laddr:
                                         ports.add(c.laddr.port)
                 if ports:
-                    for eid, members in _executor_groups(ports).items():
+                    for eid, members in _executor_groups(ports, apps).items():
                         jvm, workers = members[0], members[1:]
                         with contextlib.suppress(psutil.Error):
                             sums[f"executor {eid} JVM"] = jvm.memory_info().rss / 2**20
@@ -221,7 +226,8 @@ def measure(cmd: list[str], env: dict[str, str]) -> Measured:
         stdout, stderr = out.read(), err.read()
     if code != 0:
         raise SystemExit(f"{' '.join(cmd[1:4])} failed ({code}): {stderr.strip()[-1500:]}")
-    return Measured(wall, stdout, peaks, ports)
+    # short-lived helpers (spark-submit's shell, a resource tracker) round to nothing
+    return Measured(wall, stdout, {k: v for k, v in peaks.items() if v >= 1}, ports, apps)
 
 
 # ---- findings --------------------------------------------------------------------------
@@ -287,12 +293,11 @@ def main() -> None:
         path, meta = ensure_data(n, args.data)
         log(f"{n:,} rows: {path} ({meta['bytes'] / 2**20:.0f} MiB)")
         with tempfile.TemporaryDirectory(prefix="bench-spark-") as tmp:
-            before = {a["id"] for a in master_state()["completedapps"]}
             spark = scan(path, "spark", spark_env, Path(tmp))
             log(f"  spark: {spark.wall:.1f} s")
             polars = scan(path, "polars", env, Path(tmp))
             log(f"  polars: {polars.wall:.1f} s")
-        apps = [a for a in master_state()["completedapps"] if a["id"] not in before]
+        apps = [a for a in master_state()["completedapps"] if a["id"] in spark.apps]
         app = ", ".join(f"{a['id']} {a['state']} {a['cores']} cores" for a in apps) or "none seen"
         if not any(label.startswith("executor ") for label in spark.peaks):
             same = False
@@ -304,7 +309,7 @@ def main() -> None:
         equal = s == p
         same &= equal
         notes.append(
-            f"{n:,} rows (master {master}; applications: {app}): findings "
+            f"{n:,} rows (master {master}; the application: {app}): findings "
             + ("EQUAL" if equal else "DIFFERENT")
             + f": spark {json.dumps(s)}"
             + ("" if equal else f" / polars {json.dumps(p)}")
