@@ -62,6 +62,7 @@ SLOW_FILES = {
     "test_jobs.py": 120,
     "test_first_run_concurrency.py": 110,
     "test_api_read.py": 100,
+    "test_kafka_mode_spark.py": 150,
     "test_spark_cluster.py": 100,
     "test_kafka_faults.py": 100,
     "test_engine_parity.py": 90,

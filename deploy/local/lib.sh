@@ -34,6 +34,10 @@ DATRIX_SPARK_WEBUI_PORT="${DATRIX_SPARK_WEBUI_PORT:-18088}"  # the workers' UIs:
 DATRIX_SPARK_WORKERS="${DATRIX_SPARK_WORKERS:-2}"
 DATRIX_SPARK_WORKER_CORES="${DATRIX_SPARK_WORKER_CORES:-1}"
 DATRIX_SPARK_WORKER_MEMORY="${DATRIX_SPARK_WORKER_MEMORY:-1g}"
+# The cores the master gives an application that does not set spark.cores.max (its
+# spark.deploy.defaultCores); empty: all it can get. The test tier sets 1 (with 2 cores a
+# worker) so that every test process's session and a CLI scan beside it each get a core.
+DATRIX_SPARK_APP_CORES="${DATRIX_SPARK_APP_CORES:-}"
 DATRIX_SPARK_DAEMON_HEAP="${DATRIX_SPARK_DAEMON_HEAP:-256m}"
 # The Python whose pyspark runs the cluster (and whose interpreter the executors use).
 DATRIX_PYTHON="${DATRIX_PYTHON:-$(cd "$DATRIX_LOCAL_DIR/../.." && pwd)/.venv/bin/python}"
@@ -72,7 +76,7 @@ REGISTRY_DATA="$REGISTRY_STATE/data"
 REGISTRY_PIDFILE="$REGISTRY_STATE/registry.pid"
 REGISTRY_LOG="$REGISTRY_STATE/registry.log"
 # Spark standalone: the master's and each worker's pid file, log and (workers) work dir.
-SPARK_STATE="$DATRIX_STATE/spark"
+SPARK_STATE="${DATRIX_SPARK_STATE:-$DATRIX_STATE/spark}"  # DATRIX_SPARK_STATE: a cluster of its own beside a shared stack
 # The connector classes `up` waits for in GET /connector-plugins.
 CONNECT_REQUIRED_PLUGINS=(org.apache.kafka.connect.file.FileStreamSourceConnector io.debezium.connector.postgresql.PostgresConnector)
 # Fixed local keys and bucket of the S3-API server (loopback only, like the others).

@@ -60,6 +60,7 @@ def test_cli_scans_awkward_types(cli: Cli, tmp_path: Path, kind: str) -> None:
     assert report.code == 0 and json.loads(report.stdout)["rows"] == ROWS
 
 
+@pytest.mark.usefixtures("spark_on_cluster")
 def test_spark_profiles_awkward_types_as_polars(tmp_path: Path) -> None:
     sources = [tmp_path / "awkward.parquet", write_mixed_json(tmp_path / "m.jsonl", True)]
     awkward_frame().write_parquet(sources[0])

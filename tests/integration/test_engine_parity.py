@@ -32,7 +32,7 @@ from datrix.jobs.quality.polars_engine import PolarsScanEngine
 from datrix.jobs.quality.spark_engine import SparkScanEngine
 from datrix.jobs.report import ScanOptions, ScanReport
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("spark_on_cluster")]
 
 SHARED_ISSUE_TYPES = frozenset(
     {

@@ -3,7 +3,7 @@ on Polars: the same new version (rows, values, types), the same provenance rows 
 same preview, on the dirty table and scan report of ``tests/unit/test_fix_job.py``. Only
 the bytes differ (two Parquet writers), and each engine's are deterministic.
 
-Integration-marked: it starts a JVM (local Spark), which takes the unit tier's budget."""
+Integration-marked: it runs on the tier's Spark cluster (the ``spark_on_cluster`` session)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from datrix.jobs import fixes
 from tests.unit.test_fix_job import Scanned, completed, fix_job, read, scanned
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("spark_on_cluster")]
 
 __all__ = ["scanned"]  # the module-scoped fixture: a real scan of the dirty table
 

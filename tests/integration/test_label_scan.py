@@ -78,11 +78,14 @@ def test_missing_label_column_is_one_clear_error(cli: Cli, noisy: tuple[Path, se
 
 
 def test_spark_engine_agrees_on_labels(
-    cli: Cli, noisy: tuple[Path, set[int]], polars_scan: tuple[Cli, dict[str, Any]]
+    cli: Cli,
+    spark_master: str,
+    noisy: tuple[Path, set[int]],
+    polars_scan: tuple[Cli, dict[str, Any]],
 ) -> None:
     path, _ = noisy
     _, polars_doc = polars_scan
-    spark_doc = _scan(cli, path, "--engine", "spark")
+    spark_doc = _scan(cli.on_spark(spark_master), path, "--engine", "spark")  # on the cluster
 
     def labels(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
         return [

@@ -73,6 +73,7 @@ def test_scan_reports_the_planted_rows_and_no_values(
         assert value.encode() not in stores, value
 
 
+@pytest.mark.usefixtures("spark_on_cluster")
 def test_spark_finds_what_polars_finds(generated: tuple[Path, dict[str, Any]]) -> None:
     out, _ = generated
     reports = [

@@ -14,7 +14,7 @@ from datrix.jobs.quality.spark_engine import SparkScanEngine
 from datrix.jobs.report import ScanOptions
 from tests.unit.test_quality_redacted import constant_columns, redacted_table
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("spark_on_cluster")]
 
 
 def test_spark_does_not_report_a_redacted_column_as_constant(tmp_path: Path) -> None:

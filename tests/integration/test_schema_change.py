@@ -142,6 +142,7 @@ def test_the_contract_in_kafka_mode(kafka_cli: KafkaCli, tmp_path: Path) -> None
     assert replay.code == 0 and "identical" in replay.stdout, replay.stdout + replay.stderr
 
 
+@pytest.mark.usefixtures("spark_on_cluster")
 def test_the_spark_engine_reports_the_same_schema_change(tmp_path: Path) -> None:
     before, after = tmp_path / "v1.parquet", tmp_path / "v2.parquet"
     customers(1, 500).write_parquet(before)

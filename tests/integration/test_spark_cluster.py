@@ -1,11 +1,8 @@
 """`deploy/local/up spark` (issue 11 item 3): a Spark standalone master and two workers
-from pyspark's own distribution, on a state folder and ports of this test's own; a
-`datrix scan --engine spark` submitted to it finds what `--engine polars` finds, and the
-application shows on the master as completed, its executors run by the workers.
-
-The executors read the input by the driver's local path: on one host a standalone
-cluster shares the file system, so no object store is needed here (a cluster on several
-hosts needs the path on a shared folder or S3: issue 11 item 3, the next step)."""
+from pyspark's own distribution, on a state folder and ports of this test's own: `up`
+twice starts nothing, `status` knows it, `down` stops it. Scans on a cluster run on the
+integration tier's (tests/integration/conftest.py ``spark_master``); here, the tier's one
+scan on ``local[*]``."""
 
 from __future__ import annotations
 
@@ -118,7 +115,12 @@ def test_up_spark_is_idempotent_and_status_knows_it(cluster: Cluster) -> None:
     assert state["cores"] == WORKERS
 
 
-def test_scan_on_the_cluster_finds_what_polars_finds(cluster: Cluster, tmp_path: Path) -> None:
+def test_scan_on_local_finds_what_polars_finds(tmp_path: Path) -> None:
+    """The integration tier's one Spark scan on ``local[*]`` (no master: the default), so
+    both modes stay covered. Scans on a standalone cluster: the tier's (conftest
+    ``spark_master``), in test_kafka_mode_spark.py (a Kafka-mode job: the application
+    FINISHED on the master, its executors' logs), test_label_scan.py (the CLI) and the
+    in-process parity tests (``spark_on_cluster``)."""
     generate(600, tmp_path, seed=3)
     data = str(tmp_path / "dirty.parquet")
 
@@ -129,15 +131,8 @@ def test_scan_on_the_cluster_finds_what_polars_finds(cluster: Cluster, tmp_path:
         doc: dict[str, Any] = run.json()
         return doc
 
-    before = {a["id"] for a in cluster.state()["completedapps"]}
-    # the issue's driver of 512 MB; executors smaller than the workers' 1g, to see it applied
-    on_cluster = scan(
-        "spark",
-        DATRIX_SPARK_MASTER=cluster.master,
-        DATRIX_SPARK_DRIVER_MEMORY="512m",
-        DATRIX_SPARK_EXECUTOR_MEMORY="640m",
-    )
-    local = scan("polars")
+    on_local = scan("spark", DATRIX_SPARK_DRIVER_MEMORY="512m")  # the issue's driver
+    polars = scan("polars")
 
     def findings(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
         return sorted(
@@ -145,15 +140,7 @@ def test_scan_on_the_cluster_finds_what_polars_finds(cluster: Cluster, tmp_path:
             for i in doc["issues"]
         )
 
-    assert findings(on_cluster) == findings(local)
-    assert {"exact_duplicates", "near_duplicates"} <= {i["type"] for i in local["issues"]}
-    assert on_cluster["score"] == local["score"] and on_cluster["rows"] == local["rows"] == 600
-
-    # the application ran on the cluster: completed on the master, executors on the workers
-    apps = [a for a in cluster.state()["completedapps"] if a["id"] not in before]
-    assert [(a["name"], a["state"]) for a in apps] == [("datrix-scan", "FINISHED")]
-    assert apps[0]["memoryperexecutor"] == 640 and apps[0]["cores"] == WORKERS
-    app_id = apps[0]["id"]
-    work = Path(cluster.env["DATRIX_STATE"]) / "spark"
-    executors = sorted(work.glob(f"worker-*/work/{app_id}/*/stderr"))
-    assert executors, f"no executor of {app_id} under {work}/worker-*/work"
+    assert findings(on_local) == findings(polars)
+    assert {"exact_duplicates", "near_duplicates"} <= {i["type"] for i in polars["issues"]}
+    assert on_local["score"] == polars["score"]
+    assert on_local["rows"] == polars["rows"] == 600

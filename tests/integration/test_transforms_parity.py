@@ -110,10 +110,10 @@ def small_table() -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
+def spark(spark_on_cluster: str) -> Iterator[Any]:
     from datrix.jobs.quality.spark_engine import spark_session
 
-    yield spark_session()
+    yield spark_session(spark_on_cluster)  # the process's session, on the tier's cluster
 
 
 @pytest.fixture(scope="module")
