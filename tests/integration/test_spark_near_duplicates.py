@@ -95,7 +95,8 @@ def _spark_steps(
 
 
 @pytest.fixture(scope="module")
-def spark() -> Any:
+def spark(spark_on_cluster: str) -> Any:
+    """The process's session, on the tier's cluster (see ``spark_on_cluster``)."""
     return spark_session()
 
 
