@@ -823,7 +823,8 @@ def _rows_holding(
     spark: Any, df: Any, position: dict[str, str], names: list[str], hits: list[pl.Series]
 ) -> list[list[int]]:
     """For each (column, values) pair ``names[t], hits[t]``: the sorted positions of the
-    rows whose value (as text) is one of ``values``. One join for all of them."""
+    rows whose value (as text) is one of ``values`` (few: held on the driver). One join for
+    all of them."""
     if not hits:
         return []
     columns = list(dict.fromkeys(names))
@@ -838,17 +839,149 @@ def _rows_holding(
         for t, (name, values) in enumerate(zip(names, hits, strict=True))
     ]
     wanted = spark.createDataFrame(pa.concat_tables(parts))
+    return _rows_tagged(df, position, columns, wanted, len(hits))
+
+
+def _rows_tagged(
+    df: Any, position: dict[str, str], columns: list[str], wanted: Any, tags: int
+) -> list[list[int]]:
+    """For each tag 0..``tags``-1 of the Spark frame ``wanted`` (``i``: index into
+    ``columns``, ``value``, ``tag``): the sorted positions of the rows holding one of its
+    values, by one join where the data is; only the positions come back."""
     found = _exploded_text(df, position, columns).join(wanted, ["i", "value"]).select("tag", IDX)
     table = found.toArrow()
-    rows: list[list[int]] = [[] for _ in hits]
+    rows: list[list[int]] = [[] for _ in range(tags)]
     if table.num_rows:
         table = table.sort_by([("tag", "ascending"), (IDX, "ascending")])
-        tags = table.column("tag").to_numpy()
+        found_tags = table.column("tag").to_numpy()
         at = table.column(IDX).to_numpy()
-        bounds = np.searchsorted(tags, np.arange(len(hits) + 1))
-        for t in range(len(hits)):
-            rows[t] = [int(v) for v in at[bounds[t] : bounds[t + 1]]]
+        bounds = np.searchsorted(found_tags, np.arange(tags + 1))
+        for t in range(tags):
+            rows[t] = at[bounds[t] : bounds[t + 1]].astype(np.int64).tolist()
     return rows
+
+
+def _value_codes(
+    df: Any, position: dict[str, str], names: list[str], tests: list[tuple[str, Any]]
+) -> Any:
+    """The distinct non-null values (as text) of each column of ``names``, counted by Spark,
+    each with a code computed where the values are (``mapInArrow``, the Polars engine's
+    own per-value functions): columns ``i`` (index in ``names``), ``value``, ``count``,
+    ``first`` (first row holding it) and ``code``. ``tests[i]``: ("pii", kinds) -> bit b
+    set when the value is a valid ``kinds[b]`` (``pii.kind_mask``); ("number", None) -> 1
+    when it is not a number (``formats.is_number``); ("date", None) -> its
+    ``formats.date_formats`` index, -1 when no date."""
+    from pyspark.sql import functions as F
+
+    counted = (
+        _exploded_text(df, position, names)
+        .groupBy("i", "value")
+        .agg(F.count(F.lit(1)).alias("count"), F.min(IDX).alias("first"))
+        .select(
+            F.col("i").cast("int").alias("i"),
+            "value",
+            F.col("count").cast("long").alias("count"),
+            F.col("first").cast("long").alias("first"),
+        )
+    )
+
+    def code(batches: Any) -> Any:
+        for batch in batches:
+            column = batch.column("i").to_numpy()
+            out = np.zeros(batch.num_rows, dtype=np.int32)
+            for j in np.unique(column):
+                at = np.flatnonzero(column == j)
+                values = pl.Series(batch.column("value").take(pa.array(at))).cast(pl.String)
+                kind, spec = tests[int(j)]
+                if kind == "pii":
+                    bits = np.zeros(at.size, dtype=np.int32)
+                    for b, k in enumerate(spec):
+                        bits |= kind_mask(k, values).astype(np.int32) << b
+                    out[at] = bits
+                elif kind == "number":
+                    out[at] = (~is_number(values)).astype(np.int32)
+                else:
+                    out[at] = date_formats(values).astype(np.int32)
+            yield pa.RecordBatch.from_arrays(
+                [*batch.columns, pa.array(out)], names=[*batch.schema.names, "code"]
+            )
+
+    schema = "i int, value string, count long, first long, code int"
+    return counted.mapInArrow(code, schema)
+
+
+def _tested_text(
+    df: Any,
+    position: dict[str, str],
+    decided: list[PiiColumn],
+    types: Mapping[str, TextType],
+) -> tuple[list[dict[str, int]], list[tuple[FormatFinding, Any]], Any]:
+    """The whole-column counts of the PII columns ``decided`` and the type/format findings
+    of the typed text columns ``types``, from the per-value codes of ``_value_codes``: only
+    aggregates (value counts per code) and at most ``EXAMPLES`` example values per column
+    come to the driver. Returns the per-kind counts of each PII column, the typed findings
+    (without rows) each with the Spark condition selecting its flagged values, and the
+    cached code table (the caller unpersists it)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    names = [*(c.column for c in decided), *types]
+    tests: list[tuple[str, Any]] = [("pii", c.kinds) for c in decided]
+    tests += [(kind, None) for kind in types.values()]
+    coded = _value_codes(df, position, names, tests).cache()
+    per_code = coded.groupBy("i", "code").agg(F.sum("count").alias("n")).collect()
+    sums: dict[int, dict[int, int]] = {}
+    for r in per_code:
+        sums.setdefault(int(r["i"]), {})[int(r["code"])] = int(r["n"])
+    pii_counts = [
+        {
+            k: sum(n for code, n in sums.get(j, {}).items() if code >> b & 1)
+            for b, k in enumerate(c.kinds)
+        }
+        for j, c in enumerate(decided)
+    ]
+    i, code = F.col("i"), F.col("code")
+    bad_of = {"number": code == 1, "date": code < 0}
+    # the first EXAMPLES flagged values of each typed column, by first occurrence
+    first = F.row_number().over(Window.partitionBy("i").orderBy("first"))
+    bad_any = F.lit(False)
+    for j, kind in enumerate(types.values(), start=len(decided)):
+        bad_any = bad_any | ((i == j) & bad_of[kind])
+    examples: dict[int, list[str]] = {}
+    for r in (
+        coded.filter(bad_any)
+        .select("i", "value", first.alias("r"))
+        .filter(F.col("r") <= EXAMPLES)
+        .orderBy("i", "r")
+        .collect()
+    ):
+        examples.setdefault(int(r["i"]), []).append(r["value"])
+    typed: list[tuple[FormatFinding, Any]] = []
+    for j, (name, kind) in enumerate(types.items(), start=len(decided)):
+        counts = sums.get(j, {})
+        n_present = sum(counts.values())
+        if kind == "date":
+            fmts = np.array(sorted(counts), dtype=np.int64)
+            weights = np.array([counts[f] for f in fmts], dtype=np.int64)
+            mixed = mixed_date_formats(name, fmts, weights)
+            if mixed is not None:
+                description, off = mixed
+                codes = [int(f) for f in fmts[off]]
+                typed.append(
+                    (
+                        FormatFinding("inconsistent_format", name, description),
+                        (i == j) & code.isin(codes),
+                    )
+                )
+        n_bad = sum(n for c, n in counts.items() if (c == 1 if kind == "number" else c < 0))
+        if n_bad:
+            description = type_mismatch_description(
+                name, kind, n_bad, n_present, examples.get(j, [])
+            )
+            typed.append(
+                (FormatFinding("type_mismatch", name, description), (i == j) & bad_of[kind])
+            )
+    return pii_counts, typed, coded
 
 
 def _embedded_pii(
@@ -911,9 +1044,12 @@ def _text_checks(
     Which columns hold PII and which text columns are numbers or dates is decided by the
     Polars functions (``pii.whole_value_pii``, ``formats.infer_text_types``) on the same evenly
     spaced sample. The whole-column counts come from Spark's distinct values per column
-    (value -> count): the per-value tests (``pii.kind_mask``, ``formats.is_number``,
-    ``formats.date_formats``, ``formats.category_key``) run on the distinct values on
-    the driver, and the rows holding a flagged value are found by one join."""
+    (value -> count): the per-value tests of the PII and typed columns (``pii.kind_mask``,
+    ``formats.is_number``, ``formats.date_formats``) run on the distinct values in the
+    Python workers (``_value_codes``), Spark sums the counts per result, and the rows holding
+    a flagged value are found by one join, so only counts, examples and positions reach the
+    driver. The case variants (``formats.category_key``) of the categorical columns, whose
+    distinct values are bounded, are grouped on the driver."""
     text_columns = [s.name for s in stats if s.logical_type == "string"]
     wanted = set(text_columns) | set(pii_candidates(stats, {}))
     present = {
@@ -929,47 +1065,53 @@ def _text_checks(
     searched = embedded_candidates(stats, {c.column for c in decided} | set(types))
     embedded = _embedded_pii(df, position, searched, rows)
     categorical = categorical_columns(stats, rows, types)
-    counted = list(dict.fromkeys([*(c.column for c in decided), *types, *categorical]))
-    if not counted:
-        cells = sum(rows - s.null_count for s in stats if s.name in text_columns)
+    cells = sum(rows - s.null_count for s in stats if s.name in text_columns)
+    if not decided and not types and not categorical:
         return TextChecks(embedded, [], cells)
-    values = dict(zip(counted, _text_value_counts(df, position, counted), strict=True))
-
-    pending: list[tuple[str, pl.Series]] = []  # (column, flagged values) -> rows
-    pii_masks = []
-    for c in decided:
-        table = values[c.column]
-        masks = {k: kind_mask(k, table["value"]) for k in c.kinds}
-        counts = table["count"].to_numpy()
-        pii_masks.append({k: int(counts[m].sum()) for k, m in masks.items()})
-        hit = np.logical_or.reduce(list(masks.values()))
-        pending.append((c.column, table["value"].filter(pl.Series(hit))))
-    typed = [_typed_findings(name, kind, values[name]) for name, kind in types.items()]
-    for found in typed:
-        pending += [(f.column, flagged) for f, flagged in found]
+    # Categorical columns are bounded by definition (at most ``MAX_CATEGORIES`` distinct
+    # values, and at most half as many as values): their value counts come to the driver,
+    # where the case-variant groups are formed. The PII and typed columns may be unique
+    # (e-mail addresses): their values are tested where they are (``_tested_text``).
+    counts = _text_value_counts(df, position, categorical) if categorical else []
+    values = dict(zip(categorical, counts, strict=True))
     variants = [_case_variants(name, values[name]) for name in categorical]
-    for variant in variants:
-        if variant is not None:
-            pending.append((variant[0].column, variant[1]))
+    pending = [(v[0].column, v[1]) for v in variants if v is not None]
+    located = iter(
+        _rows_holding(spark, df, position, [n for n, _ in pending], [v for _, v in pending])
+    )
 
-    located = _rows_holding(spark, df, position, [n for n, _ in pending], [v for _, v in pending])
-    at = iter(located)
+    from pyspark.sql import functions as F
+
+    pii_counts: list[dict[str, int]] = []
+    typed: list[tuple[FormatFinding, Any]] = []
+    flagged: list[list[int]] = []
+    if decided or types:
+        pii_counts, typed, coded = _tested_text(df, position, decided, types)
+        try:
+            i, code = F.col("i"), F.col("code")
+            conditions = [(i == j) & (code != 0) for j in range(len(decided))]
+            conditions += [condition for _, condition in typed]
+            tag: Any = F.lit(None).cast("int")
+            for t in reversed(range(len(conditions))):
+                tag = F.when(conditions[t], F.lit(t)).otherwise(tag)
+            wanted = coded.select("i", "value", tag.alias("tag")).filter(F.col("tag").isNotNull())
+            counted = [*(c.column for c in decided), *types]
+            flagged = _rows_tagged(df, position, counted, wanted, len(conditions))
+        finally:
+            coded.unpersist()
+    at = iter(flagged)
     pii = [
         PiiColumn(c.column, c.kinds, counts, next(at), c.sample_share)
-        for c, counts in zip(decided, pii_masks, strict=True)
+        for c, counts in zip(decided, pii_counts, strict=True)
     ]
     order = {name: i for i, name in enumerate(position)}
     pii = sorted([*pii, *embedded], key=lambda c: order[c.column])
-    formats: list[FormatFinding] = []
-    for found in typed:
-        formats += [FormatFinding(f.type, f.column, f.description, next(at)) for f, _ in found]
+    formats = [FormatFinding(f.type, f.column, f.description, next(at)) for f, _ in typed]
     for variant in variants:
         if variant is not None:
             f, _ = variant
-            formats.append(FormatFinding(f.type, f.column, f.description, next(at)))
-    order = {name: i for i, name in enumerate(position)}
+            formats.append(FormatFinding(f.type, f.column, f.description, next(located)))
     formats.sort(key=lambda f: (order[f.column], f.type))
-    cells = sum(rows - s.null_count for s in stats if s.name in text_columns)
     return TextChecks(pii, formats, cells, types)
 
 
