@@ -78,7 +78,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datrix.jobs.engine import ProgressFn, ScanTuning, no_progress
-from datrix.jobs.quality import accuracy, dates
+from datrix.jobs.quality import accuracy, dates, labels
 from datrix.jobs.quality.accuracy import RowFacts, RowPlan
 from datrix.jobs.quality.assembly import Detected, TextChecks, build_report
 from datrix.jobs.quality.dates import DateChecks
@@ -97,6 +97,7 @@ from datrix.jobs.quality.formats import (
     spelling_variants,
     type_mismatch_description,
 )
+from datrix.jobs.quality.label_quality import LabelSample
 from datrix.jobs.quality.missingness import SAMPLE_ROWS as MISSINGNESS_ROWS
 from datrix.jobs.quality.missingness import Missingness
 from datrix.jobs.quality.missingness import assess as assess_missingness
@@ -263,8 +264,14 @@ class SparkScanEngine:
         detected = dataclasses.replace(
             detected, stored_as=notes, dates=dated, schema=schema_changes
         )
+        seed = options.seed
         return build_report(
-            self.name, detected, options, lambda: _driver_frame(spark, raw), progress, total
+            self.name,
+            detected,
+            options,
+            lambda: _label_rows(spark, raw, label or "", seed),
+            progress,
+            total,
         )
 
     def _schema_changes(self, path: Path, options: ScanOptions) -> SchemaComparison | None:
@@ -281,14 +288,42 @@ class SparkScanEngine:
         return scan_schema_changes(open_table(path), options, open_table)
 
 
-def _driver_frame(spark: Any, raw: Any) -> pl.DataFrame:
-    """The whole table on the driver, in file row order (for label quality, which fits
-    models on the rows: the same trade-off as the near-duplicate pass)."""
+def _label_rows(spark: Any, raw: Any, label: str, seed: int) -> pl.DataFrame | LabelSample:
+    """The rows label quality is assessed on: the whole table on the driver, in file row
+    order, while at most ``labels.MAX_ROWS`` rows have a label (so both engines assess the
+    same rows); above that a ``LabelSample`` of ``MAX_ROWS`` rows, stratified by label as
+    ``labels._fit_sample`` is (every class keeps ``round(MAX_ROWS * share)`` rows, at least
+    ``2 * FOLDS``), drawn where the data is: within each class the rows with the smallest
+    seeded hash of their position. Only the class counts and the sampled rows come back."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     names = list(raw.columns)
-    indexed = _with_row_index(spark, raw).toDF(*names, IDX)
-    frame = pl.from_arrow(indexed.orderBy(IDX).drop(IDX).toArrow())
+    cap = labels.MAX_ROWS
+    cols = [f"c{i}" for i in range(len(names))]
+    indexed = _with_row_index(spark, raw).toDF(*cols, IDX)
+    key = F.col(cols[names.index(label)])
+    present = indexed.filter(key.isNotNull())
+    labelled = int(present.count())
+    if labelled <= cap:
+        frame = pl.from_arrow(indexed.orderBy(IDX).drop(IDX).toArrow())
+        assert isinstance(frame, pl.DataFrame)
+        return frame.rename(dict(zip(cols, names, strict=True)))
+    # per class: round(cap * share) rows, at least 2 * FOLDS, at most the class
+    members = F.count(F.lit(1)).over(Window.partitionBy(key))
+    share = F.bround(F.lit(float(cap)) * members / F.lit(labelled)).cast("long")
+    want = F.least(members, F.greatest(F.lit(2 * labels.FOLDS).cast("long"), share))
+    order = Window.partitionBy(key).orderBy(F.xxhash64(F.col(IDX), F.lit(seed)), F.col(IDX))
+    picked = (
+        present.select("*", want.alias("__want"), F.row_number().over(order).alias("__rank"))
+        .filter(F.col("__rank") <= F.col("__want"))
+        .select(*cols, IDX)
+    )
+    table = picked.orderBy(IDX).toArrow()
+    positions = table.column(IDX).to_numpy().astype(np.int64)
+    frame = pl.from_arrow(table.drop_columns([IDX]))
     assert isinstance(frame, pl.DataFrame)
-    return frame
+    return LabelSample(frame.rename(dict(zip(cols, names, strict=True))), positions, labelled)
 
 
 def _is_integer(dtype: Any) -> bool:
@@ -422,18 +457,11 @@ def _profile_columns(
     counts = _value_counts(df, cols, dtypes).cache()
     try:
         numeric_ids = [i for i in range(len(cols)) if kinds[i] in NUMERIC_TYPES]
-        number = F.coalesce(F.col("l").cast("double"), F.col("d"))
-        number = F.when(F.isnan(number), F.lit(None)).otherwise(number)
-        quantile = F.when(
-            F.col("i").isin(numeric_ids),
-            F.percentile(number, F.array(*[F.lit(q) for q in QUANTILES]), F.col("count")),
-        )
         per_column = {
             int(r["i"]): r
-            for r in counts.groupBy("i")
-            .agg(F.count(F.lit(1)).alias("distinct"), quantile.alias("q"))
-            .collect()
+            for r in counts.groupBy("i").agg(F.count(F.lit(1)).alias("distinct")).collect()
         }
+        quantiles = _quantiles(counts, numeric_ids)
         order = [F.desc("count"), *[F.asc(k) for k in ("l", "d", "s", "b", "dt", "ts", "tn")]]
         rank = F.row_number().over(Window.partitionBy("i").orderBy(*order))
         tops = (
@@ -456,9 +484,7 @@ def _profile_columns(
         col_row = per_column.get(i)
         numeric = None
         if kinds[i] in NUMERIC_TYPES:
-            numeric = numeric_summary(
-                scalars, f"{i}_", col_row["q"] if col_row is not None else None
-            )
+            numeric = numeric_summary(scalars, f"{i}_", quantiles.get(i))
         stats.append(
             ColumnStats(
                 name=name,
@@ -472,6 +498,67 @@ def _profile_columns(
             )
         )
     return rows, stats
+
+
+def _quantiles(counts: Any, numeric_ids: list[int]) -> dict[int, list[float]]:
+    """Column -> its ``QUANTILES`` as exact linearly interpolated quantiles (Polars'
+    ``interpolation="linear"``, computed as Spark's ``percentile`` does) from the value-count
+    table, without holding a column's values in one aggregate buffer (``percentile`` keeps
+    every distinct value of a group in memory: a unique float column of 1M rows does not
+    fit a small heap): a running count per column in value order (a window, which Spark
+    sorts and spills), then the values at the needed ranks by one join with the ranks."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if not numeric_ids:
+        return {}
+    spark = counts.sparkSession
+    number = F.coalesce(F.col("l").cast("double"), F.col("d"))
+    values = (
+        counts.filter(F.col("i").isin(numeric_ids))
+        .select("i", number.alias("x"), "count")
+        .filter(F.col("x").isNotNull() & ~F.isnan(F.col("x")))
+        .groupBy("i", "x")
+        .agg(F.sum("count").alias("count"))
+    )
+    totals = {
+        int(r["i"]): int(r["n"])
+        for r in values.groupBy("i").agg(F.sum("count").alias("n")).collect()
+    }
+    wanted: list[tuple[int, int]] = []
+    for i, n in totals.items():
+        for q in QUANTILES:
+            at = q * (n - 1)
+            wanted += [(i, int(np.floor(at))), (i, int(np.ceil(at)))]
+    if not wanted:
+        return {}
+    ranks = spark.createDataFrame(
+        pa.table(
+            {
+                "i": pa.array([i for i, _ in wanted], pa.int32()),
+                "r": pa.array([r for _, r in wanted], pa.int64()),
+            }
+        )
+    ).distinct()
+    running = Window.partitionBy("i").orderBy("x").rowsBetween(Window.unboundedPreceding, 0)
+    cumulative = values.select("i", "x", "count", F.sum("count").over(running).alias("cum"))
+    hit = cumulative.join(
+        F.broadcast(ranks),
+        (cumulative["i"] == ranks["i"])
+        & (ranks["r"] >= cumulative["cum"] - cumulative["count"])
+        & (ranks["r"] < cumulative["cum"]),
+    ).select(cumulative["i"], ranks["r"], cumulative["x"])
+    at_rank = {(int(r["i"]), int(r["r"])): float(r["x"]) for r in hit.collect()}
+    out: dict[int, list[float]] = {}
+    for i, n in totals.items():
+        found = []
+        for q in QUANTILES:
+            at = q * (n - 1)
+            lo, hi = int(np.floor(at)), int(np.ceil(at))
+            low, high = at_rank[(i, lo)], at_rank[(i, hi)]
+            found.append(low if lo == hi else (hi - at) * low + (at - lo) * high)
+        out[i] = found
+    return out
 
 
 def _edge_values(counts: Any, numeric_ids: list[int]) -> dict[tuple[int, str], list[Any]]:

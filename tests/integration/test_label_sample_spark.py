@@ -1,0 +1,82 @@
+"""Labels on the Spark engine above ``labels.MAX_ROWS`` labelled rows: a seeded sample
+stratified by label is drawn where the data is, only it comes to the driver, and the
+label finding states its size (issue 11 item 2). At or below the cap both engines assess
+the same rows (test_label_scan.py proves their parity)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from datrix.jobs.quality import labels
+from datrix.jobs.quality.label_quality import LabelSample
+from datrix.jobs.quality.spark_engine import SparkScanEngine, _label_rows, spark_session
+from datrix.jobs.report import ScanOptions
+
+pytestmark = pytest.mark.integration
+
+ROWS = 1_200
+CAP = 400
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataFrame, set[int]]:
+    """Three informative columns, an 80/20 label, 8 % of the labels flipped."""
+    rng = np.random.default_rng(11)
+    y = (rng.random(ROWS) < 0.2).astype(np.int64)
+    x = rng.normal(size=(ROWS, 3)) + 3.0 * y[:, None]
+    flipped = rng.choice(ROWS, size=ROWS * 8 // 100, replace=False)
+    noisy_y = y.copy()
+    noisy_y[flipped] = 1 - noisy_y[flipped]
+    frame = pl.DataFrame(
+        {"a": x[:, 0].round(4), "b": x[:, 1].round(4), "c": x[:, 2].round(4)}
+    ).with_columns(pl.Series("label", np.where(noisy_y == 1, "yes", "no")))
+    path = tmp_path_factory.mktemp("label-sample") / "noisy.parquet"
+    frame.write_parquet(path)
+    return path, frame, {int(i) for i in flipped}
+
+
+def test_sample_is_stratified_seeded_and_holds_the_sampled_rows(
+    noisy: tuple[Path, pl.DataFrame, set[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, frame, _ = noisy
+    monkeypatch.setattr(labels, "MAX_ROWS", CAP)
+    spark = spark_session()
+    raw = spark.read.parquet(str(path))
+    sample = _label_rows(spark, raw, "label", 0)
+    assert isinstance(sample, LabelSample)
+    assert sample.labelled == ROWS and sample.frame.height == len(sample.positions)
+    shares = frame["label"].value_counts().sort("label")
+    picked = sample.frame["label"].value_counts().sort("label")
+    # every class keeps round(CAP * its share) rows, as labels._fit_sample
+    expected = [round(CAP * n / ROWS) for n in shares["count"]]
+    assert picked["count"].to_list() == expected and sum(expected) == CAP
+    assert np.all(np.diff(sample.positions) > 0)
+    assert sample.frame.equals(frame[sample.positions.tolist()])
+    again = _label_rows(spark, raw, "label", 0)
+    other = _label_rows(spark, raw, "label", 1)
+    assert isinstance(again, LabelSample) and isinstance(other, LabelSample)
+    assert again.positions.tolist() == sample.positions.tolist()
+    assert other.positions.tolist() != sample.positions.tolist()
+
+
+def test_label_finding_above_the_cap_states_its_sample(
+    noisy: tuple[Path, pl.DataFrame, set[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _, flipped = noisy
+    monkeypatch.setattr(labels, "MAX_ROWS", CAP)
+    report = SparkScanEngine().scan(path, ScanOptions(label_column="label"))
+    found = [i for i in report.issues if i.type == "label_issues"]
+    assert len(found) == 1
+    issue = found[0]
+    assert issue.description.endswith(
+        f"assessed on a stratified sample of {CAP:,} of {ROWS:,} labelled rows"
+    )
+    rows = set(report.affected_rows[issue.id])
+    assert issue.affected_count == len(rows) > 0
+    # positions in the file, not in the sample: mostly the flipped rows
+    assert max(rows) < ROWS
+    assert len(rows & flipped) >= 0.7 * len(rows)
