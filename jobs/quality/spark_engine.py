@@ -4,9 +4,11 @@ Implemented (same definitions as the Polars engine, so counts match exactly):
 
 - rows, columns, per-column logical type, null count/share, exact distinct count;
 - numeric summaries: min, max, mean, sample std, NaN count, and p25/p50/p75 as *exact*
-  linearly interpolated quantiles (Spark's ``percentile`` aggregate over the per-column
-  value counts, the same definition as Polars' ``interpolation="linear"``; they agree to a
-  few ulps, so the outlier fences and counts are identical);
+  linearly interpolated quantiles (a running count over each column's value counts in
+  value order, the values at the needed ranks picked by a join, interpolated as Spark's
+  ``percentile`` does: the same definition as Polars' ``interpolation="linear"``; they
+  agree to a few ulps, so the outlier fences and counts are identical; ``percentile``
+  itself holds a column's distinct values in one buffer and does not fit a small heap);
 - top 5 values per column, by count, ties broken by the value ascending; the 6 smallest
   and largest finite values of numeric columns with their counts (sentinel check);
 - exact duplicates (redundant rows: every row equal to an earlier row), null positions,
@@ -33,8 +35,17 @@ Implemented (same definitions as the Polars engine, so counts match exactly):
     numbers or dates is decided by ``pii.whole_value_pii`` / ``formats.infer_text_types``
     on the same evenly spaced sample (positions from the null positions); the
     whole-column counts come from Spark's distinct values per column (value -> count),
-    tested per value on the driver (``kind_mask``, ``is_number``, ``date_formats``,
-    ``category_key``), and the rows holding a flagged value are found by one Spark join.
+    tested per value where they are: a ``mapInArrow`` runs ``kind_mask``, ``is_number``
+    and ``date_formats`` in the Python workers and Spark sums the counts per result, so
+    only those sums, ``EXAMPLES`` example values per column and the positions of the
+    rows holding a flagged value (one Spark join) reach the driver. The case variants
+    (``category_key``) are grouped on the driver from the value counts of the
+    categorical columns, bounded by definition (``formats.MAX_CATEGORIES``).
+  * labels: the whole table on the driver while at most ``labels.MAX_ROWS`` rows have a
+    label (the Polars engine's rows, so the same findings); above that a seeded sample of
+    ``MAX_ROWS`` rows stratified by label, drawn by Spark (``_label_rows``), is assessed
+    and the label finding says so ("assessed on a stratified sample of N of M labelled
+    rows"); the Polars engine fits on such a sample too but predicts every row.
     PII inside the values of the other text columns is searched where the data is: a
     ``mapInArrow`` runs ``pii.embedded_pii`` (the Polars engine's detector) in the Python
     workers, which therefore run this interpreter (``PYSPARK_PYTHON``) and need Polars;
@@ -45,12 +56,17 @@ Issues are built by the shared ``assembly.py``/``accuracy.py`` and numbered/scor
 identically from the same counts.
 
 Known limits (driver memory): near duplicates hold the compared columns of the whole
-table on the driver (as the Polars engine holds the table), missingness up to 200k rows of
-its usable columns, and the text checks the distinct values of the PII, typed and
-categorical text columns (nearly a whole column for unique values such as e-mail
-addresses); ``DATRIX_SPARK_DRIVER_MEMORY`` must fit them. Scanning beyond driver memory would need a
-distributed blocking pass for near duplicates and per-partition (``mapInArrow``) value
-tests for the text checks.
+table on the driver (as the Polars engine holds the table; being distributed separately),
+missingness up to 200k rows of its usable columns (bounded, not growing with the rows),
+label quality up to ``labels.MAX_ROWS`` rows (all columns), the value counts of the
+categorical columns (at most ``MAX_CATEGORIES`` each) and of the text date columns, the
+distinct values of native date/timestamp columns (``_date_checks``: a unique timestamp
+column is nearly a whole column), the evenly spaced samples (``IF_FIT_ROWS``) and the
+positions of flagged rows (what the report holds, as in the Polars engine). The schema
+check reads the Parquet files on the driver with Polars' streaming engine (bounded).
+On ``local[*]`` the executors share the driver's heap: a 512 MB ``local`` driver is not
+enough for 1M x 50 (Parquet row groups of two tasks plus the cache); on a cluster the
+executors have their own (``DATRIX_SPARK_EXECUTOR_MEMORY``).
 
 Known divergences: unsigned 64-bit Parquet integers are read by Spark as decimals (so
 typed "float" here, "integer" in Polars; ingest stores them as int64 or decimal(20,0), see
