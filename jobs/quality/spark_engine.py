@@ -830,7 +830,10 @@ def _missingness(
         frame = _rows_at(spark, df, wanted, positions)
     else:
         frame = _ordered(df, wanted)
-    found = assess_missingness(frame.lazy(), dict(frame.schema), null_columns, rows, seed)
+    # ``frame`` holds the rows already picked, in Polars' order: assessed as they are
+    # (passing the table's row count would make ``assess`` sample again, out of range).
+    schema = dict(frame.schema)
+    found = assess_missingness(frame.lazy(), schema, null_columns, frame.height, seed)
     result.update(found.classes)
     return Missingness(result, found.capped)
 

@@ -1,7 +1,8 @@
-"""Labels on the Spark engine above ``labels.MAX_ROWS`` labelled rows: a seeded sample
-stratified by label is drawn where the data is, only it comes to the driver, and the
-label finding states its size (issue 11 item 2). At or below the cap both engines assess
-the same rows (test_label_scan.py proves their parity)."""
+"""The Spark engine's checks on samples (issue 11 item 2), with the caps lowered so the
+files stay small: labels above ``labels.MAX_ROWS`` labelled rows are assessed on a seeded
+sample stratified by label, drawn where the data is, and the label finding states its size
+(at or below the cap both engines assess the same rows: test_label_scan.py); missingness
+above ``missingness.SAMPLE_ROWS`` rows classifies the same sampled rows as Polars."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from datrix.jobs.quality import labels
+from datrix.jobs.quality import labels, missingness, spark_engine
 from datrix.jobs.quality.label_quality import LabelSample
+from datrix.jobs.quality.polars_engine import PolarsScanEngine
 from datrix.jobs.quality.spark_engine import SparkScanEngine, _label_rows, spark_session
 from datrix.jobs.report import ScanOptions
 
@@ -80,3 +82,32 @@ def test_label_finding_above_the_cap_states_its_sample(
     # positions in the file, not in the sample: mostly the flipped rows
     assert max(rows) < ROWS
     assert len(rows & flipped) >= 0.7 * len(rows)
+
+
+def test_missingness_above_its_sample_size_agrees_with_polars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above ``SAMPLE_ROWS`` the Spark engine fetches the rows Polars' seeded sample picks
+    and classifies them as they are (it used to pass the table's row count, which made
+    ``assess`` sample again, out of range: every 1M-row scan failed)."""
+    monkeypatch.setattr(missingness, "SAMPLE_ROWS", 500)
+    monkeypatch.setattr(spark_engine, "MISSINGNESS_ROWS", 500)
+    rng = np.random.default_rng(5)
+    n = 2_000
+    x = rng.normal(size=n)
+    frame = pl.DataFrame(
+        {
+            "x": x.round(4),
+            "mar": pl.Series(rng.normal(size=n).round(4)).scatter(np.flatnonzero(x > 0.8), None),
+            "mcar": pl.Series(rng.normal(size=n).round(4)).scatter(
+                rng.choice(n, size=300, replace=False), None
+            ),
+        }
+    )
+    path = tmp_path / "missing.parquet"
+    frame.write_parquet(path)
+    polars = PolarsScanEngine().scan(path, ScanOptions())
+    spark = SparkScanEngine().scan(path, ScanOptions())
+    classes = {p.name: p.extra.get("missingness") for p in polars.column_profiles}
+    assert classes["mar"] == "MAR" and classes["mcar"] == "MCAR"
+    assert {p.name: p.extra.get("missingness") for p in spark.column_profiles} == classes
