@@ -43,6 +43,7 @@ from datrix.jobs.quality.labels import (
     find_label_issues,
     looks_like_noise,
 )
+from datrix.jobs.quality.rowset import as_indices
 
 log = logging.getLogger("datrix.quality")
 
@@ -85,7 +86,7 @@ def _assess_sample(
     at = sample.positions
     local = []
     for f in findings:
-        held = np.asarray(f.rows, dtype=np.int64)
+        held = as_indices(f.rows)
         inside = held[np.isin(held, at)]
         local.append(replace(f, rows=np.searchsorted(at, inside).tolist()))
     size = sample.frame.height

@@ -138,6 +138,7 @@ from datrix.jobs.quality.profiling import (
     numeric_summary,
     top_value,
 )
+from datrix.jobs.quality.rowset import RowSet
 from datrix.jobs.quality.schema_change import SchemaComparison, scan_schema_changes
 from datrix.jobs.quality.sentinels import NegativeCounts
 from datrix.jobs.quality.table import ScanTable
@@ -926,8 +927,13 @@ def _text_value_counts(df: Any, position: dict[str, str], names: list[str]) -> l
 
 
 def _rows_holding(
-    spark: Any, df: Any, position: dict[str, str], names: list[str], hits: list[pl.Series]
-) -> list[list[int]]:
+    spark: Any,
+    df: Any,
+    position: dict[str, str],
+    names: list[str],
+    hits: list[pl.Series],
+    rows: int,
+) -> list[RowSet]:
     """For each (column, values) pair ``names[t], hits[t]``: the sorted positions of the
     rows whose value (as text) is one of ``values`` (few: held on the driver). One join for
     all of them."""
@@ -945,26 +951,27 @@ def _rows_holding(
         for t, (name, values) in enumerate(zip(names, hits, strict=True))
     ]
     wanted = spark.createDataFrame(pa.concat_tables(parts))
-    return _rows_tagged(df, position, columns, wanted, len(hits))
+    return _rows_tagged(df, position, columns, wanted, len(hits), rows)
 
 
 def _rows_tagged(
-    df: Any, position: dict[str, str], columns: list[str], wanted: Any, tags: int
-) -> list[list[int]]:
+    df: Any, position: dict[str, str], columns: list[str], wanted: Any, tags: int, rows: int
+) -> list[RowSet]:
     """For each tag 0..``tags``-1 of the Spark frame ``wanted`` (``i``: index into
-    ``columns``, ``value``, ``tag``): the sorted positions of the rows holding one of its
-    values, by one join where the data is; only the positions come back."""
+    ``columns``, ``value``, ``tag``): the rows (of ``rows``) holding one of its values, by
+    one join where the data is; only the positions come back, held as ``RowSet`` s (a
+    bitmap when dense, as the Polars engine holds them)."""
     found = _exploded_text(df, position, columns).join(wanted, ["i", "value"]).select("tag", IDX)
     table = found.toArrow()
-    rows: list[list[int]] = [[] for _ in range(tags)]
+    out = [RowSet.empty(rows) for _ in range(tags)]
     if table.num_rows:
         table = table.sort_by([("tag", "ascending"), (IDX, "ascending")])
         found_tags = table.column("tag").to_numpy()
-        at = table.column(IDX).to_numpy()
+        at = table.column(IDX).to_numpy().astype(np.int64)
         bounds = np.searchsorted(found_tags, np.arange(tags + 1))
         for t in range(tags):
-            rows[t] = at[bounds[t] : bounds[t + 1]].astype(np.int64).tolist()
-    return rows
+            out[t] = RowSet.from_indices(at[bounds[t] : bounds[t + 1]], rows)
+    return out
 
 
 def _value_codes(
@@ -1183,14 +1190,14 @@ def _text_checks(
     variants = [_case_variants(name, values[name]) for name in categorical]
     pending = [(v[0].column, v[1]) for v in variants if v is not None]
     located = iter(
-        _rows_holding(spark, df, position, [n for n, _ in pending], [v for _, v in pending])
+        _rows_holding(spark, df, position, [n for n, _ in pending], [v for _, v in pending], rows)
     )
 
     from pyspark.sql import functions as F
 
     pii_counts: list[dict[str, int]] = []
     typed: list[tuple[FormatFinding, Any]] = []
-    flagged: list[list[int]] = []
+    flagged: list[RowSet] = []
     if decided or types:
         pii_counts, typed, coded = _tested_text(df, position, decided, types)
         try:
@@ -1202,7 +1209,7 @@ def _text_checks(
                 tag = F.when(conditions[t], F.lit(t)).otherwise(tag)
             wanted = coded.select("i", "value", tag.alias("tag")).filter(F.col("tag").isNotNull())
             counted = [*(c.column for c in decided), *types]
-            flagged = _rows_tagged(df, position, counted, wanted, len(conditions))
+            flagged = _rows_tagged(df, position, counted, wanted, len(conditions), rows)
         finally:
             coded.unpersist()
     at = iter(flagged)
@@ -1261,10 +1268,15 @@ def _date_checks(
     checks = dates.assess(columns, rows)
     if not checks.findings:
         return checks
-    located: dict[int, list[int]] = {}
+    located: dict[int, Sequence[int]] = {}
     by_text = [(i, f) for i, f in enumerate(checks.findings) if f.column not in native]
     found_text = _rows_holding(
-        df.sparkSession, df, position, [f.column for _, f in by_text], [f.keys for _, f in by_text]
+        df.sparkSession,
+        df,
+        position,
+        [f.column for _, f in by_text],
+        [f.keys for _, f in by_text],
+        rows,
     )
     located.update({i: r for (i, _), r in zip(by_text, found_text, strict=True)})
     for i, f in enumerate(checks.findings):
