@@ -64,9 +64,10 @@ distinct values of native date/timestamp columns (``_date_checks``: a unique tim
 column is nearly a whole column), the evenly spaced samples (``IF_FIT_ROWS``) and the
 positions of flagged rows (what the report holds, as in the Polars engine). The schema
 check reads the Parquet files on the driver with Polars' streaming engine (bounded).
-On ``local[*]`` the executors share the driver's heap: a 512 MB ``local`` driver is not
-enough for 1M x 50 (Parquet row groups of two tasks plus the cache); on a cluster the
-executors have their own (``DATRIX_SPARK_EXECUTOR_MEMORY``).
+On ``local[*]`` the executors share the driver's heap: with 512 MB, a 1M x 50 scan on
+``local[2]`` ran out of it in its first stage (Parquet decoding of two tasks plus the
+cache); on a cluster the executors have their own (``DATRIX_SPARK_EXECUTOR_MEMORY``) and
+the same scan completes with a 512 MB driver (deploy/local/README.md).
 
 Known divergences: unsigned 64-bit Parquet integers are read by Spark as decimals (so
 typed "float" here, "integer" in Polars; ingest stores them as int64 or decimal(20,0), see
