@@ -770,21 +770,6 @@ def _ordered(df: Any, columns: dict[str, str]) -> pl.DataFrame:
     return frame
 
 
-def _rows_at(spark: Any, df: Any, columns: dict[str, str], positions: pl.Series) -> pl.DataFrame:
-    """``columns`` of the rows at ``positions``, in the order of ``positions``."""
-    from pyspark.sql import functions as F
-
-    wanted = spark.createDataFrame(positions.cast(pl.Int64).to_frame(IDX).to_arrow())
-    picked = df.join(F.broadcast(wanted), IDX, "left_semi").select(
-        F.col(IDX), *[F.col(c).alias(name) for name, c in columns.items()]
-    )
-    found = pl.from_arrow(picked.toArrow())
-    assert isinstance(found, pl.DataFrame)
-    found = found.with_columns(pl.col(IDX).cast(pl.Int64))
-    order = positions.cast(pl.Int64).to_frame(IDX)
-    return order.join(found, on=IDX, how="left", maintain_order="left").drop(IDX)
-
-
 def _near_duplicates(
     df: Any,
     position: dict[str, str],
@@ -816,28 +801,61 @@ def _missingness(
     """``missingness.assess`` on the same rows as the Polars engine: every row, or above
     its ``SAMPLE_ROWS`` the rows Polars' seeded ``DataFrame.sample`` picks (the picked
     positions depend only on the row count and the seed), in the same order. Only the
-    columns it can use are fetched: numeric, text and boolean ones, and those with nulls."""
+    columns it can use are read: numeric, text and boolean ones, and those with nulls.
+
+    The assessment runs where the rows are: one group (``applyInArrow``) holding those
+    rows (at most ``SAMPLE_ROWS``) in a Python worker, which runs the same function; only
+    the class of each column and the capped partner counts come back to the driver."""
+    from pyspark.sql import functions as F
+
     result = {name: "none" for name in position}
     if not null_columns or rows == 0:
         return Missingness(result)
     usable = {"integer", "float", "string", "boolean"}
-    wanted = {
-        name: c
+    wanted = [
+        (name, c)
         for (name, c), kind in zip(position.items(), kinds, strict=True)
         if kind in usable or name in null_columns
-    }
+    ]
+    picked = [F.col(c).alias(f"m{k}") for k, (_, c) in enumerate(wanted)]
     if rows > MISSINGNESS_ROWS:
-        picked = pl.DataFrame({"i": pl.int_range(rows, eager=True)})
-        positions = picked.sample(MISSINGNESS_ROWS, seed=seed)["i"]
-        frame = _rows_at(spark, df, wanted, positions)
+        order = pl.DataFrame({"i": pl.int_range(rows, eager=True)})
+        positions = order.sample(MISSINGNESS_ROWS, seed=seed)["i"].cast(pl.Int64).to_numpy()
+        ranks = spark.createDataFrame(
+            pa.table({IDX: positions, "rank": np.arange(positions.size, dtype=np.int64)})
+        )
+        rows_used = df.join(F.broadcast(ranks), IDX).select("rank", *picked)
     else:
-        frame = _ordered(df, wanted)
-    # ``frame`` holds the rows already picked, in Polars' order: assessed as they are
-    # (passing the table's row count would make ``assess`` sample again, out of range).
-    schema = dict(frame.schema)
-    found = assess_missingness(frame.lazy(), schema, null_columns, frame.height, seed)
-    result.update(found.classes)
-    return Missingness(result, found.capped)
+        rows_used = df.select(F.col(IDX).cast("long").alias("rank"), *picked)
+    names = [name for name, _ in wanted]
+    nulls = list(null_columns)
+
+    def assess(table: pa.Table) -> pa.Table:
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        frame = frame.sort("rank").drop("rank")
+        frame = frame.rename({f"m{k}": name for k, name in enumerate(names)})
+        schema = dict(frame.schema)
+        found = assess_missingness(frame.lazy(), schema, nulls, frame.height, seed)
+        columns = list(found.classes)
+        capped = [found.capped.get(c) for c in columns]
+        return pa.table(
+            {
+                "column": pa.array(columns, pa.string()),
+                "class": pa.array([found.classes[c] for c in columns], pa.string()),
+                "tested": pa.array([c[0] if c else None for c in capped], pa.int64()),
+                "could": pa.array([c[1] if c else None for c in capped], pa.int64()),
+            }
+        )
+
+    schema = "column string, class string, tested long, could long"
+    grouped = rows_used.groupBy(F.lit(0).alias("g")).applyInArrow(assess, schema)
+    capped: dict[str, tuple[int, int]] = {}
+    for r in grouped.collect():
+        result[r["column"]] = r["class"]
+        if r["tested"] is not None:
+            capped[r["column"]] = (int(r["tested"]), int(r["could"]))
+    return Missingness(result, capped)
 
 
 # --- text checks: decided on the driver from a sample, counted by Spark -----------------
