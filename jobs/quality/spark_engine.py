@@ -27,8 +27,9 @@ Implemented (same definitions as the Polars engine, so counts match exactly):
   mismatches and inconsistent formats (case/whitespace variants, mixed date formats), by
   the Polars engine's own functions, so the two cannot drift apart:
 
-  * missingness: ``missingness.classify`` on the driver, over the same rows (all of them,
-    or the 200k rows Polars' seeded sample picks, fetched by position);
+  * missingness: ``missingness.assess`` over the same rows (all of them, or the 200k
+    rows Polars' seeded sample picks, joined by position), in one Python worker
+    (``applyInArrow`` on one group): only the classes come back;
   * near duplicates: ``near_duplicates.find_near_duplicates`` on the driver, over the
     compared columns of every row collected in row order (``toArrow``);
   * PII, type mismatches, formats: which columns hold PII and which text columns are
@@ -57,7 +58,7 @@ identically from the same counts.
 
 Known limits (driver memory): near duplicates hold the compared columns of the whole
 table on the driver (as the Polars engine holds the table; being distributed separately),
-missingness up to 200k rows of its usable columns (bounded, not growing with the rows),
+an executor's Python worker up to 200k rows of missingness' usable columns (bounded),
 label quality up to ``labels.MAX_ROWS`` rows (all columns), the value counts of the
 categorical columns (at most ``MAX_CATEGORIES`` each) and of the text date columns, the
 distinct values of native date/timestamp columns (``_date_checks``: a unique timestamp
