@@ -300,6 +300,8 @@ class SparkScanEngine:
         limits, fingerprints from evenly spaced samples, so both engines report the same
         changes."""
         t = self.tuning
+        if options.contract_path is None and options.previous_path is None:
+            return None  # no baseline: nothing to compare, so the file is not opened
 
         def open_table(p: Path) -> ScanTable:
             return ScanTable.open(p, t.in_memory_mb, t.chunk_rows, t.in_memory_rows)
