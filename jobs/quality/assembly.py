@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -37,6 +37,9 @@ from datrix.jobs.quality.schema_change import (
 from datrix.jobs.quality.scoring import ScoreInputs, build_scores
 from datrix.jobs.report import ColumnProfile, ScanOptions, ScanReport
 from datrix.jobs.transforms.pii_tokens import redaction_markers
+
+if TYPE_CHECKING:
+    from datrix.jobs.quality.label_quality import LabelSample
 
 
 def is_constant(stats: ColumnStats, rows: int) -> bool:
@@ -521,12 +524,13 @@ def build_report(
     engine: str,
     found: Detected,
     options: ScanOptions,
-    table: Callable[[], pl.DataFrame],
+    table: Callable[[], pl.DataFrame | LabelSample],
     progress: ProgressFn,
     total: int,
 ) -> ScanReport:
     """The score phase every engine shares: findings, label quality and measured impacts
-    (``table()`` materialises the rows only when a label column asks for it), numbering,
+    (``table()`` materialises the rows only when a label column asks for it: the whole
+    table, or a ``LabelSample`` of it from an engine that cannot hold it), numbering,
     scores and the report."""
     rows, stats, label = found.rows, found.stats, options.label_column
     version = options.previous_version

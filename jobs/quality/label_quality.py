@@ -16,8 +16,12 @@ With a label column, two things happen after the other detectors ran:
    description ("no measurable gain" when the gain is within the noise); the rest keep the
    share-based estimate.
 
-Both need the rows in memory: the Polars engine has them; the Spark engine collects the
-table to the driver for this step (the same trade-off as its near-duplicate pass).
+Both need the rows in memory: the Polars engine has them. The Spark engine brings the
+table to the driver only while its labelled rows are at most ``labels.MAX_ROWS``; above
+that it draws a seeded sample of ``MAX_ROWS`` rows stratified by label where the data is
+and fetches only those (a ``LabelSample``): labels are then assessed (and impacts measured)
+on that sample only, the flagged rows are mapped back to their positions in the table, and
+the finding says "assessed on a stratified sample of N of M labelled rows".
 """
 
 from __future__ import annotations
@@ -25,14 +29,34 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
+import numpy as np
 import polars as pl
 
 from datrix.jobs.quality.impact import ImpactMeasurement, measure_finding_impacts
 from datrix.jobs.quality.issues import Finding
-from datrix.jobs.quality.labels import describe, find_label_issues, looks_like_noise
+from datrix.jobs.quality.labels import (
+    MAX_ROWS,
+    MIN_ROWS,
+    describe,
+    find_label_issues,
+    looks_like_noise,
+)
+from datrix.jobs.quality.rowset import as_indices
 
 log = logging.getLogger("datrix.quality")
+
+
+@dataclass(frozen=True)
+class LabelSample:
+    """Rows of a table too large to bring whole to the driver: ``frame`` holds the rows at
+    ``positions`` (sorted 0-based positions in the table), a sample stratified by label of
+    the table's ``labelled`` rows with a label."""
+
+    frame: pl.DataFrame
+    positions: np.ndarray[Any, np.dtype[np.int64]]
+    labelled: int
 
 
 @dataclass(frozen=True)
@@ -44,9 +68,48 @@ class LabelQuality:
 
 
 def assess_labels(
-    frame: pl.DataFrame, label: str, findings: Sequence[Finding], seed: int = 0
+    rows: pl.DataFrame | LabelSample, label: str, findings: Sequence[Finding], seed: int = 0
 ) -> LabelQuality:
-    found = find_label_issues(frame, label, seed=seed)
+    """Label issues and measured impacts on the whole table (a frame) or on a
+    ``LabelSample`` of it (see the module docstring)."""
+    if isinstance(rows, LabelSample):
+        return _assess_sample(rows, label, findings, seed)
+    return _assess(rows, label, findings, seed)
+
+
+def _assess_sample(
+    sample: LabelSample, label: str, findings: Sequence[Finding], seed: int
+) -> LabelQuality:
+    """``_assess`` on the sample's rows: the other findings' rows are translated into
+    positions in the sample (those outside it dropped) for the impact measurements, and
+    back, with the label finding's rows, into positions in the table."""
+    at = sample.positions
+    local = []
+    for f in findings:
+        held = as_indices(f.rows)
+        inside = held[np.isin(held, at)]
+        local.append(replace(f, rows=np.searchsorted(at, inside).tolist()))
+    size = sample.frame.height
+    note = f"assessed on a stratified sample of {size:,} of {sample.labelled:,} labelled rows"
+    done = _assess(sample.frame, label, local, seed, max_rows=max(size, MIN_ROWS))
+    out = []
+    for i, f in enumerate(done.findings):
+        if i < len(findings):  # the table's rows, the measured impact and its text
+            out.append(replace(findings[i], impact=f.impact, description=f.description))
+        else:
+            rows = at[np.asarray(f.rows, dtype=np.int64)].tolist()
+            out.append(replace(f, rows=rows, description=f"{f.description}; {note}"))
+    return replace(done, findings=out)
+
+
+def _assess(
+    frame: pl.DataFrame,
+    label: str,
+    findings: Sequence[Finding],
+    seed: int,
+    max_rows: int = MAX_ROWS,
+) -> LabelQuality:
+    found = find_label_issues(frame, label, seed=seed, max_rows=max_rows)
     noise = looks_like_noise(found)
     out = list(findings)
     if found.rows or noise:

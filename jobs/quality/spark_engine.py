@@ -4,9 +4,11 @@ Implemented (same definitions as the Polars engine, so counts match exactly):
 
 - rows, columns, per-column logical type, null count/share, exact distinct count;
 - numeric summaries: min, max, mean, sample std, NaN count, and p25/p50/p75 as *exact*
-  linearly interpolated quantiles (Spark's ``percentile`` aggregate over the per-column
-  value counts, the same definition as Polars' ``interpolation="linear"``; they agree to a
-  few ulps, so the outlier fences and counts are identical);
+  linearly interpolated quantiles (a running count over each column's value counts in
+  value order, the values at the needed ranks picked by a join, interpolated as Spark's
+  ``percentile`` does: the same definition as Polars' ``interpolation="linear"``; they
+  agree to a few ulps, so the outlier fences and counts are identical; ``percentile``
+  itself holds a column's distinct values in one buffer and does not fit a small heap);
 - top 5 values per column, by count, ties broken by the value ascending; the 6 smallest
   and largest finite values of numeric columns with their counts (sentinel check);
 - exact duplicates (redundant rows: every row equal to an earlier row), null positions,
@@ -25,8 +27,9 @@ Implemented (same definitions as the Polars engine, so counts match exactly):
   mismatches and inconsistent formats (case/whitespace variants, mixed date formats), by
   the Polars engine's own functions, so the two cannot drift apart:
 
-  * missingness: ``missingness.classify`` on the driver, over the same rows (all of them,
-    or the 200k rows Polars' seeded sample picks, fetched by position);
+  * missingness: ``missingness.assess`` over the same rows (all of them, or the 200k
+    rows Polars' seeded sample picks, joined by position), in one Python worker
+    (``applyInArrow`` on one group): only the classes come back;
   * near duplicates: the Polars engine's search (``near_duplicates._detect``) on the
     executors, one hash segment per group, planned as the Polars engine plans the same
     file; only the pairs reach the driver (``spark_near_duplicates``);
@@ -34,8 +37,17 @@ Implemented (same definitions as the Polars engine, so counts match exactly):
     numbers or dates is decided by ``pii.whole_value_pii`` / ``formats.infer_text_types``
     on the same evenly spaced sample (positions from the null positions); the
     whole-column counts come from Spark's distinct values per column (value -> count),
-    tested per value on the driver (``kind_mask``, ``is_number``, ``date_formats``,
-    ``category_key``), and the rows holding a flagged value are found by one Spark join.
+    tested per value where they are: a ``mapInArrow`` runs ``kind_mask``, ``is_number``
+    and ``date_formats`` in the Python workers and Spark sums the counts per result, so
+    only those sums, ``EXAMPLES`` example values per column and the positions of the
+    rows holding a flagged value (one Spark join) reach the driver. The case variants
+    (``category_key``) are grouped on the driver from the value counts of the
+    categorical columns, bounded by definition (``formats.MAX_CATEGORIES``).
+  * labels: the whole table on the driver while at most ``labels.MAX_ROWS`` rows have a
+    label (the Polars engine's rows, so the same findings); above that a seeded sample of
+    ``MAX_ROWS`` rows stratified by label, drawn by Spark (``_label_rows``), is assessed
+    and the label finding says so ("assessed on a stratified sample of N of M labelled
+    rows"); the Polars engine fits on such a sample too but predicts every row.
     PII inside the values of the other text columns is searched where the data is: a
     ``mapInArrow`` runs ``pii.embedded_pii`` (the Polars engine's detector) in the Python
     workers, which therefore run this interpreter (``PYSPARK_PYTHON``) and need Polars;
@@ -45,12 +57,21 @@ Issues are built by the shared ``assembly.py``/``accuracy.py`` and numbered/scor
 ``issues.py``/``scoring.py``, so severities, impacts, ids and descriptions are computed
 identically from the same counts.
 
-Known limits (driver memory): missingness holds up to 200k rows of its usable columns on
-the driver, and the text checks the distinct values of the PII, typed and categorical text
-columns (nearly a whole column for unique values such as e-mail addresses);
-``DATRIX_SPARK_DRIVER_MEMORY`` must fit them. Scanning beyond driver memory would need
-per-partition (``mapInArrow``) value tests for the text checks. Near duplicates hold one
-segment per Python worker on the executors (``spark_near_duplicates``), not on the driver.
+Known limits (driver memory): nothing collects a table to the driver. Bounded, on the
+driver: label quality up to ``labels.MAX_ROWS`` rows (all columns; above it a stated
+stratified sample), the value counts of the categorical columns (at most
+``MAX_CATEGORIES`` each) and of the text date columns, the distinct values of native
+date/timestamp columns (``_date_checks``: a unique timestamp column is nearly a whole
+column: not yet distributed), the evenly spaced samples (``IF_FIT_ROWS``) and the
+positions of flagged rows (what the report holds, as in the Polars engine: ``RowSet``s).
+On the executors: an executor's Python worker holds up to 200k rows of missingness' usable
+columns, and one near-duplicate segment (``spark_near_duplicates``; about 0.8 GiB for 500k
+rows of 50 columns, outside the JVM heap). The schema check reads the Parquet files on
+the driver with Polars' streaming engine (bounded), only when there is a baseline.
+On ``local[*]`` the executors share the driver's heap: with 512 MB, a 1M x 50 scan on
+``local[2]`` ran out of it in its first stage (Parquet decoding of two tasks plus the
+cache); on a cluster the executors have their own (``DATRIX_SPARK_EXECUTOR_MEMORY``) and
+the same scan completes with a 512 MB driver (docs/benchmarks.md).
 
 Known divergences: unsigned 64-bit Parquet integers are read by Spark as decimals (so
 typed "float" here, "integer" in Polars; ingest stores them as int64 or decimal(20,0), see
@@ -78,7 +99,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from datrix.jobs.engine import ProgressFn, ScanTuning, no_progress
-from datrix.jobs.quality import accuracy, dates, spark_near_duplicates
+from datrix.jobs.quality import accuracy, dates, labels, spark_near_duplicates
 from datrix.jobs.quality.accuracy import RowFacts, RowPlan
 from datrix.jobs.quality.assembly import Detected, TextChecks, build_report
 from datrix.jobs.quality.dates import DateChecks
@@ -97,6 +118,7 @@ from datrix.jobs.quality.formats import (
     spelling_variants,
     type_mismatch_description,
 )
+from datrix.jobs.quality.label_quality import LabelSample
 from datrix.jobs.quality.missingness import SAMPLE_ROWS as MISSINGNESS_ROWS
 from datrix.jobs.quality.missingness import Missingness
 from datrix.jobs.quality.missingness import assess as assess_missingness
@@ -121,6 +143,7 @@ from datrix.jobs.quality.profiling import (
     numeric_summary,
     top_value,
 )
+from datrix.jobs.quality.rowset import RowSet
 from datrix.jobs.quality.schema_change import SchemaComparison, scan_schema_changes
 from datrix.jobs.quality.sentinels import NegativeCounts
 from datrix.jobs.quality.table import ScanTable
@@ -265,8 +288,14 @@ class SparkScanEngine:
         detected = dataclasses.replace(
             detected, stored_as=notes, dates=dated, schema=schema_changes
         )
+        seed = options.seed
         return build_report(
-            self.name, detected, options, lambda: _driver_frame(spark, raw), progress, total
+            self.name,
+            detected,
+            options,
+            lambda: _label_rows(spark, raw, label or "", seed),
+            progress,
+            total,
         )
 
     def _schema_changes(self, path: Path, options: ScanOptions) -> SchemaComparison | None:
@@ -276,6 +305,8 @@ class SparkScanEngine:
         limits, fingerprints from evenly spaced samples, so both engines report the same
         changes."""
         t = self.tuning
+        if options.contract_path is None and options.previous_path is None:
+            return None  # no baseline: nothing to compare, so the file is not opened
 
         def open_table(p: Path) -> ScanTable:
             return ScanTable.open(p, t.in_memory_mb, t.chunk_rows, t.in_memory_rows)
@@ -283,14 +314,42 @@ class SparkScanEngine:
         return scan_schema_changes(open_table(path), options, open_table)
 
 
-def _driver_frame(spark: Any, raw: Any) -> pl.DataFrame:
-    """The whole table on the driver, in file row order (for label quality, which fits
-    models on the rows: the same trade-off as the near-duplicate pass)."""
+def _label_rows(spark: Any, raw: Any, label: str, seed: int) -> pl.DataFrame | LabelSample:
+    """The rows label quality is assessed on: the whole table on the driver, in file row
+    order, while at most ``labels.MAX_ROWS`` rows have a label (so both engines assess the
+    same rows); above that a ``LabelSample`` of ``MAX_ROWS`` rows, stratified by label as
+    ``labels._fit_sample`` is (every class keeps ``round(MAX_ROWS * share)`` rows, at least
+    ``2 * FOLDS``), drawn where the data is: within each class the rows with the smallest
+    seeded hash of their position. Only the class counts and the sampled rows come back."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
     names = list(raw.columns)
-    indexed = _with_row_index(spark, raw).toDF(*names, IDX)
-    frame = pl.from_arrow(indexed.orderBy(IDX).drop(IDX).toArrow())
+    cap = labels.MAX_ROWS
+    cols = [f"c{i}" for i in range(len(names))]
+    indexed = _with_row_index(spark, raw).toDF(*cols, IDX)
+    key = F.col(cols[names.index(label)])
+    present = indexed.filter(key.isNotNull())
+    labelled = int(present.count())
+    if labelled <= cap:
+        frame = pl.from_arrow(indexed.orderBy(IDX).drop(IDX).toArrow())
+        assert isinstance(frame, pl.DataFrame)
+        return frame.rename(dict(zip(cols, names, strict=True)))
+    # per class: round(cap * share) rows, at least 2 * FOLDS, at most the class
+    members = F.count(F.lit(1)).over(Window.partitionBy(key))
+    share = F.bround(F.lit(float(cap)) * members / F.lit(labelled)).cast("long")
+    want = F.least(members, F.greatest(F.lit(2 * labels.FOLDS).cast("long"), share))
+    order = Window.partitionBy(key).orderBy(F.xxhash64(F.col(IDX), F.lit(seed)), F.col(IDX))
+    picked = (
+        present.select("*", want.alias("__want"), F.row_number().over(order).alias("__rank"))
+        .filter(F.col("__rank") <= F.col("__want"))
+        .select(*cols, IDX)
+    )
+    table = picked.orderBy(IDX).toArrow()
+    positions = table.column(IDX).to_numpy().astype(np.int64)
+    frame = pl.from_arrow(table.drop_columns([IDX]))
     assert isinstance(frame, pl.DataFrame)
-    return frame
+    return LabelSample(frame.rename(dict(zip(cols, names, strict=True))), positions, labelled)
 
 
 def _is_integer(dtype: Any) -> bool:
@@ -424,18 +483,11 @@ def _profile_columns(
     counts = _value_counts(df, cols, dtypes).cache()
     try:
         numeric_ids = [i for i in range(len(cols)) if kinds[i] in NUMERIC_TYPES]
-        number = F.coalesce(F.col("l").cast("double"), F.col("d"))
-        number = F.when(F.isnan(number), F.lit(None)).otherwise(number)
-        quantile = F.when(
-            F.col("i").isin(numeric_ids),
-            F.percentile(number, F.array(*[F.lit(q) for q in QUANTILES]), F.col("count")),
-        )
         per_column = {
             int(r["i"]): r
-            for r in counts.groupBy("i")
-            .agg(F.count(F.lit(1)).alias("distinct"), quantile.alias("q"))
-            .collect()
+            for r in counts.groupBy("i").agg(F.count(F.lit(1)).alias("distinct")).collect()
         }
+        quantiles = _quantiles(counts, numeric_ids)
         order = [F.desc("count"), *[F.asc(k) for k in ("l", "d", "s", "b", "dt", "ts", "tn")]]
         rank = F.row_number().over(Window.partitionBy("i").orderBy(*order))
         tops = (
@@ -458,9 +510,7 @@ def _profile_columns(
         col_row = per_column.get(i)
         numeric = None
         if kinds[i] in NUMERIC_TYPES:
-            numeric = numeric_summary(
-                scalars, f"{i}_", col_row["q"] if col_row is not None else None
-            )
+            numeric = numeric_summary(scalars, f"{i}_", quantiles.get(i))
         stats.append(
             ColumnStats(
                 name=name,
@@ -474,6 +524,67 @@ def _profile_columns(
             )
         )
     return rows, stats
+
+
+def _quantiles(counts: Any, numeric_ids: list[int]) -> dict[int, list[float]]:
+    """Column -> its ``QUANTILES`` as exact linearly interpolated quantiles (Polars'
+    ``interpolation="linear"``, computed as Spark's ``percentile`` does) from the value-count
+    table, without holding a column's values in one aggregate buffer (``percentile`` keeps
+    every distinct value of a group in memory: a unique float column of 1M rows does not
+    fit a small heap): a running count per column in value order (a window, which Spark
+    sorts and spills), then the values at the needed ranks by one join with the ranks."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if not numeric_ids:
+        return {}
+    spark = counts.sparkSession
+    number = F.coalesce(F.col("l").cast("double"), F.col("d"))
+    values = (
+        counts.filter(F.col("i").isin(numeric_ids))
+        .select("i", number.alias("x"), "count")
+        .filter(F.col("x").isNotNull() & ~F.isnan(F.col("x")))
+        .groupBy("i", "x")
+        .agg(F.sum("count").alias("count"))
+    )
+    totals = {
+        int(r["i"]): int(r["n"])
+        for r in values.groupBy("i").agg(F.sum("count").alias("n")).collect()
+    }
+    wanted: list[tuple[int, int]] = []
+    for i, n in totals.items():
+        for q in QUANTILES:
+            at = q * (n - 1)
+            wanted += [(i, int(np.floor(at))), (i, int(np.ceil(at)))]
+    if not wanted:
+        return {}
+    ranks = spark.createDataFrame(
+        pa.table(
+            {
+                "i": pa.array([i for i, _ in wanted], pa.int32()),
+                "r": pa.array([r for _, r in wanted], pa.int64()),
+            }
+        )
+    ).distinct()
+    running = Window.partitionBy("i").orderBy("x").rowsBetween(Window.unboundedPreceding, 0)
+    cumulative = values.select("i", "x", "count", F.sum("count").over(running).alias("cum"))
+    hit = cumulative.join(
+        F.broadcast(ranks),
+        (cumulative["i"] == ranks["i"])
+        & (ranks["r"] >= cumulative["cum"] - cumulative["count"])
+        & (ranks["r"] < cumulative["cum"]),
+    ).select(cumulative["i"], ranks["r"], cumulative["x"])
+    at_rank = {(int(r["i"]), int(r["r"])): float(r["x"]) for r in hit.collect()}
+    out: dict[int, list[float]] = {}
+    for i, n in totals.items():
+        found = []
+        for q in QUANTILES:
+            at = q * (n - 1)
+            lo, hi = int(np.floor(at)), int(np.ceil(at))
+            low, high = at_rank[(i, lo)], at_rank[(i, hi)]
+            found.append(low if lo == hi else (hi - at) * low + (at - lo) * high)
+        out[i] = found
+    return out
 
 
 def _edge_values(counts: Any, numeric_ids: list[int]) -> dict[tuple[int, str], list[Any]]:
@@ -667,21 +778,6 @@ def _ordered(df: Any, columns: dict[str, str]) -> pl.DataFrame:
     return frame
 
 
-def _rows_at(spark: Any, df: Any, columns: dict[str, str], positions: pl.Series) -> pl.DataFrame:
-    """``columns`` of the rows at ``positions``, in the order of ``positions``."""
-    from pyspark.sql import functions as F
-
-    wanted = spark.createDataFrame(positions.cast(pl.Int64).to_frame(IDX).to_arrow())
-    picked = df.join(F.broadcast(wanted), IDX, "left_semi").select(
-        F.col(IDX), *[F.col(c).alias(name) for name, c in columns.items()]
-    )
-    found = pl.from_arrow(picked.toArrow())
-    assert isinstance(found, pl.DataFrame)
-    found = found.with_columns(pl.col(IDX).cast(pl.Int64))
-    order = positions.cast(pl.Int64).to_frame(IDX)
-    return order.join(found, on=IDX, how="left", maintain_order="left").drop(IDX)
-
-
 def _near_duplicates(
     df: Any,
     position: dict[str, str],
@@ -713,25 +809,61 @@ def _missingness(
     """``missingness.assess`` on the same rows as the Polars engine: every row, or above
     its ``SAMPLE_ROWS`` the rows Polars' seeded ``DataFrame.sample`` picks (the picked
     positions depend only on the row count and the seed), in the same order. Only the
-    columns it can use are fetched: numeric, text and boolean ones, and those with nulls."""
+    columns it can use are read: numeric, text and boolean ones, and those with nulls.
+
+    The assessment runs where the rows are: one group (``applyInArrow``) holding those
+    rows (at most ``SAMPLE_ROWS``) in a Python worker, which runs the same function; only
+    the class of each column and the capped partner counts come back to the driver."""
+    from pyspark.sql import functions as F
+
     result = {name: "none" for name in position}
     if not null_columns or rows == 0:
         return Missingness(result)
     usable = {"integer", "float", "string", "boolean"}
-    wanted = {
-        name: c
+    wanted = [
+        (name, c)
         for (name, c), kind in zip(position.items(), kinds, strict=True)
         if kind in usable or name in null_columns
-    }
+    ]
+    picked = [F.col(c).alias(f"m{k}") for k, (_, c) in enumerate(wanted)]
     if rows > MISSINGNESS_ROWS:
-        picked = pl.DataFrame({"i": pl.int_range(rows, eager=True)})
-        positions = picked.sample(MISSINGNESS_ROWS, seed=seed)["i"]
-        frame = _rows_at(spark, df, wanted, positions)
+        order = pl.DataFrame({"i": pl.int_range(rows, eager=True)})
+        positions = order.sample(MISSINGNESS_ROWS, seed=seed)["i"].cast(pl.Int64).to_numpy()
+        ranks = spark.createDataFrame(
+            pa.table({IDX: positions, "rank": np.arange(positions.size, dtype=np.int64)})
+        )
+        rows_used = df.join(F.broadcast(ranks), IDX).select("rank", *picked)
     else:
-        frame = _ordered(df, wanted)
-    found = assess_missingness(frame.lazy(), dict(frame.schema), null_columns, rows, seed)
-    result.update(found.classes)
-    return Missingness(result, found.capped)
+        rows_used = df.select(F.col(IDX).cast("long").alias("rank"), *picked)
+    names = [name for name, _ in wanted]
+    nulls = list(null_columns)
+
+    def assess(table: pa.Table) -> pa.Table:
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        frame = frame.sort("rank").drop("rank")
+        frame = frame.rename({f"m{k}": name for k, name in enumerate(names)})
+        schema = dict(frame.schema)
+        found = assess_missingness(frame.lazy(), schema, nulls, frame.height, seed)
+        columns = list(found.classes)
+        capped = [found.capped.get(c) for c in columns]
+        return pa.table(
+            {
+                "column": pa.array(columns, pa.string()),
+                "class": pa.array([found.classes[c] for c in columns], pa.string()),
+                "tested": pa.array([c[0] if c else None for c in capped], pa.int64()),
+                "could": pa.array([c[1] if c else None for c in capped], pa.int64()),
+            }
+        )
+
+    schema = "column string, class string, tested long, could long"
+    grouped = rows_used.groupBy(F.lit(0).alias("g")).applyInArrow(assess, schema)
+    capped: dict[str, tuple[int, int]] = {}
+    for r in grouped.collect():
+        result[r["column"]] = r["class"]
+        if r["tested"] is not None:
+            capped[r["column"]] = (int(r["tested"]), int(r["could"]))
+    return Missingness(result, capped)
 
 
 # --- text checks: decided on the driver from a sample, counted by Spark -----------------
@@ -822,10 +954,16 @@ def _text_value_counts(df: Any, position: dict[str, str], names: list[str]) -> l
 
 
 def _rows_holding(
-    spark: Any, df: Any, position: dict[str, str], names: list[str], hits: list[pl.Series]
-) -> list[list[int]]:
+    spark: Any,
+    df: Any,
+    position: dict[str, str],
+    names: list[str],
+    hits: list[pl.Series],
+    rows: int,
+) -> list[RowSet]:
     """For each (column, values) pair ``names[t], hits[t]``: the sorted positions of the
-    rows whose value (as text) is one of ``values``. One join for all of them."""
+    rows whose value (as text) is one of ``values`` (few: held on the driver). One join for
+    all of them."""
     if not hits:
         return []
     columns = list(dict.fromkeys(names))
@@ -840,17 +978,150 @@ def _rows_holding(
         for t, (name, values) in enumerate(zip(names, hits, strict=True))
     ]
     wanted = spark.createDataFrame(pa.concat_tables(parts))
+    return _rows_tagged(df, position, columns, wanted, len(hits), rows)
+
+
+def _rows_tagged(
+    df: Any, position: dict[str, str], columns: list[str], wanted: Any, tags: int, rows: int
+) -> list[RowSet]:
+    """For each tag 0..``tags``-1 of the Spark frame ``wanted`` (``i``: index into
+    ``columns``, ``value``, ``tag``): the rows (of ``rows``) holding one of its values, by
+    one join where the data is; only the positions come back, held as ``RowSet`` s (a
+    bitmap when dense, as the Polars engine holds them)."""
     found = _exploded_text(df, position, columns).join(wanted, ["i", "value"]).select("tag", IDX)
     table = found.toArrow()
-    rows: list[list[int]] = [[] for _ in hits]
+    out = [RowSet.empty(rows) for _ in range(tags)]
     if table.num_rows:
         table = table.sort_by([("tag", "ascending"), (IDX, "ascending")])
-        tags = table.column("tag").to_numpy()
-        at = table.column(IDX).to_numpy()
-        bounds = np.searchsorted(tags, np.arange(len(hits) + 1))
-        for t in range(len(hits)):
-            rows[t] = [int(v) for v in at[bounds[t] : bounds[t + 1]]]
-    return rows
+        found_tags = table.column("tag").to_numpy()
+        at = table.column(IDX).to_numpy().astype(np.int64)
+        bounds = np.searchsorted(found_tags, np.arange(tags + 1))
+        for t in range(tags):
+            out[t] = RowSet.from_indices(at[bounds[t] : bounds[t + 1]], rows)
+    return out
+
+
+def _value_codes(
+    df: Any, position: dict[str, str], names: list[str], tests: list[tuple[str, Any]]
+) -> Any:
+    """The distinct non-null values (as text) of each column of ``names``, counted by Spark,
+    each with a code computed where the values are (``mapInArrow``, the Polars engine's
+    own per-value functions): columns ``i`` (index in ``names``), ``value``, ``count``,
+    ``first`` (first row holding it) and ``code``. ``tests[i]``: ("pii", kinds) -> bit b
+    set when the value is a valid ``kinds[b]`` (``pii.kind_mask``); ("number", None) -> 1
+    when it is not a number (``formats.is_number``); ("date", None) -> its
+    ``formats.date_formats`` index, -1 when no date."""
+    from pyspark.sql import functions as F
+
+    counted = (
+        _exploded_text(df, position, names)
+        .groupBy("i", "value")
+        .agg(F.count(F.lit(1)).alias("count"), F.min(IDX).alias("first"))
+        .select(
+            F.col("i").cast("int").alias("i"),
+            "value",
+            F.col("count").cast("long").alias("count"),
+            F.col("first").cast("long").alias("first"),
+        )
+    )
+
+    def code(batches: Any) -> Any:
+        for batch in batches:
+            column = batch.column("i").to_numpy()
+            out = np.zeros(batch.num_rows, dtype=np.int32)
+            for j in np.unique(column):
+                at = np.flatnonzero(column == j)
+                values = pl.Series(batch.column("value").take(pa.array(at))).cast(pl.String)
+                kind, spec = tests[int(j)]
+                if kind == "pii":
+                    bits = np.zeros(at.size, dtype=np.int32)
+                    for b, k in enumerate(spec):
+                        bits |= kind_mask(k, values).astype(np.int32) << b
+                    out[at] = bits
+                elif kind == "number":
+                    out[at] = (~is_number(values)).astype(np.int32)
+                else:
+                    out[at] = date_formats(values).astype(np.int32)
+            yield pa.RecordBatch.from_arrays(
+                [*batch.columns, pa.array(out)], names=[*batch.schema.names, "code"]
+            )
+
+    schema = "i int, value string, count long, first long, code int"
+    return counted.mapInArrow(code, schema)
+
+
+def _tested_text(
+    df: Any,
+    position: dict[str, str],
+    decided: list[PiiColumn],
+    types: Mapping[str, TextType],
+) -> tuple[list[dict[str, int]], list[tuple[FormatFinding, Any]], Any]:
+    """The whole-column counts of the PII columns ``decided`` and the type/format findings
+    of the typed text columns ``types``, from the per-value codes of ``_value_codes``: only
+    aggregates (value counts per code) and at most ``EXAMPLES`` example values per column
+    come to the driver. Returns the per-kind counts of each PII column, the typed findings
+    (without rows) each with the Spark condition selecting its flagged values, and the
+    cached code table (the caller unpersists it)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    names = [*(c.column for c in decided), *types]
+    tests: list[tuple[str, Any]] = [("pii", c.kinds) for c in decided]
+    tests += [(kind, None) for kind in types.values()]
+    coded = _value_codes(df, position, names, tests).cache()
+    per_code = coded.groupBy("i", "code").agg(F.sum("count").alias("n")).collect()
+    sums: dict[int, dict[int, int]] = {}
+    for r in per_code:
+        sums.setdefault(int(r["i"]), {})[int(r["code"])] = int(r["n"])
+    pii_counts = [
+        {
+            k: sum(n for code, n in sums.get(j, {}).items() if code >> b & 1)
+            for b, k in enumerate(c.kinds)
+        }
+        for j, c in enumerate(decided)
+    ]
+    i, code = F.col("i"), F.col("code")
+    bad_of = {"number": code == 1, "date": code < 0}
+    # the first EXAMPLES flagged values of each typed column, by first occurrence
+    first = F.row_number().over(Window.partitionBy("i").orderBy("first"))
+    bad_any = F.lit(False)
+    for j, kind in enumerate(types.values(), start=len(decided)):
+        bad_any = bad_any | ((i == j) & bad_of[kind])
+    examples: dict[int, list[str]] = {}
+    for r in (
+        coded.filter(bad_any)
+        .select("i", "value", first.alias("r"))
+        .filter(F.col("r") <= EXAMPLES)
+        .orderBy("i", "r")
+        .collect()
+    ):
+        examples.setdefault(int(r["i"]), []).append(r["value"])
+    typed: list[tuple[FormatFinding, Any]] = []
+    for j, (name, kind) in enumerate(types.items(), start=len(decided)):
+        counts = sums.get(j, {})
+        n_present = sum(counts.values())
+        if kind == "date":
+            fmts = np.array(sorted(counts), dtype=np.int64)
+            weights = np.array([counts[f] for f in fmts], dtype=np.int64)
+            mixed = mixed_date_formats(name, fmts, weights)
+            if mixed is not None:
+                description, off = mixed
+                codes = [int(f) for f in fmts[off]]
+                typed.append(
+                    (
+                        FormatFinding("inconsistent_format", name, description),
+                        (i == j) & code.isin(codes),
+                    )
+                )
+        n_bad = sum(n for c, n in counts.items() if (c == 1 if kind == "number" else c < 0))
+        if n_bad:
+            description = type_mismatch_description(
+                name, kind, n_bad, n_present, examples.get(j, [])
+            )
+            typed.append(
+                (FormatFinding("type_mismatch", name, description), (i == j) & bad_of[kind])
+            )
+    return pii_counts, typed, coded
 
 
 def _embedded_pii(
@@ -913,9 +1184,12 @@ def _text_checks(
     Which columns hold PII and which text columns are numbers or dates is decided by the
     Polars functions (``pii.whole_value_pii``, ``formats.infer_text_types``) on the same evenly
     spaced sample. The whole-column counts come from Spark's distinct values per column
-    (value -> count): the per-value tests (``pii.kind_mask``, ``formats.is_number``,
-    ``formats.date_formats``, ``formats.category_key``) run on the distinct values on
-    the driver, and the rows holding a flagged value are found by one join."""
+    (value -> count): the per-value tests of the PII and typed columns (``pii.kind_mask``,
+    ``formats.is_number``, ``formats.date_formats``) run on the distinct values in the
+    Python workers (``_value_codes``), Spark sums the counts per result, and the rows holding
+    a flagged value are found by one join, so only counts, examples and positions reach the
+    driver. The case variants (``formats.category_key``) of the categorical columns, whose
+    distinct values are bounded, are grouped on the driver."""
     text_columns = [s.name for s in stats if s.logical_type == "string"]
     wanted = set(text_columns) | set(pii_candidates(stats, {}))
     present = {
@@ -931,47 +1205,53 @@ def _text_checks(
     searched = embedded_candidates(stats, {c.column for c in decided} | set(types))
     embedded = _embedded_pii(df, position, searched, rows)
     categorical = categorical_columns(stats, rows, types)
-    counted = list(dict.fromkeys([*(c.column for c in decided), *types, *categorical]))
-    if not counted:
-        cells = sum(rows - s.null_count for s in stats if s.name in text_columns)
+    cells = sum(rows - s.null_count for s in stats if s.name in text_columns)
+    if not decided and not types and not categorical:
         return TextChecks(embedded, [], cells)
-    values = dict(zip(counted, _text_value_counts(df, position, counted), strict=True))
-
-    pending: list[tuple[str, pl.Series]] = []  # (column, flagged values) -> rows
-    pii_masks = []
-    for c in decided:
-        table = values[c.column]
-        masks = {k: kind_mask(k, table["value"]) for k in c.kinds}
-        counts = table["count"].to_numpy()
-        pii_masks.append({k: int(counts[m].sum()) for k, m in masks.items()})
-        hit = np.logical_or.reduce(list(masks.values()))
-        pending.append((c.column, table["value"].filter(pl.Series(hit))))
-    typed = [_typed_findings(name, kind, values[name]) for name, kind in types.items()]
-    for found in typed:
-        pending += [(f.column, flagged) for f, flagged in found]
+    # Categorical columns are bounded by definition (at most ``MAX_CATEGORIES`` distinct
+    # values, and at most half as many as values): their value counts come to the driver,
+    # where the case-variant groups are formed. The PII and typed columns may be unique
+    # (e-mail addresses): their values are tested where they are (``_tested_text``).
+    counts = _text_value_counts(df, position, categorical) if categorical else []
+    values = dict(zip(categorical, counts, strict=True))
     variants = [_case_variants(name, values[name]) for name in categorical]
-    for variant in variants:
-        if variant is not None:
-            pending.append((variant[0].column, variant[1]))
+    pending = [(v[0].column, v[1]) for v in variants if v is not None]
+    located = iter(
+        _rows_holding(spark, df, position, [n for n, _ in pending], [v for _, v in pending], rows)
+    )
 
-    located = _rows_holding(spark, df, position, [n for n, _ in pending], [v for _, v in pending])
-    at = iter(located)
+    from pyspark.sql import functions as F
+
+    pii_counts: list[dict[str, int]] = []
+    typed: list[tuple[FormatFinding, Any]] = []
+    flagged: list[RowSet] = []
+    if decided or types:
+        pii_counts, typed, coded = _tested_text(df, position, decided, types)
+        try:
+            i, code = F.col("i"), F.col("code")
+            conditions = [(i == j) & (code != 0) for j in range(len(decided))]
+            conditions += [condition for _, condition in typed]
+            tag: Any = F.lit(None).cast("int")
+            for t in reversed(range(len(conditions))):
+                tag = F.when(conditions[t], F.lit(t)).otherwise(tag)
+            wanted = coded.select("i", "value", tag.alias("tag")).filter(F.col("tag").isNotNull())
+            counted = [*(c.column for c in decided), *types]
+            flagged = _rows_tagged(df, position, counted, wanted, len(conditions), rows)
+        finally:
+            coded.unpersist()
+    at = iter(flagged)
     pii = [
         PiiColumn(c.column, c.kinds, counts, next(at), c.sample_share)
-        for c, counts in zip(decided, pii_masks, strict=True)
+        for c, counts in zip(decided, pii_counts, strict=True)
     ]
     order = {name: i for i, name in enumerate(position)}
     pii = sorted([*pii, *embedded], key=lambda c: order[c.column])
-    formats: list[FormatFinding] = []
-    for found in typed:
-        formats += [FormatFinding(f.type, f.column, f.description, next(at)) for f, _ in found]
+    formats = [FormatFinding(f.type, f.column, f.description, next(at)) for f, _ in typed]
     for variant in variants:
         if variant is not None:
             f, _ = variant
-            formats.append(FormatFinding(f.type, f.column, f.description, next(at)))
-    order = {name: i for i, name in enumerate(position)}
+            formats.append(FormatFinding(f.type, f.column, f.description, next(located)))
     formats.sort(key=lambda f: (order[f.column], f.type))
-    cells = sum(rows - s.null_count for s in stats if s.name in text_columns)
     return TextChecks(pii, formats, cells, types)
 
 
@@ -1015,10 +1295,15 @@ def _date_checks(
     checks = dates.assess(columns, rows)
     if not checks.findings:
         return checks
-    located: dict[int, list[int]] = {}
+    located: dict[int, Sequence[int]] = {}
     by_text = [(i, f) for i, f in enumerate(checks.findings) if f.column not in native]
     found_text = _rows_holding(
-        df.sparkSession, df, position, [f.column for _, f in by_text], [f.keys for _, f in by_text]
+        df.sparkSession,
+        df,
+        position,
+        [f.column for _, f in by_text],
+        [f.keys for _, f in by_text],
+        rows,
     )
     located.update({i: r for (i, _), r in zip(by_text, found_text, strict=True)})
     for i, f in enumerate(checks.findings):
