@@ -766,18 +766,6 @@ def _drift(
 # --- detectors that run on the driver, by the Polars engine's own functions -------------
 
 
-def _ordered(df: Any, columns: dict[str, str]) -> pl.DataFrame:
-    """``columns`` (name -> column of ``df``) of every row, in row order, on the driver."""
-    from pyspark.sql import functions as F
-
-    if not columns:
-        return pl.DataFrame()
-    picked = df.orderBy(IDX).select(*[F.col(c).alias(name) for name, c in columns.items()])
-    frame = pl.from_arrow(picked.toArrow())
-    assert isinstance(frame, pl.DataFrame)
-    return frame
-
-
 def _near_duplicates(
     df: Any,
     position: dict[str, str],
@@ -1313,43 +1301,6 @@ def _date_checks(
             located[i] = sorted(int(v) for v in picked.toArrow().column("i").to_pylist())
     findings = [dataclasses.replace(f, rows=located[i]) for i, f in enumerate(checks.findings)]
     return dataclasses.replace(checks, findings=findings)
-
-
-def _typed_findings(
-    name: str, kind: TextType, table: pl.DataFrame
-) -> list[tuple[FormatFinding, pl.Series]]:
-    """``formats.typed_column_findings`` of one column from its value counts (ordered by
-    first occurrence): the findings without rows, each with the values whose rows it
-    affects."""
-    values, counts = table["value"], table["count"].to_numpy()
-    n_present = int(counts.sum())
-    findings: list[tuple[FormatFinding, pl.Series]] = []
-    if kind == "number":
-        bad = ~is_number(values)
-    else:
-        fmt = date_formats(values)
-        bad = fmt < 0
-        findings += _mixed_dates(name, values, counts, fmt)
-    n_bad = int(counts[bad].sum())
-    if n_bad:
-        flagged = values.filter(pl.Series(bad))
-        examples = flagged.head(EXAMPLES).to_list()
-        description = type_mismatch_description(name, kind, n_bad, n_present, examples)
-        findings.append((FormatFinding("type_mismatch", name, description), flagged))
-    return findings
-
-
-def _mixed_dates(
-    name: str, values: pl.Series, counts: np.ndarray[Any, Any], fmt: np.ndarray[Any, Any]
-) -> list[tuple[FormatFinding, pl.Series]]:
-    """``formats._mixed_dates`` from value counts."""
-    mixed = mixed_date_formats(name, fmt, counts)
-    if mixed is None:
-        return []
-    description, off = mixed
-    return [
-        (FormatFinding("inconsistent_format", name, description), values.filter(pl.Series(off)))
-    ]
 
 
 def _case_variants(name: str, table: pl.DataFrame) -> tuple[FormatFinding, pl.Series] | None:

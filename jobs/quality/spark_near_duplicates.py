@@ -78,7 +78,8 @@ def near_duplicates(
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    unique_rows = rows - len(set(redundant))
+    copies = sorted(set(redundant))
+    unique_rows = rows - len(copies)
     bounded = path is not None and _bounded(path, tuning)
     plan = plan_search(stats, rows, unique_rows, bounded, tuning.segment_rows)
     if not plan.used:
@@ -89,7 +90,6 @@ def near_duplicates(
         F.col(index).cast("long").alias(POSITION),
         *(F.col(position[n]).alias(c) for n, c in zip(names, cols, strict=True)),
     )
-    copies = sorted(set(redundant))
     if copies:
         drop = df.sparkSession.createDataFrame(pa.table({POSITION: pa.array(copies, pa.int64())}))
         picked = picked.join(drop, POSITION, "left_anti")

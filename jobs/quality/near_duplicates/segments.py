@@ -90,9 +90,8 @@ def find_near_duplicates_in(
     plan = plan_search(stats, table.rows, unique_rows, table.bounded, segment_rows)
     if plan.segments == 1:  # in memory, or few rows: the whole table at once
         return _find_whole(table.lazy, stats, table.rows, exclude, seed, table.collect)
+    # Segmented plans always compare columns: plan_search searches a table without any whole.
     used, informative, ignored = plan.used, plan.informative, plan.ignored
-    if not used:
-        return NearDuplicates(keys_ignored=ignored)
     segments, partition = plan.segments, plan.partition
     index = _free_name(list(schema), ROW_INDEX)
     which = segment_expr(partition, schema[partition] if partition else None, index, segments)
